@@ -1,0 +1,142 @@
+"""The ``fewshotkit`` command line: one click group, commands imported only when used.
+
+Command modules must not import torch or timm at module level, so ``--help`` stays fast.
+User errors (:class:`fewshotkit.errors.FewshotkitError`) print as one line on stderr; set
+``FEWSHOTKIT_DEBUG=1`` to see the traceback of any error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import warnings
+
+import click
+
+from fewshotkit import __version__
+from fewshotkit.errors import FewshotkitError
+
+# command name -> "module:attribute"; each module owns its commands.
+LAZY_COMMANDS = {
+    "plugins": "fewshotkit.cli.plugins:plugins",
+    "components": "fewshotkit.cli.plugins:components",
+    "env": "fewshotkit.cli.plugins:env",
+    "ingest": "fewshotkit.cli.data:ingest",
+    "pseudolabel": "fewshotkit.cli.data:pseudolabel",
+    "store": "fewshotkit.cli.data:store",
+    "compose": "fewshotkit.cli.compose:compose",
+    "train": "fewshotkit.cli.train:train",
+    "eval": "fewshotkit.cli.evaluate:eval_command",
+    "bench": "fewshotkit.cli.evaluate:bench",
+    "segment": "fewshotkit.cli.evaluate:segment",
+    "demo": "fewshotkit.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose built-in commands are imported on use and plugins add their own."""
+
+    _plugin_commands_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if not self._plugin_commands_added:
+            self._plugin_commands_added = True
+            from fewshotkit.plugin_host import get_host
+
+            get_host().add_commands(self)
+
+    def _lazy(self, name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # the command is not built yet in this version
+                return None
+            raise
+        return getattr(module, attr)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        names = set(super().list_commands(ctx))
+        names.update(n for n in LAZY_COMMANDS if self._lazy(n) is not None)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = self._lazy(name)
+        if command is not None:
+            return command
+        self._add_plugin_commands()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fewshotkit")
+@click.option(
+    "--plugins-dir",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Load loose *.py plugin files from this directory (repeatable; also FEWSHOTKIT_PLUGINS_DIR).",
+)
+@click.option(
+    "--disable-plugin",
+    "disabled",
+    multiple=True,
+    metavar="NAME",
+    help="Do not load the plugin NAME (repeatable; also FEWSHOTKIT_DISABLE_PLUGINS=a,b).",
+)
+@click.option(
+    "--strict-plugins",
+    is_flag=True,
+    default=None,
+    help="Fail when a plugin cannot be loaded instead of skipping it (also FEWSHOTKIT_STRICT_PLUGINS=1).",
+)
+def cli(plugins_dir: tuple[str, ...], disabled: tuple[str, ...], strict_plugins: bool | None) -> None:
+    """fewshotkit: few-shot medical image segmentation composed from plugins.
+
+    Ingest scans into a slice store, generate superpixel pseudolabels, compose a method from
+    plugins, train it, evaluate it with the standard protocol and segment new scans.
+    """
+    from fewshotkit.plugin_host import configure
+
+    configure(plugins_dirs=plugins_dir, disabled=disabled, strict=strict_plugins)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit code 1."""
+    debug = bool(os.environ.get("FEWSHOTKIT_DEBUG"))
+    if not debug:
+        warnings.formatwarning = _format_warning
+    try:
+        cli.main(args=argv, prog_name="fewshotkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except FewshotkitError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: still one line unless debugging
+        if debug:
+            raise
+        click.echo(
+            f"Error: unexpected {type(exc).__name__}: {exc} (set FEWSHOTKIT_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)

@@ -65,6 +65,14 @@ class LazyGroup(click.Group):
         names.update(n for n in LAZY_COMMANDS if self._lazy(n) is not None)
         return sorted(names)
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FewshotkitError as exc:
+            if os.environ.get("FEWSHOTKIT_DEBUG"):
+                raise
+            raise click.ClickException(str(exc)) from exc
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = self._lazy(name)
         if command is not None:

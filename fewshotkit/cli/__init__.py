@@ -65,6 +65,18 @@ class LazyGroup(click.Group):
         names.update(n for n in LAZY_COMMANDS if self._lazy(n) is not None)
         return sorted(names)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        # Configure the host here: click resolves the subcommand before the group callback runs.
+        from fewshotkit.plugin_host import configure
+
+        configure(
+            plugins_dirs=ctx.params.get("plugins_dir") or (),
+            disabled=ctx.params.get("disabled") or (),
+            strict=ctx.params.get("strict_plugins"),
+        )
+        return rest
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

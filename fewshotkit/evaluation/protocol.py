@@ -1,0 +1,266 @@
+"""The 1-way few-shot evaluation protocol of Roy et al. (2020), as used by SSL-ALPNet.
+
+For every evaluated class and fold:
+
+1. **Support slices.** Take the sorted list ``zs`` of the support scan's slices that contain the
+   class (n = len(zs)). Chunk ``i`` (0 <= i < C) is served by the support slice at list position
+   ``int(n * (2i + 1) / (2C))``, i.e. 1/6, 1/2 and 5/6 for C = 3. ``int`` truncates towards zero,
+   exactly like the reference code (n = 10 gives positions 1, 5, 8).
+   k-shot (``shots = k``): the k support slices whose list positions are nearest that position
+   (ties go to the lower position), sorted by z. The support scan must hold at least k class slices.
+2. **Query chunks.** In each query scan the slices from the first to the last slice containing the
+   class (inclusive, gaps included) are split into C chunks the way ``np.array_split`` splits:
+   contiguous runs whose lengths differ by at most one, the longer ones first
+   (11 slices -> 4, 4, 3). Chunk i is segmented with support slice(s) i.
+3. **Scoring.** ``roy``: only those slices are scored, so false positives outside the organ's
+   z-range are never counted. ``full-volume``: every slice of the query scan is segmented and
+   scored; slices below the range use chunk 0's support, slices above it chunk C-1's.
+   TP/FP/FN are summed over the scan's scored slices (3D Dice per scan); scores are averaged over
+   query scans, then over classes.
+
+A query scan that does not contain the class is skipped (and listed in the results); a support
+scan without the class, or with fewer class slices than shots, is a :class:`DataError`.
+
+The protocol needs no model: any :data:`Predictor` callable works, which keeps it testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.evaluation.metrics import Counts, confusion
+
+PROTOCOLS = ("roy", "full-volume")
+
+#: ``predict(support_images (S, H, W) float32, support_masks (S, H, W) bool,
+#: query_images (Q, H, W) float32) -> foreground (Q, H, W) bool``
+Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+#: ``sink(scan_id, class_name, prediction (Z, H, W) uint8)``: receives every query scan's
+#: prediction (slices that were not segmented are 0).
+PredictionSink = Callable[[str, str, np.ndarray], None]
+
+
+class StoreLike(Protocol):
+    """What the protocol reads from a slice store (see :class:`fewshotkit.store.SliceStore`)."""
+
+    classes: dict[int, str]
+
+    def image(self, volume: str, z: int | None = None) -> np.ndarray: ...
+
+    def label(self, volume: str, z: int | None = None) -> np.ndarray: ...
+
+    def class_value(self, name_or_value: Any) -> int: ...
+
+
+class FoldLike(Protocol):
+    index: int
+    queries: tuple[str, ...]
+    support: str
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Which protocol: ``name`` roy | full-volume, C = ``chunks``, k = ``shots``."""
+
+    name: str = "roy"
+    chunks: int = 3
+    shots: int = 1
+
+    def __post_init__(self) -> None:
+        if self.name not in PROTOCOLS:
+            raise FewshotkitError(f"--protocol: unknown protocol '{self.name}'; use one of {', '.join(PROTOCOLS)}")
+        if self.chunks < 1:
+            raise FewshotkitError(f"--chunks must be >= 1, got {self.chunks}")
+        if self.shots < 1:
+            raise FewshotkitError(f"--shots must be >= 1, got {self.shots}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "chunks": self.chunks,
+            "shots": self.shots,
+            "support_position": "sorted class slices zs, chunk i -> zs[int(n*(2i+1)/(2C))]; k-shot: k nearest positions",
+            "query_chunks": "first..last class slice split like np.array_split into C runs",
+            "scored_slices": "class z-range only" if self.name == "roy" else "every slice",
+            "dice": "3D per query scan, mean over scans, then over classes, in percent",
+        }
+
+
+def support_positions(n_slices: int, chunks: int = 3) -> list[int]:
+    """List positions (into the sorted class slices) of each chunk's support slice."""
+    if n_slices < 1:
+        raise ValueError("the support scan has no slice with the class")
+    return [int(n_slices * (2 * i + 1) / (2 * chunks)) for i in range(chunks)]
+
+
+def select_support(class_slices: Sequence[int], chunks: int = 3, shots: int = 1) -> list[list[int]]:
+    """Support z indices per chunk: ``chunks`` lists of ``shots`` slice indices each."""
+    zs = sorted(int(z) for z in class_slices)
+    n = len(zs)
+    if shots > n:
+        raise ValueError(f"{shots}-shot support needs at least {shots} class slices, the scan has {n}")
+    chosen = []
+    for centre in support_positions(n, chunks):
+        nearest = sorted(range(n), key=lambda p: (abs(p - centre), p))[:shots]
+        chosen.append(sorted(zs[p] for p in nearest))
+    return chosen
+
+
+def query_chunks(class_slices: Sequence[int], chunks: int = 3) -> list[np.ndarray]:
+    """The query scan's z-range of the class (first..last, inclusive) split into ``chunks`` runs."""
+    zs = np.asarray(sorted(class_slices), dtype=np.int64)
+    if zs.size == 0:
+        raise ValueError("the query scan has no slice with the class")
+    return list(np.array_split(np.arange(zs[0], zs[-1] + 1), chunks))
+
+
+def assign_chunks(depth: int, class_slices: Sequence[int], chunks: int = 3, protocol: str = "roy") -> np.ndarray:
+    """Chunk index per slice of a query scan of ``depth`` slices; -1 marks unscored slices (roy)."""
+    assignment = np.full(depth, -1, dtype=np.int64)
+    runs = query_chunks(class_slices, chunks)
+    for i, run in enumerate(runs):
+        assignment[run] = i
+    if protocol == "full-volume":
+        first, last = min(class_slices), max(class_slices)
+        assignment[:first] = 0
+        assignment[last + 1 :] = chunks - 1
+    return assignment
+
+
+@dataclass
+class FoldScores:
+    """3D counts per class and query scan of one fold; metrics in percent."""
+
+    fold: int
+    support: str
+    queries: tuple[str, ...]
+    classes: list[str]
+    counts: dict[str, dict[str, Counts]] = field(default_factory=dict)
+    support_slices: dict[str, list[list[int]]] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def per_class(self, metric: str = "dice") -> dict[str, float]:
+        """Class -> metric averaged over the query scans that contain the class (percent)."""
+        out = {}
+        for name in self.classes:
+            values = [100.0 * getattr(c, metric) for c in self.counts.get(name, {}).values()]
+            out[name] = float(np.mean(values)) if values else float("nan")
+        return out
+
+    def mean(self, metric: str = "dice") -> float:
+        """Metric averaged over scans, then over classes (percent)."""
+        values = [v for v in self.per_class(metric).values() if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fold": self.fold,
+            "support": self.support,
+            "queries": list(self.queries),
+            "support_slices": self.support_slices,
+            "per_scan": {
+                name: {scan: c.to_json() for scan, c in scans.items()} for name, scans in self.counts.items()
+            },
+            "per_class": {m: self.per_class(m) for m in ("dice", "precision", "recall")},
+            "mean": {m: self.mean(m) for m in ("dice", "precision", "recall")},
+            "skipped": [list(s) for s in self.skipped],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FoldScores":
+        counts = {
+            name: {scan: Counts(int(c["tp"]), int(c["fp"]), int(c["fn"])) for scan, c in scans.items()}
+            for name, scans in data["per_scan"].items()
+        }
+        return cls(
+            fold=int(data["fold"]),
+            support=data["support"],
+            queries=tuple(data["queries"]),
+            classes=list(data["per_class"]["dice"]),
+            counts=counts,
+            support_slices=data.get("support_slices", {}),
+            skipped=[tuple(s) for s in data.get("skipped", [])],
+        )
+
+
+def resolve_classes(store: StoreLike, classes: Iterable[Any] | None) -> list[tuple[int, str]]:
+    """(value, name) of the classes to evaluate; all of the store's classes when None."""
+    if classes is None:
+        return sorted(store.classes.items())
+    out = []
+    for item in classes:
+        value = store.class_value(item)
+        out.append((value, store.classes[value]))
+    return out
+
+
+def _class_slices(label: np.ndarray, value: int) -> list[int]:
+    return [int(z) for z in np.flatnonzero((label == value).any(axis=(1, 2)))]
+
+
+def evaluate_fold(
+    store: StoreLike,
+    fold: FoldLike,
+    predictor: Predictor,
+    *,
+    classes: Iterable[Any] | None = None,
+    config: ProtocolConfig = ProtocolConfig(),
+    sink: PredictionSink | None = None,
+    show_progress: bool = False,
+) -> FoldScores:
+    """Run one fold of the protocol with ``predictor``; see the module docstring."""
+    wanted = resolve_classes(store, classes)
+    support_image = np.asarray(store.image(fold.support), dtype=np.float32)
+    support_label = np.asarray(store.label(fold.support))
+    support_z: dict[str, list[list[int]]] = {}
+    for value, name in wanted:
+        zs = _class_slices(support_label, value)
+        if len(zs) < config.shots:
+            raise DataError(
+                f"fold {fold.index}: support scan '{fold.support}' has {len(zs)} slice(s) with class "
+                f"'{name}', {config.shots}-shot needs {max(config.shots, 1)}; choose another fold or fewer shots"
+            )
+        support_z[name] = select_support(zs, config.chunks, config.shots)
+
+    scores = FoldScores(fold.index, fold.support, tuple(fold.queries), [n for _, n in wanted],
+                        support_slices=support_z)
+    steps = [(scan, value, name) for scan in fold.queries for value, name in wanted]
+    if show_progress:
+        from fewshotkit.console import track
+
+        steps_iter: Iterable[tuple[str, int, str]] = track(steps, f"fold {fold.index}", total=len(steps))
+    else:
+        steps_iter = steps
+    loaded: tuple[str, np.ndarray, np.ndarray] | None = None
+    for scan, value, name in steps_iter:
+        if loaded is None or loaded[0] != scan:
+            loaded = (scan, np.asarray(store.image(scan), dtype=np.float32), np.asarray(store.label(scan)))
+        _, image, label = loaded
+        truth = label == value
+        zs = _class_slices(label, value)
+        if not zs:
+            scores.skipped.append((scan, name))
+            continue
+        assignment = assign_chunks(image.shape[0], zs, config.chunks, config.name)
+        prediction = np.zeros(truth.shape, dtype=bool)
+        for i, support_slices in enumerate(support_z[name]):
+            query_z = np.flatnonzero(assignment == i)
+            if query_z.size == 0:
+                continue
+            out = np.asarray(predictor(support_image[support_slices], support_label[support_slices] == value,
+                                       image[query_z]))
+            if out.shape != (query_z.size, *image.shape[1:]):
+                raise FewshotkitError(
+                    f"predictor returned shape {out.shape}, expected {(query_z.size, *image.shape[1:])}"
+                )
+            prediction[query_z] = out.astype(bool)
+        scored = assignment >= 0
+        scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], truth[scored])
+        if sink is not None:
+            sink(scan, name, prediction.astype(np.uint8))
+    return scores

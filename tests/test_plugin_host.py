@@ -244,3 +244,10 @@ def test_plugin_can_add_a_command(tmp_path):
     result = run_fewshotkit("--plugins-dir", str(tmp_path), "hello")
     assert result.returncode == 0, result.stderr
     assert "hello from a plugin" in result.stdout
+
+
+def test_env_reports_versions_and_device(run_cli):
+    info = json.loads(run_cli("env", "--json").output)
+    assert info["torch"] != "not installed" and info["timm"] != "not installed"
+    assert info["device"] == "cpu" or info["device"].startswith("cuda: ")
+    assert int(info["threads"]) >= 1

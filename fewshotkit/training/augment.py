@@ -19,12 +19,22 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torc
     return torch.rand(n, generator=gen, device=device) * (high - low) + low
 
 
-def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
-    """1D Gaussian, truncated at 3 sigma, normalised to sum 1: (K,)."""
+def smoothing_matrix(n: int, sigma: float, device: torch.device) -> torch.Tensor:
+    """(n, n) matrix G such that ``G @ x`` is a Gaussian(sigma) filter along x's first axis.
+
+    The kernel is truncated at 3 sigma, normalised to sum 1, with reflected borders. A dense
+    matmul is ~10x faster on the CPU than a 31-tap single-channel convolution.
+    """
     radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    kernel = torch.exp(-0.5 * (offsets.float() / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    rows = torch.arange(n, device=device)[:, None].expand(n, offsets.numel())
+    cols = (rows + offsets).abs()  # reflect at 0 (without repeating the edge) ...
+    cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols).clamp(0, n - 1)  # ... and at n - 1
+    matrix = torch.zeros(n, n, device=device)
+    matrix.index_put_((rows.reshape(-1), cols.reshape(-1)), kernel.repeat(n), accumulate=True)
+    return matrix
 
 
 class Augmenter:
@@ -37,7 +47,13 @@ class Augmenter:
     def __init__(self, config: AugmentConfig, generator: torch.Generator) -> None:
         self.config = config
         self.generator = generator
-        self._kernels: dict[torch.device, torch.Tensor] = {}
+        self._smoothers: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    def _smoother(self, n: int, device: torch.device) -> torch.Tensor:
+        key = (n, device)
+        if key not in self._smoothers:
+            self._smoothers[key] = smoothing_matrix(n, self.config.elastic_sigma, device)
+        return self._smoothers[key]
 
     def _theta(self, n: int, h: int, w: int, device: torch.device) -> torch.Tensor:
         """Affine matrices (N, 2, 3) mapping output to input in normalised coordinates."""
@@ -63,14 +79,9 @@ class Augmenter:
     def _elastic(self, n: int, h: int, w: int, device: torch.device) -> torch.Tensor:
         """Displacement (N, H, W, 2) in normalised coordinates: alpha x smoothed U(-1, 1) noise."""
         c = self.config
-        noise = torch.rand(n * 2, 1, h, w, generator=self.generator, device=device) * 2 - 1
-        kernel = self._kernels.get(device)
-        if kernel is None:
-            kernel = self._kernels[device] = _gaussian_kernel(c.elastic_sigma, device)
-        pad = kernel.numel() // 2
-        smooth = F.conv2d(F.pad(noise, (pad, pad, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-        smooth = F.conv2d(F.pad(smooth, (0, 0, pad, pad), mode="reflect"), kernel.view(1, 1, -1, 1))
-        disp = smooth.view(n, 2, h, w).permute(0, 2, 3, 1) * c.elastic_alpha
+        noise = torch.rand(n, 2, h, w, generator=self.generator, device=device) * 2 - 1
+        smooth = self._smoother(h, device) @ noise @ self._smoother(w, device).T
+        disp = smooth.permute(0, 2, 3, 1) * c.elastic_alpha
         return disp * torch.tensor([2.0 / w, 2.0 / h], device=device)
 
     def _gamma(self, images: torch.Tensor) -> torch.Tensor:

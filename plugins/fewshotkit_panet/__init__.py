@@ -1,3 +1,32 @@
-"""Built-in plugin (being written)."""
+"""Built-in plugin: PANet parts: masked-average prototypes, the cosine classifier, the PANet method."""
+
+from fewshotkit import hookimpl
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def register_poolers(register):
+    register(
+        "masked-avg",
+        "fewshotkit_panet.parts:MaskedAvgPooler",
+        description="PANet: one masked-average prototype per class",
+    )
+
+
+@hookimpl
+def register_classifiers(register):
+    register(
+        "cosine",
+        "fewshotkit_panet.parts:CosineClassifier",
+        description="PANet: cosine x 20 to the class prototype (nearest prototype if several)",
+    )
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        "panet",
+        "fewshotkit_panet.parts:panet",
+        description="PANet: backbone + pooler + classifier, weighted CE + alignment loss",
+    )

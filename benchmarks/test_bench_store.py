@@ -1,0 +1,32 @@
+"""Random slice reads from an uncompressed store (target >= 5,000 slices/s on 2 cores)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewshotkit.ingest.synthetic import ingest_synthetic
+from fewshotkit.store.reader import SliceStore
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "demo.h5"
+    ingest_synthetic(path, volumes=10, slices=24, size=256, quiet=True)
+    return SliceStore(path)
+
+
+def test_random_slice_reads(benchmark, store):
+    rng = np.random.default_rng(0)
+    picks = [(store.volumes[int(rng.integers(10))], int(rng.integers(24))) for _ in range(1000)]
+
+    def read_all():
+        for vol, z in picks:
+            store.image(vol, z)
+        return store.image(*picks[0])
+
+    out = benchmark(read_all)
+    assert out.shape == (256, 256) and out.dtype == np.float32
+    per_second = 1000 / benchmark.stats.stats.mean
+    print(f"random 256x256 slice reads: {per_second:.0f} slices/s")
+    assert per_second >= 5000

@@ -1,0 +1,290 @@
+"""``fewshotkit bench``: train (or load) and evaluate several methods on the same folds, seeds and
+budget, and write the comparison in the layout of the paper's Tables 1-3.
+
+Models per (store, method, fold), as in the paper:
+
+- self-supervised methods in setting 1: one model per fold, evaluated on every class;
+- setting 2, and the supervised baselines in both settings: one model per excluded class group
+  (``upper`` = liver + spleen, ``lower`` = both kidneys; stores whose classes the groups do not
+  cover get one group per class). Setting 2 drops every training slice showing a group class;
+  supervised training never sees the group's labels. Each model is evaluated on its group;
+- untrained methods (``steps = 0``, e.g. ALPNet-init): one model per fold.
+
+Everything is cached under the output folder: a finished (store, method, fold) cell is a JSON file
+reused when its settings match, and an interrupted training run is resumed, so re-running the
+same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
+from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
+
+#: built-in method name (a spec preset) -> row label in the tables
+METHOD_LABELS = {
+    "ssl-alpnet": "SSL-ALPNet",
+    "ssl-panet": "SSL-PANet",
+    "alpnet": "ALPNet (annotated)",
+    "panet": "PANet (annotated)",
+    "senet": "SE-Net-style",
+    "alpnet-init": "ALPNet-init",
+    "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
+}
+
+#: recipes that swap the backbone and image size of composed methods (``--recipe cpu``)
+RECIPES = {"cpu": "ssl-alpnet-cpu"}
+
+
+@dataclass
+class BenchConfig:
+    """A comparison: which methods on which stores, with one shared budget and protocol."""
+
+    stores: list[str]
+    methods: list[str]
+    out: str
+    folds: list[int] = field(default_factory=lambda: [0])
+    n_folds: int = 5
+    seed: int = 0
+    steps: int | None = None
+    setting: int = 1
+    shots: int = 1
+    protocol: str = "roy"
+    chunks: int = 3
+    recipe: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    device: str = "auto"
+    pseudolabels: str | None = None
+    batch_size: int = 16
+    figures: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.stores:
+            raise FewshotkitError("bench: give at least one store (--store or 'stores' in the config file)")
+        if not self.methods:
+            raise FewshotkitError("bench: give at least one method (--method or 'methods' in the config file)")
+        if self.setting not in (1, 2):
+            raise FewshotkitError(f"bench: --setting must be 1 or 2, got {self.setting}")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
+        if any(f < 0 or f >= self.n_folds for f in self.folds):
+            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
+        ProtocolConfig(self.protocol, self.chunks, self.shots)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
+        """Read a TOML config; non-None ``flags`` override its keys. Unknown keys are errors."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise FewshotkitError(f"bench config '{path}': {exc}") from None
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise FewshotkitError(f"bench config '{path}': unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        if data.get("folds") == "all":
+            data["folds"] = list(range(int(data.get("n_folds", 5))))
+        data.update({k: v for k, v in flags.items() if v is not None})
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise FewshotkitError(f"bench config '{path}': {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def method_label(name: str) -> str:
+    return METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
+
+
+def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The spec of a preset name or spec file, with the recipe's backbone and size and ``overrides``."""
+    from fewshotkit.spec import apply_overrides, load_spec, preset_spec
+
+    spec = load_spec(name) if name.endswith(".toml") else preset_spec(name)
+    if recipe is not None and "backbone" in spec.parts:
+        base = preset_spec(RECIPES[recipe])
+        parts = {**spec.parts, "backbone": dict(base.parts["backbone"])}
+        spec = dataclasses.replace(spec, parts=parts, image_size=base.image_size)
+    if overrides:
+        spec = apply_overrides(spec, list(overrides))
+    return spec
+
+
+def class_groups(store: Any) -> dict[str, list[str]]:
+    """Excluded groups for setting 2 / supervised training: the paper's upper / lower groups when
+    they cover the store's classes, else one group per class."""
+    from fewshotkit.episodes.filters import EXCLUDE_GROUPS
+
+    names = {n.lower(): n for n in store.classes.values()}
+    covered = {n for group in EXCLUDE_GROUPS.values() for n in group}
+    if set(names) <= covered and all(all(c in names for c in g) for g in EXCLUDE_GROUPS.values()):
+        return {group: [names[c] for c in classes] for group, classes in EXCLUDE_GROUPS.items()}
+    return {name.replace(" ", "-"): [name] for name in store.classes.values()}
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _merge(parts: list[FoldScores], class_order: list[str]) -> FoldScores:
+    first = parts[0]
+    merged = FoldScores(first.fold, first.support, first.queries, [])
+    for p in parts:
+        merged.counts.update(p.counts)
+        merged.support_slices.update(p.support_slices)
+        merged.skipped += p.skipped
+    merged.classes = [c for c in class_order if any(c in p.classes for p in parts)]
+    return merged
+
+
+@dataclass
+class BenchResult:
+    """Per store: the comparison table and the files written."""
+
+    tables: dict[str, ScoreTable]
+    files: list[Path]
+    cells: dict[str, dict[str, list[FoldScores]]]
+
+
+class Bench:
+    """Runs a :class:`BenchConfig`; see the module docstring."""
+
+    def __init__(self, config: BenchConfig, log: Any = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.log = log or (lambda message: None)
+
+    # -- one model ----------------------------------------------------------------------------
+    def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
+                    steps: int) -> Path:
+        """Train the model of ``run_dir`` (resuming an interrupted run) and return its checkpoint."""
+        from fewshotkit.training.checkpoint import LAST, read_checkpoint
+        from fewshotkit.training.loop import train
+
+        last = run_dir / "checkpoints" / LAST
+        setting = self.config.setting if exclude else 1
+        if last.is_file():
+            done = int(read_checkpoint(last)["step"])
+            if done >= steps:
+                return last
+            self.log(f"resuming {run_dir} at step {done}/{steps}")
+            return train(None, None, run_dir, resume=True, steps=steps, device=self.config.device)
+        self.log(f"training {run_dir.relative_to(self.out)} ({steps} steps)")
+        return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
+                     steps=steps, device=self.config.device, seed=self.config.seed,
+                     pseudolabels=self.config.pseudolabels if spec.training.get("regime", "ssl") == "ssl" else None)
+
+    def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str) -> FoldScores:
+        from fewshotkit.device import resolve_device
+        from fewshotkit.evaluation.evaluate import evaluate_predictor
+        from fewshotkit.evaluation.inference import MethodPredictor
+        from fewshotkit.seeding import seed_everything
+        from fewshotkit.training.checkpoint import load_method
+
+        device = resolve_device(self.config.device)
+        seed_everything(self.config.seed)
+        loaded = load_method(checkpoint, device)
+        predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, self.config.batch_size)
+        config = ProtocolConfig(self.config.protocol, self.config.chunks, self.config.shots)
+        figures = self.out / "figures" if self.config.figures else None
+        return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
+                                  classes=classes, figures=figures, figure_prefix=figure_prefix).folds[0]
+
+    # -- one cell -----------------------------------------------------------------------------
+    def cell(self, store_path: str, method: str, fold: int) -> FoldScores:
+        """Scores of ``method`` on ``fold`` of ``store_path``, from the cache when it is there."""
+        from fewshotkit.store.reader import SliceStore
+
+        cfg = self.config
+        spec = method_spec(method, cfg.recipe, cfg.overrides)
+        preset_steps = int(spec.training.get("steps", 0))
+        steps = 0 if preset_steps == 0 else (cfg.steps if cfg.steps is not None else preset_steps)
+        regime = spec.training.get("regime", "ssl")
+        key = {"spec": spec.to_dict(), "steps": steps, "seed": cfg.seed, "setting": cfg.setting, "shots": cfg.shots,
+               "protocol": cfg.protocol, "chunks": cfg.chunks, "n_folds": cfg.n_folds, "fold": fold,
+               "store": str(Path(store_path).resolve()), "pseudolabels": cfg.pseudolabels}
+        store_key = Path(store_path).stem
+        cell_path = self.out / "cells" / store_key / method_label(method).replace(" ", "_") / f"fold{fold}.json"
+        digest = _digest(key)
+        if cell_path.is_file():
+            cached = json.loads(cell_path.read_text())
+            if cached.get("key") == digest:
+                self.log(f"cached: {method_label(method)} fold {fold} on {store_key}")
+                return FoldScores.from_json(cached["scores"])
+
+        store = SliceStore(store_path)
+        all_classes = [store.classes[v] for v in sorted(store.classes)]
+        if steps == 0 or (regime == "ssl" and cfg.setting == 1):
+            plan = [("all", [], all_classes)]
+        else:
+            plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
+        run_root = self.out / "runs" / store_key / method_label(method).replace(" ", "_") / f"fold{fold}-{digest}"
+        parts = []
+        for group, exclude, classes in plan:
+            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps)
+            self.log(f"evaluating {method_label(method)} fold {fold} ({', '.join(classes)})")
+            prefix = f"{store_key}_{method_label(method).replace(' ', '_')}_{'' if group == 'all' else group + '_'}"
+            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix))
+        scores = _merge(parts, all_classes)
+        write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json()})
+        return scores
+
+    # -- everything ---------------------------------------------------------------------------
+    def run(self) -> BenchResult:
+        from fewshotkit.evaluation.figures import bar_chart
+
+        cfg = self.config
+        result = BenchResult({}, [], {})
+        for store_path in cfg.stores:
+            store_key = Path(store_path).stem
+            cells: dict[str, list[FoldScores]] = {}
+            for method in cfg.methods:
+                cells[method] = [self.cell(store_path, method, fold) for fold in cfg.folds]
+            columns = [*next(iter(cells.values()))[0].classes, "mean"]
+            for scores in cells.values():
+                for c in scores[0].classes:
+                    if c not in columns:
+                        columns.insert(-1, c)
+            title = (f"{store_key}: Dice (%), setting {cfg.setting}, {cfg.shots}-shot, {cfg.protocol} protocol, "
+                     f"folds {','.join(map(str, cfg.folds))}")
+            table = ScoreTable(title, columns)
+            for method, folds in cells.items():
+                summary = summarize(folds, "dice")
+                if len(folds) == 1:
+                    summary = {k: (m, None) for k, (m, _) in summary.items()}
+                table.add(method_label(method), summary)
+            stem = self.out / f"{store_key}_comparison"
+            result.files += write_tables(table, stem)
+            result.files.append(bar_chart(table, stem.with_suffix(".png")))
+            result.tables[store_key] = table
+            result.cells[store_key] = cells
+        document = {
+            "config": cfg.to_json(),
+            "results": {
+                store: {method: [f.to_json() for f in folds] for method, folds in cells.items()}
+                for store, cells in result.cells.items()
+            },
+            "tables": {store: table.to_json() for store, table in result.tables.items()},
+        }
+        from fewshotkit.evaluation.results import git_commit
+
+        document["git_commit"] = git_commit()
+        result.files.append(write_json(self.out / "bench.json", document))
+        return result

@@ -1,0 +1,251 @@
+"""``fewshotkit ingest``, ``pseudolabel`` and ``store``: building and inspecting slice stores.
+
+No torch imports here: these commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import click
+
+OUT_OPTION = click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+                          help="The store to write (HDF5); written atomically.")
+LIMIT_OPTION = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N volumes.")
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM -> KeyboardInterrupt, so temporary files are removed and no partial store stays."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group()
+def ingest() -> None:
+    """Turn scans into a slice store (one HDF5 file per dataset); see docs/store-format.md."""
+
+
+@ingest.command("chaos-t2")
+@click.argument("src", type=click.Path())
+@OUT_OPTION
+@click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Clip above the 99.5th percentile: auto skips volumes that already look clipped.")
+@LIMIT_OPTION
+def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None) -> None:
+    """CHAOS T2-SPIR, preprocessed layout: SRC/image_N.nii.gz + label_N.nii.gz.
+
+    Labels 1 liver, 2 right kidney, 3 left kidney, 4 spleen; 256 x 256 (centre crop/pad); the
+    model input is a per-volume z-score. Second clip: the common preprocessed copy already looks
+    clipped (~0.2 % of voxels exactly at each volume's maximum), so by default (--clip auto) a
+    volume is clipped at its 99.5th percentile only if it does not already look clipped; the
+    choice is recorded per volume. --clip always clips again, --clip never does not clip.
+    """
+    from fewshotkit.ingest.chaos import ingest_chaos_t2
+
+    _terminate_cleanly()
+    ingest_chaos_t2(src, output, clip_mode=clip_mode, limit=limit)
+
+
+@ingest.command("ms-cmrseg")
+@click.argument("src", type=click.Path())
+@OUT_OPTION
+@LIMIT_OPTION
+def ingest_ms_cmrseg(src: str, output: str, limit: int | None) -> None:
+    """MS-CMRSeg bSSFP: SRC/image_N.nii.gz + label_N.nii.gz; codes 200/500/600 -> LV-MYO/LV-BP/RV,
+    top 0.5 % clipped, centre crop or pad to 256 x 256, per-volume z-score."""
+    from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg as run
+
+    _terminate_cleanly()
+    run(src, output, limit=limit)
+
+
+@ingest.command("acdc")
+@click.argument("src", type=click.Path())
+@OUT_OPTION
+@click.option("--size", type=click.IntRange(min=32), default=256, show_default=True, help="In-plane size.")
+@LIMIT_OPTION
+def ingest_acdc(src: str, output: str, size: int, limit: int | None) -> None:
+    """ACDC per-volume HDF5 files (SRC/patientNNN_frameNN.h5): resized to SIZE x SIZE (images
+    linear, labels nearest); labels 1 RV, 2 LV-MYO, 3 LV-BP; per-volume z-score."""
+    from fewshotkit.ingest.acdc import ingest_acdc as run
+
+    _terminate_cleanly()
+    run(src, output, target_size=size, limit=limit)
+
+
+@ingest.command("synapse-ct")
+@click.argument("src", type=click.Path())
+@OUT_OPTION
+@click.option("--size", type=click.IntRange(min=32), default=256, show_default=True, help="In-plane size.")
+@LIMIT_OPTION
+def ingest_synapse(src: str, output: str, size: int, limit: int | None) -> None:
+    """Raw Synapse/BTCV CT (img/imgNNNN.nii.gz, label/labelNNNN.nii.gz): window [-125, 275] HU to
+    0..255, crop a 32 px border, resize to SIZE; z-score with the training fold's global statistics."""
+    from fewshotkit.ingest.synapse import ingest_synapse_ct
+
+    _terminate_cleanly()
+    ingest_synapse_ct(src, output, size=size, limit=limit)
+
+
+@ingest.command("nifti")
+@click.argument("src", type=click.Path())
+@OUT_OPTION
+@click.option("--labels", "labels", required=True, help="Label values and names, e.g. 1=liver,2=spleen.")
+@click.option("--image-glob", default="image_*.nii.gz", show_default=True, help="Image files; '*' is the scan id.")
+@click.option("--label-glob", default="label_*.nii.gz", show_default=True, help="Label files; '*' is the scan id.")
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Make slices SIZE x SIZE (default: keep).")
+@click.option("--resize", is_flag=True, help="With --size: resize instead of centre crop/pad.")
+@click.option("--modality", default="MR", show_default=True, help="MR or CT (recorded).")
+@click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Clip above the 99.5th percentile (auto: unless already clipped).")
+@LIMIT_OPTION
+def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, label_glob: str, size: int | None,
+                         resize: bool, modality: str, clip_mode: str, limit: int | None) -> None:
+    """Your own NIfTI image/label pairs in SRC, paired by the '*' part of the two patterns."""
+    from fewshotkit.ingest.nifti import ingest_nifti, parse_label_spec
+
+    _terminate_cleanly()
+    ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
+                 modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit)
+
+
+@ingest.command("synthetic")
+@OUT_OPTION
+@click.option("--volumes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--slices", type=click.IntRange(min=4), default=24, show_default=True)
+@click.option("--size", type=click.IntRange(min=32), default=128, show_default=True)
+def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, size: int) -> None:
+    """Abdomen-like 3D phantoms (liver, kidneys, spleen), deterministic by --seed; no data needed."""
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+
+    _terminate_cleanly()
+    ingest_synthetic(output, volumes=volumes, seed=seed, slices=slices, size=size)
+
+
+@click.command()
+@click.argument("store_path", metavar="STORE", type=click.Path())
+@click.option("--with", "name", required=True, help="Pseudolabeler name (see `fewshotkit components pseudolabeler`).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Pseudolabeler option (repeatable).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--force", is_flag=True, help="Recompute even if a set with these parameters exists.")
+def pseudolabel(store_path: str, name: str, settings: tuple[str, ...], jobs: int | None, force: bool) -> None:
+    """Run a pseudolabeler over every slice (or volume) of STORE and store the result as a named set."""
+    from fewshotkit.console import console
+    from fewshotkit.pseudolabel import parse_set_options, run_pseudolabeler
+
+    _terminate_cleanly()
+    result = run_pseudolabeler(store_path, name, parse_set_options(settings), jobs=jobs, force=force)
+    if result.computed:
+        console.print(f"wrote pseudolabel set [bold]{result.set_name}[/bold] to {store_path} in "
+                      f"{result.seconds:.1f} s ({result.segments_per_slice:.1f} segments per slice)")
+    else:
+        console.print(f"pseudolabel set [bold]{result.set_name}[/bold] already exists in {store_path}; "
+                      "nothing to do (--force recomputes it)")
+
+
+@click.group()
+def store() -> None:
+    """Inspect a slice store: info, check, show."""
+
+
+def store_summary(path: str) -> dict:
+    from fewshotkit.episodes.folds import store_folds
+    from fewshotkit.store.reader import SliceStore
+
+    with SliceStore(path) as s:
+        volumes = []
+        for vol in s.volumes:
+            attrs = s.volume_attrs(vol)
+            volumes.append({
+                "id": vol, "shape": list(s.shape(vol)), "patient": attrs.get("patient"),
+                "spacing": attrs.get("spacing"), "source_image": attrs.get("source_image"),
+                "class_slices": {s.classes[c]: int(len(s.class_slices(c, vol))) for c in s.class_values},
+            })
+        sets = {}
+        for name in s.pseudolabel_sets:
+            info = s.pseudolabel_set_attrs(name)
+            sets[name] = {"component": info.get("component"), "params": info.get("params"),
+                          "plugin": info.get("plugin"), "plugin_version": info.get("plugin_version")}
+        try:
+            n_folds = len(store_folds(s))
+        except Exception:
+            n_folds = 0
+        return {
+            "path": str(s.path), "preset": s.preset, "modality": s.modality,
+            "classes": {str(v): n for v, n in s.classes.items()}, "normalization": s.normalization,
+            "n_volumes": len(s.volumes), "n_slices": s.n_slices, "folds_5": bool(n_folds),
+            "preprocessing": s.preprocessing, "pseudolabel_sets": sets, "volumes": volumes,
+        }
+
+
+@store.command("info")
+@click.argument("path", metavar="STORE", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def store_info(path: str, as_json: bool) -> None:
+    """Preset, classes, volumes, slices per class and pseudolabel sets of STORE."""
+    info = store_summary(path)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.table import Table
+
+    from fewshotkit.console import console
+
+    console.print(f"[bold]{info['path']}[/bold]: preset {info['preset']}, {info['modality']}, "
+                  f"{info['n_volumes']} volumes, {info['n_slices']} slices")
+    classes = list(info["classes"].values())
+    table = Table(title="volumes (slices containing each class)")
+    for col in ("volume", "Z x H x W", *classes):
+        table.add_column(col)
+    for v in info["volumes"]:
+        table.add_row(v["id"], " x ".join(map(str, v["shape"])), *(str(v["class_slices"][c]) for c in classes))
+    table.add_row("total", str(info["n_slices"]),
+                  *(str(sum(v["class_slices"][c] for v in info["volumes"])) for c in classes), style="bold")
+    console.print(table)
+    if info["pseudolabel_sets"]:
+        sets = Table(title="pseudolabel sets")
+        for col in ("set", "plugin", "version"):
+            sets.add_column(col)
+        for name, s in info["pseudolabel_sets"].items():
+            sets.add_row(name, str(s["plugin"]), str(s["plugin_version"]))
+        console.print(sets)
+    else:
+        console.print(f"no pseudolabel sets (make one: fewshotkit pseudolabel {path} --with felzenszwalb)")
+
+
+@store.command("check")
+@click.argument("path", metavar="STORE", type=click.Path())
+def store_check(path: str) -> None:
+    """Check shapes, dtypes, chunking, the class index against the labels and the pseudolabel sets."""
+    from fewshotkit.console import console
+    from fewshotkit.store.check import check_store
+
+    problems = check_store(path)
+    if problems:
+        for line in problems:
+            click.echo(f"problem: {line}", err=True)
+        raise click.ClickException(f"{path}: {len(problems)} problem(s) found")
+    console.print(f"{path}: OK")
+
+
+@store.command("show")
+@click.argument("path", metavar="STORE", type=click.Path())
+@click.argument("volume")
+@click.argument("z", type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--set", "set_name", default=None, help="Pseudolabel set (default: the only one, if any).")
+def store_show(path: str, volume: str, z: int, output: str, set_name: str | None) -> None:
+    """Write a PNG of slice Z of VOLUME with label and pseudolabel overlays."""
+    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.store.show import render_slice
+
+    with SliceStore(path) as s:
+        s.shape(volume)
+        render_slice(s, volume, z, output, set_name)
+    click.echo(f"wrote {Path(output)}")

@@ -1,0 +1,184 @@
+"""``fewshotkit eval``, ``bench`` and ``segment``. No torch imports at module level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fewshotkit.errors import FewshotkitError
+
+
+def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
+    from fewshotkit.console import console
+    from fewshotkit.evaluation.results import fold_table
+
+    dice = fold_table(folds, "dice", title=f"{title}: Dice (%)")
+    console.print(dice.to_rich())
+    for metric in ("precision", "recall"):
+        table = fold_table(folds, metric)
+        mean_row = table.rows[-1][1][-1]
+        text = f"{mean_row[0]:.2f}" + (f" ± {mean_row[1]:.2f}" if mean_row[1] is not None else "")
+        console.print(f"mean {metric}: {text} %")
+    if markdown:
+        console.print("\nMarkdown (ready to paste):\n", style="dim")
+        click.echo(dice.to_markdown())
+
+
+@click.command("eval")
+@click.argument("run_or_checkpoint", type=click.Path(exists=True))
+@click.option("--store", "store_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The slice store (.h5) to evaluate on.")
+@click.option("--fold", type=click.IntRange(min=0), default=None,
+              help="Fold to evaluate (default: the fold the checkpoint was trained for, else 0).")
+@click.option("--all-folds", is_flag=True, help="Evaluate every fold and report mean ± std over folds.")
+@click.option("--n-folds", type=click.IntRange(min=1), default=5, show_default=True, help="Number of folds over scans.")
+@click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Support slices per chunk (k-shot: the k slices nearest each chunk's position).")
+@click.option("--protocol", type=click.Choice(["roy", "full-volume"]), default="roy", show_default=True,
+              help="roy: score the organ's z-range only; full-volume: score every slice.")
+@click.option("--chunks", type=click.IntRange(min=1), default=3, show_default=True, help="C, chunks per query scan.")
+@click.option("--class", "classes", multiple=True, metavar="NAME|VALUE",
+              help="Evaluate only this class (repeatable; default: all classes of the store).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Query slices per forward pass.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the results JSON here (spec, plugin versions, commit, seed, device, protocol).")
+@click.option("--save-predictions", type=click.Path(file_okay=False), default=None,
+              help="Write each query scan's prediction per class as NIfTI (<scan>_<class>.nii.gz) here.")
+@click.option("--figures", type=click.Path(file_okay=False), default=None,
+              help="Write Fig. 4-style overlays (image, ground truth, prediction) here.")
+def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_folds: bool, n_folds: int,
+                 shots: int, protocol: str, chunks: int, classes: tuple[str, ...], device: str, batch_size: int,
+                 seed: int, output: str | None, save_predictions: str | None, figures: str | None) -> None:
+    """Evaluate a trained run or checkpoint with the few-shot protocol (1-way, C chunks, 3D Dice)."""
+    from fewshotkit.console import console
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.results import write_json
+
+    if all_folds and fold is not None:
+        raise FewshotkitError("give either --fold K or --all-folds, not both")
+    folds = list(range(n_folds)) if all_folds else (None if fold is None else [fold])
+    if folds is not None and max(folds) >= n_folds:
+        raise FewshotkitError(f"--fold {max(folds)} does not exist with --n-folds {n_folds} (folds 0..{n_folds - 1})")
+    document, outputs = evaluate_checkpoint(
+        run_or_checkpoint, store_path, folds=folds, n_folds=n_folds, shots=shots, protocol=protocol,
+        chunks=chunks, classes=classes or None, device=device, batch_size=batch_size, seed=seed,
+        save_predictions=save_predictions, figures=figures, show_progress=True,
+    )
+    _print_tables(outputs.folds, title=f"{document['method']} ({protocol}, {shots}-shot)")
+    if output:
+        write_json(output, document)
+        console.print(f"results: {output}")
+    if outputs.predictions:
+        console.print(f"predictions: {len(outputs.predictions)} NIfTI files in {save_predictions}")
+    for path in outputs.figures:
+        console.print(f"figure: {path}")
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="A TOML file with the keys below (stores, methods, folds, steps, ...); flags override it.")
+@click.option("--store", "stores", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A slice store to compare on (repeatable).")
+@click.option("--method", "methods", multiple=True, metavar="PRESET|SPEC.toml",
+              help="A method (repeatable): ssl-alpnet, ssl-panet, alpnet, panet, senet, alpnet-init or a spec file.")
+@click.option("--fold", "folds", multiple=True, type=click.IntRange(min=0), help="Fold (repeatable; default 0).")
+@click.option("--all-folds", is_flag=True, help="Every fold.")
+@click.option("--n-folds", type=click.IntRange(min=2), default=None, help="Number of folds (default 5).")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Training steps for every trained method (the shared budget; default: each preset's).")
+@click.option("--setting", type=click.Choice(["1", "2"]), default=None, help="1 (default) or 2 (exclude test classes).")
+@click.option("--shots", type=click.IntRange(min=1), default=None, help="Support slices per chunk (default 1).")
+@click.option("--protocol", type=click.Choice(["roy", "full-volume"]), default=None, help="Default roy.")
+@click.option("--recipe", type=click.Choice(["cpu"]), default=None,
+              help="cpu: give every composed method the CPU recipe's light backbone and 128 px size.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Spec override for every method.")
+@click.option("--pseudolabels", default=None, help="Pseudolabel set for self-supervised training.")
+@click.option("--seed", type=int, default=None, help="Seed shared by every method (default 0).")
+@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
+def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], folds: tuple[int, ...],
+          all_folds: bool, n_folds: int | None, steps: int | None, setting: str | None, shots: int | None,
+          protocol: str | None, recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
+          seed: int | None, device: str | None, out: str | None) -> None:
+    """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
+
+    Finished (method, fold) cells and interrupted trainings are cached in the output folder:
+    re-run the same command to resume.
+    """
+    from fewshotkit.bench import Bench, BenchConfig
+    from fewshotkit.console import console
+
+    flags = {
+        "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
+        "n_folds": n_folds, "steps": steps, "setting": int(setting) if setting else None, "shots": shots,
+        "protocol": protocol, "recipe": recipe, "overrides": list(overrides) or None,
+        "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out,
+    }
+    if all_folds:
+        flags["folds"] = list(range(n_folds or 5))
+    if config_path:
+        config = BenchConfig.from_toml(config_path, **flags)
+    else:
+        given = {k: v for k, v in flags.items() if v is not None}
+        given.setdefault("out", "bench_out")
+        config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
+    result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]")).run()
+    for table in result.tables.values():
+        console.print(table.to_rich())
+        console.print("\nMarkdown (ready to paste):\n", style="dim")
+        click.echo(table.to_markdown())
+    console.print(f"written: {', '.join(str(p) for p in result.files)}")
+
+
+def _parse_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(lo), int(hi)
+    except ValueError:
+        raise FewshotkitError(f"--query-range '{text}': use Z0:Z1 (first and last slice, inclusive)") from None
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True), help="A run directory or .pt checkpoint.")
+@click.option("--support", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled scan (NIfTI).")
+@click.option("--support-label", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Its label map (NIfTI, same grid).")
+@click.option("--class", "class_spec", default=None, metavar="NAME|VALUE",
+              help="The structure to segment (default: the label's only class).")
+@click.option("--query", required=True, type=click.Path(exists=True, dir_okay=False), help="Scan to segment (NIfTI).")
+@click.option("--query-label", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The query's label map, to report Dice.")
+@click.option("--query-range", default=None, metavar="Z0:Z1",
+              help="Slices of the query holding the structure (default: estimated from the support).")
+@click.option("--all-slices", is_flag=True, help="Segment every slice of the query, not only the estimated range.")
+@click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--overlay", type=click.Path(dir_okay=False), default=None, help="Write a PNG montage here.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Prediction (.nii.gz).")
+def segment(checkpoint: str, support: str, support_label: str, class_spec: str | None, query: str,
+            query_label: str | None, query_range: str | None, all_slices: bool, shots: int, device: str,
+            overlay: str | None, output: str) -> None:
+    """Segment a structure in a new scan from one labelled scan; the output keeps the query's geometry."""
+    from fewshotkit.console import console
+    from fewshotkit.segment import segment_scan
+
+    result = segment_scan(checkpoint, support, support_label, query, output, class_spec=class_spec,
+                          query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
+                          shots=shots, device=device, overlay=overlay)
+    lo, hi = result.query_range
+    console.print(f"class {result.class_value}: support slices {result.support_slices}, query slices {lo}..{hi}"
+                  + (" (+ all others)" if all_slices else ""))
+    console.print(f"prediction: {result.output} ({int((result.prediction > 0).sum())} voxels)")
+    if result.dice is not None:
+        console.print(f"Dice against {query_label}: {result.dice:.2f} %")
+    if result.overlay is not None:
+        console.print(f"overlay: {result.overlay}")

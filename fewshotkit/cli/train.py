@@ -1,0 +1,76 @@
+"""``fewshotkit train``: self-supervised or annotated episodic training (CPU, CUDA, torchrun DDP).
+
+No torch import at module level: the training code is imported when the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fewshotkit.errors import FewshotkitError
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", metavar="NAME", help="Start from a built-in preset instead of a SPEC file (e.g. ssl-alpnet-cpu).")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False), help="The slice store (.h5) to train on.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory to create (checkpoints, logs).")
+@click.option("--regime", type=click.Choice(["ssl", "supervised"]), help="Override spec.training.regime.")
+@click.option("--setting", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="1: test classes may appear unlabelled in training; 2: drop every slice showing one.")
+@click.option("--exclude", default="", metavar="GROUP_OR_CLASSES",
+              help="Test classes: 'upper', 'lower' or names/values, e.g. liver,spleen.")
+@click.option("--fold", type=int, default=0, show_default=True, help="Cross-validation fold (its test scans are never trained on).")
+@click.option("--steps", type=click.IntRange(min=0), help="Training steps (override spec.training.steps).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random generator.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a spec value, e.g. training.lr=0.01 or training.aug.rotate=10 (repeatable).")
+@click.option("--pseudolabels", metavar="NAME", help="Pseudolabel set for --regime ssl (default: the store's only set).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), metavar="RUN_DIR",
+              help="Continue a run exactly from its last checkpoint (spec and settings come from RUN_DIR).")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA (default: on for CUDA, off on the CPU).")
+@click.option("--log-episodes", is_flag=True, default=None, help="Record every episode's (volume, z) in episodes.jsonl.")
+def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
+          setting: int, exclude: str, fold: int, steps: int | None, device: str, seed: int,
+          assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,
+          log_episodes: bool | None) -> None:
+    """Train a few-shot segmenter on a slice store.
+
+    \b
+    fewshotkit train --preset ssl-alpnet-cpu --store chaos.h5 --out runs/f0 --fold 0
+    fewshotkit train spec.toml --store chaos.h5 --out runs/s2 --setting 2 --exclude upper
+    fewshotkit train --resume runs/f0              # after Ctrl-C or a crash
+    torchrun --nproc_per_node 4 -m fewshotkit train --preset ssl-alpnet --store ... --out ...
+    """
+    from fewshotkit.spec import apply_overrides, load_spec, preset_spec, validate_spec
+    from fewshotkit.training.loop import train as run_training
+
+    if resume_dir is not None:
+        given = [name for name, value in (("SPEC", spec_path), ("--preset", preset), ("--store", store_path),
+                                          ("--set", assignments), ("--regime", regime), ("--pseudolabels", pseudolabels))
+                 if value]
+        if given:
+            raise FewshotkitError(
+                f"--resume takes the spec and settings from {resume_dir}; do not combine it with {', '.join(given)} "
+                "(only --steps, --device, --amp and --log-episodes may change)"
+            )
+        if out_dir is not None and Path(out_dir).resolve() != Path(resume_dir).resolve():
+            raise FewshotkitError("--resume continues the run in RUN_DIR itself; leave out --out")
+        run_training(None, None, Path(resume_dir), resume=True, steps=steps, device=device, amp=amp,
+                     log_episodes=log_episodes)
+        return
+
+    if (spec_path is None) == (preset is None):
+        raise FewshotkitError("give either a SPEC file or --preset NAME (e.g. --preset ssl-alpnet-cpu)")
+    if store_path is None or out_dir is None:
+        raise FewshotkitError("train needs --store STORE.h5 and --out RUN_DIR")
+    spec = load_spec(spec_path) if spec_path is not None else preset_spec(preset)  # type: ignore[arg-type]
+    if assignments:
+        spec = apply_overrides(spec, list(assignments))
+    validate_spec(spec)
+    run_training(spec, Path(store_path), Path(out_dir), fold=fold, setting=setting, exclude=exclude, regime=regime,
+                 steps=steps, device=device, seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes)
+

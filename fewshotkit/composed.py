@@ -1,0 +1,123 @@
+"""The generic composed prototype method (backbone + pooler + classifier + losses) and shared math.
+
+Any registered backbone, pooler and classifier compose into a :class:`ComposedPrototypeMethod`;
+ALPNet and PANet are two such compositions. The helpers here (mask resizing, masked average,
+cosine similarity) are the prototype math every pooler and classifier plugin may reuse.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.interfaces.backbone import Backbone
+from fewshotkit.interfaces.classifier import Classifier
+from fewshotkit.interfaces.method import Episode, Method, MethodOutput
+from fewshotkit.interfaces.pooler import PrototypePooler
+from fewshotkit.losses import alignment_loss, weighted_cross_entropy
+
+MASK_EPS = 1e-5
+NORM_EPS = 1e-4
+
+
+def resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Masks (S, K, H, W) -> (S, K, h, w), bilinear (as the ALPNet reference); no-op if same size."""
+    if tuple(masks.shape[-2:]) == tuple(size):
+        return masks
+    return F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+
+
+def masked_average(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """One prototype per mask channel, averaged over all slices.
+
+    Args:
+        features: (S, C, h, w); masks: (S, K, h, w) soft weights at feature resolution.
+
+    Returns:
+        (K, C): ``sum(f * m) / (sum(m) + 1e-5)`` over slices and pixels (zeros for an empty mask).
+    """
+    weighted = torch.einsum("schw,skhw->kc", features, masks)
+    return weighted / (masks.sum(dim=(0, 2, 3)).unsqueeze(1) + MASK_EPS)
+
+
+def cosine_scores(features: torch.Tensor, prototypes: torch.Tensor, scale: float) -> torch.Tensor:
+    """Scaled cosine similarity of every feature vector with every prototype.
+
+    Args:
+        features: (Q, C, h, w); prototypes: (P, C).
+
+    Returns:
+        (Q, P, h, w): ``scale * cos(f, p)``; zero vectors give 0 instead of NaN.
+    """
+    f = F.normalize(features, dim=1, eps=NORM_EPS)
+    p = F.normalize(prototypes, dim=1, eps=NORM_EPS)
+    return scale * torch.einsum("qchw,pc->qphw", f, p)
+
+
+class ComposedPrototypeMethod(Method):
+    """Prototype few-shot segmentation: features -> prototypes -> cosine scores -> logits.
+
+    Support and query slices of all B episodes go through the backbone in one batched call.
+    Training losses (when ``self.training`` and query labels are given): ``ce``, the class-weighted
+    cross-entropy on the queries, and ``align``, the PANet alignment loss (omitted when
+    ``align_weight`` is 0).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        pooler: PrototypePooler,
+        classifier: Classifier,
+        bg_weight: float = 0.05,
+        align_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= float(bg_weight):
+            raise FewshotkitError(f"option 'options.bg_weight' must be >= 0, got {bg_weight}")
+        if not 0.0 <= float(align_weight):
+            raise FewshotkitError(f"option 'options.align_weight' must be >= 0, got {align_weight}")
+        self.backbone = backbone
+        self.pooler = pooler
+        self.classifier = classifier
+        self.bg_weight = float(bg_weight)
+        self.align_weight = float(align_weight)
+
+    def forward(self, episode: Episode) -> MethodOutput:
+        """Episode (see :class:`Episode`) -> logits (B, Q, N + 1, H, W) and the training losses."""
+        sup, qry, masks = episode.support_images, episode.query_images, episode.support_masks
+        B, S, _, H, W = sup.shape
+        Q = qry.shape[1]
+        if qry.shape[-2:] != sup.shape[-2:] or masks.shape[-2:] != sup.shape[-2:]:
+            raise FewshotkitError(
+                f"episode images differ in size: support {tuple(sup.shape[-2:])}, query "
+                f"{tuple(qry.shape[-2:])}, masks {tuple(masks.shape[-2:])}; resize them to one size"
+            )
+        images = torch.cat([sup.reshape(B * S, *sup.shape[2:]), qry.reshape(B * Q, *qry.shape[2:])])
+        feats = self.backbone(self.backbone.prepare(images))
+        C, h, w = feats.shape[1:]
+        sup_f = feats[: B * S].view(B, S, C, h, w)
+        qry_f = feats[B * S :].view(B, Q, C, h, w)
+
+        with_losses = self.training and episode.query_labels is not None
+        logits, align_terms = [], []
+        for b in range(B):
+            prototypes = self.pooler(sup_f[b], masks[b])
+            scores = self.classifier(qry_f[b], prototypes)  # (Q, N + 1, h, w)
+            scores = F.interpolate(scores, size=(H, W), mode="bilinear", align_corners=False)
+            logits.append(scores)
+            if with_losses and self.align_weight > 0:
+                align_terms.append(
+                    alignment_loss(sup_f[b], masks[b], qry_f[b], scores, self.pooler, self.classifier)
+                )
+        out = torch.stack(logits)  # (B, Q, N + 1, H, W)
+
+        losses: dict[str, torch.Tensor] = {}
+        if with_losses:
+            assert episode.query_labels is not None
+            losses["ce"] = weighted_cross_entropy(
+                out.flatten(0, 1), episode.query_labels.flatten(0, 1).long(), self.bg_weight
+            )
+            if align_terms:
+                losses["align"] = self.align_weight * torch.stack(align_terms).mean()
+        return MethodOutput(out, losses)

@@ -1,0 +1,1 @@
+"""Episodes: fold splits over scans, setting-2 slice filters and seeded episode samplers."""

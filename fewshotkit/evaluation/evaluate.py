@@ -1,0 +1,214 @@
+"""Evaluating a trained checkpoint on a store with the protocol: the engine behind ``fewshotkit eval``."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.evaluation.figures import OverlayRow, overlay_figure
+from fewshotkit.evaluation.protocol import FoldScores, PredictionSink, ProtocolConfig, evaluate_fold
+from fewshotkit.evaluation.results import results_document, save_nifti_atomic
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a scan id or class name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "unnamed"
+
+
+def prediction_path(directory: str | os.PathLike, scan: str, class_name: str) -> Path:
+    """``DIR/<scan>_<class>.nii.gz``: one file per query scan and class."""
+    return Path(directory) / f"{safe_name(scan)}_{safe_name(class_name)}.nii.gz"
+
+
+class NiftiWriter:
+    """Prediction sink writing every query scan's binary prediction as NIfTI on the scan's grid."""
+
+    def __init__(self, store: Any, directory: str | os.PathLike) -> None:
+        self.store = store
+        self.directory = Path(directory)
+        self.written: list[Path] = []
+
+    def __call__(self, scan: str, class_name: str, prediction: np.ndarray) -> None:
+        image = self.store.to_nifti(scan, prediction.astype(np.uint8))
+        self.written.append(save_nifti_atomic(image, prediction_path(self.directory, scan, class_name)))
+
+
+class OverlayCollector:
+    """Prediction sink keeping one Fig. 4-style row per class: the first query scan's middle GT slice."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.rows: dict[str, OverlayRow] = {}
+
+    def __call__(self, scan: str, class_name: str, prediction: np.ndarray) -> None:
+        if class_name in self.rows:
+            return
+        value = self.store.class_value(class_name)
+        label = np.asarray(self.store.label(scan))
+        zs = np.flatnonzero((label == value).any(axis=(1, 2)))
+        z = int(zs[len(zs) // 2]) if zs.size else prediction.shape[0] // 2
+        self.rows[class_name] = OverlayRow(
+            f"{class_name}: {scan} z={z}", np.asarray(self.store.image(scan, z)), label[z] == value,
+            prediction[z].astype(bool),
+        )
+
+
+def _fan_out(sinks: Sequence[PredictionSink]) -> PredictionSink | None:
+    if not sinks:
+        return None
+
+    def sink(scan: str, class_name: str, prediction: np.ndarray) -> None:
+        for s in sinks:
+            s(scan, class_name, prediction)
+
+    return sink
+
+
+@dataclass
+class EvalOutputs:
+    """What an evaluation produced: per-fold scores, written predictions and figures."""
+
+    folds: list[FoldScores]
+    predictions: list[Path]
+    figures: list[Path]
+
+
+def evaluate_predictor(
+    store: Any,
+    predictor: Any,
+    fold_indices: Iterable[int],
+    *,
+    n_folds: int = 5,
+    config: ProtocolConfig = ProtocolConfig(),
+    classes: Iterable[Any] | None = None,
+    save_predictions: str | os.PathLike | None = None,
+    figures: str | os.PathLike | None = None,
+    figure_prefix: str = "",
+    show_progress: bool = False,
+) -> EvalOutputs:
+    """Run the protocol on the given folds of ``store`` with any predictor callable."""
+    from fewshotkit.episodes.folds import get_fold
+
+    classes = list(classes) if classes is not None else None
+    outputs = EvalOutputs([], [], [])
+    for index in fold_indices:
+        fold = get_fold(store, index, n_folds=n_folds)
+        train = getattr(fold, "train", ())
+        if train and hasattr(store, "normalize_with"):
+            store.normalize_with(train)  # CT stores: z-score with the training fold's statistics
+        sinks: list[PredictionSink] = []
+        writer = NiftiWriter(store, save_predictions) if save_predictions is not None else None
+        collector = OverlayCollector(store) if figures is not None else None
+        sinks += [s for s in (writer, collector) if s is not None]
+        scores = evaluate_fold(store, fold, predictor, classes=classes, config=config, sink=_fan_out(sinks),
+                               show_progress=show_progress)
+        outputs.folds.append(scores)
+        if writer is not None:
+            outputs.predictions += writer.written
+        if collector is not None and collector.rows:
+            path = Path(figures) / f"{figure_prefix}fold{index}_overlay.png"
+            per = scores.per_class()
+            rows = []
+            for name in scores.classes:
+                if name in collector.rows:
+                    collector.rows[name].title += f" (Dice {per[name]:.1f})"
+                    rows.append(collector.rows[name])
+            outputs.figures.append(overlay_figure(rows, path, title=f"fold {index}, {config.name} protocol"))
+    return outputs
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    store_path: str | os.PathLike,
+    *,
+    folds: Sequence[int] | None = None,
+    n_folds: int = 5,
+    shots: int = 1,
+    protocol: str = "roy",
+    chunks: int = 3,
+    classes: Iterable[Any] | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    seed: int = 0,
+    save_predictions: str | os.PathLike | None = None,
+    figures: str | os.PathLike | None = None,
+    show_progress: bool = False,
+) -> tuple[dict[str, Any], EvalOutputs]:
+    """Load a run directory or ``.pt`` checkpoint and evaluate it; returns (results document, outputs).
+
+    ``folds=None`` evaluates the fold the checkpoint was trained for (from its metadata, else 0).
+    """
+    from fewshotkit.device import describe_device, resolve_device
+    from fewshotkit.evaluation.inference import MethodPredictor
+    from fewshotkit.seeding import seed_everything
+    from fewshotkit.store import SliceStore
+    from fewshotkit.training.checkpoint import load_method
+
+    config = ProtocolConfig(protocol, chunks, shots)
+    torch_device = resolve_device(device)
+    seed_everything(seed)
+    loaded = load_method(checkpoint, torch_device)
+    meta = dict(loaded.meta or {})
+    run = meta.get("run") or {}
+    trained_fold = run.get("fold", meta.get("fold"))
+    if folds is None:
+        folds = [int(trained_fold) if trained_fold is not None else 0]
+    elif trained_fold is not None and any(int(f) != int(trained_fold) for f in folds):
+        warnings.warn(
+            f"checkpoint '{checkpoint}' was trained for fold {trained_fold}; other folds' query scans may "
+            "have been among its training scans",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    store = SliceStore(store_path)
+    _check_modality(store, meta, checkpoint)
+    predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
+    outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
+                                 save_predictions=save_predictions, figures=figures, show_progress=show_progress)
+    document = results_document(
+        outputs.folds,
+        protocol={**config.to_json(), "n_folds": n_folds},
+        checkpoint=str(checkpoint),
+        store=str(store_path),
+        method=loaded.spec.method,
+        spec=_spec_json(loaded.spec),
+        plugin_versions=_plugin_versions(),
+        seed=seed,
+        device=describe_device() if torch_device.type == "cuda" else str(torch_device),
+        training=meta,
+    )
+    return document, outputs
+
+
+def _check_modality(store: Any, meta: dict[str, Any], checkpoint: Any) -> None:
+    trained_on = (meta.get("run") or {}).get("modality")
+    if trained_on and getattr(store, "modality", None) and str(trained_on) != str(store.modality):
+        warnings.warn(
+            f"checkpoint '{checkpoint}' was trained on {trained_on} scans, the store holds {store.modality}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _spec_json(spec: Any) -> Any:
+    for attr in ("to_dict", "to_json", "as_dict"):
+        if hasattr(spec, attr):
+            return getattr(spec, attr)()
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(spec):
+        return asdict(spec)
+    raise FewshotkitError(f"cannot serialise method spec of type {type(spec).__name__}")
+
+
+def _plugin_versions() -> dict[str, Any]:
+    from fewshotkit.plugin_host import get_host
+
+    return get_host().versions()

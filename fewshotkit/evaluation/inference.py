@@ -1,0 +1,69 @@
+"""Running a trained :class:`~fewshotkit.interfaces.method.Method` as a protocol predictor.
+
+Slices are resized to the method's ``image_size`` (bilinear; support masks bilinear too, so
+they stay soft in [0, 1] as the pooler contract allows), the logits are resized back to the
+slice size (bilinear) and the foreground is where its softmax probability beats the background's
+(argmax of the 1-way softmax). Query slices go through the model in batches sharing one support.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _as_size(image_size: Any) -> tuple[int, int] | None:
+    if image_size is None:  # the method takes slices at their own size
+        return None
+    if isinstance(image_size, (tuple, list)):
+        return int(image_size[0]), int(image_size[1])
+    return int(image_size), int(image_size)
+
+
+class MethodPredictor:
+    """Callable ``(support_images (S, H, W), support_masks (S, H, W) bool, query_images (Q, H, W))
+    -> foreground (Q, H, W) bool`` backed by ``method`` in eval mode on ``device``."""
+
+    def __init__(self, method: Any, image_size: Any, device: Any = "cpu", batch_size: int = 16) -> None:
+        import torch
+
+        self.method = method
+        self.size = _as_size(image_size)
+        self.device = torch.device(device)
+        self.batch_size = max(1, int(batch_size))
+
+    def _resize(self, array: np.ndarray) -> "Any":
+        """(N, H, W) numpy -> float tensor (1, N, 1, h, w) on the device at the model's size."""
+        import torch
+        import torch.nn.functional as F
+
+        t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)[:, None]
+        if self.size is not None and tuple(t.shape[-2:]) != self.size:
+            t = F.interpolate(t, size=self.size, mode="bilinear", align_corners=False)
+        return t[None]
+
+    def probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
+                      query_images: np.ndarray) -> np.ndarray:
+        """Foreground probability (Q, H, W) float32 at the query slices' own size."""
+        import torch
+        import torch.nn.functional as F
+
+        from fewshotkit.interfaces.method import Episode
+
+        H, W = query_images.shape[-2:]
+        sup = self._resize(support_images)
+        fg = self._resize(support_masks.astype(np.float32)).clamp_(0, 1)
+        masks = torch.cat([1 - fg, fg], dim=2)  # (1, S, 2, h, w), background first
+        out = np.empty((query_images.shape[0], H, W), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, query_images.shape[0], self.batch_size):
+                batch = query_images[start : start + self.batch_size]
+                logits = self.method(Episode(sup, masks, self._resize(batch))).logits[0]  # (q, 2, h, w)
+                if tuple(logits.shape[-2:]) != (H, W):
+                    logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
+                out[start : start + batch.shape[0]] = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+        return out
+
+    def __call__(self, support_images: np.ndarray, support_masks: np.ndarray, query_images: np.ndarray) -> np.ndarray:
+        return self.probabilities(support_images, support_masks, query_images) > 0.5

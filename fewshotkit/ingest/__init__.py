@@ -1,0 +1,1 @@
+"""Ingestion presets: source scans -> a slice store (one module per preset)."""

@@ -1,0 +1,253 @@
+"""Shared ingestion steps: checks, NIfTI reading, clipping, in-plane crop/pad/resize and the store write."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from fewshotkit.errors import DataError
+
+# -- in-plane operations -------------------------------------------------------------------------
+# A volume's in-plane history is a list of JSON-able ops applied in order to (Z, H, W) arrays:
+#   {"op": "crop_pad", "pads": [[top, bottom], [left, right]], "fill": "min"}   negative = crop
+#   {"op": "resize", "from": [h, w], "to": [h, w]}
+
+
+def crop_pad_op(shape_hw: Sequence[int], target: int) -> dict[str, Any]:
+    """The centred crop/pad op taking (H, W) to (target, target)."""
+    pads = []
+    for size in shape_hw:
+        diff = target - int(size)
+        before = diff // 2
+        pads.append([before, diff - before])
+    return {"op": "crop_pad", "pads": pads}
+
+
+def border_crop_op(shape_hw: Sequence[int], border: int) -> dict[str, Any]:
+    return {"op": "crop_pad", "pads": [[-border, -border], [-border, -border]]}
+
+
+def resize_op(shape_hw: Sequence[int], target: int) -> dict[str, Any]:
+    return {"op": "resize", "from": [int(shape_hw[0]), int(shape_hw[1])], "to": [target, target]}
+
+
+def _crop_pad(array: np.ndarray, pads: Sequence[Sequence[int]], fill: float) -> np.ndarray:
+    out = array
+    for axis, (before, after) in zip((1, 2), pads):
+        n = out.shape[axis]
+        lo, hi = max(-before, 0), n - max(-after, 0)
+        out = out[:, lo:hi] if axis == 1 else out[:, :, lo:hi]
+        width = [(0, 0)] * 3
+        width[axis] = (max(before, 0), max(after, 0))
+        if any(width[axis]):
+            out = np.pad(out, width, mode="constant", constant_values=fill)
+    return out
+
+
+def _resize(array: np.ndarray, size_hw: Sequence[int], order: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    if tuple(array.shape[1:]) == tuple(size_hw):
+        return array
+    out = resize(
+        array,
+        (array.shape[0], *size_hw),
+        order=order,
+        preserve_range=True,
+        anti_aliasing=False,
+        mode="edge",
+    )
+    return out.astype(array.dtype)
+
+
+def apply_inplane(array: np.ndarray, ops: Sequence[dict[str, Any]], *, is_label: bool) -> np.ndarray:
+    """Apply ``ops`` to ``array`` (Z, H, W): images linear and padded with their minimum, labels nearest and 0."""
+    fill = 0 if is_label else float(array.min()) if array.size else 0.0
+    for op in ops:
+        if op["op"] == "crop_pad":
+            array = _crop_pad(array, op["pads"], fill)
+        elif op["op"] == "resize":
+            array = _resize(array, op["to"], 0 if is_label else 1)
+        else:
+            raise ValueError(f"unknown in-plane op {op['op']!r}")
+    return array
+
+
+def invert_inplane(array: np.ndarray, ops: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Map a label-like (Z, H, W) array back through ``ops`` (nearest, 0 outside)."""
+    for op in reversed(list(ops)):
+        if op["op"] == "crop_pad":
+            array = _crop_pad(array, [[-b, -a] for b, a in op["pads"]], 0)
+        elif op["op"] == "resize":
+            array = _resize(array, op["from"], 0)
+        else:
+            raise ValueError(f"unknown in-plane op {op['op']!r}")
+    return array
+
+
+# -- reading and checking -----------------------------------------------------------------------
+
+
+def load_nifti(path: Path):
+    """(nibabel image, data as float64 (Z, H, W)) with a one-line DataError on any read problem.
+
+    NIfTI voxel axes (x, y, z) become (z, y, x): the order SimpleITK and the reference code use.
+    """
+    import nibabel as nib
+
+    if not path.is_file():
+        raise DataError(f"'{path}' does not exist")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float64)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, nib.filebasedimages.ImageFileError) as exc:
+        raise DataError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); is the file corrupt or truncated?") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"'{path}' has shape {data.shape}; a 3D volume is expected")
+    return img, np.ascontiguousarray(data.transpose(2, 1, 0))
+
+
+def nifti_to_zhw_affine(img) -> tuple[np.ndarray, tuple[float, float, float], bytes]:
+    """(affine, spacing (z, y, x), header bytes) of a nibabel image."""
+    zooms = img.header.get_zooms()[:3]
+    return (np.asarray(img.affine, dtype=np.float64), (float(zooms[2]), float(zooms[1]), float(zooms[0])),
+            img.header.binaryblock)
+
+
+def check_pair(image: np.ndarray, label: np.ndarray | None, image_path: Path, label_path: Path | None) -> None:
+    """Finite values and matching shapes, or a one-line DataError naming the file."""
+    if not np.isfinite(image).all():
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise DataError(f"'{image_path}' contains {bad} NaN or infinite voxels; fix or drop this scan")
+    if label is None:
+        return
+    if not np.isfinite(label).all():
+        raise DataError(f"'{label_path}' contains NaN or infinite voxels; fix or drop this label")
+    if image.shape != label.shape:
+        raise DataError(
+            f"'{label_path}' has shape {label.shape} (Z, H, W) but its image '{image_path}' has "
+            f"{image.shape}; image and label must match"
+        )
+
+
+def map_labels(label: np.ndarray, mapping: dict[float, int], label_path: Path, hint: str = "") -> np.ndarray:
+    """Map source label codes to store class values; unknown codes raise a DataError."""
+    values = np.unique(label)
+    unknown = [v for v in values.tolist() if v != 0 and v not in mapping]
+    if unknown:
+        known = ", ".join(str(int(k)) if float(k).is_integer() else str(k) for k in sorted(mapping))
+        shown = ", ".join(f"{u:g}" for u in unknown[:8])
+        raise DataError(f"'{label_path}' has unknown label values {shown} (known: 0, {known}){hint}")
+    out = np.zeros(label.shape, dtype=np.uint8)
+    for code, value in mapping.items():
+        out[label == code] = value
+    return out
+
+
+def looks_clipped(image: np.ndarray, fraction: float = 1e-3) -> bool:
+    """True when at least ``fraction`` of the voxels sit exactly at the maximum (already clipped)."""
+    return np.count_nonzero(image == image.max()) >= fraction * image.size
+
+
+def clip_top(image: np.ndarray, percentile: float | None, mode: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+    """Clip above the ``percentile`` (mode "always"), never, or unless already clipped ("auto")."""
+    if percentile is None or mode == "never":
+        return image, {"clip": "none"}
+    if mode == "auto" and looks_clipped(image):
+        return image, {"clip": "skipped: already clipped", "clip_value": float(image.max())}
+    value = float(np.percentile(image, percentile))
+    return np.minimum(image, value), {"clip": f"{percentile} percentile", "clip_value": value}
+
+
+def require_dir(src: str | os.PathLike) -> Path:
+    path = Path(src)
+    if not path.exists():
+        raise DataError(f"'{path}' does not exist")
+    if not path.is_dir():
+        raise DataError(f"'{path}' is not a folder")
+    return path
+
+
+def pair_by_pattern(folder: Path, image_glob: str, label_glob: str) -> list[tuple[str, Path, Path]]:
+    """[(key, image, label)] pairing files whose ``*`` parts agree, sorted numerically by key."""
+
+    def keyed(pattern: str) -> dict[str, Path]:
+        if pattern.count("*") != 1:
+            raise DataError(f"pattern '{pattern}' must contain exactly one '*' (the scan id)")
+        regex = re.compile(re.escape(pattern).replace(r"\*", "(.+)") + "$")
+        out = {}
+        for path in folder.glob(pattern):
+            m = regex.search(path.relative_to(folder).as_posix())
+            if m:
+                out[m.group(1)] = path
+        return out
+
+    images, labels = keyed(image_glob), keyed(label_glob)
+    if not images and not labels:
+        raise DataError(f"'{folder}' has no files matching '{image_glob}' or '{label_glob}'")
+    lonely = sorted(set(images) ^ set(labels), key=natural_key)
+    if lonely:
+        key = lonely[0]
+        path = images.get(key) or labels.get(key)
+        other = label_glob if key in images else image_glob
+        raise DataError(f"'{path}' has no partner matching '{other}' in '{folder}' ({len(lonely)} unpaired file(s))")
+    return [(k, images[k], labels[k]) for k in sorted(images, key=natural_key)]
+
+
+def natural_key(text: str) -> tuple:
+    """Sort "2" before "10": digits compare as numbers."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+def write_store(
+    out: str | os.PathLike,
+    records: Iterable[Any],
+    *,
+    total: int,
+    preset: str,
+    modality: str,
+    classes: dict[int, str],
+    preprocessing: dict[str, Any],
+    normalization: str = "volume",
+    quiet: bool = False,
+) -> Path:
+    """Write ``records`` (VolumeRecord) atomically with a progress bar, then print a summary table."""
+    from fewshotkit.console import make_progress
+    from fewshotkit.store.writer import StoreWriter
+
+    rows = []
+    with StoreWriter(out, preset=preset, modality=modality, classes=classes,
+                     preprocessing=preprocessing, normalization=normalization) as writer:
+        with make_progress() as progress:
+            task = progress.add_task(f"ingest {preset}", total=total)
+            for rec in records:
+                writer.add(rec)
+                present = [classes[v] for v in classes if np.any(rec.label == v)]
+                rows.append((rec.vid, rec.image.shape, rec.spacing, float(rec.image.min()),
+                             float(rec.image.max()), present))
+                progress.advance(task)
+    if not quiet:
+        print_summary(out, rows)
+    return Path(out)
+
+
+def print_summary(out: str | os.PathLike, rows: list[tuple]) -> None:
+    from rich.table import Table
+
+    from fewshotkit.console import console
+
+    table = Table(title=f"{out}: {len(rows)} volumes, {sum(r[1][0] for r in rows)} slices")
+    for col in ("volume", "Z x H x W", "spacing z,y,x (mm)", "intensity min..max", "classes"):
+        table.add_column(col)
+    for vid, shape, spacing, lo, hi, present in rows:
+        table.add_row(vid, " x ".join(map(str, shape)), ", ".join(f"{s:.3g}" for s in spacing),
+                      f"{lo:.4g}..{hi:.4g}", ", ".join(present) or "-")
+    console.print(table)

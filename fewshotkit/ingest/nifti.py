@@ -1,0 +1,140 @@
+"""The ``nifti`` preset: the user's own image/label NIfTI pairs; also the engine of chaos-t2 and ms-cmrseg."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from fewshotkit.errors import DataError
+from fewshotkit.ingest.common import (
+    apply_inplane,
+    check_pair,
+    clip_top,
+    crop_pad_op,
+    load_nifti,
+    map_labels,
+    nifti_to_zhw_affine,
+    pair_by_pattern,
+    require_dir,
+    resize_op,
+    write_store,
+)
+from fewshotkit.store.writer import VolumeRecord
+
+
+def parse_label_spec(spec: str) -> dict[int, str]:
+    """"1=liver,2=spleen" -> {1: "liver", 2: "spleen"} (a one-line error for anything else)."""
+    out: dict[int, str] = {}
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        value, sep, name = part.partition("=")
+        if not sep or not value.strip().isdigit() or not name.strip() or not 0 < int(value) < 256:
+            raise DataError(f"--labels: '{part}' is not VALUE=NAME with VALUE in 1..255 (e.g. --labels 1=liver,2=spleen)")
+        out[int(value)] = name.strip()
+    if not out:
+        raise DataError("--labels is empty; give e.g. --labels 1=liver,2=spleen")
+    return out
+
+
+def nifti_pair_record(
+    vid: str,
+    image_path: Path,
+    label_path: Path,
+    codes: dict[float, int],
+    *,
+    clip_percentile: float | None,
+    clip_mode: str,
+    target_size: int | None,
+    inplane_mode: str = "crop_pad",
+    label_hint: str = "",
+) -> VolumeRecord:
+    """Read, check and preprocess one pair: clip, map label codes, crop/pad or resize in-plane."""
+    img, image = load_nifti(image_path)
+    _, label = load_nifti(label_path)
+    check_pair(image, label, image_path, label_path)
+    label_u8 = map_labels(label, codes, label_path, label_hint)
+    image, clip_info = clip_top(image, clip_percentile, clip_mode)
+    ops: list[dict[str, Any]] = []
+    if target_size is not None and image.shape[1:] != (target_size, target_size):
+        op = crop_pad_op(image.shape[1:], target_size) if inplane_mode == "crop_pad" else resize_op(image.shape[1:], target_size)
+        ops.append(op)
+    affine, spacing, header = nifti_to_zhw_affine(img)
+    if ops and ops[0]["op"] == "resize":
+        (h0, w0), (h1, w1) = ops[0]["from"], ops[0]["to"]
+        spacing = (spacing[0], spacing[1] * h0 / h1, spacing[2] * w0 / w1)
+    return VolumeRecord(
+        vid=vid,
+        image=apply_inplane(image.astype(np.float32), ops, is_label=False),
+        label=apply_inplane(label_u8, ops, is_label=True),
+        patient=vid,
+        source_image=str(image_path.resolve()),
+        source_label=str(label_path.resolve()),
+        spacing=spacing,
+        original_shape=tuple(int(s) for s in image.shape),  # type: ignore[arg-type]
+        affine=affine,
+        inplane=ops,
+        preprocessing=clip_info,
+        nifti_header=header,
+    )
+
+
+def ingest_nifti_pairs(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    preset: str,
+    image_glob: str,
+    label_glob: str,
+    classes: dict[int, str],
+    codes: dict[float, int],
+    modality: str = "MR",
+    clip_percentile: float | None = 99.5,
+    clip_mode: str = "auto",
+    target_size: int | None = None,
+    inplane_mode: str = "crop_pad",
+    label_hint: str = "",
+    limit: int | None = None,
+    quiet: bool = False,
+) -> Path:
+    folder = require_dir(src)
+    pairs = pair_by_pattern(folder, image_glob, label_glob)
+    if limit is not None:
+        pairs = pairs[:limit]
+
+    def records() -> Iterator[VolumeRecord]:
+        for key, image_path, label_path in pairs:
+            yield nifti_pair_record(key, image_path, label_path, codes, clip_percentile=clip_percentile,
+                                    clip_mode=clip_mode, target_size=target_size,
+                                    inplane_mode=inplane_mode, label_hint=label_hint)
+
+    params = {"image_glob": image_glob, "label_glob": label_glob, "clip_percentile": clip_percentile,
+              "clip_mode": clip_mode, "target_size": target_size, "inplane": inplane_mode,
+              "normalization": "per-volume z-score of the clipped image"}
+    return write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
+                       preprocessing=params, quiet=quiet)
+
+
+def ingest_nifti(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    labels: dict[int, str],
+    image_glob: str = "image_*.nii.gz",
+    label_glob: str = "label_*.nii.gz",
+    modality: str = "MR",
+    target_size: int | None = None,
+    resize: bool = False,
+    clip_percentile: float | None = 99.5,
+    clip_mode: str = "auto",
+    limit: int | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Any image/label NIfTI pairs; label values other than 0 and ``labels`` are an error."""
+    return ingest_nifti_pairs(
+        src, out, preset="nifti", image_glob=image_glob, label_glob=label_glob, classes=labels,
+        codes={float(v): v for v in labels}, modality=modality, clip_percentile=clip_percentile,
+        clip_mode=clip_mode, target_size=target_size, inplane_mode="resize" if resize else "crop_pad",
+        label_hint="; list every value in --labels", limit=limit, quiet=quiet,
+    )

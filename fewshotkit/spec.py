@@ -1,0 +1,321 @@
+"""Method specs: a flat, plain-data description of a method (TOML), presets, overrides, building.
+
+A spec file looks like::
+
+    method = "alpnet"
+    preset = "ssl-alpnet"
+    image_size = 256
+
+    [options]            # keyword options of the method factory
+    bg_weight = 0.05
+
+    [backbone]           # one table per part: its registered type + the factory's options
+    type = "deeplab-resnet101"
+
+    [pooler]
+    type = "alp"
+
+    [classifier]
+    type = "cosine-softmax"
+
+    [training]           # opaque here; validated by the training code
+    regime = "ssl"
+
+No torch import happens at module level: building a method imports the parts lazily.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from fewshotkit.errors import FewshotkitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from fewshotkit.interfaces.method import Method
+
+PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
+_TOP_LEVEL = ("method", "preset", "image_size", "options", "training", *PART_KINDS)
+
+
+@dataclass
+class MethodSpec:
+    """What to build: a registered method, its parts (for composed methods) and options."""
+
+    method: str
+    parts: dict[str, dict[str, Any]]
+    options: dict[str, Any]
+    image_size: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
+        out: dict[str, Any] = {"method": self.method}
+        if self.preset is not None:
+            out["preset"] = self.preset
+        if self.image_size is not None:
+            out["image_size"] = self.image_size
+        out["options"] = _drop_none(self.options)
+        for kind in PART_KINDS:
+            if kind in self.parts:
+                out[kind] = _drop_none(self.parts[kind])
+        out["training"] = _drop_none(self.training)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MethodSpec":
+        """Inverse of :meth:`to_dict`; unknown top-level keys or wrong types raise FewshotkitError."""
+        if not isinstance(d, dict):
+            raise FewshotkitError("a method spec must be a table (mapping)")
+        unknown = [k for k in d if k not in _TOP_LEVEL]
+        if unknown:
+            raise FewshotkitError(
+                f"unknown key '{unknown[0]}' in method spec; valid keys: {', '.join(_TOP_LEVEL)}"
+            )
+        method = d.get("method")
+        if not isinstance(method, str) or not method:
+            raise FewshotkitError("method spec: 'method' (the registered method name) is required")
+        for key in ("options", "training", *PART_KINDS):
+            if key in d and not isinstance(d[key], dict):
+                raise FewshotkitError(f"method spec: '{key}' must be a table, got {type(d[key]).__name__}")
+        image_size = d.get("image_size")
+        if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 16):
+            raise FewshotkitError(f"method spec: 'image_size' must be an integer >= 16, got {image_size!r}")
+        preset = d.get("preset")
+        if preset is not None and not isinstance(preset, str):
+            raise FewshotkitError(f"method spec: 'preset' must be a string, got {preset!r}")
+        return cls(
+            method=method,
+            parts={k: dict(d[k]) for k in PART_KINDS if k in d},
+            options=dict(d.get("options", {})),
+            image_size=image_size,
+            training=copy.deepcopy(d.get("training", {})),
+            preset=preset,
+        )
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+# -- presets ------------------------------------------------------------------------------------
+_ALP = {"type": "alp", "train_window": 4, "test_window": 2, "threshold": 0.95}
+_PAPER_BACKBONE = {"type": "deeplab-resnet101", "out_channels": 256}
+_COMPOSED_OPTIONS = {"bg_weight": 0.05, "align_weight": 1.0}
+PAPER_STEPS = 100_000
+
+
+def _composed(method: str, pooler: dict, classifier: str, regime: str, steps: int, backbone: dict = _PAPER_BACKBONE,
+              image_size: int = 256) -> dict[str, Any]:
+    return {
+        "method": method,
+        "image_size": image_size,
+        "options": dict(_COMPOSED_OPTIONS),
+        "backbone": dict(backbone),
+        "pooler": dict(pooler),
+        "classifier": {"type": classifier, "scale": 20.0},
+        "training": {"regime": regime, "steps": steps},
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the paper's methods (ResNet-101 body; COCO weights need backbone.weights=PATH offline)
+    "ssl-alpnet": _composed("alpnet", _ALP, "cosine-softmax", "ssl", PAPER_STEPS),
+    "ssl-panet": _composed("panet", {"type": "masked-avg"}, "cosine", "ssl", PAPER_STEPS),
+    "alpnet": _composed("alpnet", _ALP, "cosine-softmax", "supervised", PAPER_STEPS),
+    "panet": _composed("panet", {"type": "masked-avg"}, "cosine", "supervised", PAPER_STEPS),
+    "senet": {
+        "method": "senet",
+        "image_size": 256,
+        "options": {},
+        "training": {"regime": "supervised", "steps": PAPER_STEPS},
+    },
+    # ALPNet with an untrained backbone (the paper's ALPNet-init used COCO weights: pass them)
+    "alpnet-init": _composed("alpnet", _ALP, "cosine-softmax", "ssl", 0),
+    # CPU recipe: the light encoder at 128 x 128, stride 4 -> a 32 x 32 feature grid like the
+    # paper's, so ALP's 4 / 2 windows cover the same image fraction
+    "ssl-alpnet-cpu": _composed(
+        "alpnet", _ALP, "cosine-softmax", "ssl", 10_000,
+        backbone={"type": "light", "out_channels": 256, "in_channels": 1, "width": 32, "output_stride": 4,
+                  "norm": "group"},
+        image_size=128,
+    ),
+}
+
+
+def preset_spec(name: str) -> MethodSpec:
+    """The built-in preset ``name``; unknown names raise with close matches and the list."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=2)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise FewshotkitError(f"unknown preset '{name}'.{hint} Presets: {', '.join(PRESETS)}")
+    spec = MethodSpec.from_dict(copy.deepcopy(PRESETS[name]))
+    spec.preset = name
+    return spec
+
+
+# -- files --------------------------------------------------------------------------------------
+def load_spec(path: str | Path) -> MethodSpec:
+    """Read and validate a TOML spec; any problem raises FewshotkitError naming the file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise FewshotkitError(f"method spec '{path}' does not exist (write one with: fewshotkit compose)") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise FewshotkitError(f"method spec '{path}' is not valid TOML: {exc}") from exc
+    try:
+        spec = MethodSpec.from_dict(data)
+        validate_spec(spec)
+    except FewshotkitError as exc:
+        raise FewshotkitError(f"method spec '{path}': {exc}") from exc
+    return spec
+
+
+def save_spec(spec: MethodSpec, path: str | Path) -> None:
+    """Write ``spec`` as TOML atomically (temporary file in the same directory, then rename)."""
+    import tomli_w
+
+    path = Path(path)
+    text = tomli_w.dumps(spec.to_dict())
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- overrides ----------------------------------------------------------------------------------
+def _parse_value(text: str) -> Any:
+    """A TOML literal (``4``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``) or else the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
+    """A copy of ``spec`` with ``section.key=value`` assignments applied.
+
+    Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
+    (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``. Values are
+    TOML literals, else strings. Option names are checked by :func:`validate_spec`.
+    """
+    spec = copy.deepcopy(spec)
+    sections = (*PART_KINDS, "options", "training")
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise FewshotkitError(f"--set '{item}': expected KEY=VALUE, e.g. pooler.train_window=4")
+        value = _parse_value(raw.strip())
+        if key in ("method", "image_size"):
+            data = spec.to_dict()
+            data[key] = value
+            spec = MethodSpec.from_dict(data)
+            continue
+        section, dot, name = key.partition(".")
+        if not dot or not name:
+            raise FewshotkitError(
+                f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
+                "(or method=..., image_size=...)"
+            )
+        if section not in sections:
+            close = difflib.get_close_matches(section, sections, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise FewshotkitError(f"--set '{item}': unknown section '{section}'.{hint} Sections: {', '.join(sections)}")
+        if section in PART_KINDS:
+            if "." in name:
+                raise FewshotkitError(f"--set '{item}': part options are flat ({section}.KEY=VALUE)")
+            spec.parts.setdefault(section, {})[name] = value
+        elif section == "options":
+            if "." in name:
+                raise FewshotkitError(f"--set '{item}': method options are flat (options.KEY=VALUE)")
+            spec.options[name] = value
+        else:
+            table = spec.training
+            *path, last = name.split(".")
+            for part in path:
+                table = table.setdefault(part, {})
+                if not isinstance(table, dict):
+                    raise FewshotkitError(f"--set '{item}': training.{part} is not a table")
+            table[last] = value
+    return spec
+
+
+# -- validation and building --------------------------------------------------------------------
+def _method_part_params(factory: Any) -> dict[str, bool]:
+    """Part parameters (backbone/pooler/classifier) of a method factory -> whether required."""
+    params = inspect.signature(factory).parameters
+    return {
+        name: p.default is inspect.Parameter.empty for name, p in params.items() if name in PART_KINDS
+    }
+
+
+def validate_spec(spec: MethodSpec) -> None:
+    """Check that every registered name exists and every option is valid (names, not values)."""
+    from fewshotkit.plugin_host import get_registry
+
+    registry = get_registry()
+    method = registry.get("method", spec.method)
+    part_params = _method_part_params(method.load())
+    for kind, required in part_params.items():
+        if required and kind not in spec.parts:
+            raise FewshotkitError(
+                f"method '{spec.method}' needs a [{kind}] table with a 'type' "
+                f"(known: {', '.join(registry.names(kind))})"
+            )
+    for kind, table in spec.parts.items():
+        if kind not in part_params:
+            expected = ", ".join(f"[{k}]" for k in part_params) or "no part tables"
+            raise FewshotkitError(f"method '{spec.method}' takes no [{kind}] table (it takes {expected})")
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            raise FewshotkitError(f"[{kind}] needs type = \"NAME\" (known: {', '.join(registry.names(kind))})")
+        component = registry.get(kind, type_name)
+        component.check_options({k: v for k, v in table.items() if k != "type"}, prefix=f"{kind}.")
+    for name in spec.options:
+        if name in PART_KINDS:
+            raise FewshotkitError(f"options.{name}: parts go in their own [{name}] table, not in [options]")
+    method.check_options(spec.options, prefix="options.")
+    if spec.image_size is not None and (not isinstance(spec.image_size, int) or spec.image_size < 16):
+        raise FewshotkitError(f"image_size must be an integer >= 16, got {spec.image_size!r}")
+    if not isinstance(spec.training, dict):
+        raise FewshotkitError("[training] must be a table")
+
+
+def build_method(spec: MethodSpec) -> "Method":
+    """Validate ``spec``, build its parts through the registry, then the method."""
+    from fewshotkit.plugin_host import get_registry
+
+    validate_spec(spec)
+    registry = get_registry()
+    parts = {
+        kind: registry.create(kind, table["type"], **{k: v for k, v in table.items() if k != "type"})
+        for kind, table in spec.parts.items()
+    }
+    return registry.get("method", spec.method).load()(**parts, **spec.options)
+
+
+def plugin_versions() -> dict[str, str | None]:
+    """Plugin name -> version of every loaded plugin (saved with checkpoints and results)."""
+    from fewshotkit.plugin_host import get_host
+
+    return get_host().versions()

@@ -1,0 +1,214 @@
+"""Checkpoints: written atomically, carrying everything needed to resume exactly or to evaluate.
+
+A checkpoint (``torch.save`` of a dict of plain data and tensors, loadable with
+``weights_only=True``) holds: ``format``, ``version``, ``step``, ``model`` (state dict),
+``optimizer``, ``scheduler``, ``scaler`` (or None), ``rng`` (one entry per DDP rank: python,
+numpy, torch CPU/CUDA, sampler numpy Generator, augmentation torch Generator), ``spec_toml``
+(the resolved spec), ``plugin_versions``, ``run`` (run.json) and ``torch_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fewshotkit.errors import FewshotkitError
+
+if TYPE_CHECKING:
+    from fewshotkit.interfaces.method import Method
+    from fewshotkit.spec import MethodSpec
+
+FORMAT = "fewshotkit-checkpoint"
+VERSION = 1
+LAST = "last.pt"
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory + os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """``torch.save`` ``payload`` to ``path`` atomically; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# -- random states ------------------------------------------------------------------------------
+def capture_rng(sampler_rng: np.random.Generator, aug_generator: torch.Generator) -> dict[str, Any]:
+    """Every random state of this process (plain data + tensors, safe for weights_only loading)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "sampler": sampler_rng.bit_generator.state,
+        "augment": aug_generator.get_state(),
+    }
+
+
+def restore_rng(state: dict[str, Any], sampler_rng: np.random.Generator, aug_generator: torch.Generator) -> None:
+    """Inverse of :func:`capture_rng`."""
+    random.setstate(_tuplify(state["python"]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    sampler_rng.bit_generator.state = state["sampler"]
+    aug_generator.set_state(state["augment"])
+
+
+def _tuplify(value: Any) -> Any:
+    """random.setstate wants nested tuples; a round trip may give lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+# -- specs inside checkpoints -------------------------------------------------------------------
+def spec_to_toml(spec: "MethodSpec") -> str:
+    """The resolved spec as TOML text (via :func:`fewshotkit.spec.save_spec`)."""
+    from fewshotkit.spec import save_spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.toml"
+        save_spec(spec, path)
+        return path.read_text(encoding="utf-8")
+
+
+def spec_from_toml(text: str, source: Path) -> "MethodSpec":
+    from fewshotkit.spec import load_spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.toml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            return load_spec(path)
+        except FewshotkitError as exc:
+            raise FewshotkitError(f"checkpoint '{source}': its stored spec does not load: {exc}") from None
+
+
+# -- reading ------------------------------------------------------------------------------------
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run directory -> its ``checkpoints/last.pt``; a file -> itself (must exist)."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / LAST
+        if not candidate.is_file():
+            raise FewshotkitError(
+                f"run directory '{path}' has no checkpoint ({candidate} is missing); "
+                "train it with `fewshotkit train ... --out RUN_DIR`"
+            )
+        return candidate
+    if not path.is_file():
+        raise FewshotkitError(f"checkpoint '{path}' does not exist; give a run directory or a .pt file from `fewshotkit train`")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint file (or a run directory's last one)."""
+    ckpt_path = resolve_checkpoint(path)
+    try:
+        payload = torch.load(ckpt_path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle/zip errors have many types
+        raise FewshotkitError(
+            f"'{ckpt_path}' is not a readable fewshotkit checkpoint ({type(exc).__name__}); "
+            "give a checkpoint written by `fewshotkit train`"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise FewshotkitError(f"'{ckpt_path}' is not a fewshotkit checkpoint; give one written by `fewshotkit train`")
+    if int(payload.get("version", -1)) > VERSION:
+        raise FewshotkitError(
+            f"checkpoint '{ckpt_path}' has format version {payload['version']}, newer than this fewshotkit "
+            f"reads ({VERSION}); upgrade fewshotkit"
+        )
+    payload["path"] = str(ckpt_path)
+    return payload
+
+
+@dataclass
+class LoadedMethod:
+    """A trained method ready for inference and what is known about how it was trained."""
+
+    method: "Method"  # in eval mode, on the device
+    spec: "MethodSpec"
+    meta: dict  # step, plugin_versions, run (run.json contents), path, torch_version
+
+
+def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu") -> LoadedMethod:
+    """Rebuild the method of a checkpoint (or a run directory's ``checkpoints/last.pt``).
+
+    Missing file, not a checkpoint, or a method/part no loaded plugin provides raise a
+    :class:`FewshotkitError` naming the file and what to do.
+    """
+    from fewshotkit.spec import build_method
+
+    payload = read_checkpoint(path)
+    ckpt_path = Path(payload["path"])
+    spec = spec_from_toml(payload["spec_toml"], ckpt_path)
+    try:
+        method = build_method(spec)
+    except FewshotkitError as exc:
+        raise FewshotkitError(
+            f"checkpoint '{ckpt_path}' needs a component that is not available: {exc} "
+            "(install/enable the plugin that provides it)"
+        ) from None
+    try:
+        method.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise FewshotkitError(
+            f"checkpoint '{ckpt_path}': weights do not fit the method its spec builds ({first}); "
+            "the plugin versions may differ from those it was trained with "
+            f"({payload.get('plugin_versions')})"
+        ) from None
+    method.to(device).eval()
+    meta = {
+        "step": int(payload["step"]),
+        "plugin_versions": payload.get("plugin_versions", {}),
+        "run": payload.get("run", {}),
+        "path": str(ckpt_path),
+        "torch_version": payload.get("torch_version"),
+    }
+    return LoadedMethod(method=method, spec=spec, meta=meta)
+
+
+def prune_checkpoints(directory: Path, keep: int) -> None:
+    """Keep the ``keep`` newest ``step_NNNNNN.pt`` files (``last.pt`` is never removed)."""
+    numbered = sorted(directory.glob("step_*.pt"))
+    for old in numbered[:-keep] if keep > 0 else numbered:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,51 @@
+"""The loss-curve PNG of a run, drawn from its metrics log (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from fewshotkit.training.checkpoint import atomic_write_bytes
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl file (a torn last line from a crash is skipped)."""
+    records = []
+    if not path.is_file():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def plot_loss_curve(metrics_path: Path, out_path: Path, title: str = "") -> Path | None:
+    """Plot loss (and each named term) against step to ``out_path``; None when nothing was logged."""
+    records = [r for r in read_metrics(metrics_path) if "loss" in r]
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    steps = [r["step"] for r in records]
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(steps, [r["loss"] for r in records], label="loss", color="black", linewidth=1.5)
+    terms = sorted({k[5:] for r in records for k in r if k.startswith("loss_")})
+    for term in terms:
+        ax.plot(steps, [r.get(f"loss_{term}", float("nan")) for r in records], label=term, linewidth=1, alpha=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over the logging interval)")
+    ax.set_title(title or "training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(out_path, buffer.getvalue())
+    return out_path

@@ -1,0 +1,461 @@
+"""The training loop: self-supervised (superpixel) or annotated episodes, on CPU, GPU or DDP.
+
+Run directory layout (only rank 0 writes)::
+
+    RUN_DIR/spec.toml               the resolved spec (training values as used)
+    RUN_DIR/run.json                store, fold, setting, exclude, regime, seed, device, versions ...
+    RUN_DIR/checkpoints/last.pt     newest checkpoint; step_NNNNNN.pt every checkpoint_every steps
+    RUN_DIR/metrics.jsonl           one line per log_every steps: loss terms, lr, timings
+    RUN_DIR/episodes.jsonl          with training.log_episodes: every episode's (volume, z, ...)
+    RUN_DIR/loss.png                the loss curve, drawn at the end
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import signal
+import subprocess
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.training import distributed as ddp
+from fewshotkit.training.checkpoint import (
+    LAST,
+    atomic_write_text,
+    capture_rng,
+    prune_checkpoints,
+    read_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    spec_to_toml,
+)
+from fewshotkit.training.config import TrainingConfig
+
+if TYPE_CHECKING:
+    from fewshotkit.spec import MethodSpec
+
+RUN_JSON = "run.json"
+SPEC_TOML = "spec.toml"
+METRICS = "metrics.jsonl"
+EPISODES = "episodes.jsonl"
+LOSS_PNG = "loss.png"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_commit() -> str | None:
+    """The commit of the fewshotkit source tree, when it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+            text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C into a flag checked between steps (a second one aborts at once)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines written after ``step`` (a crashed run may have logged past its checkpoint)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def _build_sampler(store: Any, fold: Any, setting: int, excluded: list[int], config: TrainingConfig,
+                   pseudolabels: str | None) -> tuple[Any, dict[str, Any]]:
+    from fewshotkit.episodes.filters import allowed_slices
+    from fewshotkit.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
+
+    slices = allowed_slices(store, fold.train, excluded if setting == 2 else ())
+    if not slices:
+        raise FewshotkitError(
+            f"no training slice is left in '{store.path}' for fold {fold.index} after removing the excluded classes"
+        )
+    info: dict[str, Any] = {"train_slices": len(slices)}
+    if config.regime == "ssl":
+        set_name = store.resolve_pseudolabel_set(pseudolabels)
+        info["pseudolabel_set"] = set_name
+        return SelfSupervisedSampler(store, set_name, slices, min_segment_size=config.min_segment_size), info
+    classes = [c for c in store.class_values if c not in excluded]
+    if not classes:
+        raise FewshotkitError("--exclude removes every class of the store: nothing is left to train on")
+    info["train_classes"] = [store.classes[c] for c in classes]
+    return AnnotatedSampler(store, slices, classes, min_pixels=config.min_pixels), info
+
+
+def _progress_columns() -> list[Any]:
+    from rich.progress import TextColumn
+
+    return [
+        TextColumn("{task.fields[speed]} steps/s"),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("lr {task.fields[lr]}"),
+    ]
+
+
+def train(
+    spec: "MethodSpec | None",
+    store_path: Path | str | None,
+    out_dir: Path | str,
+    *,
+    fold: int = 0,
+    setting: int = 1,
+    exclude: Sequence[str] | str = (),
+    regime: str | None = None,
+    steps: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    pseudolabels: str | None = None,
+    resume: bool = False,
+    amp: bool | None = None,
+    log_episodes: bool | None = None,
+    show_progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> Path:
+    """Train ``spec`` on the store's fold ``fold`` training scans; returns the final checkpoint path.
+
+    ``regime`` ("ssl" / "supervised"), ``steps``, ``amp`` and ``log_episodes`` override
+    ``spec.training``. Setting 2 drops every training slice containing any pixel of an
+    ``exclude`` class; the supervised regime never trains on ``exclude`` classes. With
+    ``resume=True`` ``out_dir`` is an existing run: spec, store and settings come from it
+    (``spec``/``store_path`` may be None), ``steps`` may raise its target, and training continues
+    exactly where its last checkpoint left off. ``on_step(step)`` is called after every
+    completed step. Ctrl-C writes a checkpoint and then raises KeyboardInterrupt.
+    """
+    from fewshotkit.spec import load_spec
+
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    payload: dict[str, Any] | None = None
+    previous: dict[str, Any] = {}
+    if resume:
+        run_json = out_dir / RUN_JSON
+        if not run_json.is_file() or not (out_dir / SPEC_TOML).is_file():
+            raise FewshotkitError(f"--resume: '{out_dir}' is not a run directory (no {RUN_JSON} / {SPEC_TOML})")
+        previous = json.loads(run_json.read_text(encoding="utf-8"))
+        spec = load_spec(out_dir / SPEC_TOML)
+        payload = read_checkpoint(out_dir)
+        store_path = previous["store"]
+        fold, setting, seed = previous["fold"], previous["setting"], previous["seed"]
+        exclude, regime = previous["exclude"], previous["regime"]
+        pseudolabels = previous.get("pseudolabel_set")
+        steps = steps if steps is not None else previous["steps"]
+    else:
+        if spec is None or store_path is None:
+            raise FewshotkitError("train needs a spec and a store (or resume=True with a run directory)")
+        if (ckpt_dir / LAST).exists():
+            raise FewshotkitError(
+                f"'{out_dir}' already holds a trained run; continue it with --resume {out_dir} or choose another --out"
+            )
+    if setting not in (1, 2):
+        raise FewshotkitError(f"--setting must be 1 or 2, got {setting}")
+
+    overrides = {k: v for k, v in (("regime", regime), ("steps", steps), ("amp", amp),
+                                   ("log_episodes", log_episodes)) if v is not None}
+    config = TrainingConfig.from_dict({**dict(spec.training or {}), **overrides})
+    spec = dataclasses.replace(spec, training=config.to_dict())
+
+    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.episodes.filters import resolve_classes
+    from fewshotkit.episodes.folds import get_fold
+
+    store = SliceStore(store_path)
+    the_fold = get_fold(store, fold)
+    exclude_text = exclude if isinstance(exclude, str) else ",".join(str(e) for e in exclude)
+    excluded = resolve_classes(store, exclude_text) if exclude_text.strip() else []
+    if setting == 2 and not excluded:
+        raise FewshotkitError("--setting 2 removes the slices of the test classes: name them with --exclude (e.g. liver,spleen or upper)")
+    store.normalize_with(the_fold.train)
+    sampler, sampler_info = _build_sampler(store, the_fold, setting, excluded, config, pseudolabels)
+
+    info, dev = ddp.setup(device)
+    try:
+        return _run(
+            spec, config, store, the_fold, setting, excluded, sampler, sampler_info, out_dir, seed, payload,
+            previous, info, dev, show_progress, on_step,
+        )
+    finally:
+        ddp.teardown(info)
+
+
+def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, setting: int, excluded: list[int],
+         sampler: Any, sampler_info: dict[str, Any], out_dir: Path, seed: int, payload: dict[str, Any] | None,
+         previous: dict[str, Any], info: ddp.DistInfo, dev: torch.device, show_progress: bool,
+         on_step: Callable[[int], None] | None) -> Path:
+    """The loop proper, once the data and the process group are set up (see :func:`train`)."""
+    from fewshotkit.device import describe_device
+    from fewshotkit.seeding import seed_everything
+    from fewshotkit.spec import build_method, plugin_versions
+    from fewshotkit.training.augment import Augmenter
+    from fewshotkit.training.batches import EpisodeBatcher
+    from fewshotkit.training.curves import plot_loss_curve
+
+    ckpt_dir = out_dir / "checkpoints"
+    main = info.is_main
+    seed_everything(seed)  # identical initial weights on every rank
+    method = build_method(spec).to(dev)
+    torch.manual_seed(_seed(seed, info.rank, 2))
+    sampler_rng = np.random.default_rng(np.random.SeedSequence([seed, info.rank]))
+    aug_gen = torch.Generator(device=dev)
+    aug_gen.manual_seed(_seed(seed, info.rank, 1))
+
+    optimizer = torch.optim.SGD(method.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    use_amp = bool(config.amp if config.amp is not None else dev.type == "cuda")
+    if use_amp and dev.type != "cuda":
+        warnings.warn("mixed precision (--amp) is only used on CUDA; training in float32 on the CPU", stacklevel=2)
+        use_amp = False
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    start = 0
+    if payload is not None:
+        method.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        if payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
+        start = int(payload["step"])
+        states = payload["rng"]
+        if len(states) == info.world_size:
+            restore_rng(states[info.rank], sampler_rng, aug_gen)
+        else:  # another number of processes: new streams, continued deterministically from the step
+            warnings.warn(f"resuming a {len(states)}-process run with {info.world_size} processes: "
+                          "episode streams are re-seeded, so the run is not an exact continuation", stacklevel=2)
+            sampler_rng = np.random.default_rng(np.random.SeedSequence([seed, info.rank, start]))
+            aug_gen.manual_seed(_seed(seed, info.rank, start, 1))
+    if start > config.steps:
+        raise FewshotkitError(f"--steps {config.steps} is below the {start} steps the run already has; give more steps")
+
+    model: torch.nn.Module = method
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(method, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    batcher = EpisodeBatcher(sampler, config.regime, spec.image_size, Augmenter(config.aug, aug_gen), dev,
+                             config.batch_size)
+    versions = plugin_versions()
+    run: dict[str, Any] = {
+        **previous,
+        "store": str(Path(store.path).resolve()),
+        "fold": the_fold.index,
+        "setting": setting,
+        "exclude": [store.classes[c] for c in excluded],
+        "regime": config.regime,
+        "seed": seed,
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "world_size": info.world_size,
+        "effective_batch_size": config.batch_size * info.world_size,
+        "device": str(dev),
+        "device_name": describe_device() if dev.type == "cuda" else "cpu",
+        "amp": str(amp_dtype).removeprefix("torch.") if use_amp else False,
+        "fold_queries": list(the_fold.queries),
+        "fold_support": the_fold.support,
+        "fold_train": list(the_fold.train),
+        **sampler_info,
+        "plugin_versions": versions,
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+        "status": "running",
+        "started": previous.get("started", _now()),
+    }
+
+    def write_run(**updates: Any) -> None:
+        run.update(updates)
+        if main:
+            atomic_write_text(out_dir / RUN_JSON, json.dumps(run, indent=2) + "\n")
+
+    spec_text = spec_to_toml(spec)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / SPEC_TOML, spec_text)
+        _trim_log(out_dir / METRICS, start)
+        _trim_log(out_dir / EPISODES, start)
+    write_run()
+
+    def checkpoint(step: int, numbered: bool) -> Path:
+        rng_states = ddp.all_gather(capture_rng(sampler_rng, aug_gen), info)
+        last = ckpt_dir / LAST
+        if main:
+            blob = {
+                "format": "fewshotkit-checkpoint", "version": 1, "step": step,
+                "model": method.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "rng": rng_states, "spec_toml": spec_text, "plugin_versions": versions,
+                "run": {**run, "final_step": step}, "torch_version": torch.__version__,
+            }
+            save_checkpoint(last, blob)
+            if numbered:
+                save_checkpoint(ckpt_dir / f"step_{step:06d}.pt", blob)
+                prune_checkpoints(ckpt_dir, config.keep_checkpoints)
+        return last
+
+    weights = config.loss_weights
+    metrics_file = open(out_dir / METRICS, "a", encoding="utf-8") if main else None
+    episodes_file = open(out_dir / EPISODES, "a", encoding="utf-8") if main and config.log_episodes else None
+    window: dict[str, torch.Tensor] = {}
+    data_time = model_time = 0.0
+    window_start = time.perf_counter()
+    window_steps = 0
+    step = start
+    last_loss = float("nan")
+    columns = _progress_columns()
+    from fewshotkit.console import console, make_progress
+
+    progress = make_progress(*columns)
+    progress.disable = progress.disable or not (show_progress and main)
+    task = progress.add_task("train", total=config.steps, completed=start, speed="-", loss="-",
+                             lr=f"{scheduler.get_last_lr()[0]:.2e}")
+    method.train()
+    interrupted = False
+    try:
+        with _StopRequest() as stop, progress:
+            while step < config.steps:
+                if ddp.any_rank(stop.requested, info, dev):
+                    interrupted = True
+                    break
+                t0 = time.perf_counter()
+                episode, records = batcher.next(sampler_rng)
+                t1 = time.perf_counter()
+                with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                    output = model(episode)
+                    terms = output.losses
+                    if not terms:
+                        raise FewshotkitError(f"method '{spec.method}' returned no loss terms in training mode; it cannot be trained")
+                    loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                t2 = time.perf_counter()
+                data_time += t1 - t0
+                model_time += t2 - t1
+                window_steps += 1
+                for name, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
+                    value = value.detach().float()
+                    window[name] = window[name] + value if name in window else value
+                if config.log_episodes:
+                    gathered = ddp.all_gather(records, info)
+                    if episodes_file is not None:
+                        for rank, rank_records in enumerate(gathered):
+                            for index, record in enumerate(rank_records):
+                                episodes_file.write(json.dumps({"step": step, "rank": rank, "index": index, **record}) + "\n")
+                if step % config.log_every == 0 or step == config.steps:
+                    values = {k: v.item() / window_steps for k, v in window.items()}
+                    values = ddp.mean_over_ranks(values, info, dev)
+                    last_loss = values["loss"]
+                    if not np.isfinite(last_loss):
+                        raise FewshotkitError(
+                            f"the training loss became {last_loss} by step {step}; lower training.lr "
+                            "(--set training.lr=...) or turn off --amp"
+                        )
+                    elapsed = time.perf_counter() - window_start
+                    record = {
+                        "step": step, **{k: round(v, 6) for k, v in values.items()},
+                        "lr": scheduler.get_last_lr()[0], "steps_per_s": round(window_steps / elapsed, 4),
+                        "data_s": round(data_time / window_steps, 5), "model_s": round(model_time / window_steps, 5),
+                        "time": _now(),
+                    }
+                    if metrics_file is not None:
+                        metrics_file.write(json.dumps(record) + "\n")
+                        metrics_file.flush()
+                    if episodes_file is not None:
+                        episodes_file.flush()
+                    progress.update(task, speed=f"{record['steps_per_s']:.2f}", loss=f"{last_loss:.4f}",
+                                    lr=f"{record['lr']:.2e}")
+                    window, data_time, model_time, window_steps = {}, 0.0, 0.0, 0
+                    window_start = time.perf_counter()
+                progress.update(task, completed=step)
+                if step % config.checkpoint_every == 0 and step < config.steps:
+                    checkpoint(step, numbered=True)
+                if on_step is not None:
+                    on_step(step)
+    finally:
+        for handle in (metrics_file, episodes_file):
+            if handle is not None:
+                handle.close()
+
+    last = checkpoint(step, numbered=not interrupted and step > start)
+    if interrupted:
+        write_run(status="interrupted", final_step=step, updated=_now())
+        if main:
+            console.print(f"[yellow]Interrupted at step {step}/{config.steps}[/yellow]; checkpoint: {last}\n"
+                          f"Continue with: fewshotkit train --resume {out_dir}")
+        raise KeyboardInterrupt
+    digests = ddp.all_gather(ddp.parameter_digest(method), info)
+    write_run(status="completed", final_step=step, finished=_now(), rank_weight_sha256=digests)
+    if main:
+        curve = plot_loss_curve(out_dir / METRICS, out_dir / LOSS_PNG, title=f"{spec.method} ({config.regime})")
+        _summary(console, run, last, curve, last_loss)
+    return last
+
+
+def _summary(console: Any, run: dict[str, Any], last: Path, curve: Path | None, loss: float) -> None:
+    from rich.table import Table
+
+    table = Table(title="training finished", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = [
+        ("checkpoint", str(last)),
+        ("steps", f"{run['final_step']} (regime {run['regime']}, setting {run['setting']}, fold {run['fold']})"),
+        ("excluded", ", ".join(run["exclude"]) or "-"),
+        ("batch", f"{run['batch_size']} x {run['world_size']} process(es)"),
+        ("device", f"{run['device']}" + (f", amp {run['amp']}" if run["amp"] else "")),
+        ("last logged loss", f"{loss:.4f}" if np.isfinite(loss) else "-"),
+        ("loss curve", str(curve) if curve else "-"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -1,0 +1,146 @@
+"""Contract tests parametrised over the registries: every registered component honours its interface.
+
+A component registered later (by any plugin) is picked up automatically. Components are built with
+their default options; composed methods get a small light backbone so the tests stay fast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fewshotkit.interfaces.backbone import Backbone
+from fewshotkit.interfaces.classifier import Classifier
+from fewshotkit.interfaces.method import Episode, Method, MethodOutput
+from fewshotkit.interfaces.pooler import PrototypePooler
+from fewshotkit.plugin_host import PluginHost
+from fewshotkit.spec import PART_KINDS, MethodSpec, _method_part_params, build_method
+
+REGISTRY = PluginHost().registry  # entry points only, independent of the process-wide host
+SMALL_PARTS = {
+    "backbone": {"type": "light", "width": 8, "out_channels": 16},
+    "pooler": {"type": "alp"},
+    "classifier": {"type": "cosine-softmax"},
+}
+MASK_CASES = ("empty", "tiny", "full", "random")
+
+
+def _names(kind: str) -> list[str]:
+    return REGISTRY.names(kind)
+
+
+def _masks(case: str, shape: tuple[int, ...], ways: int = 1, seed: int = 0) -> torch.Tensor:
+    """(..., N + 1, H, W) one-hot masks; ``shape`` is (..., H, W)."""
+    g = torch.Generator().manual_seed(seed)
+    *lead, H, W = shape
+    labels = torch.zeros(*lead, H, W, dtype=torch.long)
+    if case == "tiny":
+        labels[..., H // 2, W // 2] = 1
+    elif case == "full":
+        labels[...] = ways
+    elif case == "random":
+        labels = torch.randint(0, ways + 1, (*lead, H, W), generator=g)
+        labels[..., : H // 2, : W // 2] = 1 % (ways + 1)
+    onehot = torch.nn.functional.one_hot(labels, ways + 1).movedim(-1, -3).float()
+    return onehot
+
+
+@pytest.mark.parametrize("name", _names("backbone"))
+def test_backbone_contract(name: str):
+    torch.manual_seed(0)
+    bb = REGISTRY.create("backbone", name)
+    assert isinstance(bb, Backbone)
+    assert bb.in_channels in (1, 3) and bb.out_channels >= 1 and bb.stride >= 1
+    images = torch.randn(3, 1, 64, 48)  # slices are 1-channel; prepare() adapts them
+    x = bb.prepare(images)
+    assert x.shape == (3, bb.in_channels, 64, 48)
+    feats = bb.train()(x)
+    assert feats.dtype == torch.float32
+    assert feats.shape == (3, bb.out_channels, math.ceil(64 / bb.stride), math.ceil(48 / bb.stride))
+    assert torch.isfinite(feats).all()
+    feats.square().mean().backward()
+    grads = [p.grad for p in bb.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads[:1] + grads[-1:])
+    assert any(g.abs().sum() > 0 for g in grads if g is not None)
+
+
+@pytest.mark.parametrize("case", MASK_CASES)
+@pytest.mark.parametrize("name", _names("pooler"))
+def test_pooler_contract(name: str, case: str):
+    torch.manual_seed(0)
+    pooler = REGISTRY.create("pooler", name)
+    assert isinstance(pooler, PrototypePooler)
+    for shots, ways in ((1, 1), (3, 2)):
+        feats = torch.randn(shots, 16, 8, 8, requires_grad=True)
+        masks = _masks(case, (shots, 64, 64), ways)
+        for training in (True, False):
+            protos = pooler.train(training)(feats, masks)
+            assert isinstance(protos, list) and len(protos) == ways + 1
+            for p in protos:
+                assert p.ndim == 2 and p.shape[0] >= 1 and p.shape[1] == 16
+                assert p.dtype == torch.float32 and torch.isfinite(p).all()
+        total = sum(p.sum() for p in protos)
+        (grad,) = torch.autograd.grad(total, feats)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", _names("classifier"))
+def test_classifier_contract(name: str):
+    torch.manual_seed(0)
+    clf = REGISTRY.create("classifier", name)
+    assert isinstance(clf, Classifier)
+    feats = torch.randn(2, 16, 8, 6, requires_grad=True)
+    protos = [torch.randn(4, 16, requires_grad=True), torch.randn(1, 16), torch.zeros(2, 16)]
+    logits = clf(feats, protos)
+    assert logits.shape == (2, 3, 8, 6) and logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+    logits.log_softmax(dim=1)[:, 1].mean().backward()
+    assert feats.grad is not None and torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
+    assert protos[0].grad is not None and torch.isfinite(protos[0].grad).all()
+
+
+@pytest.mark.parametrize("classifier", _names("classifier"))
+@pytest.mark.parametrize("pooler", _names("pooler"))
+def test_every_pooler_feeds_every_classifier(pooler: str, classifier: str):
+    feats = torch.randn(2, 16, 8, 8)
+    protos = REGISTRY.create("pooler", pooler)(feats, _masks("random", (2, 32, 32), 2))
+    assert REGISTRY.create("classifier", classifier)(feats[:1], protos).shape == (1, 3, 8, 8)
+
+
+def _small_method(name: str) -> Method:
+    part_params = _method_part_params(REGISTRY.get("method", name).load())
+    parts = {k: dict(SMALL_PARTS[k]) for k in part_params if k in PART_KINDS}
+    return build_method(MethodSpec(method=name, parts=parts, options={}))
+
+
+@pytest.mark.parametrize("case", MASK_CASES)
+@pytest.mark.parametrize("name", _names("method"))
+def test_method_contract(name: str, case: str, fresh_host):
+    torch.manual_seed(0)
+    method = _small_method(name)
+    assert isinstance(method, Method)
+    B, S, Q, N, H, W = 2, 2, 1, 2, 32, 32
+    episode = Episode(
+        support_images=torch.randn(B, S, 1, H, W),
+        support_masks=_masks(case, (B, S, H, W), N, seed=1),
+        query_images=torch.randn(B, Q, 1, H, W),
+        query_labels=_masks("random", (B, Q, H, W), N, seed=2).argmax(dim=-3),
+    )
+    out = method.train()(episode)
+    assert isinstance(out, MethodOutput)
+    assert out.logits.shape == (B, Q, N + 1, H, W) and out.logits.dtype == torch.float32
+    assert torch.isfinite(out.logits).all()
+    assert out.losses, "training mode with query labels must return loss terms"
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in out.losses.values())
+    out.loss.backward()
+    params = [p for p in method.parameters() if p.requires_grad]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    if hasattr(method, "backbone"):  # gradients reach the backbone of composed methods
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.backbone.parameters())
+    method.eval()
+    with torch.no_grad():
+        inference = method(Episode(episode.support_images, episode.support_masks, episode.query_images))
+    assert inference.logits.shape == (B, Q, N + 1, H, W) and torch.isfinite(inference.logits).all()
+    assert not inference.losses

@@ -1,0 +1,147 @@
+"""Ingestion presets: real-data acceptance, geometry round trip, bad input, interrupted runs."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from fewshotkit.errors import DataError
+from fewshotkit.episodes.filters import allowed_slices, resolve_classes
+from fewshotkit.ingest.nifti import ingest_nifti
+from fewshotkit.ingest.volume import load_nifti_volume
+from fewshotkit.store.reader import SliceStore
+
+CHAOS_PIDS = [1, 2, 3, 5, 8, 10, 13, 15, 19, 20, 21, 22, 31, 32, 33, 34, 36, 37, 38, 39]
+
+
+def _pair(folder, key, shape=(40, 30, 5), labels=(0, 1, 2), nan=False, affine=None):
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 500, shape)
+    if nan:
+        img[0, 0, 0] = np.nan
+    lab = rng.choice(labels, size=shape).astype(np.float64)
+    aff = affine if affine is not None else np.diag([1.5, 1.5, 6.0, 1.0])
+    nib.save(nib.Nifti1Image(img, aff), folder / f"image_{key}.nii.gz")
+    nib.save(nib.Nifti1Image(lab, aff), folder / f"label_{key}.nii.gz")
+
+
+@pytest.mark.data
+def test_chaos_t2_acceptance(chaos_dir, tmp_path, run_cli):
+    out = tmp_path / "chaos.h5"
+    result = run_cli("ingest", "chaos-t2", str(chaos_dir), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    s = SliceStore(out)
+    assert s.volumes == [str(p) for p in CHAOS_PIDS] and s.n_slices == 718 and len(s.classes) == 4
+    for pid in CHAOS_PIDS:
+        lab = np.asarray(nib.load(chaos_dir / f"label_{pid}.nii.gz").dataobj)  # (x, y, z)
+        for c in range(1, 5):
+            expected = np.flatnonzero((lab == c).any(axis=(0, 1)))
+            np.testing.assert_array_equal(s.class_slices(c, str(pid)), expected)
+            np.testing.assert_array_equal(s.class_pixels(c, str(pid)), (lab == c).sum(axis=(0, 1)))
+    # geometry round trip: stored affine = source affine; to_nifti overlays the source label
+    src = nib.load(chaos_dir / "label_5.nii.gz")
+    np.testing.assert_allclose(np.asarray(s.volume_attrs("5")["affine"]), src.affine)
+    back = s.to_nifti("5", s.label("5"))
+    np.testing.assert_allclose(back.affine, src.affine)
+    np.testing.assert_array_equal(np.asarray(back.dataobj), np.asarray(src.dataobj).astype(np.uint8))
+    # setting 2 for {liver, spleen}: no kept slice contains either
+    kept = allowed_slices(s, s.volumes, resolve_classes(s, "liver,spleen"))
+    assert kept
+    for vol, z in kept:
+        assert not np.isin(s.label(vol, z), (1, 4)).any()
+
+
+@pytest.mark.data
+def test_acdc_acceptance(acdc_dir, tmp_path, run_cli):
+    out = tmp_path / "acdc.h5"
+    result = run_cli("ingest", "acdc", str(acdc_dir), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    s = SliceStore(out)
+    assert len(s.volumes) == 60 and s.classes == {1: "RV", 2: "LV-MYO", 3: "LV-BP"}
+    assert all(s.shape(v)[1:] == (256, 256) for v in s.volumes)
+    assert s.volume_attrs("patient001_frame02")["patient"] == "patient001"
+    back = s.to_nifti("patient001_frame01", s.label("patient001_frame01"))
+    assert back.shape == (216, 256, 10)
+
+
+def test_nifti_geometry_round_trip_and_crop(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    affine = np.array([[-1.2, 0, 0, 90.0], [0, 1.3, 0, -40.0], [0, 0, 5.0, 12.0], [0, 0, 0, 1]])
+    _pair(src, "7", shape=(40, 30, 5), affine=affine)
+    out = tmp_path / "s.h5"
+    ingest_nifti(src, out, labels={1: "a", 2: "b"}, target_size=32, quiet=True)
+    s = SliceStore(out)
+    assert s.shape("7") == (5, 32, 32)
+    np.testing.assert_allclose(np.asarray(s.volume_attrs("7")["affine"]), affine)
+    assert s.volume_attrs("7")["spacing"] == pytest.approx([5.0, 1.3, 1.2])
+    back = s.to_nifti("7", s.label("7"))
+    source = np.asarray(nib.load(src / "label_7.nii.gz").dataobj).astype(np.uint8)
+    np.testing.assert_allclose(back.affine, affine)
+    assert back.shape == source.shape
+    np.testing.assert_array_equal(np.asarray(back.dataobj)[4:36], source[4:36])  # cropped rows come back as 0
+    vol = load_nifti_volume(src / "image_7.nii.gz", src / "label_7.nii.gz", target_size=32)
+    assert vol.image.shape == (5, 32, 32) and abs(float(vol.image.mean())) < 1e-4
+    np.testing.assert_array_equal(vol.label, s.label("7"))
+    np.testing.assert_array_equal(np.asarray(vol.to_nifti(vol.label).dataobj), np.asarray(back.dataobj))
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("missing", "does not exist"),
+    ("empty", "has no files matching"),
+    ("unpaired", "has no partner"),
+    ("gzip", "cannot be read as NIfTI"),
+    ("nan", "NaN"),
+    ("shape", "must match"),
+    ("codes", "unknown label values 7"),
+])
+def test_bad_input_one_line_error(tmp_path, run_cli, problem, match):
+    src = tmp_path / "src"
+    if problem != "missing":
+        src.mkdir()
+    if problem in ("unpaired", "gzip", "nan", "shape", "codes"):
+        _pair(src, "1", nan=problem == "nan", labels=(0, 1, 7) if problem == "codes" else (0, 1))
+    if problem == "unpaired":
+        (src / "label_1.nii.gz").rename(src / "label_2.nii.gz")
+    if problem == "gzip":
+        data = (src / "image_1.nii.gz").read_bytes()
+        (src / "image_1.nii.gz").write_bytes(data[: len(data) // 2])
+    if problem == "shape":
+        nib.save(nib.Nifti1Image(np.zeros((40, 30, 4)), np.eye(4)), src / "label_1.nii.gz")
+    out = tmp_path / "out.h5"
+    result = run_cli("ingest", "nifti", str(src), "-o", str(out), "--labels", "1=liver")
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert "\n" not in message and match in message and "Traceback" not in message
+    assert not out.exists() and not list(tmp_path.glob(".out.h5*"))
+
+
+def _kill_midway(cmd: list[str], out, tmp_path, sig=signal.SIGTERM, delay=1.5):
+    proc = subprocess.Popen([sys.executable, "-m", "fewshotkit", *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.time() + 30
+    while time.time() < deadline and not list(tmp_path.glob(f".{out.name}.*.tmp")):
+        time.sleep(0.05)
+    time.sleep(delay)
+    assert proc.poll() is None, "the command finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    return proc
+
+
+def test_killed_ingest_leaves_no_store(tmp_path):
+    out = tmp_path / "big.h5"
+    _kill_midway(["ingest", "synthetic", "-o", str(out), "--volumes", "200", "--size", "128"], out, tmp_path)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".big.h5*"))  # SIGTERM cleans up its temporary file
+    _kill_midway(["ingest", "synthetic", "-o", str(out), "--volumes", "200", "--size", "128"], out, tmp_path,
+                 sig=signal.SIGKILL, delay=0.5)
+    assert not out.exists()

@@ -1,0 +1,77 @@
+"""``fewshotkit pseudolabel``: parallel run, naming, no-op re-run, check/show, interruption."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from fewshotkit.ingest.synthetic import ingest_synthetic
+from fewshotkit.pseudolabel import parse_set_options, set_name
+from fewshotkit.store.check import check_store
+from fewshotkit.store.reader import SliceStore
+
+from test_ingest import _kill_midway
+
+
+def test_parse_set_options():
+    assert parse_set_options(["min_size=400", "sigma=0.8", "name=abc", "flag=true", "xs=[1, 2]"]) == {
+        "min_size": 400, "sigma": 0.8, "name": "abc", "flag": True, "xs": [1, 2]}
+    assert set_name("felzenszwalb", {"scale": 1.0, "min_size": 400}) == "felzenszwalb-min_size=400-scale=1.0"
+
+
+def test_pseudolabel_check_show(tmp_path, run_cli):
+    store = tmp_path / "demo.h5"
+    ingest_synthetic(store, volumes=3, slices=6, size=64, quiet=True)
+    result = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_size=100", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    s = SliceStore(store)
+    (name,) = s.pseudolabel_sets
+    assert name.startswith("felzenszwalb-") and "min_size=100" in name
+    attrs = s.pseudolabel_set_attrs(name)
+    assert attrs["params"]["min_size"] == 100 and attrs["plugin"] == "superpixel" and attrs["plugin_version"]
+    pl = s.pseudolabel("felzenszwalb", "2")
+    assert pl.dtype == np.int32 and pl.shape == s.shape("2") and pl.max() >= 3
+    assert pl[:, 0, 0].max() == 0  # outside the body is unlabelled
+    from fewshotkit_superpixel.labelers import Felzenszwalb
+
+    np.testing.assert_array_equal(pl[3], Felzenszwalb(min_size=100)(s.pseudolabel_input("2", 3)))
+    s.close()
+    mtime = store.stat().st_mtime_ns
+    again = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_size=100")
+    assert "already exists" in again.output and store.stat().st_mtime_ns == mtime
+    assert run_cli("store", "check", str(store)).exit_code == 0
+    png = tmp_path / "slice.png"
+    assert run_cli("store", "show", str(store), "2", "3", "-o", str(png)).exit_code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads(run_cli("store", "info", str(store), "--json").output)
+    assert info["n_slices"] == 18 and name in info["pseudolabel_sets"]
+    bad = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_sise=3")
+    assert bad.exit_code == 1 and "min_size" in bad.output
+
+
+def test_check_flags_bad_pseudolabels(tmp_path, run_cli):
+    store = tmp_path / "demo.h5"
+    ingest_synthetic(store, volumes=2, slices=4, size=48, quiet=True)
+    run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--jobs", "1")
+    name = SliceStore(store).pseudolabel_sets[0]
+    with h5py.File(store, "a") as f:
+        del f[f"pseudolabels/{name}/2"]
+    assert any("volume '2' missing" in p for p in check_store(store))
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_killed_pseudolabel_keeps_previous_store(tmp_path, sig):
+    import signal
+
+    store = tmp_path / "demo.h5"
+    ingest_synthetic(store, volumes=12, slices=24, size=128, quiet=True)
+    before = store.read_bytes()
+    _kill_midway(["pseudolabel", str(store), "--with", "felzenszwalb", "--jobs", "1"], store, tmp_path,
+                 sig=getattr(signal, sig), delay=1.0)
+    assert store.read_bytes() == before
+    assert check_store(store) == [] and SliceStore(store).pseudolabel_sets == []
+    if sig == "SIGTERM":
+        assert not list(tmp_path.glob(".demo.h5.*"))

@@ -1,0 +1,184 @@
+"""Slice store: writer/reader round trip, schema checks, check/show/info, folds, filters, samplers."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+
+from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.episodes.filters import allowed_slices, resolve_classes
+from fewshotkit.episodes.folds import get_fold, make_folds, store_folds
+from fewshotkit.episodes.sampling import AnnotatedSampler, EpisodeStream, SelfSupervisedSampler
+from fewshotkit.ingest.synthetic import ingest_synthetic
+from fewshotkit.store import format as fmt
+from fewshotkit.store.check import check_store
+from fewshotkit.store.reader import SliceStore
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "demo.h5"
+    ingest_synthetic(path, volumes=6, seed=3, slices=12, size=64, quiet=True)
+    return path
+
+
+def test_reader_api(demo):
+    s = SliceStore(demo)
+    assert s.volumes == [str(i) for i in range(1, 7)]
+    assert s.classes == {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
+    assert s.modality == "MR" and s.preset == "synthetic"
+    assert s.shape("2") == (12, 64, 64)
+    img, lab = s.image("2", 5), s.label("2", 5)
+    assert img.dtype == np.float32 and img.shape == (64, 64) and lab.dtype == np.uint8
+    vol = s.image("2")
+    assert abs(vol.mean()) < 1e-3 and abs(vol.std() - 1) < 1e-3  # per-volume z-score
+    attrs = s.volume_attrs("2")
+    raw = s.pseudolabel_input("2", 5)
+    np.testing.assert_allclose(raw, img * attrs["norm_std"] + attrs["norm_mean"], rtol=1e-4, atol=1e-2)
+    assert s.class_value("liver") == 1 and s.class_value("4") == 4 and s.class_value(2) == 2
+    with pytest.raises(FewshotkitError, match="classes: 1=liver"):
+        s.class_value("heart")
+    labels = s.label("2")
+    for c in s.classes:
+        np.testing.assert_array_equal(s.class_pixels(c, "2"), (labels == c).sum(axis=(1, 2)))
+        np.testing.assert_array_equal(s.class_slices(c, "2"), np.flatnonzero((labels == c).any(axis=(1, 2))))
+    clone = pickle.loads(pickle.dumps(s))
+    np.testing.assert_array_equal(clone.label("3", 4), s.label("3", 4))
+    s.close()
+
+
+def test_synthetic_deterministic_and_shaped(tmp_path):
+    a, b, c = (tmp_path / f"{n}.h5" for n in "abc")
+    ingest_synthetic(a, volumes=2, seed=7, slices=8, size=48, quiet=True)
+    ingest_synthetic(b, volumes=2, seed=7, slices=8, size=48, quiet=True)
+    ingest_synthetic(c, volumes=2, seed=8, slices=8, size=48, quiet=True)
+    sa, sb, sc = SliceStore(a), SliceStore(b), SliceStore(c)
+    np.testing.assert_array_equal(sa.pseudolabel_input("1"), sb.pseudolabel_input("1"))
+    assert not np.array_equal(sa.pseudolabel_input("1"), sc.pseudolabel_input("1"))
+    raw, lab = sa.pseudolabel_input("1"), sa.label("1")
+    assert raw[:, 0, 0].max() < 60 and 0 <= raw.min() and raw.max() < 1000  # ~0 background, T2-like scale
+    means = [raw[lab == c].mean() for c in (1, 2, 4)]
+    assert min(abs(means[0] - means[1]), abs(means[1] - means[2]), abs(means[0] - means[2])) > 60
+
+
+def test_schema_version_and_not_a_store(demo, tmp_path):
+    other = tmp_path / "old.h5"
+    other.write_bytes(demo.read_bytes())
+    with h5py.File(other, "a") as f:
+        f.attrs[fmt.ATTR_SCHEMA] = 99
+    with pytest.raises(DataError, match="schema version 99"):
+        SliceStore(other)
+    with pytest.raises(DataError, match="does not exist"):
+        SliceStore(tmp_path / "missing.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    with pytest.raises(DataError, match="junk.h5"):
+        SliceStore(junk)
+
+
+def test_check_detects_bad_index(demo, tmp_path):
+    assert check_store(demo) == []
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(demo.read_bytes())
+    with h5py.File(broken, "a") as f:
+        f["volumes/1/label"][3] = 0
+    problems = check_store(broken)
+    assert any("class-slice index" in p for p in problems)
+
+
+def test_folds_protocol():
+    vols = [str(v) for v in (1, 2, 3, 5, 8, 10, 13, 15, 19, 20, 21, 22, 31, 32, 33, 34, 36, 37, 38, 39)]
+    folds = make_folds(vols)
+    assert len(folds) == 5
+    for k, f in enumerate(folds):
+        assert f.queries == tuple(vols[4 * k:4 * k + 4])
+        assert f.support == vols[(4 * k + 4) % 20]
+        assert len(f.train) == 15 and f.support not in f.train and not set(f.queries) & set(f.train)
+    grouped = make_folds([f"p{i // 2}_f{i % 2}" for i in range(20)], 5, [f"p{i // 2}" for i in range(20)])
+    for f in grouped:
+        train_patients = {v.split("_")[0] for v in f.train}
+        assert not train_patients & {v.split("_")[0] for v in (*f.queries, f.support)}
+
+
+def test_get_fold_out_of_range(demo):
+    s = SliceStore(demo)
+    assert len(store_folds(s, 3)) == 3
+    with pytest.raises(FewshotkitError, match=r"--fold 7 is out of range: the store has 3 folds \(0-2\)"):
+        get_fold(s, 7, 3)
+
+
+def test_setting2_filter_and_annotated_sampler(demo):
+    s = SliceStore(demo)
+    exclude = resolve_classes(s, "upper")
+    assert exclude == [1, 4] and resolve_classes(s, "liver,spleen") == [1, 4] and resolve_classes(s, "1,4") == [1, 4]
+    with pytest.raises(FewshotkitError, match="groups: upper"):
+        resolve_classes(s, "heart")
+    kept = allowed_slices(s, s.volumes, exclude)
+    assert kept and all(not np.isin(s.label(v, z), exclude).any() for v, z in kept)
+    total = sum(s.shape(v)[0] for v in s.volumes)
+    assert len(kept) < total
+    sampler = AnnotatedSampler(s, allowed_slices(s, s.volumes), [2, 3])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ep = sampler.sample(rng)
+        assert ep.support_volume != ep.query_volume and ep.cls in (2, 3)
+        assert ep.support_mask.any() and ep.query_mask.any()
+        np.testing.assert_array_equal(ep.query_mask, s.label(ep.query_volume, ep.query_z) == ep.cls)
+
+
+def _fake_pseudolabels(path, name="grid-size=8"):
+    """A set of 8 x 8 px squares (ids 1..K) written directly, for sampler tests."""
+    with h5py.File(path, "a") as f:
+        g = f[fmt.PSEUDOLABELS].create_group(name)
+        g.attrs.update({fmt.SET_COMPONENT: "grid", fmt.SET_PARAMS: json.dumps({"size": 8}), fmt.SET_NDIM: 2,
+                        fmt.SET_PLUGIN: "test", fmt.SET_PLUGIN_VERSION: "0"})
+        for vol in json.loads(f.attrs[fmt.ATTR_VOLUME_ORDER]):
+            z, h, w = f[fmt.VOLUMES][vol][fmt.IMAGE].shape
+            yy, xx = np.mgrid[:h, :w]
+            ids = (yy // 8) * (w // 8) + xx // 8 + 1
+            g.create_dataset(vol, data=np.broadcast_to(ids, (z, h, w)).astype(np.int32), chunks=(1, h, w))
+
+
+def test_self_supervised_sampler_all_ids_and_streams(demo, tmp_path):
+    path = tmp_path / "pl.h5"
+    path.write_bytes(demo.read_bytes())
+    _fake_pseudolabels(path)
+    s = SliceStore(path)
+    assert s.resolve_pseudolabel_set(None) == s.resolve_pseudolabel_set("grid") == "grid-size=8"
+    fold = get_fold(s, 0, 3)
+    sampler = SelfSupervisedSampler(s, "grid", allowed_slices(s, fold.train), min_segment_size=64)
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(600):
+        ep = sampler.sample(rng)
+        assert ep.volume in fold.train and ep.mask.sum() == 64
+        seen.add(ep.segment)
+    assert max(seen) == 64 and len(seen) > 55  # the largest id is drawn too
+    with pytest.raises(FewshotkitError, match="no slice"):
+        SelfSupervisedSampler(s, "grid", allowed_slices(s, fold.train), min_segment_size=65)
+    it1, it2 = iter(EpisodeStream(sampler, seed=5)), iter(EpisodeStream(sampler, seed=5))
+    first = [next(it1).segment for _ in range(10)]
+    assert first == [next(it2).segment for _ in range(10)]
+    it3 = iter(EpisodeStream(sampler, seed=5, rank=1))
+    assert [next(it3).segment for _ in range(10)] != first
+
+
+def test_episode_stream_workers_differ(demo, tmp_path):
+    import torch.utils.data
+
+    path = tmp_path / "pl.h5"
+    path.write_bytes(demo.read_bytes())
+    _fake_pseudolabels(path)
+    s = SliceStore(path)
+    sampler = SelfSupervisedSampler(s, "grid", allowed_slices(s, s.volumes), min_segment_size=64)
+    loader = torch.utils.data.DataLoader(EpisodeStream(sampler, seed=0), batch_size=None, num_workers=2,
+                                         collate_fn=lambda x: x)
+    it = iter(loader)
+    draws = [next(it) for _ in range(8)]  # workers alternate: 0, 1, 0, 1, ...
+    w0 = [(d.volume, d.z, d.segment) for d in draws[0::2]]
+    w1 = [(d.volume, d.z, d.segment) for d in draws[1::2]]
+    assert w0 != w1

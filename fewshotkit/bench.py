@@ -32,6 +32,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
 
@@ -221,7 +222,7 @@ class Bench:
                "protocol": cfg.protocol, "chunks": cfg.chunks, "n_folds": cfg.n_folds, "fold": fold,
                "store": str(Path(store_path).resolve()), "pseudolabels": cfg.pseudolabels}
         store_key = Path(store_path).stem
-        cell_path = self.out / "cells" / store_key / method_label(method).replace(" ", "_") / f"fold{fold}.json"
+        cell_path = self.out / "cells" / store_key / safe_name(method_label(method)) / f"fold{fold}.json"
         digest = _digest(key)
         if cell_path.is_file():
             cached = json.loads(cell_path.read_text())
@@ -235,12 +236,12 @@ class Bench:
             plan = [("all", [], all_classes)]
         else:
             plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
-        run_root = self.out / "runs" / store_key / method_label(method).replace(" ", "_") / f"fold{fold}-{digest}"
+        run_root = self.out / "runs" / store_key / safe_name(method_label(method)) / f"fold{fold}-{digest}"
         parts = []
         for group, exclude, classes in plan:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps)
             self.log(f"evaluating {method_label(method)} fold {fold} ({', '.join(classes)})")
-            prefix = f"{store_key}_{method_label(method).replace(' ', '_')}_{'' if group == 'all' else group + '_'}"
+            prefix = safe_name(f"{store_key}_{method_label(method)}" + ("" if group == "all" else f"_{group}")) + "_"
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix))
         scores = _merge(parts, all_classes)
         write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json()})

@@ -145,3 +145,50 @@ def test_killed_ingest_leaves_no_store(tmp_path):
     _kill_midway(["ingest", "synthetic", "-o", str(out), "--volumes", "200", "--size", "128"], out, tmp_path,
                  sig=signal.SIGKILL, delay=0.5)
     assert not out.exists()
+
+
+def test_ms_cmrseg_codes_and_crop(tmp_path):
+    from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _pair(src, "3", shape=(270, 240, 4), labels=(0, 200, 500, 600))
+    out = tmp_path / "cmr.h5"
+    ingest_ms_cmrseg(src, out, quiet=True)
+    s = SliceStore(out)
+    assert s.shape("3") == (4, 256, 256) and s.classes == {1: "LV-MYO", 2: "LV-BP", 3: "RV"}
+    source = np.asarray(nib.load(src / "label_3.nii.gz").dataobj).transpose(2, 1, 0)  # (z, y, x) 4 x 240 x 270
+    np.testing.assert_array_equal(s.label("3")[:, 8:248, :] == 3, source[:, :, 7:263] == 600)
+    raw = np.asarray(nib.load(src / "image_3.nii.gz").dataobj)
+    assert s.pseudolabel_input("3").max() == pytest.approx(np.percentile(raw, 99.5), rel=1e-5)  # top 0.5 % clipped
+    _pair(src, "4", labels=(0, 300))
+    with pytest.raises(DataError, match=r"label_4.nii.gz' has unknown label values 300 .*200, 500, 600"):
+        ingest_ms_cmrseg(src, tmp_path / "bad.h5", quiet=True)
+
+
+def test_synapse_window_crop_resize_and_fold_statistics(tmp_path):
+    from fewshotkit.ingest.synapse import ingest_synapse_ct
+
+    for sub in ("img", "label"):
+        (tmp_path / "Training" / sub).mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in (1, 2):
+        hu = rng.uniform(-1000, 1000, (160, 160, 3)) + 300 * i
+        lab = np.zeros((160, 160, 3))
+        lab[40:120, 50:110] = 6
+        nib.save(nib.Nifti1Image(hu, np.diag([0.8, 0.8, 3.0, 1])), tmp_path / "Training" / "img" / f"img000{i}.nii.gz")
+        nib.save(nib.Nifti1Image(lab, np.diag([0.8, 0.8, 3.0, 1])), tmp_path / "Training" / "label" / f"label000{i}.nii.gz")
+    out = tmp_path / "ct.h5"
+    ingest_synapse_ct(tmp_path, out, size=64, quiet=True)
+    s = SliceStore(out)
+    assert s.modality == "CT" and s.shape("1") == (3, 64, 64) and s.classes[6] == "liver"
+    raw = s.pseudolabel_input("1")
+    assert raw.min() >= 0 and raw.max() <= 255
+    assert s.volume_attrs("1")["spacing"] == pytest.approx([3.0, 0.8 * 96 / 64, 0.8 * 96 / 64])
+    rows = np.flatnonzero((s.label("1")[0] == 6).any(axis=1))
+    assert rows[0] == pytest.approx((50 - 32) * 64 / 96, abs=1) and rows[-1] == pytest.approx((110 - 32) * 64 / 96, abs=1)
+    mean, std = s.normalize_with(["1"])
+    assert abs(float(s.image("1").mean())) < 1e-3 and abs(float(s.image("1").std()) - 1) < 1e-3
+    assert s.image("2").mean() > 0.1  # volume 2 is brighter than the "training" volume 1
+    back = s.to_nifti("1", s.label("1"))
+    assert back.shape == (160, 160, 3)

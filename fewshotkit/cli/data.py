@@ -155,7 +155,6 @@ def store() -> None:
 
 
 def store_summary(path: str) -> dict:
-    from fewshotkit.episodes.folds import store_folds
     from fewshotkit.store.reader import SliceStore
 
     with SliceStore(path) as s:
@@ -172,14 +171,10 @@ def store_summary(path: str) -> dict:
             info = s.pseudolabel_set_attrs(name)
             sets[name] = {"component": info.get("component"), "params": info.get("params"),
                           "plugin": info.get("plugin"), "plugin_version": info.get("plugin_version")}
-        try:
-            n_folds = len(store_folds(s))
-        except Exception:
-            n_folds = 0
         return {
             "path": str(s.path), "preset": s.preset, "modality": s.modality,
             "classes": {str(v): n for v, n in s.classes.items()}, "normalization": s.normalization,
-            "n_volumes": len(s.volumes), "n_slices": s.n_slices, "folds_5": bool(n_folds),
+            "n_volumes": len(s.volumes), "n_slices": s.n_slices,
             "preprocessing": s.preprocessing, "pseudolabel_sets": sets, "volumes": volumes,
         }
 

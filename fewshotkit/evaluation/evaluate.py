@@ -148,7 +148,7 @@ def evaluate_checkpoint(
     from fewshotkit.device import describe_device, resolve_device
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.seeding import seed_everything
-    from fewshotkit.store import SliceStore
+    from fewshotkit.store.reader import SliceStore
     from fewshotkit.training.checkpoint import load_method
 
     config = ProtocolConfig(protocol, chunks, shots)

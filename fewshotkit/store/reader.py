@@ -28,6 +28,7 @@ class SliceStore:
             raise DataError(f"store '{self.path}' does not exist; create it with `fewshotkit ingest`")
         self._file: h5py.File | None = None
         self._pid: int | None = None
+        self._datasets: dict[tuple[str, str], h5py.Dataset] = {}
         try:
             handle = self._h5()
         except OSError as exc:
@@ -65,12 +66,23 @@ class SliceStore:
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
+            self._datasets = {}
         return self._file
+
+    def _dataset(self, group: str, vol: str) -> h5py.Dataset:
+        """Cached dataset handles: an h5py path lookup costs more than a slice read."""
+        h5 = self._h5()
+        key = (group, vol)
+        dataset = self._datasets.get(key)
+        if dataset is None:
+            dataset = self._datasets[key] = h5[fmt.VOLUMES][self._vol(vol)][group]
+        return dataset
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
         self._file = None
+        self._datasets = {}
 
     def __enter__(self) -> "SliceStore":
         return self
@@ -82,6 +94,7 @@ class SliceStore:
         state = self.__dict__.copy()
         state["_file"] = None
         state["_pid"] = None
+        state["_datasets"] = {}
         return state
 
     def __repr__(self) -> str:
@@ -157,10 +170,10 @@ class SliceStore:
 
     # -- pixels -------------------------------------------------------------------------------
     def _read(self, group: str, vol: str, z: int | None) -> np.ndarray:
-        dataset = self._h5()[fmt.VOLUMES][self._vol(vol)][group]
+        dataset = self._dataset(group, vol)
         if z is None:
             return dataset[()]
-        n = dataset.shape[0]
+        n = self._shapes[vol][0]
         if not -n <= z < n:
             raise FewshotkitError(f"slice z={z} is out of range for volume '{vol}' ({n} slices)")
         return dataset[z]
@@ -213,8 +226,10 @@ class SliceStore:
         if len(matches) == 1:
             return matches[0]
         listing = ", ".join(sets) if sets else "none"
-        what = "the store has several pseudolabel sets; name one" if name is None else (
-            f"pseudolabel set '{name}' is ambiguous" if matches else f"no pseudolabel set '{name}'")
+        if name is None:
+            what = "the store has several pseudolabel sets; name one" if sets else "the store has no pseudolabel set"
+        else:
+            what = f"pseudolabel set '{name}' is ambiguous" if matches else f"no pseudolabel set '{name}'"
         raise FewshotkitError(
             f"{what} in '{self.path}' (sets: {listing}); make one with "
             f"`fewshotkit pseudolabel {self.path} --with felzenszwalb`"

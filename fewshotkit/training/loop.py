@@ -302,7 +302,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         **sampler_info,
         "plugin_versions": versions,
         "git_commit": _git_commit(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "status": "running",
         "started": previous.get("started", _now()),
     }
@@ -329,7 +329,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
                 "model": method.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "rng": rng_states, "spec_toml": spec_text, "plugin_versions": versions,
-                "run": {**run, "final_step": step}, "torch_version": torch.__version__,
+                "run": {**run, "final_step": step}, "torch_version": str(torch.__version__),
             }
             save_checkpoint(last, blob)
             if numbered:

@@ -1,0 +1,126 @@
+"""``fewshotkit eval`` and ``fewshotkit bench`` end to end on a small synthetic store (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.pseudolabel import run_pseudolabeler
+
+    path = tmp_path_factory.mktemp("evalcli") / "syn.h5"
+    ingest_synthetic(path, volumes=5, seed=1, slices=16, size=96, quiet=True)
+    run_pseudolabeler(path, "felzenszwalb", jobs=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(store_path, tmp_path_factory):
+    from fewshotkit.spec import preset_spec
+    from fewshotkit.training.loop import train
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    return train(preset_spec("ssl-alpnet-cpu"), store_path, out, steps=2, device="cpu", seed=0, show_progress=False)
+
+
+def test_eval_writes_results_predictions_and_figures(run_cli, store_path, checkpoint, tmp_path):
+    from fewshotkit.store.reader import SliceStore
+
+    out = tmp_path / "results.json"
+    result = run_cli("eval", str(checkpoint.parent.parent), "--store", str(store_path), "--fold", "1",
+                     "--class", "liver", "--class", "spleen", "--device", "cpu", "-o", str(out),
+                     "--save-predictions", str(tmp_path / "pred"), "--figures", str(tmp_path / "fig"))
+    assert result.exit_code == 0, result.output
+    assert "liver" in result.output and "| fold | liver | spleen | mean |" in result.output
+    doc = json.loads(out.read_text())
+    for key in ("spec", "plugin_versions", "git_commit", "seed", "device", "protocol", "summary"):
+        assert key in doc
+    assert doc["protocol"]["name"] == "roy" and doc["protocol"]["chunks"] == 3
+    fold = doc["folds"][0]
+    assert fold["fold"] == 1 and set(fold["per_class"]["dice"]) == {"liver", "spleen"}
+
+    # the NIfTI predictions let anyone recompute the per-scan Dice with their own tools
+    store = SliceStore(store_path)
+    scan = fold["queries"][0]
+    pred_file = tmp_path / "pred" / f"{scan}_liver.nii.gz"
+    image = nib.load(pred_file)
+    assert np.allclose(image.affine, store.to_nifti(scan, np.zeros(store.shape(scan), np.uint8)).affine)
+    pred = np.asarray(image.dataobj).transpose(2, 1, 0) > 0
+    truth = store.label(scan) == store.class_value("liver")
+    zs = np.flatnonzero(truth.any(axis=(1, 2)))
+    rng = slice(zs[0], zs[-1] + 1)
+    tp = int((pred[rng] & truth[rng]).sum())
+    dice = 200.0 * tp / (pred[rng].sum() + truth[rng].sum())
+    assert dice == pytest.approx(fold["per_scan"]["liver"][scan]["dice"])
+    assert (tmp_path / "fig" / "fold1_overlay.png").stat().st_size > 1000
+
+
+def test_eval_full_volume_counts_more_false_positives(store_path, checkpoint):
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+
+    roy, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu")
+    full, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu",
+                                  protocol="full-volume")
+    scan = roy["folds"][0]["queries"][0]
+    a, b = roy["folds"][0]["per_scan"]["liver"][scan], full["folds"][0]["per_scan"]["liver"][scan]
+    assert b["tp"] == a["tp"] and b["fn"] == a["fn"] and b["fp"] >= a["fp"]
+
+
+def test_checkpoint_of_an_unknown_method_is_a_one_line_error(fresh_host, store_path, checkpoint, tmp_path, capsys):
+    import torch
+
+    from fewshotkit.cli import main
+
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["spec_toml"] = payload["spec_toml"].replace('method = "alpnet"', 'method = "no-such-method"')
+    bad = tmp_path / "bad.pt"
+    torch.save(payload, bad)
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(bad), "--store", str(store_path), "--device", "cpu"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error:") and "no-such-method" in err and len(err.splitlines()) == 1
+
+
+def test_eval_rejects_fold_and_all_folds(run_cli, store_path, checkpoint):
+    result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--fold", "0", "--all-folds")
+    assert result.exit_code != 0 and "not both" in result.output
+
+
+def test_bench_two_methods_writes_tables_and_png_then_resumes(run_cli, store_path, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--method", "alpnet-init",
+            "--recipe", "cpu", "--steps", "2", "--device", "cpu", "--fold", "0", "-o", str(out)]
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    stem = out / "syn_comparison"
+    md = stem.with_suffix(".md").read_text()
+    assert "| method | liver | right kidney | left kidney | spleen | mean |" in md
+    assert "| SSL-ALPNet (CPU recipe) |" in md and "| ALPNet-init |" in md
+    assert stem.with_suffix(".csv").read_text().startswith("method,liver,liver_std")
+    assert stem.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    table = json.loads(stem.with_suffix(".json").read_text())
+    assert [r["label"] for r in table["rows"]] == ["SSL-ALPNet (CPU recipe)", "ALPNet-init"]
+
+    again = run_cli(*args)  # every (method, fold) cell is cached: nothing is trained again
+    assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 2
+    assert stem.with_suffix(".md").read_text() == md
+
+
+def test_bench_config_file(tmp_path, store_path):
+    from fewshotkit.bench import BenchConfig
+    from fewshotkit.errors import FewshotkitError
+
+    path = tmp_path / "bench.toml"
+    path.write_text(f'stores = ["{store_path}"]\nmethods = ["alpnet-init"]\nout = "x"\nfolds = "all"\nsetting = 2\n')
+    config = BenchConfig.from_toml(path, steps=5)
+    assert config.folds == [0, 1, 2, 3, 4] and config.steps == 5 and config.setting == 2
+    path.write_text('stores = ["a.h5"]\nmethods = ["x"]\nout = "x"\nstepz = 3\n')
+    with pytest.raises(FewshotkitError, match="stepz"):
+        BenchConfig.from_toml(path)

@@ -1,0 +1,123 @@
+"""``fewshotkit segment``: geometry kept, in-plane resampling, Dice report, one-line errors."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+def _write(path, array_zhw, affine=None, dtype=np.float32):
+    affine = np.diag([1.4, 1.4, 5.0, 1.0]) if affine is None else affine
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(array_zhw.transpose(2, 1, 0)).astype(dtype), affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.spec import preset_spec
+    from fewshotkit.training.loop import train
+
+    root = tmp_path_factory.mktemp("seg")
+    store = ingest_synthetic(root / "syn.h5", volumes=5, seed=2, slices=12, size=96, quiet=True)
+    run_pseudolabeler(store, "felzenszwalb", jobs=1)
+    return train(preset_spec("ssl-alpnet-cpu"), store, root / "run", steps=1, device="cpu", show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    """Two synthetic MR-like scans of different in-plane sizes (160 x 144 and 112 x 112)."""
+    from fewshotkit.ingest.synthetic import phantom
+
+    root = tmp_path_factory.mktemp("scans")
+    out = {}
+    for name, index, size in (("support", 0, 160), ("query", 1, 112)):
+        image, label = phantom(5, index, 14, size)
+        if name == "support":
+            image, label = image[:, 8:152], label[:, 8:152]  # a non-square slice
+        affine = np.array([[-1.3, 0, 0, 10], [0, -1.3, 0, 20], [0, 0, 6.0, -30 - index], [0, 0, 0, 1]])
+        out[name] = _write(root / f"{name}.nii.gz", image, affine)
+        out[f"{name}_label"] = _write(root / f"{name}_label.nii.gz", label, affine, np.uint8)
+    return out
+
+
+def test_segment_keeps_the_query_geometry(run_cli, checkpoint, scans, tmp_path):
+    out = tmp_path / "pred.nii.gz"
+    result = run_cli("segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]),
+                     "--support-label", str(scans["support_label"]), "--class", "1", "--query", str(scans["query"]),
+                     "--query-label", str(scans["query_label"]), "--device", "cpu", "-o", str(out),
+                     "--overlay", str(tmp_path / "m.png"))
+    assert result.exit_code == 0, result.output
+    pred, query = nib.load(out), nib.load(scans["query"])
+    assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
+    assert set(np.unique(np.asarray(pred.dataobj))) <= {0, 1}
+    assert "Dice against" in result.output
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_segment_dice_matches_the_written_file(checkpoint, scans, tmp_path):
+    from fewshotkit.segment import segment_scan
+
+    res = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "p.nii.gz",
+                       class_spec=2, query_label=scans["query_label"], device="cpu", all_slices=True)
+    pred = np.asarray(nib.load(res.output).dataobj) == 2
+    truth = np.asarray(nib.load(scans["query_label"]).dataobj) == 2
+    expected = 200.0 * (pred & truth).sum() / (pred.sum() + truth.sum())
+    assert res.dice == pytest.approx(expected)
+    assert len(res.support_slices) == 3
+
+
+def test_estimated_query_range():
+    from fewshotkit.segment import estimate_range
+
+    assert estimate_range((10, 20), 41, 21) == (5, 10)
+    assert estimate_range((0, 40), 41, 31) == (0, 30)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing-class", "has no voxel of class 7"),
+        ("ct-query", "same modality"),
+        ("2d-query", "a 3D volume is expected"),
+        ("bad-output", "must be a .nii"),
+    ],
+)
+def test_bad_input_is_one_line(fresh_host, checkpoint, scans, tmp_path, capsys, case, message):
+    from fewshotkit.cli import main
+
+    query, cls, output = scans["query"], "1", tmp_path / "p.nii.gz"
+    if case == "missing-class":
+        cls = "7"
+    elif case == "ct-query":
+        ct = np.asarray(nib.load(query).dataobj).transpose(2, 1, 0) * 2.0 - 1024.0
+        query = _write(tmp_path / "ct.nii.gz", ct)
+    elif case == "2d-query":
+        query = tmp_path / "flat.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros((32, 32), np.float32), np.eye(4)), str(query))
+    elif case == "bad-output":
+        output = tmp_path / "p.png"
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]), "--support-label",
+              str(scans["support_label"]), "--class", cls, "--query", str(query), "-o", str(output),
+              "--device", "cpu"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not output.exists()
+
+
+@pytest.mark.data
+def test_segment_between_two_chaos_scans(run_cli, chaos_dir, checkpoint, tmp_path):
+    out = tmp_path / "liver.nii.gz"
+    result = run_cli("segment", "--checkpoint", str(checkpoint), "--support", str(chaos_dir / "image_1.nii.gz"),
+                     "--support-label", str(chaos_dir / "label_1.nii.gz"), "--class", "1",
+                     "--query", str(chaos_dir / "image_2.nii.gz"), "--query-label", str(chaos_dir / "label_2.nii.gz"),
+                     "--device", "cpu", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    query = nib.load(chaos_dir / "image_2.nii.gz")
+    pred = nib.load(out)
+    assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
+    assert "Dice against" in result.output

@@ -1,0 +1,281 @@
+"""Training: config, augmentation, episode batches, the loop (SSL and supervised), checkpoints,
+exact resume after Ctrl-C, and the train command's one-line errors. All on a tiny synthetic store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.training.augment import Augmenter, smoothing_matrix
+from fewshotkit.training.config import AugmentConfig, TrainingConfig
+
+TINY = [
+    "image_size=64",
+    "backbone.width=8",
+    "backbone.out_channels=32",
+    "backbone.output_stride=8",
+    "training.log_every=5",
+    "training.checkpoint_every=5",
+    "training.lr=0.01",
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """6 synthetic 64 x 64 volumes of 12 slices with a felzenszwalb pseudolabel set."""
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.pseudolabel import run_pseudolabeler
+
+    path = ingest_synthetic(tmp_path_factory.mktemp("store") / "syn.h5", volumes=6, seed=0, slices=12, size=64,
+                            quiet=True)
+    run_pseudolabeler(path, "felzenszwalb", {"min_size": 100}, jobs=1)
+    return path
+
+
+def tiny_spec(*extra: str):
+    from fewshotkit.spec import apply_overrides, preset_spec
+
+    return apply_overrides(preset_spec("ssl-alpnet-cpu"), [*TINY, *extra])
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+# -- config -------------------------------------------------------------------------------------
+def test_config_defaults_are_the_reference_recipe():
+    c = TrainingConfig.from_dict({})
+    assert (c.lr, c.momentum, c.weight_decay, c.lr_step, c.lr_gamma, c.batch_size) == (1e-3, 0.9, 5e-4, 1000, 0.95, 1)
+    assert c.steps == 100_000 and c.regime == "ssl"
+    a = c.aug
+    assert (a.rotate, a.shift, a.shear, a.scale, a.elastic_alpha, a.elastic_sigma, a.gamma) == (
+        5.0, 5.0, 5.0, (0.9, 1.2), 10.0, 5.0, (0.5, 1.5))
+
+
+def test_config_nested_flat_and_errors():
+    c = TrainingConfig.from_dict({"aug": {"rotate": 10}, "aug.gamma": [0.8, 1.2], "steps": 7})
+    assert c.aug.rotate == 10.0 and c.aug.gamma == (0.8, 1.2) and c.steps == 7
+    assert TrainingConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(FewshotkitError, match="Did you mean 'steps'"):
+        TrainingConfig.from_dict({"stepz": 1})
+    with pytest.raises(FewshotkitError, match="aug.scale"):
+        TrainingConfig.from_dict({"aug": {"scale": [1.2, 0.9]}})
+    with pytest.raises(FewshotkitError, match="regime"):
+        TrainingConfig.from_dict({"regime": "semi"})
+
+
+# -- augmentation -------------------------------------------------------------------------------
+def test_smoothing_matrix_matches_scipy():
+    from scipy import ndimage
+
+    x = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    ours = (smoothing_matrix(40, 5.0, torch.device("cpu")) @ torch.from_numpy(x)
+            @ smoothing_matrix(50, 5.0, torch.device("cpu")).T).numpy()
+    np.testing.assert_allclose(ours, ndimage.gaussian_filter(x, 5.0, mode="mirror", truncate=3.0), atol=1e-5)
+
+
+def test_augmenter_identity_shift_and_determinism():
+    image = torch.zeros(1, 1, 40, 48)
+    image[0, 0, 10:20, 12:22] = 1.0
+    still = AugmentConfig(rotate=0, shift=0, shear=0, scale=(1, 1), elastic_alpha=0, gamma=(1, 1))
+    out, mask = Augmenter(still, torch.Generator().manual_seed(0))(image, image.clone())
+    assert torch.allclose(out, image, atol=1e-6) and torch.equal(mask, image)
+
+    # a pure shift moves the image's centre of mass by exactly the drawn offset (x then y, in px)
+    shift = AugmentConfig(rotate=0, shift=3, shear=0, scale=(1, 1), elastic_alpha=0, gamma=(1, 1))
+    moved, _ = Augmenter(shift, torch.Generator().manual_seed(1))(image, None)
+    draws = torch.rand(5, generator=torch.Generator().manual_seed(1))  # rotate, shear, scale, tx, ty
+    tx, ty = (draws[3:] * 6 - 3).tolist()
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(48.0), indexing="ij")
+    weight = moved[0, 0]
+    assert weight.sum().item() == pytest.approx(100, abs=1e-3)
+    assert (weight * xs).sum().item() / 100 == pytest.approx(16.5 + tx, abs=1e-3)
+    assert (weight * ys).sum().item() / 100 == pytest.approx(14.5 + ty, abs=1e-3)
+
+    images = torch.randn(4, 1, 64, 64)
+    masks = (torch.rand(4, 1, 64, 64) > 0.5).float()
+    a1 = Augmenter(AugmentConfig(), torch.Generator().manual_seed(3))(images, masks)
+    a2 = Augmenter(AugmentConfig(), torch.Generator().manual_seed(3))(images, masks)
+    assert torch.equal(a1[0], a2[0]) and torch.equal(a1[1], a2[1])
+    assert set(a1[1].unique().tolist()) <= {0.0, 1.0}
+    # gamma keeps each view inside its original intensity range
+    assert a1[0].min() >= images.min() - 1e-4 and a1[0].max() <= images.max() + 1e-4
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def test_ssl_training_lowers_the_loss_and_leaves_a_loadable_checkpoint(store, tmp_path, fresh_host):
+    from fewshotkit.interfaces.method import Episode
+    from fewshotkit.training import load_method, train
+
+    out = tmp_path / "run"
+    spec = tiny_spec("training.log_every=20", "training.checkpoint_every=100", "training.batch_size=2")
+    last = train(spec, store, out, steps=200, device="cpu", seed=0)
+    assert last == out / "checkpoints" / "last.pt"
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == list(range(20, 201, 20))
+    first, final = np.mean([m["loss"] for m in metrics[:2]]), np.mean([m["loss"] for m in metrics[-2:]])
+    assert final < 0.8 * first, (first, final)
+    assert (out / "loss.png").stat().st_size > 1000
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt", "step_000100.pt", "step_000200.pt"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "completed" and run["final_step"] == 200 and run["regime"] == "ssl"
+    assert not set(run["fold_train"]) & {*run["fold_queries"], run["fold_support"]}
+
+    loaded = load_method(out, "cpu")
+    assert loaded.meta["step"] == 200 and not loaded.method.training and loaded.spec.image_size == 64
+    x = torch.randn(1, 1, 1, 64, 64)
+    m = torch.zeros(1, 1, 2, 64, 64)
+    m[:, :, 1, 20:40, 20:40] = 1
+    m[:, :, 0] = 1 - m[:, :, 1]
+    with torch.no_grad():
+        logits = loaded.method(Episode(x, m, x)).logits
+    assert logits.shape == (1, 1, 2, 64, 64)
+
+
+def test_resume_after_ctrl_c_is_exact(store, tmp_path, fresh_host):
+    from fewshotkit.training import train
+
+    spec = tiny_spec()
+    straight = train(spec, store, tmp_path / "a", steps=20, device="cpu", seed=3, show_progress=False)
+
+    def interrupt(step: int) -> None:
+        if step == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, store, tmp_path / "b", steps=20, device="cpu", seed=3, on_step=interrupt)
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["final_step"] == 10  # stops at the step boundary
+    resumed = train(None, None, tmp_path / "b", resume=True, device="cpu")
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps_logged = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps_logged == [5, 10, 15, 20]
+
+    # 10 steps, then a new process-like call that raises the target: same weights again
+    train(spec, store, tmp_path / "c", steps=10, device="cpu", seed=3)
+    extended = train(None, None, tmp_path / "c", resume=True, steps=20, device="cpu")
+    c = weights(extended)
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_supervised_setting1_never_trains_on_excluded_classes(store, tmp_path, fresh_host):
+    from fewshotkit.training import train
+
+    out = tmp_path / "sup"
+    train(tiny_spec(), store, out, regime="supervised", exclude="liver,spleen", steps=6, device="cpu",
+          log_episodes=True)
+    run = json.loads((out / "run.json").read_text())
+    assert run["regime"] == "supervised" and run["train_classes"] == ["right kidney", "left kidney"]
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 6
+    for e in episodes:
+        assert e["cls"] in (2, 3) and e["support_volume"] != e["query_volume"]
+        assert {e["support_volume"], e["query_volume"]} <= set(run["fold_train"])
+
+
+def test_ssl_setting2_drops_slices_with_excluded_classes(store, tmp_path, fresh_host):
+    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.training import train
+
+    out = tmp_path / "s2"
+    train(tiny_spec("training.batch_size=4"), store, out, setting=2, exclude="lower", steps=5, device="cpu",
+          log_episodes=True)
+    s = SliceStore(store)
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 20
+    train_vols = set(json.loads((out / "run.json").read_text())["fold_train"])
+    for e in episodes:
+        assert e["volume"] in train_vols
+        assert not np.isin(s.label(e["volume"], e["z"]), [2, 3]).any()
+
+
+def test_zero_steps_writes_the_initial_checkpoint(store, tmp_path, fresh_host):
+    from fewshotkit.training import load_method, train
+
+    last = train(tiny_spec(), store, tmp_path / "init", steps=0, device="cpu")
+    assert load_method(last).meta["step"] == 0
+
+
+def test_load_method_errors(tmp_path, fresh_host):
+    from fewshotkit.training import load_method
+
+    with pytest.raises(FewshotkitError, match="does not exist"):
+        load_method(tmp_path / "missing.pt")
+    with pytest.raises(FewshotkitError, match="has no checkpoint"):
+        load_method(tmp_path)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(FewshotkitError, match="not a readable fewshotkit checkpoint"):
+        load_method(junk)
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(FewshotkitError, match="not a fewshotkit checkpoint"):
+        load_method(tmp_path / "other.pt")
+
+
+def test_load_method_unknown_method(store, tmp_path, fresh_host):
+    from fewshotkit.training import load_method, train
+
+    last = train(tiny_spec(), store, tmp_path / "r", steps=0, device="cpu")
+    payload = torch.load(last, weights_only=True)
+    payload["spec_toml"] = payload["spec_toml"].replace('method = "alpnet"', 'method = "nosuchmethod"')
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(FewshotkitError, match="edited.pt"):
+        load_method(tmp_path / "edited.pt")
+
+
+# -- the command --------------------------------------------------------------------------------
+def _one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in lines[0], result.output
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--pseudolabels", "slic"], ("no pseudolabel set 'slic'", "fewshotkit pseudolabel")),
+        (["--exclude", "liver,pancreas"], ("unknown class 'pancreas'",)),
+        (["--fold", "5"], ("--fold 5 is out of range",)),
+        (["--set", "training.stepz=3"], ("unknown key 'stepz'",)),
+    ],
+)
+def test_cli_bad_input_is_one_line(store, tmp_path, run_cli, args, needles):
+    result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(tmp_path / "r"), *args)
+    _one_line_error(result, *needles)
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_cli_spec_that_fails_to_load(store, tmp_path, run_cli):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('method = "alpnet"\n[backbone\n')
+    _one_line_error(run_cli("train", str(bad), "--store", str(store), "--out", str(tmp_path / "r")), "bad.toml")
+    _one_line_error(run_cli("train", "--resume", str(tmp_path / "nothing")), "not a run directory")
+
+
+def test_cli_store_without_pseudolabels(tmp_path, run_cli):
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+
+    bare = ingest_synthetic(tmp_path / "bare.h5", volumes=5, slices=4, size=32, quiet=True)
+    result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(bare), "--out", str(tmp_path / "r"))
+    _one_line_error(result, "sets: none", "fewshotkit pseudolabel")
+
+
+def test_cli_trains_and_resumes(store, tmp_path, run_cli):
+    out = tmp_path / "cli"
+    result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(out),
+                     "--steps", "3", "--device", "cpu", *sum((["--set", s] for s in TINY), []))
+    assert result.exit_code == 0, result.output
+    assert "checkpoints/last.pt" in result.output.replace("\n", "")
+    result = run_cli("train", "--resume", str(out), "--steps", "4", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["final_step"] == 4

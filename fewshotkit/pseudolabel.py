@@ -47,7 +47,6 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(store: SliceStore, labeler: Any) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker["store"] = store
     _worker["labeler"] = labeler
 
@@ -127,6 +126,7 @@ def run_pseudolabeler(
     segments = 0
     try:
         shutil.copyfile(path, tmp)
+        shutil.copymode(path, tmp)
         with h5py.File(tmp, "a") as out:
             sets = out[fmt.PSEUDOLABELS]
             if target in sets:

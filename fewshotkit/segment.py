@@ -33,6 +33,7 @@ class SegmentResult:
     support_slices: list[list[int]]
     query_range: tuple[int, int]
     prediction: np.ndarray
+    class_name: str = ""
     dice: float | None = None  # percent, against --query-label
     overlay: Path | None = None
 
@@ -80,10 +81,16 @@ def estimate_range(support_range: tuple[int, int], support_depth: int, query_dep
 
 
 def _class_names(meta: dict[str, Any]) -> dict[int, str]:
-    classes = (meta.get("run") or {}).get("classes") or {}
+    """Class value -> name of the store the checkpoint was trained on, when that store is at hand."""
+    from fewshotkit.store.reader import SliceStore
+
+    store_path = (meta.get("run") or {}).get("store")
+    if not store_path or not Path(store_path).is_file():
+        return {}
     try:
-        return {int(k): str(v) for k, v in dict(classes).items()}
-    except (TypeError, ValueError):
+        with SliceStore(store_path) as store:
+            return dict(store.classes)
+    except FewshotkitError:
         return {}
 
 
@@ -139,7 +146,8 @@ def segment_scan(
     sup = load_nifti_volume(support, support_label, target_size=None)
     qry = load_nifti_volume(query, query_label, target_size=None)
     assert sup.label is not None
-    value = resolve_class(class_spec, sup.label, _class_names(loaded.meta), support_label)
+    names = _class_names(loaded.meta)
+    value = resolve_class(class_spec, sup.label, names, support_label)
     sup_mask = sup.label == value
     sup_z = [int(z) for z in np.flatnonzero(sup_mask.any(axis=(1, 2)))]
     if len(sup_z) < shots:
@@ -164,7 +172,7 @@ def segment_scan(
             prediction[query_z] = np.where(fg, value, 0).astype(np.uint8)
 
     out = save_nifti_atomic(qry.to_nifti(prediction), output)
-    result = SegmentResult(out, value, support_slices, (lo, hi), prediction)
+    result = SegmentResult(out, value, support_slices, (lo, hi), prediction, names.get(value, ""))
     truth = None
     if qry.label is not None:
         truth = qry.label == value
@@ -172,6 +180,6 @@ def segment_scan(
     if overlay is not None:
         from fewshotkit.evaluation.figures import montage
 
-        title = f"class {value}" + (f", Dice {result.dice:.1f}" if result.dice is not None else "")
+        title = f"class {value} {result.class_name}".strip() + (f", Dice {result.dice:.1f}" if result.dice is not None else "")
         result.overlay = montage(qry.image, prediction > 0, overlay, truth=truth, title=title)
     return result

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import os
 import signal
 import subprocess
 import sys
@@ -69,7 +67,7 @@ def test_acdc_acceptance(acdc_dir, tmp_path, run_cli):
     assert all(s.shape(v)[1:] == (256, 256) for v in s.volumes)
     assert s.volume_attrs("patient001_frame02")["patient"] == "patient001"
     back = s.to_nifti("patient001_frame01", s.label("patient001_frame01"))
-    assert back.shape == (216, 256, 10)
+    assert back.shape == (216, 256, 10) and np.allclose(back.affine, np.eye(4))
 
 
 def test_nifti_geometry_round_trip_and_crop(tmp_path):
@@ -181,14 +179,14 @@ def test_synapse_window_crop_resize_and_fold_statistics(tmp_path):
     out = tmp_path / "ct.h5"
     ingest_synapse_ct(tmp_path, out, size=64, quiet=True)
     s = SliceStore(out)
-    assert s.modality == "CT" and s.shape("1") == (3, 64, 64) and s.classes[6] == "liver"
-    raw = s.pseudolabel_input("1")
+    assert s.volumes == ["0001", "0002"] and s.modality == "CT" and s.shape("0001") == (3, 64, 64) and s.classes[6] == "liver"
+    raw = s.pseudolabel_input("0001")
     assert raw.min() >= 0 and raw.max() <= 255
-    assert s.volume_attrs("1")["spacing"] == pytest.approx([3.0, 0.8 * 96 / 64, 0.8 * 96 / 64])
-    rows = np.flatnonzero((s.label("1")[0] == 6).any(axis=1))
+    assert s.volume_attrs("0001")["spacing"] == pytest.approx([3.0, 0.8 * 96 / 64, 0.8 * 96 / 64])
+    rows = np.flatnonzero((s.label("0001")[0] == 6).any(axis=1))
     assert rows[0] == pytest.approx((50 - 32) * 64 / 96, abs=1) and rows[-1] == pytest.approx((110 - 32) * 64 / 96, abs=1)
-    mean, std = s.normalize_with(["1"])
-    assert abs(float(s.image("1").mean())) < 1e-3 and abs(float(s.image("1").std()) - 1) < 1e-3
-    assert s.image("2").mean() > 0.1  # volume 2 is brighter than the "training" volume 1
-    back = s.to_nifti("1", s.label("1"))
+    s.normalize_with(["0001"])
+    assert abs(float(s.image("0001").mean())) < 1e-3 and abs(float(s.image("0001").std()) - 1) < 1e-3
+    assert s.image("0002").mean() > 0.1  # volume 2 is brighter than the "training" volume 1
+    back = s.to_nifti("0001", s.label("0001"))
     assert back.shape == (160, 160, 3)

@@ -75,3 +75,63 @@ def test_killed_pseudolabel_keeps_previous_store(tmp_path, sig):
     assert check_store(store) == [] and SliceStore(store).pseudolabel_sets == []
     if sig == "SIGTERM":
         assert not list(tmp_path.glob(".demo.h5.*"))
+
+
+def test_parallel_equals_serial(tmp_path):
+    from fewshotkit.pseudolabel import run_pseudolabeler
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    ingest_synthetic(a, volumes=2, slices=5, size=64, seed=4, quiet=True)
+    b.write_bytes(a.read_bytes())
+    ra = run_pseudolabeler(a, "slic", {"n_segments": 30}, jobs=1)
+    rb = run_pseudolabeler(b, "slic", {"n_segments": 30}, jobs=2)
+    assert ra.set_name == rb.set_name and ra.computed and rb.computed
+    sa, sb = SliceStore(a), SliceStore(b)
+    for vol in sa.volumes:
+        np.testing.assert_array_equal(sa.pseudolabel(ra.set_name, vol), sb.pseudolabel(rb.set_name, vol))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+PLUGIN_3D = '''
+import numpy as np
+from fewshotkit import hookimpl
+
+
+class Blocks:
+    """3D test pseudolabeler: 4-slice x size x size blocks, checks it gets the spacing."""
+
+    ndim = 3
+
+    def __init__(self, size: int = 16):
+        self.size = size
+
+    def __call__(self, image, spacing=None):
+        assert image.ndim == 3 and spacing == (5.0, 2.5, 2.5)
+        z, h, w = image.shape
+        zz, yy, xx = np.mgrid[:z, :h, :w]
+        per_row = -(-w // self.size)
+        return ((zz // 4) * 1000 + (yy // self.size) * per_row + xx // self.size + 1).astype(np.int32)
+
+    def params(self):
+        return {"size": self.size}
+
+
+@hookimpl
+def register_pseudolabelers(register):
+    register("blocks3d", Blocks, description="test")
+'''
+
+
+def test_3d_pseudolabeler_gets_volumes(tmp_path, run_cli):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "blocks_plugin.py").write_text(PLUGIN_3D)
+    store = tmp_path / "demo.h5"
+    ingest_synthetic(store, volumes=2, slices=8, size=32, quiet=True)
+    result = run_cli("--plugins-dir", str(plugins), "pseudolabel", str(store), "--with", "blocks3d",
+                     "--set", "size=8", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    s = SliceStore(store)
+    assert s.resolve_pseudolabel_set("blocks3d") == "blocks3d-size=8"
+    pl = s.pseudolabel("blocks3d", "2")
+    assert pl[0, 0, 0] == 1 and pl[4, 0, 0] == 1001 and pl[0, 31, 31] == 16

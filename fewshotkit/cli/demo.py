@@ -14,9 +14,11 @@ import click
               help="Output folder (store, runs, tables, figures); re-running reuses it.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps (default: 400 synthetic, 3000 real data).")
+@click.option("--volumes", type=click.IntRange(min=5), default=10, show_default=True,
+              help="Synthetic scans to generate (synthetic dataset only).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(path: str | None, dataset: str, out: str, steps: int | None, device: str, seed: int) -> None:
+def demo(path: str | None, dataset: str, out: str, steps: int | None, volumes: int, device: str, seed: int) -> None:
     """Build a store, pseudolabel it, train the CPU recipe briefly and evaluate it against the untrained baseline.
 
     With no arguments it runs on synthetic scans (no download, a few minutes on a laptop CPU);
@@ -25,7 +27,7 @@ def demo(path: str | None, dataset: str, out: str, steps: int | None, device: st
     from fewshotkit.console import console
     from fewshotkit.demo import run_demo
 
-    result = run_demo(out, dataset=dataset, source=path, steps=steps, device=device, seed=seed,
+    result = run_demo(out, dataset=dataset, source=path, steps=steps, device=device, seed=seed, volumes=volumes,
                       log=lambda message: console.print(f"[dim]{message}[/dim]"))
     console.print(result.table.to_rich())
     console.print("\nMarkdown (ready to paste):\n", style="dim")

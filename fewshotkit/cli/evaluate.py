@@ -175,7 +175,8 @@ def segment(checkpoint: str, support: str, support_label: str, class_spec: str |
                           query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
                           shots=shots, device=device, overlay=overlay)
     lo, hi = result.query_range
-    console.print(f"class {result.class_value}: support slices {result.support_slices}, query slices {lo}..{hi}"
+    name = f" ({result.class_name})" if result.class_name else ""
+    console.print(f"class {result.class_value}{name}: support slices {result.support_slices}, query slices {lo}..{hi}"
                   + (" (+ all others)" if all_slices else ""))
     console.print(f"prediction: {result.output} ({int((result.prediction > 0).sum())} voxels)")
     if result.dice is not None:

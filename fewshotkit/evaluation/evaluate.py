@@ -148,6 +148,7 @@ def evaluate_checkpoint(
     from fewshotkit.device import describe_device, resolve_device
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.seeding import seed_everything
+    from fewshotkit.spec import plugin_versions
     from fewshotkit.store.reader import SliceStore
     from fewshotkit.training.checkpoint import load_method
 
@@ -178,8 +179,8 @@ def evaluate_checkpoint(
         checkpoint=str(checkpoint),
         store=str(store_path),
         method=loaded.spec.method,
-        spec=_spec_json(loaded.spec),
-        plugin_versions=_plugin_versions(),
+        spec=loaded.spec.to_dict(),
+        plugin_versions=plugin_versions(),
         seed=seed,
         device=describe_device() if torch_device.type == "cuda" else str(torch_device),
         training=meta,
@@ -188,27 +189,20 @@ def evaluate_checkpoint(
 
 
 def _check_modality(store: Any, meta: dict[str, Any], checkpoint: Any) -> None:
-    trained_on = (meta.get("run") or {}).get("modality")
-    if trained_on and getattr(store, "modality", None) and str(trained_on) != str(store.modality):
+    """Warn when the checkpoint's training store (if still at hand) holds another modality."""
+    from fewshotkit.store.reader import SliceStore
+
+    trained_path = (meta.get("run") or {}).get("store")
+    if not trained_path or not Path(trained_path).is_file() or Path(trained_path).resolve() == store.path.resolve():
+        return
+    try:
+        with SliceStore(trained_path) as trained:
+            trained_on = trained.modality
+    except FewshotkitError:
+        return
+    if trained_on != store.modality:
         warnings.warn(
             f"checkpoint '{checkpoint}' was trained on {trained_on} scans, the store holds {store.modality}",
             RuntimeWarning,
             stacklevel=3,
         )
-
-
-def _spec_json(spec: Any) -> Any:
-    for attr in ("to_dict", "to_json", "as_dict"):
-        if hasattr(spec, attr):
-            return getattr(spec, attr)()
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(spec):
-        return asdict(spec)
-    raise FewshotkitError(f"cannot serialise method spec of type {type(spec).__name__}")
-
-
-def _plugin_versions() -> dict[str, Any]:
-    from fewshotkit.plugin_host import get_host
-
-    return get_host().versions()

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -206,13 +206,3 @@ def write_tables(table: ScoreTable, stem: str | os.PathLike) -> list[Path]:
         write_atomic(stem.with_suffix(".csv"), table.to_csv()),
         write_json(stem.with_suffix(".json"), table.to_json()),
     ]
-
-
-def merge_columns(tables: Iterable[ScoreTable]) -> list[str]:
-    """The union of columns of several tables, ``mean`` last."""
-    seen: list[str] = []
-    for t in tables:
-        for c in t.columns:
-            if c != "mean" and c not in seen:
-                seen.append(c)
-    return [*seen, "mean"]

@@ -43,6 +43,7 @@ def acdc_record(path: Path, target_size: int) -> VolumeRecord:
         source_label=str(path.resolve()),
         spacing=(1.0, h0 / target_size, w0 / target_size),  # source spacing unknown: 1 mm per source pixel
         original_shape=tuple(int(s) for s in image.shape),  # type: ignore[arg-type]
+        affine=np.eye(4),  # the source grid: spacing unknown, one unit per source voxel
         inplane=[op],
         preprocessing={"scale": SCALE},
     )

@@ -44,6 +44,9 @@ def temporary_path(target: Path) -> Path:
     """A fresh temporary file name next to ``target`` (same filesystem, so os.replace is atomic)."""
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; the final file should get the usual mode
     return Path(name)
 
 

@@ -448,14 +448,16 @@ def _summary(console: Any, run: dict[str, Any], last: Path, curve: Path | None, 
     table.add_column("what")
     table.add_column("value")
     rows = [
-        ("checkpoint", str(last)),
         ("steps", f"{run['final_step']} (regime {run['regime']}, setting {run['setting']}, fold {run['fold']})"),
         ("excluded", ", ".join(run["exclude"]) or "-"),
         ("batch", f"{run['batch_size']} x {run['world_size']} process(es)"),
         ("device", f"{run['device']}" + (f", amp {run['amp']}" if run["amp"] else "")),
         ("last logged loss", f"{loss:.4f}" if np.isfinite(loss) else "-"),
-        ("loss curve", str(curve) if curve else "-"),
     ]
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    # plain lines, never cut to the terminal width: the paths are what the user copies
+    console.print(f"checkpoint: {last}", soft_wrap=True, highlight=False)
+    if curve is not None:
+        console.print(f"loss curve: {curve}", soft_wrap=True, highlight=False)

@@ -264,7 +264,7 @@ class Bench:
                     if c not in columns:
                         columns.insert(-1, c)
             title = (f"{store_key}: Dice (%), setting {cfg.setting}, {cfg.shots}-shot, {cfg.protocol} protocol, "
-                     f"folds {','.join(map(str, cfg.folds))}")
+                     f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
             table = ScoreTable(title, columns)
             for method, folds in cells.items():
                 summary = summarize(folds, "dice")

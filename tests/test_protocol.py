@@ -166,6 +166,21 @@ def test_scores_average_over_scans_then_classes():
     assert again.per_class() == scores.per_class()
 
 
+def test_five_shot_passes_five_support_slices_per_chunk():
+    store = make_store()
+    shapes = []
+
+    def record(support_images, support_masks, query_images):
+        shapes.append(support_images.shape[0])
+        return np.zeros(query_images.shape, bool)
+
+    scores = evaluate_fold(store, Fold(0, ("a",), "s"), record, classes=[1], config=ProtocolConfig(shots=5))
+    assert shapes == [5, 5, 5]
+    assert scores.support_slices["liver"] == [[2, 3, 4, 5, 6], [5, 6, 7, 8, 9], [7, 8, 9, 10, 11]]
+    with pytest.raises(DataError, match="11-shot"):
+        evaluate_fold(store, Fold(0, ("a",), "s"), record, classes=[1], config=ProtocolConfig(shots=11))
+
+
 def test_support_without_the_class_is_a_data_error():
     store = make_store()
     store.labels["s"] = np.zeros_like(store.labels["s"])

@@ -55,7 +55,7 @@ class OverlayCollector:
         zs = np.flatnonzero((label == value).any(axis=(1, 2)))
         z = int(zs[len(zs) // 2]) if zs.size else prediction.shape[0] // 2
         self.rows[class_name] = OverlayRow(
-            f"{class_name}: {scan} z={z}", np.asarray(self.store.image(scan, z)), label[z] == value,
+            f"{class_name}: scan {scan}, z={z}", np.asarray(self.store.image(scan, z)), label[z] == value,
             prediction[z].astype(bool),
         )
 
@@ -178,7 +178,7 @@ def evaluate_checkpoint(
         protocol={**config.to_json(), "n_folds": n_folds},
         checkpoint=str(checkpoint),
         store=str(store_path),
-        method=loaded.spec.method,
+        method=loaded.spec.preset or loaded.spec.method,
         spec=loaded.spec.to_dict(),
         plugin_versions=plugin_versions(),
         seed=seed,

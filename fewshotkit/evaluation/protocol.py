@@ -223,7 +223,7 @@ def evaluate_fold(
         if len(zs) < config.shots:
             raise DataError(
                 f"fold {fold.index}: support scan '{fold.support}' has {len(zs)} slice(s) with class "
-                f"'{name}', {config.shots}-shot needs {max(config.shots, 1)}; choose another fold or fewer shots"
+                f"'{name}', {config.shots}-shot needs at least {config.shots}; choose another fold or fewer shots"
             )
         support_z[name] = select_support(zs, config.chunks, config.shots)
 

@@ -71,24 +71,29 @@ def _seed(*parts: int) -> int:
 
 
 class _StopRequest:
-    """Turns the first Ctrl-C into a flag checked between steps (a second one aborts at once)."""
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM (e.g. a cluster pre-empting the job) into a flag
+    checked between steps, so the loop can checkpoint; a second signal acts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopRequest":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -369,6 +374,12 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
                     terms = output.losses
                     if not terms:
                         raise FewshotkitError(f"method '{spec.method}' returned no loss terms in training mode; it cannot be trained")
+                    unknown = set(weights) - set(terms)
+                    if unknown:
+                        raise FewshotkitError(
+                            f"training.loss_weights names {', '.join(sorted(unknown))}, but method '{spec.method}' "
+                            f"returns the loss terms {', '.join(sorted(terms))}"
+                        )
                     loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

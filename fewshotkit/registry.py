@@ -14,6 +14,7 @@ from fewshotkit.errors import FewshotkitError, PluginError, UnknownComponentErro
 KINDS: tuple[str, ...] = ("backbone", "pseudolabeler", "pooler", "classifier", "method")
 
 Factory = Union[Callable[..., Any], str]
+_INHERITED_INITS = ("object.__init__", "Module.__init__")
 
 
 @dataclass
@@ -46,9 +47,16 @@ class Component:
                 self._resolved = obj
         return self._resolved
 
+    def _parameters(self) -> dict[str, inspect.Parameter]:
+        factory = self.load()
+        init = getattr(factory, "__init__", None)
+        if inspect.isclass(factory) and getattr(init, "__qualname__", "") in _INHERITED_INITS:
+            return {}  # a class without its own __init__ (e.g. a bare nn.Module) takes no options
+        return dict(inspect.signature(factory).parameters)
+
     def options(self) -> dict[str, Any]:
         """Keyword options of the factory with their defaults (``inspect.Parameter.empty`` if required)."""
-        params = inspect.signature(self.load()).parameters
+        params = self._parameters()
         return {
             name: p.default
             for name, p in params.items()
@@ -57,7 +65,7 @@ class Component:
 
     def check_options(self, options: dict[str, Any], *, prefix: str = "") -> None:
         """Raise a :class:`FewshotkitError` naming the valid options if any key is unknown."""
-        params = inspect.signature(self.load()).parameters
+        params = self._parameters()
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             return
         valid = self.options()

@@ -129,3 +129,20 @@ def test_timm_weights_from_local_file(tmp_path, fresh_host):
 def test_plugin_versions(fresh_host):
     versions = plugin_versions()
     assert {"alp", "panet", "senet", "timm-backbones"} <= set(versions)
+
+
+def test_changing_a_part_type_drops_the_old_options(fresh_host):
+    from fewshotkit.spec import apply_overrides, preset_spec, validate_spec
+
+    spec = apply_overrides(preset_spec("ssl-alpnet"), ["pooler.type=masked-avg"])
+    assert spec.parts["pooler"] == {"type": "masked-avg"}
+    validate_spec(spec)
+
+
+def test_option_free_component_rejects_options(fresh_host):
+    from fewshotkit.errors import FewshotkitError
+    from fewshotkit.spec import apply_overrides, preset_spec, validate_spec
+
+    spec = apply_overrides(preset_spec("ssl-panet"), ["pooler.window=3"])
+    with pytest.raises(FewshotkitError, match="pooler.window"):
+        validate_spec(spec)

@@ -47,6 +47,9 @@ METHOD_LABELS = {
     "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
 }
 
+#: training splits every store into 5 folds (fewshotkit.training.loop.train), so the bench does too
+N_FOLDS = 5
+
 #: recipes that swap the backbone and image size of composed methods (``--recipe cpu``)
 RECIPES = {"cpu": "ssl-alpnet-cpu"}
 
@@ -59,7 +62,6 @@ class BenchConfig:
     methods: list[str]
     out: str
     folds: list[int] = field(default_factory=lambda: [0])
-    n_folds: int = 5
     seed: int = 0
     steps: int | None = None
     setting: int = 1
@@ -82,8 +84,8 @@ class BenchConfig:
             raise FewshotkitError(f"bench: --setting must be 1 or 2, got {self.setting}")
         if self.recipe is not None and self.recipe not in RECIPES:
             raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
-        if any(f < 0 or f >= self.n_folds for f in self.folds):
-            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
+        if any(f < 0 or f >= N_FOLDS for f in self.folds):
+            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{N_FOLDS - 1}")
         ProtocolConfig(self.protocol, self.chunks, self.shots)
 
     @classmethod
@@ -99,7 +101,7 @@ class BenchConfig:
         if unknown:
             raise FewshotkitError(f"bench config '{path}': unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
         if data.get("folds") == "all":
-            data["folds"] = list(range(int(data.get("n_folds", 5))))
+            data["folds"] = list(range(N_FOLDS))
         data.update({k: v for k, v in flags.items() if v is not None})
         try:
             return cls(**data)
@@ -188,9 +190,12 @@ class Bench:
             self.log(f"resuming {run_dir} at step {done}/{steps}")
             return train(None, None, run_dir, resume=True, steps=steps, device=self.config.device)
         self.log(f"training {run_dir.relative_to(self.out)} ({steps} steps)")
+        regime = spec.training.get("regime", "ssl")
+        if steps == 0:
+            regime = "supervised"  # nothing is trained: do not require pseudolabels
         return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
-                     steps=steps, device=self.config.device, seed=self.config.seed,
-                     pseudolabels=self.config.pseudolabels if spec.training.get("regime", "ssl") == "ssl" else None)
+                     regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
+                     pseudolabels=self.config.pseudolabels if regime == "ssl" else None)
 
     def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str) -> FoldScores:
         from fewshotkit.device import resolve_device
@@ -205,7 +210,7 @@ class Bench:
         predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, self.config.batch_size)
         config = ProtocolConfig(self.config.protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
-        return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
+        return evaluate_predictor(store, predictor, [fold], n_folds=N_FOLDS, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------
@@ -218,9 +223,9 @@ class Bench:
         preset_steps = int(spec.training.get("steps", 0))
         steps = 0 if preset_steps == 0 else (cfg.steps if cfg.steps is not None else preset_steps)
         regime = spec.training.get("regime", "ssl")
-        key = {"spec": spec.to_dict(), "steps": steps, "seed": cfg.seed, "setting": cfg.setting, "shots": cfg.shots,
-               "protocol": cfg.protocol, "chunks": cfg.chunks, "n_folds": cfg.n_folds, "fold": fold,
-               "store": str(Path(store_path).resolve()), "pseudolabels": cfg.pseudolabels}
+        training = {"spec": spec.to_dict(), "steps": steps, "seed": cfg.seed, "setting": cfg.setting, "fold": fold,
+                    "store": str(Path(store_path).resolve()), "pseudolabels": cfg.pseudolabels}
+        key = {**training, "shots": cfg.shots, "protocol": cfg.protocol, "chunks": cfg.chunks}
         store_key = Path(store_path).stem
         cell_path = self.out / "cells" / store_key / safe_name(method_label(method)) / f"fold{fold}.json"
         digest = _digest(key)
@@ -236,7 +241,8 @@ class Bench:
             plan = [("all", [], all_classes)]
         else:
             plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
-        run_root = self.out / "runs" / store_key / safe_name(method_label(method)) / f"fold{fold}-{digest}"
+        # models depend on the training settings only: another protocol re-uses them
+        run_root = self.out / "runs" / store_key / safe_name(method_label(method)) / f"fold{fold}-{_digest(training)}"
         parts = []
         for group, exclude, classes in plan:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps)

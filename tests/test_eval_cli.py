@@ -124,3 +124,10 @@ def test_bench_config_file(tmp_path, store_path):
     path.write_text('stores = ["a.h5"]\nmethods = ["x"]\nout = "x"\nstepz = 3\n')
     with pytest.raises(FewshotkitError, match="stepz"):
         BenchConfig.from_toml(path)
+
+
+def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpoint):
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+
+    with pytest.warns(RuntimeWarning, match="was trained .* on 1 of the scans"):
+        evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], device="cpu")

@@ -24,6 +24,7 @@ TINY = [
     "training.log_every=5",
     "training.checkpoint_every=5",
     "training.lr=0.01",
+    "training.batch_size=1",
 ]
 
 
@@ -279,3 +280,10 @@ def test_cli_trains_and_resumes(store, tmp_path, run_cli):
     result = run_cli("train", "--resume", str(out), "--steps", "4", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "run.json").read_text())["final_step"] == 4
+
+
+def test_loss_weights_must_name_the_methods_loss_terms(store, tmp_path, fresh_host):
+    from fewshotkit.training import train
+
+    with pytest.raises(FewshotkitError, match="returns the loss terms align, ce"):
+        train(tiny_spec("training.loss_weights={cee = 2.0}"), store, tmp_path / "w", steps=1, device="cpu")

@@ -86,8 +86,7 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("--method", "methods", multiple=True, metavar="PRESET|SPEC.toml",
               help="A method (repeatable): ssl-alpnet, ssl-panet, alpnet, panet, senet, alpnet-init or a spec file.")
 @click.option("--fold", "folds", multiple=True, type=click.IntRange(min=0), help="Fold (repeatable; default 0).")
-@click.option("--all-folds", is_flag=True, help="Every fold.")
-@click.option("--n-folds", type=click.IntRange(min=2), default=None, help="Number of folds (default 5).")
+@click.option("--all-folds", is_flag=True, help="All 5 folds.")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Training steps for every trained method (the shared budget; default: each preset's).")
 @click.option("--setting", type=click.Choice(["1", "2"]), default=None, help="1 (default) or 2 (exclude test classes).")
@@ -102,7 +101,7 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], folds: tuple[int, ...],
-          all_folds: bool, n_folds: int | None, steps: int | None, setting: str | None, shots: int | None,
+          all_folds: bool, steps: int | None, setting: str | None, shots: int | None,
           protocol: str | None, recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
           seed: int | None, device: str | None, out: str | None) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
@@ -115,12 +114,12 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
     flags = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
-        "n_folds": n_folds, "steps": steps, "setting": int(setting) if setting else None, "shots": shots,
+        "steps": steps, "setting": int(setting) if setting else None, "shots": shots,
         "protocol": protocol, "recipe": recipe, "overrides": list(overrides) or None,
         "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out,
     }
     if all_folds:
-        flags["folds"] = list(range(n_folds or 5))
+        flags["folds"] = list(range(5))
     if config_path:
         config = BenchConfig.from_toml(config_path, **flags)
     else:

@@ -158,18 +158,11 @@ def evaluate_checkpoint(
     loaded = load_method(checkpoint, torch_device)
     meta = dict(loaded.meta or {})
     run = meta.get("run") or {}
-    trained_fold = run.get("fold", meta.get("fold"))
     if folds is None:
-        folds = [int(trained_fold) if trained_fold is not None else 0]
-    elif trained_fold is not None and any(int(f) != int(trained_fold) for f in folds):
-        warnings.warn(
-            f"checkpoint '{checkpoint}' was trained for fold {trained_fold}; other folds' query scans may "
-            "have been among its training scans",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        folds = [int(run.get("fold", 0))]
     store = SliceStore(store_path)
     _check_modality(store, meta, checkpoint)
+    _check_leakage(store, folds, n_folds, run, checkpoint)
     predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
     outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
                                  save_predictions=save_predictions, figures=figures, show_progress=show_progress)
@@ -186,6 +179,28 @@ def evaluate_checkpoint(
         training=meta,
     )
     return document, outputs
+
+
+def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str, Any], checkpoint: Any) -> None:
+    """Warn when evaluated scans were among the checkpoint's training scans (same store only)."""
+    from fewshotkit.episodes.folds import get_fold
+
+    trained_store = run.get("store")
+    if not trained_store or Path(trained_store).resolve() != store.path.resolve():
+        return
+    seen = set(run.get("fold_train", ()))
+    evaluated = set()
+    for index in folds:
+        fold = get_fold(store, index, n_folds=n_folds)
+        evaluated.update((*fold.queries, fold.support))
+    overlap = sorted(seen & evaluated)
+    if overlap:
+        warnings.warn(
+            f"checkpoint '{checkpoint}' was trained (fold {run.get('fold')}) on {len(overlap)} of the scans "
+            f"evaluated here ({', '.join(overlap[:5])}{' ...' if len(overlap) > 5 else ''}); evaluate its own fold",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_modality(store: Any, meta: dict[str, Any], checkpoint: Any) -> None:

@@ -198,6 +198,8 @@ def train(
             )
     if setting not in (1, 2):
         raise FewshotkitError(f"--setting must be 1 or 2, got {setting}")
+    if spec.image_size is None:
+        raise FewshotkitError("the spec has no image_size: training resizes every slice to it; set one (--set image_size=256)")
 
     overrides = {k: v for k, v in (("regime", regime), ("steps", steps), ("amp", amp),
                                    ("log_episodes", log_episodes)) if v is not None}

@@ -129,5 +129,5 @@ def test_bench_config_file(tmp_path, store_path):
 def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpoint):
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
 
-    with pytest.warns(RuntimeWarning, match="was trained .* on 1 of the scans"):
+    with pytest.warns(RuntimeWarning, match=r"was trained \(fold 0\) on 2 of the scans"):
         evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], device="cpu")

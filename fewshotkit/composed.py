@@ -55,6 +55,16 @@ def cosine_scores(features: torch.Tensor, prototypes: torch.Tensor, scale: float
     return scale * torch.einsum("qchw,pc->qphw", f, p)
 
 
+class ScaledCosineClassifier(Classifier):
+    """Base of the cosine classifiers: ``scale`` x cosine similarity (20 in PANet and ALPNet)."""
+
+    def __init__(self, scale: float = 20.0) -> None:
+        super().__init__()
+        if not float(scale) > 0:
+            raise FewshotkitError(f"option 'classifier.scale' must be > 0, got {scale!r}")
+        self.scale = float(scale)
+
+
 class ComposedPrototypeMethod(Method):
     """Prototype few-shot segmentation: features -> prototypes -> cosine scores -> logits.
 

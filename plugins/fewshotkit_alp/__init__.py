@@ -32,6 +32,6 @@ def register_classifiers(register):
 def register_methods(register):
     register(
         "alpnet",
-        "fewshotkit_alp.methods:alpnet",
+        "fewshotkit.composed:ComposedPrototypeMethod",
         description="ALPNet: backbone + pooler + classifier, weighted CE + PANet alignment loss",
     )

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from fewshotkit.composed import cosine_scores
-from fewshotkit.errors import FewshotkitError
-from fewshotkit.interfaces.classifier import Classifier
+from fewshotkit.composed import ScaledCosineClassifier, cosine_scores
 
 
-class CosineSoftmaxClassifier(Classifier):
+class CosineSoftmaxClassifier(ScaledCosineClassifier):
     """Per class c with prototypes p_1..p_K: S_k = scale * cos(f, p_k) (Eq. 4),
     score_c = sum_k softmax_k(S_k) * S_k (Eq. 5); the softmax over classes (Eq. 6) is left to the
     caller: the scores are the logits."""
-
-    def __init__(self, scale: float = 20.0) -> None:
-        super().__init__()
-        if not float(scale) > 0:
-            raise FewshotkitError(f"option 'classifier.scale' must be > 0, got {scale!r}")
-        self.scale = float(scale)
 
     def forward(self, features: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
         """features (Q, C, h, w), N + 1 prototype tensors (P_c, C) -> logits (Q, N + 1, h, w)."""

@@ -27,6 +27,6 @@ def register_classifiers(register):
 def register_methods(register):
     register(
         "panet",
-        "fewshotkit_panet.parts:panet",
+        "fewshotkit.composed:ComposedPrototypeMethod",
         description="PANet: backbone + pooler + classifier, weighted CE + alignment loss",
     )

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fewshotkit.composed import ComposedPrototypeMethod, cosine_scores, masked_average, resize_masks
-from fewshotkit.errors import FewshotkitError
-from fewshotkit.interfaces.backbone import Backbone
-from fewshotkit.interfaces.classifier import Classifier
+from fewshotkit.composed import ScaledCosineClassifier, cosine_scores, masked_average, resize_masks
 from fewshotkit.interfaces.pooler import PrototypePooler
 
 
@@ -25,18 +22,12 @@ class MaskedAvgPooler(PrototypePooler):
         return list(protos.unsqueeze(1).unbind(0))
 
 
-class CosineClassifier(Classifier):
+class CosineClassifier(ScaledCosineClassifier):
     """PANet's classifier: ``scale * cos(f, p_c)`` per class.
 
     Made for one prototype per class; given several, a class scores its best-matching prototype
     (nearest-prototype rule), which equals PANet when there is one.
     """
-
-    def __init__(self, scale: float = 20.0) -> None:
-        super().__init__()
-        if not float(scale) > 0:
-            raise FewshotkitError(f"option 'classifier.scale' must be > 0, got {scale!r}")
-        self.scale = float(scale)
 
     def forward(self, features: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
         """features (Q, C, h, w), N + 1 prototype tensors (P_c, C) -> logits (Q, N + 1, h, w)."""
@@ -44,13 +35,3 @@ class CosineClassifier(Classifier):
             [cosine_scores(features, protos, self.scale).amax(dim=1) for protos in prototypes], dim=1
         )
 
-
-def panet(
-    backbone: Backbone,
-    pooler: PrototypePooler,
-    classifier: Classifier,
-    bg_weight: float = 0.05,
-    align_weight: float = 1.0,
-) -> ComposedPrototypeMethod:
-    """PANet as used by SSL-ALPNet: weighted CE (bg ``bg_weight``, fg 1) + ``align_weight`` x alignment loss."""
-    return ComposedPrototypeMethod(backbone, pooler, classifier, bg_weight=bg_weight, align_weight=align_weight)

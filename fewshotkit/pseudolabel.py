@@ -24,7 +24,8 @@ import numpy as np
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.store import format as fmt
 from fewshotkit.store.reader import SliceStore
-from fewshotkit.store.writer import fsync_path, temporary_path
+from fewshotkit.atomic import temporary_path
+from fewshotkit.store.writer import fsync_path
 
 SLICES_PER_TASK = 4
 

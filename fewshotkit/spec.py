@@ -29,9 +29,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -179,34 +177,40 @@ def load_spec(path: str | Path) -> MethodSpec:
     """Read and validate a TOML spec; any problem raises FewshotkitError naming the file."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FewshotkitError(f"method spec '{path}' does not exist (write one with: fewshotkit compose)") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise FewshotkitError(f"method spec '{path}' is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FewshotkitError(f"method spec '{path}' cannot be read: {exc}") from exc
+    return parse_spec(text, source=f"method spec '{path}'")
+
+
+def parse_spec(text: str, source: str = "method spec") -> MethodSpec:
+    """A validated spec from TOML text; errors start with ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FewshotkitError(f"{source} is not valid TOML: {exc}") from exc
     try:
         spec = MethodSpec.from_dict(data)
         validate_spec(spec)
     except FewshotkitError as exc:
-        raise FewshotkitError(f"method spec '{path}': {exc}") from exc
+        raise FewshotkitError(f"{source}: {exc}") from exc
     return spec
+
+
+def dump_spec(spec: MethodSpec) -> str:
+    """The spec as TOML text."""
+    import tomli_w
+
+    return tomli_w.dumps(spec.to_dict())
 
 
 def save_spec(spec: MethodSpec, path: str | Path) -> None:
     """Write ``spec`` as TOML atomically (temporary file in the same directory, then rename)."""
-    import tomli_w
+    from fewshotkit.atomic import write_text
 
-    path = Path(path)
-    text = tomli_w.dumps(spec.to_dict())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, dump_spec(spec))
 
 
 # -- overrides ----------------------------------------------------------------------------------

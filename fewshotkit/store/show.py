@@ -20,7 +20,7 @@ def render_slice(store: SliceStore, vol: str, z: int, out: str | os.PathLike, se
     from matplotlib.colors import ListedColormap
     from skimage.segmentation import find_boundaries
 
-    from fewshotkit.store.writer import temporary_path
+    from fewshotkit.atomic import atomic_path
 
     image = store.pseudolabel_input(vol, z)
     label = store.label(vol, z)
@@ -49,11 +49,9 @@ def render_slice(store: SliceStore, vol: str, z: int, out: str | os.PathLike, se
         axes[2].set_title(textwrap.fill(f"{pseudo_name} ({int(pseudo.max())} segments)", 48), fontsize=7)
     fig.tight_layout()
     out = Path(out)
-    tmp = temporary_path(out)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import h5py
 import numpy as np
 
 from fewshotkit import __version__
+from fewshotkit.atomic import temporary_path
 from fewshotkit.errors import DataError
 from fewshotkit.store import format as fmt
 
@@ -40,14 +40,6 @@ class VolumeRecord:
     nifti_header: bytes | None = None
 
 
-def temporary_path(target: Path) -> Path:
-    """A fresh temporary file name next to ``target`` (same filesystem, so os.replace is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; the final file should get the usual mode
-    return Path(name)
 
 
 def fsync_path(path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from fewshotkit.atomic import atomic_path
 from fewshotkit.errors import FewshotkitError
 
 if TYPE_CHECKING:
@@ -30,39 +30,12 @@ VERSION = 1
 LAST = "last.pt"
 
 
-# -- atomic writes ------------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """``torch.save`` ``payload`` to ``path`` atomically; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return path
 
 
@@ -101,25 +74,16 @@ def _tuplify(value: Any) -> Any:
 
 # -- specs inside checkpoints -------------------------------------------------------------------
 def spec_to_toml(spec: "MethodSpec") -> str:
-    """The resolved spec as TOML text (via :func:`fewshotkit.spec.save_spec`)."""
-    from fewshotkit.spec import save_spec
+    """The resolved spec as TOML text."""
+    from fewshotkit.spec import dump_spec
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "spec.toml"
-        save_spec(spec, path)
-        return path.read_text(encoding="utf-8")
+    return dump_spec(spec)
 
 
 def spec_from_toml(text: str, source: Path) -> "MethodSpec":
-    from fewshotkit.spec import load_spec
+    from fewshotkit.spec import parse_spec
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "spec.toml"
-        path.write_text(text, encoding="utf-8")
-        try:
-            return load_spec(path)
-        except FewshotkitError as exc:
-            raise FewshotkitError(f"checkpoint '{source}': its stored spec does not load: {exc}") from None
+    return parse_spec(text, source=f"checkpoint '{source}': its stored spec")
 
 
 # -- reading ------------------------------------------------------------------------------------

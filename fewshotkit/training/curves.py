@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from fewshotkit.training.checkpoint import atomic_write_bytes
+from fewshotkit.atomic import write_bytes
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -47,5 +47,5 @@ def plot_loss_curve(metrics_path: Path, out_path: Path, title: str = "") -> Path
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    atomic_write_bytes(out_path, buffer.getvalue())
+    write_bytes(out_path, buffer.getvalue())
     return out_path

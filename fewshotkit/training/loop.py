@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
+from fewshotkit.atomic import write_text
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.checkpoint import (
     LAST,
-    atomic_write_text,
     capture_rng,
     prune_checkpoints,
     read_checkpoint,
@@ -107,7 +107,7 @@ def _trim_log(path: Path, step: int) -> None:
                 kept.append(line)
         except json.JSONDecodeError:
             continue
-    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+    write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 def _build_sampler(store: Any, fold: Any, setting: int, excluded: list[int], config: TrainingConfig,
@@ -317,12 +317,12 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     def write_run(**updates: Any) -> None:
         run.update(updates)
         if main:
-            atomic_write_text(out_dir / RUN_JSON, json.dumps(run, indent=2) + "\n")
+            write_text(out_dir / RUN_JSON, json.dumps(run, indent=2) + "\n")
 
     spec_text = spec_to_toml(spec)
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / SPEC_TOML, spec_text)
+        write_text(out_dir / SPEC_TOML, spec_text)
         _trim_log(out_dir / METRICS, start)
         _trim_log(out_dir / EPISODES, start)
     write_run()

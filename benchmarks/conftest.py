@@ -11,6 +11,8 @@ import os
 import platform
 from pathlib import Path
 
+import pytest
+
 _spec = importlib.util.spec_from_file_location(
     "fewshotkit_test_fixtures", Path(__file__).resolve().parents[1] / "tests" / "conftest.py"
 )
@@ -45,3 +47,14 @@ def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
         "cuda": torch.version.cuda,
         "platform": platform.platform(),
     }
+
+
+@pytest.fixture
+def seconds(benchmark):
+    """``seconds("median")``: a timing statistic of ``benchmark`` in seconds, or None when timing
+    is off (``--benchmark-disable``, the CI smoke run), so speed targets are only checked when timed."""
+
+    def get(stat: str = "median") -> float | None:
+        return None if benchmark.disabled else getattr(benchmark.stats.stats, stat)
+
+    return get

@@ -60,7 +60,7 @@ def _median_time(fn, rounds: int = 3) -> float:
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
-def test_inference(benchmark, name):
+def test_inference(benchmark, seconds, name):
     backbone, size = BACKBONES[name]
     method = _method(backbone).eval()
     episode = _episode(size)
@@ -73,14 +73,15 @@ def test_inference(benchmark, name):
     assert out.logits.shape == (1, 1, 2, size, size) and torch.isfinite(out.logits).all()
     flops = _flops(run)
     params = sum(p.numel() for p in method.backbone.parameters())
+    median = seconds("median")
     benchmark.extra_info.update(
-        params=params, gflops=flops / 1e9, gflops_per_slice=flops / 2e9,
-        gflops_per_s=flops / 1e9 / benchmark.stats.stats.median, threads=torch.get_num_threads(),
+        params=params, gflops=flops / 1e9, gflops_per_slice=flops / 2e9, threads=torch.get_num_threads(),
+        gflops_per_s=None if median is None else flops / 1e9 / median,
     )
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
-def test_training_episode(benchmark, name):
+def test_training_episode(benchmark, seconds, name):
     backbone, size = BACKBONES[name]
     method = _method(backbone).train()
     episode = _episode(size)
@@ -94,7 +95,9 @@ def test_training_episode(benchmark, name):
     out = benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
     assert set(out.losses) == {"ce", "align"} and torch.isfinite(out.loss)
     flops = _flops(step)
-    episode_s = benchmark.stats.stats.median
+    episode_s = seconds("median")
+    if episode_s is None:
+        return  # timing is off (smoke run): the shapes and losses above were checked
 
     # the prototype head alone (pooling + classifier + losses, fwd + bwd) on features of this geometry
     with torch.no_grad():

@@ -15,7 +15,7 @@ CHAOS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CH
 
 
 @pytest.mark.data
-def test_pseudolabel_speedup(benchmark, tmp_path):
+def test_pseudolabel_speedup(benchmark, seconds, tmp_path):
     if not CHAOS_DIR.exists():
         pytest.skip(f"real data not found at {CHAOS_DIR}")
     store = ingest_chaos_t2(CHAOS_DIR, tmp_path / "chaos.h5", quiet=True)
@@ -24,9 +24,11 @@ def test_pseudolabel_speedup(benchmark, tmp_path):
     one = time.perf_counter() - t0
     result = benchmark.pedantic(run_pseudolabeler, args=(store, "felzenszwalb", {"min_size": 400}),
                                 kwargs={"jobs": 2, "force": True}, rounds=1, iterations=1)
-    two = benchmark.stats.stats.mean
+    two = seconds("mean")
     s = SliceStore(store)
     assert result.computed and s.n_slices == 718 and s.pseudolabel(result.set_name, "1").max() > 1
+    if two is None:
+        return  # timing is off (smoke run)
     speedup = one / two
     print(f"felzenszwalb on 718 slices: 1 job {one:.1f} s, 2 jobs {two:.1f} s, speed-up {speedup:.2f}x")
     assert speedup >= 1.7

@@ -52,3 +52,13 @@ def run_cli(fresh_host):
         return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
 
     return run
+
+
+def pseudolabelled_store(path: Path, *, min_size: int | None = None, **synthetic) -> Path:
+    """A synthetic store at ``path`` (``ingest_synthetic`` keyword arguments) with a felzenszwalb set."""
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.pseudolabel import run_pseudolabeler
+
+    ingest_synthetic(path, quiet=True, **synthetic)
+    run_pseudolabeler(path, "felzenszwalb", {} if min_size is None else {"min_size": min_size}, jobs=1)
+    return path

@@ -8,16 +8,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from conftest import pseudolabelled_store
+
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory):
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
-
-    path = tmp_path_factory.mktemp("evalcli") / "syn.h5"
-    ingest_synthetic(path, volumes=5, seed=1, slices=16, size=96, quiet=True)
-    run_pseudolabeler(path, "felzenszwalb", jobs=1)
-    return path
+    return pseudolabelled_store(tmp_path_factory.mktemp("evalcli") / "syn.h5", volumes=5, seed=1, slices=16, size=96)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from conftest import pseudolabelled_store
+
 
 def _write(path, array_zhw, affine=None, dtype=np.float32):
     affine = np.diag([1.4, 1.4, 5.0, 1.0]) if affine is None else affine
@@ -15,14 +17,11 @@ def _write(path, array_zhw, affine=None, dtype=np.float32):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
     from fewshotkit.spec import preset_spec
     from fewshotkit.training.loop import train
 
     root = tmp_path_factory.mktemp("seg")
-    store = ingest_synthetic(root / "syn.h5", volumes=5, seed=2, slices=12, size=96, quiet=True)
-    run_pseudolabeler(store, "felzenszwalb", jobs=1)
+    store = pseudolabelled_store(root / "syn.h5", volumes=5, seed=2, slices=12, size=96)
     return train(preset_spec("ssl-alpnet-cpu"), store, root / "run", steps=1, device="cpu", show_progress=False)
 
 

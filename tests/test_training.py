@@ -16,6 +16,8 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.training.augment import Augmenter, smoothing_matrix
 from fewshotkit.training.config import AugmentConfig, TrainingConfig
 
+from conftest import pseudolabelled_store
+
 TINY = [
     "image_size=64",
     "backbone.width=8",
@@ -31,13 +33,8 @@ TINY = [
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     """6 synthetic 64 x 64 volumes of 12 slices with a felzenszwalb pseudolabel set."""
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
-
-    path = ingest_synthetic(tmp_path_factory.mktemp("store") / "syn.h5", volumes=6, seed=0, slices=12, size=64,
-                            quiet=True)
-    run_pseudolabeler(path, "felzenszwalb", {"min_size": 100}, jobs=1)
-    return path
+    return pseudolabelled_store(tmp_path_factory.mktemp("store") / "syn.h5", min_size=100,
+                                volumes=6, seed=0, slices=12, size=64)
 
 
 def tiny_spec(*extra: str):

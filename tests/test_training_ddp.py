@@ -12,16 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import pseudolabelled_store
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
-
-    path = ingest_synthetic(tmp_path_factory.mktemp("store") / "syn.h5", volumes=6, seed=1, slices=8, size=64,
-                            quiet=True)
-    run_pseudolabeler(path, "felzenszwalb", {"min_size": 100}, jobs=1)
-    return path
+    return pseudolabelled_store(tmp_path_factory.mktemp("store") / "syn.h5", min_size=100,
+                                volumes=6, seed=1, slices=8, size=64)
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(store, tmp_path):

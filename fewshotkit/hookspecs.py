@@ -62,5 +62,14 @@ def register_methods(register):
 
 
 @hookspec
+def register_postprocessors(register):
+    """Register post-processors: ``register(name, factory, description="")``.
+
+    The factory returns a :class:`fewshotkit.interfaces.postprocessor.Postprocessor`: one
+    query scan's binary prediction (Z, H, W) -> the cleaned prediction (Z, H, W).
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the CLI: ``cli`` is the root :class:`click.Group`."""

@@ -34,6 +34,7 @@ HOOK_TO_KIND = {
     "register_poolers": "pooler",
     "register_classifiers": "classifier",
     "register_methods": "method",
+    "register_postprocessors": "postprocessor",
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Union
 
 from fewshotkit.errors import FewshotkitError, PluginError, UnknownComponentError
 
-KINDS: tuple[str, ...] = ("backbone", "pseudolabeler", "pooler", "classifier", "method")
+KINDS: tuple[str, ...] = ("backbone", "pseudolabeler", "pooler", "classifier", "method", "postprocessor")
 
 Factory = Union[Callable[..., Any], str]
 _INHERITED_INITS = ("object.__init__", "Module.__init__")

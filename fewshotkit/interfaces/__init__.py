@@ -5,4 +5,5 @@
 - :mod:`.pooler`: support features + masks -> prototypes.
 - :mod:`.classifier`: query features + prototypes -> per-class scores.
 - :mod:`.method`: a whole few-shot segmenter.
+- :mod:`.postprocessor`: one query scan's prediction -> the cleaned prediction (numpy, no torch).
 """

@@ -21,6 +21,9 @@ A spec file looks like::
     [training]           # opaque here; validated by the training code
     regime = "ssl"
 
+    [[postprocess]]      # optional: post-processors applied in order to each query scan
+    type = "largest-component"
+
 No torch import happens at module level: building a method imports the parts lazily.
 """
 
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from fewshotkit.interfaces.method import Method
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
-_TOP_LEVEL = ("method", "preset", "image_size", "options", "training", *PART_KINDS)
+_TOP_LEVEL = ("method", "preset", "image_size", "options", "training", *PART_KINDS, "postprocess")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class MethodSpec:
     image_size: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
+    postprocess: list[dict[str, Any]] = field(default_factory=list)  # [{"type": NAME, **options}]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
@@ -71,6 +75,8 @@ class MethodSpec:
             if kind in self.parts:
                 out[kind] = _drop_none(self.parts[kind])
         out["training"] = _drop_none(self.training)
+        if self.postprocess:
+            out["postprocess"] = [_drop_none(table) for table in self.postprocess]
         return out
 
     @classmethod
@@ -102,7 +108,33 @@ class MethodSpec:
             image_size=image_size,
             training=copy.deepcopy(d.get("training", {})),
             preset=preset,
+            postprocess=parse_postprocess(d.get("postprocess", [])),
         )
+
+
+def parse_postprocess(value: Any, source: str = "postprocess") -> list[dict[str, Any]]:
+    """Post-processor tables from a spec value or an override.
+
+    Accepts a list of tables (``[{type = "min-size", min_size = 500}]``) or names, one name, or
+    comma-separated names (``"largest-component,z-continuity"``); ``"none"`` or ``""`` is no
+    post-processing. Names and options are checked by :func:`validate_spec`.
+    """
+    if isinstance(value, str):
+        value = [] if value.strip().lower() in ("", "none") else [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise FewshotkitError(f"{source}: expected a list of post-processors, got {type(value).__name__}")
+    tables = []
+    for item in value:
+        table = {"type": item} if isinstance(item, str) else item
+        if not isinstance(table, dict) or not isinstance(table.get("type"), str) or not table["type"]:
+            raise FewshotkitError(
+                f"{source}: each entry is a name or a table with type = \"NAME\" (see `fewshotkit components "
+                f"postprocessor`), got {item!r}"
+            )
+        tables.append(dict(table))
+    return tables
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -226,8 +258,10 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
     """A copy of ``spec`` with ``section.key=value`` assignments applied.
 
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
-    (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``. Values are
-    TOML literals, else strings. Option names are checked by :func:`validate_spec`.
+    (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size`` and
+    ``postprocess`` (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list
+    of names or tables, or ``none``). Values are TOML literals, else strings. Option names are
+    checked by :func:`validate_spec`.
     """
     spec = copy.deepcopy(spec)
     sections = (*PART_KINDS, "options", "training")
@@ -240,6 +274,9 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if not sep or not key:
             raise FewshotkitError(f"--set '{item}': expected KEY=VALUE, e.g. pooler.train_window=4")
         value = _parse_value(raw.strip())
+        if key == "postprocess":
+            spec.postprocess = parse_postprocess(value, source=f"--set '{item}'")
+            continue
         if key in ("method", "image_size"):
             data = spec.to_dict()
             data[key] = value
@@ -249,7 +286,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if not dot or not name:
             raise FewshotkitError(
                 f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
-                "(or method=..., image_size=...)"
+                "(or method=..., image_size=..., postprocess=...)"
             )
         if section not in sections:
             close = difflib.get_close_matches(section, sections, n=1)
@@ -323,6 +360,9 @@ def validate_spec(spec: MethodSpec) -> None:
         raise FewshotkitError(f"image_size must be an integer >= 16, got {spec.image_size!r}")
     if not isinstance(spec.training, dict):
         raise FewshotkitError("[training] must be a table")
+    for table in spec.postprocess:
+        component = registry.get("postprocessor", table["type"])
+        component.check_options({k: v for k, v in table.items() if k != "type"}, prefix="postprocess.")
 
 
 def build_method(spec: MethodSpec) -> "Method":

@@ -14,13 +14,17 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--backbone", metavar="NAME", help="Registered backbone type (its options reset to defaults).")
 @click.option("--pooler", metavar="NAME", help="Registered pooler type (its options reset to defaults).")
 @click.option("--classifier", metavar="NAME", help="Registered classifier type (its options reset to defaults).")
+@click.option("--postprocess", "postprocessors", multiple=True, metavar="NAME",
+              help="Post-processor applied to each query scan, in order (repeatable; see `fewshotkit components "
+                   "postprocessor`; options: --set 'postprocess=[{type=\"min-size\", min_size=500}]').")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override: backbone.model=resnet34, pooler.train_window=4, options.align_weight=0.5, "
                    "image_size=128, training.steps=100 (repeatable; values are TOML literals).")
 @click.option("--list-presets", is_flag=True, help="List the presets and exit.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the spec here (default: print it).")
 def compose(preset: str | None, method: str | None, backbone: str | None, pooler: str | None,
-            classifier: str | None, assignments: tuple[str, ...], list_presets: bool, output: str | None) -> None:
+            classifier: str | None, postprocessors: tuple[str, ...], assignments: tuple[str, ...], list_presets: bool,
+            output: str | None) -> None:
     """Compose a method from plugins and write its flat TOML spec (validated against the registry)."""
     from fewshotkit import spec as specs
 
@@ -53,6 +57,8 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
         if name is not None:
             spec.parts[kind] = {"type": name}
             spec.preset = None
+    if postprocessors:
+        spec.postprocess = specs.parse_postprocess(list(postprocessors), source="--postprocess")
     if assignments:
         spec = specs.apply_overrides(spec, assignments)
     specs.validate_spec(spec)

@@ -70,8 +70,8 @@ class ComposedPrototypeMethod(Method):
 
     Support and query slices of all B episodes go through the backbone in one batched call.
     Training losses (when ``self.training`` and query labels are given): ``ce``, the class-weighted
-    cross-entropy on the queries, and ``align``, the PANet alignment loss (omitted when
-    ``align_weight`` is 0).
+    cross-entropy on the queries, ``align``, the PANet alignment loss (omitted when
+    ``align_weight`` is 0), and the classifier's :meth:`~Classifier.auxiliary_losses`.
     """
 
     def __init__(
@@ -90,6 +90,7 @@ class ComposedPrototypeMethod(Method):
         self.backbone = backbone
         self.pooler = pooler
         self.classifier = classifier
+        classifier.setup(backbone.out_channels)
         self.bg_weight = float(bg_weight)
         self.align_weight = float(align_weight)
 
@@ -98,6 +99,7 @@ class ComposedPrototypeMethod(Method):
         sup, qry, masks = episode.support_images, episode.query_images, episode.support_masks
         B, S, _, H, W = sup.shape
         Q = qry.shape[1]
+        self.classifier.check_ways(masks.shape[2] - 1)
         if qry.shape[-2:] != sup.shape[-2:] or masks.shape[-2:] != sup.shape[-2:]:
             raise FewshotkitError(
                 f"episode images differ in size: support {tuple(sup.shape[-2:])}, query "
@@ -130,4 +132,5 @@ class ComposedPrototypeMethod(Method):
             )
             if align_terms:
                 losses["align"] = self.align_weight * torch.stack(align_terms).mean()
+            losses.update(self.classifier.auxiliary_losses())
         return MethodOutput(out, losses)

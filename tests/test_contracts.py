@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from fewshotkit.errors import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.classifier import Classifier
 from fewshotkit.interfaces.method import Episode, Method, MethodOutput
@@ -91,22 +92,31 @@ def test_classifier_contract(name: str):
     torch.manual_seed(0)
     clf = REGISTRY.create("classifier", name)
     assert isinstance(clf, Classifier)
+    clf.setup(16)
+    ways = min(2, clf.max_ways or 2)  # a classifier may be limited to fewer ways (max_ways)
     feats = torch.randn(2, 16, 8, 6, requires_grad=True)
-    protos = [torch.randn(4, 16, requires_grad=True), torch.randn(1, 16), torch.zeros(2, 16)]
-    logits = clf(feats, protos)
-    assert logits.shape == (2, 3, 8, 6) and logits.dtype == torch.float32
+    protos = [torch.randn(4, 16, requires_grad=True), torch.randn(1, 16, requires_grad=True), torch.zeros(2, 16)]
+    logits = clf(feats, protos[: ways + 1])
+    assert logits.shape == (2, ways + 1, 8, 6) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
     logits.log_softmax(dim=1)[:, 1].mean().backward()
     assert feats.grad is not None and torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
-    assert protos[0].grad is not None and torch.isfinite(protos[0].grad).all()
+    grads = [p.grad for p in protos[:2] if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    if clf.max_ways is not None:
+        with pytest.raises(FewshotkitError, match="foreground class"):
+            clf(feats, [protos[1]] * (clf.max_ways + 2))
 
 
 @pytest.mark.parametrize("classifier", _names("classifier"))
 @pytest.mark.parametrize("pooler", _names("pooler"))
 def test_every_pooler_feeds_every_classifier(pooler: str, classifier: str):
     feats = torch.randn(2, 16, 8, 8)
-    protos = REGISTRY.create("pooler", pooler)(feats, _masks("random", (2, 32, 32), 2))
-    assert REGISTRY.create("classifier", classifier)(feats[:1], protos).shape == (1, 3, 8, 8)
+    clf = REGISTRY.create("classifier", classifier)
+    clf.setup(16)
+    ways = min(2, clf.max_ways or 2)
+    protos = REGISTRY.create("pooler", pooler)(feats, _masks("random", (2, 32, 32), ways))
+    assert clf(feats[:1], protos).shape == (1, ways + 1, 8, 8)
 
 
 def _small_method(name: str) -> Method:

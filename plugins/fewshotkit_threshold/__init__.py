@@ -1,0 +1,43 @@
+"""Built-in plugin: threshold-based methods after SSL-ALPNet: ADNet, Q-Net, regional prototypes.
+
+Parts: the ``threshold`` classifier (ADNet's learned scalar threshold), the ``query-threshold``
+classifier (Q-Net's threshold predicted from the query, optional test-time prototype refinement)
+and the ``regional`` pooler (RPT-style regional prototypes). The methods compose them with the
+core's :class:`~fewshotkit.composed.ComposedPrototypeMethod`. See docs/methods.md.
+"""
+
+from fewshotkit import hookimpl
+
+__version__ = "0.1.0"
+
+_COMPOSED = "fewshotkit.composed:ComposedPrototypeMethod"
+
+
+@hookimpl
+def register_poolers(register):
+    register(
+        "regional",
+        "fewshotkit_threshold.regional:RegionalPooler",
+        description="RPT-style: foreground split into regions (farthest points + Voronoi), one prototype each",
+    )
+
+
+@hookimpl
+def register_classifiers(register):
+    register(
+        "threshold",
+        "fewshotkit_threshold.classifiers:ThresholdClassifier",
+        description="ADNet: foreground if 20 cos(f, p_fg) beats a learned threshold T (init -10); T/20 regulariser",
+    )
+    register(
+        "query-threshold",
+        "fewshotkit_threshold.classifiers:QueryThresholdClassifier",
+        description="Q-Net: threshold predicted from the query's pooled features; optional test-time refinement",
+    )
+
+
+@hookimpl
+def register_methods(register):
+    register("adnet", _COMPOSED, description="ADNet: masked-avg + threshold classifier, binary CE + alignment")
+    register("qnet", _COMPOSED, description="Q-Net (single scale): masked-avg + query-threshold classifier")
+    register("regional", _COMPOSED, description="RPT-style regional prototypes + query-threshold (no transformer)")

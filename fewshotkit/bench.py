@@ -45,6 +45,12 @@ METHOD_LABELS = {
     "senet": "SE-Net-style",
     "alpnet-init": "ALPNet-init",
     "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
+    "ssl-adnet": "ADNet",
+    "ssl-adnet-cpu": "ADNet (CPU recipe)",
+    "ssl-qnet": "Q-Net (single scale)",
+    "ssl-qnet-cpu": "Q-Net (single scale, CPU recipe)",
+    "ssl-regional": "Regional prototypes (RPT-style)",
+    "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
 }
 
 #: training splits every store into 5 folds (fewshotkit.training.loop.train), so the bench does too

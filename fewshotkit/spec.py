@@ -190,15 +190,39 @@ PRESETS: dict[str, dict[str, Any]] = {
         "training": {"regime": "ssl", "steps": 5_000, "batch_size": 4, "lr": 3e-3, "lr_step": 500,
                      "lr_gamma": 0.8, "checkpoint_every": 250},
     },
+    # threshold methods (docs/methods.md): their papers' loss weights (bg 0.1) and schedules (SGD
+    # lr 1e-3, x0.95 every 1000 steps; ADNet's script trains 50k steps, RPT's 40k x0.98 every 5000)
+    "ssl-adnet": {
+        **_composed("adnet", {"type": "masked-avg"}, "threshold", "ssl", 50_000),
+        "options": {"bg_weight": 0.1, "align_weight": 1.0},
+        "classifier": {"type": "threshold", "scale": 20.0, "init_threshold": -10.0, "threshold_weight": 1.0},
+    },
+    "ssl-qnet": {
+        **_composed("qnet", {"type": "masked-avg"}, "query-threshold", "ssl", 50_000),
+        "options": {"bg_weight": 0.1, "align_weight": 1.0},
+        "classifier": {"type": "query-threshold", "scale": 20.0, "init_threshold": -10.0, "refine_steps": 0},
+    },
+    "ssl-regional": {
+        **_composed("regional", {"type": "regional", "regions": 10, "include_global": True}, "query-threshold",
+                    "ssl", 40_000),
+        "options": {"bg_weight": 0.1, "align_weight": 1.0},
+        "classifier": {"type": "query-threshold", "scale": 20.0, "init_threshold": -10.0, "refine_steps": 0},
+        "training": {"regime": "ssl", "steps": 40_000, "lr_step": 5_000, "lr_gamma": 0.98},
+    },
 }
+# their CPU forms: exactly the CPU recipe's backbone, image size and training table
+PRESETS.update({
+    f"{name}-cpu": {**copy.deepcopy(PRESETS[name]),
+                    **{k: copy.deepcopy(PRESETS["ssl-alpnet-cpu"][k]) for k in ("backbone", "image_size", "training")}}
+    for name in ("ssl-adnet", "ssl-qnet", "ssl-regional")
+})
 
 
 def preset_spec(name: str) -> MethodSpec:
     """The built-in preset ``name``; unknown names raise with close matches and the list."""
-    if name not in PRESETS:
-        close = difflib.get_close_matches(name, list(PRESETS), n=2)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise FewshotkitError(f"unknown preset '{name}'.{hint} Presets: {', '.join(PRESETS)}")
+    from fewshotkit.userinput import look_up
+
+    look_up(name, PRESETS, "preset")
     spec = MethodSpec.from_dict(copy.deepcopy(PRESETS[name]))
     spec.preset = name
     return spec

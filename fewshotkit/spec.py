@@ -220,9 +220,10 @@ PRESETS.update({
 
 def preset_spec(name: str) -> MethodSpec:
     """The built-in preset ``name``; unknown names raise with close matches and the list."""
-    from fewshotkit.userinput import look_up
-
-    look_up(name, PRESETS, "preset")
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=2)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise FewshotkitError(f"unknown preset '{name}'.{hint} Presets: {', '.join(PRESETS)}")
     spec = MethodSpec.from_dict(copy.deepcopy(PRESETS[name]))
     spec.preset = name
     return spec

@@ -33,10 +33,12 @@ from fewshotkit.errors import FewshotkitError
               help="Continue a run exactly from its last checkpoint (spec and settings come from RUN_DIR).")
 @click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA (default: on for CUDA, off on the CPU).")
 @click.option("--log-episodes", is_flag=True, default=None, help="Record every episode's (volume, z) in episodes.jsonl.")
+@click.option("--eval-every", type=click.IntRange(min=1), metavar="N",
+              help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time).")
 def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
           setting: int, exclude: str, fold: int, steps: int | None, device: str, seed: int,
           assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,
-          log_episodes: bool | None) -> None:
+          log_episodes: bool | None, eval_every: int | None) -> None:
     """Train a few-shot segmenter on a slice store.
 
     \b
@@ -68,6 +70,8 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     if store_path is None or out_dir is None:
         raise FewshotkitError("train needs --store STORE.h5 and --out RUN_DIR")
     spec = load_spec(spec_path) if spec_path is not None else preset_spec(preset)  # type: ignore[arg-type]
+    if eval_every is not None:
+        assignments = (*assignments, f"training.eval_every={eval_every}")
     if assignments:
         spec = apply_overrides(spec, list(assignments))
     validate_spec(spec)

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 from fewshotkit.errors import FewshotkitError
 
 REGIMES = ("ssl", "supervised")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("step", "cosine", "constant")
 
 
 @dataclass
@@ -48,7 +50,9 @@ class TrainingConfig:
 
     Defaults are the reference recipe: SGD lr 1e-3, momentum 0.9, weight decay 5e-4, one episode
     per step, lr x 0.95 every 1000 steps, 100k steps; the loss is the method's weighted CE +
-    alignment terms, each scaled by ``loss_weights`` (default 1).
+    alignment terms, each scaled by ``loss_weights`` (default 1). ``optimizer``, ``schedule``,
+    ``warmup_steps``, ``betas`` and ``min_lr_ratio`` are described in ``fewshotkit.training.optim``.
+    ``eval_every`` > 0 scores the held-out fold every that many steps (the Dice-vs-time curve).
     """
 
     regime: str = "ssl"
@@ -60,6 +64,12 @@ class TrainingConfig:
     nesterov: bool = False
     lr_step: int = 1000
     lr_gamma: float = 0.95
+    optimizer: str = "sgd"
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "step"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    eval_every: int = 0
     loss_weights: dict[str, float] = field(default_factory=dict)
     min_segment_size: int = 100  # SSL: smallest superpixel (pixels) that may be a support mask
     min_pixels: int = 1  # supervised: smallest class area (pixels) on a support/query slice
@@ -104,6 +114,15 @@ class TrainingConfig:
         """Raise a :class:`FewshotkitError` for values outside their valid range."""
         if self.regime not in REGIMES:
             raise FewshotkitError(f"{source}.regime must be one of {', '.join(REGIMES)}, got '{self.regime}'")
+        for name, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in valid:
+                raise FewshotkitError(f"{source}.{name} must be one of {', '.join(valid)}, got '{getattr(self, name)}'")
+        for name in ("warmup_steps", "eval_every"):
+            if getattr(self, name) < 0:
+                raise FewshotkitError(f"{source}.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1 or not all(0 <= b < 1 for b in self.betas):
+            raise FewshotkitError(f"{source}: min_lr_ratio must lie in [0, 1] and betas in [0, 1) "
+                                  f"(got {self.min_lr_ratio}, {list(self.betas)})")
         positive = ("batch_size", "lr_step", "checkpoint_every", "keep_checkpoints", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -123,6 +142,7 @@ class TrainingConfig:
         out = dataclasses.asdict(self)
         out["aug"]["scale"] = list(self.aug.scale)
         out["aug"]["gamma"] = list(self.aug.gamma)
+        out["betas"] = list(self.betas)
         if out["amp"] is None:
             del out["amp"]
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Sequence
 
 from fewshotkit.atomic import write_bytes
 
@@ -44,6 +45,49 @@ def plot_loss_curve(metrics_path: Path, out_path: Path, title: str = "") -> Path
     ax.set_title(title or "training loss")
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    write_bytes(out_path, buffer.getvalue())
+    return out_path
+
+
+def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
+                     protocols: Sequence[str] = ("roy", "full-volume"), title: str = "") -> Path | None:
+    """Mean Dice against training minutes (left) and steps (right), one colour per run.
+
+    ``series``: (label, records of a curve.jsonl) per run; protocol ``roy`` is drawn solid, the
+    others dashed/dotted. None when no run has a record.
+    """
+    series = [(label, [r for r in records if "step" in r]) for label, records in series]
+    series = [(label, records) for label, records in series if records]
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    styles = ["-", "--", ":", "-."]
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    axes = fig.subplots(1, 2, sharey=True)
+    for index, (label, records) in enumerate(series):
+        colour = f"C{index}"
+        for p, protocol in enumerate(protocols):
+            points = [r for r in records if protocol in r]
+            if not points:
+                continue
+            name = f"{label} ({protocol})" if label else protocol
+            dice = [r[protocol]["dice"] for r in points]
+            axes[0].plot([r["train_min"] for r in points], dice, styles[p % 4], color=colour, marker=".", label=name)
+            axes[1].plot([r["step"] for r in points], dice, styles[p % 4], color=colour, marker=".")
+    axes[0].set_xlabel("training time (min, evaluation excluded)")
+    axes[1].set_xlabel("step")
+    axes[0].set_ylabel("mean Dice (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or "Dice on the held-out fold during training")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -1,4 +1,4 @@
-"""The training loop: self-supervised (superpixel) or annotated episodes, on CPU, GPU or DDP.
+"""Training runs: self-supervised (superpixel) or annotated episodes, on CPU, GPU or DDP.
 
 Run directory layout (only rank 0 writes)::
 
@@ -8,17 +8,16 @@ Run directory layout (only rank 0 writes)::
     RUN_DIR/metrics.jsonl           one line per log_every steps: loss terms, lr, timings
     RUN_DIR/episodes.jsonl          with training.log_episodes: every episode's (volume, z, ...)
     RUN_DIR/loss.png                the loss curve, drawn at the end
+    RUN_DIR/curve.jsonl, curve.png  with training.eval_every: Dice on the held-out fold vs training time
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import signal
 import subprocess
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -29,16 +28,17 @@ import torch
 from fewshotkit.atomic import write_text
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
-from fewshotkit.training.checkpoint import (
-    LAST,
-    capture_rng,
-    prune_checkpoints,
-    read_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    spec_to_toml,
-)
+from fewshotkit.training.checkpoint import LAST, read_checkpoint, restore_rng, spec_to_toml
 from fewshotkit.training.config import TrainingConfig
+from fewshotkit.training.hooks import (
+    Checkpointer,
+    EpisodeLogger,
+    MetricsLogger,
+    PeriodicCheckpoint,
+    StepCallback,
+    now,
+)
+from fewshotkit.training.trainer import HookBase, Trainer
 
 if TYPE_CHECKING:
     from fewshotkit.spec import MethodSpec
@@ -48,10 +48,6 @@ SPEC_TOML = "spec.toml"
 METRICS = "metrics.jsonl"
 EPISODES = "episodes.jsonl"
 LOSS_PNG = "loss.png"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _git_commit() -> str | None:
@@ -132,16 +128,6 @@ def _build_sampler(store: Any, fold: Any, setting: int, excluded: list[int], con
     return AnnotatedSampler(store, slices, classes, min_pixels=config.min_pixels), info
 
 
-def _progress_columns() -> list[Any]:
-    from rich.progress import TextColumn
-
-    return [
-        TextColumn("{task.fields[speed]} steps/s"),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("lr {task.fields[lr]}"),
-    ]
-
-
 def train(
     spec: "MethodSpec | None",
     store_path: Path | str | None,
@@ -160,6 +146,7 @@ def train(
     log_episodes: bool | None = None,
     show_progress: bool = True,
     on_step: Callable[[int], None] | None = None,
+    n_folds: int = 5,
 ) -> Path:
     """Train ``spec`` on the store's fold ``fold`` training scans; returns the final checkpoint path.
 
@@ -188,6 +175,7 @@ def train(
         fold, setting, seed = previous["fold"], previous["setting"], previous["seed"]
         exclude, regime = previous["exclude"], previous["regime"]
         pseudolabels = previous.get("pseudolabel_set")
+        n_folds = int(previous.get("n_folds", 5))
         steps = steps if steps is not None else previous["steps"]
     else:
         if spec is None or store_path is None:
@@ -211,7 +199,7 @@ def train(
     from fewshotkit.episodes.folds import get_fold
 
     store = SliceStore(store_path)
-    the_fold = get_fold(store, fold)
+    the_fold = get_fold(store, fold, n_folds=n_folds)
     exclude_text = exclude if isinstance(exclude, str) else ",".join(str(e) for e in exclude)
     excluded = resolve_classes(store, exclude_text) if exclude_text.strip() else []
     if setting == 2 and not excluded:
@@ -223,7 +211,7 @@ def train(
     try:
         return _run(
             spec, config, store, the_fold, setting, excluded, sampler, sampler_info, out_dir, seed, payload,
-            previous, info, dev, show_progress, on_step,
+            previous, info, dev, show_progress, on_step, n_folds,
         )
     finally:
         ddp.teardown(info)
@@ -232,14 +220,17 @@ def train(
 def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, setting: int, excluded: list[int],
          sampler: Any, sampler_info: dict[str, Any], out_dir: Path, seed: int, payload: dict[str, Any] | None,
          previous: dict[str, Any], info: ddp.DistInfo, dev: torch.device, show_progress: bool,
-         on_step: Callable[[int], None] | None) -> Path:
-    """The loop proper, once the data and the process group are set up (see :func:`train`)."""
+         on_step: Callable[[int], None] | None, n_folds: int) -> Path:
+    """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
+    from fewshotkit.console import console
     from fewshotkit.device import describe_device
     from fewshotkit.seeding import seed_everything
     from fewshotkit.spec import build_method, plugin_versions
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher
     from fewshotkit.training.curves import plot_loss_curve
+    from fewshotkit.training.eval_curve import CURVE_JSONL, EvalCurve
+    from fewshotkit.training.optim import build_optimizer, build_scheduler
 
     ckpt_dir = out_dir / "checkpoints"
     main = info.is_main
@@ -250,9 +241,8 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     aug_gen = torch.Generator(device=dev)
     aug_gen.manual_seed(_seed(seed, info.rank, 1))
 
-    optimizer = torch.optim.SGD(method.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    optimizer = build_optimizer(method.parameters(), config)
+    scheduler = build_scheduler(optimizer, config)
     use_amp = bool(config.amp if config.amp is not None else dev.type == "cuda")
     if use_amp and dev.type != "cuda":
         warnings.warn("mixed precision (--amp) is only used on CUDA; training in float32 on the CPU", stacklevel=2)
@@ -260,14 +250,14 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    start = 0
+    start, train_seconds = 0, 0.0
     if payload is not None:
         method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         if payload.get("scaler"):
             scaler.load_state_dict(payload["scaler"])
-        start = int(payload["step"])
+        start, train_seconds = int(payload["step"]), float(payload.get("train_seconds", 0.0))
         states = payload["rng"]
         if len(states) == info.world_size:
             restore_rng(states[info.rank], sampler_rng, aug_gen)
@@ -292,6 +282,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         **previous,
         "store": str(Path(store.path).resolve()),
         "fold": the_fold.index,
+        "n_folds": n_folds,
         "setting": setting,
         "exclude": [store.classes[c] for c in excluded],
         "regime": config.regime,
@@ -311,7 +302,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         "git_commit": _git_commit(),
         "torch_version": str(torch.__version__),
         "status": "running",
-        "started": previous.get("started", _now()),
+        "started": previous.get("started", now()),
     }
 
     def write_run(**updates: Any) -> None:
@@ -323,134 +314,44 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text(out_dir / SPEC_TOML, spec_text)
-        _trim_log(out_dir / METRICS, start)
-        _trim_log(out_dir / EPISODES, start)
+        for log in (METRICS, EPISODES, CURVE_JSONL):
+            _trim_log(out_dir / log, start)
     write_run()
 
-    def checkpoint(step: int, numbered: bool) -> Path:
-        rng_states = ddp.all_gather(capture_rng(sampler_rng, aug_gen), info)
-        last = ckpt_dir / LAST
-        if main:
-            blob = {
-                "format": "fewshotkit-checkpoint", "version": 1, "step": step,
-                "model": method.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "rng": rng_states, "spec_toml": spec_text, "plugin_versions": versions,
-                "run": {**run, "final_step": step}, "torch_version": str(torch.__version__),
-            }
-            save_checkpoint(last, blob)
-            if numbered:
-                save_checkpoint(ckpt_dir / f"step_{step:06d}.pt", blob)
-                prune_checkpoints(ckpt_dir, config.keep_checkpoints)
-        return last
+    trainer = Trainer(model, method, spec.method, optimizer, scheduler, batcher, sampler_rng, dev, config.steps,
+                      start_step=start, train_seconds=train_seconds, loss_weights=config.loss_weights,
+                      use_amp=use_amp, amp_dtype=amp_dtype, scaler=scaler)
+    checkpointer = Checkpointer(ckpt_dir, info, aug_gen, config.keep_checkpoints, lambda: {
+        "spec_toml": spec_text, "plugin_versions": versions, "run": {**run, "final_step": trainer.step}})
+    checkpointer.trainer = trainer
+    logger = MetricsLogger(out_dir / METRICS if main else None, config.log_every, info, show_progress)
+    hooks: list[HookBase] = [logger]
+    if config.log_episodes:
+        hooks.append(EpisodeLogger(out_dir / EPISODES if main else None, info))
+    hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
+    if config.eval_every > 0:
+        hooks.append(EvalCurve(store, the_fold, config.eval_every, out_dir, spec.image_size, info, n_folds=n_folds,
+                               label=spec.preset or spec.method))
+    if on_step is not None:
+        hooks.append(StepCallback(on_step))
+    trainer.register(hooks)
+    with _StopRequest() as stop:
+        trainer.run(lambda: ddp.any_rank(stop.requested, info, dev))
 
-    weights = config.loss_weights
-    metrics_file = open(out_dir / METRICS, "a", encoding="utf-8") if main else None
-    episodes_file = open(out_dir / EPISODES, "a", encoding="utf-8") if main and config.log_episodes else None
-    window: dict[str, torch.Tensor] = {}
-    data_time = model_time = 0.0
-    window_start = time.perf_counter()
-    window_steps = 0
-    step = start
-    last_loss = float("nan")
-    columns = _progress_columns()
-    from fewshotkit.console import console, make_progress
-
-    progress = make_progress(*columns)
-    progress.disable = progress.disable or not (show_progress and main)
-    task = progress.add_task("train", total=config.steps, completed=start, speed="-", loss="-",
-                             lr=f"{scheduler.get_last_lr()[0]:.2e}")
-    method.train()
-    interrupted = False
-    try:
-        with _StopRequest() as stop, progress:
-            while step < config.steps:
-                if ddp.any_rank(stop.requested, info, dev):
-                    interrupted = True
-                    break
-                t0 = time.perf_counter()
-                episode, records = batcher.next(sampler_rng)
-                t1 = time.perf_counter()
-                with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                    output = model(episode)
-                    terms = output.losses
-                    if not terms:
-                        raise FewshotkitError(f"method '{spec.method}' returned no loss terms in training mode; it cannot be trained")
-                    unknown = set(weights) - set(terms)
-                    if unknown:
-                        raise FewshotkitError(
-                            f"training.loss_weights names {', '.join(sorted(unknown))}, but method '{spec.method}' "
-                            f"returns the loss terms {', '.join(sorted(terms))}"
-                        )
-                    loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                t2 = time.perf_counter()
-                data_time += t1 - t0
-                model_time += t2 - t1
-                window_steps += 1
-                for name, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
-                    value = value.detach().float()
-                    window[name] = window[name] + value if name in window else value
-                if config.log_episodes:
-                    gathered = ddp.all_gather(records, info)
-                    if episodes_file is not None:
-                        for rank, rank_records in enumerate(gathered):
-                            for index, record in enumerate(rank_records):
-                                episodes_file.write(json.dumps({"step": step, "rank": rank, "index": index, **record}) + "\n")
-                if step % config.log_every == 0 or step == config.steps:
-                    values = {k: v.item() / window_steps for k, v in window.items()}
-                    values = ddp.mean_over_ranks(values, info, dev)
-                    last_loss = values["loss"]
-                    if not np.isfinite(last_loss):
-                        raise FewshotkitError(
-                            f"the training loss became {last_loss} by step {step}; lower training.lr "
-                            "(--set training.lr=...) or turn off --amp"
-                        )
-                    elapsed = time.perf_counter() - window_start
-                    record = {
-                        "step": step, **{k: round(v, 6) for k, v in values.items()},
-                        "lr": scheduler.get_last_lr()[0], "steps_per_s": round(window_steps / elapsed, 4),
-                        "data_s": round(data_time / window_steps, 5), "model_s": round(model_time / window_steps, 5),
-                        "time": _now(),
-                    }
-                    if metrics_file is not None:
-                        metrics_file.write(json.dumps(record) + "\n")
-                        metrics_file.flush()
-                    if episodes_file is not None:
-                        episodes_file.flush()
-                    progress.update(task, speed=f"{record['steps_per_s']:.2f}", loss=f"{last_loss:.4f}",
-                                    lr=f"{record['lr']:.2e}")
-                    window, data_time, model_time, window_steps = {}, 0.0, 0.0, 0
-                    window_start = time.perf_counter()
-                progress.update(task, completed=step)
-                if step % config.checkpoint_every == 0 and step < config.steps:
-                    checkpoint(step, numbered=True)
-                if on_step is not None:
-                    on_step(step)
-    finally:
-        for handle in (metrics_file, episodes_file):
-            if handle is not None:
-                handle.close()
-
-    last = checkpoint(step, numbered=not interrupted and step > start)
-    if interrupted:
-        write_run(status="interrupted", final_step=step, updated=_now())
+    step = trainer.step
+    last = checkpointer.save(numbered=not trainer.interrupted and step > start)
+    if trainer.interrupted:
+        write_run(status="interrupted", final_step=step, updated=now())
         if main:
             console.print(f"[yellow]Interrupted at step {step}/{config.steps}[/yellow]; checkpoint: {last}\n"
                           f"Continue with: fewshotkit train --resume {out_dir}")
         raise KeyboardInterrupt
     digests = ddp.all_gather(ddp.parameter_digest(method), info)
-    write_run(status="completed", final_step=step, finished=_now(), rank_weight_sha256=digests)
+    write_run(status="completed", final_step=step, finished=now(), train_seconds=round(trainer.train_seconds, 2),
+              rank_weight_sha256=digests)
     if main:
         curve = plot_loss_curve(out_dir / METRICS, out_dir / LOSS_PNG, title=f"{spec.method} ({config.regime})")
-        _summary(console, run, last, curve, last_loss)
+        _summary(console, run, last, curve, logger.last_loss)
     return last
 
 

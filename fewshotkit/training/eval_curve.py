@@ -1,0 +1,78 @@
+"""Dice against training time: a hook that scores the held-out fold during training.
+
+Every ``every`` steps (and before the first step of a fresh run, and after the last) the current
+weights segment the fold's query scans with each protocol; one JSON line per evaluation goes to
+``curve.jsonl`` and ``curve.png`` is redrawn. Evaluation time is not training time: the trainer's
+``train_seconds`` counts only its steps, and that is the curve's time axis.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from fewshotkit.training import distributed as ddp
+from fewshotkit.training.trainer import HookBase
+
+CURVE_JSONL = "curve.jsonl"
+CURVE_PNG = "curve.png"
+
+
+class EvalCurve(HookBase):
+    """Evaluates ``fold`` of ``store`` with ``protocols`` every ``every`` steps (rank 0 only)."""
+
+    def __init__(self, store: Any, fold: Any, every: int, out_dir: Path, image_size: Any, info: ddp.DistInfo,
+                 protocols: Sequence[str] = ("roy", "full-volume"), n_folds: int = 5, label: str = "") -> None:
+        self.store = store
+        self.fold = fold
+        self.every = every
+        self.out_dir = out_dir
+        self.image_size = image_size
+        self.info = info
+        self.protocols = tuple(protocols)
+        self.n_folds = n_folds
+        self.label = label
+
+    def before_train(self) -> None:
+        if self.trainer.step == 0:
+            self.evaluate()
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if t.step % self.every == 0 or t.step == t.steps:
+            self.evaluate()
+
+    def evaluate(self) -> dict[str, Any] | None:
+        """Score the fold now; returns the curve record (None on ranks other than 0)."""
+        if not self.info.is_main:
+            return None
+        from fewshotkit.evaluation.evaluate import evaluate_predictor
+        from fewshotkit.evaluation.inference import MethodPredictor
+        from fewshotkit.evaluation.protocol import ProtocolConfig
+        from fewshotkit.training.curves import plot_dice_curves, read_metrics
+
+        t = self.trainer
+        start = time.perf_counter()
+        was_training = t.method.training
+        t.method.eval()
+        try:
+            predictor = MethodPredictor(t.method, self.image_size, t.device)
+            record: dict[str, Any] = {"step": t.step, "train_s": round(t.train_seconds, 2),
+                                      "train_min": round(t.train_seconds / 60, 3)}
+            for name in self.protocols:
+                scores = evaluate_predictor(self.store, predictor, [self.fold.index], n_folds=self.n_folds,
+                                            config=ProtocolConfig(name)).folds[0]
+                record[name] = {"dice": round(scores.mean(), 3),
+                                "precision": round(scores.mean("precision"), 3),
+                                "recall": round(scores.mean("recall"), 3),
+                                "per_class": {k: round(v, 3) for k, v in scores.per_class().items()}}
+        finally:
+            t.method.train(was_training)
+        record["eval_s"] = round(time.perf_counter() - start, 2)
+        path = self.out_dir / CURVE_JSONL
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        plot_dice_curves([(self.label, read_metrics(path))], self.out_dir / CURVE_PNG, protocols=self.protocols)
+        return record

@@ -1,0 +1,178 @@
+"""The training loop's behaviours as hooks: metrics log + progress bar, checkpoints, episode log.
+
+Only rank 0 writes files; hooks that gather across DDP ranks run on every rank.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.training import distributed as ddp
+from fewshotkit.training.checkpoint import LAST, capture_rng, prune_checkpoints, save_checkpoint
+from fewshotkit.training.trainer import HookBase
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Checkpointer:
+    """Writes ``last.pt`` (and numbered copies) holding everything an exact resume needs."""
+
+    def __init__(self, directory: Path, info: ddp.DistInfo, aug_generator: torch.Generator, keep: int,
+                 extra: Callable[[], dict[str, Any]]) -> None:
+        self.directory = directory
+        self.info = info
+        self.aug_generator = aug_generator
+        self.keep = keep
+        self.extra = extra  # spec text, plugin versions, run record ... at the time of saving
+        self.trainer: Any = None
+
+    def save(self, numbered: bool) -> Path:
+        t = self.trainer
+        rng_states = ddp.all_gather(capture_rng(t.sampler_rng, self.aug_generator), self.info)
+        last = self.directory / LAST
+        if self.info.is_main:
+            blob = {
+                "format": "fewshotkit-checkpoint", "version": 1, "step": t.step,
+                "model": t.method.state_dict(), "optimizer": t.optimizer.state_dict(),
+                "scheduler": t.scheduler.state_dict(),
+                "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
+                "rng": rng_states, "train_seconds": t.train_seconds, "torch_version": str(torch.__version__),
+                **self.extra(),
+            }
+            save_checkpoint(last, blob)
+            if numbered:
+                save_checkpoint(self.directory / f"step_{t.step:06d}.pt", blob)
+                prune_checkpoints(self.directory, self.keep)
+        return last
+
+
+class PeriodicCheckpoint(HookBase):
+    """A numbered checkpoint every ``every`` steps (the final one is written by the caller)."""
+
+    def __init__(self, checkpointer: Checkpointer, every: int) -> None:
+        self.checkpointer = checkpointer
+        self.every = every
+
+    def before_train(self) -> None:
+        self.checkpointer.trainer = self.trainer
+
+    def after_step(self) -> None:
+        if self.trainer.step % self.every == 0 and self.trainer.step < self.trainer.steps:
+            self.checkpointer.save(numbered=True)
+
+
+class MetricsLogger(HookBase):
+    """Mean loss terms over every ``every`` steps -> metrics.jsonl and the progress bar.
+
+    A non-finite loss stops training with an error naming the step.
+    """
+
+    def __init__(self, path: Path | None, every: int, info: ddp.DistInfo, show_progress: bool) -> None:
+        self.path = path
+        self.every = every
+        self.info = info
+        self.show_progress = show_progress
+        self.last_loss = float("nan")
+
+    def before_train(self) -> None:
+        from rich.progress import TextColumn
+
+        from fewshotkit.console import make_progress
+
+        t = self.trainer
+        self.file = open(self.path, "a", encoding="utf-8") if self.path is not None else None
+        self.progress = make_progress(TextColumn("{task.fields[speed]} steps/s"), TextColumn("loss {task.fields[loss]}"),
+                                      TextColumn("lr {task.fields[lr]}"))
+        self.progress.disable = self.progress.disable or not (self.show_progress and self.info.is_main)
+        self.task = self.progress.add_task("train", total=t.steps, completed=t.step, speed="-", loss="-",
+                                           lr=f"{t.lr:.2e}")
+        self.progress.start()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.window: dict[str, torch.Tensor] = {}
+        self.data_s = self.model_s = 0.0
+        self.n = 0
+        self.start = time.perf_counter()
+
+    def after_step(self) -> None:
+        t, out = self.trainer, self.trainer.last
+        assert out is not None
+        self.n += 1
+        self.data_s += out.data_s
+        self.model_s += out.model_s
+        for name, value in {"loss": out.loss, **{f"loss_{k}": v for k, v in out.terms.items()}}.items():
+            value = value.float()
+            self.window[name] = self.window[name] + value if name in self.window else value
+        if t.step % self.every == 0 or t.step == t.steps:
+            values = ddp.mean_over_ranks({k: v.item() / self.n for k, v in self.window.items()}, self.info, t.device)
+            self.last_loss = values["loss"]
+            if not np.isfinite(self.last_loss):
+                raise FewshotkitError(
+                    f"the training loss became {self.last_loss} by step {t.step}; lower training.lr "
+                    "(--set training.lr=...) or turn off --amp"
+                )
+            record = {
+                "step": t.step, **{k: round(v, 6) for k, v in values.items()}, "lr": t.lr,
+                "steps_per_s": round(self.n / (time.perf_counter() - self.start), 4),
+                "data_s": round(self.data_s / self.n, 5), "model_s": round(self.model_s / self.n, 5),
+                "train_s": round(t.train_seconds, 2), "time": now(),
+            }
+            if self.file is not None:
+                self.file.write(json.dumps(record) + "\n")
+                self.file.flush()
+            self.progress.update(self.task, speed=f"{record['steps_per_s']:.2f}", loss=f"{self.last_loss:.4f}",
+                                 lr=f"{record['lr']:.2e}")
+            self._reset()
+        self.progress.update(self.task, completed=t.step)
+
+    def after_train(self) -> None:
+        self.progress.stop()
+        if self.file is not None:
+            self.file.close()
+
+
+class EpisodeLogger(HookBase):
+    """Every episode's record (volume, z, segment ...) of every rank -> episodes.jsonl."""
+
+    def __init__(self, path: Path | None, info: ddp.DistInfo) -> None:
+        self.path = path
+        self.info = info
+
+    def before_train(self) -> None:
+        self.file = open(self.path, "a", encoding="utf-8") if self.path is not None else None
+
+    def after_step(self) -> None:
+        t = self.trainer
+        assert t.last is not None
+        gathered = ddp.all_gather(t.last.records, self.info)
+        if self.file is not None:
+            for rank, records in enumerate(gathered):
+                for index, record in enumerate(records):
+                    self.file.write(json.dumps({"step": t.step, "rank": rank, "index": index, **record}) + "\n")
+            if t.step % 10 == 0:
+                self.file.flush()
+
+    def after_train(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class StepCallback(HookBase):
+    """Calls ``fn(step)`` after every step (tests use it to interrupt at a given step)."""
+
+    def __init__(self, fn: Callable[[int], None]) -> None:
+        self.fn = fn
+
+    def after_step(self) -> None:
+        self.fn(self.trainer.step)

@@ -6,6 +6,14 @@ Configuration, in order of precedence: the arguments of :func:`configure` (the C
 - ``FEWSHOTKIT_PLUGINS_DIR``: a directory of loose ``*.py`` plugin files (``os.pathsep``-separated);
 - ``FEWSHOTKIT_DISABLE_PLUGINS``: comma-separated plugin names not to load;
 - ``FEWSHOTKIT_STRICT_PLUGINS=1``: a plugin that fails to load raises instead of being skipped.
+
+Two plugins registering one name of one kind is a *conflict*: it is recorded (``fewshotkit plugins``
+shows it) and :func:`get_registry` refuses to hand out a registry until one plugin is disabled, so a
+run never silently uses a different component than the one asked for.
+
+Each plugin has a *fingerprint* (:meth:`PluginHost.fingerprint`) that changes when its code does:
+a loose file's is the hash of the file; an installed plugin's is its version, plus a hash of its
+module files when it is installed in editable (development) mode or its version is a ``.dev`` one.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ import pluggy
 
 from fewshotkit import hookspecs
 from fewshotkit.errors import PluginError
+from fewshotkit.plugin_provenance import is_editable, missing_plugin_hint, module_files, source_hash
 from fewshotkit.registry import Registry
+from fewshotkit.userinput import did_you_mean
 
 ENTRY_POINT_GROUP = "fewshotkit"
 HOOK_TO_KIND = {
@@ -47,6 +57,9 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     components: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    conflicts: list[str] = field(default_factory=list)  # names another plugin registered first
+    files: Path | None = None  # the loaded module's file, or its package directory
+    editable: bool = False  # an entry point installed in development (editable) mode
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +70,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "components": self.components,
             "error": self.error,
+            "conflicts": self.conflicts,
         }
 
 
@@ -77,7 +91,9 @@ class PluginHost:
         for name in self.disabled:
             self.pm.set_blocked(name)
         self.plugins: dict[str, PluginInfo] = {}
+        self.conflicts: list[str] = []  # one message per name registered twice
         self.registry = Registry()
+        self._fingerprints: dict[str, str | None] = {}
         if load_entry_points:
             self._load_entry_points()
         for directory in plugins_dirs:
@@ -87,7 +103,10 @@ class PluginHost:
     # -- loading -----------------------------------------------------------------------------
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}"
-        self.plugins[info.name] = info
+        key = info.name
+        if self.plugins.get(key, info) is not info:  # never replace the record of a loaded namesake
+            key = f"{info.name} ({info.module})"
+        self.plugins[key] = info
         if self.strict:
             raise PluginError(f"plugin '{info.name}' ({info.module}) failed to load: {info.error}") from exc
         warnings.warn(
@@ -108,17 +127,30 @@ class PluginHost:
         except pluggy.PluginValidationError as exc:
             if self.pm.is_registered(module):
                 self.pm.unregister(module)
-            self._fail(info, exc)
+            self._fail(info, self._explain_invalid(module, exc))
             return
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
+        info.files = module_files(module)
         self.plugins[info.name] = info
 
+    def _explain_invalid(self, module: ModuleType, exc: pluggy.PluginValidationError) -> Exception:
+        """A misspelt hook name gets the close hook names; other validation errors pass through."""
+        known = [n for n in dir(hookspecs) if getattr(getattr(hookspecs, n), "fewshotkit_spec", None) is not None]
+        for attr in dir(module):
+            if getattr(getattr(module, attr, None), "fewshotkit_impl", None) is not None and attr not in known:
+                return PluginError(
+                    f"unknown hook '{attr}'.{did_you_mean(attr, known)} Hooks: {', '.join(sorted(known))}"
+                )
+        return exc
+
     def _load_entry_points(self) -> None:
+        seen: set[tuple[str, str]] = set()
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in self.disabled:
-                continue
+            if ep.name in self.disabled or (ep.name, ep.value) in seen:
+                continue  # one distribution's metadata found twice on sys.path is one plugin
+            seen.add((ep.name, ep.value))
             version = ep.dist.version if ep.dist is not None else None
-            info = PluginInfo(ep.name, "entry-point", ep.value, version)
+            info = PluginInfo(ep.name, "entry-point", ep.value, version, editable=is_editable(ep.dist))
             try:
                 module = ep.load()
             except Exception as exc:  # one broken plugin must not break the CLI
@@ -156,15 +188,27 @@ class PluginHost:
                 info = self.plugins[plugin_name]
 
                 def register(name: str, factory: Any, description: str = "", *, _kind=kind, _plugin=plugin_name):
+                    if isinstance(name, str) and self.registry.has(_kind, name):
+                        self._conflict(_kind, name, _plugin)
+                        return
                     self.registry.add(_kind, name, factory, _plugin, description)
                     self.plugins[_plugin].components.setdefault(_kind, []).append(name)
 
                 try:
                     impl.function(register=register)
-                except PluginError:
-                    raise  # duplicates are always errors: never run a different 'alp' than asked for
                 except Exception as exc:
+                    self.registry.remove_plugin(plugin_name)  # none of a failed plugin's parts stay
+                    info.components = {}
                     self._fail(info, exc)
+
+    def _conflict(self, kind: str, name: str, plugin: str) -> None:
+        """Record that ``plugin`` registers a ``kind`` name another plugin registered first."""
+        first = self.registry.get(kind, name).plugin
+        self.conflicts.append(
+            f"{kind} '{name}' is registered twice: by plugin '{first}' and by plugin '{plugin}'. "
+            "Disable one of them (--disable-plugin NAME)."
+        )
+        self.plugins[plugin].conflicts.append(f"{kind} '{name}' (also in '{first}')")
 
     def add_commands(self, cli: Any) -> None:
         """Let plugins add click commands to ``cli``."""
@@ -178,6 +222,30 @@ class PluginHost:
     def versions(self) -> dict[str, str | None]:
         """Plugin name -> version, for recording with checkpoints and results."""
         return {name: info.version for name, info in sorted(self.plugins.items()) if info.error is None}
+
+    def fingerprint(self, name: str) -> str | None:
+        """What identifies the code of plugin ``name`` (see the module docstring): ``"1.0"``,
+        ``"1.0+sha256:<hex>"`` (editable/dev installs) or ``"sha256:<hex>"`` (a loose file)."""
+        if name not in self._fingerprints:
+            info = self.plugins[name]
+            version = info.version
+            hashed = info.source == "file" or info.editable or (version is not None and "dev" in version)
+            if hashed and info.files is not None and info.files.exists():
+                digest = f"sha256:{source_hash(info.files)}"
+                version = digest if info.source == "file" or version is None else f"{version}+{digest}"
+            self._fingerprints[name] = version
+        return self._fingerprints[name]
+
+    def providers(self, components: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """``"kind:name"`` -> the plugin that registered it, for the given (kind, name) pairs."""
+        return {f"{kind}:{name}": self.registry.get(kind, name).plugin for kind, name in components}
+
+    def missing_hint(self, kind: str, name: str, versions: dict[str, Any] | None,
+                     providers: dict[str, str] | None = None) -> str:
+        """Why ``kind`` ``name`` (used by a run) may be missing, from the run's plugin record:
+        ``versions`` (plugin -> version at training time), ``providers`` (``"kind:name"`` -> plugin)."""
+        loaded = {n: i.version for n, i in self.plugins.items() if i.error is None}
+        return missing_plugin_hint(loaded, kind, name, versions, providers)
 
 
 _host: PluginHost | None = None
@@ -209,7 +277,12 @@ def get_host() -> PluginHost:
 
 
 def get_registry() -> Registry:
-    return get_host().registry
+    """The registry of the process-wide host; a name registered by two plugins is an error here."""
+    host = get_host()
+    if host.conflicts:
+        extra = f" (and {len(host.conflicts) - 1} more: see fewshotkit plugins)" if len(host.conflicts) > 1 else ""
+        raise PluginError(host.conflicts[0] + extra)
+    return host.registry
 
 
 def reset() -> None:

@@ -271,36 +271,26 @@ def save_spec(spec: MethodSpec, path: str | Path) -> None:
 
 
 # -- overrides ----------------------------------------------------------------------------------
-def _parse_value(text: str) -> Any:
-    """A TOML literal (``4``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``) or else the raw string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
     """A copy of ``spec`` with ``section.key=value`` assignments applied.
 
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
     (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size`` and
     ``postprocess`` (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list
-    of names or tables, or ``none``). Values are TOML literals, else strings. Option names are
-    checked by :func:`validate_spec`.
+    of names or tables, or ``none``). Values are TOML literals, else strings; ``null`` removes the
+    key (back to the factory's default). Option names are checked by :func:`validate_spec`.
     """
+    from fewshotkit.userinput import did_you_mean, parse_assignment
+
     spec = copy.deepcopy(spec)
     sections = (*PART_KINDS, "options", "training")
     # a new part type first resets that part's options, so "pooler.type=masked-avg" drops ALP's
     type_first = sorted(assignments, key=lambda a: a.partition("=")[0].strip().rpartition(".")[2] != "type")
     retyped: dict[str, dict[str, Any]] = {}  # part kind -> its options before the type changed
     for item in type_first:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise FewshotkitError(f"--set '{item}': expected KEY=VALUE, e.g. pooler.train_window=4")
-        value = _parse_value(raw.strip())
+        key, value = parse_assignment(item, "pooler.train_window=4")
         if key == "postprocess":
-            spec.postprocess = parse_postprocess(value, source=f"--set '{item}'")
+            spec.postprocess = parse_postprocess([] if value is None else value, source=f"--set '{item}'")
             continue
         if key in ("method", "image_size"):
             data = spec.to_dict()
@@ -314,19 +304,22 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
                 "(or method=..., image_size=..., postprocess=...)"
             )
         if section not in sections:
-            close = difflib.get_close_matches(section, sections, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise FewshotkitError(f"--set '{item}': unknown section '{section}'.{hint} Sections: {', '.join(sections)}")
+            raise FewshotkitError(
+                f"--set '{item}': unknown section '{section}'.{did_you_mean(section, sections)} "
+                f"Sections: {', '.join(sections)}"
+            )
         if section in PART_KINDS:
             if "." in name:
                 raise FewshotkitError(f"--set '{item}': part options are flat ({section}.KEY=VALUE)")
+            if name == "type" and value is None:
+                raise FewshotkitError(f"--set '{item}': a part needs a type (e.g. {section}.type=NAME)")
             if name == "type" and spec.parts.get(section, {}).get("type") != value:
                 retyped[section] = spec.parts.pop(section, {})
-            spec.parts.setdefault(section, {})[name] = value
+            _assign(spec.parts.setdefault(section, {}), name, value)
         elif section == "options":
             if "." in name:
                 raise FewshotkitError(f"--set '{item}': method options are flat (options.KEY=VALUE)")
-            spec.options[name] = value
+            _assign(spec.options, name, value)
         else:
             table = spec.training
             *path, last = name.split(".")
@@ -334,7 +327,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
                 table = table.setdefault(part, {})
                 if not isinstance(table, dict):
                     raise FewshotkitError(f"--set '{item}': training.{part} is not a table")
-            table[last] = value
+            _assign(table, last, value)
     if retyped:
         from fewshotkit.plugin_host import get_registry
 
@@ -344,6 +337,14 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
                 if key != "type" and key in valid:
                     spec.parts[kind].setdefault(key, value)
     return spec
+
+
+def _assign(table: dict[str, Any], key: str, value: Any) -> None:
+    """``table[key] = value``; ``None`` (``--set key=null``) removes the key instead."""
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
 
 
 # -- validation and building --------------------------------------------------------------------
@@ -356,18 +357,17 @@ def _method_part_params(factory: Any) -> dict[str, bool]:
 
 
 def validate_spec(spec: MethodSpec) -> None:
-    """Check that every registered name exists and every option is valid (names, not values)."""
+    """Check that every registered name exists and every option is valid (names, not values).
+
+    Names come first: a misspelt ``--pooler alpp`` is reported as such (with a did-you-mean) before
+    a missing part table is.
+    """
     from fewshotkit.plugin_host import get_registry
 
     registry = get_registry()
     method = registry.get("method", spec.method)
     part_params = _method_part_params(method.load())
-    for kind, required in part_params.items():
-        if required and kind not in spec.parts:
-            raise FewshotkitError(
-                f"method '{spec.method}' needs a [{kind}] table with a 'type' "
-                f"(known: {', '.join(registry.names(kind))})"
-            )
+    types: dict[str, str] = {}
     for kind, table in spec.parts.items():
         if kind not in part_params:
             expected = ", ".join(f"[{k}]" for k in part_params) or "no part tables"
@@ -375,8 +375,17 @@ def validate_spec(spec: MethodSpec) -> None:
         type_name = table.get("type")
         if not isinstance(type_name, str):
             raise FewshotkitError(f"[{kind}] needs type = \"NAME\" (known: {', '.join(registry.names(kind))})")
-        component = registry.get(kind, type_name)
-        component.check_options({k: v for k, v in table.items() if k != "type"}, prefix=f"{kind}.")
+        registry.get(kind, type_name)  # unknown names first
+        types[kind] = type_name
+    for kind, required in part_params.items():
+        if required and kind not in spec.parts:
+            raise FewshotkitError(
+                f"method '{spec.method}' needs a [{kind}] table with a 'type' "
+                f"(known: {', '.join(registry.names(kind))}; e.g. --{kind} NAME or --set {kind}.type=NAME)"
+            )
+    for kind, type_name in types.items():
+        options = {k: v for k, v in spec.parts[kind].items() if k != "type"}
+        registry.get(kind, type_name).check_options(options, prefix=f"{kind}.")
     for name in spec.options:
         if name in PART_KINDS:
             raise FewshotkitError(f"options.{name}: parts go in their own [{name}] table, not in [options]")
@@ -408,3 +417,26 @@ def plugin_versions() -> dict[str, str | None]:
     from fewshotkit.plugin_host import get_host
 
     return get_host().versions()
+
+
+def spec_components(spec: MethodSpec) -> list[tuple[str, str]]:
+    """The registered (kind, name) pairs ``spec`` uses: its method, its parts' and post-processors' types."""
+    return [("method", spec.method), *((kind, str(table.get("type"))) for kind, table in spec.parts.items()),
+            *(("postprocessor", str(table["type"])) for table in spec.postprocess)]
+
+
+def plugin_providers(spec: MethodSpec) -> dict[str, str]:
+    """``"kind:name"`` -> plugin, for each component of ``spec`` (saved with runs, so a missing
+    plugin can be named when the run is loaded without it)."""
+    from fewshotkit.plugin_host import get_host, get_registry
+
+    get_registry()  # a name two plugins register is an error, not a guess
+    return get_host().providers(spec_components(spec))
+
+
+def plugin_fingerprints(spec: MethodSpec) -> dict[str, str | None]:
+    """Plugin -> fingerprint (version or source hash) of each plugin providing a component of ``spec``."""
+    from fewshotkit.plugin_host import get_host
+
+    host = get_host()
+    return {plugin: host.fingerprint(plugin) for plugin in sorted(set(plugin_providers(spec).values()))}

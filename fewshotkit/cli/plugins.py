@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import click
 
+from fewshotkit.errors import FewshotkitError
 from fewshotkit.registry import KINDS
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List the loaded plugins: name, version, hooks, components and load failures."""
+    """List the loaded plugins: name, version, hooks, components, load failures and name conflicts."""
     from fewshotkit.plugin_host import get_host
 
     host = get_host()
@@ -22,6 +24,7 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([i.to_json() for i in infos], indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from fewshotkit.console import console
@@ -31,36 +34,89 @@ def plugins(as_json: bool) -> None:
         table.add_column(column)
     for info in infos:
         if info.error:
-            detail = f"[red]FAILED: {info.error}[/red]"
+            detail = f"[red]FAILED: {escape(info.error)}[/red]"
         else:
             detail = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.components.items())
+            if info.conflicts:
+                detail += f"\n[red]CONFLICT, not registered: {escape(', '.join(info.conflicts))}[/red]"
         table.add_row(info.name, info.version or "-", info.source, ", ".join(info.hooks), detail)
     console.print(table)
+    for message in host.conflicts:
+        console.print(f"[red]conflict:[/red] {escape(message)}")
 
 
 @click.command()
 @click.argument("kind", required=False, type=click.Choice(KINDS))
+@click.argument("name", required=False)
 @click.option("-q", "--query", "pattern", metavar="GLOB", help="Only names matching this shell wildcard, e.g. 'alp*'.")
+@click.option("--options", "show_options", is_flag=True,
+              help="Show each component's options (default, type, description); implied by NAME.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def components(kind: str | None, pattern: str | None, as_json: bool) -> None:
-    """List registered components (backbones, pseudolabelers, poolers, classifiers, methods)."""
+def components(kind: str | None, name: str | None, pattern: str | None, show_options: bool, as_json: bool) -> None:
+    """List registered components (backbones, pseudolabelers, poolers, classifiers, methods, ...).
+
+    \b
+    fewshotkit components pooler            # the poolers
+    fewshotkit components backbone timm     # one component: its options, defaults and types
+    fewshotkit components pooler --options  # every pooler's options
+    """
     from fewshotkit.plugin_host import get_registry
 
-    items = get_registry().list(kind, pattern)
+    registry = get_registry()
+    if name is not None:
+        if kind is None:
+            raise FewshotkitError("give the kind before the name, e.g. fewshotkit components pooler alp")
+        items = [registry.get(kind, name)]
+        show_options = True
+    else:
+        items = registry.list(kind, pattern)
     if as_json:
-        rows = [{"kind": c.kind, "name": c.name, "plugin": c.plugin, "description": c.description} for c in items]
-        click.echo(json.dumps(rows, indent=2))
+        rows = [_component_json(c, show_options) for c in items]
+        click.echo(json.dumps(rows[0] if name is not None else rows, indent=2))
         return
     from rich.table import Table
 
     from fewshotkit.console import console
 
-    table = Table(title="fewshotkit components")
-    for column in ("kind", "name", "plugin", "description"):
-        table.add_column(column)
+    from rich.markup import escape
+
+    if not show_options:
+        table = Table(title="fewshotkit components")
+        for column in ("kind", "name", "plugin", "description"):
+            table.add_column(column)
+        for c in items:
+            table.add_row(c.kind, c.name, c.plugin, c.description)
+        console.print(table)
+        return
     for c in items:
-        table.add_row(c.kind, c.name, c.plugin, c.description)
-    console.print(table)
+        console.print(f"[bold]{c.kind} '{c.name}'[/bold] (plugin '{c.plugin}'): {escape(c.summary())}")
+        table = Table()
+        for column in ("option", "default", "type", "description"):
+            table.add_column(column)
+        for option in c.option_info():
+            table.add_row(option.name, "(required)" if option.required else repr(option.default), option.type,
+                          option.description)
+        if not c.option_info():
+            table.add_row("(no options)", "", "", "")
+        console.print(table)
+        if c.kind in _HOW_TO_SET:
+            console.print(f"set with: {_HOW_TO_SET[c.kind]}", style="dim")
+
+
+_HOW_TO_SET = {
+    "backbone": "--set backbone.OPTION=VALUE", "pooler": "--set pooler.OPTION=VALUE",
+    "classifier": "--set classifier.OPTION=VALUE", "method": "--set options.OPTION=VALUE",
+    "pseudolabeler": "fewshotkit pseudolabel STORE NAME --set OPTION=VALUE",
+}
+
+
+def _component_json(component: Any, with_options: bool) -> dict[str, Any]:
+    row = {"kind": component.kind, "name": component.name, "plugin": component.plugin,
+           "description": component.description}
+    if with_options:
+        row["summary"] = component.summary()
+        row["options"] = [option.to_json() for option in component.option_info()]
+    return row
 
 
 def _version(dist: str) -> str:

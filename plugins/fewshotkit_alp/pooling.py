@@ -41,6 +41,13 @@ class ALPPooler(PrototypePooler):
       (``local_only=False``). Background: local prototypes only.
     - Fallbacks: a class with no qualifying window gets its global masked-average prototype (the
       reference code crashes when that happens to the background; this does not).
+
+    Options:
+        train_window: pooling window L (feature pixels) in training mode.
+        test_window: pooling window L at inference.
+        threshold: a window is a local prototype when its mean mask value exceeds this (0-1).
+        window: one window for both modes (overrides the two above).
+        local_only: no global foreground prototype (local prototypes only).
     """
 
     def __init__(

@@ -68,6 +68,14 @@ class TimmBackbone(Backbone):
 
     The body runs at ``output_stride`` (dilated last stages) when the model supports it, else at
     its natural stride. Weights come only from a local file (``weights``): there is no network.
+
+    Options:
+        model: timm model name (any CNN with ``features_only``), e.g. resnet50, convnext_tiny.
+        out_channels: C, the feature dimension after the 1x1 projection.
+        in_channels: 1 or 3 input channels (a 1-channel slice is tiled for 3).
+        output_stride: 8, 16 or 32, when the model supports dilation (else its natural stride).
+        weights: a local weights file (.pth/.pt/.safetensors) for the body; prefixes are stripped.
+        pretrained: must come with ``weights``: nothing is downloaded.
     """
 
     def __init__(

@@ -48,7 +48,15 @@ class _ResBlock(nn.Module):
 
 
 class LightEncoder(Backbone):
-    """A small dilated residual encoder: (B, in_channels, H, W) -> (B, out_channels, H/s, W/s)."""
+    """A small dilated residual encoder: (B, in_channels, H, W) -> (B, out_channels, H/s, W/s).
+
+    Options:
+        out_channels: C, the feature dimension.
+        in_channels: 1 or 3 input channels.
+        width: channels of the first stage (x2, x4 later); a multiple of 4, >= 8.
+        output_stride: 4 or 8 (later stages are dilated instead of strided).
+        norm: "group" (GroupNorm, batch-size independent) or "batch".
+    """
 
     def __init__(
         self,

@@ -56,11 +56,15 @@ def _run_task(vol: str, z0: int, z1: int) -> tuple[str, int, np.ndarray]:
     """Pseudolabels int32 (z1 - z0, H, W) of slices [z0, z1) of ``vol`` (or the whole volume, 3D)."""
     store: SliceStore = _worker["store"]
     labeler = _worker["labeler"]
-    if labeler.ndim == 3:
-        spacing = tuple(store.volume_attrs(vol)["spacing"])
-        out = np.asarray(labeler(store.pseudolabel_input(vol), spacing), dtype=np.int32)
-    else:
-        out = np.stack([np.asarray(labeler(store.pseudolabel_input(vol, z)), dtype=np.int32) for z in range(z0, z1)])
+    try:
+        if labeler.ndim == 3:
+            spacing = tuple(store.volume_attrs(vol)["spacing"])
+            out = np.asarray(labeler(store.pseudolabel_input(vol), spacing), dtype=np.int32)
+        else:
+            out = np.stack([np.asarray(labeler(store.pseudolabel_input(vol, z)), dtype=np.int32)
+                            for z in range(z0, z1)])
+    except FewshotkitError as exc:  # name the volume at fault
+        raise FewshotkitError(f"volume '{vol}' of '{store.path}': {exc}") from None
     return vol, z0, out
 
 
@@ -117,6 +121,12 @@ def run_pseudolabeler(
     for vol in store.volumes:
         z = store.shape(vol)[0]
         if ndim == 3:
+            spacing = np.asarray(store.volume_attrs(vol).get("spacing", ()), dtype=np.float64).ravel()
+            if spacing.size != 3 or not (np.isfinite(spacing).all() and (spacing > 0).all()):
+                store.close()
+                raise FewshotkitError(f"volume '{vol}' of '{store_path}' has no valid voxel spacing "
+                                      f"({spacing.tolist()}); the 3D pseudolabeler '{name}' needs it: "
+                                      f"re-ingest the store from its scans")
             tasks.append((vol, 0, z))
         else:
             tasks.extend((vol, z0, min(z0 + SLICES_PER_TASK, z)) for z0 in range(0, z, SLICES_PER_TASK))

@@ -52,7 +52,7 @@ def test_segment_keeps_the_query_geometry(run_cli, checkpoint, scans, tmp_path):
     pred, query = nib.load(out), nib.load(scans["query"])
     assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
     assert set(np.unique(np.asarray(pred.dataobj))) <= {0, 1}
-    assert "Dice against" in result.output
+    assert "Dice of class 1 against" in result.output
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -60,16 +60,16 @@ def test_segment_dice_matches_the_written_file(checkpoint, scans, tmp_path):
     from fewshotkit.segment import segment_scan
 
     res = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "p.nii.gz",
-                       class_spec=2, query_label=scans["query_label"], device="cpu", all_slices=True)
+                       classes=2, query_label=scans["query_label"], device="cpu", all_slices=True)
     pred = np.asarray(nib.load(res.output).dataobj) == 2
     truth = np.asarray(nib.load(scans["query_label"]).dataobj) == 2
     expected = 200.0 * (pred & truth).sum() / (pred.sum() + truth.sum())
-    assert res.dice == pytest.approx(expected)
-    assert len(res.support_slices) == 3
+    assert res.classes[0].dice == pytest.approx(expected)
+    assert len(res.classes[0].support_slices) == 3
 
 
 def test_estimated_query_range():
-    from fewshotkit.segment import estimate_range
+    from fewshotkit.evaluation.query_range import estimate_range
 
     assert estimate_range((10, 20), 41, 21) == (5, 10)
     assert estimate_range((0, 40), 41, 31) == (0, 30)
@@ -119,4 +119,4 @@ def test_segment_between_two_chaos_scans(run_cli, chaos_dir, checkpoint, tmp_pat
     query = nib.load(chaos_dir / "image_2.nii.gz")
     pred = nib.load(out)
     assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
-    assert "Dice against" in result.output
+    assert "Dice of class 1 against" in result.output

@@ -7,6 +7,23 @@ import click
 
 from fewshotkit.errors import FewshotkitError
 
+PROTOCOL_CHOICES = ("roy", "estimated-range", "full-volume")  # fewshotkit.evaluation.query_range.PROTOCOLS
+POSTPROCESS_OPTION = click.option(
+    "--postprocess", "postprocess", multiple=True, metavar="NAME[,NAME]",
+    help="Post-processors for each query scan, replacing the spec's [postprocess] list (repeatable; 'none' for "
+         "none; see `fewshotkit components postprocessor`).")
+DROP_ABSENT_OPTION = click.option(
+    "--drop-absent", type=click.FloatRange(min=0, min_open=True, max=1), default=None, metavar="FRACTION",
+    help="Slice presence: clear slices whose foreground probability mass is below FRACTION x the scan's "
+         "largest (off by default).")
+
+
+def _postprocess_override(values: tuple[str, ...]) -> list[str] | None:
+    """``--postprocess`` values -> names (None: keep the spec's list; 'none' -> no post-processing)."""
+    if not values:
+        return None
+    return [n.strip() for v in values for n in v.split(",") if n.strip() and n.strip().lower() != "none"]
+
 
 def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
     from fewshotkit.console import console
@@ -34,9 +51,13 @@ def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
 @click.option("--n-folds", type=click.IntRange(min=1), default=5, show_default=True, help="Number of folds over scans.")
 @click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True,
               help="Support slices per chunk (k-shot: the k slices nearest each chunk's position).")
-@click.option("--protocol", type=click.Choice(["roy", "full-volume"]), default="roy", show_default=True,
-              help="roy: score the organ's z-range only; full-volume: score every slice.")
+@click.option("--protocol", type=click.Choice(PROTOCOL_CHOICES), default="roy", show_default=True,
+              help="roy: segment and score the organ's true z-range only; estimated-range: segment the range "
+                   "estimated from the support (as `segment` does), score every slice; full-volume: segment and "
+                   "score every slice.")
 @click.option("--chunks", type=click.IntRange(min=1), default=3, show_default=True, help="C, chunks per query scan.")
+@POSTPROCESS_OPTION
+@DROP_ABSENT_OPTION
 @click.option("--class", "classes", multiple=True, metavar="NAME|VALUE",
               help="Evaluate only this class (repeatable; default: all classes of the store).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -50,8 +71,9 @@ def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
 @click.option("--figures", type=click.Path(file_okay=False), default=None,
               help="Write Fig. 4-style overlays (image, ground truth, prediction) here.")
 def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_folds: bool, n_folds: int,
-                 shots: int, protocol: str, chunks: int, classes: tuple[str, ...], device: str, batch_size: int,
-                 seed: int, output: str | None, save_predictions: str | None, figures: str | None) -> None:
+                 shots: int, protocol: str, chunks: int, postprocess: tuple[str, ...], drop_absent: float | None,
+                 classes: tuple[str, ...], device: str, batch_size: int, seed: int, output: str | None,
+                 save_predictions: str | None, figures: str | None) -> None:
     """Evaluate a trained run or checkpoint with the few-shot protocol (1-way, C chunks, 3D Dice)."""
     from fewshotkit.console import console
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
@@ -66,8 +88,12 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
         run_or_checkpoint, store_path, folds=folds, n_folds=n_folds, shots=shots, protocol=protocol,
         chunks=chunks, classes=classes or None, device=device, batch_size=batch_size, seed=seed,
         save_predictions=save_predictions, figures=figures, show_progress=True,
+        postprocess=_postprocess_override(postprocess), drop_absent=drop_absent,
     )
-    _print_tables(outputs.folds, title=f"{document['method']} ({protocol}, {shots}-shot)")
+    cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
+    cleanup += (", " if cleanup else "") + (f"drop-absent {drop_absent}" if drop_absent else "")
+    _print_tables(outputs.folds, title=f"{document['method']} ({protocol}, {shots}-shot"
+                  + (f"; {cleanup})" if cleanup else ")"))
     if output:
         write_json(output, document)
         console.print(f"results: {output}")
@@ -150,34 +176,45 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 @click.option("--support", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled scan (NIfTI).")
 @click.option("--support-label", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Its label map (NIfTI, same grid).")
-@click.option("--class", "class_spec", default=None, metavar="NAME|VALUE",
-              help="The structure to segment (default: the label's only class).")
+@click.option("--class", "classes", multiple=True, metavar="NAME|VALUE|all",
+              help="A structure to segment (repeatable; 'all': every class of the support label; default: the "
+                   "label's only class). Several classes go into one label map with the support's values.")
 @click.option("--query", required=True, type=click.Path(exists=True, dir_okay=False), help="Scan to segment (NIfTI).")
 @click.option("--query-label", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The query's label map, to report Dice.")
 @click.option("--query-range", default=None, metavar="Z0:Z1",
-              help="Slices of the query holding the structure (default: estimated from the support).")
+              help="Slices of the query holding the structures (default: estimated from the support per class).")
 @click.option("--all-slices", is_flag=True, help="Segment every slice of the query, not only the estimated range.")
 @click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True)
+@POSTPROCESS_OPTION
+@DROP_ABSENT_OPTION
 @click.option("--device", default="auto", show_default=True)
 @click.option("--overlay", type=click.Path(dir_okay=False), default=None, help="Write a PNG montage here.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Prediction (.nii.gz).")
-def segment(checkpoint: str, support: str, support_label: str, class_spec: str | None, query: str,
-            query_label: str | None, query_range: str | None, all_slices: bool, shots: int, device: str,
-            overlay: str | None, output: str) -> None:
-    """Segment a structure in a new scan from one labelled scan; the output keeps the query's geometry."""
+def segment(checkpoint: str, support: str, support_label: str, classes: tuple[str, ...], query: str,
+            query_label: str | None, query_range: str | None, all_slices: bool, shots: int,
+            postprocess: tuple[str, ...], drop_absent: float | None, device: str, overlay: str | None,
+            output: str) -> None:
+    """Segment structures in a new scan from one labelled scan; the output keeps the query's geometry."""
     from fewshotkit.console import console
     from fewshotkit.segment import segment_scan
 
-    result = segment_scan(checkpoint, support, support_label, query, output, class_spec=class_spec,
+    result = segment_scan(checkpoint, support, support_label, query, output, classes=list(classes) or None,
                           query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
-                          shots=shots, device=device, overlay=overlay)
-    lo, hi = result.query_range
-    name = f" ({result.class_name})" if result.class_name else ""
-    console.print(f"class {result.class_value}{name}: support slices {result.support_slices}, query slices {lo}..{hi}"
-                  + (" (+ all others)" if all_slices else ""))
-    console.print(f"prediction: {result.output} ({int((result.prediction > 0).sum())} voxels)")
-    if result.dice is not None:
-        console.print(f"Dice against {query_label}: {result.dice:.2f} %")
+                          shots=shots, device=device, overlay=overlay, postprocess=_postprocess_override(postprocess),
+                          drop_absent=drop_absent)
+    for item in result.classes:
+        lo, hi = item.query_range
+        name = f" ({item.name})" if item.name else ""
+        console.print(f"class {item.value}{name}: support slices {item.support_slices}, query slices {lo}..{hi}"
+                      + (" (+ all others)" if all_slices else ""))
+    if len(result.classes) > 1:
+        console.print("one forward pass per query chunk for all classes" if result.joint
+                      else "one forward pass per class and query chunk")
+    voxels = ", ".join(f"{c.value}: {int((result.prediction == c.value).sum())}" for c in result.classes)
+    console.print(f"prediction: {result.output} (voxels per class {voxels})")
+    for item in result.classes:
+        if item.dice is not None:
+            console.print(f"Dice of class {item.value} against {query_label}: {item.dice:.2f} %")
     if result.overlay is not None:
         console.print(f"overlay: {result.overlay}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.figures import OverlayRow, overlay_figure
+from fewshotkit.evaluation.postprocess import ScanPostprocess, build_postprocess
 from fewshotkit.evaluation.protocol import FoldScores, PredictionSink, ProtocolConfig, evaluate_fold
 from fewshotkit.evaluation.results import results_document, save_nifti_atomic
 
@@ -92,6 +93,7 @@ def evaluate_predictor(
     figures: str | os.PathLike | None = None,
     figure_prefix: str = "",
     show_progress: bool = False,
+    postprocess: ScanPostprocess | None = None,
 ) -> EvalOutputs:
     """Run the protocol on the given folds of ``store`` with any predictor callable."""
     from fewshotkit.episodes.folds import get_fold
@@ -108,7 +110,7 @@ def evaluate_predictor(
         collector = OverlayCollector(store) if figures is not None else None
         sinks += [s for s in (writer, collector) if s is not None]
         scores = evaluate_fold(store, fold, predictor, classes=classes, config=config, sink=_fan_out(sinks),
-                               show_progress=show_progress)
+                               show_progress=show_progress, postprocess=postprocess)
         outputs.folds.append(scores)
         if writer is not None:
             outputs.predictions += writer.written
@@ -140,10 +142,14 @@ def evaluate_checkpoint(
     save_predictions: str | os.PathLike | None = None,
     figures: str | os.PathLike | None = None,
     show_progress: bool = False,
+    postprocess: Sequence[Any] | str | None = None,
+    drop_absent: float | None = None,
 ) -> tuple[dict[str, Any], EvalOutputs]:
     """Load a run directory or ``.pt`` checkpoint and evaluate it; returns (results document, outputs).
 
     ``folds=None`` evaluates the fold the checkpoint was trained for (from its metadata, else 0).
+    ``postprocess=None`` applies the spec's ``[postprocess]`` list; a list (or "a,b", "none")
+    replaces it. ``drop_absent``: see :mod:`fewshotkit.evaluation.postprocess`.
     """
     from fewshotkit.device import describe_device, resolve_device
     from fewshotkit.evaluation.inference import MethodPredictor
@@ -163,12 +169,14 @@ def evaluate_checkpoint(
     store = SliceStore(store_path)
     _check_modality(store, meta, checkpoint)
     _check_leakage(store, folds, n_folds, run, checkpoint)
+    cleanup = build_postprocess(loaded.spec.postprocess if postprocess is None else postprocess, drop_absent)
     predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
     outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
-                                 save_predictions=save_predictions, figures=figures, show_progress=show_progress)
+                                 save_predictions=save_predictions, figures=figures, show_progress=show_progress,
+                                 postprocess=cleanup)
     document = results_document(
         outputs.folds,
-        protocol={**config.to_json(), "n_folds": n_folds},
+        protocol={**config.to_json(), "n_folds": n_folds, **cleanup.to_json()},
         checkpoint=str(checkpoint),
         store=str(store_path),
         method=loaded.spec.preset or loaded.spec.method,

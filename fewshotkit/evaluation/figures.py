@@ -45,12 +45,17 @@ def _save(fig, path: str | os.PathLike) -> Path:
 def _show(ax, image: np.ndarray, mask: np.ndarray | None, colour: tuple[float, float, float]) -> None:
     lo, hi = np.percentile(image, [0.5, 99.5])
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
-    if mask is not None and mask.any():
-        rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
-        rgba[mask.astype(bool)] = (*colour, 0.45)
-        ax.imshow(rgba, interpolation="nearest")
-        ax.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.8)
+    if mask is not None:
+        _overlay(ax, mask, colour)
     ax.set_axis_off()
+
+
+def _overlay(ax, mask: np.ndarray, colour: tuple[float, ...]) -> None:
+    if mask.any():
+        rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
+        rgba[mask.astype(bool)] = (*colour[:3], 0.45)
+        ax.imshow(rgba, interpolation="nearest")
+        ax.contour(mask.astype(float), levels=[0.5], colors=[colour[:3]], linewidths=0.8)
 
 
 def overlay_figure(rows: Sequence[OverlayRow], path: str | os.PathLike, title: str | None = None) -> Path:
@@ -77,13 +82,17 @@ def montage(
     truth: np.ndarray | None = None,
     max_slices: int = 12,
     title: str | None = None,
+    class_names: dict[int, str] | None = None,
 ) -> Path:
     """A grid of axial slices (Z, H, W) with the prediction (and truth as contour) overlaid.
 
-    Shows up to ``max_slices`` slices evenly spaced over the z-range where prediction or truth
-    is non-empty (the whole volume when both are empty).
+    ``prediction`` is a mask or a label map; with ``class_names`` (value -> name) each class gets
+    its own colour and a legend. Shows up to ``max_slices`` slices evenly spaced over the z-range
+    where prediction or truth is non-empty (the whole volume when both are empty).
     """
     plt = _pyplot()
+    colours = {v: PREDICTION_COLOUR if i == 0 else plt.get_cmap("tab10")(i % 10)
+               for i, v in enumerate(sorted(class_names or {}))}
     present = prediction.any(axis=(1, 2)) | (truth.any(axis=(1, 2)) if truth is not None else False)
     zs = np.flatnonzero(present)
     lo, hi = (int(zs[0]), int(zs[-1])) if zs.size else (0, image.shape[0] - 1)
@@ -94,10 +103,17 @@ def montage(
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, z in zip(axes.flat, chosen):
-        _show(ax, image[z], prediction[z], PREDICTION_COLOUR)
+        _show(ax, image[z], None if colours else prediction[z] > 0, PREDICTION_COLOUR)
+        for value, colour in colours.items():
+            _overlay(ax, prediction[z] == value, colour)
         if truth is not None and truth[z].any():
             ax.contour(truth[z].astype(float), levels=[0.5], colors=[TRUTH_COLOUR], linewidths=0.8)
         ax.set_title(f"z = {z}", fontsize=8)
+    if colours:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(color=colours[v][:3], label=class_names[v]) for v in colours],  # type: ignore[index]
+                   loc="lower center", ncol=min(len(colours), 4), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -4,6 +4,8 @@ Slices are resized to the method's ``image_size`` (bilinear; support masks bilin
 they stay soft in [0, 1] as the pooler contract allows), the logits are resized back to the
 slice size (bilinear) and the foreground is where its softmax probability beats the background's
 (argmax of the 1-way softmax). Query slices go through the model in batches sharing one support.
+Several classes can share one forward pass (an N-way episode, :meth:`MethodPredictor.class_probabilities`)
+unless the method sets ``multiway = False``.
 """
 
 from __future__ import annotations
@@ -43,27 +45,42 @@ class MethodPredictor:
             t = F.interpolate(t, size=self.size, mode="bilinear", align_corners=False)
         return t[None]
 
-    def probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
-                      query_images: np.ndarray) -> np.ndarray:
-        """Foreground probability (Q, H, W) float32 at the query slices' own size."""
+    @property
+    def multiway(self) -> bool:
+        """Whether the method segments several classes in one N-way forward pass."""
+        return bool(getattr(self.method, "multiway", True))
+
+    def class_probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
+                            query_images: np.ndarray) -> np.ndarray:
+        """N-way softmax (Q, N + 1, H, W) float32, background first, at the query slices' own size.
+
+        ``support_masks`` (S, N, H, W): one (soft or bool) mask per foreground class.
+        """
         import torch
         import torch.nn.functional as F
 
         from fewshotkit.interfaces.method import Episode
 
         H, W = query_images.shape[-2:]
+        S, N = support_masks.shape[:2]
         sup = self._resize(support_images)
-        fg = self._resize(support_masks.astype(np.float32)).clamp_(0, 1)
-        masks = torch.cat([1 - fg, fg], dim=2)  # (1, S, 2, h, w), background first
-        out = np.empty((query_images.shape[0], H, W), dtype=np.float32)
+        fg = self._resize(support_masks.reshape(S * N, *support_masks.shape[2:]).astype(np.float32))
+        fg = fg.reshape(1, S, N, *fg.shape[-2:]).clamp_(0, 1)
+        masks = torch.cat([(1 - fg.sum(dim=2, keepdim=True)).clamp_(0, 1), fg], dim=2)  # (1, S, N + 1, h, w)
+        out = np.empty((query_images.shape[0], N + 1, H, W), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, query_images.shape[0], self.batch_size):
                 batch = query_images[start : start + self.batch_size]
-                logits = self.method(Episode(sup, masks, self._resize(batch))).logits[0]  # (q, 2, h, w)
+                logits = self.method(Episode(sup, masks, self._resize(batch))).logits[0]  # (q, N + 1, h, w)
                 if tuple(logits.shape[-2:]) != (H, W):
                     logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
-                out[start : start + batch.shape[0]] = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+                out[start : start + batch.shape[0]] = torch.softmax(logits.float(), dim=1).cpu().numpy()
         return out
+
+    def probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
+                      query_images: np.ndarray) -> np.ndarray:
+        """Foreground probability (Q, H, W) float32 at the query slices' own size (1-way)."""
+        return self.class_probabilities(support_images, support_masks[:, None], query_images)[:, 1]
 
     def __call__(self, support_images: np.ndarray, support_masks: np.ndarray, query_images: np.ndarray) -> np.ndarray:
         return self.probabilities(support_images, support_masks, query_images) > 0.5

@@ -13,10 +13,15 @@ For every evaluated class and fold:
    contiguous runs whose lengths differ by at most one, the longer ones first
    (11 slices -> 4, 4, 3). Chunk i is segmented with support slice(s) i.
 3. **Scoring.** ``roy``: only those slices are scored, so false positives outside the organ's
-   z-range are never counted. ``full-volume``: every slice of the query scan is segmented and
-   scored; slices below the range use chunk 0's support, slices above it chunk C-1's.
+   z-range are never counted. ``estimated-range``: the query has no label, so the range of step 2
+   is estimated from the support's class range by relative position, exactly as ``fewshotkit
+   segment`` does it, and *every* slice is scored. ``full-volume``: every slice of the query scan
+   is segmented and scored; slices below the range use chunk 0's support, slices above it chunk
+   C-1's (see :mod:`fewshotkit.evaluation.query_range`).
    TP/FP/FN are summed over the scan's scored slices (3D Dice per scan); scores are averaged over
    query scans, then over classes.
+4. **Post-processing** (optional, :mod:`fewshotkit.evaluation.postprocess`): slice presence and
+   the post-processors act on each query scan's whole prediction before it is scored.
 
 A query scan that does not contain the class is skipped (and listed in the results); a support
 scan without the class, or with fewer class slices than shots, is a :class:`DataError`.
@@ -33,8 +38,17 @@ import numpy as np
 
 from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import Counts, confusion
+from fewshotkit.evaluation.postprocess import ScanPostprocess
+from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
 
-PROTOCOLS = ("roy", "full-volume")
+__all__ = ["PROTOCOLS", "FoldLike", "FoldScores", "PredictionSink", "Predictor", "ProtocolConfig", "StoreLike",
+           "assign_chunks", "evaluate_fold", "query_chunks", "resolve_classes", "select_support", "support_positions"]
+
+_SCORED = {
+    "roy": "class z-range only (from the query's ground truth)",
+    "estimated-range": "every slice; segmented: the support's class range mapped to the query by relative position",
+    "full-volume": "every slice",
+}
 
 #: ``predict(support_images (S, H, W) float32, support_masks (S, H, W) bool,
 #: query_images (Q, H, W) float32) -> foreground (Q, H, W) bool``
@@ -65,7 +79,7 @@ class FoldLike(Protocol):
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """Which protocol: ``name`` roy | full-volume, C = ``chunks``, k = ``shots``."""
+    """Which protocol: ``name`` roy | estimated-range | full-volume, C = ``chunks``, k = ``shots``."""
 
     name: str = "roy"
     chunks: int = 3
@@ -86,7 +100,7 @@ class ProtocolConfig:
             "shots": self.shots,
             "support_position": "sorted class slices zs, chunk i -> zs[int(n*(2i+1)/(2C))]; k-shot: k nearest positions",
             "query_chunks": "first..last class slice split like np.array_split into C runs",
-            "scored_slices": "class z-range only" if self.name == "roy" else "every slice",
+            "scored_slices": _SCORED[self.name],
             "dice": "3D per query scan, mean over scans, then over classes, in percent",
         }
 
@@ -109,27 +123,6 @@ def select_support(class_slices: Sequence[int], chunks: int = 3, shots: int = 1)
         nearest = sorted(range(n), key=lambda p: (abs(p - centre), p))[:shots]
         chosen.append(sorted(zs[p] for p in nearest))
     return chosen
-
-
-def query_chunks(class_slices: Sequence[int], chunks: int = 3) -> list[np.ndarray]:
-    """The query scan's z-range of the class (first..last, inclusive) split into ``chunks`` runs."""
-    zs = np.asarray(sorted(class_slices), dtype=np.int64)
-    if zs.size == 0:
-        raise ValueError("the query scan has no slice with the class")
-    return list(np.array_split(np.arange(zs[0], zs[-1] + 1), chunks))
-
-
-def assign_chunks(depth: int, class_slices: Sequence[int], chunks: int = 3, protocol: str = "roy") -> np.ndarray:
-    """Chunk index per slice of a query scan of ``depth`` slices; -1 marks unscored slices (roy)."""
-    assignment = np.full(depth, -1, dtype=np.int64)
-    runs = query_chunks(class_slices, chunks)
-    for i, run in enumerate(runs):
-        assignment[run] = i
-    if protocol == "full-volume":
-        first, last = min(class_slices), max(class_slices)
-        assignment[:first] = 0
-        assignment[last + 1 :] = chunks - 1
-    return assignment
 
 
 @dataclass
@@ -203,6 +196,13 @@ def _class_slices(label: np.ndarray, value: int) -> list[int]:
     return [int(z) for z in np.flatnonzero((label == value).any(axis=(1, 2)))]
 
 
+def _spacing(store: Any, scan: str) -> tuple[float, ...] | None:
+    """The scan's voxel spacing (z, y, x) in mm when the store records it."""
+    attrs = getattr(store, "volume_attrs", None)
+    spacing = attrs(scan).get("spacing") if attrs is not None else None
+    return tuple(float(s) for s in spacing) if spacing is not None else None
+
+
 def evaluate_fold(
     store: StoreLike,
     fold: FoldLike,
@@ -212,14 +212,21 @@ def evaluate_fold(
     config: ProtocolConfig = ProtocolConfig(),
     sink: PredictionSink | None = None,
     show_progress: bool = False,
+    postprocess: ScanPostprocess | None = None,
 ) -> FoldScores:
-    """Run one fold of the protocol with ``predictor``; see the module docstring."""
+    """Run one fold of the protocol with ``predictor``; see the module docstring.
+
+    With ``postprocess`` that needs probabilities (slice presence), ``predictor`` must have a
+    ``probabilities(support_images, support_masks, query_images) -> (Q, H, W) float`` method;
+    the foreground is then where the probability exceeds 0.5.
+    """
     wanted = resolve_classes(store, classes)
     support_image = np.asarray(store.image(fold.support), dtype=np.float32)
     support_label = np.asarray(store.label(fold.support))
     support_z: dict[str, list[list[int]]] = {}
+    support_range: dict[str, list[int]] = {}
     for value, name in wanted:
-        zs = _class_slices(support_label, value)
+        zs = support_range[name] = _class_slices(support_label, value)
         if len(zs) < config.shots:
             raise DataError(
                 f"fold {fold.index}: support scan '{fold.support}' has {len(zs)} slice(s) with class "
@@ -236,6 +243,9 @@ def evaluate_fold(
         steps_iter: Iterable[tuple[str, int, str]] = track(steps, f"fold {fold.index}", total=len(steps))
     else:
         steps_iter = steps
+    soft = postprocess is not None and postprocess.needs_probabilities
+    if soft and not hasattr(predictor, "probabilities"):
+        raise FewshotkitError("--drop-absent needs a predictor with a probabilities() method")
     loaded: tuple[str, np.ndarray, np.ndarray] | None = None
     for scan, value, name in steps_iter:
         if loaded is None or loaded[0] != scan:
@@ -246,20 +256,26 @@ def evaluate_fold(
         if not zs:
             scores.skipped.append((scan, name))
             continue
-        assignment = assign_chunks(image.shape[0], zs, config.chunks, config.name)
+        assignment, scored = plan_query(config.name, image.shape[0], zs, support_range[name],
+                                        support_image.shape[0], config.chunks)
         prediction = np.zeros(truth.shape, dtype=bool)
+        probabilities = np.zeros(truth.shape, dtype=np.float32) if soft else None
         for i, support_slices in enumerate(support_z[name]):
             query_z = np.flatnonzero(assignment == i)
             if query_z.size == 0:
                 continue
-            out = np.asarray(predictor(support_image[support_slices], support_label[support_slices] == value,
-                                       image[query_z]))
+            args = (support_image[support_slices], support_label[support_slices] == value, image[query_z])
+            out = np.asarray(predictor.probabilities(*args) if soft else predictor(*args))
             if out.shape != (query_z.size, *image.shape[1:]):
                 raise FewshotkitError(
                     f"predictor returned shape {out.shape}, expected {(query_z.size, *image.shape[1:])}"
                 )
+            if probabilities is not None:
+                probabilities[query_z] = out
+                out = out > 0.5
             prediction[query_z] = out.astype(bool)
-        scored = assignment >= 0
+        if postprocess:
+            prediction = postprocess(prediction, probabilities, _spacing(store, scan))
         scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], truth[scored])
         if sink is not None:
             sink(scan, name, prediction.astype(np.uint8))

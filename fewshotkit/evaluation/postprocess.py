@@ -1,0 +1,98 @@
+"""What happens to one class's prediction for a whole query scan after the model.
+
+Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` and the Python API:
+
+1. **Slice presence** (``drop_absent``, off by default): a slice is judged to hold no organ when
+   its foreground probability mass (the sum of the foreground probability over the slice) is
+   below ``drop_absent`` x the largest slice mass of the scan; its prediction is cleared.
+2. **Post-processors** from the method spec's ``[postprocess]`` list (or an override), built
+   through the ``postprocessor`` registry and applied in order, each seeing the scan's voxel
+   spacing (z, y, x) in mm when it is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fewshotkit.errors import FewshotkitError
+
+#: ``postprocessor(mask (Z, H, W) bool, spacing (z, y, x) mm or None) -> mask (Z, H, W) bool``
+PostprocessorFn = Callable[[np.ndarray, "tuple[float, float, float] | None"], np.ndarray]
+
+
+def slice_mass(probabilities: np.ndarray) -> np.ndarray:
+    """Foreground probability mass (Z,) float64 of probabilities (Z, H, W) in [0, 1]."""
+    return np.asarray(probabilities, dtype=np.float64).sum(axis=(1, 2))
+
+
+def drop_absent_slices(mask: np.ndarray, probabilities: np.ndarray, fraction: float) -> np.ndarray:
+    """``mask`` (Z, H, W) with the slices whose mass is below ``fraction`` x the scan's largest cleared."""
+    mass = slice_mass(probabilities)
+    present = mass >= fraction * mass.max() if mass.size and mass.max() > 0 else np.zeros(mass.shape, bool)
+    return np.asarray(mask, dtype=bool) & present[:, None, None]
+
+
+def check_drop_absent(fraction: float | None) -> None:
+    if fraction is not None and not 0.0 < float(fraction) <= 1.0:
+        raise FewshotkitError(f"--drop-absent must be a fraction in (0, 1], got {fraction}")
+
+
+@dataclass
+class ScanPostprocess:
+    """Slice presence then post-processors for one class of one query scan (see the module docstring).
+
+    ``steps``: (name, post-processor) pairs; ``tables``: the spec tables they were built from.
+    """
+
+    steps: list[tuple[str, PostprocessorFn]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    drop_absent: float | None = None
+
+    def __post_init__(self) -> None:
+        check_drop_absent(self.drop_absent)
+
+    @property
+    def needs_probabilities(self) -> bool:
+        return self.drop_absent is not None
+
+    def __bool__(self) -> bool:
+        return bool(self.steps) or self.drop_absent is not None
+
+    def __call__(self, mask: np.ndarray, probabilities: np.ndarray | None = None,
+                 spacing: Sequence[float] | None = None) -> np.ndarray:
+        """``mask`` (Z, H, W) bool (+ foreground probabilities (Z, H, W)) -> cleaned (Z, H, W) bool."""
+        out = np.asarray(mask, dtype=bool)
+        if self.drop_absent is not None:
+            if probabilities is None:
+                raise FewshotkitError("--drop-absent needs foreground probabilities, which this predictor does not give")
+            out = drop_absent_slices(out, probabilities, float(self.drop_absent))
+        space = None if spacing is None else tuple(float(s) for s in spacing)
+        for name, step in self.steps:
+            result = np.asarray(step(out, space))
+            if result.shape != out.shape:
+                raise FewshotkitError(f"post-processor '{name}' returned shape {result.shape}, expected {out.shape}")
+            out = result.astype(bool, copy=False)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"postprocess": [dict(t) for t in self.tables], "drop_absent": self.drop_absent}
+
+
+def build_postprocess(tables: Sequence[dict[str, Any]] | str | None = None,
+                      drop_absent: float | None = None) -> ScanPostprocess:
+    """Build the post-processors of ``tables`` (spec ``[postprocess]`` entries, names or "a,b")."""
+    from fewshotkit.plugin_host import get_registry
+    from fewshotkit.spec import parse_postprocess
+
+    parsed = parse_postprocess(tables if tables is not None else [])
+    registry = get_registry()
+    steps = []
+    for table in parsed:
+        options = {k: v for k, v in table.items() if k != "type"}
+        component = registry.get("postprocessor", table["type"])
+        component.check_options(options, prefix="postprocess.")
+        steps.append((table["type"], component.create(**options)))
+    return ScanPostprocess(steps, parsed, drop_absent)

@@ -1,0 +1,79 @@
+"""Which slices of a query scan are segmented with which support chunk, and which are scored.
+
+The three protocols differ only here:
+
+- ``roy``: the query's own ground truth gives the class's z-range (first..last class slice), which
+  is split into C chunks; only those slices are segmented and scored. An oracle: a new scan has
+  no label.
+- ``estimated-range``: the z-range is *estimated* from the support scan by relative position
+  (:func:`estimate_range`, exactly what ``fewshotkit segment`` does), split into C chunks and
+  segmented; every slice of the scan is scored, so false positives anywhere count and missed
+  organ slices outside the estimate are false negatives.
+- ``full-volume``: every slice is segmented and scored; slices below the true range use chunk 0,
+  slices above it chunk C - 1.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+PROTOCOLS = ("roy", "estimated-range", "full-volume")
+
+
+def estimate_range(support_range: tuple[int, int], support_depth: int, query_depth: int) -> tuple[int, int]:
+    """Map a z-range of the support scan to the same relative position in the query scan.
+
+    ``[z0, z1]`` of a support of depth Zs -> ``[round(z0 (Zq-1)/(Zs-1)), round(z1 (Zq-1)/(Zs-1))]``,
+    clipped to the query's slices 0..Zq-1.
+    """
+    scale = (query_depth - 1) / max(support_depth - 1, 1)
+    lo = int(round(support_range[0] * scale))
+    hi = int(round(support_range[1] * scale))
+    return max(0, min(lo, query_depth - 1)), max(0, min(hi, query_depth - 1))
+
+
+def estimated_query_range(support_class_slices: Sequence[int], support_depth: int, query_depth: int) -> tuple[int, int]:
+    """The query z-range of a class estimated from the support's class slices (any order)."""
+    zs = sorted(int(z) for z in support_class_slices)
+    if not zs:
+        raise ValueError("the support scan has no slice with the class")
+    return estimate_range((zs[0], zs[-1]), support_depth, query_depth)
+
+
+def query_chunks(class_slices: Sequence[int], chunks: int = 3) -> list[np.ndarray]:
+    """The z-range first..last of ``class_slices`` (inclusive) split into ``chunks`` runs like np.array_split."""
+    zs = np.asarray(sorted(class_slices), dtype=np.int64)
+    if zs.size == 0:
+        raise ValueError("the query scan has no slice with the class")
+    return list(np.array_split(np.arange(zs[0], zs[-1] + 1), chunks))
+
+
+def assign_chunks(depth: int, class_slices: Sequence[int], chunks: int = 3, protocol: str = "roy") -> np.ndarray:
+    """Chunk index (Z,) per slice of a scan of ``depth`` slices over the range of ``class_slices``.
+
+    -1 marks slices that are not segmented; with ``protocol="full-volume"`` slices below the range
+    get chunk 0 and slices above it chunk C - 1, so every slice is segmented.
+    """
+    assignment = np.full(depth, -1, dtype=np.int64)
+    for i, run in enumerate(query_chunks(class_slices, chunks)):
+        assignment[run] = i
+    if protocol == "full-volume":
+        first, last = min(class_slices), max(class_slices)
+        assignment[:first] = 0
+        assignment[last + 1 :] = chunks - 1
+    return assignment
+
+
+def plan_query(protocol: str, depth: int, truth_slices: Sequence[int], support_slices: Sequence[int],
+               support_depth: int, chunks: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk index (Z,) with -1 = not segmented, scored (Z,) bool) for one query scan and class.
+
+    ``truth_slices``: the query's class slices (ground truth); ``support_slices``: the support's.
+    """
+    if protocol == "estimated-range":
+        lo, hi = estimated_query_range(support_slices, support_depth, depth)
+        return assign_chunks(depth, [lo, hi], chunks, "roy"), np.ones(depth, dtype=bool)
+    assignment = assign_chunks(depth, truth_slices, chunks, protocol)
+    return assignment, (assignment >= 0) if protocol == "roy" else np.ones(depth, dtype=bool)

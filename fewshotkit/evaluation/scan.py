@@ -1,0 +1,135 @@
+"""Segment one or several classes of a query volume from one labelled support volume (no files).
+
+The engine behind ``fewshotkit segment`` and the Python API, on arrays that are already
+preprocessed (z-scored, Z x H x W). Per class, the support slices are chosen as in the protocol
+(C chunks at 1/6, 1/2, 5/6 of the support's class slices) and the query range is estimated from
+the support's by relative position (:func:`~fewshotkit.evaluation.query_range.estimated_query_range`)
+unless given; with ``all_slices`` every slice is segmented.
+
+Several classes share **one forward pass per query chunk** when the predictor allows it (an
+N-way episode): the chunks split the union of the classes' ranges, chunk i's support is the union
+of every class's chunk-i support slices with all classes' masks, each voxel takes the class of
+the N-way argmax, and a class keeps only the slices of its own range. Otherwise (``joint=False``
+or a method with ``multiway = False``) each class gets its own 1-way passes and a voxel claimed
+by several classes goes to the most probable one. Slice presence and post-processing then act
+on each class's mask (:mod:`fewshotkit.evaluation.postprocess`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.evaluation.postprocess import ScanPostprocess
+from fewshotkit.evaluation.protocol import select_support
+from fewshotkit.evaluation.query_range import assign_chunks, estimated_query_range
+
+
+@dataclass
+class ClassSegment:
+    """One segmented class: its label value, support slices per chunk and segmented query range."""
+
+    value: int
+    name: str
+    support_slices: list[list[int]]
+    query_range: tuple[int, int]
+    dice: float | None = None  # percent, when the query's label is known
+
+
+@dataclass
+class VolumeSegmentation:
+    """``labels`` uint8 (Z, H, W) holding the classes' values; ``joint``: one pass per chunk for all."""
+
+    labels: np.ndarray
+    classes: list[ClassSegment]
+    joint: bool
+
+
+def _plan(value: int, name: str, support_label: np.ndarray, depth: int, chunks: int, shots: int,
+          query_range: tuple[int, int] | None, all_slices: bool, support_name: str) -> tuple[ClassSegment, np.ndarray]:
+    """(the class's segment record, its chunk index per query slice (Z,), -1 = not segmented)."""
+    zs = [int(z) for z in np.flatnonzero((support_label == value).any(axis=(1, 2)))]
+    if len(zs) < shots:
+        raise DataError(f"{support_name} has {len(zs)} slice(s) of class {value}; --shots {shots} needs at least "
+                        f"{shots}; give a support with more slices of the class or fewer shots")
+    lo, hi = query_range if query_range is not None else estimated_query_range(zs, support_label.shape[0], depth)
+    if not 0 <= lo <= hi < depth:
+        raise FewshotkitError(f"--query-range {lo}:{hi} is outside the query's slices 0..{depth - 1}")
+    assignment = assign_chunks(depth, [lo, hi], chunks, "full-volume" if all_slices else "roy")
+    return ClassSegment(value, name, select_support(zs, chunks, shots), (lo, hi)), assignment
+
+
+def segment_volume(
+    predictor: Any,
+    support_image: np.ndarray,
+    support_label: np.ndarray,
+    query_image: np.ndarray,
+    values: Sequence[int],
+    *,
+    names: dict[int, str] | None = None,
+    chunks: int = 3,
+    shots: int = 1,
+    query_range: tuple[int, int] | None = None,
+    all_slices: bool = False,
+    postprocess: ScanPostprocess | None = None,
+    spacing: Sequence[float] | None = None,
+    joint: bool = True,
+    support_name: str = "the support label",
+) -> VolumeSegmentation:
+    """Segment ``values`` (support label values) in ``query_image`` (Z, H, W).
+
+    ``predictor``: a :class:`~fewshotkit.evaluation.inference.MethodPredictor` (or anything with
+    its ``probabilities`` / ``class_probabilities`` / ``multiway``); ``support_image`` (Zs, H', W')
+    float, ``support_label`` (Zs, H', W') int; support and query slices may differ in size when the
+    predictor resizes them. ``spacing``: the query's (z, y, x) mm, for physical post-processing;
+    ``support_name`` names the support label in error messages.
+    """
+    if not values:
+        raise FewshotkitError("segment: no class to segment")
+    depth = query_image.shape[0]
+    names = names or {}
+    plans = [_plan(int(v), names.get(int(v), ""), support_label, depth, chunks, shots, query_range, all_slices,
+                   support_name) for v in values]
+    joint = joint and len(plans) > 1 and bool(getattr(predictor, "multiway", False))
+    shape = query_image.shape
+    probs = np.zeros((len(plans), *shape), dtype=np.float32)
+    masks = np.zeros((len(plans), *shape), dtype=bool)
+    if joint:
+        union = (min(p.query_range[0] for p, _ in plans), max(p.query_range[1] for p, _ in plans))
+        assignment = assign_chunks(depth, list(union), chunks, "full-volume" if all_slices else "roy")
+        for i in range(chunks):
+            query_z = np.flatnonzero(assignment == i)
+            if not query_z.size:
+                continue
+            sup_z = sorted({z for p, _ in plans for z in p.support_slices[i]})
+            sup_masks = np.stack([support_label[sup_z] == p.value for p, _ in plans], axis=1)  # (S, N, H, W)
+            out = predictor.class_probabilities(support_image[sup_z], sup_masks, query_image[query_z])
+            winner = out.argmax(axis=1)  # (Q, H, W) in 0..N
+            for c in range(len(plans)):
+                probs[c, query_z] = out[:, c + 1]
+                masks[c, query_z] = winner == c + 1
+        for c, (_, own) in enumerate(plans):
+            masks[c, own < 0] = False  # a class keeps only its own range
+            probs[c, own < 0] = 0.0
+    else:
+        for c, (plan, own) in enumerate(plans):
+            for i, zs in enumerate(plan.support_slices):
+                query_z = np.flatnonzero(own == i)
+                if query_z.size:
+                    probs[c, query_z] = predictor.probabilities(support_image[zs], support_label[zs] == plan.value,
+                                                                query_image[query_z])
+            masks[c] = probs[c] > 0.5
+    if postprocess:
+        for c in range(len(plans)):
+            masks[c] = postprocess(masks[c], probs[c], spacing)
+    return VolumeSegmentation(_combine(masks, probs, [p.value for p, _ in plans]), [p for p, _ in plans], joint)
+
+
+def _combine(masks: np.ndarray, probs: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """One label map (Z, H, W) uint8 from per-class masks (N, Z, H, W); overlaps go to the most probable."""
+    score = np.where(masks, probs, -1.0)
+    best = score.argmax(axis=0)
+    return np.where(masks.any(axis=0), np.asarray(values, dtype=np.uint8)[best], 0).astype(np.uint8)

@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "store": "fewshotkit.cli.data:store",
     "compose": "fewshotkit.cli.compose:compose",
     "train": "fewshotkit.cli.train:train",
+    "curves": "fewshotkit.cli.curves:curves",
     "eval": "fewshotkit.cli.evaluate:eval_command",
     "bench": "fewshotkit.cli.evaluate:bench",
     "segment": "fewshotkit.cli.evaluate:segment",

@@ -1,0 +1,47 @@
+"""``fewshotkit curves``: the Dice-vs-time curves of several runs on the same axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fewshotkit.errors import FewshotkitError
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--label", "labels", multiple=True, metavar="TEXT", help="Legend label per run, in order (default: the folder name).")
+@click.option("--protocol", "protocols", multiple=True, default=("roy", "full-volume"), show_default=True,
+              help="Protocols to draw (solid, dashed, ...).")
+@click.option("--title", default="", help="Figure title.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str, ...], title: str, out_path: str) -> None:
+    """Plot Dice against training time for runs trained with --eval-every.
+
+    \b
+    fewshotkit curves runs/old runs/new --label "old recipe" --label "new recipe" -o curve.png
+    """
+    from fewshotkit.console import console
+    from fewshotkit.training.curves import plot_dice_curves, read_metrics
+    from fewshotkit.training.eval_curve import CURVE_JSONL
+
+    if labels and len(labels) != len(runs):
+        raise FewshotkitError(f"--label given {len(labels)} times for {len(runs)} runs; give one per run or none")
+    series = []
+    for index, run in enumerate(runs):
+        path = Path(run) / CURVE_JSONL
+        if not path.is_file():
+            raise FewshotkitError(f"'{run}' has no {CURVE_JSONL}; train it with --eval-every N")
+        series.append((labels[index] if labels else Path(run).name, read_metrics(path)))
+    written = plot_dice_curves(series, Path(out_path), protocols=protocols, title=title)
+    if written is None:
+        raise FewshotkitError("the runs' curve files hold no evaluation yet")
+    for label, records in series:
+        best = max(records, key=lambda r: r.get("roy", {}).get("dice", float("-inf")))
+        last = records[-1]
+        console.print(f"{label}: last step {last['step']} ({last['train_min']:.1f} min): "
+                      + ", ".join(f"{p} {last[p]['dice']:.2f}" for p in protocols if p in last)
+                      + f"; best roy {best.get('roy', {}).get('dice', float('nan')):.2f} at step {best['step']}",
+                      highlight=False)
+    console.print(f"wrote {written}", highlight=False)

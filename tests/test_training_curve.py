@@ -1,0 +1,97 @@
+"""The training loop's hooks and schedules: the Dice-vs-time curve, AdamW/cosine/warm-up, and the
+curves command. On a tiny synthetic store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.training.config import TrainingConfig
+from fewshotkit.training.optim import build_scheduler, lr_factor
+
+from conftest import pseudolabelled_store
+from test_training import tiny_spec
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return pseudolabelled_store(tmp_path_factory.mktemp("curve") / "syn.h5", min_size=100,
+                                volumes=6, seed=0, slices=12, size=64)
+
+
+def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path, run_cli):
+    from fewshotkit.training.loop import train
+
+    out = tmp_path / "run"
+    train(tiny_spec("training.eval_every=4"), store, out, steps=8, device="cpu", seed=0, show_progress=False)
+    records = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 4, 8]
+    run = json.loads((out / "run.json").read_text())
+    assert records[-1]["train_s"] == pytest.approx(run["train_seconds"], abs=0.01)
+    assert records[0]["train_s"] == 0.0 and records[-1]["train_s"] > records[1]["train_s"] > 0
+    for record in records:
+        for protocol in ("roy", "full-volume"):
+            assert 0.0 <= record[protocol]["dice"] <= 100.0
+            assert record[protocol]["per_class"] and set(record[protocol]["per_class"]) <= {
+                "liver", "right kidney", "left kidney", "spleen"}
+    assert (out / "curve.png").stat().st_size > 0
+
+    result = run_cli("curves", str(out), str(out), "--label", "a", "--label", "b", "-o", str(tmp_path / "c.png"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c.png").stat().st_size > 0 and "last step 8" in result.output
+
+
+def test_curve_resumes_without_duplicate_points(store, tmp_path):
+    from fewshotkit.training.loop import train
+
+    out = tmp_path / "run"
+    train(tiny_spec("training.eval_every=4"), store, out, steps=4, device="cpu", seed=0, show_progress=False)
+    train(None, None, out, resume=True, steps=8, device="cpu")
+    steps = [json.loads(line)["step"] for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert steps == [0, 4, 8]
+
+
+def test_curves_command_needs_curve_files(tmp_path, run_cli):
+    result = run_cli("curves", str(tmp_path), "-o", str(tmp_path / "c.png"))
+    assert result.exit_code != 0 and "--eval-every" in result.output
+
+
+def test_schedules():
+    config = TrainingConfig.from_dict({"schedule": "cosine", "steps": 100, "warmup_steps": 10, "min_lr_ratio": 0.1})
+    assert lr_factor(0, config) == pytest.approx(0.1 * (0.1 + 0.9 * 1.0))  # warm-up 1/10 of the cosine start
+    assert lr_factor(50, config) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(100, config) == pytest.approx(0.1)
+    step = TrainingConfig.from_dict({"lr_step": 10, "lr_gamma": 0.5})
+    assert lr_factor(25, step) == pytest.approx(0.25)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = build_scheduler(optimizer, config)
+    for _ in range(50):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("optimizer", "adam", "sgd, adamw"),
+    ("schedule", "linear", "step, cosine, constant"),
+    ("warmup_steps", -1, ">= 0"),
+    ("min_lr_ratio", 2.0, "min_lr_ratio"),
+])
+def test_bad_optimiser_options_are_one_line_errors(key, value, words):
+    with pytest.raises(FewshotkitError, match=words):
+        TrainingConfig.from_dict({key: value})
+
+
+def test_adamw_trains(store, tmp_path):
+    from fewshotkit.training.loop import train
+
+    spec = tiny_spec("training.optimizer=adamw", "training.lr=1e-3", "training.schedule=cosine",
+                     "training.warmup_steps=2")
+    last = train(spec, store, tmp_path / "run", steps=4, device="cpu", show_progress=False)
+    payload = torch.load(last, weights_only=True)
+    assert payload["step"] == 4 and "exp_avg" in next(iter(payload["optimizer"]["state"].values()))

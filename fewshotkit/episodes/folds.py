@@ -42,7 +42,11 @@ def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] |
     if n_folds < 2:
         raise FewshotkitError(f"--n-folds must be at least 2, got {n_folds}")
     if len(names) < n_folds:
-        raise FewshotkitError(f"cannot make {n_folds} folds from {len(names)} patients; use fewer folds")
+        fewer = f"give --n-folds {len(names)} or fewer (each fold needs its own patients), or " if len(names) >= 2 else ""
+        raise FewshotkitError(
+            f"cannot make {n_folds} folds from {len(names)} patient(s): {fewer}use a store with at least "
+            f"{max(n_folds, 2)} patients"
+        )
     blocks = [list(b) for b in np.array_split(np.arange(len(names)), n_folds)]
     folds = []
     for k in range(n_folds):

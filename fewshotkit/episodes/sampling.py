@@ -9,34 +9,55 @@ import numpy as np
 import torch.utils.data
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.store import format as fmt
 from fewshotkit.store.reader import SliceStore
 
 
 @dataclass
 class SelfSupervisedSample:
-    """``image`` float32 (H, W) model input; ``mask`` bool (H, W) of one pseudolabel segment."""
+    """``image`` float32 (H, W) model input; ``mask`` bool (H, W) of one pseudolabel segment.
+
+    From a 3D (supervoxel) set, ``query_image``/``query_mask`` (H, W) are another slice
+    ``query_z`` of the same supervoxel; from a 2D set they are None and the query is the
+    support slice itself, augmented independently.
+    """
 
     image: np.ndarray
     mask: np.ndarray
     volume: str
     z: int
     segment: int
+    query_image: np.ndarray | None = None
+    query_mask: np.ndarray | None = None
+    query_z: int | None = None
 
 
 class SelfSupervisedSampler:
-    """A slice uniformly among ``slices``, then one of its eligible pseudolabel segments uniformly."""
+    """Self-supervised samples from a pseudolabel set; the mode follows the set's ``ndim``.
+
+    2D set: a slice uniformly among ``slices``, then one of its segments of >= ``min_segment_size``
+    pixels uniformly. 3D set (supervoxels, as ADNet): a supervoxel uniformly among those that
+    cover two adjacent allowed slices with >= ``min_segment_size`` pixels each, one such pair
+    uniformly, and which of the two is the support uniformly; supervoxels without such a pair
+    (e.g. one slice thick) are never drawn.
+    """
 
     def __init__(self, store: SliceStore, pseudolabel_set: str, slices: Sequence[tuple[str, int]],
                  min_segment_size: int = 100) -> None:
         self.store = store
         self.pseudolabel_set = store.resolve_pseudolabel_set(pseudolabel_set)
         self.min_segment_size = min_segment_size
+        self.ndim = int(store.pseudolabel_set_attrs(self.pseudolabel_set).get(fmt.SET_NDIM, 2))
+        # 2D: (volume, z, eligible segment ids); 3D: (volume, supervoxel id, first z of each pair)
         self.entries: list[tuple[str, int, np.ndarray]] = []
         by_volume: dict[str, list[int]] = {}
         for vol, z in slices:
             by_volume.setdefault(vol, []).append(int(z))
         for vol, zs in by_volume.items():
             labels = store.pseudolabel(self.pseudolabel_set, vol)
+            if self.ndim == 3:
+                self.entries.extend((vol, seg, starts) for seg, starts in _adjacent_pairs(labels, zs, min_segment_size))
+                continue
             for z in zs:
                 sizes = np.bincount(labels[z].ravel())
                 sizes[0] = 0  # 0 = unlabelled, never a segment
@@ -44,19 +65,46 @@ class SelfSupervisedSampler:
                 if ids.size:
                     self.entries.append((vol, z, ids))
         if not self.entries:
+            what = (f"supervoxel with >= {min_segment_size} pixels on each of two adjacent allowed slices"
+                    if self.ndim == 3 else f"slice with a pseudolabel segment of >= {min_segment_size} pixels")
             raise FewshotkitError(
-                f"no slice of '{store.path}' has a pseudolabel segment of >= {min_segment_size} pixels in set "
-                f"'{self.pseudolabel_set}' among the {len(slices)} allowed slices; lower the minimum segment size"
+                f"'{store.path}' has no {what} in set '{self.pseudolabel_set}' among the {len(slices)} "
+                f"allowed slices; lower the minimum segment size (training.min_segment_size)"
             )
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def sample(self, rng: np.random.Generator) -> SelfSupervisedSample:
+        if self.ndim == 3:
+            return self._sample_supervoxel(rng)
         vol, z, ids = self.entries[int(rng.integers(len(self.entries)))]
         segment = int(ids[int(rng.integers(len(ids)))])
         mask = self.store.pseudolabel(self.pseudolabel_set, vol, z) == segment
         return SelfSupervisedSample(self.store.image(vol, z), mask, vol, z, segment)
+
+    def _sample_supervoxel(self, rng: np.random.Generator) -> SelfSupervisedSample:
+        vol, segment, starts = self.entries[int(rng.integers(len(self.entries)))]
+        first = int(starts[int(rng.integers(len(starts)))])
+        sz, qz = (first, first + 1) if rng.integers(2) == 0 else (first + 1, first)
+        store, name = self.store, self.pseudolabel_set
+        return SelfSupervisedSample(
+            image=store.image(vol, sz), mask=store.pseudolabel(name, vol, sz) == segment, volume=vol, z=sz,
+            segment=segment, query_image=store.image(vol, qz), query_mask=store.pseudolabel(name, vol, qz) == segment,
+            query_z=qz,
+        )
+
+
+def _adjacent_pairs(labels: np.ndarray, zs: Sequence[int], min_size: int) -> list[tuple[int, np.ndarray]]:
+    """For supervoxel ids ``labels`` int (Z, H, W): [(id, z of every pair z, z + 1 of ``zs`` on which
+    the supervoxel has >= ``min_size`` pixels)] for each id with at least one such pair."""
+    n = int(labels.max(initial=0)) + 1
+    eligible = np.zeros((labels.shape[0], n), dtype=bool)  # (Z, K + 1): slice z holds enough of id k
+    for z in sorted(set(zs)):
+        eligible[z] = np.bincount(labels[z].ravel(), minlength=n) >= min_size
+    eligible[:, 0] = False  # 0 = unlabelled, never a supervoxel
+    pairs = eligible[:-1] & eligible[1:]  # (Z - 1, K + 1)
+    return [(int(k), np.flatnonzero(pairs[:, k])) for k in np.flatnonzero(pairs.any(axis=0))]
 
 
 @dataclass

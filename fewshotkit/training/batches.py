@@ -4,8 +4,10 @@ One step = B episodes, 1-way 1-shot, 1 query each. Slices are read in the main p
 HDF5 slice read is ~0.1-1 ms), moved to the device, resized to the model's image size there
 (images bilinear, masks nearest) and augmented there, all views of a step in one batch.
 
-- SSL: support = (slice, superpixel mask); query = the same slice and mask through an
-  independent transform.
+- SSL, 2D pseudolabel set: support = (slice, superpixel mask); query = the same slice and mask
+  through an independent transform.
+- SSL, 3D pseudolabel set: support and query are two adjacent slices of one supervoxel
+  (``query_image``/``query_mask`` of the sample), each through its own transform.
 - supervised: support and query are two annotated slices of different scans, each augmented.
 """
 
@@ -34,11 +36,11 @@ def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def sample_record(sample: Any) -> dict[str, Any]:
-    """The non-pixel fields of a sample (volume, z, segment / class ...), JSON-ready."""
+    """The non-pixel, non-None fields of a sample (volume, z, segment / class ...), JSON-ready."""
     out = {}
     for f in dataclasses.fields(sample):
         value = getattr(sample, f.name)
-        if isinstance(value, np.ndarray):
+        if value is None or isinstance(value, np.ndarray):
             continue
         out[f.name] = value.item() if isinstance(value, np.generic) else value
     return out
@@ -87,7 +89,11 @@ class EpisodeBatcher:
         if self.regime == "ssl":
             images = self._to_device([s.image for s in samples], False)
             masks = self._to_device([s.mask for s in samples], True)
-            images, masks = torch.cat([images, images]), torch.cat([masks, masks])
+            if samples[0].query_image is None:  # 2D set: the query is the support slice
+                images, masks = torch.cat([images, images]), torch.cat([masks, masks])
+            else:  # 3D set: the query is another slice of the same supervoxel
+                images = torch.cat([images, self._to_device([s.query_image for s in samples], False)])
+                masks = torch.cat([masks, self._to_device([s.query_mask for s in samples], True)])
         else:
             images = self._to_device([s.support_image for s in samples] + [s.query_image for s in samples], False)
             masks = self._to_device([s.support_mask for s in samples] + [s.query_mask for s in samples], True)

@@ -31,8 +31,8 @@ def _number(name: str, value: Any, *, minimum: float, strict: bool, example: str
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > minimum if strict else value >= minimum)
     if not ok:
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise FewshotkitError(f"supervoxel: option '{name}' must be a number {bound}, got {value!r} "
+        bound = "finite number" if minimum == -math.inf else f"number {'>' if strict else '>='} {minimum:g}"
+        raise FewshotkitError(f"supervoxel: option '{name}' must be a {bound}, got {value!r} "
                               f"(e.g. --set {name}={example})")
     return float(value)
 

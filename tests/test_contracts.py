@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.classifier import Classifier
 from fewshotkit.interfaces.method import Episode, Method, MethodOutput
 from fewshotkit.interfaces.pooler import PrototypePooler
+from fewshotkit.interfaces.postprocessor import Postprocessor
 from fewshotkit.plugin_host import PluginHost
 from fewshotkit.spec import PART_KINDS, MethodSpec, _method_part_params, build_method
 
@@ -154,3 +156,28 @@ def test_method_contract(name: str, case: str, fresh_host):
         inference = method(Episode(episode.support_images, episode.support_masks, episode.query_images))
     assert inference.logits.shape == (B, Q, N + 1, H, W) and torch.isfinite(inference.logits).all()
     assert not inference.losses
+
+
+def _blobs(seed: int = 0) -> np.ndarray:
+    """A (12, 24, 24) bool mask: a large ball, a small separate blob, an isolated voxel and noise."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.ogrid[:12, :24, :24]
+    mask = (z - 5) ** 2 / 9 + (y - 10) ** 2 / 36 + (x - 10) ** 2 / 36 <= 1
+    mask[10:12, 20:23, 20:23] = True
+    mask[0, 0, 23] = True
+    return mask | (rng.random(mask.shape) > 0.97)
+
+
+@pytest.mark.parametrize("name", _names("postprocessor"))
+def test_postprocessor_contract(name: str):
+    post = REGISTRY.create("postprocessor", name)
+    assert isinstance(post, Postprocessor)
+    mask = _blobs()
+    before = mask.copy()
+    for spacing in (None, (5.0, 1.5, 1.5)):
+        out = post(mask, spacing)
+        assert isinstance(out, np.ndarray) and out.shape == mask.shape and out.dtype == bool
+        assert np.array_equal(mask, before), "the input must not be modified"
+        assert np.array_equal(post(out, spacing), out), "post-processing must be idempotent"
+        assert np.array_equal(post(mask, spacing), out), "post-processing must be deterministic"
+        assert not post(np.zeros_like(mask), spacing).any(), "an empty prediction stays empty"

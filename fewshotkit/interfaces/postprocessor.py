@@ -12,7 +12,8 @@ class Postprocessor(ABC):
 
     A post-processor only removes or adds voxels of that one class; it sees the scan's voxel
     ``spacing`` (z, y, x) in mm when it is known (None otherwise), so sizes can be physical.
-    It must not change the shape, and should be idempotent (applying it twice = once).
+    It must keep the shape, leave its input unchanged, keep an empty mask empty and be
+    idempotent (applying it twice = once); the contract tests check this.
     """
 
     @abstractmethod

@@ -121,6 +121,33 @@ def test_every_pooler_feeds_every_classifier(pooler: str, classifier: str):
     assert clf(feats[:1], protos).shape == (1, ways + 1, 8, 8)
 
 
+@pytest.mark.parametrize("name", _names("pseudolabeler"))
+def test_pseudolabeler_contract(name: str):
+    import pickle
+
+    import numpy as np
+
+    from fewshotkit.ingest.synthetic import phantom
+    from fewshotkit.interfaces.pseudolabeler import PseudoLabeler
+
+    labeler = REGISTRY.create("pseudolabeler", name)
+    assert isinstance(labeler, PseudoLabeler) and labeler.ndim in (2, 3)
+    assert isinstance(labeler.params(), dict)
+    labeler = pickle.loads(pickle.dumps(labeler))  # it runs in worker processes
+    volume = phantom(0, 0, 8, 64)[0]  # float32 (8, 64, 64), spacing 5 x 2.5 x 2.5 mm
+    before = volume.copy()
+    if labeler.ndim == 3:  # ids per volume
+        inputs, outputs = [volume], [labeler(volume, (5.0, 2.5, 2.5)), labeler(volume, (5.0, 2.5, 2.5))]
+    else:  # ids per slice
+        inputs, outputs = list(volume), [labeler(s) for s in volume] + [labeler(volume[3])]
+    assert np.array_equal(volume, before), "the input must not be modified"
+    assert np.array_equal(outputs[-1], outputs[3 if labeler.ndim == 2 else 0]), "pseudolabels must be deterministic"
+    for image, labels in zip(inputs, outputs):
+        assert isinstance(labels, np.ndarray) and labels.dtype == np.int32 and labels.shape == image.shape
+        ids = np.unique(labels)
+        assert ids.min() >= 0 and np.array_equal(ids[ids > 0], np.arange(1, int(ids.max()) + 1)) and ids.max() >= 1
+
+
 def _small_method(name: str) -> Method:
     part_params = _method_part_params(REGISTRY.get("method", name).load())
     parts = {k: dict(SMALL_PARTS[k]) for k in part_params if k in PART_KINDS}

@@ -210,3 +210,76 @@ def test_bad_protocol_options():
         ProtocolConfig("everything")
     with pytest.raises(FewshotkitError, match="--shots"):
         ProtocolConfig(shots=0)
+
+
+def test_estimated_range_segments_the_support_range_and_scores_every_slice():
+    store = make_store()
+    calls = []
+
+    def organ_square(support_images, support_masks, query_images):
+        calls.append(query_images.shape[0])
+        out = np.zeros(query_images.shape, bool)
+        out[:, 2:6, 2:6] = True
+        return out
+
+    # support 's' liver z 2..11 of 16 -> query 'a' (16 deep) z 2..11, split 4, 3, 3; truth z 3..13
+    scores = evaluate_fold(store, Fold(0, ("a",), "s"), organ_square, classes=["liver"],
+                           config=ProtocolConfig("estimated-range"))
+    assert calls == [4, 3, 3]
+    # slice 2 is a false positive, slices 12 and 13 are missed: every slice is scored
+    assert scores.counts["liver"]["a"] == Counts(tp=9 * 16, fp=16, fn=2 * 16)
+
+
+def test_estimated_range_scales_with_the_query_depth_like_segment():
+    from fewshotkit.evaluation.query_range import estimated_query_range, plan_query
+
+    store = make_store()
+    label = np.zeros((31, 8, 8), np.uint8)
+    label[10:20, 2:6, 2:6] = 1
+    store.images["deep"], store.labels["deep"] = label.astype(np.float32), label
+    seen = []
+
+    def record(support_images, support_masks, query_images):
+        seen.append(query_images.shape[0])
+        return np.zeros(query_images.shape, bool)
+
+    evaluate_fold(store, Fold(0, ("deep",), "s"), record, classes=["liver"], config=ProtocolConfig("estimated-range"))
+    assert estimated_query_range(range(2, 12), 16, 31) == (4, 22)  # 2 * 30 / 15, 11 * 30 / 15
+    assert sum(seen) == 22 - 4 + 1
+    assignment, scored = plan_query("estimated-range", 31, range(10, 20), range(2, 12), 16)
+    assert np.flatnonzero(assignment >= 0).tolist() == list(range(4, 23)) and scored.all()
+
+
+def test_protocol_postprocessing_changes_what_is_scored(fresh_host):
+    from fewshotkit.evaluation.postprocess import build_postprocess
+
+    store = make_store()
+
+    class Stray:
+        """The organ where it is (p 0.9) and a faint voxel (p 0.6) at (7, 7) on every slice without it."""
+
+        def probabilities(self, support_images, support_masks, query_images):
+            out = np.where(np.isclose(query_images, 1.5), 0.9, 0.0).astype(np.float32)
+            empty = ~out.any(axis=(1, 2))
+            out[empty, 7, 7] = 0.6
+            return out
+
+        def __call__(self, support_images, support_masks, query_images):
+            return self.probabilities(support_images, support_masks, query_images) > 0.5
+
+    fold, full = Fold(0, ("a",), "s"), ProtocolConfig("full-volume")
+
+    def counts(postprocess=None):
+        return evaluate_fold(store, fold, Stray(), classes=["liver"], config=full, postprocess=postprocess
+                             ).counts["liver"]["a"]
+
+    # truth z 3..13: the stray voxels form a run on z 0..2 and one on z 14..15
+    assert counts() == Counts(tp=176, fp=5, fn=0)
+    assert counts(build_postprocess("largest-component")) == Counts(tp=176, fp=0, fn=0)
+    assert counts(build_postprocess([{"type": "min-size", "min_size": 3}])) == Counts(tp=176, fp=3, fn=0)
+    assert counts(build_postprocess("z-continuity")) == Counts(tp=176, fp=0, fn=0)
+    # slice presence: the stray slices' mass (0.6) is below 0.1 x the organ slices' (14.4), not below 0.01 x
+    assert counts(build_postprocess([], drop_absent=0.1)) == Counts(tp=176, fp=0, fn=0)
+    assert counts(build_postprocess([], drop_absent=0.01)) == Counts(tp=176, fp=5, fn=0)
+    with pytest.raises(FewshotkitError, match="probabilities"):
+        evaluate_fold(store, fold, lambda s, m, q: np.zeros(q.shape, bool), postprocess=build_postprocess([], 0.5))

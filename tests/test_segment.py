@@ -120,3 +120,83 @@ def test_segment_between_two_chaos_scans(run_cli, chaos_dir, checkpoint, tmp_pat
     pred = nib.load(out)
     assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
     assert "Dice of class 1 against" in result.output
+
+
+def test_several_classes_go_into_one_label_map_with_the_query_header(run_cli, checkpoint, scans, tmp_path):
+    out = tmp_path / "multi.nii.gz"
+    result = run_cli("segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]),
+                     "--support-label", str(scans["support_label"]), "--class", "1", "--class", "4",
+                     "--query", str(scans["query"]), "--query-label", str(scans["query_label"]), "--device", "cpu",
+                     "-o", str(out), "--overlay", str(tmp_path / "multi.png"), "--postprocess", "largest-component")
+    assert result.exit_code == 0, result.output
+    assert "one forward pass per query chunk for all classes" in result.output
+    assert "Dice of class 1" in result.output and "Dice of class 4" in result.output
+    pred, query = nib.load(out), nib.load(scans["query"])
+    assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
+    assert pred.header.get_zooms() == query.header.get_zooms()
+    assert int(pred.header["sform_code"]) == int(query.header["sform_code"])
+    data = np.asarray(pred.dataobj)
+    assert set(np.unique(data)) <= {0, 1, 4}
+    from scipy import ndimage
+
+    for value in (1, 4):  # --postprocess largest-component acted on each class
+        assert ndimage.label(data == value, structure=np.ones((3, 3, 3)))[1] <= 1
+    assert (tmp_path / "multi.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_class_all_uses_one_forward_pass_per_chunk(checkpoint, scans, tmp_path, monkeypatch, fresh_host):
+    from fewshotkit.evaluation.inference import MethodPredictor
+    from fewshotkit.evaluation.query_range import estimated_query_range
+    from fewshotkit.segment import segment_scan
+
+    calls = []
+    original = MethodPredictor.class_probabilities
+
+    def counting(self, support_images, support_masks, query_images):
+        calls.append(support_masks.shape[1])
+        return original(self, support_images, support_masks, query_images)
+
+    monkeypatch.setattr(MethodPredictor, "class_probabilities", counting)
+    res = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "all.nii.gz",
+                       classes="all", device="cpu")
+    support_label = np.asarray(nib.load(scans["support_label"]).dataobj).transpose(2, 1, 0)
+    present = [int(v) for v in np.unique(support_label) if v]
+    assert [c.value for c in res.classes] == present and res.joint
+    assert calls == [len(present)] * 3, "one N-way pass per query chunk"
+    depth = nib.load(scans["query"]).shape[2]
+    for item in res.classes:  # the same range estimate as the estimated-range protocol
+        zs = np.flatnonzero((support_label == item.value).any(axis=(1, 2)))
+        assert item.query_range == estimated_query_range(zs, support_label.shape[0], depth)
+        outside = np.ones(depth, bool)
+        outside[item.query_range[0] : item.query_range[1] + 1] = False
+        assert not (res.prediction[outside] == item.value).any(), "a class keeps only its own range"
+
+    calls.clear()
+    separate = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"],
+                            tmp_path / "sep.nii.gz", classes=["1", "4"], device="cpu", joint=False)
+    assert not separate.joint and calls == [1] * 6, "fallback: one 1-way pass per class and chunk"
+
+
+def test_methods_without_multiway_fall_back_to_one_pass_per_class():
+    from fewshotkit.evaluation.scan import segment_volume
+
+    class OneWay:
+        multiway = False
+
+        def __init__(self):
+            self.calls = 0
+
+        def probabilities(self, support_images, support_masks, query_images):
+            self.calls += 1
+            # "segments" whatever intensity the support mask covers, with a confidence per class
+            level = float(support_images[support_masks].mean())
+            return np.where(np.isclose(query_images, level), 0.6 + level / 10, 0.0).astype(np.float32)
+
+    label = np.zeros((9, 6, 6), np.uint8)
+    label[1:8, 1:3, 1:3] = 1
+    label[2:6, 3:5, 3:5] = 2
+    image = label.astype(np.float32)
+    predictor = OneWay()
+    seg = segment_volume(predictor, image, label, image, [1, 2], chunks=3)
+    assert not seg.joint and predictor.calls == 6
+    assert np.array_equal(seg.labels[1:8], label[1:8]) and set(np.unique(seg.labels)) == {0, 1, 2}

@@ -1,6 +1,6 @@
 """torch.distributed helpers: the same ``train`` runs alone or under ``torchrun`` (DDP).
 
-Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set, WORLD_SIZE > 1) the process group starts with
+Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set; also with WORLD_SIZE 1) the process group starts with
 nccl on CUDA and gloo on the CPU; each rank uses its own GPU, samples its own episode stream and
 only rank 0 writes files.
 """
@@ -24,10 +24,11 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False  # started by torchrun (a process group even with world size 1)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.launched or self.world_size > 1
 
     @property
     def is_main(self) -> bool:
@@ -38,7 +39,7 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
     """Start the process group when launched by torchrun; returns (info, this rank's device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(device_name)
-    if world <= 1:
+    if world <= 1 and "RANK" not in os.environ:
         return DistInfo(), device
     try:
         rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
@@ -54,7 +55,7 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank, world, local_rank), device
+    return DistInfo(rank, world, local_rank, launched=True), device
 
 
 def teardown(info: DistInfo) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import signal
 import subprocess
 import threading
@@ -169,7 +170,12 @@ def train(
         if not run_json.is_file() or not (out_dir / SPEC_TOML).is_file():
             raise FewshotkitError(f"--resume: '{out_dir}' is not a run directory (no {RUN_JSON} / {SPEC_TOML})")
         previous = json.loads(run_json.read_text(encoding="utf-8"))
-        spec = load_spec(out_dir / SPEC_TOML)
+        try:
+            spec = load_spec(out_dir / SPEC_TOML)
+        except FewshotkitError as exc:
+            from fewshotkit.plugin_host import missing_component_error
+
+            raise missing_component_error(exc, previous, f"run '{out_dir}'") from None
         payload = read_checkpoint(out_dir)
         store_path = previous["store"]
         fold, setting, seed = previous["fold"], previous["setting"], previous["seed"]
@@ -208,11 +214,16 @@ def train(
     sampler, sampler_info = _build_sampler(store, the_fold, setting, excluded, config, pseudolabels)
 
     info, dev = ddp.setup(device)
+    created = not resume and not out_dir.exists()
     try:
         return _run(
             spec, config, store, the_fold, setting, excluded, sampler, sampler_info, out_dir, seed, payload,
             previous, info, dev, show_progress, on_step, n_folds,
         )
+    except Exception:
+        if created and info.is_main and not (ckpt_dir / LAST).exists():
+            shutil.rmtree(out_dir, ignore_errors=True)  # no half-made run folder when nothing was trained
+        raise
     finally:
         ddp.teardown(info)
 
@@ -225,7 +236,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     from fewshotkit.console import console
     from fewshotkit.device import describe_device
     from fewshotkit.seeding import seed_everything
-    from fewshotkit.spec import build_method, plugin_versions
+    from fewshotkit.spec import build_method, plugin_providers, plugin_versions
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher
     from fewshotkit.training.curves import plot_loss_curve
@@ -290,6 +301,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         "steps": config.steps,
         "batch_size": config.batch_size,
         "world_size": info.world_size,
+        "process_group": torch.distributed.get_backend() if info.enabled else None,
         "effective_batch_size": config.batch_size * info.world_size,
         "device": str(dev),
         "device_name": describe_device() if dev.type == "cuda" else "cpu",
@@ -299,6 +311,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         "fold_train": list(the_fold.train),
         **sampler_info,
         "plugin_versions": versions,
+        "plugin_providers": plugin_providers(spec),
         "git_commit": _git_commit(),
         "torch_version": str(torch.__version__),
         "status": "running",
@@ -322,7 +335,8 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
                       start_step=start, train_seconds=train_seconds, loss_weights=config.loss_weights,
                       use_amp=use_amp, amp_dtype=amp_dtype, scaler=scaler)
     checkpointer = Checkpointer(ckpt_dir, info, aug_gen, config.keep_checkpoints, lambda: {
-        "spec_toml": spec_text, "plugin_versions": versions, "run": {**run, "final_step": trainer.step}})
+        "spec_toml": spec_text, "plugin_versions": versions, "plugin_providers": run["plugin_providers"],
+        "run": {**run, "final_step": trainer.step}})
     checkpointer.trainer = trainer
     logger = MetricsLogger(out_dir / METRICS if main else None, config.log_every, info, show_progress)
     hooks: list[HookBase] = [logger]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from skimage import segmentation
 
@@ -11,12 +13,27 @@ from fewshotkit.interfaces.pseudolabeler import PseudoLabeler
 from fewshotkit_superpixel.body_mask import body_mask
 
 
+def _require(labeler: str, option: str, value: object, rule: str, *, integer: bool = False, low: float = 0.0,
+             strict: bool = False) -> None:
+    """A one-line error unless ``value`` is a finite number (an integer with ``integer``) >= / > ``low``."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if integer:
+        number = number and isinstance(value, numbers.Integral)
+    if not (number and np.isfinite(value) and (value > low if strict else value >= low)):  # type: ignore[operator]
+        raise FewshotkitError(f"option '{option}' of pseudolabeler '{labeler}' must be {rule}, got {value!r}")
+
+
 class _BodyMaskedSuperpixels(PseudoLabeler):
     ndim = 2
 
     def __init__(self, use_body_mask: bool = True, body_threshold: float | None = None) -> None:
+        if body_threshold is not None:
+            _require(self._name(), "body_threshold", body_threshold, "a finite number or none", low=-np.inf)
         self.use_body_mask = use_body_mask
         self.body_threshold = body_threshold
+
+    def _name(self) -> str:
+        return type(self).__name__.lower()  # the registered names: felzenszwalb, slic
 
     def _segments(self, image: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -51,6 +68,9 @@ class Felzenszwalb(_BodyMaskedSuperpixels):
         body_threshold: float | None = None,
     ) -> None:
         super().__init__(use_body_mask, body_threshold)
+        _require(self._name(), "scale", scale, "a number > 0", strict=True)
+        _require(self._name(), "sigma", sigma, "a number >= 0")
+        _require(self._name(), "min_size", min_size, "an integer >= 0", integer=True)
         self.scale = scale
         self.sigma = sigma
         self.min_size = min_size
@@ -71,6 +91,9 @@ class Slic(_BodyMaskedSuperpixels):
         body_threshold: float | None = None,
     ) -> None:
         super().__init__(use_body_mask, body_threshold)
+        _require(self._name(), "n_segments", n_segments, "an integer >= 1", integer=True, low=1)
+        _require(self._name(), "compactness", compactness, "a number > 0", strict=True)
+        _require(self._name(), "sigma", sigma, "a number >= 0")
         self.n_segments = n_segments
         self.compactness = compactness
         self.sigma = sigma

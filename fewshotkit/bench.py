@@ -12,13 +12,16 @@ Models per (store, method, fold), as in the paper:
 
 Everything is cached under the output folder: a finished (store, method, fold) cell is a JSON file
 reused when its settings match, and an interrupted training run is resumed, so re-running the
-same command continues where it stopped.
+same command continues where it stopped. What "settings" covers (spec, budget, store fingerprint,
+the providing plugins' versions or source hashes, ...) is listed in :mod:`fewshotkit.bench_cache`.
+
+``poolers`` (``--pooler``) adds an axis: every composed method is run once per pooler, its row
+labelled ``METHOD + POOLER``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -31,6 +34,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from fewshotkit.bench_cache import digest as _digest
+from fewshotkit.bench_cache import training_key
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
@@ -53,7 +58,8 @@ METHOD_LABELS = {
     "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
 }
 
-#: training splits every store into 5 folds (fewshotkit.training.loop.train), so the bench does too
+#: folds over a store's scans unless ``n_folds`` (``--n-folds``) says otherwise; a store needs at
+#: least as many patients as folds
 N_FOLDS = 5
 
 #: recipes that swap the backbone and image size of composed methods (``--recipe cpu``)
@@ -67,7 +73,7 @@ class BenchConfig:
     stores: list[str]
     methods: list[str]
     out: str
-    folds: list[int] = field(default_factory=lambda: [0])
+    folds: list[int] = field(default_factory=lambda: [0])  # or "all"
     seed: int = 0
     steps: int | None = None
     setting: int = 1
@@ -80,6 +86,8 @@ class BenchConfig:
     pseudolabels: str | None = None
     batch_size: int = 16
     figures: bool = False
+    n_folds: int = N_FOLDS
+    poolers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -90,8 +98,12 @@ class BenchConfig:
             raise FewshotkitError(f"bench: --setting must be 1 or 2, got {self.setting}")
         if self.recipe is not None and self.recipe not in RECIPES:
             raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
-        if any(f < 0 or f >= N_FOLDS for f in self.folds):
-            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{N_FOLDS - 1}")
+        if not isinstance(self.n_folds, int) or self.n_folds < 2:
+            raise FewshotkitError(f"bench: --n-folds must be an integer >= 2, got {self.n_folds!r}")
+        if self.folds == "all":  # type: ignore[comparison-overlap]  # from --all-folds or folds = "all"
+            self.folds = list(range(self.n_folds))
+        if any(f < 0 or f >= self.n_folds for f in self.folds):
+            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
         ProtocolConfig(self.protocol, self.chunks, self.shots)
 
     @classmethod
@@ -106,8 +118,6 @@ class BenchConfig:
         unknown = sorted(set(data) - valid)
         if unknown:
             raise FewshotkitError(f"bench config '{path}': unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-        if data.get("folds") == "all":
-            data["folds"] = list(range(N_FOLDS))
         data.update({k: v for k, v in flags.items() if v is not None})
         try:
             return cls(**data)
@@ -118,8 +128,10 @@ class BenchConfig:
         return dataclasses.asdict(self)
 
 
-def method_label(name: str) -> str:
-    return METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
+def method_label(name: str, pooler: str | None = None) -> str:
+    """The table row of a preset or spec file (``+ POOLER`` on the ``--pooler`` axis)."""
+    label = METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
+    return label if pooler is None else f"{label} + {pooler}"
 
 
 def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
@@ -146,10 +158,6 @@ def class_groups(store: Any) -> dict[str, list[str]]:
     if set(names) <= covered and all(all(c in names for c in g) for g in EXCLUDE_GROUPS.values()):
         return {group: [names[c] for c in classes] for group, classes in EXCLUDE_GROUPS.items()}
     return {name.replace(" ", "-"): [name] for name in store.classes.values()}
-
-
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _merge(parts: list[FoldScores], class_order: list[str]) -> FoldScores:
@@ -201,7 +209,7 @@ class Bench:
             regime = "supervised"  # nothing is trained: do not require pseudolabels
         return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
                      regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
-                     pseudolabels=self.config.pseudolabels if regime == "ssl" else None)
+                     pseudolabels=self.config.pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
     def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str) -> FoldScores:
         from fewshotkit.device import resolve_device
@@ -216,29 +224,35 @@ class Bench:
         predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, self.config.batch_size)
         config = ProtocolConfig(self.config.protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
-        return evaluate_predictor(store, predictor, [fold], n_folds=N_FOLDS, config=config,
+        return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------
-    def cell(self, store_path: str, method: str, fold: int) -> FoldScores:
-        """Scores of ``method`` on ``fold`` of ``store_path``, from the cache when it is there."""
+    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None) -> FoldScores:
+        """Scores of ``method`` (with ``pooler``, if given) on ``fold`` of ``store_path``, from the
+        cache when it is there."""
         from fewshotkit.store.reader import SliceStore
 
         cfg = self.config
+        label = method_label(method, pooler)
         spec = method_spec(method, cfg.recipe, cfg.overrides)
+        if pooler is not None:
+            if "pooler" not in spec.parts:
+                raise FewshotkitError(f"bench --pooler {pooler}: method '{method}' has no [pooler] part to replace")
+            spec = method_spec(method, cfg.recipe, [f"pooler.type={pooler}", *cfg.overrides])
         preset_steps = int(spec.training.get("steps", 0))
         steps = 0 if preset_steps == 0 else (cfg.steps if cfg.steps is not None else preset_steps)
         regime = spec.training.get("regime", "ssl")
-        training = {"spec": spec.to_dict(), "steps": steps, "seed": cfg.seed, "setting": cfg.setting, "fold": fold,
-                    "store": str(Path(store_path).resolve()), "pseudolabels": cfg.pseudolabels}
+        training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=cfg.setting, fold=fold,
+                                n_folds=cfg.n_folds, pseudolabels=cfg.pseudolabels)
         key = {**training, "shots": cfg.shots, "protocol": cfg.protocol, "chunks": cfg.chunks}
         store_key = Path(store_path).stem
-        cell_path = self.out / "cells" / store_key / safe_name(method_label(method)) / f"fold{fold}.json"
+        cell_path = self.out / "cells" / store_key / safe_name(label) / f"fold{fold}.json"
         digest = _digest(key)
         if cell_path.is_file():
             cached = json.loads(cell_path.read_text())
             if cached.get("key") == digest:
-                self.log(f"cached: {method_label(method)} fold {fold} on {store_key}")
+                self.log(f"cached: {label} fold {fold} on {store_key}")
                 return FoldScores.from_json(cached["scores"])
 
         store = SliceStore(store_path)
@@ -248,12 +262,12 @@ class Bench:
         else:
             plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
         # models depend on the training settings only: another protocol re-uses them
-        run_root = self.out / "runs" / store_key / safe_name(method_label(method)) / f"fold{fold}-{_digest(training)}"
+        run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{fold}-{_digest(training)}"
         parts = []
         for group, exclude, classes in plan:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps)
-            self.log(f"evaluating {method_label(method)} fold {fold} ({', '.join(classes)})")
-            prefix = safe_name(f"{store_key}_{method_label(method)}" + ("" if group == "all" else f"_{group}")) + "_"
+            self.log(f"evaluating {label} fold {fold} ({', '.join(classes)})")
+            prefix = safe_name(f"{store_key}_{label}" + ("" if group == "all" else f"_{group}")) + "_"
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix))
         scores = _merge(parts, all_classes)
         write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json()})
@@ -267,9 +281,13 @@ class Bench:
         result = BenchResult({}, [], {})
         for store_path in cfg.stores:
             store_key = Path(store_path).stem
-            cells: dict[str, list[FoldScores]] = {}
+            cells: dict[str, list[FoldScores]] = {}  # method (or "method + pooler") -> scores per fold
+            labels: dict[str, str] = {}
             for method in cfg.methods:
-                cells[method] = [self.cell(store_path, method, fold) for fold in cfg.folds]
+                for pooler in cfg.poolers or [None]:
+                    entry = method if pooler is None else f"{method} + {pooler}"
+                    labels[entry] = method_label(method, pooler)
+                    cells[entry] = [self.cell(store_path, method, fold, pooler) for fold in cfg.folds]
             columns = [*next(iter(cells.values()))[0].classes, "mean"]
             for scores in cells.values():
                 for c in scores[0].classes:
@@ -278,11 +296,11 @@ class Bench:
             title = (f"{store_key}: Dice (%), setting {cfg.setting}, {cfg.shots}-shot, {cfg.protocol} protocol, "
                      f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
             table = ScoreTable(title, columns)
-            for method, folds in cells.items():
+            for entry, folds in cells.items():
                 summary = summarize(folds, "dice")
                 if len(folds) == 1:
                     summary = {k: (m, None) for k, (m, _) in summary.items()}
-                table.add(method_label(method), summary)
+                table.add(labels[entry], summary)
             stem = self.out / f"{store_key}_comparison"
             result.files += write_tables(table, stem)
             result.files.append(bar_chart(table, stem.with_suffix(".png")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fewshotkit import contracts
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.classifier import Classifier
@@ -93,6 +94,7 @@ class ComposedPrototypeMethod(Method):
         classifier.setup(backbone.out_channels)
         self.bg_weight = float(bg_weight)
         self.align_weight = float(align_weight)
+        self._contracts_checked = False
 
     def forward(self, episode: Episode) -> MethodOutput:
         """Episode (see :class:`Episode`) -> logits (B, Q, N + 1, H, W) and the training losses."""
@@ -105,8 +107,12 @@ class ComposedPrototypeMethod(Method):
                 f"episode images differ in size: support {tuple(sup.shape[-2:])}, query "
                 f"{tuple(qry.shape[-2:])}, masks {tuple(masks.shape[-2:])}; resize them to one size"
             )
-        images = torch.cat([sup.reshape(B * S, *sup.shape[2:]), qry.reshape(B * Q, *qry.shape[2:])])
-        feats = self.backbone(self.backbone.prepare(images))
+        images = self.backbone.prepare(torch.cat([sup.reshape(B * S, *sup.shape[2:]),
+                                                  qry.reshape(B * Q, *qry.shape[2:])]))
+        feats = self.backbone(images)
+        check = not self._contracts_checked  # once: the parts' outputs match their interfaces
+        if check:
+            contracts.check_features(self.backbone, images, feats)
         C, h, w = feats.shape[1:]
         sup_f = feats[: B * S].view(B, S, C, h, w)
         qry_f = feats[B * S :].view(B, Q, C, h, w)
@@ -115,7 +121,12 @@ class ComposedPrototypeMethod(Method):
         logits, align_terms = [], []
         for b in range(B):
             prototypes = self.pooler(sup_f[b], masks[b])
+            if check:
+                contracts.check_prototypes(self.pooler, prototypes, masks.shape[2], C)
             scores = self.classifier(qry_f[b], prototypes)  # (Q, N + 1, h, w)
+            if check:
+                contracts.check_scores(self.classifier, scores, Q, masks.shape[2], (h, w))
+                self._contracts_checked, check = True, False
             scores = F.interpolate(scores, size=(H, W), mode="bilinear", align_corners=False)
             logits.append(scores)
             if with_losses and self.align_weight > 0:

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import pluggy
 
 from fewshotkit import hookspecs
-from fewshotkit.errors import PluginError
+from fewshotkit.errors import FewshotkitError, PluginError, UnknownComponentError
 from fewshotkit.plugin_provenance import is_editable, missing_plugin_hint, module_files, source_hash
 from fewshotkit.registry import Registry
 from fewshotkit.userinput import did_you_mean
@@ -290,3 +290,17 @@ def reset() -> None:
     global _host
     _host = None
     _settings.clear()
+
+
+def missing_component_error(exc: FewshotkitError, record: dict[str, Any], source: str) -> FewshotkitError:
+    """For an error raised while loading something a run recorded (``source``, e.g. "checkpoint 'x'"):
+    when it comes from an unregistered component, an error naming the plugin that provided it, from
+    ``record``'s ``plugin_versions`` / ``plugin_providers``; else ``exc`` itself."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, UnknownComponentError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or not getattr(cause, "kind", None):
+        return exc if str(exc).startswith(source) else FewshotkitError(f"{source}: {exc}")
+    kind, name = cause.kind, cause.name  # type: ignore[attr-defined]
+    hint = get_host().missing_hint(kind, name, record.get("plugin_versions"), record.get("plugin_providers"))
+    return FewshotkitError(f"{source} uses {kind} '{name}', which no loaded plugin provides: {hint}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 import click
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.spec import PRESETS
 
 PROTOCOL_CHOICES = ("roy", "estimated-range", "full-volume")  # fewshotkit.evaluation.query_range.PROTOCOLS
 POSTPROCESS_OPTION = click.option(
@@ -23,6 +25,14 @@ def _postprocess_override(values: tuple[str, ...]) -> list[str] | None:
     if not values:
         return None
     return [n.strip() for v in values for n in v.split(",") if n.strip() and n.strip().lower() != "none"]
+
+
+def _method_title(document: dict[str, Any]) -> str:
+    """``ssl-alpnet (light + max + cosine-softmax)``: the preset or method and the parts it ran with."""
+    spec = document.get("spec") or {}
+    parts = [str(spec[k]["type"]) for k in ("backbone", "pooler", "classifier")
+             if isinstance(spec.get(k), dict) and "type" in spec[k]]
+    return f"{document['method']} ({' + '.join(parts)})" if parts else str(document["method"])
 
 
 def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
@@ -92,8 +102,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     )
     cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
     cleanup += (", " if cleanup else "") + (f"drop-absent {drop_absent}" if drop_absent else "")
-    _print_tables(outputs.folds, title=f"{document['method']} ({protocol}, {shots}-shot"
-                  + (f"; {cleanup})" if cleanup else ")"))
+    _print_tables(outputs.folds, title=f"{_method_title(document)}, {protocol}, {shots}-shot"
+                  + (f"; {cleanup}" if cleanup else ""))
     if output:
         write_json(output, document)
         console.print(f"results: {output}")
@@ -109,9 +119,13 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("--store", "stores", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A slice store to compare on (repeatable).")
 @click.option("--method", "methods", multiple=True, metavar="PRESET|SPEC.toml",
-              help="A method (repeatable): ssl-alpnet, ssl-panet, alpnet, panet, senet, alpnet-init or a spec file.")
+              help=f"A method (repeatable): a preset ({', '.join(PRESETS)}) or a spec file.")
+@click.option("--pooler", "poolers", multiple=True, metavar="NAME",
+              help="Run every composed method once per pooler (repeatable): a pooler axis, rows 'METHOD + NAME'.")
 @click.option("--fold", "folds", multiple=True, type=click.IntRange(min=0), help="Fold (repeatable; default 0).")
-@click.option("--all-folds", is_flag=True, help="All 5 folds.")
+@click.option("--all-folds", is_flag=True, help="Every fold (0 .. n-folds - 1).")
+@click.option("--n-folds", type=click.IntRange(min=2), default=None,
+              help="Folds over each store's scans (default 5; a store needs at least this many patients).")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Training steps for every trained method (the shared budget; default: each preset's).")
 @click.option("--setting", type=click.Choice(["1", "2"]), default=None, help="1 (default) or 2 (exclude test classes).")
@@ -125,8 +139,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
-def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], folds: tuple[int, ...],
-          all_folds: bool, steps: int | None, setting: str | None, shots: int | None,
+def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
+          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, setting: str | None, shots: int | None,
           protocol: str | None, recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
           seed: int | None, device: str | None, out: str | None) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
@@ -141,10 +155,11 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
         "steps": steps, "setting": int(setting) if setting else None, "shots": shots,
         "protocol": protocol, "recipe": recipe, "overrides": list(overrides) or None,
-        "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out,
+        "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
+        "poolers": list(poolers) or None,
     }
     if all_folds:
-        flags["folds"] = list(range(5))
+        flags["folds"] = "all"
     if config_path:
         config = BenchConfig.from_toml(config_path, **flags)
     else:
@@ -166,9 +181,13 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
     try:
         if not sep:
             raise ValueError
-        return int(lo), int(hi)
+        first, last = int(lo), int(hi)
     except ValueError:
         raise FewshotkitError(f"--query-range '{text}': use Z0:Z1 (first and last slice, inclusive)") from None
+    if first > last:
+        raise FewshotkitError(f"--query-range '{text}': the first slice {first} is after the last {last}; "
+                              f"use Z0:Z1 with Z0 <= Z1 (e.g. {last}:{first})")
+    return first, last
 
 
 @click.command()

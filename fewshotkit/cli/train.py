@@ -23,6 +23,8 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--exclude", default="", metavar="GROUP_OR_CLASSES",
               help="Test classes: 'upper', 'lower' or names/values, e.g. liver,spleen.")
 @click.option("--fold", type=int, default=0, show_default=True, help="Cross-validation fold (its test scans are never trained on).")
+@click.option("--n-folds", type=click.IntRange(min=2), default=None,
+              help="Folds over the store's scans (default 5); the store needs at least this many patients.")
 @click.option("--steps", type=click.IntRange(min=0), help="Training steps (override spec.training.steps).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random generator.")
@@ -36,7 +38,7 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--eval-every", type=click.IntRange(min=1), metavar="N",
               help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time).")
 def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
-          setting: int, exclude: str, fold: int, steps: int | None, device: str, seed: int,
+          setting: int, exclude: str, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
           assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,
           log_episodes: bool | None, eval_every: int | None) -> None:
     """Train a few-shot segmenter on a slice store.
@@ -52,7 +54,8 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
 
     if resume_dir is not None:
         given = [name for name, value in (("SPEC", spec_path), ("--preset", preset), ("--store", store_path),
-                                          ("--set", assignments), ("--regime", regime), ("--pseudolabels", pseudolabels))
+                                          ("--set", assignments), ("--regime", regime), ("--pseudolabels", pseudolabels),
+                                          ("--n-folds", n_folds))
                  if value]
         if given:
             raise FewshotkitError(
@@ -75,6 +78,6 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     if assignments:
         spec = apply_overrides(spec, list(assignments))
     validate_spec(spec)
-    run_training(spec, Path(store_path), Path(out_dir), fold=fold, setting=setting, exclude=exclude, regime=regime,
+    run_training(spec, Path(store_path), Path(out_dir), fold=fold, n_folds=n_folds or 5, setting=setting, exclude=exclude, regime=regime,
                  steps=steps, device=device, seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes)
 

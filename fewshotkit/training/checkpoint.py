@@ -4,7 +4,8 @@ A checkpoint (``torch.save`` of a dict of plain data and tensors, loadable with
 ``weights_only=True``) holds: ``format``, ``version``, ``step``, ``model`` (state dict),
 ``optimizer``, ``scheduler``, ``scaler`` (or None), ``rng`` (one entry per DDP rank: python,
 numpy, torch CPU/CUDA, sampler numpy Generator, augmentation torch Generator), ``spec_toml``
-(the resolved spec), ``plugin_versions``, ``run`` (run.json) and ``torch_version``.
+(the resolved spec), ``plugin_versions``, ``plugin_providers`` (``"kind:name"`` -> plugin),
+``run`` (run.json) and ``torch_version``.
 """
 
 from __future__ import annotations
@@ -139,18 +140,17 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu") -
     Missing file, not a checkpoint, or a method/part no loaded plugin provides raise a
     :class:`FewshotkitError` naming the file and what to do.
     """
+    from fewshotkit.plugin_host import missing_component_error
     from fewshotkit.spec import build_method
 
     payload = read_checkpoint(path)
     ckpt_path = Path(payload["path"])
-    spec = spec_from_toml(payload["spec_toml"], ckpt_path)
+    record = {**(payload.get("run") or {}), **payload}  # plugin_versions / plugin_providers
     try:
+        spec = spec_from_toml(payload["spec_toml"], ckpt_path)
         method = build_method(spec)
     except FewshotkitError as exc:
-        raise FewshotkitError(
-            f"checkpoint '{ckpt_path}' needs a component that is not available: {exc} "
-            "(install/enable the plugin that provides it)"
-        ) from None
+        raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
     try:
         method.load_state_dict(payload["model"])
     except RuntimeError as exc:

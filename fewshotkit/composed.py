@@ -84,10 +84,9 @@ class ComposedPrototypeMethod(Method):
         align_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= float(bg_weight):
-            raise FewshotkitError(f"option 'options.bg_weight' must be >= 0, got {bg_weight}")
-        if not 0.0 <= float(align_weight):
-            raise FewshotkitError(f"option 'options.align_weight' must be >= 0, got {align_weight}")
+        for option, value in (("bg_weight", bg_weight), ("align_weight", align_weight)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+                raise FewshotkitError(f"option 'options.{option}' must be a number >= 0, got {value!r}")
         self.backbone = backbone
         self.pooler = pooler
         self.classifier = classifier

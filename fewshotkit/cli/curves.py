@@ -15,8 +15,12 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--protocol", "protocols", multiple=True, default=("roy", "full-volume"), show_default=True,
               help="Protocols to draw (solid, dashed, ...).")
 @click.option("--title", default="", help="Figure title.")
+@click.option("--clock", type=click.Choice(["wall", "cpu"]), default="wall", show_default=True,
+              help="Time axis: wall-clock minutes of training steps, or the training process's CPU minutes "
+                   "(robust when other processes share the machine).")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
-def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str, ...], title: str, out_path: str) -> None:
+def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str, ...], title: str, clock: str,
+           out_path: str) -> None:
     """Plot Dice against training time for runs trained with --eval-every.
 
     \b
@@ -34,7 +38,7 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
         if not path.is_file():
             raise FewshotkitError(f"'{run}' has no {CURVE_JSONL}; train it with --eval-every N")
         series.append((labels[index] if labels else Path(run).name, read_metrics(path)))
-    written = plot_dice_curves(series, Path(out_path), protocols=protocols, title=title)
+    written = plot_dice_curves(series, Path(out_path), protocols=protocols, title=title, clock=clock)
     if written is None:
         raise FewshotkitError("the runs' curve files hold no evaluation yet")
     for label, records in series:

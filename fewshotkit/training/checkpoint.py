@@ -5,11 +5,19 @@ A checkpoint (``torch.save`` of a dict of plain data and tensors, loadable with
 ``optimizer``, ``scheduler``, ``scaler`` (or None), ``rng`` (one entry per DDP rank: python,
 numpy, torch CPU/CUDA, sampler numpy Generator, augmentation torch Generator), ``spec_toml``
 (the resolved spec), ``plugin_versions``, ``plugin_providers`` (``"kind:name"`` -> plugin),
-``run`` (run.json) and ``torch_version``.
+``run`` (run.json) and ``torch_version``;
+:func:`save_checkpoint` adds ``model_sha256`` (:func:`state_dict_digest` of ``model``).
+
+Reading verifies the weights against ``model_sha256`` (or, for older checkpoints, against the
+``rank_weight_sha256`` a completed run wrote to run.json), so a corrupted file is an error
+naming it instead of a silently wrong model. A full disk while saving is a one-line error and
+leaves the previous checkpoint in place.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -19,20 +27,40 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fewshotkit.atomic import atomic_path
+from fewshotkit.atomic import atomic_path, remove_stale_temporaries
 from fewshotkit.errors import FewshotkitError
 
 if TYPE_CHECKING:
     from fewshotkit.interfaces.method import Method
     from fewshotkit.spec import MethodSpec
+    from fewshotkit.store.reader import SliceStore
 
 FORMAT = "fewshotkit-checkpoint"
 VERSION = 1
 LAST = "last.pt"
+DIGEST = "model_sha256"
+
+
+def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of every tensor of a state dict with its name, in order (equal to
+    :func:`fewshotkit.training.distributed.parameter_digest` of the module it came from)."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
-    """``torch.save`` ``payload`` to ``path`` atomically; returns ``path``."""
+    """``torch.save`` ``payload`` (with its weights' :data:`DIGEST` added) to ``path`` atomically.
+
+    Temporary files a killed run left beside ``path`` are removed first; a full disk raises a
+    one-line :class:`~fewshotkit.errors.DataError` and keeps the previous ``path``.
+    """
+    path = Path(path)
+    if path.parent.is_dir():
+        remove_stale_temporaries(path)
+    payload = {**payload, DIGEST: state_dict_digest(payload["model"])}
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(payload, handle)
         handle.flush()
@@ -121,8 +149,50 @@ def read_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
             f"checkpoint '{ckpt_path}' has format version {payload['version']}, newer than this fewshotkit "
             f"reads ({VERSION}); upgrade fewshotkit"
         )
+    _verify_weights(payload, ckpt_path)
     payload["path"] = str(ckpt_path)
     return payload
+
+
+def _verify_weights(payload: dict[str, Any], ckpt_path: Path) -> None:
+    """Compare the weights with their recorded sha256; a mismatch names the file and an earlier one."""
+    recorded, where = payload.get(DIGEST), "inside it"
+    if recorded is None:  # written before checkpoints carried a digest: a completed run's run.json
+        run_json = ckpt_path.parent.parent / "run.json"
+        try:
+            run = json.loads(run_json.read_text(encoding="utf-8")) if ckpt_path.name == LAST else {}
+        except (OSError, ValueError):
+            run = {}
+        digests = run.get("rank_weight_sha256") or []
+        if run.get("status") == "completed" and run.get("final_step") == payload.get("step") and digests:
+            recorded, where = digests[0], f"in {run_json}"
+    if recorded is None or not isinstance(payload.get("model"), dict):
+        return
+    if state_dict_digest(payload["model"]) != recorded:
+        earlier = sorted(p for p in ckpt_path.parent.glob("step_*.pt") if p.resolve() != ckpt_path.resolve())
+        hint = f"use an earlier checkpoint such as '{earlier[-1]}'" if earlier else "re-train it"
+        raise FewshotkitError(f"checkpoint '{ckpt_path}' is corrupt: its weights do not match the sha256 recorded "
+                              f"{where}; {hint}")
+
+
+def check_resume_store(previous_run: dict[str, Any], store: "SliceStore") -> None:
+    """Refuse to continue a run on other data than it was trained on.
+
+    ``previous_run`` is the run's run.json; its ``store_fingerprint`` (recorded at the start of
+    training, see :func:`fewshotkit.store.fingerprint.store_fingerprint`) must equal the store's
+    now, with the run's pseudolabel set. Runs recorded without a fingerprint are not checked.
+    """
+    from fewshotkit.store.fingerprint import store_fingerprint
+
+    recorded = previous_run.get("store_fingerprint")
+    if not recorded:
+        return
+    if store_fingerprint(store, previous_run.get("pseudolabel_set")) != recorded:
+        raise FewshotkitError(
+            f"--resume: store '{store.path}' no longer holds the data this run was trained on (its volumes, "
+            "labels or pseudolabel set changed since the run started); resume only on the original store, "
+            "or start a new run with --out"
+        )
 
 
 @dataclass

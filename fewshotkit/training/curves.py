@@ -53,12 +53,16 @@ def plot_loss_curve(metrics_path: Path, out_path: Path, title: str = "") -> Path
 
 
 def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
-                     protocols: Sequence[str] = ("roy", "full-volume"), title: str = "") -> Path | None:
+                     protocols: Sequence[str] = ("roy", "full-volume"), title: str = "",
+                     clock: str = "wall") -> Path | None:
     """Mean Dice against training minutes (left) and steps (right), one colour per run.
 
     ``series``: (label, records of a curve.jsonl) per run; protocol ``roy`` is drawn solid, the
-    others dashed/dotted. None when no run has a record.
+    others dashed/dotted. ``clock``: ``wall`` (wall-clock minutes in training steps) or ``cpu``
+    (CPU minutes of the training process, unaffected by other processes on a shared machine).
+    None when no run has a record.
     """
+    time_key = {"wall": "train_min", "cpu": "train_cpu_min"}[clock]
     series = [(label, [r for r in records if "step" in r]) for label, records in series]
     series = [(label, records) for label, records in series if records]
     if not series:
@@ -79,9 +83,9 @@ def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
                 continue
             name = f"{label} ({protocol})" if label else protocol
             dice = [r[protocol]["dice"] for r in points]
-            axes[0].plot([r["train_min"] for r in points], dice, styles[p % 4], color=colour, marker=".", label=name)
+            axes[0].plot([r.get(time_key, float("nan")) for r in points], dice, styles[p % 4], color=colour, marker=".", label=name)
             axes[1].plot([r["step"] for r in points], dice, styles[p % 4], color=colour, marker=".")
-    axes[0].set_xlabel("training time (min, evaluation excluded)")
+    axes[0].set_xlabel(f"training time ({'CPU ' if clock == 'cpu' else ''}min, evaluation excluded)")
     axes[1].set_xlabel("step")
     axes[0].set_ylabel("mean Dice (%)")
     for ax in axes:

@@ -60,7 +60,8 @@ class EvalCurve(HookBase):
         try:
             predictor = MethodPredictor(t.method, self.image_size, t.device)
             record: dict[str, Any] = {"step": t.step, "train_s": round(t.train_seconds, 2),
-                                      "train_min": round(t.train_seconds / 60, 3)}
+                                      "train_min": round(t.train_seconds / 60, 3),
+                                      "train_cpu_min": round(t.train_cpu_seconds / 60, 3)}
             for name in self.protocols:
                 scores = evaluate_predictor(self.store, predictor, [self.fold.index], n_folds=self.n_folds,
                                             config=ProtocolConfig(name)).folds[0]

@@ -46,7 +46,8 @@ class Checkpointer:
                 "model": t.method.state_dict(), "optimizer": t.optimizer.state_dict(),
                 "scheduler": t.scheduler.state_dict(),
                 "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
-                "rng": rng_states, "train_seconds": t.train_seconds, "torch_version": str(torch.__version__),
+                "rng": rng_states, "train_seconds": t.train_seconds,
+                "train_cpu_seconds": t.train_cpu_seconds, "torch_version": str(torch.__version__),
                 **self.extra(),
             }
             save_checkpoint(last, blob)
@@ -126,7 +127,8 @@ class MetricsLogger(HookBase):
                 "step": t.step, **{k: round(v, 6) for k, v in values.items()}, "lr": t.lr,
                 "steps_per_s": round(self.n / (time.perf_counter() - self.start), 4),
                 "data_s": round(self.data_s / self.n, 5), "model_s": round(self.model_s / self.n, 5),
-                "train_s": round(t.train_seconds, 2), "time": now(),
+                "train_s": round(t.train_seconds, 2),
+                "train_cpu_s": round(t.train_cpu_seconds, 2), "time": now(),
             }
             if self.file is not None:
                 self.file.write(json.dumps(record) + "\n")

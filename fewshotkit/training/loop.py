@@ -261,7 +261,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    start, train_seconds = 0, 0.0
+    start, train_seconds, train_cpu_seconds = 0, 0.0, 0.0
     if payload is not None:
         method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
@@ -269,6 +269,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         if payload.get("scaler"):
             scaler.load_state_dict(payload["scaler"])
         start, train_seconds = int(payload["step"]), float(payload.get("train_seconds", 0.0))
+        train_cpu_seconds = float(payload.get("train_cpu_seconds", 0.0))
         states = payload["rng"]
         if len(states) == info.world_size:
             restore_rng(states[info.rank], sampler_rng, aug_gen)
@@ -332,7 +333,8 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     write_run()
 
     trainer = Trainer(model, method, spec.method, optimizer, scheduler, batcher, sampler_rng, dev, config.steps,
-                      start_step=start, train_seconds=train_seconds, loss_weights=config.loss_weights,
+                      start_step=start, train_seconds=train_seconds,
+                      train_cpu_seconds=train_cpu_seconds, loss_weights=config.loss_weights,
                       use_amp=use_amp, amp_dtype=amp_dtype, scaler=scaler)
     checkpointer = Checkpointer(ckpt_dir, info, aug_gen, config.keep_checkpoints, lambda: {
         "spec_toml": spec_text, "plugin_versions": versions, "plugin_providers": run["plugin_providers"],
@@ -362,6 +364,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         raise KeyboardInterrupt
     digests = ddp.all_gather(ddp.parameter_digest(method), info)
     write_run(status="completed", final_step=step, finished=now(), train_seconds=round(trainer.train_seconds, 2),
+              train_cpu_seconds=round(trainer.train_cpu_seconds, 2),
               rank_weight_sha256=digests)
     if main:
         curve = plot_loss_curve(out_dir / METRICS, out_dir / LOSS_PNG, title=f"{spec.method} ({config.regime})")

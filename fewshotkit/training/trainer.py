@@ -53,8 +53,10 @@ class Trainer:
     """Runs ``steps - start_step`` optimisation steps of ``model`` on batches from ``batcher``.
 
     ``model`` is what the forward goes through (``method`` or its DDP wrapper); ``method`` is the
-    bare module (for checkpoints). ``train_seconds`` counts only the time spent in steps (batch
-    drawing + forward + backward + update), never hooks such as evaluation or checkpoints.
+    bare module (for checkpoints). ``train_seconds`` counts only the wall time spent in steps
+    (batch drawing + forward + backward + update), never hooks such as evaluation or checkpoints;
+    ``train_cpu_seconds`` is the same span in CPU time of this process (all its threads), which
+    other processes on a shared machine do not inflate.
     """
 
     model: torch.nn.Module
@@ -68,6 +70,7 @@ class Trainer:
     steps: int
     start_step: int = 0
     train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
     loss_weights: dict[str, float] = field(default_factory=dict)
     use_amp: bool = False
     amp_dtype: torch.dtype = torch.float16
@@ -109,7 +112,7 @@ class Trainer:
 
     def run_step(self) -> StepOutput:
         """One optimisation step on one batch of episodes."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         episode, records = self.batcher.next(self.sampler_rng)
         t1 = time.perf_counter()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
@@ -135,4 +138,5 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
         self.train_seconds += t2 - t0
+        self.train_cpu_seconds += time.process_time() - c0
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()}, records, t1 - t0, t2 - t1)

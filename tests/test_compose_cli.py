@@ -56,3 +56,12 @@ def test_components_lists_model_parts(run_cli):
                 ("classifier", "cosine-softmax"), ("method", "alpnet"), ("method", "panet"), ("method", "senet"),
                 ("backbone", "timm"), ("backbone", "deeplab-resnet101"), ("backbone", "light")}
     assert expected <= names
+
+
+def test_a_misspelt_part_is_reported_before_missing_tables(run_cli):
+    result = run_cli("compose", "--pooler", "alpp")  # no preset: backbone and classifier are missing too
+    assert result.exit_code != 0
+    assert "unknown pooler 'alpp'" in result.output and "Did you mean 'alp'" in result.output
+    assert "needs a [backbone] table" not in result.output
+    complete_names = run_cli("compose", "--pooler", "alp")  # correct name: now completeness is reported
+    assert "needs a [backbone] table" in complete_names.output and "--backbone NAME" in complete_names.output

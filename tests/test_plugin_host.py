@@ -251,3 +251,41 @@ def test_env_reports_versions_and_device(run_cli):
     assert info["torch"] != "not installed" and info["timm"] != "not installed"
     assert info["device"] == "cpu" or info["device"].startswith("cuda: ")
     assert int(info["threads"]) >= 1
+
+
+def test_misspelt_hook_name_gets_a_suggestion(tmp_path):
+    write_plugin(tmp_path, "typo", TYPO_HOOK.replace("register_pseudolabeler", "register_pooler"))
+    with pytest.warns(RuntimeWarning, match="Did you mean 'register_poolers'"):
+        host = PluginHost(plugins_dirs=[tmp_path], load_entry_points=False)
+    assert "unknown hook 'register_pooler'" in host.plugins["typo"].error
+
+
+def test_plugins_command_shows_a_duplicate_instead_of_failing(tmp_path):
+    plugins_dir = tmp_path / "plugins"
+    write_plugin(plugins_dir, "copycat", DUPLICATE)
+    listing = run_fewshotkit("--plugins-dir", str(plugins_dir), "plugins")
+    assert listing.returncode == 0, listing.stderr
+    text = " ".join(listing.stdout.split())
+    assert "pseudolabeler 'felzenszwalb' is registered twice" in text and "'copycat'" in text
+    as_json = {p["name"]: p for p in json.loads(run_fewshotkit("--plugins-dir", str(plugins_dir), "plugins",
+                                                                   "--json").stdout)}
+    assert as_json["copycat"]["conflicts"] and as_json["superpixel"]["error"] is None
+    assert run_fewshotkit("--plugins-dir", str(plugins_dir), "components").returncode != 0  # still refused
+
+
+def test_a_namesake_that_fails_keeps_the_loaded_plugins_record(tmp_path):
+    write_plugin(tmp_path, "superpixel", GOOD)  # same name as the built-in entry point
+    with pytest.warns(RuntimeWarning, match="already loaded"):
+        host = PluginHost(plugins_dirs=[tmp_path])
+    assert host.plugins["superpixel"].error is None and host.plugins["superpixel"].source == "entry-point"
+    assert "superpixel" in host.versions()
+    assert any(info.error and info.source == "file" for info in host.plugins.values())
+
+
+def test_a_plugin_failing_half_way_leaves_no_components(tmp_path):
+    source = GOOD.replace('register("threshold", Threshold, description="pixels above a level")',
+                          'register("threshold", Threshold)\n    raise RuntimeError("boom")')
+    write_plugin(tmp_path, "halfway", source)
+    with pytest.warns(RuntimeWarning, match="boom"):
+        host = PluginHost(plugins_dirs=[tmp_path], load_entry_points=False)
+    assert "threshold" not in host.registry.names("pseudolabeler") and "halfway" not in host.versions()

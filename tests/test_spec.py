@@ -146,3 +146,25 @@ def test_option_free_component_rejects_options(fresh_host):
     spec = apply_overrides(preset_spec("ssl-panet"), ["pooler.window=3"])
     with pytest.raises(FewshotkitError, match="pooler.window"):
         validate_spec(spec)
+
+
+def test_null_resets_an_option_and_both_set_parsers_agree(fresh_host):
+    from fewshotkit.pseudolabel import parse_set_options
+    from fewshotkit.userinput import parse_value
+
+    spec = apply_overrides(preset_spec("ssl-alpnet"), ["pooler.threshold=null", "training.steps=none"])
+    assert "threshold" not in spec.parts["pooler"] and "steps" not in spec.training
+    validate_spec(spec)
+    assert parse_value("null") is None and parse_value("4") == 4 and parse_value("a b") == "a b"
+    for text in ("null", "4", "0.5", "true", "[1, 2]", "abc"):
+        assert parse_set_options([f"k={text}"])["k"] == parse_value(text)
+
+
+def test_one_did_you_mean_helper():
+    from fewshotkit.userinput import did_you_mean, look_up
+
+    assert did_you_mean("alpp", ["alp", "masked-avg"]) == " Did you mean 'alp'?"
+    assert did_you_mean("ALP", ["alp"]) == " Did you mean 'alp'?"
+    assert did_you_mean("zzz", ["alp"]) == ""
+    with pytest.raises(FewshotkitError, match=r"unknown thing 'alpp'. Did you mean 'alp'\? Things: alp, b"):
+        look_up("alpp", ["alp", "b"], "thing")

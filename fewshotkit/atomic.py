@@ -1,12 +1,25 @@
-"""Writing files so nothing is ever half-written: a temporary file beside the target, then a rename."""
+"""Writing files so nothing is ever half-written: a temporary file beside the target, then a rename.
+
+A full disk (or quota, or file-size limit) while writing anything becomes one
+:class:`~fewshotkit.errors.DataError` naming the target; the temporary file is removed and the
+previous target, if any, is kept.
+"""
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from fewshotkit.errors import DataError
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")  # how HDF5 reports a failed write
 
 
 def temporary_path(target: Path, suffix: str = ".tmp") -> Path:
@@ -19,6 +32,41 @@ def temporary_path(target: Path, suffix: str = ".tmp") -> Path:
     return Path(name)
 
 
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete the temporary files :func:`temporary_path` made for ``target`` and a killed run left.
+
+    Only call it while no other process can be writing ``target`` (e.g. holding its store lock).
+    """
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[A-Za-z0-9_]{{8}}\..+$")
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if pattern.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is a no-space / quota / size-limit error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _NO_SPACE:
+            return True
+        text = str(current)
+        if "No space left on device" in text or any(int(m) in _NO_SPACE for m in _ERRNO_IN_TEXT.findall(text)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_error(target: str | os.PathLike) -> DataError:
+    """The one-line error for a write to ``target`` that ran out of space."""
+    return DataError(f"no space left on device while writing '{target}'; free space and re-run "
+                     "(nothing was replaced)")
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path to write; it replaces ``target`` only if the block succeeds.
@@ -26,13 +74,19 @@ def atomic_path(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     ``suffix`` matters to writers that pick a format from the name (``.nii.gz``, ``.png``).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(target, suffix)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_path(target, suffix)
         yield tmp
         os.replace(tmp, target)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(target) from exc
+        raise
     finally:
-        tmp.unlink(missing_ok=True)  # gone already after a successful replace
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)  # gone already after a successful replace
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -1,19 +1,27 @@
 """Running a pseudolabeler over every slice (2D) or volume (3D) of a store, in parallel processes.
 
 Crash safety: the new set is written into a copy of the store (a temporary file in the same
-folder) which replaces the store by ``os.replace`` only when complete and flushed. Killing the
-run at any moment leaves the previous store untouched (plus, after SIGKILL, a stray hidden
-``.<store>.*.tmp`` file that the next run ignores).
+folder) which replaces the store by ``os.replace`` only when complete and flushed, all under the
+store's write lock (:mod:`fewshotkit.store.lock`): a second writer fails at once instead of
+replacing the store with a copy that lacks this run's set. Killing the run at any moment leaves
+the previous store untouched; the next writer removes the temporary file a SIGKILL left. A full
+disk is a one-line error and leaves no temporary file. Worker processes die with their parent
+(even after ``kill -9``) and stop on SIGTERM.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,19 +29,17 @@ from typing import Any
 import h5py
 import numpy as np
 
+from fewshotkit.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.option_types import check_option_values
 from fewshotkit.store import format as fmt
+from fewshotkit.store.lock import store_lock
 from fewshotkit.store.reader import SliceStore
-from fewshotkit.atomic import temporary_path
-from fewshotkit.store.writer import fsync_path
+from fewshotkit.store.sets import find_set, set_name
+from fewshotkit.store.writer import discard_h5, fsync_path
 
 SLICES_PER_TASK = 4
-
-
-def set_name(component: str, params: dict[str, Any]) -> str:
-    """``felzenszwalb-min_size=400-scale=1.0-sigma=1.0``: the component and its sorted parameters."""
-    parts = [component] + [f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in sorted(params.items())]
-    return "-".join(parts).replace("/", "_").replace('"', "")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -47,9 +53,34 @@ class PseudolabelResult:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(store: SliceStore, labeler: Any) -> None:
+def _init_worker(store: SliceStore, labeler: Any, parent: int | None = None) -> None:
+    """Set up a worker process; with ``parent`` (its pid) the worker also dies when the parent does."""
+    if parent is not None:
+        _die_with_parent(parent)
     _worker["store"] = store
     _worker["labeler"] = labeler
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM ends this worker; so does the death of ``parent`` (prctl on Linux, else a watchdog).
+
+    The parent's SIGTERM handler (an exception, to clean up) is inherited through fork: reset it,
+    or a terminated worker would block in its exit handlers. Ctrl-C is left to the parent, which
+    stops the pool.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    else:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _run_task(vol: str, z0: int, z1: int) -> tuple[str, int, np.ndarray]:
@@ -97,86 +128,124 @@ def run_pseudolabeler(
     force: bool = False,
     description: str | None = None,
 ) -> PseudolabelResult:
-    """Compute pseudolabeler ``name`` (built through the registry with ``options``) over the store."""
-    from fewshotkit.console import make_progress
-    from fewshotkit.plugin_host import get_host, get_registry
+    """Compute pseudolabeler ``name`` (built through the registry with ``options``) over the store.
+
+    A set made by the same pseudolabeler with the same parameters is kept (nothing to do)
+    unless ``force``; it is then recomputed under its existing name.
+    """
+    from fewshotkit.plugin_host import get_registry
 
     start = time.perf_counter()
-    store = SliceStore(store_path)
     component = get_registry().get("pseudolabeler", name)
-    labeler = component.create(**(options or {}))
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    component.check_options(options)
+    check_option_values("pseudolabeler", name, component.load(), options)
+    labeler = component.create(**options)
     ndim = int(getattr(labeler, "ndim", 2))
     if ndim not in (2, 3):
         raise FewshotkitError(f"pseudolabeler '{name}' has ndim={ndim}; only 2 and 3 are supported")
     params = labeler.params()
-    target = set_name(name, params)
-    existing = store.pseudolabel_sets
-    if target in existing and not force:
-        store.close()
-        return PseudolabelResult(target, False, time.perf_counter() - start, float("nan"))
-    plugin_version = get_host().plugins.get(component.plugin)
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    path = Path(store_path)
+    SliceStore(path).close()  # a missing or invalid store is reported before the lock file is made
+    with store_lock(path):
+        store = SliceStore(path)
+        try:
+            existing = find_set(store._h5()[fmt.PSEUDOLABELS], name, params)
+            if existing is not None and not force:
+                return PseudolabelResult(existing, False, time.perf_counter() - start, float("nan"))
+            tasks = _tasks(store, name, ndim)
+        finally:
+            store.close()
+        target = existing or set_name(name, params)
+        segments = _write_set(store, path, target, component, labeler, params, ndim, tasks, jobs, description)
+    return PseudolabelResult(target, True, time.perf_counter() - start, segments / max(store.n_slices, 1))
 
+
+def _tasks(store: SliceStore, name: str, ndim: int) -> list[tuple[str, int, int]]:
+    """(volume, z0, z1) work items: SLICES_PER_TASK slices (2D) or a whole volume (3D) each."""
     tasks: list[tuple[str, int, int]] = []
     for vol in store.volumes:
         z = store.shape(vol)[0]
         if ndim == 3:
             spacing = np.asarray(store.volume_attrs(vol).get("spacing", ()), dtype=np.float64).ravel()
             if spacing.size != 3 or not (np.isfinite(spacing).all() and (spacing > 0).all()):
-                store.close()
-                raise FewshotkitError(f"volume '{vol}' of '{store_path}' has no valid voxel spacing "
+                raise FewshotkitError(f"volume '{vol}' of '{store.path}' has no valid voxel spacing "
                                       f"({spacing.tolist()}); the 3D pseudolabeler '{name}' needs it: "
                                       f"re-ingest the store from its scans")
             tasks.append((vol, 0, z))
         else:
             tasks.extend((vol, z0, min(z0 + SLICES_PER_TASK, z)) for z0 in range(0, z, SLICES_PER_TASK))
-    store.close()
+    return tasks
 
-    path = Path(store_path)
+
+def _write_set(store: SliceStore, path: Path, target: str, component: Any, labeler: Any, params: dict[str, Any],
+               ndim: int, tasks: list[tuple[str, int, int]], jobs: int | None, description: str | None) -> int:
+    """Copy the store, write set ``target`` into the copy, rename it over the store; returns the segment count.
+
+    The caller holds the store's lock. Any failure removes the copy; a full disk is one line.
+    """
+    from fewshotkit.console import make_progress
+    from fewshotkit.plugin_host import get_host
+
+    plugin_version = get_host().plugins.get(component.plugin)
+    jobs = max(1, jobs or os.cpu_count() or 1)
     tmp = temporary_path(path)
+    out: h5py.File | None = None
     segments = 0
     try:
         shutil.copyfile(path, tmp)
         shutil.copymode(path, tmp)
-        with h5py.File(tmp, "a") as out:
-            sets = out[fmt.PSEUDOLABELS]
-            if target in sets:
-                del sets[target]
-            group = sets.create_group(target)
-            for vol in store.volumes:
-                z, h, w = store.shape(vol)
-                group.create_dataset(vol, shape=(z, h, w), dtype=np.int32, chunks=(1, h, w))
-            with make_progress() as progress:
-                bar = progress.add_task(description or f"pseudolabel {name}", total=store.n_slices)
+        out = h5py.File(tmp, "a")
+        sets = out[fmt.PSEUDOLABELS]
+        if target in sets:
+            del sets[target]
+        group = sets.create_group(target)
+        # open datasets are only written by the flush below or by calls that raise; a dataset
+        # closed with unwritten data would only print its write error
+        datasets = {}
+        for vol in store.volumes:
+            z, h, w = store.shape(vol)
+            datasets[vol] = group.create_dataset(vol, shape=(z, h, w), dtype=np.int32, chunks=(1, h, w))
+        with make_progress() as progress:
+            bar = progress.add_task(description or f"pseudolabel {component.name}", total=store.n_slices)
 
-                def take(vol: str, z0: int, labels: np.ndarray) -> None:
-                    nonlocal segments
-                    expected = (labels.shape[0], *store.shape(vol)[1:])
-                    if labels.shape != expected or labels.min(initial=0) < 0:
-                        raise FewshotkitError(f"pseudolabeler '{name}' returned shape {labels.shape} with min "
-                                              f"{labels.min()} for volume '{vol}'; expected {expected} and ids >= 0")
-                    group[vol][z0:z0 + labels.shape[0]] = labels
-                    segments += int(labels.reshape(labels.shape[0], -1).max(axis=1).sum())
-                    progress.advance(bar, labels.shape[0])
+            def take(vol: str, z0: int, labels: np.ndarray) -> None:
+                nonlocal segments
+                expected = (labels.shape[0], *store.shape(vol)[1:])
+                if labels.shape != expected or labels.min(initial=0) < 0:
+                    raise FewshotkitError(f"pseudolabeler '{component.name}' returned shape {labels.shape} with "
+                                          f"min {labels.min()} for volume '{vol}'; expected {expected} and ids >= 0")
+                datasets[vol][z0:z0 + labels.shape[0]] = labels
+                segments += int(labels.reshape(labels.shape[0], -1).max(axis=1).sum())
+                progress.advance(bar, labels.shape[0])
 
-                if jobs == 1:
-                    _init_worker(store, labeler)
-                    for task in tasks:
-                        take(*_run_task(*task))
-                else:
-                    _parallel(store, labeler, tasks, jobs, take)
-            group.attrs[fmt.SET_PLUGIN] = component.plugin
-            group.attrs[fmt.SET_COMPONENT] = name
-            group.attrs[fmt.SET_PARAMS] = json.dumps(params, default=str)
-            group.attrs[fmt.SET_PLUGIN_VERSION] = (plugin_version.version if plugin_version else None) or ""
-            group.attrs[fmt.SET_NDIM] = ndim
-            group.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            if jobs == 1:
+                _init_worker(store, labeler)
+                for task in tasks:
+                    take(*_run_task(*task))
+            else:
+                _parallel(store, labeler, tasks, jobs, take)
+        group.attrs[fmt.SET_PLUGIN] = component.plugin
+        group.attrs[fmt.SET_COMPONENT] = component.name
+        group.attrs[fmt.SET_PARAMS] = json.dumps(params, default=str)
+        group.attrs[fmt.SET_PLUGIN_VERSION] = (plugin_version.version if plugin_version else None) or ""
+        group.attrs[fmt.SET_NDIM] = ndim
+        group.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        out.flush()
+        datasets.clear()
+        out.close()
         fsync_path(tmp)
         os.replace(tmp, path)
+    except BaseException as exc:
+        if out is not None:
+            discard_h5(out, tmp)
+        if is_disk_full(exc):
+            raise disk_full_error(path) from exc
+        raise
     finally:
         _worker.clear()
         tmp.unlink(missing_ok=True)
-    return PseudolabelResult(target, True, time.perf_counter() - start, segments / max(store.n_slices, 1))
+    return segments
 
 
 def _parallel(store: SliceStore, labeler: Any, tasks: list[tuple[str, int, int]], jobs: int, take) -> None:
@@ -184,7 +253,8 @@ def _parallel(store: SliceStore, labeler: Any, tasks: list[tuple[str, int, int]]
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     pending = list(reversed(tasks))
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(store, labeler)) as pool:
+    initargs = (store, labeler, os.getpid())
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
         running: set[Future] = set()
         try:
             while pending or running:
@@ -193,6 +263,10 @@ def _parallel(store: SliceStore, labeler: Any, tasks: list[tuple[str, int, int]]
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     take(*future.result())
+        except BrokenProcessPool:
+            raise FewshotkitError(f"a pseudolabel worker process died (killed, or out of memory) while labelling "
+                                  f"'{store.path}'; nothing was written: re-run, with fewer --jobs if memory is short"
+                                  ) from None
         except BaseException:
             for future in running:
                 future.cancel()

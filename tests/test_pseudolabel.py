@@ -19,24 +19,27 @@ from test_ingest import _kill_midway
 def test_parse_set_options():
     assert parse_set_options(["min_size=400", "sigma=0.8", "name=abc", "flag=true", "xs=[1, 2]"]) == {
         "min_size": 400, "sigma": 0.8, "name": "abc", "flag": True, "xs": [1, 2]}
-    assert set_name("felzenszwalb", {"scale": 1.0, "min_size": 400}) == "felzenszwalb-min_size=400-scale=1.0"
+    name = set_name("felzenszwalb", {"scale": 1.0, "min_size": 400})
+    assert name.startswith("felzenszwalb-") and len(name) == len("felzenszwalb-") + 8
+    assert set_name("felzenszwalb", {"min_size": 400.0, "scale": 1}) == name  # canonical: order and 1 == 1.0
+    assert set_name("felzenszwalb", {"scale": 1.0, "min_size": 300}) != name
 
 
 def test_pseudolabel_check_show(tmp_path, run_cli):
+    from fewshotkit_superpixel.labelers import Felzenszwalb
+
     store = tmp_path / "demo.h5"
     ingest_synthetic(store, volumes=3, slices=6, size=64, quiet=True)
     result = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_size=100", "--jobs", "2")
     assert result.exit_code == 0, result.output
     s = SliceStore(store)
     (name,) = s.pseudolabel_sets
-    assert name.startswith("felzenszwalb-") and "min_size=100" in name
+    assert name == set_name("felzenszwalb", Felzenszwalb(min_size=100).params())
     attrs = s.pseudolabel_set_attrs(name)
     assert attrs["params"]["min_size"] == 100 and attrs["plugin"] == "superpixel" and attrs["plugin_version"]
     pl = s.pseudolabel("felzenszwalb", "2")
     assert pl.dtype == np.int32 and pl.shape == s.shape("2") and pl.max() >= 3
     assert pl[:, 0, 0].max() == 0  # outside the body is unlabelled
-    from fewshotkit_superpixel.labelers import Felzenszwalb
-
     np.testing.assert_array_equal(pl[3], Felzenszwalb(min_size=100)(s.pseudolabel_input("2", 3)))
     s.close()
     mtime = store.stat().st_mtime_ns
@@ -132,6 +135,6 @@ def test_3d_pseudolabeler_gets_volumes(tmp_path, run_cli):
                      "--set", "size=8", "--jobs", "1")
     assert result.exit_code == 0, result.output
     s = SliceStore(store)
-    assert s.resolve_pseudolabel_set("blocks3d") == "blocks3d-size=8"
+    assert s.resolve_pseudolabel_set("blocks3d") == set_name("blocks3d", {"size": 8})
     pl = s.pseudolabel("blocks3d", "2")
     assert pl[0, 0, 0] == 1 and pl[4, 0, 0] == 1001 and pl[0, 31, 31] == 16

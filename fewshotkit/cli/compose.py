@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from fewshotkit.errors import FewshotkitError
+
+if TYPE_CHECKING:
+    from fewshotkit.spec import MethodSpec
+
+
+# parts cheap to build on the CPU without files: built by compose to run their own value checks
+CHEAP_PARTS = ("pooler", "classifier")
+
+
+def check_values(spec: "MethodSpec") -> None:
+    """Check option values: types against each factory's annotations, and the pooler and
+    classifier by building them (their constructors check ranges). Raises FewshotkitError."""
+    from fewshotkit.option_types import check_option_values
+    from fewshotkit.plugin_host import get_registry
+
+    registry = get_registry()
+    for kind, table in spec.parts.items():
+        component = registry.get(kind, table["type"])
+        options = {k: v for k, v in table.items() if k != "type"}
+        check_option_values(kind, component.name, component.load(), options, prefix=f"{kind}.")
+    method = registry.get("method", spec.method)
+    check_option_values("method", method.name, method.load(), spec.options, prefix="options.")
+    for kind in CHEAP_PARTS:
+        if kind in spec.parts:
+            table = spec.parts[kind]
+            try:
+                registry.create(kind, table["type"], **{k: v for k, v in table.items() if k != "type"})
+            except (TypeError, ValueError) as exc:
+                raise FewshotkitError(f"[{kind}] {table['type']}: invalid option value ({exc})") from None
 
 
 @click.command()
@@ -62,6 +93,7 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
     if assignments:
         spec = specs.apply_overrides(spec, assignments)
     specs.validate_spec(spec)
+    check_values(spec)
     if output is None:
         import tomli_w
 

@@ -14,6 +14,8 @@ import click
 OUT_OPTION = click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
                           help="The store to write (HDF5); written atomically.")
 LIMIT_OPTION = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N volumes.")
+FORCE_OPTION = click.option("--force", is_flag=True,
+                            help="Replace an existing store at -o (its pseudolabel sets are lost).")
 
 
 def _terminate_cleanly() -> None:
@@ -36,7 +38,8 @@ def ingest() -> None:
 @click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Clip above the 99.5th percentile: auto skips volumes that already look clipped.")
 @LIMIT_OPTION
-def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None) -> None:
+@FORCE_OPTION
+def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None, force: bool) -> None:
     """CHAOS T2-SPIR, preprocessed layout: SRC/image_N.nii.gz + label_N.nii.gz.
 
     Labels 1 liver, 2 right kidney, 3 left kidney, 4 spleen; 256 x 256 (centre crop/pad); the
@@ -48,20 +51,21 @@ def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None) -> No
     from fewshotkit.ingest.chaos import ingest_chaos_t2
 
     _terminate_cleanly()
-    ingest_chaos_t2(src, output, clip_mode=clip_mode, limit=limit)
+    ingest_chaos_t2(src, output, clip_mode=clip_mode, limit=limit, overwrite=force)
 
 
 @ingest.command("ms-cmrseg")
 @click.argument("src", type=click.Path())
 @OUT_OPTION
 @LIMIT_OPTION
-def ingest_ms_cmrseg(src: str, output: str, limit: int | None) -> None:
+@FORCE_OPTION
+def ingest_ms_cmrseg(src: str, output: str, limit: int | None, force: bool) -> None:
     """MS-CMRSeg bSSFP: SRC/image_N.nii.gz + label_N.nii.gz; codes 200/500/600 -> LV-MYO/LV-BP/RV,
     top 0.5 % clipped, centre crop or pad to 256 x 256, per-volume z-score."""
     from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg as run
 
     _terminate_cleanly()
-    run(src, output, limit=limit)
+    run(src, output, limit=limit, overwrite=force)
 
 
 @ingest.command("acdc")
@@ -69,13 +73,14 @@ def ingest_ms_cmrseg(src: str, output: str, limit: int | None) -> None:
 @OUT_OPTION
 @click.option("--size", type=click.IntRange(min=32), default=256, show_default=True, help="In-plane size.")
 @LIMIT_OPTION
-def ingest_acdc(src: str, output: str, size: int, limit: int | None) -> None:
+@FORCE_OPTION
+def ingest_acdc(src: str, output: str, size: int, limit: int | None, force: bool) -> None:
     """ACDC per-volume HDF5 files (SRC/patientNNN_frameNN.h5): resized to SIZE x SIZE (images
     linear, labels nearest); labels 1 RV, 2 LV-MYO, 3 LV-BP; per-volume z-score."""
     from fewshotkit.ingest.acdc import ingest_acdc as run
 
     _terminate_cleanly()
-    run(src, output, target_size=size, limit=limit)
+    run(src, output, target_size=size, limit=limit, overwrite=force)
 
 
 @ingest.command("synapse-ct")
@@ -83,13 +88,14 @@ def ingest_acdc(src: str, output: str, size: int, limit: int | None) -> None:
 @OUT_OPTION
 @click.option("--size", type=click.IntRange(min=32), default=256, show_default=True, help="In-plane size.")
 @LIMIT_OPTION
-def ingest_synapse(src: str, output: str, size: int, limit: int | None) -> None:
+@FORCE_OPTION
+def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: bool) -> None:
     """Raw Synapse/BTCV CT (img/imgNNNN.nii.gz, label/labelNNNN.nii.gz): window [-125, 275] HU to
     0..255, crop a 32 px border, resize to SIZE; z-score with the training fold's global statistics."""
     from fewshotkit.ingest.synapse import ingest_synapse_ct
 
     _terminate_cleanly()
-    ingest_synapse_ct(src, output, size=size, limit=limit)
+    ingest_synapse_ct(src, output, size=size, limit=limit, overwrite=force)
 
 
 @ingest.command("nifti")
@@ -104,14 +110,16 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None) -> None:
 @click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Clip above the 99.5th percentile (auto: unless already clipped).")
 @LIMIT_OPTION
+@FORCE_OPTION
 def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, label_glob: str, size: int | None,
-                         resize: bool, modality: str, clip_mode: str, limit: int | None) -> None:
+                         resize: bool, modality: str, clip_mode: str, limit: int | None, force: bool) -> None:
     """Your own NIfTI image/label pairs in SRC, paired by the '*' part of the two patterns."""
     from fewshotkit.ingest.nifti import ingest_nifti, parse_label_spec
 
     _terminate_cleanly()
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
-                 modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit)
+                 modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
+                 overwrite=force)
 
 
 @ingest.command("synthetic")
@@ -120,12 +128,13 @@ def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, la
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--slices", type=click.IntRange(min=4), default=24, show_default=True)
 @click.option("--size", type=click.IntRange(min=32), default=128, show_default=True)
-def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, size: int) -> None:
+@FORCE_OPTION
+def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, size: int, force: bool) -> None:
     """Abdomen-like 3D phantoms (liver, kidneys, spleen), deterministic by --seed; no data needed."""
     from fewshotkit.ingest.synthetic import ingest_synthetic
 
     _terminate_cleanly()
-    ingest_synthetic(output, volumes=volumes, seed=seed, slices=slices, size=size)
+    ingest_synthetic(output, volumes=volumes, seed=seed, slices=slices, size=size, overwrite=force)
 
 
 @click.command()
@@ -205,10 +214,11 @@ def store_info(path: str, as_json: bool) -> None:
     console.print(table)
     if info["pseudolabel_sets"]:
         sets = Table(title="pseudolabel sets")
-        for col in ("set", "plugin", "version"):
+        for col in ("set", "pseudolabeler", "parameters", "plugin", "version"):
             sets.add_column(col)
         for name, s in info["pseudolabel_sets"].items():
-            sets.add_row(name, str(s["plugin"]), str(s["plugin_version"]))
+            params = " ".join(f"{k}={v}" for k, v in sorted((s["params"] or {}).items()))
+            sets.add_row(name, str(s["component"]), params, str(s["plugin"]), str(s["plugin_version"]))
         console.print(sets)
     else:
         console.print(f"no pseudolabel sets (make one: fewshotkit pseudolabel {path} --with felzenszwalb)")
@@ -243,4 +253,8 @@ def store_show(path: str, volume: str, z: int, output: str, set_name: str | None
     with SliceStore(path) as s:
         s.shape(volume)
         render_slice(s, volume, z, output, set_name)
+        sets = s.pseudolabel_sets
     click.echo(f"wrote {Path(output)}")
+    if set_name is None and len(sets) > 1:
+        click.echo(f"note: no pseudolabel panel: '{path}' has {len(sets)} pseudolabel sets ({', '.join(sets)}); "
+                   "choose one with --set NAME", err=True)

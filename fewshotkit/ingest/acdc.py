@@ -50,7 +50,7 @@ def acdc_record(path: Path, target_size: int) -> VolumeRecord:
 
 
 def ingest_acdc(src: str | os.PathLike, out: str | os.PathLike, *, target_size: int = 256,
-                limit: int | None = None, quiet: bool = False) -> Path:
+                limit: int | None = None, quiet: bool = False, overwrite: bool = False) -> Path:
     folder = require_dir(src)
     files = sorted(folder.glob("*.h5"), key=lambda p: natural_key(p.stem))
     if not files:
@@ -65,4 +65,4 @@ def ingest_acdc(src: str | os.PathLike, out: str | os.PathLike, *, target_size: 
     params = {"target_size": target_size, "resize": "images linear, labels nearest", "scale": SCALE,
               "normalization": "per-volume z-score"}
     return write_store(out, records(), total=len(files), preset="acdc", modality="MR", classes=CLASSES,
-                       preprocessing=params, quiet=quiet)
+                       preprocessing=params, quiet=quiet, overwrite=overwrite)

@@ -101,6 +101,8 @@ def load_nifti(path: Path):
     """
     import nibabel as nib
 
+    if path.is_dir():
+        raise DataError(f"'{path}' is a folder, not a NIfTI file; give the scan's .nii or .nii.gz file")
     if not path.is_file():
         raise DataError(f"'{path}' does not exist")
     try:
@@ -136,6 +138,20 @@ def check_pair(image: np.ndarray, label: np.ndarray | None, image_path: Path, la
             f"'{label_path}' has shape {label.shape} (Z, H, W) but its image '{image_path}' has "
             f"{image.shape}; image and label must match"
         )
+
+
+def check_label_values(label: np.ndarray, label_path: Path) -> None:
+    """A label map must hold integer class values in 0..255 (the store's uint8 codes)."""
+    fractional = label != np.round(label)
+    if fractional.any():
+        example = float(label[fractional].flat[0])
+        raise DataError(f"'{label_path}' has non-integer label values (e.g. {example:g}); "
+                        "a label map holds integer class values")
+    out_of_range = (label < 0) | (label > 255)
+    if out_of_range.any():
+        example = float(label[out_of_range].flat[0])
+        raise DataError(f"'{label_path}' has label value {example:g}, outside 0..255; "
+                        "class values must fit the 0..255 range")
 
 
 def map_labels(label: np.ndarray, mapping: dict[float, int], label_path: Path, hint: str = "") -> np.ndarray:
@@ -218,14 +234,18 @@ def write_store(
     preprocessing: dict[str, Any],
     normalization: str = "volume",
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``records`` (VolumeRecord) atomically with a progress bar, then print a summary table."""
+    """Write ``records`` (VolumeRecord) atomically with a progress bar, then print a summary table.
+
+    An existing ``out`` is replaced only with ``overwrite`` (``--force``).
+    """
     from fewshotkit.console import make_progress
     from fewshotkit.store.writer import StoreWriter
 
     rows = []
     with StoreWriter(out, preset=preset, modality=modality, classes=classes,
-                     preprocessing=preprocessing, normalization=normalization) as writer:
+                     preprocessing=preprocessing, normalization=normalization, overwrite=overwrite) as writer:
         with make_progress() as progress:
             task = progress.add_task(f"ingest {preset}", total=total)
             for rec in records:

@@ -13,11 +13,11 @@ CODES = {200.0: 1, 500.0: 2, 600.0: 3, 1.0: 1, 2.0: 2, 3.0: 3}
 
 
 def ingest_ms_cmrseg(src: str | os.PathLike, out: str | os.PathLike, *, clip_percentile: float = 99.5,
-                     limit: int | None = None, quiet: bool = False) -> Path:
+                     limit: int | None = None, quiet: bool = False, overwrite: bool = False) -> Path:
     """Clip the top 0.5 %, labels 200/500/600 -> LV-MYO/LV-BP/RV, centre crop or pad to 256 x 256."""
     return ingest_nifti_pairs(
         src, out, preset="ms-cmrseg", image_glob="image_*.nii.gz", label_glob="label_*.nii.gz",
         classes=CLASSES, codes=CODES, modality="MR", clip_percentile=clip_percentile, clip_mode="always",
         target_size=256, inplane_mode="crop_pad", label_hint=" (MS-CMRSeg uses 200, 500, 600)",
-        limit=limit, quiet=quiet,
+        limit=limit, quiet=quiet, overwrite=overwrite,
     )

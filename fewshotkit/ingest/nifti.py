@@ -26,13 +26,24 @@ from fewshotkit.store.writer import VolumeRecord
 
 
 def parse_label_spec(spec: str) -> dict[int, str]:
-    """"1=liver,2=spleen" -> {1: "liver", 2: "spleen"} (a one-line error for anything else)."""
+    """"1=liver,2=spleen" -> {1: "liver", 2: "spleen"} (a one-line error for anything else).
+
+    A value given twice, or a name given to two values (case-insensitive), is an error.
+    """
     out: dict[int, str] = {}
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
         value, sep, name = part.partition("=")
         if not sep or not value.strip().isdigit() or not name.strip() or not 0 < int(value) < 256:
             raise DataError(f"--labels: '{part}' is not VALUE=NAME with VALUE in 1..255 (e.g. --labels 1=liver,2=spleen)")
-        out[int(value)] = name.strip()
+        code, name = int(value), name.strip()
+        if code in out:
+            raise DataError(f"--labels: value {code} is given twice ({out[code]!r} and {name!r}); "
+                            "give each value one name")
+        same = [v for v, n in out.items() if n.lower() == name.lower()]
+        if same:
+            raise DataError(f"--labels: name {name!r} is given to values {same[0]} and {code}; "
+                            "give each class its own name")
+        out[code] = name
     if not out:
         raise DataError("--labels is empty; give e.g. --labels 1=liver,2=spleen")
     return out
@@ -97,6 +108,7 @@ def ingest_nifti_pairs(
     label_hint: str = "",
     limit: int | None = None,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     folder = require_dir(src)
     pairs = pair_by_pattern(folder, image_glob, label_glob)
@@ -113,7 +125,7 @@ def ingest_nifti_pairs(
               "clip_mode": clip_mode, "target_size": target_size, "inplane": inplane_mode,
               "normalization": "per-volume z-score of the clipped image"}
     return write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
-                       preprocessing=params, quiet=quiet)
+                       preprocessing=params, quiet=quiet, overwrite=overwrite)
 
 
 def ingest_nifti(
@@ -130,11 +142,12 @@ def ingest_nifti(
     clip_mode: str = "auto",
     limit: int | None = None,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Any image/label NIfTI pairs; label values other than 0 and ``labels`` are an error."""
     return ingest_nifti_pairs(
         src, out, preset="nifti", image_glob=image_glob, label_glob=label_glob, classes=labels,
         codes={float(v): v for v in labels}, modality=modality, clip_percentile=clip_percentile,
         clip_mode=clip_mode, target_size=target_size, inplane_mode="resize" if resize else "crop_pad",
-        label_hint="; list every value in --labels", limit=limit, quiet=quiet,
+        label_hint="; list every value in --labels", limit=limit, quiet=quiet, overwrite=overwrite,
     )

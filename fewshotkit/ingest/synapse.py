@@ -69,7 +69,7 @@ def synapse_record(vid: str, image_path: Path, label_path: Path, size: int) -> V
 
 
 def ingest_synapse_ct(src: str | os.PathLike, out: str | os.PathLike, *, size: int = 256,
-                      limit: int | None = None, quiet: bool = False) -> Path:
+                      limit: int | None = None, quiet: bool = False, overwrite: bool = False) -> Path:
     """Window [-125, 275] HU -> 0..255, crop a 32 px border, resize to ``size``; z-score is global
     over the training fold (per-volume sums are stored; SliceStore.normalize_with(fold.train))."""
     base, image_glob, label_glob = _layout(require_dir(src))
@@ -84,4 +84,4 @@ def ingest_synapse_ct(src: str | os.PathLike, out: str | os.PathLike, *, size: i
     params = {"window_hu": list(WINDOW), "border_crop": BORDER, "target_size": size,
               "normalization": "global z-score over the training fold (default: all volumes)"}
     return write_store(out, records(), total=len(pairs), preset="synapse-ct", modality="CT", classes=CLASSES,
-                       preprocessing=params, normalization="global", quiet=quiet)
+                       preprocessing=params, normalization="global", quiet=quiet, overwrite=overwrite)

@@ -89,7 +89,7 @@ def phantom(seed: int, index: int, n_slices: int = 24, size: int = 128) -> tuple
 
 
 def ingest_synthetic(out: str | os.PathLike, *, volumes: int = 10, seed: int = 0, slices: int = 24,
-                     size: int = 128, quiet: bool = False) -> Path:
+                     size: int = 128, quiet: bool = False, overwrite: bool = False) -> Path:
     if volumes < 1 or slices < 4 or size < 32:
         raise FewshotkitError("synthetic: need --volumes >= 1, --slices >= 4 and --size >= 32")
 
@@ -107,4 +107,4 @@ def ingest_synthetic(out: str | os.PathLike, *, volumes: int = 10, seed: int = 0
     params = {"seed": seed, "volumes": volumes, "slices": slices, "size": size,
               "normalization": "per-volume z-score"}
     return write_store(out, records(), total=volumes, preset="synthetic", modality="MR", classes=CLASSES,
-                       preprocessing=params, quiet=quiet)
+                       preprocessing=params, quiet=quiet, overwrite=overwrite)

@@ -9,7 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from fewshotkit.ingest.common import apply_inplane, check_pair, clip_top, crop_pad_op, load_nifti, nifti_to_zhw_affine
+from fewshotkit.ingest.common import (
+    apply_inplane,
+    check_label_values,
+    check_pair,
+    clip_top,
+    crop_pad_op,
+    load_nifti,
+    nifti_to_zhw_affine,
+)
 
 
 @dataclass
@@ -45,12 +53,14 @@ def load_nifti_volume(
     if label_path is not None:
         _, label = load_nifti(Path(label_path))
     check_pair(image, label, Path(image_path), Path(label_path) if label_path else None)
+    if label is not None and label_path is not None:
+        check_label_values(label, Path(label_path))  # ingest's rule: integer codes in 0..255
     image, _ = clip_top(image, clip_percentile, "auto")
     ops = [crop_pad_op(image.shape[1:], target_size)] if target_size and image.shape[1:] != (target_size, target_size) else []
     image = apply_inplane(image.astype(np.float32), ops, is_label=False)
     image = ((image - image.mean()) / (image.std() or 1.0)).astype(np.float32)
     if label is not None:
-        label = apply_inplane(np.rint(label).astype(np.uint8), ops, is_label=True)
+        label = apply_inplane(label.astype(np.uint8), ops, is_label=True)
     affine, spacing, header = nifti_to_zhw_affine(img)
     return PreparedVolume(image=image, label=label, affine=affine, spacing=spacing, inplane=ops,
                           header=header, source=str(image_path))

@@ -15,6 +15,10 @@ from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.store import format as fmt
 
 
+class MalformedStoreError(DataError):
+    """A fewshotkit store whose metadata (classes, volume list, per-volume records) cannot be read."""
+
+
 class SliceStore:
     """A read-only view of a store written by ``fewshotkit ingest``.
 
@@ -29,6 +33,7 @@ class SliceStore:
         self._file: h5py.File | None = None
         self._pid: int | None = None
         self._datasets: dict[tuple[str, str], h5py.Dataset] = {}
+        self.checked_scans: set[str] = set()  # volumes that passed fewshotkit.store.check.require_valid_scans
         try:
             handle = self._h5()
         except OSError as exc:
@@ -44,20 +49,38 @@ class SliceStore:
                 f"'{self.path}' has store schema version {int(version)} but this fewshotkit reads version "
                 f"{fmt.SCHEMA_VERSION}; re-create it with `fewshotkit ingest`"
             )
+        try:
+            self._read_metadata(handle)
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            self.close()
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MalformedStoreError(
+                f"store '{self.path}' has malformed metadata ({type(exc).__name__}: {detail}); "
+                f"`fewshotkit store check {self.path}` lists the problems; re-create it with `fewshotkit ingest`"
+            ) from None
+
+    def _read_metadata(self, handle: h5py.File) -> None:
+        attrs = handle.attrs
         self.preset: str = str(attrs[fmt.ATTR_PRESET])
         self.modality: str = str(attrs[fmt.ATTR_MODALITY])
-        self.classes: dict[int, str] = {int(k): v for k, v in json.loads(attrs[fmt.ATTR_CLASSES]).items()}
+        self.classes: dict[int, str] = {int(k): str(v) for k, v in json.loads(attrs[fmt.ATTR_CLASSES]).items()}
         self.class_values: list[int] = sorted(self.classes)
         self.preprocessing: dict[str, Any] = json.loads(attrs[fmt.ATTR_PREPROCESSING])
         self.normalization: str = str(attrs[fmt.ATTR_NORMALIZATION])
-        self.volumes: list[str] = json.loads(attrs[fmt.ATTR_VOLUME_ORDER])
+        self.volumes: list[str] = [str(v) for v in json.loads(attrs[fmt.ATTR_VOLUME_ORDER])]
         self._shapes: dict[str, tuple[int, int, int]] = {}
         self._pixels: dict[str, np.ndarray] = {}
         self._norm: dict[str, tuple[float, float]] = {}
         for vid in self.volumes:
             group = handle[fmt.VOLUMES][vid]
-            self._shapes[vid] = tuple(int(s) for s in group[fmt.IMAGE].shape)  # type: ignore[assignment]
+            shape = tuple(int(s) for s in group[fmt.IMAGE].shape)
+            if len(shape) != 3:
+                raise ValueError(f"volume '{vid}' image has shape {shape}, not (Z, H, W)")
+            self._shapes[vid] = shape  # type: ignore[assignment]
             self._pixels[vid] = group[fmt.CLASS_PIXELS][()]
+            if self._pixels[vid].shape != (shape[0], len(self.class_values)):
+                raise ValueError(f"volume '{vid}' class index has shape {self._pixels[vid].shape}, "
+                                 f"expected {(shape[0], len(self.class_values))}")
             self._norm[vid] = (float(group.attrs["norm_mean"]), float(group.attrs["norm_std"]))
         self._col = {v: i for i, v in enumerate(self.class_values)}
 
@@ -213,27 +236,33 @@ class SliceStore:
         out[fmt.SET_PARAMS] = json.loads(out[fmt.SET_PARAMS])
         return out
 
-    def resolve_pseudolabel_set(self, name: str | None) -> str:
-        """An exact set name, a pseudolabeler name with exactly one set, or None with exactly one set."""
+    def resolve_pseudolabel_set(self, name: str | None, option: str = "--pseudolabels") -> str:
+        """An exact set name, a pseudolabeler name with exactly one set, or None with exactly one set.
+
+        ``option`` is the command-line option that names a set, for the error message.
+        """
+        from fewshotkit.store.sets import describe_set
+
         sets = self.pseudolabel_sets
         if name is not None and name in sets:
             return name
+        group = self._h5()[fmt.PSEUDOLABELS]
         if name is None:
             matches = sets
         else:
-            group = self._h5()[fmt.PSEUDOLABELS]
             matches = [s for s in sets if group[s].attrs.get(fmt.SET_COMPONENT) == name]
         if len(matches) == 1:
             return matches[0]
-        listing = ", ".join(sets) if sets else "none"
-        if name is None:
-            what = "the store has several pseudolabel sets; name one" if sets else "the store has no pseudolabel set"
-        else:
-            what = f"pseudolabel set '{name}' is ambiguous" if matches else f"no pseudolabel set '{name}'"
-        raise FewshotkitError(
-            f"{what} in '{self.path}' (sets: {listing}); make one with "
-            f"`fewshotkit pseudolabel {self.path} --with felzenszwalb`"
-        )
+        make = f"make one with `fewshotkit pseudolabel {self.path} --with {name or 'felzenszwalb'}`"
+        if not sets:
+            raise FewshotkitError(f"store '{self.path}' has no pseudolabel set; {make}")
+        listing = "; ".join(describe_set(s, dict(group[s].attrs)) for s in (matches or sets))
+        if matches:
+            what = (f"store '{self.path}' has {len(sets)} pseudolabel sets" if name is None
+                    else f"pseudolabel set '{name}' is ambiguous in '{self.path}'")
+            raise FewshotkitError(f"{what}; choose one with {option} NAME: {listing}")
+        raise FewshotkitError(f"no pseudolabel set '{name}' in '{self.path}' (sets: {listing}); "
+                              f"choose one with {option} NAME or {make}")
 
     def pseudolabel(self, set_name: str, vol: str, z: int | None = None) -> np.ndarray:
         """int32 (H, W) or (Z, H, W): 0 = unlabelled, segments 1..K."""

@@ -12,7 +12,8 @@ from fewshotkit.store.reader import SliceStore
 
 
 def render_slice(store: SliceStore, vol: str, z: int, out: str | os.PathLike, set_name: str | None = None) -> Path:
-    """Write a PNG: the image, the label overlay and (when the store has one) a pseudolabel overlay."""
+    """Write a PNG: the image, the label overlay and a pseudolabel overlay (of ``set_name``, or of
+    the store's only set; none when the store has several and ``set_name`` is None)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +26,7 @@ def render_slice(store: SliceStore, vol: str, z: int, out: str | os.PathLike, se
     image = store.pseudolabel_input(vol, z)
     label = store.label(vol, z)
     sets = store.pseudolabel_sets
-    pseudo_name = store.resolve_pseudolabel_set(set_name) if (set_name or len(sets) == 1) else None
+    pseudo_name = store.resolve_pseudolabel_set(set_name, option="--set") if (set_name or len(sets) == 1) else None
     panels = 3 if pseudo_name else 2
     fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 4.3), squeeze=False)
     axes = axes[0]

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
 
 from fewshotkit import __version__
-from fewshotkit.atomic import temporary_path
+from fewshotkit.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.errors import DataError
 from fewshotkit.store import format as fmt
+from fewshotkit.store.lock import store_lock
 
 
 @dataclass
@@ -40,6 +42,19 @@ class VolumeRecord:
     nifti_header: bytes | None = None
 
 
+def discard_h5(handle: h5py.File, tmp: Path) -> None:
+    """Close ``handle`` (an HDF5 file being written to ``tmp``) without keeping anything.
+
+    The file is emptied first: after a write failed for lack of space, HDF5's closing flush
+    then has room, instead of failing again and crashing the interpreter at exit.
+    """
+    if tmp.exists():
+        os.truncate(tmp, 0)
+    try:
+        handle.close()
+    except (OSError, RuntimeError):
+        pass  # nothing of this file is kept
+    tmp.unlink(missing_ok=True)
 
 
 def fsync_path(path: Path) -> None:
@@ -61,7 +76,10 @@ class StoreWriter:
     """Writes a new store to ``path``; nothing appears at ``path`` until :meth:`commit`.
 
     Use as a context manager: leaving the block normally commits (rename into place), an
-    exception removes the temporary file and leaves any previous store untouched.
+    exception removes the temporary file and leaves any previous store untouched. The store's
+    write lock (:mod:`fewshotkit.store.lock`) is held from construction to commit or abort; an
+    existing ``path`` is replaced only with ``overwrite=True``. A full disk raises a one-line
+    :class:`DataError` and leaves no temporary file.
     """
 
     def __init__(
@@ -73,42 +91,74 @@ class StoreWriter:
         classes: dict[int, str],
         preprocessing: dict[str, Any] | None = None,
         normalization: str = "volume",
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise DataError(f"output folder '{self.path.parent}' does not exist; create it first")
+        if self.path.is_dir():
+            raise DataError(f"'{self.path}' is a folder; give a store file name such as '{self.path / 'store.h5'}'")
         if normalization not in ("volume", "global"):
             raise ValueError(f"normalization must be 'volume' or 'global', not {normalization!r}")
         self.classes = {int(k): str(v) for k, v in sorted(classes.items())}
         self.class_values = list(self.classes)
         self.normalization = normalization
-        self._tmp = temporary_path(self.path)
-        self._file = h5py.File(self._tmp, "w")
+        self._lock = ExitStack()
+        self._lock.enter_context(store_lock(self.path))
+        try:
+            if self.path.exists() and not overwrite:
+                raise DataError(f"'{self.path}' already exists; pass --force to replace it (its volumes and "
+                                "pseudolabel sets are lost) or choose another -o")
+            self._tmp = temporary_path(self.path)
+            self._file = h5py.File(self._tmp, "w")
+        except BaseException as exc:
+            self._lock.close()
+            if is_disk_full(exc):
+                raise disk_full_error(self.path) from exc
+            raise
+        self._guarded(self._start, preset, modality, preprocessing)
+        self._order: list[str] = []
+        self._stats: dict[str, tuple[float, float, int]] = {}
+
+    def _start(self, preset: str, modality: str, preprocessing: dict[str, Any] | None) -> None:
         self._file.attrs[fmt.ATTR_SCHEMA] = fmt.SCHEMA_VERSION
         self._file.attrs[fmt.ATTR_FORMAT] = fmt.FORMAT_NAME
         self._file.attrs[fmt.ATTR_PRESET] = preset
         self._file.attrs[fmt.ATTR_MODALITY] = modality
         self._file.attrs[fmt.ATTR_CLASSES] = json.dumps({str(k): v for k, v in self.classes.items()})
         self._file.attrs[fmt.ATTR_PREPROCESSING] = json.dumps(preprocessing or {})
-        self._file.attrs[fmt.ATTR_NORMALIZATION] = normalization
+        self._file.attrs[fmt.ATTR_NORMALIZATION] = self.normalization
         self._file.attrs[fmt.ATTR_CREATED] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._file.attrs[fmt.ATTR_VERSION] = __version__
         self._volumes = self._file.create_group(fmt.VOLUMES)
         self._file.create_group(fmt.PSEUDOLABELS)
-        self._order: list[str] = []
-        self._stats: dict[str, tuple[float, float, int]] = {}
+
+    def _guarded(self, step: Callable[..., Any], *args: Any) -> Any:
+        """Run a write step; any failure aborts (temporary file removed), a full disk becomes one line."""
+        try:
+            return step(*args)
+        except BaseException as exc:
+            self.abort()
+            if is_disk_full(exc):
+                raise disk_full_error(self.path) from exc
+            raise
 
     def add(self, rec: VolumeRecord) -> None:
         """Store one volume (shapes and dtypes must already be checked by the preset)."""
         if rec.vid in self._order:
             raise DataError(f"volume id '{rec.vid}' appears twice (source {rec.source_image})")
+        self._guarded(self._add, rec)
+
+    def _add(self, rec: VolumeRecord) -> None:
         image = np.ascontiguousarray(rec.image, dtype=np.float32)
         label = np.ascontiguousarray(rec.label, dtype=np.uint8)
         z, h, w = image.shape
         group = self._volumes.create_group(rec.vid)
-        group.create_dataset(fmt.IMAGE, data=image, chunks=(1, h, w))
-        group.create_dataset(fmt.LABEL, data=label, chunks=(1, h, w))
-        group.create_dataset(fmt.CLASS_PIXELS, data=class_pixel_table(label, self.class_values))
+        # keep the datasets open until the flush below: HDF5 writes a dataset's chunks when it is
+        # closed, and h5py only prints (does not raise) a write error at that point
+        datasets = [group.create_dataset(fmt.IMAGE, data=image, chunks=(1, h, w)),
+                    group.create_dataset(fmt.LABEL, data=label, chunks=(1, h, w)),
+                    group.create_dataset(fmt.CLASS_PIXELS, data=class_pixel_table(label, self.class_values))]
         values = image.astype(np.float64)
         total, total_sq, count = float(values.sum()), float(np.square(values).sum()), int(values.size)
         mean = total / count
@@ -131,13 +181,21 @@ class StoreWriter:
         attrs["voxel_count"] = count
         if rec.nifti_header is not None:
             attrs["nifti_header"] = np.void(rec.nifti_header)
+        self._file.flush()  # a full disk raises here, with every dataset still open
+        del datasets
         self._order.append(rec.vid)
         self._stats[rec.vid] = (total, total_sq, count)
 
     def commit(self) -> Path:
-        """Finish the file and rename it onto ``path``."""
+        """Finish the file, rename it onto ``path`` and release the lock."""
         if not self._order:
+            self.abort()
             raise DataError(f"no volumes to write to '{self.path}'")
+        self._guarded(self._finish)
+        self._lock.close()
+        return self.path
+
+    def _finish(self) -> None:
         if self.normalization == "global":  # default statistics: all volumes (fold code may override)
             total = sum(s[0] for s in self._stats.values())
             total_sq = sum(s[1] for s in self._stats.values())
@@ -151,23 +209,19 @@ class StoreWriter:
         self._file.close()
         fsync_path(self._tmp)
         os.replace(self._tmp, self.path)
-        return self.path
 
     def abort(self) -> None:
+        """Drop the temporary file and release the lock (idempotent)."""
         try:
-            self._file.close()
+            discard_h5(self._file, self._tmp)
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self._lock.close()
 
     def __enter__(self) -> "StoreWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            try:
-                self.commit()
-            except BaseException:
-                self.abort()
-                raise
+            self.commit()
         else:
             self.abort()

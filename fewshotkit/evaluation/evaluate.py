@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -23,22 +24,45 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "unnamed"
 
 
-def prediction_path(directory: str | os.PathLike, scan: str, class_name: str) -> Path:
-    """``DIR/<scan>_<class>.nii.gz``: one file per query scan and class."""
-    return Path(directory) / f"{safe_name(scan)}_{safe_name(class_name)}.nii.gz"
+def unique_safe_names(texts: dict[Any, str]) -> dict[Any, str]:
+    """key -> :func:`safe_name` of its text, distinct per key: texts whose safe names collide
+    ("right kidney", "right-kidney") get ``-<key>`` appended."""
+    safe = {key: safe_name(text) for key, text in texts.items()}
+    counts = Counter(safe.values())
+    return {key: f"{name}-{safe_name(str(key))}" if counts[name] > 1 else name for key, name in safe.items()}
 
 
 class NiftiWriter:
-    """Prediction sink writing every query scan's binary prediction as NIfTI on the scan's grid."""
+    """Prediction sink writing every query scan's binary prediction as NIfTI on the scan's grid.
+
+    Files are ``DIR/<scan>_<class>.nii.gz``; names that would collide get a suffix (the class
+    value, the scan's position in the store, else ``-2``, ``-3``, ...), so no prediction
+    overwrites another. ``written`` lists each file once.
+    """
 
     def __init__(self, store: Any, directory: str | os.PathLike) -> None:
         self.store = store
         self.directory = Path(directory)
         self.written: list[Path] = []
+        self._class_files = unique_safe_names(dict(store.classes))
+        by_index = unique_safe_names(dict(enumerate(store.volumes)))
+        self._scan_files = {vid: by_index[i] for i, vid in enumerate(store.volumes)}
+        self._owner: dict[Path, tuple[str, str]] = {}
+
+    def path(self, scan: str, class_name: str) -> Path:
+        """The file of (``scan``, ``class_name``), reserved for that pair."""
+        stem = f"{self._scan_files.get(scan, safe_name(scan))}_{self._class_files[self.store.class_value(class_name)]}"
+        path, n = self.directory / f"{stem}.nii.gz", 1
+        while self._owner.setdefault(path, (scan, class_name)) != (scan, class_name):
+            n += 1
+            path = self.directory / f"{stem}-{n}.nii.gz"
+        return path
 
     def __call__(self, scan: str, class_name: str, prediction: np.ndarray) -> None:
         image = self.store.to_nifti(scan, prediction.astype(np.uint8))
-        self.written.append(save_nifti_atomic(image, prediction_path(self.directory, scan, class_name)))
+        path = save_nifti_atomic(image, self.path(scan, class_name))
+        if path not in self.written:
+            self.written.append(path)
 
 
 class OverlayCollector:
@@ -95,25 +119,32 @@ def evaluate_predictor(
     show_progress: bool = False,
     postprocess: ScanPostprocess | None = None,
 ) -> EvalOutputs:
-    """Run the protocol on the given folds of ``store`` with any predictor callable."""
-    from fewshotkit.episodes.folds import get_fold
+    """Run the protocol on the given folds of ``store`` with any predictor callable.
 
-    classes = list(classes) if classes is not None else None
+    ``classes`` named twice (``liver``, ``1``) count once. Before a fold is scored, its support
+    and query scans pass the store's cheap checks (finite images, known label codes, shapes).
+    """
+    from fewshotkit.episodes.folds import get_fold
+    from fewshotkit.store.check import require_valid_scans
+    from fewshotkit.store.reader import SliceStore
+
+    if classes is not None:
+        classes = list({store.class_value(c): c for c in reversed(list(classes))}.values())[::-1]
     outputs = EvalOutputs([], [], [])
+    writer = NiftiWriter(store, save_predictions) if save_predictions is not None else None
     for index in fold_indices:
         fold = get_fold(store, index, n_folds=n_folds)
+        if isinstance(store, SliceStore):
+            require_valid_scans(store, [fold.support, *fold.queries])
         train = getattr(fold, "train", ())
         if train and hasattr(store, "normalize_with"):
             store.normalize_with(train)  # CT stores: z-score with the training fold's statistics
         sinks: list[PredictionSink] = []
-        writer = NiftiWriter(store, save_predictions) if save_predictions is not None else None
         collector = OverlayCollector(store) if figures is not None else None
         sinks += [s for s in (writer, collector) if s is not None]
         scores = evaluate_fold(store, fold, predictor, classes=classes, config=config, sink=_fan_out(sinks),
                                show_progress=show_progress, postprocess=postprocess)
         outputs.folds.append(scores)
-        if writer is not None:
-            outputs.predictions += writer.written
         if collector is not None and collector.rows:
             path = Path(figures) / f"{figure_prefix}fold{index}_overlay.png"
             per = scores.per_class()
@@ -123,6 +154,8 @@ def evaluate_predictor(
                     collector.rows[name].title += f" (Dice {per[name]:.1f})"
                     rows.append(collector.rows[name])
             outputs.figures.append(overlay_figure(rows, path, title=f"fold {index}, {config.name} protocol"))
+    if writer is not None:
+        outputs.predictions = writer.written
     return outputs
 
 
@@ -190,11 +223,27 @@ def evaluate_checkpoint(
 
 
 def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str, Any], checkpoint: Any) -> None:
-    """Warn when evaluated scans were among the checkpoint's training scans (same store only)."""
-    from fewshotkit.episodes.folds import get_fold
+    """Warn when evaluated scans were among the checkpoint's training scans (same store only).
 
-    trained_store = run.get("store")
-    if not trained_store or Path(trained_store).resolve() != store.path.resolve():
+    The store is the training store when its fingerprint equals the one run.json recorded (a
+    copy elsewhere counts), or, for runs without one, when it has the same path. A store at the
+    training path whose fingerprint changed is refused: the recorded fold split no longer applies.
+    """
+    from fewshotkit.episodes.folds import get_fold
+    from fewshotkit.store.fingerprint import data_part, store_fingerprint
+
+    trained_store, recorded = run.get("store"), run.get("store_fingerprint")
+    same_path = bool(trained_store) and Path(trained_store).resolve() == store.path.resolve()
+    if recorded:
+        if store_fingerprint(store) != data_part(recorded):
+            if same_path:
+                raise FewshotkitError(
+                    f"store '{store.path}' changed since checkpoint '{checkpoint}' was trained on it (its volumes or "
+                    "labels differ from the fingerprint in run.json), so its fold split no longer applies; "
+                    "evaluate on the original store or re-train"
+                )
+            return
+    elif not same_path:
         return
     seen = set(run.get("fold_train", ()))
     evaluated = set()

@@ -1,9 +1,24 @@
 """fewshotkit: few-shot medical image segmentation composed from plugins.
 
 Importing this package is cheap: torch and timm are imported only by the code that computes.
+``fewshotkit.load`` and ``fewshotkit.Model`` (the Python API, :mod:`fewshotkit.api`) are
+imported on first use.
 """
+
+from typing import Any
 
 from fewshotkit.hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["hookimpl", "__version__"]
+__all__ = ["Model", "hookimpl", "load", "__version__"]
+
+_LAZY = {"load": "fewshotkit.api", "Model": "fewshotkit.api"}
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``fewshotkit.load`` imports :mod:`fewshotkit.api` on first access."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fewshotkit' has no attribute '{name}'")

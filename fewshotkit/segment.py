@@ -85,7 +85,7 @@ def resolve_classes(specs: Sequence[str | int] | str | int | None, support_label
     return list(dict.fromkeys(resolve_class(s, support_label, names, label_path) for s in specs))
 
 
-def _class_names(meta: dict[str, Any]) -> dict[int, str]:
+def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
     """Class value -> name of the store the checkpoint was trained on, when that store is at hand."""
     from fewshotkit.store.reader import SliceStore
 
@@ -163,7 +163,7 @@ def segment_scan(
     sup = load_nifti_volume(support, support_label, target_size=None)
     qry = load_nifti_volume(query, query_label, target_size=None)
     assert sup.label is not None
-    names = _class_names(loaded.meta)
+    names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
     predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
     seg = segment_volume(predictor, sup.image, sup.label, qry.image, values, names=names, chunks=chunks, shots=shots,

@@ -1,0 +1,37 @@
+"""3D supervoxels over CHAOS-T2 (20 volumes, 718 slices) with 2 processes (target: <= 60 s on 2 cores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fewshotkit.ingest.chaos import ingest_chaos_t2
+from fewshotkit.pseudolabel import run_pseudolabeler
+from fewshotkit.store.reader import SliceStore
+
+CHAOS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CHAOST2" / "chaos_MR_T2_normalized"
+
+
+@pytest.mark.data
+def test_supervoxels_chaos(benchmark, seconds, tmp_path):
+    if not CHAOS_DIR.exists():
+        pytest.skip(f"real data not found at {CHAOS_DIR}")
+    store = ingest_chaos_t2(CHAOS_DIR, tmp_path / "chaos.h5", quiet=True)
+    result = benchmark.pedantic(run_pseudolabeler, args=(store, "supervoxel", {}),
+                                kwargs={"jobs": 2, "force": True}, rounds=1, iterations=1)
+    s = SliceStore(store)
+    assert result.computed and s.pseudolabel_set_attrs(result.set_name)["ndim"] == 3
+    counts = []
+    for vol in s.volumes:
+        labels = s.pseudolabel(result.set_name, vol)
+        assert np.array_equal(np.unique(labels), np.arange(int(labels.max()) + 1))  # 0 = outside, 1..K
+        counts.append(int(labels.max()))
+    assert len(counts) == 20 and min(counts) >= 50
+    elapsed = seconds("mean")
+    if elapsed is None:
+        return  # timing is off (smoke run)
+    print(f"supervoxels on 20 CHAOS-T2 volumes, 2 jobs: {elapsed:.1f} s; "
+          f"{np.mean(counts):.0f} supervoxels per volume ({min(counts)}-{max(counts)})")
+    assert elapsed <= 60.0

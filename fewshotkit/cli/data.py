@@ -122,6 +122,25 @@ def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, la
                  overwrite=force)
 
 
+@ingest.command("msd")
+@click.argument("src", type=click.Path())
+@OUT_OPTION
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Make slices SIZE x SIZE (default: keep).")
+@click.option("--resize", is_flag=True, help="With --size: resize instead of centre crop/pad.")
+@click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Clip above the 99.5th percentile (auto: unless already clipped).")
+@LIMIT_OPTION
+@FORCE_OPTION
+def ingest_msd_command(src: str, output: str, size: int | None, resize: bool, clip_mode: str, limit: int | None,
+                       force: bool) -> None:
+    """A Medical Segmentation Decathlon / nnU-Net raw dataset: SRC/dataset.json (class names from its
+    'labels'), SRC/imagesTr/CASE_0000.nii.gz (or CASE.nii.gz) and SRC/labelsTr/CASE.nii.gz; one channel."""
+    from fewshotkit.ingest.msd import ingest_msd
+
+    _terminate_cleanly()
+    ingest_msd(src, output, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit, overwrite=force)
+
+
 @ingest.command("synthetic")
 @OUT_OPTION
 @click.option("--volumes", type=click.IntRange(min=1), default=10, show_default=True)

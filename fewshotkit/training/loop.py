@@ -13,6 +13,7 @@ Run directory layout (only rank 0 writes)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -29,7 +30,7 @@ import torch
 from fewshotkit.atomic import write_text
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
-from fewshotkit.training.checkpoint import LAST, read_checkpoint, restore_rng, spec_to_toml
+from fewshotkit.training.checkpoint import LAST, check_resume_store, read_checkpoint, restore_rng, spec_to_toml
 from fewshotkit.training.config import TrainingConfig
 from fewshotkit.training.hooks import (
     Checkpointer,
@@ -200,17 +201,21 @@ def train(
     config = TrainingConfig.from_dict({**dict(spec.training or {}), **overrides})
     spec = dataclasses.replace(spec, training=config.to_dict())
 
+    from fewshotkit.store.check import require_valid_scans
     from fewshotkit.store.reader import SliceStore
     from fewshotkit.episodes.filters import resolve_classes
     from fewshotkit.episodes.folds import get_fold
 
     store = SliceStore(store_path)
+    if resume:
+        check_resume_store(previous, store)  # the same volumes, labels and pseudolabel set as recorded
     the_fold = get_fold(store, fold, n_folds=n_folds)
     exclude_text = exclude if isinstance(exclude, str) else ",".join(str(e) for e in exclude)
     excluded = resolve_classes(store, exclude_text) if exclude_text.strip() else []
     if setting == 2 and not excluded:
         raise FewshotkitError("--setting 2 removes the slices of the test classes: name them with --exclude (e.g. liver,spleen or upper)")
     store.normalize_with(the_fold.train)
+    require_valid_scans(store, the_fold.train)  # NaN images, unknown label codes, shapes: name the data
     sampler, sampler_info = _build_sampler(store, the_fold, setting, excluded, config, pseudolabels)
 
     info, dev = ddp.setup(device)
@@ -237,6 +242,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     from fewshotkit.device import describe_device
     from fewshotkit.seeding import seed_everything
     from fewshotkit.spec import build_method, plugin_providers, plugin_versions
+    from fewshotkit.store.fingerprint import store_fingerprint
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher
     from fewshotkit.training.curves import plot_loss_curve
@@ -293,6 +299,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     run: dict[str, Any] = {
         **previous,
         "store": str(Path(store.path).resolve()),
+        "store_fingerprint": store_fingerprint(store, sampler_info.get("pseudolabel_set")),
         "fold": the_fold.index,
         "n_folds": n_folds,
         "setting": setting,
@@ -351,11 +358,16 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     if on_step is not None:
         hooks.append(StepCallback(on_step))
     trainer.register(hooks)
-    with _StopRequest() as stop:
-        trainer.run(lambda: ddp.any_rank(stop.requested, info, dev))
-
-    step = trainer.step
-    last = checkpointer.save(numbered=not trainer.interrupted and step > start)
+    try:
+        with _StopRequest() as stop:
+            trainer.run(lambda: ddp.any_rank(stop.requested, info, dev))
+        step = trainer.step
+        last = checkpointer.save(numbered=not trainer.interrupted and step > start)
+    except Exception as exc:  # a NaN loss, a full disk, ...: run.json must not say "running"
+        error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with contextlib.suppress(Exception):  # the disk may be full
+            write_run(status="failed", error=error, final_step=trainer.step, updated=now())
+        raise
     if trainer.interrupted:
         write_run(status="interrupted", final_step=step, updated=now())
         if main:

@@ -34,7 +34,7 @@ class PreparedVolume:
 
     def to_nifti(self, array_zhw: np.ndarray):
         """A (Z, H, W) label-like array back on the source grid with the source affine and header."""
-        from fewshotkit.store.reader import zhw_to_nifti
+        from fewshotkit.store.geometry import zhw_to_nifti
 
         return zhw_to_nifti(array_zhw, self.image.shape, self.inplane, self.affine, self.header)
 

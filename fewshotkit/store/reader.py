@@ -13,6 +13,7 @@ import numpy as np
 
 from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.store import format as fmt
+from fewshotkit.store.geometry import zhw_to_nifti
 
 
 class MalformedStoreError(DataError):
@@ -275,24 +276,3 @@ class SliceStore:
         attrs = self.volume_attrs(vol)
         return zhw_to_nifti(array_zhw, self.shape(vol), attrs["inplane"], np.asarray(attrs["affine"]),
                             attrs.get("nifti_header"))
-
-
-def zhw_to_nifti(array_zhw: np.ndarray, stored_shape: Sequence[int], inplane: list[dict[str, Any]],
-                 affine: np.ndarray, header: bytes | None):
-    """Undo the in-plane ops (nearest) and return a uint8 Nifti1Image with (x, y, z) voxel axes."""
-    import nibabel as nib
-
-    from fewshotkit.ingest.common import invert_inplane
-
-    array = np.asarray(array_zhw)
-    if tuple(array.shape) != tuple(stored_shape):
-        raise FewshotkitError(f"array of shape {array.shape} does not match the stored volume {tuple(stored_shape)}")
-    back = invert_inplane(array.astype(np.uint8), inplane)
-    data = np.ascontiguousarray(back.transpose(2, 1, 0))
-    hdr = None
-    if header is not None:
-        hdr = nib.Nifti1Header.from_fileobj(io.BytesIO(header)) if len(header) >= 348 else None
-    img = nib.Nifti1Image(data, affine, header=hdr)
-    img.set_data_dtype(np.uint8)
-    img.header.set_slope_inter(1.0, 0.0)
-    return img

@@ -141,6 +141,7 @@ def segment_scan(
 
     ``postprocess=None`` applies the checkpoint spec's ``[postprocess]`` list; a list replaces it.
     """
+    from fewshotkit.atomic import atomic_path
     from fewshotkit.device import resolve_device
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.evaluation.postprocess import build_postprocess
@@ -170,17 +171,21 @@ def segment_scan(
                          query_range=query_range, all_slices=all_slices, postprocess=cleanup, spacing=qry.spacing,
                          joint=joint, support_name=f"support label '{support_label}'")
 
-    out = save_nifti_atomic(qry.to_nifti(seg.labels), output)
-    result = SegmentResult(out, seg.labels, seg.classes, seg.joint)
-    if qry.label is not None:
-        for item in result.classes:
-            item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice
-    if overlay is not None:
-        from fewshotkit.evaluation.figures import montage
+    # both files go to temporary names; the prediction replaces `output` only after the overlay is
+    # written, so a failure (a full disk, a bad --overlay path) leaves the previous files as they were
+    suffix = ".nii.gz" if str(output).endswith(".nii.gz") else ".nii"
+    with atomic_path(output, suffix=suffix) as written:
+        save_nifti_atomic(qry.to_nifti(seg.labels), written)
+        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint)
+        if qry.label is not None:
+            for item in result.classes:
+                item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice
+        if overlay is not None:
+            from fewshotkit.evaluation.figures import montage
 
-        title = ", ".join(f"{c.value} {c.name}".strip() + (f" (Dice {c.dice:.1f})" if c.dice is not None else "")
-                          for c in result.classes)
-        truth = None if qry.label is None else np.isin(qry.label, values)
-        result.overlay = montage(qry.image, seg.labels, overlay, truth=truth, title=title,
-                                 class_names={c.value: c.name or str(c.value) for c in result.classes})
+            title = ", ".join(f"{c.value} {c.name}".strip() + (f" (Dice {c.dice:.1f})" if c.dice is not None else "")
+                              for c in result.classes)
+            truth = None if qry.label is None else np.isin(qry.label, values)
+            result.overlay = montage(qry.image, seg.labels, overlay, truth=truth, title=title,
+                                     class_names={c.value: c.name or str(c.value) for c in result.classes})
     return result

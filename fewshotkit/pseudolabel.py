@@ -100,23 +100,11 @@ def _run_task(vol: str, z0: int, z1: int) -> tuple[str, int, np.ndarray]:
 
 
 def parse_set_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``["min_size=400", "sigma=0.8"]`` -> options; values are TOML/JSON literals, else strings."""
-    import tomllib
+    """``["min_size=400", "sigma=0.8"]`` -> options, parsed as every ``--set`` is
+    (:func:`fewshotkit.userinput.parse_value`: TOML literals, ``null`` -> None, else strings)."""
+    from fewshotkit.userinput import parse_assignment
 
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise FewshotkitError(f"--set '{pair}' is not KEY=VALUE (e.g. --set min_size=400)")
-        try:
-            value = tomllib.loads(f"v = {text.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
-        options[key.strip()] = value
-    return options
+    return dict(parse_assignment(pair, "min_size=400") for pair in pairs)
 
 
 def run_pseudolabeler(

@@ -30,7 +30,6 @@ No torch import happens at module level: building a method imports the parts laz
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import sys
 from dataclasses import dataclass, field
@@ -220,10 +219,9 @@ PRESETS.update({
 
 def preset_spec(name: str) -> MethodSpec:
     """The built-in preset ``name``; unknown names raise with close matches and the list."""
-    if name not in PRESETS:
-        close = difflib.get_close_matches(name, list(PRESETS), n=2)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise FewshotkitError(f"unknown preset '{name}'.{hint} Presets: {', '.join(PRESETS)}")
+    from fewshotkit.userinput import look_up
+
+    look_up(name, PRESETS, "preset")
     spec = MethodSpec.from_dict(copy.deepcopy(PRESETS[name]))
     spec.preset = name
     return spec

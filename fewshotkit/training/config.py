@@ -9,7 +9,6 @@ dotted keys (``"aug.rotate" = 10``), so both ``--set training.aug.rotate=10`` an
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -149,9 +148,9 @@ class TrainingConfig:
 
 
 def _unknown(key: str, valid: list[str], source: str) -> None:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise FewshotkitError(f"unknown key '{key}' in {source}.{hint} Valid keys: {', '.join(sorted(valid))}")
+    from fewshotkit.userinput import did_you_mean
+
+    raise FewshotkitError(f"unknown key '{key}' in {source}.{did_you_mean(key, valid)} Valid keys: {', '.join(sorted(valid))}")
 
 
 def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:

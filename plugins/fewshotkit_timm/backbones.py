@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
+from fewshotkit.userinput import did_you_mean
 
 # prefixes that wrap a body's parameter names in common checkpoints (DataParallel, torchvision
 # DeepLabv3, this package's own backbones)
@@ -103,10 +103,8 @@ class TimmBackbone(Backbone):
             )
         known = timm.list_models()
         if model not in known:
-            close = difflib.get_close_matches(model, known, n=3)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise FewshotkitError(
-                f"option 'backbone.model': timm has no model '{model}'.{hint} "
+                f"option 'backbone.model': timm has no model '{model}'.{did_you_mean(model, known, n=3)} "
                 "List them with python -c \"import timm; print(timm.list_models('resnet*'))\""
             )
         path = None

@@ -204,7 +204,7 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
                     raise FewshotkitError(f"pseudolabeler '{component.name}' returned shape {labels.shape} with "
                                           f"min {labels.min()} for volume '{vol}'; expected {expected} and ids >= 0")
                 datasets[vol][z0:z0 + labels.shape[0]] = labels
-                segments += int(labels.reshape(labels.shape[0], -1).max(axis=1).sum())
+                segments += sum(int(np.count_nonzero(np.bincount(s.ravel())[1:])) for s in labels)  # ids on each slice
                 progress.advance(bar, labels.shape[0])
 
             if jobs == 1:

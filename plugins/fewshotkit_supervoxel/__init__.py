@@ -1,4 +1,7 @@
-"""Built-in plugin: 3D supervoxel pseudolabels (SLIC over a whole volume, with its voxel spacing)."""
+"""Built-in plugin: 3D supervoxel pseudolabels (SLIC over a whole volume, with its voxel spacing).
+
+It reuses the superpixel plugin's automatic body threshold (``fewshotkit_superpixel.body_mask``).
+"""
 
 from fewshotkit import hookimpl
 

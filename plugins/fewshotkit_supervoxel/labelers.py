@@ -5,8 +5,8 @@ mm on every axis), and the number of supervoxels follows from a target physical 
 (``size_mm3``) over the body's physical volume, so a volume of thick slices gets supervoxels
 that span fewer slices than the same voxels at a finer spacing. scikit-image places SLIC's
 initial seeds in voxel units; the spacing-aware distance then pulls the supervoxels towards
-physical compactness (on CHAOS-T2, 1.25 x 1.25 x 7.7 mm, a default supervoxel spans ~6 slices
-and ~35 mm in-plane).
+physical compactness (on CHAOS-T2, 1.25 x 1.25 x 7.7 mm, a default supervoxel spans ~7 slices;
+see docs/pseudolabels.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ same command continues where it stopped. What "settings" covers (spec, budget, s
 the providing plugins' versions or source hashes, ...) is listed in :mod:`fewshotkit.bench_cache`.
 
 ``poolers`` (``--pooler``) adds an axis: every composed method is run once per pooler, its row
-labelled ``METHOD + POOLER``.
+labelled ``METHOD + POOLER``. ``protocol`` (``--protocol``, repeatable) evaluates the same models
+with several protocols, one column group per protocol. A spec's ``[postprocess]`` list (e.g.
+``--set postprocess=largest-component``) is part of the evaluation, not of the models' key: changing
+it re-evaluates without retraining.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
+from fewshotkit.spec import plugin_fingerprints
 
 #: built-in method name (a spec preset) -> row label in the tables
 METHOD_LABELS = {
@@ -78,7 +82,7 @@ class BenchConfig:
     steps: int | None = None
     setting: int = 1
     shots: int = 1
-    protocol: str = "roy"
+    protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
     chunks: int = 3
     recipe: str | None = None
     overrides: list[str] = field(default_factory=list)
@@ -104,7 +108,13 @@ class BenchConfig:
             self.folds = list(range(self.n_folds))
         if any(f < 0 or f >= self.n_folds for f in self.folds):
             raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
-        ProtocolConfig(self.protocol, self.chunks, self.shots)
+        if isinstance(self.protocol, str):
+            self.protocol = [self.protocol]
+        if not self.protocol:
+            raise FewshotkitError("bench: give at least one --protocol")
+        self.protocol = list(dict.fromkeys(self.protocol))
+        for name in self.protocol:
+            ProtocolConfig(name, self.chunks, self.shots)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
@@ -177,7 +187,7 @@ class BenchResult:
 
     tables: dict[str, ScoreTable]
     files: list[Path]
-    cells: dict[str, dict[str, list[FoldScores]]]
+    cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
 
 
 class Bench:
@@ -211,10 +221,12 @@ class Bench:
                      regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
                      pseudolabels=self.config.pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
-    def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str) -> FoldScores:
+    def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
+                  protocol: str, postprocess: list[dict[str, Any]]) -> FoldScores:
         from fewshotkit.device import resolve_device
         from fewshotkit.evaluation.evaluate import evaluate_predictor
         from fewshotkit.evaluation.inference import MethodPredictor
+        from fewshotkit.evaluation.postprocess import build_postprocess
         from fewshotkit.seeding import seed_everything
         from fewshotkit.training.checkpoint import load_method
 
@@ -222,15 +234,17 @@ class Bench:
         seed_everything(self.config.seed)
         loaded = load_method(checkpoint, device)
         predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, self.config.batch_size)
-        config = ProtocolConfig(self.config.protocol, self.config.chunks, self.config.shots)
+        config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
-                                  classes=classes, figures=figures, figure_prefix=figure_prefix).folds[0]
+                                  classes=classes, figures=figures, figure_prefix=figure_prefix,
+                                  postprocess=build_postprocess(postprocess)).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------
-    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None) -> FoldScores:
-        """Scores of ``method`` (with ``pooler``, if given) on ``fold`` of ``store_path``, from the
-        cache when it is there."""
+    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
+             protocol: str = "roy") -> FoldScores:
+        """Scores of ``method`` (with ``pooler``, if given) on ``fold`` of ``store_path`` with
+        ``protocol``, from the cache when it is there."""
         from fewshotkit.store.reader import SliceStore
 
         cfg = self.config
@@ -243,16 +257,21 @@ class Bench:
         preset_steps = int(spec.training.get("steps", 0))
         steps = 0 if preset_steps == 0 else (cfg.steps if cfg.steps is not None else preset_steps)
         regime = spec.training.get("regime", "ssl")
+        postprocess, spec = spec.postprocess, dataclasses.replace(spec, postprocess=[])  # evaluation, not training
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=cfg.setting, fold=fold,
                                 n_folds=cfg.n_folds, pseudolabels=cfg.pseudolabels)
-        key = {**training, "shots": cfg.shots, "protocol": cfg.protocol, "chunks": cfg.chunks}
+        key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
+        if postprocess:
+            key["postprocess"] = {"tables": postprocess,
+                                  "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
         store_key = Path(store_path).stem
-        cell_path = self.out / "cells" / store_key / safe_name(label) / f"fold{fold}.json"
+        name = f"fold{fold}.json" if protocol == "roy" else f"fold{fold}_{protocol}.json"
+        cell_path = self.out / "cells" / store_key / safe_name(label) / name
         digest = _digest(key)
         if cell_path.is_file():
             cached = json.loads(cell_path.read_text())
             if cached.get("key") == digest:
-                self.log(f"cached: {label} fold {fold} on {store_key}")
+                self.log(f"cached: {label} fold {fold} on {store_key} ({protocol})")
                 return FoldScores.from_json(cached["scores"])
 
         store = SliceStore(store_path)
@@ -266,9 +285,9 @@ class Bench:
         parts = []
         for group, exclude, classes in plan:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps)
-            self.log(f"evaluating {label} fold {fold} ({', '.join(classes)})")
-            prefix = safe_name(f"{store_key}_{label}" + ("" if group == "all" else f"_{group}")) + "_"
-            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix))
+            self.log(f"evaluating {label} fold {fold} ({', '.join(classes)}; {protocol})")
+            prefix = safe_name(f"{store_key}_{label}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
+            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess))
         scores = _merge(parts, all_classes)
         write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json()})
         return scores
@@ -281,26 +300,35 @@ class Bench:
         result = BenchResult({}, [], {})
         for store_path in cfg.stores:
             store_key = Path(store_path).stem
-            cells: dict[str, list[FoldScores]] = {}  # method (or "method + pooler") -> scores per fold
+            # protocol -> method (or "method + pooler") -> scores per fold
+            cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
             labels: dict[str, str] = {}
             for method in cfg.methods:
                 for pooler in cfg.poolers or [None]:
                     entry = method if pooler is None else f"{method} + {pooler}"
                     labels[entry] = method_label(method, pooler)
-                    cells[entry] = [self.cell(store_path, method, fold, pooler) for fold in cfg.folds]
-            columns = [*next(iter(cells.values()))[0].classes, "mean"]
-            for scores in cells.values():
+                    for protocol in cfg.protocol:
+                        cells[protocol][entry] = [self.cell(store_path, method, fold, pooler, protocol)
+                                                  for fold in cfg.folds]
+            classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
+            for scores in cells[cfg.protocol[0]].values():
                 for c in scores[0].classes:
-                    if c not in columns:
-                        columns.insert(-1, c)
-            title = (f"{store_key}: Dice (%), setting {cfg.setting}, {cfg.shots}-shot, {cfg.protocol} protocol, "
+                    if c not in classes:
+                        classes.insert(-1, c)
+            grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
+            columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
+            title = (f"{store_key}: Dice (%), setting {cfg.setting}, {cfg.shots}-shot, "
+                     f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
                      f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
             table = ScoreTable(title, columns)
-            for entry, folds in cells.items():
-                summary = summarize(folds, "dice")
-                if len(folds) == 1:
-                    summary = {k: (m, None) for k, (m, _) in summary.items()}
-                table.add(labels[entry], summary)
+            for entry in labels:
+                row = {}
+                for protocol in cfg.protocol:
+                    folds = cells[protocol][entry]
+                    summary = summarize(folds, "dice")
+                    for c, (m, sd) in summary.items():
+                        row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
+                table.add(labels[entry], row)
             stem = self.out / f"{store_key}_comparison"
             result.files += write_tables(table, stem)
             result.files.append(bar_chart(table, stem.with_suffix(".png")))
@@ -309,8 +337,9 @@ class Bench:
         document = {
             "config": cfg.to_json(),
             "results": {
-                store: {method: [f.to_json() for f in folds] for method, folds in cells.items()}
-                for store, cells in result.cells.items()
+                store: {protocol: {method: [f.to_json() for f in folds] for method, folds in by_method.items()}
+                        for protocol, by_method in by_protocol.items()}
+                for store, by_protocol in result.cells.items()
             },
             "tables": {store: table.to_json() for store, table in result.tables.items()},
         }

@@ -127,3 +127,22 @@ def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpo
 
     with pytest.warns(RuntimeWarning, match=r"was trained \(fold 0\) on 2 of the scans"):
         evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], device="cpu")
+
+
+def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_path):
+    out = tmp_path / "bench3"
+    args = ["bench", "--store", str(store_path), "--method", "alpnet-init", "--recipe", "cpu", "--device", "cpu",
+            "--fold", "0", "-o", str(out), "--protocol", "roy", "--protocol", "estimated-range",
+            "--protocol", "full-volume", "--set", "postprocess=largest-component"]
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    table = json.loads((out / "syn_comparison.json").read_text())
+    for protocol in ("roy", "estimated-range", "full-volume"):
+        assert f"{protocol}: liver" in table["columns"] and f"{protocol}: mean" in table["columns"]
+    assert "| method | roy: liver |" in (out / "syn_comparison.md").read_text()
+    assert len(list((out / "runs").rglob("last.pt"))) == 1, "one model serves every protocol"
+    doc = json.loads((out / "bench.json").read_text())
+    assert set(doc["results"]["syn"]) == {"roy", "estimated-range", "full-volume"}
+    # another post-processing re-evaluates the cells and trains nothing
+    again = run_cli(*args[:-1], "postprocess=none")
+    assert again.exit_code == 0 and "training" not in again.output and "cached" not in again.output

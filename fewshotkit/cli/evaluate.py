@@ -130,7 +130,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
               help="Training steps for every trained method (the shared budget; default: each preset's).")
 @click.option("--setting", type=click.Choice(["1", "2"]), default=None, help="1 (default) or 2 (exclude test classes).")
 @click.option("--shots", type=click.IntRange(min=1), default=None, help="Support slices per chunk (default 1).")
-@click.option("--protocol", type=click.Choice(["roy", "full-volume"]), default=None, help="Default roy.")
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOL_CHOICES),
+              help="Protocol (repeatable: one column group per protocol; default roy).")
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,
               help="cpu: give every composed method the CPU recipe's light backbone and 128 px size.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Spec override for every method.")
@@ -141,7 +142,7 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, setting: str | None, shots: int | None,
-          protocol: str | None, recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
+          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
           seed: int | None, device: str | None, out: str | None) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
@@ -154,7 +155,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     flags = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
         "steps": steps, "setting": int(setting) if setting else None, "shots": shots,
-        "protocol": protocol, "recipe": recipe, "overrides": list(overrides) or None,
+        "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
         "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
         "poolers": list(poolers) or None,
     }

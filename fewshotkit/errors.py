@@ -11,6 +11,11 @@ class FewshotkitError(Exception):
 
 
 class UnknownComponentError(FewshotkitError, KeyError):
+    """A component name no loaded plugin registered; ``kind`` and ``name`` say which."""
+
+    kind: str = ""
+    name: str = ""
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 

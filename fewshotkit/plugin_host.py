@@ -184,7 +184,7 @@ class PluginHost:
         for hook_name, kind in HOOK_TO_KIND.items():
             hook = getattr(self.pm.hook, hook_name)
             for impl in hook.get_hookimpls():
-                plugin_name = self.pm.get_name(impl.plugin)
+                plugin_name = str(self.pm.get_name(impl.plugin))
                 info = self.plugins[plugin_name]
 
                 def register(name: str, factory: Any, description: str = "", *, _kind=kind, _plugin=plugin_name):
@@ -213,7 +213,7 @@ class PluginHost:
     def add_commands(self, cli: Any) -> None:
         """Let plugins add click commands to ``cli``."""
         for impl in self.pm.hook.register_commands.get_hookimpls():
-            name = self.pm.get_name(impl.plugin)
+            name = str(self.pm.get_name(impl.plugin))
             try:
                 impl.function(cli=cli)
             except Exception as exc:
@@ -301,6 +301,6 @@ def missing_component_error(exc: FewshotkitError, record: dict[str, Any], source
         cause = cause.__cause__ or cause.__context__
     if cause is None or not getattr(cause, "kind", None):
         return exc if str(exc).startswith(source) else FewshotkitError(f"{source}: {exc}")
-    kind, name = cause.kind, cause.name  # type: ignore[attr-defined]
+    kind, name = cause.kind, cause.name
     hint = get_host().missing_hint(kind, name, record.get("plugin_versions"), record.get("plugin_providers"))
     return FewshotkitError(f"{source} uses {kind} '{name}', which no loaded plugin provides: {hint}")

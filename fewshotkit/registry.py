@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import importlib
 import inspect
@@ -247,7 +248,7 @@ class Registry:
                     out.append(self._components[k][name])
         return out
 
-    def names(self, kind: str) -> list[str]:
+    def names(self, kind: str) -> builtins.list[str]:
         return sorted(self._components[kind])
 
     def remove_plugin(self, plugin: str) -> None:

@@ -190,3 +190,21 @@ def test_eval_applies_the_spec_postprocess_by_default(trained, fresh_host):
     doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu", postprocess=[],
                                  drop_absent=0.1)
     assert doc["protocol"]["postprocess"] == [] and doc["protocol"]["drop_absent"] == 0.1
+
+
+def test_the_documented_plugin_example_works(tmp_path):
+    import re
+    from pathlib import Path
+
+    from fewshotkit.plugin_host import PluginHost
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "postprocessing.md").read_text()
+    (tmp_path / "my_cleanup.py").write_text(re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0])
+    host = PluginHost(plugins_dirs=[tmp_path], load_entry_points=False, strict=True)
+    fill = host.registry.create("postprocessor", "fill-holes")
+    mask = np.zeros((3, 7, 7), bool)
+    mask[1, 1:6, 1:6] = True
+    mask[1, 3, 3] = False
+    out = fill(mask, None)
+    assert out[1, 3, 3] and out.sum() == 25 and np.array_equal(fill(out, None), out)
+    assert not fill(np.zeros_like(mask), None).any()

@@ -17,7 +17,7 @@ from typing import Any
 
 def _metrics_speed(run_dir: Path) -> float:
     """Mean steps/s over the logged windows after the first (the first holds the warm-up)."""
-    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     speeds = [r["steps_per_s"] for r in lines[1:]] or [r["steps_per_s"] for r in lines]
     return sum(speeds) / len(speeds)
 

@@ -8,7 +8,6 @@ Run: ``python -m pytest -s benchmarks/test_bench_paper_recipe.py`` on an otherwi
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest

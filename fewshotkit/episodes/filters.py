@@ -9,7 +9,7 @@ from fewshotkit.errors import FewshotkitError
 if TYPE_CHECKING:
     from fewshotkit.store.reader import SliceStore
 
-EXCLUDE_GROUPS = {"upper": ("liver", "spleen"), "lower": ("left kidney", "right kidney")}
+EXCLUDE_GROUPS: dict[str, tuple[str, ...]] = {"upper": ("liver", "spleen"), "lower": ("left kidney", "right kidney")}
 
 
 def resolve_classes(store: "SliceStore", spec: str | Sequence[str | int]) -> list[int]:
@@ -17,6 +17,7 @@ def resolve_classes(store: "SliceStore", spec: str | Sequence[str | int]) -> lis
     items = [p.strip() for p in spec.split(",")] if isinstance(spec, str) else list(spec)
     values: set[int] = set()
     for item in items:
+        names: tuple[str | int, ...]
         if isinstance(item, str) and item.lower() in EXCLUDE_GROUPS:
             names = EXCLUDE_GROUPS[item.lower()]
         elif item == "":
@@ -40,7 +41,7 @@ def resolve_classes(store: "SliceStore", spec: str | Sequence[str | int]) -> lis
 def allowed_slices(store: "SliceStore", volumes: Sequence[str], exclude: Sequence[int] = ()) -> list[tuple[str, int]]:
     """(volume, z) of ``volumes`` without ANY pixel of ANY class in ``exclude`` (from the class index)."""
     exclude = [store.class_value(c) for c in exclude]
-    out = []
+    out: list[tuple[str, int]] = []
     for vol in volumes:
         z_count = store.shape(vol)[0]
         banned = set()

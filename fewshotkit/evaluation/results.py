@@ -13,7 +13,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class ScoreTable:
     rows: list[tuple[str, list[tuple[float, float | None]]]] = field(default_factory=list)
     row_header: str = "method"
 
-    def add(self, label: str, values: dict[str, tuple[float, float | None]]) -> None:
+    def add(self, label: str, values: Mapping[str, tuple[float, float | None]]) -> None:
         self.rows.append((label, [values.get(c, (float("nan"), None)) for c in self.columns]))
 
     @staticmethod

@@ -25,9 +25,11 @@ class Episode:
     query_labels: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Episode":
-        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
-        return Episode(*(move(t) for t in (self.support_images, self.support_masks,
-                                            self.query_images, self.query_labels)))
+        labels = self.query_labels
+        return Episode(self.support_images.to(device, non_blocking=non_blocking),
+                       self.support_masks.to(device, non_blocking=non_blocking),
+                       self.query_images.to(device, non_blocking=non_blocking),
+                       None if labels is None else labels.to(device, non_blocking=non_blocking))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from fewshotkit.atomic import write_bytes
 
 def read_metrics(path: Path) -> list[dict]:
     """The records of a metrics.jsonl file (a torn last line from a crash is skipped)."""
-    records = []
+    records: list[dict] = []
     if not path.is_file():
         return records
     for line in path.read_text(encoding="utf-8").splitlines():

@@ -20,7 +20,7 @@ from fewshotkit.training.config import TrainingConfig
 def build_optimizer(params: Iterable[torch.nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
     """The configured optimiser over ``params``."""
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, betas=(config.betas[0], config.betas[1]), weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                            nesterov=config.nesterov)
 

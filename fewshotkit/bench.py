@@ -259,7 +259,7 @@ class Bench:
         regime = spec.training.get("regime", "ssl")
         postprocess, spec = spec.postprocess, dataclasses.replace(spec, postprocess=[])  # evaluation, not training
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=cfg.setting, fold=fold,
-                                n_folds=cfg.n_folds, pseudolabels=cfg.pseudolabels)
+                                n_folds=cfg.n_folds, pseudolabels=cfg.pseudolabels, regime=regime)
         key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
         if postprocess:
             key["postprocess"] = {"tables": postprocess,

@@ -84,9 +84,9 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
     if method is not None:
         spec.method = method
         spec.preset = None
-    for kind, name in (("backbone", backbone), ("pooler", pooler), ("classifier", classifier)):
-        if name is not None:
-            spec.parts[kind] = {"type": name}
+    for kind, part_type in (("backbone", backbone), ("pooler", pooler), ("classifier", classifier)):
+        if part_type is not None:
+            spec.parts[kind] = {"type": part_type}
             spec.preset = None
     if postprocessors:
         spec.postprocess = specs.parse_postprocess(list(postprocessors), source="--postprocess")

@@ -145,7 +145,7 @@ def evaluate_predictor(
         scores = evaluate_fold(store, fold, predictor, classes=classes, config=config, sink=_fan_out(sinks),
                                show_progress=show_progress, postprocess=postprocess)
         outputs.folds.append(scores)
-        if collector is not None and collector.rows:
+        if collector is not None and collector.rows and figures is not None:
             path = Path(figures) / f"{figure_prefix}fold{index}_overlay.png"
             per = scores.per_class()
             rows = []
@@ -233,7 +233,7 @@ def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str
     from fewshotkit.store.fingerprint import data_part, store_fingerprint
 
     trained_store, recorded = run.get("store"), run.get("store_fingerprint")
-    same_path = bool(trained_store) and Path(trained_store).resolve() == store.path.resolve()
+    same_path = isinstance(trained_store, str) and Path(trained_store).resolve() == store.path.resolve()
     if recorded:
         if store_fingerprint(store) != data_part(recorded):
             if same_path:
@@ -246,7 +246,7 @@ def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str
     elif not same_path:
         return
     seen = set(run.get("fold_train", ()))
-    evaluated = set()
+    evaluated: set[str] = set()
     for index in folds:
         fold = get_fold(store, index, n_folds=n_folds)
         evaluated.update((*fold.queries, fold.support))

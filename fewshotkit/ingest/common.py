@@ -35,7 +35,7 @@ def load_nifti(path: Path):
     if not path.is_file():
         raise DataError(f"'{path}' does not exist")
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))
         data = np.asarray(img.dataobj, dtype=np.float64)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise DataError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); is the file corrupt or truncated?") from None
@@ -99,7 +99,7 @@ def map_labels(label: np.ndarray, mapping: dict[float, int], label_path: Path, h
 
 def looks_clipped(image: np.ndarray, fraction: float = 1e-3) -> bool:
     """True when at least ``fraction`` of the voxels sit exactly at the maximum (already clipped)."""
-    return np.count_nonzero(image == image.max()) >= fraction * image.size
+    return bool(np.count_nonzero(image == image.max()) >= fraction * image.size)
 
 
 def clip_top(image: np.ndarray, percentile: float | None, mode: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:

@@ -8,6 +8,7 @@ centre; each region's mask-weighted average feature is one prototype.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from fewshotkit.composed import masked_average, resize_masks
 from fewshotkit.errors import FewshotkitError
@@ -51,7 +52,7 @@ def region_prototypes(features: torch.Tensor, mask: torch.Tensor, regions: int) 
         candidates = support[core] if bool(core.any()) else support
         centres = candidates[farthest_points(candidates, regions)]  # (R, 2)
         nearest = torch.cdist(support.float(), centres.float()).argmin(dim=1)  # (n,)
-        assign = torch.nn.functional.one_hot(nearest, centres.shape[0]).to(features.dtype)  # (n, R)
+        assign = F.one_hot(nearest, centres.shape[0]).to(features.dtype)  # (n, R)
     weights = mask[support[:, 0], support[:, 1]].unsqueeze(1) * assign  # (n, R)
     vectors = features[:, support[:, 0], support[:, 1]].T  # (n, C)
     return (weights.T @ vectors) / weights.sum(dim=0).unsqueeze(1).clamp_min(1e-5)

@@ -75,7 +75,7 @@ class RegionalPooler(PrototypePooler):
 
     def forward(self, features: torch.Tensor, masks: torch.Tensor) -> list[torch.Tensor]:
         """features (S, C, h, w), masks (S, N + 1, H, W) -> N + 1 tensors (P_c, C), P_c >= 1."""
-        masks = resize_masks(masks.to(features.dtype), features.shape[-2:])
+        masks = resize_masks(masks.to(features.dtype), (features.shape[-2], features.shape[-1]))
         glob = masked_average(features, masks)  # (N + 1, C)
         out = [glob[:1]]
         for c in range(1, masks.shape[1]):

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fewshotkit.errors import FewshotkitError
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.training.augment import Augmenter
+from fewshotkit.training.config import TrainingConfig
 
 
 class Sampler(Protocol):
@@ -108,3 +110,27 @@ class EpisodeBatcher:
             query_labels=masks[b:, 0].long()[:, None],  # (B, 1, H, W)
         )
         return episode, [sample_record(s) for s in samples]
+
+
+def build_sampler(store: Any, fold: Any, setting: int, excluded: list[int], config: TrainingConfig,
+                   pseudolabels: str | None) -> tuple[Any, dict[str, Any]]:
+    """The episode sampler of ``config.regime`` over the fold's training slices (setting 2 drops
+    every slice showing an excluded class) and what run.json records about it."""
+    from fewshotkit.episodes.filters import allowed_slices
+    from fewshotkit.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
+
+    slices = allowed_slices(store, fold.train, excluded if setting == 2 else ())
+    if not slices:
+        raise FewshotkitError(
+            f"no training slice is left in '{store.path}' for fold {fold.index} after removing the excluded classes"
+        )
+    info: dict[str, Any] = {"train_slices": len(slices)}
+    if config.regime == "ssl":
+        set_name = store.resolve_pseudolabel_set(pseudolabels)
+        info["pseudolabel_set"] = set_name
+        return SelfSupervisedSampler(store, set_name, slices, min_segment_size=config.min_segment_size), info
+    classes = [c for c in store.class_values if c not in excluded]
+    if not classes:
+        raise FewshotkitError("--exclude removes every class of the store: nothing is left to train on")
+    info["train_classes"] = [store.classes[c] for c in classes]
+    return AnnotatedSampler(store, slices, classes, min_pixels=config.min_pixels), info

@@ -17,9 +17,6 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import signal
-import subprocess
-import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -32,6 +29,18 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.checkpoint import LAST, check_resume_store, read_checkpoint, restore_rng, spec_to_toml
 from fewshotkit.training.config import TrainingConfig
+from fewshotkit.training.batches import build_sampler
+from fewshotkit.training.rundir import (
+    EPISODES,
+    LOSS_PNG,
+    METRICS,
+    RUN_JSON,
+    SPEC_TOML,
+    StopRequest,
+    git_commit,
+    print_summary,
+    trim_log,
+)
 from fewshotkit.training.hooks import (
     Checkpointer,
     EpisodeLogger,
@@ -45,89 +54,8 @@ from fewshotkit.training.trainer import HookBase, Trainer
 if TYPE_CHECKING:
     from fewshotkit.spec import MethodSpec
 
-RUN_JSON = "run.json"
-SPEC_TOML = "spec.toml"
-METRICS = "metrics.jsonl"
-EPISODES = "episodes.jsonl"
-LOSS_PNG = "loss.png"
-
-
-def _git_commit() -> str | None:
-    """The commit of the fewshotkit source tree, when it is a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-            text=True, timeout=5, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
-
-class _StopRequest:
-    """Turns the first Ctrl-C (SIGINT) or SIGTERM (e.g. a cluster pre-empting the job) into a flag
-    checked between steps, so the loop can checkpoint; a second signal acts at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop log lines written after ``step`` (a crashed run may have logged past its checkpoint)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    write_text(path, "".join(f"{line}\n" for line in kept))
-
-
-def _build_sampler(store: Any, fold: Any, setting: int, excluded: list[int], config: TrainingConfig,
-                   pseudolabels: str | None) -> tuple[Any, dict[str, Any]]:
-    from fewshotkit.episodes.filters import allowed_slices
-    from fewshotkit.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
-
-    slices = allowed_slices(store, fold.train, excluded if setting == 2 else ())
-    if not slices:
-        raise FewshotkitError(
-            f"no training slice is left in '{store.path}' for fold {fold.index} after removing the excluded classes"
-        )
-    info: dict[str, Any] = {"train_slices": len(slices)}
-    if config.regime == "ssl":
-        set_name = store.resolve_pseudolabel_set(pseudolabels)
-        info["pseudolabel_set"] = set_name
-        return SelfSupervisedSampler(store, set_name, slices, min_segment_size=config.min_segment_size), info
-    classes = [c for c in store.class_values if c not in excluded]
-    if not classes:
-        raise FewshotkitError("--exclude removes every class of the store: nothing is left to train on")
-    info["train_classes"] = [store.classes[c] for c in classes]
-    return AnnotatedSampler(store, slices, classes, min_pixels=config.min_pixels), info
 
 
 def train(
@@ -216,7 +144,7 @@ def train(
         raise FewshotkitError("--setting 2 removes the slices of the test classes: name them with --exclude (e.g. liver,spleen or upper)")
     store.normalize_with(the_fold.train)
     require_valid_scans(store, the_fold.train)  # NaN images, unknown label codes, shapes: name the data
-    sampler, sampler_info = _build_sampler(store, the_fold, setting, excluded, config, pseudolabels)
+    sampler, sampler_info = build_sampler(store, the_fold, setting, excluded, config, pseudolabels)
 
     info, dev = ddp.setup(device)
     created = not resume and not out_dir.exists()
@@ -320,7 +248,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         **sampler_info,
         "plugin_versions": versions,
         "plugin_providers": plugin_providers(spec),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "torch_version": str(torch.__version__),
         "status": "running",
         "started": previous.get("started", now()),
@@ -336,7 +264,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text(out_dir / SPEC_TOML, spec_text)
         for log in (METRICS, EPISODES, CURVE_JSONL):
-            _trim_log(out_dir / log, start)
+            trim_log(out_dir / log, start)
     write_run()
 
     trainer = Trainer(model, method, spec.method, optimizer, scheduler, batcher, sampler_rng, dev, config.steps,
@@ -359,7 +287,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
         hooks.append(StepCallback(on_step))
     trainer.register(hooks)
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             trainer.run(lambda: ddp.any_rank(stop.requested, info, dev))
         step = trainer.step
         last = checkpointer.save(numbered=not trainer.interrupted and step > start)
@@ -380,27 +308,5 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
               rank_weight_sha256=digests)
     if main:
         curve = plot_loss_curve(out_dir / METRICS, out_dir / LOSS_PNG, title=f"{spec.method} ({config.regime})")
-        _summary(console, run, last, curve, logger.last_loss)
+        print_summary(console, run, last, curve, logger.last_loss)
     return last
-
-
-def _summary(console: Any, run: dict[str, Any], last: Path, curve: Path | None, loss: float) -> None:
-    from rich.table import Table
-
-    table = Table(title="training finished", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
-    rows = [
-        ("steps", f"{run['final_step']} (regime {run['regime']}, setting {run['setting']}, fold {run['fold']})"),
-        ("excluded", ", ".join(run["exclude"]) or "-"),
-        ("batch", f"{run['batch_size']} x {run['world_size']} process(es)"),
-        ("device", f"{run['device']}" + (f", amp {run['amp']}" if run["amp"] else "")),
-        ("last logged loss", f"{loss:.4f}" if np.isfinite(loss) else "-"),
-    ]
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    # plain lines, never cut to the terminal width: the paths are what the user copies
-    console.print(f"checkpoint: {last}", soft_wrap=True, highlight=False)
-    if curve is not None:
-        console.print(f"loss curve: {curve}", soft_wrap=True, highlight=False)

@@ -77,6 +77,10 @@ def test_pipeline_applies_slice_presence_then_post_processors_in_order(fresh_hos
     probs[10:12] *= 0.05  # the small blob is barely probable
     assert drop_absent_slices(mask, probs, 0.5)[10:12].sum() == 0
     assert drop_absent_slices(mask, probs, 0.01).sum() == 72
+    # only predicted pixels count: a faint probability everywhere does not keep the small blob's slices
+    hazy = np.where(mask, 0.9, 0.05)  # masses: cube slices 14.4, blob slices 3.6 (0.25 x)
+    assert drop_absent_slices(mask, hazy, 0.3)[10:12].sum() == 0
+    assert drop_absent_slices(mask, hazy, 0.2).sum() == 72
     assert build_postprocess("min-size,largest-component")(mask).sum() == 0  # default min_size 100 voxels
     pipeline = build_postprocess([{"type": "min-size", "min_size": 8}, "largest-component"], drop_absent=0.5)
     assert [name for name, _ in pipeline.steps] == ["min-size", "largest-component"]

@@ -16,8 +16,8 @@ POSTPROCESS_OPTION = click.option(
          "none; see `fewshotkit components postprocessor`).")
 DROP_ABSENT_OPTION = click.option(
     "--drop-absent", type=click.FloatRange(min=0, min_open=True, max=1), default=None, metavar="FRACTION",
-    help="Slice presence: clear slices whose foreground probability mass is below FRACTION x the scan's "
-         "largest (off by default).")
+    help="Slice presence: clear slices whose predicted foreground's probability mass is below FRACTION x "
+         "the scan's largest (off by default).")
 
 
 def _postprocess_override(values: tuple[str, ...]) -> list[str] | None:

@@ -3,8 +3,10 @@
 Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` and the Python API:
 
 1. **Slice presence** (``drop_absent``, off by default): a slice is judged to hold no organ when
-   its foreground probability mass (the sum of the foreground probability over the slice) is
-   below ``drop_absent`` x the largest slice mass of the scan; its prediction is cleared.
+   the probability mass of its predicted foreground (the sum of the foreground probability over
+   the slice's predicted pixels) is below ``drop_absent`` x the largest slice mass of the scan;
+   its prediction is cleared. Only predicted pixels count, so the faint background probability
+   spread over a whole slice does not hide an empty one.
 2. **Post-processors** from the method spec's ``[postprocess]`` list (or an override), built
    through the ``postprocessor`` registry and applied in order, each seeing the scan's voxel
    spacing (z, y, x) in mm when it is known.
@@ -23,14 +25,15 @@ from fewshotkit.errors import FewshotkitError
 PostprocessorFn = Callable[[np.ndarray, "tuple[float, float, float] | None"], np.ndarray]
 
 
-def slice_mass(probabilities: np.ndarray) -> np.ndarray:
-    """Foreground probability mass (Z,) float64 of probabilities (Z, H, W) in [0, 1]."""
-    return np.asarray(probabilities, dtype=np.float64).sum(axis=(1, 2))
+def slice_mass(mask: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Probability mass (Z,) float64 of the predicted foreground: probabilities (Z, H, W) in [0, 1]
+    summed over the pixels of ``mask`` (Z, H, W)."""
+    return np.where(mask, probabilities, 0.0).sum(axis=(1, 2), dtype=np.float64)
 
 
 def drop_absent_slices(mask: np.ndarray, probabilities: np.ndarray, fraction: float) -> np.ndarray:
     """``mask`` (Z, H, W) with the slices whose mass is below ``fraction`` x the scan's largest cleared."""
-    mass = slice_mass(probabilities)
+    mass = slice_mass(mask, probabilities)
     present = mass >= fraction * mass.max() if mass.size and mass.max() > 0 else np.zeros(mass.shape, bool)
     return np.asarray(mask, dtype=bool) & present[:, None, None]
 

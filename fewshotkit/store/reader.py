@@ -255,7 +255,7 @@ class SliceStore:
             return matches[0]
         make = f"make one with `fewshotkit pseudolabel {self.path} --with {name or 'felzenszwalb'}`"
         if not sets:
-            raise FewshotkitError(f"store '{self.path}' has no pseudolabel set; {make}")
+            raise FewshotkitError(f"no pseudolabel set in '{self.path}' (sets: none); {make}")
         listing = "; ".join(describe_set(s, dict(group[s].attrs)) for s in (matches or sets))
         if matches:
             what = (f"store '{self.path}' has {len(sets)} pseudolabel sets" if name is None

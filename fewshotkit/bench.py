@@ -80,7 +80,7 @@ class BenchConfig:
     folds: list[int] = field(default_factory=lambda: [0])  # or "all"
     seed: int = 0
     steps: int | None = None
-    setting: int = 1
+    setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
     shots: int = 1
     protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
     chunks: int = 3
@@ -98,8 +98,11 @@ class BenchConfig:
             raise FewshotkitError("bench: give at least one store (--store or 'stores' in the config file)")
         if not self.methods:
             raise FewshotkitError("bench: give at least one method (--method or 'methods' in the config file)")
-        if self.setting not in (1, 2):
-            raise FewshotkitError(f"bench: --setting must be 1 or 2, got {self.setting}")
+        if isinstance(self.setting, int):
+            self.setting = [self.setting]
+        self.setting = list(dict.fromkeys(self.setting))
+        if not self.setting or any(s not in (1, 2) for s in self.setting):
+            raise FewshotkitError(f"bench: --setting must be 1 or 2 (repeatable), got {self.setting}")
         if self.recipe is not None and self.recipe not in RECIPES:
             raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
         if not isinstance(self.n_folds, int) or self.n_folds < 2:
@@ -200,13 +203,13 @@ class Bench:
 
     # -- one model ----------------------------------------------------------------------------
     def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
-                    steps: int) -> Path:
+                    steps: int, setting: int) -> Path:
         """Train the model of ``run_dir`` (resuming an interrupted run) and return its checkpoint."""
         from fewshotkit.training.checkpoint import LAST, read_checkpoint
         from fewshotkit.training.loop import train
 
         last = run_dir / "checkpoints" / LAST
-        setting = self.config.setting if exclude else 1
+        setting = setting if exclude else 1
         if last.is_file():
             done = int(read_checkpoint(last)["step"])
             if done >= steps:
@@ -242,7 +245,7 @@ class Bench:
 
     # -- one cell -----------------------------------------------------------------------------
     def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
-             protocol: str = "roy") -> FoldScores:
+             protocol: str = "roy", setting: int = 1) -> FoldScores:
         """Scores of ``method`` (with ``pooler``, if given) on ``fold`` of ``store_path`` with
         ``protocol``, from the cache when it is there."""
         from fewshotkit.store.reader import SliceStore
@@ -258,7 +261,7 @@ class Bench:
         steps = 0 if preset_steps == 0 else (cfg.steps if cfg.steps is not None else preset_steps)
         regime = spec.training.get("regime", "ssl")
         postprocess, spec = spec.postprocess, dataclasses.replace(spec, postprocess=[])  # evaluation, not training
-        training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=cfg.setting, fold=fold,
+        training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
                                 n_folds=cfg.n_folds, pseudolabels=cfg.pseudolabels, regime=regime)
         key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
         if postprocess:
@@ -267,6 +270,8 @@ class Bench:
         store_key = Path(store_path).stem
         name = f"fold{fold}.json" if protocol == "roy" else f"fold{fold}_{protocol}.json"
         cell_path = self.out / "cells" / store_key / safe_name(label) / name
+        if setting == 2:
+            cell_path = self.out / "cells" / f"{store_key}_setting2" / safe_name(label) / name
         digest = _digest(key)
         if cell_path.is_file():
             cached = json.loads(cell_path.read_text())
@@ -276,7 +281,7 @@ class Bench:
 
         store = SliceStore(store_path)
         all_classes = [store.classes[v] for v in sorted(store.classes)]
-        if steps == 0 or (regime == "ssl" and cfg.setting == 1):
+        if steps == 0 or (regime == "ssl" and setting == 1):
             plan = [("all", [], all_classes)]
         else:
             plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
@@ -284,7 +289,7 @@ class Bench:
         run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{fold}-{_digest(training)}"
         parts = []
         for group, exclude, classes in plan:
-            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps)
+            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting)
             self.log(f"evaluating {label} fold {fold} ({', '.join(classes)}; {protocol})")
             prefix = safe_name(f"{store_key}_{label}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess))
@@ -293,47 +298,56 @@ class Bench:
         return scores
 
     # -- everything ---------------------------------------------------------------------------
+    def _table(self, store_path: str, setting: int) -> tuple[ScoreTable, dict[str, dict[str, list[FoldScores]]]]:
+        """The comparison table of one store and setting, and its cells (protocol -> method -> folds)."""
+        cfg = self.config
+        store_key = Path(store_path).stem
+        # protocol -> method (or "method + pooler") -> scores per fold
+        cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
+        labels: dict[str, str] = {}
+        for method in cfg.methods:
+            for pooler in cfg.poolers or [None]:
+                entry = method if pooler is None else f"{method} + {pooler}"
+                labels[entry] = method_label(method, pooler)
+                for protocol in cfg.protocol:
+                    cells[protocol][entry] = [self.cell(store_path, method, fold, pooler, protocol, setting)
+                                              for fold in cfg.folds]
+        classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
+        for scores in cells[cfg.protocol[0]].values():
+            for c in scores[0].classes:
+                if c not in classes:
+                    classes.insert(-1, c)
+        grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
+        columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
+        title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
+                 f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
+                 f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
+        table = ScoreTable(title, columns)
+        for entry in labels:
+            row = {}
+            for protocol in cfg.protocol:
+                folds = cells[protocol][entry]
+                summary = summarize(folds, "dice")
+                for c, (m, sd) in summary.items():
+                    row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
+            table.add(labels[entry], row)
+        return table, cells
+
     def run(self) -> BenchResult:
         from fewshotkit.evaluation.figures import bar_chart
 
         cfg = self.config
         result = BenchResult({}, [], {})
         for store_path in cfg.stores:
-            store_key = Path(store_path).stem
-            # protocol -> method (or "method + pooler") -> scores per fold
-            cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
-            labels: dict[str, str] = {}
-            for method in cfg.methods:
-                for pooler in cfg.poolers or [None]:
-                    entry = method if pooler is None else f"{method} + {pooler}"
-                    labels[entry] = method_label(method, pooler)
-                    for protocol in cfg.protocol:
-                        cells[protocol][entry] = [self.cell(store_path, method, fold, pooler, protocol)
-                                                  for fold in cfg.folds]
-            classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
-            for scores in cells[cfg.protocol[0]].values():
-                for c in scores[0].classes:
-                    if c not in classes:
-                        classes.insert(-1, c)
-            grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
-            columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
-            title = (f"{store_key}: Dice (%), setting {cfg.setting}, {cfg.shots}-shot, "
-                     f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
-                     f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
-            table = ScoreTable(title, columns)
-            for entry in labels:
-                row = {}
-                for protocol in cfg.protocol:
-                    folds = cells[protocol][entry]
-                    summary = summarize(folds, "dice")
-                    for c, (m, sd) in summary.items():
-                        row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
-                table.add(labels[entry], row)
-            stem = self.out / f"{store_key}_comparison"
-            result.files += write_tables(table, stem)
-            result.files.append(bar_chart(table, stem.with_suffix(".png")))
-            result.tables[store_key] = table
-            result.cells[store_key] = cells
+            for setting in cfg.setting:
+                # one table per store and setting; setting 1 keeps the store's name as its key
+                key = Path(store_path).stem + ("" if setting == 1 else "_setting2")
+                table, cells = self._table(store_path, setting)
+                stem = self.out / f"{key}_comparison"
+                result.files += write_tables(table, stem)
+                result.files.append(bar_chart(table, stem.with_suffix(".png")))
+                result.tables[key] = table
+                result.cells[key] = cells
         document = {
             "config": cfg.to_json(),
             "results": {

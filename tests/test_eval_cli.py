@@ -116,7 +116,7 @@ def test_bench_config_file(tmp_path, store_path):
     path = tmp_path / "bench.toml"
     path.write_text(f'stores = ["{store_path}"]\nmethods = ["alpnet-init"]\nout = "x"\nfolds = "all"\nsetting = 2\n')
     config = BenchConfig.from_toml(path, steps=5)
-    assert config.folds == [0, 1, 2, 3, 4] and config.steps == 5 and config.setting == 2
+    assert config.folds == [0, 1, 2, 3, 4] and config.steps == 5 and config.setting == [2]
     path.write_text('stores = ["a.h5"]\nmethods = ["x"]\nout = "x"\nstepz = 3\n')
     with pytest.raises(FewshotkitError, match="stepz"):
         BenchConfig.from_toml(path)
@@ -146,3 +146,21 @@ def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_
     # another post-processing re-evaluates the cells and trains nothing
     again = run_cli(*args[:-1], "postprocess=none")
     assert again.exit_code == 0 and "training" not in again.output and "cached" not in again.output
+
+
+def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_cli, store_path, tmp_path):
+    out = tmp_path / "bench_s12"
+    args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--recipe", "cpu", "--steps", "2",
+            "--device", "cpu", "--fold", "0", "--setting", "1", "--setting", "2", "-o", str(out)]
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    s1, s2 = (out / "syn_comparison.md").read_text(), (out / "syn_setting2_comparison.md").read_text()
+    assert "setting 1" in s1 and "setting 2" in s2
+    runs = sorted(p.parent.parent.name for p in (out / "runs").rglob("last.pt"))
+    assert runs == ["all", "lower", "upper"], "setting 1: one SSL model; setting 2: one model per excluded group"
+    doc = json.loads((out / "bench.json").read_text())
+    assert set(doc["results"]) == {"syn", "syn_setting2"}
+
+    again = run_cli(*args)
+    assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 2
+    assert (out / "syn_comparison.md").read_text() == s1 and (out / "syn_setting2_comparison.md").read_text() == s2

@@ -128,7 +128,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
               help="Folds over each store's scans (default 5; a store needs at least this many patients).")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Training steps for every trained method (the shared budget; default: each preset's).")
-@click.option("--setting", type=click.Choice(["1", "2"]), default=None, help="1 (default) or 2 (exclude test classes).")
+@click.option("--setting", "settings", multiple=True, type=click.Choice(["1", "2"]),
+              help="1 (default) or 2 (exclude test classes); repeatable: one table per setting.")
 @click.option("--shots", type=click.IntRange(min=1), default=None, help="Support slices per chunk (default 1).")
 @click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOL_CHOICES),
               help="Protocol (repeatable: one column group per protocol; default roy).")
@@ -141,7 +142,7 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
-          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, setting: str | None, shots: int | None,
+          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], shots: int | None,
           protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
           seed: int | None, device: str | None, out: str | None) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
@@ -154,7 +155,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
     flags = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
-        "steps": steps, "setting": int(setting) if setting else None, "shots": shots,
+        "steps": steps, "setting": [int(s) for s in settings] or None, "shots": shots,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
         "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
         "poolers": list(poolers) or None,

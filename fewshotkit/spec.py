@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.presets import PAPER_STEPS, PRESETS
+
+__all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "load_spec", "parse_spec", "apply_overrides",
+           "validate_spec", "build_method"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -140,83 +144,7 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
 
 
-# -- presets ------------------------------------------------------------------------------------
-_ALP = {"type": "alp", "train_window": 4, "test_window": 2, "threshold": 0.95}
-_PAPER_BACKBONE = {"type": "deeplab-resnet101", "out_channels": 256}
-_COMPOSED_OPTIONS = {"bg_weight": 0.05, "align_weight": 1.0}
-PAPER_STEPS = 100_000
-
-
-def _composed(method: str, pooler: dict, classifier: str, regime: str, steps: int, backbone: dict = _PAPER_BACKBONE,
-              image_size: int = 256) -> dict[str, Any]:
-    return {
-        "method": method,
-        "image_size": image_size,
-        "options": dict(_COMPOSED_OPTIONS),
-        "backbone": dict(backbone),
-        "pooler": dict(pooler),
-        "classifier": {"type": classifier, "scale": 20.0},
-        "training": {"regime": regime, "steps": steps},
-    }
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # the paper's methods (ResNet-101 body; COCO weights need backbone.weights=PATH offline)
-    "ssl-alpnet": _composed("alpnet", _ALP, "cosine-softmax", "ssl", PAPER_STEPS),
-    "ssl-panet": _composed("panet", {"type": "masked-avg"}, "cosine", "ssl", PAPER_STEPS),
-    "alpnet": _composed("alpnet", _ALP, "cosine-softmax", "supervised", PAPER_STEPS),
-    "panet": _composed("panet", {"type": "masked-avg"}, "cosine", "supervised", PAPER_STEPS),
-    "senet": {
-        "method": "senet",
-        "image_size": 256,
-        "options": {},
-        "training": {"regime": "supervised", "steps": PAPER_STEPS},
-    },
-    # ALPNet with an untrained backbone (the paper's ALPNet-init used COCO weights: pass them)
-    "alpnet-init": _composed("alpnet", _ALP, "cosine-softmax", "ssl", 0),
-    # CPU recipe: the light encoder at 128 x 128, stride 4 -> a 32 x 32 feature grid like the
-    # paper's, so ALP's 4 / 2 windows cover the same image fraction. Trained from scratch, it needs
-    # a larger lr than the reference's fine-tuning recipe: on CHAOS fold 0 after 500 steps of 4
-    # episodes, lr 3e-3 reached 62.7 mean Dice against 36.9 for 1e-3 (1e-2 collapsed to uniform
-    # predictions). A step of 4 episodes takes ~0.4 s on 2 idle cores: 5000 steps ~36 min.
-    "ssl-alpnet-cpu": {
-        **_composed(
-            "alpnet", _ALP, "cosine-softmax", "ssl", 5_000,
-            backbone={"type": "light", "out_channels": 256, "in_channels": 1, "width": 32,
-                      "output_stride": 4, "norm": "group"},
-            image_size=128,
-        ),
-        "training": {"regime": "ssl", "steps": 5_000, "batch_size": 4, "lr": 3e-3, "lr_step": 500,
-                     "lr_gamma": 0.8, "checkpoint_every": 250},
-    },
-    # threshold methods (docs/methods.md): their papers' loss weights (bg 0.1) and schedules (SGD
-    # lr 1e-3, x0.95 every 1000 steps; ADNet's script trains 50k steps, RPT's 40k x0.98 every 5000)
-    "ssl-adnet": {
-        **_composed("adnet", {"type": "masked-avg"}, "threshold", "ssl", 50_000),
-        "options": {"bg_weight": 0.1, "align_weight": 1.0},
-        "classifier": {"type": "threshold", "scale": 20.0, "init_threshold": -10.0, "threshold_weight": 1.0},
-    },
-    "ssl-qnet": {
-        **_composed("qnet", {"type": "masked-avg"}, "query-threshold", "ssl", 50_000),
-        "options": {"bg_weight": 0.1, "align_weight": 1.0},
-        "classifier": {"type": "query-threshold", "scale": 20.0, "init_threshold": -10.0, "refine_steps": 0},
-    },
-    "ssl-regional": {
-        **_composed("regional", {"type": "regional", "regions": 10, "include_global": True}, "query-threshold",
-                    "ssl", 40_000),
-        "options": {"bg_weight": 0.1, "align_weight": 1.0},
-        "classifier": {"type": "query-threshold", "scale": 20.0, "init_threshold": -10.0, "refine_steps": 0},
-        "training": {"regime": "ssl", "steps": 40_000, "lr_step": 5_000, "lr_gamma": 0.98},
-    },
-}
-# their CPU forms: exactly the CPU recipe's backbone, image size and training table
-PRESETS.update({
-    f"{name}-cpu": {**copy.deepcopy(PRESETS[name]),
-                    **{k: copy.deepcopy(PRESETS["ssl-alpnet-cpu"][k]) for k in ("backbone", "image_size", "training")}}
-    for name in ("ssl-adnet", "ssl-qnet", "ssl-regional")
-})
-
-
+# -- presets (the tables live in fewshotkit.presets) ---------------------------------------------
 def preset_spec(name: str) -> MethodSpec:
     """The built-in preset ``name``; unknown names raise with close matches and the list."""
     from fewshotkit.userinput import look_up

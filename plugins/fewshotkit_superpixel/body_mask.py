@@ -1,4 +1,4 @@
-"""The body mask of a slice: intensity threshold, largest connected component, holes filled."""
+"""The body mask of a slice or volume: intensity threshold, largest connected component, holes filled."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ def auto_threshold(image: np.ndarray) -> float:
     return lo + 0.05 * (hi - lo)
 
 
-def body_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Boolean (H, W) mask of the body in ``image`` (H, W).
+def body_mask(image: np.ndarray, threshold: float | None = None, fill_structure: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of the body in ``image`` ((H, W) or (Z, H, W)), of the same shape.
 
     ``threshold`` is in the image's intensity units (the reference uses ~50 for raw MR and
-    1e-4 for CT in 0..255); None picks :func:`auto_threshold`.
+    1e-4 for CT in 0..255); None picks :func:`auto_threshold` over the whole array.
+    ``fill_structure``: the connectivity of hole filling (SciPy's default when None).
     """
     if threshold is None:
         threshold = auto_threshold(image)
@@ -30,4 +31,4 @@ def body_mask(image: np.ndarray, threshold: float | None = None) -> np.ndarray:
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
     largest = components == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(largest)
+    return ndimage.binary_fill_holes(largest, structure=fill_structure)

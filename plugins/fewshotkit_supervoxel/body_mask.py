@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage import measure
 
-from fewshotkit_superpixel.body_mask import auto_threshold
+from fewshotkit_superpixel.body_mask import body_mask
 
 # fills holes slice by slice: a cavity open at the volume's top or bottom (lungs) is still filled
 _IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
@@ -20,12 +19,4 @@ def body_mask_3d(volume: np.ndarray, threshold: float | None = None) -> np.ndarr
     :func:`~fewshotkit_superpixel.body_mask.auto_threshold` over the whole volume, so every
     slice is cut at the same level.
     """
-    if threshold is None:
-        threshold = auto_threshold(volume)
-    foreground = volume > threshold
-    if not foreground.any():
-        return foreground
-    components = measure.label(foreground, connectivity=1)
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    return ndimage.binary_fill_holes(components == int(np.argmax(sizes)), structure=_IN_PLANE)
+    return body_mask(volume, threshold, fill_structure=_IN_PLANE)

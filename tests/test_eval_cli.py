@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from conftest import pseudolabelled_store
+
+STUDIES = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +167,13 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     again = run_cli(*args)
     assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 2
     assert (out / "syn_comparison.md").read_text() == s1 and (out / "syn_setting2_comparison.md").read_text() == s2
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_study_configs_are_valid(path):
+    from fewshotkit.bench import BenchConfig, method_spec
+
+    config = BenchConfig.from_toml(path)
+    assert config.folds == [0, 1, 2, 3, 4]
+    for method in config.methods:
+        method_spec(method, config.recipe, config.overrides)  # every preset and override resolves

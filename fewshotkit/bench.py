@@ -26,139 +26,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from fewshotkit.bench_cache import digest as _digest
 from fewshotkit.bench_cache import training_key
+from fewshotkit.bench_config import BenchConfig, method_label, method_spec
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
 from fewshotkit.spec import plugin_fingerprints
-
-#: built-in method name (a spec preset) -> row label in the tables
-METHOD_LABELS = {
-    "ssl-alpnet": "SSL-ALPNet",
-    "ssl-panet": "SSL-PANet",
-    "alpnet": "ALPNet (annotated)",
-    "panet": "PANet (annotated)",
-    "senet": "SE-Net-style",
-    "alpnet-init": "ALPNet-init",
-    "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
-    "ssl-adnet": "ADNet",
-    "ssl-adnet-cpu": "ADNet (CPU recipe)",
-    "ssl-qnet": "Q-Net (single scale)",
-    "ssl-qnet-cpu": "Q-Net (single scale, CPU recipe)",
-    "ssl-regional": "Regional prototypes (RPT-style)",
-    "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
-}
-
-#: folds over a store's scans unless ``n_folds`` (``--n-folds``) says otherwise; a store needs at
-#: least as many patients as folds
-N_FOLDS = 5
-
-#: recipes that swap the backbone and image size of composed methods (``--recipe cpu``)
-RECIPES = {"cpu": "ssl-alpnet-cpu"}
-
-
-@dataclass
-class BenchConfig:
-    """A comparison: which methods on which stores, with one shared budget and protocol."""
-
-    stores: list[str]
-    methods: list[str]
-    out: str
-    folds: list[int] = field(default_factory=lambda: [0])  # or "all"
-    seed: int = 0
-    steps: int | None = None
-    setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
-    shots: int = 1
-    protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
-    chunks: int = 3
-    recipe: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    device: str = "auto"
-    pseudolabels: str | None = None
-    batch_size: int = 16
-    figures: bool = False
-    n_folds: int = N_FOLDS
-    poolers: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.stores:
-            raise FewshotkitError("bench: give at least one store (--store or 'stores' in the config file)")
-        if not self.methods:
-            raise FewshotkitError("bench: give at least one method (--method or 'methods' in the config file)")
-        if isinstance(self.setting, int):
-            self.setting = [self.setting]
-        self.setting = list(dict.fromkeys(self.setting))
-        if not self.setting or any(s not in (1, 2) for s in self.setting):
-            raise FewshotkitError(f"bench: --setting must be 1 or 2 (repeatable), got {self.setting}")
-        if self.recipe is not None and self.recipe not in RECIPES:
-            raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
-        if not isinstance(self.n_folds, int) or self.n_folds < 2:
-            raise FewshotkitError(f"bench: --n-folds must be an integer >= 2, got {self.n_folds!r}")
-        if self.folds == "all":  # type: ignore[comparison-overlap]  # from --all-folds or folds = "all"
-            self.folds = list(range(self.n_folds))
-        if any(f < 0 or f >= self.n_folds for f in self.folds):
-            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
-        if isinstance(self.protocol, str):
-            self.protocol = [self.protocol]
-        if not self.protocol:
-            raise FewshotkitError("bench: give at least one --protocol")
-        self.protocol = list(dict.fromkeys(self.protocol))
-        for name in self.protocol:
-            ProtocolConfig(name, self.chunks, self.shots)
-
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
-        """Read a TOML config; non-None ``flags`` override its keys. Unknown keys are errors."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise FewshotkitError(f"bench config '{path}': {exc}") from None
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise FewshotkitError(f"bench config '{path}': unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-        data.update({k: v for k, v in flags.items() if v is not None})
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise FewshotkitError(f"bench config '{path}': {exc}") from None
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def method_label(name: str, pooler: str | None = None) -> str:
-    """The table row of a preset or spec file (``+ POOLER`` on the ``--pooler`` axis)."""
-    label = METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
-    return label if pooler is None else f"{label} + {pooler}"
-
-
-def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """The spec of a preset name or spec file, with the recipe's backbone and size and ``overrides``."""
-    from fewshotkit.spec import apply_overrides, load_spec, preset_spec
-
-    spec = load_spec(name) if name.endswith(".toml") else preset_spec(name)
-    if recipe is not None and "backbone" in spec.parts:
-        base = preset_spec(RECIPES[recipe])
-        parts = {**spec.parts, "backbone": dict(base.parts["backbone"])}
-        spec = dataclasses.replace(spec, parts=parts, image_size=base.image_size)
-    if overrides:
-        spec = apply_overrides(spec, list(overrides))
-    return spec
 
 
 def class_groups(store: Any) -> dict[str, list[str]]:

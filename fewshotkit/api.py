@@ -48,7 +48,8 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
 
     if label is not None and _is_path(image) != _is_path(label):
         raise FewshotkitError(f"{what}: give the image and its mask both as NIfTI paths or both as arrays")
-    if _is_path(image):
+    if isinstance(image, (str, os.PathLike)):
+        assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
         prepared = load_nifti_volume(image, label, target_size=None)
         raw = load_nifti(Path(image))[1]
         return _Volume(prepared.image, raw, prepared.label, spacing or prepared.spacing)  # type: ignore[arg-type]

@@ -160,6 +160,7 @@ class Bench:
 
         store = SliceStore(store_path)
         all_classes = [store.classes[v] for v in sorted(store.classes)]
+        plan: list[tuple[str, list[str], list[str]]]
         if steps == 0 or (regime == "ssl" and setting == 1):
             plan = [("all", [], all_classes)]
         else:
@@ -185,7 +186,8 @@ class Bench:
         cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
         labels: dict[str, str] = {}
         for method in cfg.methods:
-            for pooler in cfg.poolers or [None]:
+            poolers: list[str | None] = [*cfg.poolers] or [None]
+            for pooler in poolers:
                 entry = method if pooler is None else f"{method} + {pooler}"
                 labels[entry] = method_label(method, pooler)
                 for protocol in cfg.protocol:
@@ -227,7 +229,7 @@ class Bench:
                 result.files.append(bar_chart(table, stem.with_suffix(".png")))
                 result.tables[key] = table
                 result.cells[key] = cells
-        document = {
+        document: dict[str, Any] = {
             "config": cfg.to_json(),
             "results": {
                 store: {protocol: {method: [f.to_json() for f in folds] for method, folds in by_method.items()}

@@ -72,7 +72,7 @@ class ScanPostprocess:
             if probabilities is None:
                 raise FewshotkitError("--drop-absent needs foreground probabilities, which this predictor does not give")
             out = drop_absent_slices(out, probabilities, float(self.drop_absent))
-        space = None if spacing is None else tuple(float(s) for s in spacing)
+        space = None if spacing is None else (float(spacing[0]), float(spacing[1]), float(spacing[2]))
         for name, step in self.steps:
             result = np.asarray(step(out, space))
             if result.shape != out.shape:

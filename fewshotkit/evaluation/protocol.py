@@ -32,7 +32,7 @@ The protocol needs no model: any :data:`Predictor` callable works, which keeps i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence, cast
 
 import numpy as np
 
@@ -59,6 +59,13 @@ Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 PredictionSink = Callable[[str, str, np.ndarray], None]
 
 
+class SoftPredictor(Protocol):
+    """A predictor that also gives foreground probabilities (Q, H, W) float (for post-processing)."""
+
+    def probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
+                      query_images: np.ndarray) -> np.ndarray: ...
+
+
 class StoreLike(Protocol):
     """What the protocol reads from a slice store (see :class:`fewshotkit.store.SliceStore`)."""
 
@@ -72,9 +79,16 @@ class StoreLike(Protocol):
 
 
 class FoldLike(Protocol):
-    index: int
-    queries: tuple[str, ...]
-    support: str
+    """What the protocol reads from a fold (read-only, so frozen dataclasses qualify)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def queries(self) -> tuple[str, ...]: ...
+
+    @property
+    def support(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -265,7 +279,7 @@ def evaluate_fold(
             if query_z.size == 0:
                 continue
             args = (support_image[support_slices], support_label[support_slices] == value, image[query_z])
-            out = np.asarray(predictor.probabilities(*args) if soft else predictor(*args))
+            out = np.asarray(cast(SoftPredictor, predictor).probabilities(*args) if soft else predictor(*args))
             if out.shape != (query_z.size, *image.shape[1:]):
                 raise FewshotkitError(
                     f"predictor returned shape {out.shape}, expected {(query_z.size, *image.shape[1:])}"

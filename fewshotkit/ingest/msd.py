@@ -140,7 +140,8 @@ def _check_single_channel(path: Path) -> None:
     import nibabel as nib
 
     try:
-        shape = nib.load(str(path)).shape
+        image: Any = nib.load(str(path))  # a spatial image (FileBasedImage declares no shape)
+        shape = image.shape
     except Exception as exc:  # nibabel raises several types for unreadable files
         raise DataError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc})") from None
     if len(shape) == 4 and shape[3] > 1:

@@ -14,7 +14,7 @@ HDF5 slice read is ~0.1-1 ms), moved to the device, resized to the model's image
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.training.augment import Augmenter
 from fewshotkit.training.config import TrainingConfig
+
+if TYPE_CHECKING:
+    from fewshotkit.episodes.folds import Fold
+    from fewshotkit.store.reader import SliceStore
 
 
 class Sampler(Protocol):
@@ -99,8 +103,9 @@ class EpisodeBatcher:
         else:
             images = self._to_device([s.support_image for s in samples] + [s.query_image for s in samples], False)
             masks = self._to_device([s.support_mask for s in samples] + [s.query_mask for s in samples], True)
-        images, masks = self.augmenter(images, masks)
-        assert masks is not None
+        images, augmented = self.augmenter(images, masks)
+        assert augmented is not None
+        masks = augmented
         b = self.batch_size
         support_mask = masks[:b]
         episode = Episode(
@@ -112,7 +117,7 @@ class EpisodeBatcher:
         return episode, [sample_record(s) for s in samples]
 
 
-def build_sampler(store: Any, fold: Any, setting: int, excluded: list[int], config: TrainingConfig,
+def build_sampler(store: "SliceStore", fold: "Fold", setting: int, excluded: list[int], config: TrainingConfig,
                    pseudolabels: str | None) -> tuple[Any, dict[str, Any]]:
     """The episode sampler of ``config.regime`` over the fold's training slices (setting 2 drops
     every slice showing an excluded class) and what run.json records about it."""

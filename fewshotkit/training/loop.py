@@ -52,7 +52,9 @@ from fewshotkit.training.hooks import (
 from fewshotkit.training.trainer import HookBase, Trainer
 
 if TYPE_CHECKING:
+    from fewshotkit.episodes.folds import Fold
     from fewshotkit.spec import MethodSpec
+    from fewshotkit.store.reader import SliceStore
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
@@ -161,7 +163,7 @@ def train(
         ddp.teardown(info)
 
 
-def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, setting: int, excluded: list[int],
+def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fold: "Fold", setting: int, excluded: list[int],
          sampler: Any, sampler_info: dict[str, Any], out_dir: Path, seed: int, payload: dict[str, Any] | None,
          previous: dict[str, Any], info: ddp.DistInfo, dev: torch.device, show_progress: bool,
          on_step: Callable[[int], None] | None, n_folds: int) -> Path:
@@ -177,6 +179,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: Any, the_fold: Any, 
     from fewshotkit.training.eval_curve import CURVE_JSONL, EvalCurve
     from fewshotkit.training.optim import build_optimizer, build_scheduler
 
+    assert spec.image_size is not None  # train() refuses a spec without one
     ckpt_dir = out_dir / "checkpoints"
     main = info.is_main
     seed_everything(seed)  # identical initial weights on every rank

@@ -153,7 +153,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     from fewshotkit.bench import Bench, BenchConfig
     from fewshotkit.console import console
 
-    flags = {
+    flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
         "steps": steps, "setting": [int(s) for s in settings] or None, "shots": shots,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
@@ -165,7 +165,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     if config_path:
         config = BenchConfig.from_toml(config_path, **flags)
     else:
-        given = {k: v for k, v in flags.items() if v is not None}
+        given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
         given.setdefault("out", "bench_out")
         config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
     result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]")).run()

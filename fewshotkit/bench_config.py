@@ -27,6 +27,7 @@ METHOD_LABELS = {
     "senet": "SE-Net-style",
     "alpnet-init": "ALPNet-init",
     "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
+    "ssl-alpnet-cpu-sgd": "SSL-ALPNet (previous SGD CPU recipe)",
     "ssl-adnet": "ADNet",
     "ssl-adnet-cpu": "ADNet (CPU recipe)",
     "ssl-qnet": "Q-Net (single scale)",

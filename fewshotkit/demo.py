@@ -23,10 +23,10 @@ from fewshotkit.errors import FewshotkitError
 #: dataset -> (ingest function "module:attr", default training steps)
 DATASETS: dict[str, tuple[str | None, int]] = {
     "synthetic": (None, 1000),
-    "chaos-t2": ("fewshotkit.ingest.chaos:ingest_chaos_t2", 5000),
-    "synapse-ct": ("fewshotkit.ingest.synapse:ingest_synapse_ct", 5000),
-    "ms-cmrseg": ("fewshotkit.ingest.ms_cmrseg:ingest_ms_cmrseg", 5000),
-    "acdc": ("fewshotkit.ingest.acdc:ingest_acdc", 5000),
+    "chaos-t2": ("fewshotkit.ingest.chaos:ingest_chaos_t2", 2000),
+    "synapse-ct": ("fewshotkit.ingest.synapse:ingest_synapse_ct", 2000),
+    "ms-cmrseg": ("fewshotkit.ingest.ms_cmrseg:ingest_ms_cmrseg", 2000),
+    "acdc": ("fewshotkit.ingest.acdc:ingest_acdc", 2000),
 }
 DEMO_METHODS = ("ssl-alpnet-cpu", "alpnet-init")
 PSEUDOLABELER = "felzenszwalb"

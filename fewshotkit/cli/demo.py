@@ -13,7 +13,7 @@ import click
 @click.option("-o", "--out", default="fewshotkit-demo", show_default=True, type=click.Path(file_okay=False),
               help="Output folder (store, runs, tables, figures); re-running reuses it.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Training steps (default: 1000 synthetic, 5000 real data).")
+              help="Training steps (default: 1000 synthetic, 2000 real data: the CPU recipe).")
 @click.option("--volumes", type=click.IntRange(min=5), default=10, show_default=True,
               help="Synthetic scans to generate (synthetic dataset only).")
 @click.option("--device", default="auto", show_default=True)

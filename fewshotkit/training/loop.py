@@ -86,7 +86,9 @@ def train(
     ``spec.training``. Setting 2 drops every training slice containing any pixel of an
     ``exclude`` class; the supervised regime never trains on ``exclude`` classes. With
     ``resume=True`` ``out_dir`` is an existing run: spec, store and settings come from it
-    (``spec``/``store_path`` may be None), ``steps`` may raise its target, and training continues
+    (``spec``/``store_path`` may be None), ``steps`` may raise its target (a cosine schedule
+    then stretches over the new target, so the run differs from one planned for it from the
+    start), and training continues
     exactly where its last checkpoint left off. ``on_step(step)`` is called after every
     completed step. Ctrl-C writes a checkpoint and then raises KeyboardInterrupt.
     """

@@ -25,6 +25,9 @@ A spec file looks like::
     type = "largest-component"
 
 No torch import happens at module level: building a method imports the parts lazily.
+
+Why one module of ~370 lines: parsing, ``--set`` overrides, validation against the registry and
+building are one round trip over the same tables; split, each half would re-describe the layout.
 """
 
 from __future__ import annotations

@@ -95,3 +95,26 @@ def test_adamw_trains(store, tmp_path):
     last = train(spec, store, tmp_path / "run", steps=4, device="cpu", show_progress=False)
     payload = torch.load(last, weights_only=True)
     assert payload["step"] == 4 and "exp_avg" in next(iter(payload["optimizer"]["state"].values()))
+
+
+def test_user_hooks_run_after_the_built_in_ones(store, tmp_path):
+    from fewshotkit.training.loop import train
+    from fewshotkit.training.trainer import HookBase
+
+    class Recorder(HookBase):
+        def __init__(self) -> None:
+            self.events: list[tuple[str, int]] = []
+
+        def before_train(self) -> None:
+            self.events.append(("before", self.trainer.step))
+
+        def after_step(self) -> None:
+            assert self.trainer.last is not None and torch.isfinite(self.trainer.last.loss)
+            self.events.append(("step", self.trainer.step))
+
+        def after_train(self) -> None:
+            self.events.append(("after", self.trainer.step))
+
+    recorder = Recorder()
+    train(tiny_spec(), store, tmp_path / "run", steps=3, device="cpu", show_progress=False, hooks=[recorder])
+    assert recorder.events == [("before", 0), ("step", 1), ("step", 2), ("step", 3), ("after", 3)]

@@ -83,6 +83,7 @@ def train(
     show_progress: bool = True,
     on_step: Callable[[int], None] | None = None,
     n_folds: int = 5,
+    hooks: Sequence[HookBase] = (),
 ) -> Path:
     """Train ``spec`` on the store's fold ``fold`` training scans; returns the final checkpoint path.
 
@@ -93,7 +94,8 @@ def train(
     (``spec``/``store_path`` may be None), ``steps`` may raise its target (a cosine schedule
     then stretches over the new target, so the run differs from one planned for it from the
     start), and training continues
-    exactly where its last checkpoint left off. ``on_step(step)`` is called after every
+    exactly where its last checkpoint left off. ``hooks`` (:class:`HookBase`) run after the built-in
+    ones (metrics, checkpoints, the Dice curve). ``on_step(step)`` is called after every
     completed step. Ctrl-C writes a checkpoint and then raises KeyboardInterrupt.
     """
     from fewshotkit.spec import load_spec
@@ -159,7 +161,7 @@ def train(
     try:
         return _run(
             spec, config, store, the_fold, setting, excluded, sampler, sampler_info, out_dir, seed, payload,
-            previous, info, dev, show_progress, on_step, n_folds,
+            previous, info, dev, show_progress, on_step, n_folds, hooks,
         )
     except Exception:
         if created and info.is_main and not (ckpt_dir / LAST).exists():
@@ -172,7 +174,7 @@ def train(
 def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fold: "Fold", setting: int, excluded: list[int],
          sampler: Any, sampler_info: dict[str, Any], out_dir: Path, seed: int, payload: dict[str, Any] | None,
          previous: dict[str, Any], info: ddp.DistInfo, dev: torch.device, show_progress: bool,
-         on_step: Callable[[int], None] | None, n_folds: int) -> Path:
+         on_step: Callable[[int], None] | None, n_folds: int, extra_hooks: Sequence[HookBase]) -> Path:
     """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
     from fewshotkit.console import console
     from fewshotkit.device import describe_device
@@ -294,7 +296,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
                                label=spec.preset or spec.method))
     if on_step is not None:
         hooks.append(StepCallback(on_step))
-    trainer.register(hooks)
+    trainer.register([*hooks, *extra_hooks])
     try:
         with StopRequest() as stop:
             trainer.run(lambda: ddp.any_rank(stop.requested, info, dev))

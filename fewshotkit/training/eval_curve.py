@@ -54,6 +54,7 @@ class EvalCurve(HookBase):
         from fewshotkit.training.curves import plot_dice_curves, read_metrics
 
         t = self.trainer
+        t.synchronize()
         start = time.perf_counter()
         was_training = t.method.training
         t.method.eval()

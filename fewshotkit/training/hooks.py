@@ -38,6 +38,7 @@ class Checkpointer:
 
     def save(self, numbered: bool) -> Path:
         t = self.trainer
+        t.synchronize()
         rng_states = ddp.all_gather(capture_rng(t.sampler_rng, self.aug_generator), self.info)
         last = self.directory / LAST
         if self.info.is_main:
@@ -102,20 +103,22 @@ class MetricsLogger(HookBase):
 
     def _reset(self) -> None:
         self.window: dict[str, torch.Tensor] = {}
-        self.data_s = self.model_s = 0.0
+        self.data_s = 0.0
         self.n = 0
         self.start = time.perf_counter()
+        self.start_train_s = self.trainer.train_seconds
 
     def after_step(self) -> None:
         t, out = self.trainer, self.trainer.last
         assert out is not None
         self.n += 1
         self.data_s += out.data_s
-        self.model_s += out.model_s
         for name, value in {"loss": out.loss, **{f"loss_{k}": v for k, v in out.terms.items()}}.items():
             value = value.float()
             self.window[name] = self.window[name] + value if name in self.window else value
         if t.step % self.every == 0 or t.step == t.steps:
+            t.synchronize()  # the window's device work is done: its training time is exact
+            model_s = t.train_seconds - self.start_train_s - self.data_s
             values = ddp.mean_over_ranks({k: v.item() / self.n for k, v in self.window.items()}, self.info, t.device)
             self.last_loss = values["loss"]
             if not np.isfinite(self.last_loss):
@@ -126,7 +129,7 @@ class MetricsLogger(HookBase):
             record = {
                 "step": t.step, **{k: round(v, 6) for k, v in values.items()}, "lr": t.lr,
                 "steps_per_s": round(self.n / (time.perf_counter() - self.start), 4),
-                "data_s": round(self.data_s / self.n, 5), "model_s": round(self.model_s / self.n, 5),
+                "data_s": round(self.data_s / self.n, 5), "model_s": round(model_s / self.n, 5),
                 "train_s": round(t.train_seconds, 2),
                 "train_cpu_s": round(t.train_cpu_seconds, 2), "time": now(),
             }

@@ -39,13 +39,12 @@ class HookBase:
 
 @dataclass
 class StepOutput:
-    """What one step produced: the detached loss and its terms, the episodes' records, timings."""
+    """What one step produced: the detached loss and its terms, the episodes' records, data time."""
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]
     records: list[dict[str, Any]]
-    data_s: float
-    model_s: float
+    data_s: float  # drawing and augmenting the batch
 
 
 @dataclass
@@ -110,6 +109,18 @@ class Trainer:
             for hook in self.hooks:
                 hook.after_train()
 
+    def synchronize(self) -> None:
+        """Wait for the device's queued work and count the wait as training time.
+
+        Steps do not synchronise (that would stall a GPU every step just to time it), so on CUDA a
+        step's seconds are its launch time; hooks call this before they read ``train_seconds`` or
+        use the device themselves, which makes the total exact at every point where it is read.
+        """
+        if self.device.type == "cuda":
+            t0 = time.perf_counter()
+            torch.cuda.synchronize(self.device)
+            self.train_seconds += time.perf_counter() - t0
+
     def run_step(self) -> StepOutput:
         """One optimisation step on one batch of episodes."""
         t0, c0 = time.perf_counter(), time.process_time()
@@ -134,9 +145,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
         self.train_seconds += t2 - t0
         self.train_cpu_seconds += time.process_time() - c0
-        return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()}, records, t1 - t0, t2 - t1)
+        return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()}, records, t1 - t0)

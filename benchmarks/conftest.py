@@ -58,3 +58,68 @@ def seconds(benchmark):
         return None if benchmark.disabled else getattr(benchmark.stats.stats, stat)
 
     return get
+
+
+@pytest.fixture(scope="session")
+def ssl_store(tmp_path_factory):
+    """A synthetic store (6 volumes of 16 slices, 256 px) with a felzenszwalb set, for training steps."""
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.pseudolabel import run_pseudolabeler
+
+    path = ingest_synthetic(tmp_path_factory.mktemp("bench") / "syn.h5", volumes=6, slices=16, size=256, quiet=True)
+    run_pseudolabeler(path, "felzenszwalb", {}, jobs=2)
+    return path
+
+
+class SSLStep:
+    """One self-supervised training step of ``spec`` on fold 0 of ``store`` with the spec's own
+    optimiser, as the training loop runs it; each call records data (+ augmentation) and model
+    (forward, backward, update) seconds and the loss."""
+
+    def __init__(self, spec, store) -> None:
+        import numpy as np
+        import torch
+
+        from fewshotkit.episodes.filters import allowed_slices
+        from fewshotkit.episodes.folds import get_fold
+        from fewshotkit.episodes.sampling import SelfSupervisedSampler
+        from fewshotkit.spec import build_method
+        from fewshotkit.store.reader import SliceStore
+        from fewshotkit.training.augment import Augmenter
+        from fewshotkit.training.batches import EpisodeBatcher
+        from fewshotkit.training.config import TrainingConfig
+        from fewshotkit.training.optim import build_optimizer
+
+        self.config = TrainingConfig.from_dict(spec.training)
+        torch.manual_seed(0)
+        self.method = build_method(spec).train()
+        self.optimizer = build_optimizer(self.method.parameters(), self.config)
+        s = SliceStore(store)
+        sampler = SelfSupervisedSampler(s, s.resolve_pseudolabel_set(None), allowed_slices(s, get_fold(s, 0).train))
+        self.batcher = EpisodeBatcher(sampler, "ssl", spec.image_size,
+                                      Augmenter(self.config.aug, torch.Generator().manual_seed(0)),
+                                      torch.device("cpu"), self.config.batch_size)
+        self.rng = np.random.default_rng(0)
+        self.data: list[float] = []
+        self.model: list[float] = []
+        self.losses: list[float] = []
+
+    def __call__(self) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        episode, _ = self.batcher.next(self.rng)
+        t1 = time.perf_counter()
+        loss = self.method(episode).loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.data.append(t1 - t0)
+        self.model.append(time.perf_counter() - t1)
+        self.losses.append(loss.item())
+
+
+@pytest.fixture
+def ssl_step():
+    """The :class:`SSLStep` class (a fixture, so benchmark modules need not import this conftest)."""
+    return SSLStep

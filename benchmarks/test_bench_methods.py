@@ -8,8 +8,6 @@ printed; keep the machine otherwise idle).
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,51 +19,14 @@ ROUNDS = 8
 _step_seconds: dict[str, float] = {}  # preset -> median seconds per step, filled in PRESETS order
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
-
-    path = ingest_synthetic(tmp_path_factory.mktemp("bench") / "syn.h5", volumes=6, slices=16, size=256, quiet=True)
-    run_pseudolabeler(path, "felzenszwalb", {}, jobs=1)
-    return path
-
-
 @pytest.mark.parametrize("preset", PRESETS)
-def test_training_step_cost(benchmark, store, preset):
-    from fewshotkit.episodes.filters import allowed_slices
-    from fewshotkit.episodes.folds import get_fold
-    from fewshotkit.episodes.sampling import SelfSupervisedSampler
-    from fewshotkit.spec import build_method, preset_spec
-    from fewshotkit.store.reader import SliceStore
-    from fewshotkit.training.augment import Augmenter
-    from fewshotkit.training.batches import EpisodeBatcher
-    from fewshotkit.training.config import TrainingConfig
+def test_training_step_cost(benchmark, ssl_store, ssl_step, preset):
+    from fewshotkit.spec import preset_spec
 
-    spec = preset_spec(preset)
-    config = TrainingConfig.from_dict(spec.training)
-    torch.manual_seed(0)
-    method = build_method(spec).train()
-    optimizer = torch.optim.SGD(method.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    s = SliceStore(store)
-    sampler = SelfSupervisedSampler(s, s.resolve_pseudolabel_set(None), allowed_slices(s, get_fold(s, 0).train))
-    batcher = EpisodeBatcher(sampler, "ssl", spec.image_size, Augmenter(config.aug, torch.Generator().manual_seed(0)),
-                             torch.device("cpu"), config.batch_size)
-    rng = np.random.default_rng(0)
-    times, losses = [], []
-
-    def step() -> None:
-        t0 = time.perf_counter()
-        episode, _ = batcher.next(rng)
-        loss = method(episode).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - t0)
-        losses.append(loss.item())
-
+    step = ssl_step(preset_spec(preset), ssl_store)
+    config = step.config
     benchmark.pedantic(step, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    times = [d + m for d, m in zip(step.data, step.model)]
     median = float(np.median(times[1:]))  # the warm-up round is not counted
     _step_seconds[preset] = median
     base = _step_seconds.get(BASELINE)
@@ -75,7 +36,7 @@ def test_training_step_cost(benchmark, store, preset):
                                 threads=torch.get_num_threads())
     print(f"\n{preset}: {median * 1e3:.0f} ms per step of {config.batch_size} episodes"
           + ("" if ratio is None else f", {ratio:.2f}x {BASELINE}"))
-    assert all(np.isfinite(losses))
+    assert all(np.isfinite(step.losses))
 
 
 @pytest.mark.parametrize("refine_steps", [0, 30])

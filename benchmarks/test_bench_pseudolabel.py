@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -11,14 +10,9 @@ from fewshotkit.ingest.chaos import ingest_chaos_t2
 from fewshotkit.pseudolabel import run_pseudolabeler
 from fewshotkit.store.reader import SliceStore
 
-CHAOS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CHAOST2" / "chaos_MR_T2_normalized"
-
-
 @pytest.mark.data
-def test_pseudolabel_speedup(benchmark, seconds, tmp_path):
-    if not CHAOS_DIR.exists():
-        pytest.skip(f"real data not found at {CHAOS_DIR}")
-    store = ingest_chaos_t2(CHAOS_DIR, tmp_path / "chaos.h5", quiet=True)
+def test_pseudolabel_speedup(benchmark, seconds, tmp_path, chaos_dir):
+    store = ingest_chaos_t2(chaos_dir, tmp_path / "chaos.h5", quiet=True)
     t0 = time.perf_counter()
     assert run_pseudolabeler(store, "felzenszwalb", {"min_size": 400}, jobs=1, force=True).computed
     one = time.perf_counter() - t0

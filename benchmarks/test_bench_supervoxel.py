@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,14 +10,9 @@ from fewshotkit.ingest.chaos import ingest_chaos_t2
 from fewshotkit.pseudolabel import run_pseudolabeler
 from fewshotkit.store.reader import SliceStore
 
-CHAOS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CHAOST2" / "chaos_MR_T2_normalized"
-
-
 @pytest.mark.data
-def test_supervoxels_chaos(benchmark, seconds, tmp_path):
-    if not CHAOS_DIR.exists():
-        pytest.skip(f"real data not found at {CHAOS_DIR}")
-    store = ingest_chaos_t2(CHAOS_DIR, tmp_path / "chaos.h5", quiet=True)
+def test_supervoxels_chaos(benchmark, seconds, tmp_path, chaos_dir):
+    store = ingest_chaos_t2(chaos_dir, tmp_path / "chaos.h5", quiet=True)
     result = benchmark.pedantic(run_pseudolabeler, args=(store, "supervoxel", {}),
                                 kwargs={"jobs": 2, "force": True}, rounds=1, iterations=1)
     s = SliceStore(store)

@@ -26,18 +26,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fewshotkit.bench_cache import digest as _digest
 from fewshotkit.bench_cache import training_key
-from fewshotkit.bench_config import BenchConfig, method_label, method_spec
+from fewshotkit.bench_config import BenchConfig, method_label, method_spec, published_dice
+from fewshotkit.bench_report import model_timing, write_report
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
 from fewshotkit.spec import plugin_fingerprints
+
+
+#: the column of published mean Dice (Roy protocol), where the papers report one
+PUBLISHED_COLUMN = "published (Roy mean)"
+
+
+def _store_preset(store_path: str) -> str | None:
+    from fewshotkit.store.reader import SliceStore
+
+    with SliceStore(store_path) as store:
+        return store.preset
 
 
 def class_groups(store: Any) -> dict[str, list[str]]:
@@ -70,15 +83,18 @@ class BenchResult:
     tables: dict[str, ScoreTable]
     files: list[Path]
     cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
+    timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
 
 
 class Bench:
     """Runs a :class:`BenchConfig`; see the module docstring."""
 
-    def __init__(self, config: BenchConfig, log: Any = None) -> None:
+    def __init__(self, config: BenchConfig, log: Any = None, command: str | None = None) -> None:
         self.config = config
         self.out = Path(config.out)
         self.log = log or (lambda message: None)
+        self.command = command
+        self._timings: list[dict[str, Any]] = []  # the cells of the table being built
 
     # -- one model ----------------------------------------------------------------------------
     def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
@@ -156,6 +172,7 @@ class Bench:
             cached = json.loads(cell_path.read_text())
             if cached.get("key") == digest:
                 self.log(f"cached: {label} fold {fold} on {store_key} ({protocol})")
+                self._timings.append({"method": label, "fold": fold, "protocol": protocol, **cached.get("timing", {})})
                 return FoldScores.from_json(cached["scores"])
 
         store = SliceStore(store_path)
@@ -167,14 +184,19 @@ class Bench:
             plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
         # models depend on the training settings only: another protocol re-uses them
         run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{fold}-{_digest(training)}"
-        parts = []
+        parts, models, eval_seconds = [], [], 0.0
         for group, exclude, classes in plan:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting)
+            models.append(model_timing(run_root / group, steps))
             self.log(f"evaluating {label} fold {fold} ({', '.join(classes)}; {protocol})")
             prefix = safe_name(f"{store_key}_{label}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
+            t0 = time.perf_counter()
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess))
+            eval_seconds += time.perf_counter() - t0
         scores = _merge(parts, all_classes)
-        write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json()})
+        timing = {"steps": steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
+        write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json(), "timing": timing})
+        self._timings.append({"method": label, "fold": fold, "protocol": protocol, **timing})
         return scores
 
     # -- everything ---------------------------------------------------------------------------
@@ -200,6 +222,10 @@ class Bench:
                     classes.insert(-1, c)
         grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
         columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
+        store_preset = _store_preset(store_path)
+        published = {entry: published_dice(entry.split(" + ")[0], store_preset, setting) for entry in labels}
+        if "roy" in cfg.protocol and any(v is not None for v in published.values()):
+            columns.append(PUBLISHED_COLUMN)
         title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
                  f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
                  f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
@@ -211,6 +237,8 @@ class Bench:
                 summary = summarize(folds, "dice")
                 for c, (m, sd) in summary.items():
                     row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
+            value = published[entry]
+            row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
             table.add(labels[entry], row)
         return table, cells
 
@@ -223,12 +251,15 @@ class Bench:
             for setting in cfg.setting:
                 # one table per store and setting; setting 1 keeps the store's name as its key
                 key = Path(store_path).stem + ("" if setting == 1 else "_setting2")
+                self._timings = []
                 table, cells = self._table(store_path, setting)
                 stem = self.out / f"{key}_comparison"
                 result.files += write_tables(table, stem)
-                result.files.append(bar_chart(table, stem.with_suffix(".png")))
+                means = [c for c in table.columns if c.endswith("mean")]  # the chart: means and published
+                result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
                 result.tables[key] = table
                 result.cells[key] = cells
+                result.timings[key] = self._timings
         document: dict[str, Any] = {
             "config": cfg.to_json(),
             "results": {
@@ -237,9 +268,21 @@ class Bench:
                 for store, by_protocol in result.cells.items()
             },
             "tables": {store: table.to_json() for store, table in result.tables.items()},
+            # mean and std over folds of Dice, precision and recall, per class and "mean"
+            "summary": {
+                store: {protocol: {method: {metric: {c: {"mean": m, "std": sd} for c, (m, sd) in
+                                                     summarize(folds, metric).items()}
+                                            for metric in ("dice", "precision", "recall")}
+                                   for method, folds in by_method.items()}
+                        for protocol, by_method in by_protocol.items()}
+                for store, by_protocol in result.cells.items()
+            },
         }
         from fewshotkit.evaluation.results import git_commit
 
         document["git_commit"] = git_commit()
+        document["command"] = self.command
+        document["timings"] = result.timings
         result.files.append(write_json(self.out / "bench.json", document))
+        result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command))
         return result

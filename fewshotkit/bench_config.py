@@ -34,7 +34,33 @@ METHOD_LABELS = {
     "ssl-qnet-cpu": "Q-Net (single scale, CPU recipe)",
     "ssl-regional": "Regional prototypes (RPT-style)",
     "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
+    "ssl-panet-cpu": "SSL-PANet (CPU recipe)",
+    "alpnet-cpu": "ALPNet (annotated, CPU recipe)",
+    "panet-cpu": "PANet (annotated, CPU recipe)",
+    "senet-cpu": "SE-Net-style (CPU recipe)",
+    "alpnet-init-cpu": "ALPNet-init (untrained light encoder)",
 }
+
+#: Published 1-shot mean Dice (Roy protocol) shown beside a row: store preset (the ``ingest``
+#: preset recorded in the store) -> method family (preset name without ``-cpu``) -> (setting 1,
+#: setting 2). Abd-MRI: the SSL-ALPNet paper's Tables 1-2 for its six rows, the Q-Net paper for
+#: Q-Net (multi-scale, ours is single scale) and the RPT paper for the RPT-style row. No entry
+#: for ACDC: the papers' cardiac set is MS-CMRSeg bSSFP, not ACDC.
+PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
+    "chaos-t2": {
+        "senet": (42.51, 50.66), "panet": (38.53, 46.33), "alpnet": (51.28, 50.43), "alpnet-init": (None, 23.93),
+        "ssl-panet": (63.17, 54.85), "ssl-alpnet": (78.84, 73.02), "ssl-qnet": (81.02, 68.59),
+        "ssl-regional": (82.44, 79.04),
+    },
+}
+
+
+def published_dice(method: str, store_preset: str | None, setting: int) -> float | None:
+    """The published mean Dice for ``method`` (a preset name) on a store ingested with
+    ``store_preset`` in ``setting``, or None."""
+    family = method.removesuffix("-sgd").removesuffix("-cpu")
+    entry = PUBLISHED.get(store_preset or "", {}).get(family)
+    return None if entry is None else entry[setting - 1]
 
 #: folds over a store's scans unless ``n_folds`` (``--n-folds``) says otherwise; a store needs at
 #: least as many patients as folds

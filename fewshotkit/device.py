@@ -19,6 +19,17 @@ def resolve_device(name: str = "auto"):
         raise FewshotkitError(f"--device: '{name}' is not a device (use auto, cpu, cuda or cuda:N)") from exc
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX), the only case
+    where CPU autocast to bfloat16 is faster than float32."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN's query
+        return False
+
+
 def describe_device() -> str:
     """'cuda: <name>' or 'cpu', for the env command and result files."""
     import torch

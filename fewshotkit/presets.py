@@ -82,9 +82,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "training": {"regime": "ssl", "steps": 40_000, "lr_step": 5_000, "lr_gamma": 0.98},
     },
 }
-# their CPU forms: exactly the CPU recipe's backbone, image size and training table
-PRESETS.update({
-    f"{name}-cpu": {**copy.deepcopy(PRESETS[name]),
-                    **{k: copy.deepcopy(PRESETS["ssl-alpnet-cpu"][k]) for k in ("backbone", "image_size", "training")}}
-    for name in ("ssl-adnet", "ssl-qnet", "ssl-regional")
-})
+
+
+def _cpu_form(name: str) -> dict[str, Any]:
+    """``name`` at the CPU recipe's budget: its backbone, image size and training table (the
+    method keeps its own parts, regime and, for untrained methods, zero steps)."""
+    base, recipe = copy.deepcopy(PRESETS[name]), PRESETS["ssl-alpnet-cpu"]
+    if "backbone" in base:
+        base["backbone"] = copy.deepcopy(recipe["backbone"])
+    base["image_size"] = recipe["image_size"]
+    steps = base["training"]["steps"]
+    base["training"] = {**copy.deepcopy(recipe["training"]), "regime": base["training"]["regime"]}
+    if steps == 0:
+        base["training"] = {"regime": base["training"]["regime"], "steps": 0}
+    return base
+
+
+# every other method at the CPU recipe's budget, so that one table compares them at one cost
+PRESETS.update({f"{name}-cpu": _cpu_form(name)
+                for name in ("ssl-adnet", "ssl-qnet", "ssl-regional", "ssl-panet", "alpnet", "panet", "senet",
+                             "alpnet-init")})

@@ -177,3 +177,55 @@ def test_shipped_study_configs_are_valid(path):
     assert config.folds == [0, 1, 2, 3, 4]
     for method in config.methods:
         method_spec(method, config.recipe, config.overrides)  # every preset and override resolves
+
+
+def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
+    import importlib.util
+
+    from fewshotkit import bench_config
+    from fewshotkit.store.reader import SliceStore
+
+    with SliceStore(store_path) as store:
+        preset = store.preset
+    monkeypatch.setitem(bench_config.PUBLISHED, preset, {"ssl-alpnet": (71.5, 60.25)})
+    out = tmp_path / "bench_pub"
+    args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--method", "alpnet-init-cpu",
+            "--steps", "2", "--device", "cpu", "--fold", "0", "-o", str(out)]
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "syn_comparison.json").read_text())
+    rows = {r["label"]: r for r in table["rows"]}
+    assert table["columns"][-1] == "published (Roy mean)"
+    assert rows["SSL-ALPNet (CPU recipe)"]["published (Roy mean)"]["mean"] == 71.5  # the -cpu form's family
+    assert np.isnan(rows["ALPNet-init (untrained light encoder)"]["published (Roy mean)"]["mean"])
+    doc = json.loads((out / "bench.json").read_text())
+    recall = doc["summary"]["syn"]["roy"]["ssl-alpnet-cpu"]["recall"]["mean"]
+    assert 0.0 <= recall["mean"] <= 100.0
+    [cell] = [c for c in doc["timings"]["syn"] if c["method"] == "SSL-ALPNet (CPU recipe)"]
+    assert cell["steps"] == 2 and cell["models"][0]["train_seconds"] > 0
+    report = (out / "results.md").read_text()
+    assert "| SSL-ALPNet (CPU recipe) |" in report and "Budget: 2 steps per trained model (1 models trained" in report
+
+    spec = importlib.util.spec_from_file_location("to_readme", STUDIES / "to_readme.py")
+    to_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(to_readme)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- bench:bench_pub -->\nSTALE TABLE\n<!-- /bench:bench_pub -->\ntail\n")
+    assert to_readme.main([str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "STALE TABLE" not in text and "| SSL-ALPNet (CPU recipe) |" in text and text.endswith("tail\n")
+    readme.write_text("# no markers\n")
+    assert to_readme.main([str(out), "--readme", str(readme)]) == 1
+
+
+def test_cpu_forms_keep_each_methods_regime_and_take_the_recipe():
+    from fewshotkit.presets import PRESETS
+
+    recipe = PRESETS["ssl-alpnet-cpu"]
+    for name in ("senet-cpu", "panet-cpu", "alpnet-cpu", "ssl-panet-cpu", "ssl-qnet-cpu"):
+        form, base = PRESETS[name], PRESETS[name.removesuffix("-cpu")]
+        assert form["image_size"] == recipe["image_size"] and form["training"]["regime"] == base["training"]["regime"]
+        assert {k: v for k, v in form["training"].items() if k != "regime"} == \
+            {k: v for k, v in recipe["training"].items() if k != "regime"}
+        assert form.get("backbone", recipe["backbone"]) == recipe["backbone"]
+    assert PRESETS["alpnet-init-cpu"]["training"]["steps"] == 0

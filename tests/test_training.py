@@ -290,3 +290,17 @@ def test_loss_weights_must_name_the_methods_loss_terms(store, tmp_path, fresh_ho
 
     with pytest.raises(FewshotkitError, match="returns the loss terms align, ce"):
         train(tiny_spec("training.loss_weights={cee = 2.0}"), store, tmp_path / "w", steps=1, device="cpu")
+
+
+@pytest.mark.parametrize("capable", [True, False], ids=["bf16-cpu", "no-bf16-cpu"])
+def test_amp_on_the_cpu_is_bfloat16_or_a_warning(store, tmp_path, fresh_host, monkeypatch, capable):
+    from fewshotkit.training import loop, train
+
+    monkeypatch.setattr(loop, "cpu_bf16_supported", lambda: capable)
+    if capable:
+        train(tiny_spec(), store, tmp_path / "amp", steps=2, device="cpu", amp=True, show_progress=False)
+    else:
+        with pytest.warns(UserWarning, match="bfloat16 instructions"):
+            train(tiny_spec(), store, tmp_path / "amp", steps=2, device="cpu", amp=True, show_progress=False)
+    run = json.loads((tmp_path / "amp" / "run.json").read_text())
+    assert run["amp"] == ("bfloat16" if capable else False)

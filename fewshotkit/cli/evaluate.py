@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Any
 
 import click
@@ -168,7 +170,8 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
         given.setdefault("out", "bench_out")
         config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
-    result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]")).run()
+    command = "fewshotkit " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]"), command=command).run()
     for table in result.tables.values():
         console.print(table.to_rich())
         console.print("\nMarkdown (ready to paste):\n", style="dim")

@@ -33,7 +33,7 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--pseudolabels", metavar="NAME", help="Pseudolabel set for --regime ssl (default: the store's only set).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), metavar="RUN_DIR",
               help="Continue a run exactly from its last checkpoint (spec and settings come from RUN_DIR).")
-@click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA (default: on for CUDA, off on the CPU).")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision: float16/bfloat16 on CUDA, bfloat16 on CPUs with AVX512-BF16 or AMX (default: on for CUDA, off on the CPU unless the spec says amp = true).")
 @click.option("--log-episodes", is_flag=True, default=None, help="Record every episode's (volume, z) in episodes.jsonl.")
 @click.option("--eval-every", type=click.IntRange(min=1), metavar="N",
               help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time).")

@@ -119,6 +119,12 @@ class ScoreTable:
     def add(self, label: str, values: Mapping[str, tuple[float, float | None]]) -> None:
         self.rows.append((label, [values.get(c, (float("nan"), None)) for c in self.columns]))
 
+    def select(self, columns: Sequence[str]) -> "ScoreTable":
+        """The same rows restricted to ``columns`` (in that order)."""
+        index = [self.columns.index(c) for c in columns]
+        return ScoreTable(self.title, list(columns), [(label, [values[i] for i in index]) for label, values in self.rows],
+                          self.row_header)
+
     @staticmethod
     def _cell(value: tuple[float, float | None], digits: int) -> str:
         mean, std = value

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from fewshotkit.atomic import write_text
+from fewshotkit.device import cpu_bf16_supported
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.checkpoint import LAST, check_resume_store, read_checkpoint, restore_rng, spec_to_toml
@@ -200,10 +201,14 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     optimizer = build_optimizer(method.parameters(), config)
     scheduler = build_scheduler(optimizer, config)
     use_amp = bool(config.amp if config.amp is not None else dev.type == "cuda")
-    if use_amp and dev.type != "cuda":
-        warnings.warn("mixed precision (--amp) is only used on CUDA; training in float32 on the CPU", stacklevel=2)
-        use_amp = False
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    if dev.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:  # CPUs autocast to bfloat16 only; without native bf16 that is slower than float32
+        amp_dtype = torch.bfloat16
+        if use_amp and not cpu_bf16_supported():
+            warnings.warn("mixed precision (amp) needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); "
+                          "training in float32", stacklevel=2)
+            use_amp = False
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     start, train_seconds, train_cpu_seconds = 0, 0.0, 0.0

@@ -1,0 +1,64 @@
+"""The human-readable side of a ``fewshotkit bench`` run: per-model training time read from the
+run folders, and ``results.md`` (every table with its budget, time and command), the file the
+README's results sections are generated from (``benchmarks/studies/to_readme.py``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from fewshotkit.evaluation.results import ScoreTable, write_atomic
+
+
+def model_timing(run_dir: Path, steps: int) -> dict[str, Any]:
+    """Training time of one trained (or untrained) model from its ``run.json``."""
+    try:
+        run = json.loads((run_dir / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"steps": steps, "train_seconds": None, "train_cpu_seconds": None, "amp": None}
+    return {"steps": int(run.get("final_step", steps)), "train_seconds": run.get("train_seconds"),
+            "train_cpu_seconds": run.get("train_cpu_seconds"), "amp": run.get("amp")}
+
+
+def _minutes(seconds: Sequence[float]) -> str:
+    if not seconds:
+        return "-"
+    mean = sum(seconds) / len(seconds) / 60
+    return f"{mean:.1f} min" if len(seconds) == 1 else \
+        f"{mean:.1f} min (range {min(seconds) / 60:.1f}-{max(seconds) / 60:.1f})"
+
+
+def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
+    """One paragraph: budget, models, training time per model (wall and CPU), evaluation time.
+
+    A model shared by several protocols' cells is counted once (its run folder is the same).
+    """
+    models: dict[tuple[str, int, int], dict[str, Any]] = {}
+    eval_seconds = 0.0
+    for cell in cells:
+        for i, model in enumerate(cell.get("models") or []):
+            models.setdefault((cell["method"], cell["fold"], i), model)
+        eval_seconds += float(cell.get("eval_seconds") or 0.0)
+    trained = [m for m in models.values() if m.get("steps")]
+    if not models:
+        return "Timing: not recorded (cells cached by an older fewshotkit)."
+    steps = sorted({int(m["steps"]) for m in trained})
+    wall = [float(m["train_seconds"]) for m in trained if m.get("train_seconds") is not None]
+    cpu = [float(m["train_cpu_seconds"]) for m in trained if m.get("train_cpu_seconds") is not None]
+    amp = sorted({str(m.get("amp") or "float32") for m in trained})
+    budget = ", ".join(map(str, steps)) or "0"
+    return (f"Budget: {budget} steps per trained model ({len(trained)} models trained, precision: {', '.join(amp) or '-'}); "
+            f"training time per model: {_minutes(wall)} wall, {_minutes(cpu)} CPU; "
+            f"all training {sum(wall) / 60:.1f} min wall; evaluation {eval_seconds / 60:.1f} min.")
+
+
+def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[str, Sequence[Mapping[str, Any]]],
+                 command: str | None) -> Path:
+    """``results.md``: the command, then per table its title, the Markdown table and the timing."""
+    lines = []
+    if command:
+        lines += ["```console", f"$ {command}", "```", ""]
+    for key, table in tables.items():
+        lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), "", timing_note(timings.get(key, [])), ""]
+    return write_atomic(path, "\n".join(lines))

@@ -23,7 +23,7 @@ def test_presets_validate_and_round_trip(name, tmp_path, fresh_host):
     spec = preset_spec(name)
     validate_spec(spec)
     assert spec.preset == name
-    assert spec.training["regime"] == ("ssl" if name.startswith("ssl-") or name == "alpnet-init" else "supervised")
+    assert spec.training["regime"] == ("ssl" if name.startswith(("ssl-", "alpnet-init")) else "supervised")
     path = tmp_path / "m.toml"
     save_spec(spec, path)
     assert load_spec(path) == spec

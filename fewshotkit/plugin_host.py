@@ -7,7 +7,10 @@ Configuration, in order of precedence: the arguments of :func:`configure` (the C
 - ``FEWSHOTKIT_DISABLE_PLUGINS``: comma-separated plugin names not to load;
 - ``FEWSHOTKIT_STRICT_PLUGINS=1``: a plugin that fails to load raises instead of being skipped.
 
-Two plugins registering one name of one kind is a *conflict*: it is recorded (``fewshotkit plugins``
+The core's own components (method ``composed``, :mod:`fewshotkit.core_components`) are registered
+first, through the same hooks, as the reserved plugin ``fewshotkit``.
+
+Two plugins registering one name (or alias) of one kind is a *conflict*: it is recorded (``fewshotkit plugins``
 shows it) and :func:`get_registry` refuses to hand out a registry until one plugin is disabled, so a
 run never silently uses a different component than the one asked for.
 
@@ -34,7 +37,8 @@ from typing import Any, Iterable
 
 import pluggy
 
-from fewshotkit import hookspecs
+from fewshotkit import __version__, core_components, hookspecs
+from fewshotkit.core_components import CORE
 from fewshotkit.errors import FewshotkitError, PluginError, UnknownComponentError
 from fewshotkit.plugin_provenance import is_editable, missing_plugin_hint, module_files, source_hash
 from fewshotkit.registry import Registry
@@ -54,7 +58,7 @@ HOOK_TO_KIND = {
 @dataclass
 class PluginInfo:
     name: str
-    source: str  # "entry-point" or "file"
+    source: str  # "entry-point", "file" or "core"
     module: str
     version: str | None = None
     hooks: list[str] = field(default_factory=list)
@@ -91,12 +95,15 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.strict = strict
         self.disabled = set(disabled)
+        if CORE in self.disabled:
+            raise PluginError(f"'{CORE}' is fewshotkit's own core, not a plugin: it cannot be disabled")
         for name in self.disabled:
             self.pm.set_blocked(name)
         self.plugins: dict[str, PluginInfo] = {}
         self.conflicts: list[str] = []  # one message per name registered twice
         self.registry = Registry()
         self._fingerprints: dict[str, str | None] = {}
+        self._register(core_components, PluginInfo(CORE, "core", core_components.__name__, __version__))
         if load_entry_points:
             self._load_entry_points()
         for directory in plugins_dirs:
@@ -185,17 +192,23 @@ class PluginHost:
     # -- registries --------------------------------------------------------------------------
     def _fill_registries(self) -> None:
         for hook_name, kind in HOOK_TO_KIND.items():
-            hook = getattr(self.pm.hook, hook_name)
-            for impl in hook.get_hookimpls():
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            for impl in sorted(impls, key=lambda i: i.plugin is not core_components):  # the core first
                 plugin_name = str(self.pm.get_name(impl.plugin))
                 info = self.plugins[plugin_name]
 
-                def register(name: str, factory: Any, description: str = "", *, _kind=kind, _plugin=plugin_name):
-                    if isinstance(name, str) and self.registry.has(_kind, name):
-                        self._conflict(_kind, name, _plugin)
-                        return
-                    self.registry.add(_kind, name, factory, _plugin, description)
-                    self.plugins[_plugin].components.setdefault(_kind, []).append(name)
+                def register(name: str, factory: Any, description: str = "", *, aliases: Iterable[str] = (),
+                             _kind=kind, _plugin=plugin_name):
+                    names = self.registry.validate_names(_kind, name, aliases, _plugin)
+                    taken = [n for n in names if self.registry.has(_kind, n)]
+                    for n in taken:  # a conflict: recorded, and get_registry() refuses to hand out a registry
+                        self.conflicts.append(self.registry.duplicate_message(_kind, n, _plugin))
+                        self.plugins[_plugin].conflicts.append(
+                            f"{_kind} '{n}' (also in '{self.registry.get(_kind, n).plugin}')")
+                    if name not in taken:
+                        self.registry.add(_kind, name, factory, _plugin, description,
+                                          aliases=[a for a in names[1:] if a not in taken])
+                        self.plugins[_plugin].components.setdefault(_kind, []).append(name)
 
                 try:
                     impl.function(register=register)
@@ -203,15 +216,6 @@ class PluginHost:
                     self.registry.remove_plugin(plugin_name)  # none of a failed plugin's parts stay
                     info.components = {}
                     self._fail(info, exc)
-
-    def _conflict(self, kind: str, name: str, plugin: str) -> None:
-        """Record that ``plugin`` registers a ``kind`` name another plugin registered first."""
-        first = self.registry.get(kind, name).plugin
-        self.conflicts.append(
-            f"{kind} '{name}' is registered twice: by plugin '{first}' and by plugin '{plugin}'. "
-            "Disable one of them (--disable-plugin NAME)."
-        )
-        self.plugins[plugin].conflicts.append(f"{kind} '{name}' (also in '{first}')")
 
     def add_commands(self, cli: Any) -> None:
         """Let plugins add click commands to ``cli``."""
@@ -223,8 +227,9 @@ class PluginHost:
                 self._fail(self.plugins[name], exc)
 
     def versions(self) -> dict[str, str | None]:
-        """Plugin name -> version, for recording with checkpoints and results."""
-        return {name: info.version for name, info in sorted(self.plugins.items()) if info.error is None}
+        """Plugin name -> version (the core left out), for recording with checkpoints and results."""
+        return {name: info.version for name, info in sorted(self.plugins.items())
+                if info.error is None and info.source != "core"}
 
     def fingerprint(self, name: str) -> str | None:
         """What identifies the code of plugin ``name`` (see the module docstring): ``"1.0"``,

@@ -1,4 +1,8 @@
-"""Component registries: name -> factory, per kind, filled by plugins at start-up."""
+"""Component registries: name -> factory, per kind, filled by plugins at start-up.
+
+A component may have *aliases*: other names of the same kind that resolve to it (method ``alpnet``
+-> ``composed``). Names and aliases share one namespace per kind, so each resolves to one component.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import importlib
 import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterable, Union
 
 from fewshotkit.errors import FewshotkitError, PluginError, UnknownComponentError
 from fewshotkit.userinput import did_you_mean
@@ -86,6 +90,7 @@ class Component:
     factory: Factory
     plugin: str
     description: str = ""
+    aliases: tuple[str, ...] = ()
     _resolved: Callable[..., Any] | None = field(default=None, repr=False)
 
     def load(self) -> Callable[..., Any]:
@@ -192,67 +197,95 @@ def describe(obj: Any, fallback: str) -> str:
 
 
 class Registry:
-    """All components of all kinds. Names are unique per kind."""
+    """All components of all kinds. Names and aliases are unique per kind."""
 
     def __init__(self) -> None:
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self._aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # alias -> name
 
     def has(self, kind: str, name: str) -> bool:
-        return name in self._components.get(kind, {})
+        """Whether ``name`` is a registered name or alias of ``kind``."""
+        return name in self._components.get(kind, {}) or name in self._aliases.get(kind, {})
 
-    def add(self, kind: str, name: str, factory: Factory, plugin: str, description: str = "") -> None:
+    def validate_names(self, kind: str, name: Any, aliases: Any, plugin: str) -> tuple[str, ...]:
+        """``(name, *aliases)`` after checking their form (not whether they are taken)."""
         if kind not in self._components:
             raise PluginError(f"plugin '{plugin}': unknown component kind '{kind}'")
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin '{plugin}': {kind} names must be non-empty strings, got {name!r}")
+        if isinstance(aliases, str) or not all(isinstance(a, str) and a for a in aliases):
+            raise PluginError(f"plugin '{plugin}': {kind} '{name}': aliases must be a list of non-empty "
+                              f"strings, got {aliases!r}")
+        names = (name, *aliases)
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise PluginError(f"plugin '{plugin}': {kind} '{name}' lists '{repeated[0]}' twice (as its name "
+                              "or an alias)")
+        return names
+
+    def duplicate_message(self, kind: str, name: str, plugin: str) -> str:
+        """Why ``plugin`` may not register ``name``: the component that already holds it."""
+        first = self.get(kind, name)
+        held = f"as an alias of {kind} '{first.name}' " if name != first.name else ""
+        return (f"{kind} '{name}' is registered twice: {held}by plugin '{first.plugin}' and by plugin "
+                f"'{plugin}'. Disable one of them (--disable-plugin NAME).")
+
+    def add(self, kind: str, name: str, factory: Factory, plugin: str, description: str = "",
+            aliases: Iterable[str] = ()) -> None:
+        """Register a component under ``name`` and its ``aliases``; a name or alias already taken
+        (by a name or an alias) is a :class:`PluginError`."""
+        names = self.validate_names(kind, name, aliases if isinstance(aliases, str) else tuple(aliases), plugin)
         if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
             raise PluginError(
                 f"plugin '{plugin}': {kind} '{name}' needs a callable or a 'module:attr' factory"
             )
-        existing = self._components[kind].get(name)
-        if existing is not None:
-            raise PluginError(
-                f"{kind} '{name}' is registered twice: by plugin '{existing.plugin}' and by plugin "
-                f"'{plugin}'. Disable one of them (--disable-plugin NAME)."
-            )
-        self._components[kind][name] = Component(kind, name, factory, plugin, description)
+        taken = next((n for n in names if self.has(kind, n)), None)
+        if taken is not None:
+            raise PluginError(self.duplicate_message(kind, taken, plugin))
+        self._components[kind][name] = Component(kind, name, factory, plugin, description, names[1:])
+        self._aliases[kind].update(dict.fromkeys(names[1:], name))
 
     def get(self, kind: str, name: str) -> Component:
-        """The component, or an error with close-match suggestions."""
+        """The component ``name`` (a name or an alias) stands for, or an error with close matches
+        among names and aliases."""
         if kind not in self._components:
             raise FewshotkitError(f"unknown component kind '{kind}'; kinds: {', '.join(KINDS)}")
-        try:
-            return self._components[kind][name]
-        except KeyError:
-            known = sorted(self._components[kind])
-            listing = ", ".join(known) or "none registered"
+        component = self._components[kind].get(self._aliases[kind].get(name, name))
+        if component is None:
+            known = [*self._components[kind], *self._aliases[kind]]
+            listing = ", ".join(sorted(self._components[kind])) or "none registered"
             error = UnknownComponentError(
                 f"unknown {kind} '{name}'.{did_you_mean(name, known, n=3)} Known: {listing}. "
                 + PLUGIN_HINT.format(name=name)
             )
             error.kind, error.name = kind, name
-            raise error from None
+            raise error
+        return component
 
     def create(self, kind: str, name: str, **options: Any) -> Any:
         return self.get(kind, name).create(**options)
 
     def list(self, kind: str | None = None, pattern: str | None = None) -> list[Component]:
-        """Components sorted by kind then name, optionally filtered by a shell wildcard."""
+        """Components sorted by kind then name, each once; ``pattern`` (a shell wildcard) keeps
+        those whose name or an alias matches."""
         kinds = KINDS if kind is None else (kind,)
         out = []
         for k in kinds:
             if k not in self._components:
                 raise FewshotkitError(f"unknown component kind '{k}'; kinds: {', '.join(KINDS)}")
             for name in sorted(self._components[k]):
-                if pattern is None or fnmatch.fnmatchcase(name, pattern):
-                    out.append(self._components[k][name])
+                component = self._components[k][name]
+                if pattern is None or any(fnmatch.fnmatchcase(n, pattern) for n in (name, *component.aliases)):
+                    out.append(component)
         return out
 
     def names(self, kind: str) -> builtins.list[str]:
+        """The registered names of ``kind`` (not their aliases)."""
         return sorted(self._components[kind])
 
     def remove_plugin(self, plugin: str) -> None:
-        """Forget every component of ``plugin`` (its registration failed half-way)."""
-        for by_name in self._components.values():
+        """Forget every component of ``plugin``, aliases included (its registration failed half-way)."""
+        for kind, by_name in self._components.items():
             for name in [n for n, c in by_name.items() if c.plugin == plugin]:
-                del by_name[name]
+                for alias in by_name.pop(name).aliases:
+                    del self._aliases[kind][alias]

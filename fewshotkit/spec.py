@@ -364,8 +364,14 @@ def plugin_providers(spec: MethodSpec) -> dict[str, str]:
 
 
 def plugin_fingerprints(spec: MethodSpec) -> dict[str, str | None]:
-    """Plugin -> fingerprint (version or source hash) of each plugin providing a component of ``spec``."""
+    """Plugin -> fingerprint (version or source hash) of each plugin providing a component of ``spec``.
+
+    The core's own components (method ``composed`` and its aliases) are left out: fewshotkit's own code
+    is not fingerprinted (no key ever covered ``fewshotkit.composed``, whichever plugin named it).
+    """
+    from fewshotkit.core_components import CORE
     from fewshotkit.plugin_host import get_host
 
     host = get_host()
-    return {plugin: host.fingerprint(plugin) for plugin in sorted(set(plugin_providers(spec).values()))}
+    return {plugin: host.fingerprint(plugin) for plugin in sorted(set(plugin_providers(spec).values()))
+            if plugin != CORE}

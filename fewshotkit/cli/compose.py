@@ -41,7 +41,7 @@ def check_values(spec: "MethodSpec") -> None:
 @click.command()
 @click.option("--preset", metavar="NAME", help="Start from a built-in preset (ssl-alpnet, ssl-panet, alpnet, "
               "panet, senet, alpnet-init, ssl-alpnet-cpu).")
-@click.option("--method", metavar="NAME", help="Registered method (default: the preset's, else alpnet).")
+@click.option("--method", metavar="NAME", help="Registered method (default: the preset's, else composed).")
 @click.option("--backbone", metavar="NAME", help="Registered backbone type (its options reset to defaults).")
 @click.option("--pooler", metavar="NAME", help="Registered pooler type (its options reset to defaults).")
 @click.option("--classifier", metavar="NAME", help="Registered classifier type (its options reset to defaults).")
@@ -80,7 +80,7 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
         if not (method or backbone or pooler or classifier):
             raise FewshotkitError("compose: give --preset NAME or parts (--backbone/--pooler/--classifier); "
                                   "see --list-presets")
-        spec = specs.MethodSpec(method="alpnet", parts={}, options={})
+        spec = specs.MethodSpec(method="composed", parts={}, options={})
     if method is not None:
         spec.method = method
         spec.preset = None

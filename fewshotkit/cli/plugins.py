@@ -55,6 +55,8 @@ def plugins(as_json: bool) -> None:
 def components(kind: str | None, name: str | None, pattern: str | None, show_options: bool, as_json: bool) -> None:
     """List registered components (backbones, pseudolabelers, poolers, classifiers, methods, ...).
 
+    Each is listed once, with its aliases (other names that resolve to it, e.g. method alpnet).
+
     \b
     fewshotkit components pooler            # the poolers
     fewshotkit components backbone timm     # one component: its options, defaults and types
@@ -82,14 +84,16 @@ def components(kind: str | None, name: str | None, pattern: str | None, show_opt
 
     if not show_options:
         table = Table(title="fewshotkit components")
-        for column in ("kind", "name", "plugin", "description"):
+        with_aliases = any(c.aliases for c in items)
+        for column in ("kind", "name", "plugin", "description", *(("aliases",) if with_aliases else ())):
             table.add_column(column)
         for c in items:
-            table.add_row(c.kind, c.name, c.plugin, c.description)
+            table.add_row(c.kind, c.name, c.plugin, c.description, *((", ".join(c.aliases),) if with_aliases else ()))
         console.print(table)
         return
     for c in items:
-        console.print(f"[bold]{c.kind} '{c.name}'[/bold] (plugin '{c.plugin}'): {escape(c.summary())}")
+        aliases = f" (aliases: {', '.join(c.aliases)})" if c.aliases else ""
+        console.print(f"[bold]{c.kind} '{c.name}'[/bold]{aliases} (plugin '{c.plugin}'): {escape(c.summary())}")
         table = Table()
         for column in ("option", "default", "type", "description"):
             table.add_column(column)
@@ -111,8 +115,8 @@ _HOW_TO_SET = {
 
 
 def _component_json(component: Any, with_options: bool) -> dict[str, Any]:
-    row = {"kind": component.kind, "name": component.name, "plugin": component.plugin,
-           "description": component.description}
+    row = {"kind": component.kind, "name": component.name, "aliases": list(component.aliases),
+           "plugin": component.plugin, "description": component.description}
     if with_options:
         row["summary"] = component.summary()
         row["options"] = [option.to_json() for option in component.option_info()]

@@ -1,5 +1,9 @@
 """The components fewshotkit itself provides: the generic ``composed`` method.
 
+Its aliases ``alpnet``, ``panet``, ``adnet``, ``qnet`` and ``regional`` are the names under which
+the alp, panet and threshold plugins each registered this same factory before: the presets and
+saved specs and runs use them, and they build exactly the same model.
+
 The core registers them through the same hooks as any plugin: the plugin host registers this
 module with its pluggy manager under the reserved name ``fewshotkit`` (:data:`CORE`) before it
 loads any plugin, and fills the registries from it first. So the core's components get the same
@@ -27,4 +31,5 @@ def register_methods(register):
         "composed",
         "fewshotkit.composed:ComposedPrototypeMethod",
         description="any backbone + pooler + classifier: weighted CE + PANet alignment + the classifier's losses",
+        aliases=["alpnet", "panet", "adnet", "qnet", "regional"],
     )

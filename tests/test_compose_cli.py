@@ -53,7 +53,7 @@ def test_components_lists_model_parts(run_cli):
     rows = json.loads(run_cli("components", "--json").output)
     names = {(r["kind"], r["name"]) for r in rows}
     expected = {("pooler", "alp"), ("pooler", "alp-local"), ("pooler", "masked-avg"), ("classifier", "cosine"),
-                ("classifier", "cosine-softmax"), ("method", "alpnet"), ("method", "panet"), ("method", "senet"),
+                ("classifier", "cosine-softmax"), ("method", "composed"), ("method", "senet"),
                 ("backbone", "timm"), ("backbone", "deeplab-resnet101"), ("backbone", "light")}
     assert expected <= names
 

@@ -159,3 +159,36 @@ def test_preset_fingerprints_keep_their_plugins(fresh_host):
     for name in PRESETS:
         fingerprints = plugin_fingerprints(preset_spec(name))
         assert fingerprints == {p: host.fingerprint(p) for p in _preset_plugins(name)}, name
+
+
+def test_the_paper_method_names_are_aliases_of_composed(run_cli, fresh_host):
+    host = fresh_host.get_host()
+    for name in ("alpnet", "panet", "adnet", "qnet", "regional"):
+        component = host.registry.get("method", name)
+        assert (component.name, component.plugin) == ("composed", "fewshotkit")
+    assert not any("method" in host.plugins[p].components for p in ("alp", "panet", "threshold"))
+    rows = json.loads(run_cli("components", "method", "--json").output)
+    assert [(r["name"], r["aliases"]) for r in rows if r["plugin"] == "fewshotkit"] == [
+        ("composed", ["alpnet", "panet", "adnet", "qnet", "regional"])]
+    assert {r["name"] for r in rows} == {"composed", "senet"}
+
+
+def test_a_checkpoint_that_recorded_plugin_alp_as_the_method_provider_loads(fresh_host, tmp_path):
+    import torch
+
+    from fewshotkit.composed import ComposedPrototypeMethod
+    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.training.checkpoint import FORMAT, VERSION, load_method, save_checkpoint, spec_to_toml
+
+    spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), ["backbone.width=8"])
+    torch.manual_seed(0)
+    trained = build_method(spec)
+    providers = {"method:alpnet": "alp", "backbone:light": "timm-backbones", "pooler:alp": "alp",
+                 "classifier:cosine-softmax": "alp"}  # as runs recorded them before 'composed'
+    path = save_checkpoint(tmp_path / "last.pt", {
+        "format": FORMAT, "version": VERSION, "step": 3, "model": trained.state_dict(), "spec_toml": spec_to_toml(spec),
+        "plugin_versions": {"alp": "0.1.0", "timm-backbones": "0.1.0"}, "plugin_providers": providers,
+        "run": {"plugin_providers": providers}})
+    loaded = load_method(path)
+    assert type(loaded.method) is ComposedPrototypeMethod and loaded.spec.method == "alpnet"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.method.state_dict().values(), trained.state_dict().values()))

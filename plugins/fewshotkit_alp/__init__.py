@@ -1,4 +1,7 @@
-"""Built-in plugin: adaptive local prototype pooling (ALP), the cosine-softmax classifier, ALPNet."""
+"""Built-in plugin: adaptive local prototype pooling (ALP) and the cosine-softmax classifier.
+
+ALPNet is the core's ``composed`` method (alias ``alpnet``) with these parts.
+"""
 
 from fewshotkit import hookimpl
 
@@ -25,13 +28,4 @@ def register_classifiers(register):
         "cosine-softmax",
         "fewshotkit_alp.classifier:CosineSoftmaxClassifier",
         description="cosine x 20, softmax-weighted fusion over a class's prototypes (ALPNet Eq. 4-6)",
-    )
-
-
-@hookimpl
-def register_methods(register):
-    register(
-        "alpnet",
-        "fewshotkit.composed:ComposedPrototypeMethod",
-        description="ALPNet: backbone + pooler + classifier, weighted CE + PANet alignment loss",
     )

@@ -1,4 +1,7 @@
-"""Built-in plugin: PANet parts: masked-average prototypes, the cosine classifier, the PANet method."""
+"""Built-in plugin: PANet parts: masked-average prototypes and the cosine classifier.
+
+PANet is the core's ``composed`` method (alias ``panet``) with these parts.
+"""
 
 from fewshotkit import hookimpl
 
@@ -20,13 +23,4 @@ def register_classifiers(register):
         "cosine",
         "fewshotkit_panet.parts:CosineClassifier",
         description="PANet: cosine x 20 to the class prototype (nearest prototype if several)",
-    )
-
-
-@hookimpl
-def register_methods(register):
-    register(
-        "panet",
-        "fewshotkit.composed:ComposedPrototypeMethod",
-        description="PANet: backbone + pooler + classifier, weighted CE + alignment loss",
     )

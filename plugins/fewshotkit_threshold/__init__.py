@@ -2,15 +2,13 @@
 
 Parts: the ``threshold`` classifier (ADNet's learned scalar threshold), the ``query-threshold``
 classifier (Q-Net's threshold predicted from the query, optional test-time prototype refinement)
-and the ``regional`` pooler (RPT-style regional prototypes). The methods compose them with the
-core's :class:`~fewshotkit.composed.ComposedPrototypeMethod`. See docs/methods.md.
+and the ``regional`` pooler (RPT-style regional prototypes). The methods are the core's
+``composed`` method with these parts (its aliases ``adnet``, ``qnet``, ``regional``). See docs/methods.md.
 """
 
 from fewshotkit import hookimpl
 
 __version__ = "0.1.0"
-
-_COMPOSED = "fewshotkit.composed:ComposedPrototypeMethod"
 
 
 @hookimpl
@@ -34,10 +32,3 @@ def register_classifiers(register):
         "fewshotkit_threshold.classifiers:QueryThresholdClassifier",
         description="Q-Net: threshold predicted from the query's pooled features; optional test-time refinement",
     )
-
-
-@hookimpl
-def register_methods(register):
-    register("adnet", _COMPOSED, description="ADNet: masked-avg + threshold classifier, binary CE + alignment")
-    register("qnet", _COMPOSED, description="Q-Net (single scale): masked-avg + query-threshold classifier")
-    register("regional", _COMPOSED, description="RPT-style regional prototypes + query-threshold (no transformer)")

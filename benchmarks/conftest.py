@@ -100,6 +100,7 @@ class SSLStep:
                                       Augmenter(self.config.aug, torch.Generator().manual_seed(0)),
                                       torch.device("cpu"), self.config.batch_size)
         self.rng = np.random.default_rng(0)
+        self.amp = bool(self.config.amp)  # bfloat16 autocast, as `train --amp` on the CPU
         self.data: list[float] = []
         self.model: list[float] = []
         self.losses: list[float] = []
@@ -107,10 +108,13 @@ class SSLStep:
     def __call__(self) -> None:
         import time
 
+        import torch
+
         t0 = time.perf_counter()
         episode, _ = self.batcher.next(self.rng)
         t1 = time.perf_counter()
-        loss = self.method(episode).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):
+            loss = self.method(episode).loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

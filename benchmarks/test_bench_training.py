@@ -13,8 +13,10 @@ import torch
 
 _RESNET18 = {"type": "timm", "model": "resnet18", "in_channels": 1, "output_stride": 8}
 CASES = {
-    # name: (image size, backbone table or None for the ssl-alpnet-cpu preset's, rounds)
+    # name: (image size, backbone table, None for the ssl-alpnet-cpu preset's, or "amp" for that
+    # preset with bfloat16 autocast, rounds)
     "light-128 (ssl-alpnet-cpu)": (128, None, 10),
+    "light-128 bf16 (ssl-alpnet-cpu --amp)": (128, "amp", 10),
     "light-256": (256, None, 5),
     "resnet18-128": (128, _RESNET18, 5),
     "resnet18-256": (256, _RESNET18, 3),
@@ -22,12 +24,14 @@ CASES = {
 }
 
 
-def _spec(image_size: int, backbone: dict | None):
+def _spec(image_size: int, backbone: dict | str | None):
     from fewshotkit.spec import preset_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     spec.image_size = image_size
-    if backbone is not None:
+    if backbone == "amp":  # the recipe with bfloat16 autocast (CPUs with AVX512-BF16 or AMX)
+        spec.training["amp"] = True
+    elif backbone is not None:
         spec.parts["backbone"] = dict(backbone)
     return spec
 
@@ -42,7 +46,7 @@ def test_training_step_throughput(benchmark, ssl_store, ssl_step, case):
     batch = step.config.batch_size
     episodes_per_s = batch / (data + model)
     benchmark.extra_info.update(
-        backbone=spec.parts["backbone"]["type"], image_size=image_size, batch_size=batch,
+        backbone=spec.parts["backbone"]["type"], image_size=image_size, batch_size=batch, amp=step.amp,
         episodes_per_s=round(float(episodes_per_s), 3), data_s=round(float(data), 5), model_s=round(float(model), 4),
         data_fraction=round(float(data / (data + model)), 4), threads=torch.get_num_threads(),
     )

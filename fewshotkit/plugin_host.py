@@ -160,12 +160,13 @@ class PluginHost:
                 continue  # one distribution's metadata found twice on sys.path is one plugin
             seen.add((ep.name, ep.value))
             version = ep.dist.version if ep.dist is not None else None
-            info = PluginInfo(ep.name, "entry-point", ep.value, version, editable=is_editable(ep.dist))
+            info = PluginInfo(ep.name, "entry-point", ep.value, version)
             try:
                 module = ep.load()
             except Exception as exc:  # one broken plugin must not break the CLI
                 self._fail(info, exc)
                 continue
+            info.editable = is_editable(ep.dist, module_files(module))
             self._register(module, info)
 
     def _load_directory(self, directory: Path) -> None:

@@ -22,8 +22,18 @@ def module_files(module: ModuleType) -> Path | None:
     return path.parent if path.name == "__init__.py" else path
 
 
-def is_editable(dist: Distribution | None) -> bool:
+def is_editable(dist: Distribution | None, files: Path | None = None) -> bool:
+    """Whether a plugin's code may change without its version: an editable (development) install
+    by its metadata, or code that is not inside an installation directory (a source checkout).
+
+    The second test does not depend on which metadata ``importlib`` happens to find first: run
+    from a source checkout, a stale ``*.egg-info`` there (no ``direct_url.json``) is found before
+    the installed metadata, and the first test alone would then give other cache keys than the
+    same code run from any other directory.
+    """
     if dist is None:
+        return True
+    if files is not None and not any(part in ("site-packages", "dist-packages") for part in files.resolve().parts):
         return True
     try:
         direct = json.loads(dist.read_text("direct_url.json") or "{}")

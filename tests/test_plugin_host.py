@@ -289,3 +289,21 @@ def test_a_plugin_failing_half_way_leaves_no_components(tmp_path):
     with pytest.warns(RuntimeWarning, match="boom"):
         host = PluginHost(plugins_dirs=[tmp_path], load_entry_points=False)
     assert "threshold" not in host.registry.names("pseudolabeler") and "halfway" not in host.versions()
+
+
+def test_plugin_code_outside_an_installation_is_fingerprinted_by_its_source(tmp_path):
+    """A source checkout is hashed whatever metadata importlib finds first (a stale egg-info in the
+    working directory has no direct_url.json), so cache keys do not depend on the directory."""
+    from fewshotkit.plugin_provenance import is_editable
+
+    class Metadata:  # a distribution whose metadata says nothing about editable installs
+        def read_text(self, name):
+            return None
+
+    checkout = tmp_path / "src" / "my_plugin"
+    installed = tmp_path / "lib" / "site-packages" / "my_plugin"
+    for path in (checkout, installed):
+        path.mkdir(parents=True)
+    assert is_editable(Metadata(), checkout)
+    assert not is_editable(Metadata(), installed)
+    assert is_editable(None, installed)

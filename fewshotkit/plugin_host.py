@@ -16,7 +16,8 @@ run never silently uses a different component than the one asked for.
 
 Each plugin has a *fingerprint* (:meth:`PluginHost.fingerprint`) that changes when its code does:
 a loose file's is the hash of the file; an installed plugin's is its version, plus a hash of its
-module files when it is installed in editable (development) mode or its version is a ``.dev`` one.
+module files when its code may change without the version: an editable (development) install, code
+outside any site-packages directory (a source checkout), or a ``.dev`` version.
 
 Why ~300 lines: loading, isolating failures, configuration and the registry fill share one state
 (the loaded plugins and their errors), which ``fewshotkit plugins`` reports as a whole.

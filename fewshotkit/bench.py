@@ -95,6 +95,7 @@ class Bench:
         self.log = log or (lambda message: None)
         self.command = command
         self._timings: list[dict[str, Any]] = []  # the cells of the table being built
+        self._done, self._total = 0, 0  # cells visited / in the whole run (the log's progress)
 
     # -- one model ----------------------------------------------------------------------------
     def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
@@ -213,8 +214,12 @@ class Bench:
                 entry = method if pooler is None else f"{method} + {pooler}"
                 labels[entry] = method_label(method, pooler)
                 for protocol in cfg.protocol:
-                    cells[protocol][entry] = [self.cell(store_path, method, fold, pooler, protocol, setting)
-                                              for fold in cfg.folds]
+                    cells[protocol][entry] = []
+                    for fold in cfg.folds:
+                        self._done += 1
+                        self.log(f"cell {self._done}/{self._total}: {labels[entry]}, fold {fold}, {protocol}, "
+                                 f"setting {setting}")
+                        cells[protocol][entry].append(self.cell(store_path, method, fold, pooler, protocol, setting))
         classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
         for scores in cells[cfg.protocol[0]].values():
             for c in scores[0].classes:
@@ -247,6 +252,9 @@ class Bench:
 
         cfg = self.config
         result = BenchResult({}, [], {})
+        self._done = 0
+        self._total = (len(cfg.stores) * len(cfg.setting) * len(cfg.methods) * max(1, len(cfg.poolers))
+                       * len(cfg.protocol) * len(cfg.folds))
         for store_path in cfg.stores:
             for setting in cfg.setting:
                 # one table per store and setting; setting 1 keeps the store's name as its key

@@ -159,6 +159,7 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     assert first.exit_code == 0, first.output
     s1, s2 = (out / "syn_comparison.md").read_text(), (out / "syn_setting2_comparison.md").read_text()
     assert "setting 1" in s1 and "setting 2" in s2
+    assert "cell 1/2:" in first.output and "cell 2/2:" in first.output  # progress over the whole run
     runs = sorted(p.parent.parent.name for p in (out / "runs").rglob("last.pt"))
     assert runs == ["all", "lower", "upper"], "setting 1: one SSL model; setting 2: one model per excluded group"
     doc = json.loads((out / "bench.json").read_text())

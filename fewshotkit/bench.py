@@ -263,7 +263,7 @@ class Bench:
                 table, cells = self._table(store_path, setting)
                 stem = self.out / f"{key}_comparison"
                 result.files += write_tables(table, stem)
-                means = [c for c in table.columns if c.endswith("mean")]  # the chart: means and published
+                means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
                 result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
                 result.tables[key] = table
                 result.cells[key] = cells

@@ -91,10 +91,9 @@ def _cpu_form(name: str) -> dict[str, Any]:
     if "backbone" in base:
         base["backbone"] = copy.deepcopy(recipe["backbone"])
     base["image_size"] = recipe["image_size"]
-    steps = base["training"]["steps"]
-    base["training"] = {**copy.deepcopy(recipe["training"]), "regime": base["training"]["regime"]}
-    if steps == 0:
-        base["training"] = {"regime": base["training"]["regime"], "steps": 0}
+    regime = base["training"]["regime"]
+    if base["training"]["steps"]:
+        base["training"] = {**copy.deepcopy(recipe["training"]), "regime": regime}
     return base
 
 

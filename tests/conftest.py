@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,12 @@ def chaos_dir() -> Path:
 def acdc_dir() -> Path:
     """../shared/data/ACDC (patientNNN_frameNN.h5)."""
     return _require(ACDC_DIR)
+
+
+@pytest.fixture
+def digest():
+    """``digest(path) -> sha256 hex``: compare files by hash so a failing test prints two lines, not megabytes."""
+    return lambda path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture

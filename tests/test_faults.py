@@ -199,18 +199,18 @@ def _no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_5_full_disk_during_ingest_and_pseudolabel(run_cli, store_copy, monkeypatch):
-    before = store_copy.read_bytes()
+def test_5_full_disk_during_ingest_and_pseudolabel(run_cli, store_copy, monkeypatch, digest):
+    before = digest(store_copy)
     monkeypatch.setattr(h5py.File, "flush", _no_space)
     ingest = run_cli("ingest", "synthetic", "-o", str(store_copy), "--volumes", "5", "--slices", "8", "--size", "64",
                      "--force")
     one_line_error(ingest, "no space left on device", str(store_copy))
     labels = run_cli("pseudolabel", str(store_copy), "--with", "slic", "-j", "1")
     one_line_error(labels, "no space left on device", str(store_copy))
-    assert store_copy.read_bytes() == before and not temporaries(store_copy.parent)
+    assert digest(store_copy) == before and not temporaries(store_copy.parent)
 
 
-def test_5_full_disk_while_checkpointing(run_cli, run_dir, tmp_path, monkeypatch):
+def test_5_full_disk_while_checkpointing(run_cli, run_dir, tmp_path, monkeypatch, digest):
     import torch
 
     def full(obj, handle, *args, **kwargs):  # what torch.save does on a full disk
@@ -223,10 +223,10 @@ def test_5_full_disk_while_checkpointing(run_cli, run_dir, tmp_path, monkeypatch
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
     last = run / "checkpoints" / "last.pt"
-    before = last.read_bytes()
+    before = digest(last)
     monkeypatch.setattr(torch, "save", full)
     one_line_error(run_cli("train", "--resume", str(run), "--steps", "2"), "no space left on device", "last.pt")
-    assert last.read_bytes() == before and not temporaries(last.parent)
+    assert digest(last) == before and not temporaries(last.parent)
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "failed" and "no space left" in record["error"]
 
@@ -332,11 +332,11 @@ def _wait(condition, timeout: float) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
-def test_8_pseudolabel_workers_die_with_their_parent_and_on_sigterm(tmp_path):
+def test_8_pseudolabel_workers_die_with_their_parent_and_on_sigterm(tmp_path, digest):
     from fewshotkit.ingest.synthetic import ingest_synthetic
 
     path = ingest_synthetic(tmp_path / "big.h5", volumes=3, slices=24, size=256, quiet=True)
-    before = path.read_bytes()
+    before = digest(path)
     args = ("pseudolabel", str(path), "--with", "felzenszwalb", "-j", "2")
     parent = start(*args)
     assert _wait(lambda: len(_children(parent.pid)) >= 2, 120), parent.stderr
@@ -353,7 +353,7 @@ def test_8_pseudolabel_workers_die_with_their_parent_and_on_sigterm(tmp_path):
     assert parent.wait(timeout=60) == 1
     assert "a pseudolabel worker process died" in parent.stderr.read()
     assert _wait(lambda: not any(_alive(w) for w in workers), 20)
-    assert not temporaries(tmp_path) and path.read_bytes() == before  # ... which the next writer removed
+    assert not temporaries(tmp_path) and digest(path) == before  # ... which the next writer removed
 
 
 # 9 ------------------------------------------------------------------------------------------------

@@ -66,15 +66,17 @@ def test_check_flags_bad_pseudolabels(tmp_path, run_cli):
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
-def test_killed_pseudolabel_keeps_previous_store(tmp_path, sig):
+def test_killed_pseudolabel_keeps_previous_store(tmp_path, sig, digest):
     import signal
 
     store = tmp_path / "demo.h5"
-    ingest_synthetic(store, volumes=12, slices=24, size=128, quiet=True)
-    before = store.read_bytes()
+    # ~10 s of felzenszwalb at one job: the kill (1 s after the temporary copy appears) lands mid-run even on a
+    # fast machine, never after the rename
+    ingest_synthetic(store, volumes=30, slices=24, size=128, quiet=True)
+    before = digest(store)
     _kill_midway(["pseudolabel", str(store), "--with", "felzenszwalb", "--jobs", "1"], store, tmp_path,
                  sig=getattr(signal, sig), delay=1.0)
-    assert store.read_bytes() == before
+    assert digest(store) == before
     assert check_store(store) == [] and SliceStore(store).pseudolabel_sets == []
     if sig == "SIGTERM":
         assert not list(tmp_path.glob(".demo.h5.*"))

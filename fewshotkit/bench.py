@@ -16,7 +16,9 @@ same command continues where it stopped. What "settings" covers (spec, budget, s
 the providing plugins' versions or source hashes, ...) is listed in :mod:`fewshotkit.bench_cache`.
 
 ``poolers`` (``--pooler``) adds an axis: every composed method is run once per pooler, its row
-labelled ``METHOD + POOLER``. ``protocol`` (``--protocol``, repeatable) evaluates the same models
+labelled ``METHOD + POOLER``. Several ``pseudolabels`` sets (``--pseudolabels``, repeatable; e.g.
+``felzenszwalb`` and ``supervoxel``) add another: every self-supervised method is trained once per
+set, its row labelled ``METHOD + SET``; the first set's cells are those of a single-set bench. ``protocol`` (``--protocol``, repeatable) evaluates the same models
 with several protocols, one column group per protocol. A spec's ``[postprocess]`` list (e.g.
 ``--set postprocess=largest-component``) is part of the evaluation, not of the models' key: changing
 it re-evaluates without retraining.
@@ -35,6 +37,7 @@ from fewshotkit.bench_cache import digest as _digest
 from fewshotkit.bench_cache import training_key
 from fewshotkit.bench_config import BenchConfig, method_label, method_spec, published_dice
 from fewshotkit.bench_report import model_timing, write_report
+from fewshotkit.episodes.filters import class_groups
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
@@ -51,18 +54,6 @@ def _store_preset(store_path: str) -> str | None:
 
     with SliceStore(store_path) as store:
         return store.preset
-
-
-def class_groups(store: Any) -> dict[str, list[str]]:
-    """Excluded groups for setting 2 / supervised training: the paper's upper / lower groups when
-    they cover the store's classes, else one group per class."""
-    from fewshotkit.episodes.filters import EXCLUDE_GROUPS
-
-    names = {n.lower(): n for n in store.classes.values()}
-    covered = {n for group in EXCLUDE_GROUPS.values() for n in group}
-    if set(names) <= covered and all(all(c in names for c in g) for g in EXCLUDE_GROUPS.values()):
-        return {group: [names[c] for c in classes] for group, classes in EXCLUDE_GROUPS.items()}
-    return {name.replace(" ", "-"): [name] for name in store.classes.values()}
 
 
 def _merge(parts: list[FoldScores], class_order: list[str]) -> FoldScores:
@@ -99,7 +90,7 @@ class Bench:
 
     # -- one model ----------------------------------------------------------------------------
     def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
-                    steps: int, setting: int) -> Path:
+                    steps: int, setting: int, pseudolabels: str | None) -> Path:
         """Train the model of ``run_dir`` (resuming an interrupted run) and return its checkpoint."""
         from fewshotkit.training.checkpoint import LAST, read_checkpoint
         from fewshotkit.training.loop import train
@@ -118,7 +109,7 @@ class Bench:
             regime = "supervised"  # nothing is trained: do not require pseudolabels
         return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
                      regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
-                     pseudolabels=self.config.pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
+                     pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
     def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
                   protocol: str, postprocess: list[dict[str, Any]]) -> FoldScores:
@@ -141,13 +132,15 @@ class Bench:
 
     # -- one cell -----------------------------------------------------------------------------
     def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
-             protocol: str = "roy", setting: int = 1) -> FoldScores:
-        """Scores of ``method`` (with ``pooler``, if given) on ``fold`` of ``store_path`` with
-        ``protocol``, from the cache when it is there."""
+             protocol: str = "roy", setting: int = 1, pseudolabels: str | None = None) -> FoldScores:
+        """Scores of ``method`` (with ``pooler``, if given; trained on the ``pseudolabels`` set or the
+        config's first) on ``fold`` of ``store_path`` with ``protocol``, from the cache when it is there."""
         from fewshotkit.store.reader import SliceStore
 
         cfg = self.config
         label = method_label(method, pooler)
+        default_set = cfg.pseudolabels[0] if cfg.pseudolabels else None
+        pseudolabels = pseudolabels or default_set
         spec = method_spec(method, cfg.recipe, cfg.overrides)
         if pooler is not None:
             if "pooler" not in spec.parts:
@@ -158,13 +151,15 @@ class Bench:
         regime = spec.training.get("regime", "ssl")
         postprocess, spec = spec.postprocess, dataclasses.replace(spec, postprocess=[])  # evaluation, not training
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
-                                n_folds=cfg.n_folds, pseudolabels=cfg.pseudolabels, regime=regime)
+                                n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime)
         key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
         if postprocess:
             key["postprocess"] = {"tables": postprocess,
                                   "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
         store_key = Path(store_path).stem
-        name = f"fold{fold}.json" if protocol == "roy" else f"fold{fold}_{protocol}.json"
+        name = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
+        # the models' folder tells the sets apart by its digest; the cell file by a suffix
+        name += ("" if pseudolabels == default_set else f"_{safe_name(str(pseudolabels))}") + ".json"
         cell_path = self.out / "cells" / store_key / safe_name(label) / name
         if setting == 2:
             cell_path = self.out / "cells" / f"{store_key}_setting2" / safe_name(label) / name
@@ -187,7 +182,8 @@ class Bench:
         run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{fold}-{_digest(training)}"
         parts, models, eval_seconds = [], [], 0.0
         for group, exclude, classes in plan:
-            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting)
+            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting,
+                                          pseudolabels)
             models.append(model_timing(run_root / group, steps))
             self.log(f"evaluating {label} fold {fold} ({', '.join(classes)}; {protocol})")
             prefix = safe_name(f"{store_key}_{label}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
@@ -201,6 +197,23 @@ class Bench:
         return scores
 
     # -- everything ---------------------------------------------------------------------------
+    def _entries(self) -> list[tuple[str, str | None, str | None, str]]:
+        """The rows: (method, pooler, pseudolabel set, entry key), one per pooler and, for methods
+        trained on pseudolabels, one per set when several are given."""
+        cfg = self.config
+        entries: list[tuple[str, str | None, str | None, str]] = []
+        for method in cfg.methods:
+            spec = method_spec(method, cfg.recipe, cfg.overrides)
+            trains_on_sets = (spec.training.get("regime", "ssl") == "ssl" and int(spec.training.get("steps", 0)) > 0
+                              and (cfg.steps is None or cfg.steps > 0))
+            sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]
+            poolers: list[str | None] = [*cfg.poolers] or [None]
+            for pooler in poolers:
+                for pseudolabels in sets:
+                    entry = " + ".join(x for x in (method, pooler, pseudolabels) if x is not None)
+                    entries.append((method, pooler, pseudolabels, entry))
+        return entries
+
     def _table(self, store_path: str, setting: int) -> tuple[ScoreTable, dict[str, dict[str, list[FoldScores]]]]:
         """The comparison table of one store and setting, and its cells (protocol -> method -> folds)."""
         cfg = self.config
@@ -208,18 +221,16 @@ class Bench:
         # protocol -> method (or "method + pooler") -> scores per fold
         cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
         labels: dict[str, str] = {}
-        for method in cfg.methods:
-            poolers: list[str | None] = [*cfg.poolers] or [None]
-            for pooler in poolers:
-                entry = method if pooler is None else f"{method} + {pooler}"
-                labels[entry] = method_label(method, pooler)
-                for protocol in cfg.protocol:
-                    cells[protocol][entry] = []
-                    for fold in cfg.folds:
-                        self._done += 1
-                        self.log(f"cell {self._done}/{self._total}: {labels[entry]}, fold {fold}, {protocol}, "
-                                 f"setting {setting}")
-                        cells[protocol][entry].append(self.cell(store_path, method, fold, pooler, protocol, setting))
+        for method, pooler, pseudolabels, entry in self._entries():
+            labels[entry] = method_label(method, pooler) + ("" if pseudolabels is None else f" + {pseudolabels}")
+            for protocol in cfg.protocol:
+                cells[protocol][entry] = []
+                for fold in cfg.folds:
+                    self._done += 1
+                    self.log(f"cell {self._done}/{self._total}: {labels[entry]}, fold {fold}, {protocol}, "
+                             f"setting {setting}")
+                    cells[protocol][entry].append(self.cell(store_path, method, fold, pooler, protocol, setting,
+                                                            pseudolabels))
         classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
         for scores in cells[cfg.protocol[0]].values():
             for c in scores[0].classes:
@@ -253,8 +264,7 @@ class Bench:
         cfg = self.config
         result = BenchResult({}, [], {})
         self._done = 0
-        self._total = (len(cfg.stores) * len(cfg.setting) * len(cfg.methods) * max(1, len(cfg.poolers))
-                       * len(cfg.protocol) * len(cfg.folds))
+        self._total = len(cfg.stores) * len(cfg.setting) * len(self._entries()) * len(cfg.protocol) * len(cfg.folds)
         for store_path in cfg.stores:
             for setting in cfg.setting:
                 # one table per store and setting; setting 1 keeps the store's name as its key

@@ -87,7 +87,7 @@ class BenchConfig:
     recipe: str | None = None
     overrides: list[str] = field(default_factory=list)
     device: str = "auto"
-    pseudolabels: str | None = None
+    pseudolabels: list[str] = field(default_factory=list)  # a set or a list: one row per set for SSL methods
     batch_size: int = 16
     figures: bool = False
     n_folds: int = N_FOLDS
@@ -111,6 +111,9 @@ class BenchConfig:
             self.folds = list(range(self.n_folds))
         if any(f < 0 or f >= self.n_folds for f in self.folds):
             raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
+        if isinstance(self.pseudolabels, str):
+            self.pseudolabels = [self.pseudolabels]
+        self.pseudolabels = list(dict.fromkeys(self.pseudolabels or []))
         if isinstance(self.protocol, str):
             self.protocol = [self.protocol]
         if not self.protocol:

@@ -99,7 +99,7 @@ def run_demo(
     budget = DATASETS[dataset][1] if steps is None else steps
     log(f"3/4 training the CPU recipe for {budget} steps, then 4/4 evaluating fold 0 with the untrained baseline")
     config = BenchConfig(stores=[str(store)], methods=list(DEMO_METHODS), out=str(out), folds=[0], steps=budget,
-                         recipe="cpu", device=device, seed=seed, pseudolabels=pseudo.set_name, figures=True)
+                         recipe="cpu", device=device, seed=seed, pseudolabels=[pseudo.set_name], figures=True)
     result = Bench(config, log=log).run()
     table = result.tables[store.stem]
     figures = sorted((out / "figures").glob(f"{store.stem}_*overlay.png"))

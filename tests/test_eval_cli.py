@@ -170,6 +170,36 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     assert (out / "syn_comparison.md").read_text() == s1 and (out / "syn_setting2_comparison.md").read_text() == s2
 
 
+def test_bench_pseudolabel_axis_one_row_per_set_sharing_the_first_sets_cells(run_cli, store_path, tmp_path):
+    import shutil
+
+    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.store.reader import SliceStore
+
+    store = tmp_path / "syn.h5"
+    shutil.copy(store_path, store)
+    run_pseudolabeler(store, "supervoxel", {"n_segments": 20}, jobs=1)
+    out = tmp_path / "bench_sets"
+    common = ["bench", "--store", str(store), "--method", "ssl-alpnet-cpu", "--steps", "2", "--device", "cpu",
+              "--fold", "0", "-o", str(out)]
+    single = run_cli(*common, "--pseudolabels", "felzenszwalb")
+    assert single.exit_code == 0, single.output
+    axis = [*common, "--method", "alpnet-init-cpu", "--pseudolabels", "felzenszwalb", "--pseudolabels", "supervoxel"]
+    both = run_cli(*axis)
+    assert both.exit_code == 0, both.output
+    assert both.output.count("cached") == 1, "the first set's cell is the single-set bench's"
+    table = json.loads((out / "syn_comparison.json").read_text())
+    assert [r["label"] for r in table["rows"]] == ["SSL-ALPNet (CPU recipe) + felzenszwalb",
+                                                   "SSL-ALPNet (CPU recipe) + supervoxel",
+                                                   "ALPNet-init (untrained light encoder)"]
+    with SliceStore(store) as reader:
+        sets = sorted(reader.pseudolabel_sets)
+    runs = [json.loads(p.read_text()) for p in (out / "runs").rglob("run.json")]
+    assert sorted(r["pseudolabel_set"] for r in runs if r.get("pseudolabel_set")) == sets, "one model per set"
+    again = run_cli(*axis)
+    assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 3
+
+
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_study_configs_are_valid(path):
     from fewshotkit.bench import BenchConfig, method_spec

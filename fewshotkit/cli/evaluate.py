@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -138,14 +139,15 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,
               help="cpu: give every composed method the CPU recipe's light backbone and 128 px size.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Spec override for every method.")
-@click.option("--pseudolabels", default=None, help="Pseudolabel set for self-supervised training.")
+@click.option("--pseudolabels", "pseudolabels", multiple=True, metavar="SET",
+              help="Pseudolabel set (or pseudolabeler name) for self-supervised training; repeatable: one row per set.")
 @click.option("--seed", type=int, default=None, help="Seed shared by every method (default 0).")
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], shots: int | None,
-          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], pseudolabels: str | None,
+          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
@@ -159,7 +161,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
         "steps": steps, "setting": [int(s) for s in settings] or None, "shots": shots,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
-        "pseudolabels": pseudolabels, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
+        "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
         "poolers": list(poolers) or None,
     }
     if all_folds:
@@ -170,7 +172,9 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
         given.setdefault("out", "bench_out")
         config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
-    command = "fewshotkit " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    # the command line for results.md, global options (--plugins-dir, ...) included; None in-process
+    from_shell = Path(sys.argv[0]).name in ("fewshotkit", "__main__.py") and "bench" in sys.argv[1:]
+    command = "fewshotkit " + shlex.join(sys.argv[1:]) if from_shell else None
     result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]"), command=command).run()
     for table in result.tables.values():
         console.print(table.to_rich())

@@ -49,3 +49,13 @@ def allowed_slices(store: "SliceStore", volumes: Sequence[str], exclude: Sequenc
             banned.update(store.class_slices(cls, vol).tolist())
         out.extend((vol, z) for z in range(z_count) if z not in banned)
     return out
+
+
+def class_groups(store: "SliceStore") -> dict[str, list[str]]:
+    """Excluded groups for setting 2 / supervised training: the paper's upper / lower groups when
+    they cover the store's classes, else one group per class."""
+    names = {n.lower(): n for n in store.classes.values()}
+    covered = {n for group in EXCLUDE_GROUPS.values() for n in group}
+    if set(names) <= covered and all(all(c in names for c in g) for g in EXCLUDE_GROUPS.values()):
+        return {group: [names[c] for c in classes] for group, classes in EXCLUDE_GROUPS.items()}
+    return {name.replace(" ", "-"): [name] for name in store.classes.values()}

@@ -36,7 +36,7 @@ from typing import Any
 from fewshotkit.bench_cache import digest as _digest
 from fewshotkit.bench_cache import training_key
 from fewshotkit.bench_config import BenchConfig, method_label, method_spec, published_dice
-from fewshotkit.bench_report import model_timing, write_report
+from fewshotkit.bench_report import model_timing, precision_recall, write_report
 from fewshotkit.episodes.filters import class_groups
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
@@ -75,6 +75,7 @@ class BenchResult:
     files: list[Path]
     cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
     timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
+    precision_recall: dict[str, ScoreTable] = field(default_factory=dict)  # table key -> P / R per protocol
 
 
 class Bench:
@@ -276,6 +277,7 @@ class Bench:
                 means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
                 result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
                 result.tables[key] = table
+                result.precision_recall[key] = precision_recall(cells, [label for label, _ in table.rows])
                 result.cells[key] = cells
                 result.timings[key] = self._timings
         document: dict[str, Any] = {
@@ -302,5 +304,6 @@ class Bench:
         document["command"] = self.command
         document["timings"] = result.timings
         result.files.append(write_json(self.out / "bench.json", document))
-        result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command))
+        result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command,
+                                         result.precision_recall))
         return result

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fewshotkit.evaluation.results import ScoreTable, write_atomic
+from fewshotkit.evaluation.protocol import FoldScores
+from fewshotkit.evaluation.results import ScoreTable, summarize, write_atomic
 
 
 def model_timing(run_dir: Path, steps: int) -> dict[str, Any]:
@@ -53,12 +54,32 @@ def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
             f"all training {sum(wall) / 60:.1f} min wall; evaluation {eval_seconds / 60:.1f} min.")
 
 
+def precision_recall(cells: Mapping[str, Mapping[str, Sequence[FoldScores]]], labels: Sequence[str]) -> ScoreTable:
+    """Precision and recall (mean over classes; mean +/- std over folds) per protocol, one row per
+    entry of ``cells`` (protocol -> entry -> folds), labelled by ``labels`` in the same order."""
+    columns = [f"{p}: {m}" for p in cells for m in ("precision", "recall")]
+    table = ScoreTable("precision / recall (%), mean over classes", columns)
+    entries = list(next(iter(cells.values())))
+    for label, entry in zip(labels, entries):
+        row = {}
+        for protocol, by_entry in cells.items():
+            for metric in ("precision", "recall"):
+                mean, std = summarize(by_entry[entry], metric)["mean"]
+                row[f"{protocol}: {metric}"] = (mean, None if len(by_entry[entry]) == 1 else std)
+        table.add(label, row)
+    return table
+
+
 def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[str, Sequence[Mapping[str, Any]]],
-                 command: str | None) -> Path:
-    """``results.md``: the command, then per table its title, the Markdown table and the timing."""
+                 command: str | None, details: Mapping[str, ScoreTable] | None = None) -> Path:
+    """``results.md``: the command, then per table its title, the Markdown table, the table of
+    ``details`` under the same key (precision / recall) and the timing."""
     lines = []
     if command:
         lines += ["```console", f"$ {command}", "```", ""]
     for key, table in tables.items():
-        lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), "", timing_note(timings.get(key, [])), ""]
+        lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), ""]
+        if details and key in details:
+            lines += [f"{details[key].title.capitalize()}:", "", details[key].to_markdown().rstrip(), ""]
+        lines += [timing_note(timings.get(key, [])), ""]
     return write_atomic(path, "\n".join(lines))

@@ -236,6 +236,10 @@ def test_bench_published_column_report_and_readme_section(run_cli, store_path, t
     assert cell["steps"] == 2 and cell["models"][0]["train_seconds"] > 0
     report = (out / "results.md").read_text()
     assert "| SSL-ALPNet (CPU recipe) |" in report and "Budget: 2 steps per trained model (1 models trained" in report
+    assert "| method | roy: precision | roy: recall |" in report  # P / R beside each Dice table
+    pr_row = next(line for line in report.splitlines() if line.startswith("| SSL-ALPNet (CPU recipe) |")
+                  and report.index(line) > report.index("roy: precision"))
+    assert f"{recall['mean']:.2f}" in pr_row
 
     spec = importlib.util.spec_from_file_location("to_readme", STUDIES / "to_readme.py")
     to_readme = importlib.util.module_from_spec(spec)

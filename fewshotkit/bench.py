@@ -21,7 +21,7 @@ labelled ``METHOD + POOLER``. Several ``pseudolabels`` sets (``--pseudolabels``,
 set, its row labelled ``METHOD + SET``; the first set's cells are those of a single-set bench. ``protocol`` (``--protocol``, repeatable) evaluates the same models
 with several protocols, one column group per protocol. A spec's ``[postprocess]`` list (e.g.
 ``--set postprocess=largest-component``) is part of the evaluation, not of the models' key: changing
-it re-evaluates without retraining.
+it re-evaluates without retraining, into cells of its own.
 """
 
 from __future__ import annotations
@@ -160,7 +160,10 @@ class Bench:
         store_key = Path(store_path).stem
         name = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
         # the models' folder tells the sets apart by its digest; the cell file by a suffix
-        name += ("" if pseudolabels == default_set else f"_{safe_name(str(pseudolabels))}") + ".json"
+        name += "" if pseudolabels == default_set else f"_{safe_name(str(pseudolabels))}"
+        if postprocess:  # its own file: comparing post-processings does not evict the plain cells
+            name += "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6]
+        name += ".json"
         cell_path = self.out / "cells" / store_key / safe_name(label) / name
         if setting == 2:
             cell_path = self.out / "cells" / f"{store_key}_setting2" / safe_name(label) / name

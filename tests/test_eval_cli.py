@@ -146,9 +146,11 @@ def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_
     assert len(list((out / "runs").rglob("last.pt"))) == 1, "one model serves every protocol"
     doc = json.loads((out / "bench.json").read_text())
     assert set(doc["results"]["syn"]) == {"roy", "estimated-range", "full-volume"}
-    # another post-processing re-evaluates the cells and trains nothing
+    # another post-processing re-evaluates the cells and trains nothing; each keeps its own cells
     again = run_cli(*args[:-1], "postprocess=none")
     assert again.exit_code == 0 and "training" not in again.output and "cached" not in again.output
+    back = run_cli(*args)
+    assert back.exit_code == 0 and back.output.count("cached") == 3
 
 
 def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_cli, store_path, tmp_path):

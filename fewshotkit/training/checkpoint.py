@@ -221,8 +221,10 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu") -
         method = build_method(spec)
     except FewshotkitError as exc:
         raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
-    try:
-        method.load_state_dict(payload["model"])
+    from fewshotkit.training.ema import EMA_KEY, averaged_weights
+
+    try:  # a run trained with training.ema: the averaged weights are the ones to predict with
+        method.load_state_dict(averaged_weights(payload[EMA_KEY]) if payload.get(EMA_KEY) else payload["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise FewshotkitError(

@@ -52,6 +52,8 @@ class TrainingConfig:
     alignment terms, each scaled by ``loss_weights`` (default 1). ``optimizer``, ``schedule``,
     ``warmup_steps``, ``betas`` and ``min_lr_ratio`` are described in ``fewshotkit.training.optim``.
     ``eval_every`` > 0 scores the held-out fold every that many steps (the Dice-vs-time curve).
+    ``ema`` in (0, 1) keeps an exponential moving average of the weights with that decay per step
+    (``fewshotkit.training.ema``): evaluation and inference then use the averaged weights.
     """
 
     regime: str = "ssl"
@@ -77,6 +79,7 @@ class TrainingConfig:
     log_every: int = 10
     log_episodes: bool = False
     amp: bool | None = None  # None: on for CUDA, off on the CPU
+    ema: float = 0.0  # 0: off
     aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     # ------------------------------------------------------------------------------------------
@@ -133,6 +136,8 @@ class TrainingConfig:
         for name, lo_hi in (("scale", self.aug.scale), ("gamma", self.aug.gamma)):
             if not (0 < lo_hi[0] <= lo_hi[1]):
                 raise FewshotkitError(f"{source}.aug.{name} must be a pair 0 < low <= high, got {list(lo_hi)}")
+        if not 0 <= self.ema < 1:
+            raise FewshotkitError(f"{source}.ema must be a decay in [0, 1) (0 turns it off; e.g. 0.999), got {self.ema}")
         if self.aug.elastic_sigma <= 0:
             raise FewshotkitError(f"{source}.aug.elastic_sigma must be > 0, got {self.aug.elastic_sigma}")
 
@@ -144,6 +149,8 @@ class TrainingConfig:
         out["betas"] = list(self.betas)
         if out["amp"] is None:
             del out["amp"]
+        if not out["ema"]:  # off: left out, so records of runs without it stay as they were
+            del out["ema"]
         return out
 
 

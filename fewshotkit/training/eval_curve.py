@@ -56,10 +56,11 @@ class EvalCurve(HookBase):
         t = self.trainer
         t.synchronize()
         start = time.perf_counter()
-        was_training = t.method.training
-        t.method.eval()
+        module = t.inference_module  # the method, or its weight average
+        was_training = module.training
+        module.eval()
         try:
-            predictor = MethodPredictor(t.method, self.image_size, t.device)
+            predictor = MethodPredictor(module, self.image_size, t.device)
             record: dict[str, Any] = {"step": t.step, "train_s": round(t.train_seconds, 2),
                                       "train_min": round(t.train_seconds / 60, 3),
                                       "train_cpu_min": round(t.train_cpu_seconds / 60, 3)}
@@ -71,7 +72,7 @@ class EvalCurve(HookBase):
                                 "recall": round(scores.mean("recall"), 3),
                                 "per_class": {k: round(v, 3) for k, v in scores.per_class().items()}}
         finally:
-            t.method.train(was_training)
+            module.train(was_training)
         record["eval_s"] = round(time.perf_counter() - start, 2)
         path = self.out_dir / CURVE_JSONL
         with open(path, "a", encoding="utf-8") as handle:

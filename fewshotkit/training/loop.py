@@ -185,6 +185,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher
     from fewshotkit.training.curves import plot_loss_curve
+    from fewshotkit.training.ema import EMA_KEY, WeightAverage
     from fewshotkit.training.eval_curve import CURVE_JSONL, EvalCurve
     from fewshotkit.training.optim import build_optimizer, build_scheduler
 
@@ -287,12 +288,14 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
                       start_step=start, train_seconds=train_seconds,
                       train_cpu_seconds=train_cpu_seconds, loss_weights=config.loss_weights,
                       use_amp=use_amp, amp_dtype=amp_dtype, scaler=scaler)
+    # first among the hooks: evaluation and checkpoints after a step see the updated average
+    ema = WeightAverage(config.ema, (payload or {}).get(EMA_KEY)) if config.ema > 0 else None
     checkpointer = Checkpointer(ckpt_dir, info, aug_gen, config.keep_checkpoints, lambda: {
         "spec_toml": spec_text, "plugin_versions": versions, "plugin_providers": run["plugin_providers"],
-        "run": {**run, "final_step": trainer.step}})
+        "run": {**run, "final_step": trainer.step}, **({EMA_KEY: ema.state_dict()} if ema else {})})
     checkpointer.trainer = trainer
     logger = MetricsLogger(out_dir / METRICS if main else None, config.log_every, info, show_progress)
-    hooks: list[HookBase] = [logger]
+    hooks: list[HookBase] = [*([ema] if ema else []), logger]
     if config.log_episodes:
         hooks.append(EpisodeLogger(out_dir / EPISODES if main else None, info))
     hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))

@@ -80,6 +80,7 @@ class Trainer:
         self.step = self.start_step
         self.interrupted = False
         self.last: StepOutput | None = None
+        self.inference_module: torch.nn.Module = self.method  # what evaluation uses (an EMA hook swaps it)
         if self.scaler is None:
             self.scaler = torch.amp.GradScaler("cuda", enabled=False)
 

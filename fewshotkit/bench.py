@@ -18,8 +18,9 @@ the providing plugins' versions or source hashes, ...) is listed in :mod:`fewsho
 ``poolers`` (``--pooler``) adds an axis: every composed method is run once per pooler, its row
 labelled ``METHOD + POOLER``. Several ``pseudolabels`` sets (``--pseudolabels``, repeatable; e.g.
 ``felzenszwalb`` and ``supervoxel``) add another: every self-supervised method is trained once per
-set, its row labelled ``METHOD + SET``; the first set's cells are those of a single-set bench. ``protocol`` (``--protocol``, repeatable) evaluates the same models
-with several protocols, one column group per protocol. A spec's ``[postprocess]`` list (e.g.
+set, its row labelled ``METHOD + SET``; the cells of each set are those of a bench given that set
+alone. ``protocol`` (``--protocol``, repeatable) evaluates the same models with several protocols,
+one column group per protocol. A spec's ``[postprocess]`` list (e.g.
 ``--set postprocess=largest-component``) is part of the evaluation, not of the models' key: changing
 it re-evaluates without retraining, into cells of its own.
 """
@@ -140,8 +141,7 @@ class Bench:
 
         cfg = self.config
         label = method_label(method, pooler)
-        default_set = cfg.pseudolabels[0] if cfg.pseudolabels else None
-        pseudolabels = pseudolabels or default_set
+        pseudolabels = pseudolabels or (cfg.pseudolabels[0] if cfg.pseudolabels else None)
         spec = method_spec(method, cfg.recipe, cfg.overrides)
         if pooler is not None:
             if "pooler" not in spec.parts:
@@ -158,18 +158,15 @@ class Bench:
             key["postprocess"] = {"tables": postprocess,
                                   "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
         store_key = Path(store_path).stem
-        name = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
-        # the models' folder tells the sets apart by its digest; the cell file by a suffix
-        name += "" if pseudolabels == default_set else f"_{safe_name(str(pseudolabels))}"
-        if postprocess:  # its own file: comparing post-processings does not evict the plain cells
-            name += "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6]
-        name += ".json"
-        cell_path = self.out / "cells" / store_key / safe_name(label) / name
-        if setting == 2:
-            cell_path = self.out / "cells" / f"{store_key}_setting2" / safe_name(label) / name
+        stem = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
+        # a named pseudolabel set and a post-processing get files of their own (the key decides a hit)
+        named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
+        pp = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
+        folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
+        cell_path = folder / f"{stem}{named}{pp}.json"
         digest = _digest(key)
-        if cell_path.is_file():
-            cached = json.loads(cell_path.read_text())
+        for path in dict.fromkeys([cell_path, folder / f"{stem}{pp}.json"]):  # + cells written before sets were named
+            cached = json.loads(path.read_text()) if path.is_file() else {}
             if cached.get("key") == digest:
                 self.log(f"cached: {label} fold {fold} on {store_key} ({protocol})")
                 self._timings.append({"method": label, "fold": fold, "protocol": protocol, **cached.get("timing", {})})

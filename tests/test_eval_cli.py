@@ -172,7 +172,7 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     assert (out / "syn_comparison.md").read_text() == s1 and (out / "syn_setting2_comparison.md").read_text() == s2
 
 
-def test_bench_pseudolabel_axis_one_row_per_set_sharing_the_first_sets_cells(run_cli, store_path, tmp_path):
+def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli, store_path, tmp_path):
     import shutil
 
     from fewshotkit.pseudolabel import run_pseudolabeler
@@ -180,16 +180,16 @@ def test_bench_pseudolabel_axis_one_row_per_set_sharing_the_first_sets_cells(run
 
     store = tmp_path / "syn.h5"
     shutil.copy(store_path, store)
-    run_pseudolabeler(store, "supervoxel", {"n_segments": 20}, jobs=1)
     out = tmp_path / "bench_sets"
     common = ["bench", "--store", str(store), "--method", "ssl-alpnet-cpu", "--steps", "2", "--device", "cpu",
               "--fold", "0", "-o", str(out)]
-    single = run_cli(*common, "--pseudolabels", "felzenszwalb")
-    assert single.exit_code == 0, single.output
+    unnamed = run_cli(*common)  # the store's only set, not named: the cell file has no set in its name
+    assert unnamed.exit_code == 0, unnamed.output
+    run_pseudolabeler(store, "supervoxel", {"n_segments": 20}, jobs=1)
     axis = [*common, "--method", "alpnet-init-cpu", "--pseudolabels", "felzenszwalb", "--pseudolabels", "supervoxel"]
     both = run_cli(*axis)
     assert both.exit_code == 0, both.output
-    assert both.output.count("cached") == 1, "the first set's cell is the single-set bench's"
+    assert both.output.count("cached") == 1, "the felzenszwalb cell is the earlier bench's"
     table = json.loads((out / "syn_comparison.json").read_text())
     assert [r["label"] for r in table["rows"]] == ["SSL-ALPNet (CPU recipe) + felzenszwalb",
                                                    "SSL-ALPNet (CPU recipe) + supervoxel",
@@ -200,6 +200,8 @@ def test_bench_pseudolabel_axis_one_row_per_set_sharing_the_first_sets_cells(run
     assert sorted(r["pseudolabel_set"] for r in runs if r.get("pseudolabel_set")) == sets, "one model per set"
     again = run_cli(*axis)
     assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 3
+    alone = run_cli(*common, "--pseudolabels", "supervoxel")  # a piece of the study: one set
+    assert alone.exit_code == 0 and "training" not in alone.output and alone.output.count("cached") == 1
 
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)

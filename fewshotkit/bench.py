@@ -169,7 +169,8 @@ class Bench:
             cached = json.loads(path.read_text()) if path.is_file() else {}
             if cached.get("key") == digest:
                 self.log(f"cached: {label} fold {fold} on {store_key} ({protocol})")
-                self._timings.append({"method": label, "fold": fold, "protocol": protocol, **cached.get("timing", {})})
+                self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:],
+                                      **cached.get("timing", {})})
                 return FoldScores.from_json(cached["scores"])
 
         store = SliceStore(store_path)
@@ -194,7 +195,7 @@ class Bench:
         scores = _merge(parts, all_classes)
         timing = {"steps": steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
         write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json(), "timing": timing})
-        self._timings.append({"method": label, "fold": fold, "protocol": protocol, **timing})
+        self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:], **timing})
         return scores
 
     # -- everything ---------------------------------------------------------------------------

@@ -33,13 +33,13 @@ def _minutes(seconds: Sequence[float]) -> str:
 def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
     """One paragraph: budget, models, training time per model (wall and CPU), evaluation time.
 
-    A model shared by several protocols' cells is counted once (its run folder is the same).
+    A model shared by several protocols' cells is counted once (same method, pseudolabel set, fold).
     """
-    models: dict[tuple[str, int, int], dict[str, Any]] = {}
+    models: dict[tuple[str, str, int, int], dict[str, Any]] = {}
     eval_seconds = 0.0
     for cell in cells:
         for i, model in enumerate(cell.get("models") or []):
-            models.setdefault((cell["method"], cell["fold"], i), model)
+            models.setdefault((cell["method"], cell.get("pseudolabels") or "", cell["fold"], i), model)
         eval_seconds += float(cell.get("eval_seconds") or 0.0)
     trained = [m for m in models.values() if m.get("steps")]
     if not models:

@@ -200,6 +200,7 @@ def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli,
     assert sorted(r["pseudolabel_set"] for r in runs if r.get("pseudolabel_set")) == sets, "one model per set"
     again = run_cli(*axis)
     assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 3
+    assert "(2 models trained" in (out / "results.md").read_text(), "one model per set in the timing"
     alone = run_cli(*common, "--pseudolabels", "supervoxel")  # a piece of the study: one set
     assert alone.exit_code == 0 and "training" not in alone.output and alone.output.count("cached") == 1
 

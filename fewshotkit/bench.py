@@ -168,7 +168,7 @@ class Bench:
         for path in dict.fromkeys([cell_path, folder / f"{stem}{pp}.json"]):  # + cells written before sets were named
             cached = json.loads(path.read_text()) if path.is_file() else {}
             if cached.get("key") == digest:
-                self.log(f"cached: {label} fold {fold} on {store_key} ({protocol})")
+                self.log(f"cached: {label}{named.replace('_', ' + ', 1)} fold {fold} on {store_key} ({protocol})")
                 self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:],
                                       **cached.get("timing", {})})
                 return FoldScores.from_json(cached["scores"])
@@ -187,8 +187,8 @@ class Bench:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting,
                                           pseudolabels)
             models.append(model_timing(run_root / group, steps))
-            self.log(f"evaluating {label} fold {fold} ({', '.join(classes)}; {protocol})")
-            prefix = safe_name(f"{store_key}_{label}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
+            self.log(f"evaluating {label}{named.replace('_', ' + ', 1)} fold {fold} ({', '.join(classes)}; {protocol})")
+            prefix = safe_name(f"{store_key}_{label}{named}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess))
             eval_seconds += time.perf_counter() - t0

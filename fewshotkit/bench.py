@@ -37,7 +37,7 @@ from typing import Any
 from fewshotkit.bench_cache import digest as _digest
 from fewshotkit.bench_cache import training_key
 from fewshotkit.bench_config import BenchConfig, method_label, method_spec, published_dice
-from fewshotkit.bench_report import model_timing, precision_recall, write_report
+from fewshotkit.bench_report import bench_document, model_timing, precision_recall, write_report
 from fewshotkit.episodes.filters import class_groups
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
@@ -89,6 +89,14 @@ class Bench:
         self.command = command
         self._timings: list[dict[str, Any]] = []  # the cells of the table being built
         self._done, self._total = 0, 0  # cells visited / in the whole run (the log's progress)
+        self._rows: list[tuple[str, str | None, str | None, str]] = []
+
+    def _budget(self, spec: Any) -> tuple[int, str]:
+        """(training steps, regime) of ``spec`` under this bench: 0 steps for untrained methods,
+        else ``steps`` of the config or of the preset."""
+        preset_steps = int(spec.training.get("steps", 0))
+        steps = 0 if preset_steps == 0 else (self.config.steps if self.config.steps is not None else preset_steps)
+        return steps, spec.training.get("regime", "ssl")
 
     # -- one model ----------------------------------------------------------------------------
     def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
@@ -147,9 +155,7 @@ class Bench:
             if "pooler" not in spec.parts:
                 raise FewshotkitError(f"bench --pooler {pooler}: method '{method}' has no [pooler] part to replace")
             spec = method_spec(method, cfg.recipe, [f"pooler.type={pooler}", *cfg.overrides])
-        preset_steps = int(spec.training.get("steps", 0))
-        steps = 0 if preset_steps == 0 else (cfg.steps if cfg.steps is not None else preset_steps)
-        regime = spec.training.get("regime", "ssl")
+        steps, regime = self._budget(spec)
         postprocess, spec = spec.postprocess, dataclasses.replace(spec, postprocess=[])  # evaluation, not training
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime)
@@ -161,6 +167,7 @@ class Bench:
         stem = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
         # a named pseudolabel set and a post-processing get files of their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
+        shown = f"{label} + {pseudolabels}" if named else label  # for the log
         pp = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
         folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
         cell_path = folder / f"{stem}{named}{pp}.json"
@@ -168,7 +175,7 @@ class Bench:
         for path in dict.fromkeys([cell_path, folder / f"{stem}{pp}.json"]):  # + cells written before sets were named
             cached = json.loads(path.read_text()) if path.is_file() else {}
             if cached.get("key") == digest:
-                self.log(f"cached: {label}{named.replace('_', ' + ', 1)} fold {fold} on {store_key} ({protocol})")
+                self.log(f"cached: {shown} fold {fold} on {store_key} ({protocol})")
                 self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:],
                                       **cached.get("timing", {})})
                 return FoldScores.from_json(cached["scores"])
@@ -187,7 +194,7 @@ class Bench:
             checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting,
                                           pseudolabels)
             models.append(model_timing(run_root / group, steps))
-            self.log(f"evaluating {label}{named.replace('_', ' + ', 1)} fold {fold} ({', '.join(classes)}; {protocol})")
+            self.log(f"evaluating {shown} fold {fold} ({', '.join(classes)}; {protocol})")
             prefix = safe_name(f"{store_key}_{label}{named}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess))
@@ -205,9 +212,8 @@ class Bench:
         cfg = self.config
         entries: list[tuple[str, str | None, str | None, str]] = []
         for method in cfg.methods:
-            spec = method_spec(method, cfg.recipe, cfg.overrides)
-            trains_on_sets = (spec.training.get("regime", "ssl") == "ssl" and int(spec.training.get("steps", 0)) > 0
-                              and (cfg.steps is None or cfg.steps > 0))
+            steps, regime = self._budget(method_spec(method, cfg.recipe, cfg.overrides))
+            trains_on_sets = regime == "ssl" and steps > 0
             sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]
             poolers: list[str | None] = [*cfg.poolers] or [None]
             for pooler in poolers:
@@ -223,7 +229,7 @@ class Bench:
         # protocol -> method (or "method + pooler") -> scores per fold
         cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
         labels: dict[str, str] = {}
-        for method, pooler, pseudolabels, entry in self._entries():
+        for method, pooler, pseudolabels, entry in self._rows:
             labels[entry] = method_label(method, pooler) + ("" if pseudolabels is None else f" + {pseudolabels}")
             for protocol in cfg.protocol:
                 cells[protocol][entry] = []
@@ -266,7 +272,8 @@ class Bench:
         cfg = self.config
         result = BenchResult({}, [], {})
         self._done = 0
-        self._total = len(cfg.stores) * len(cfg.setting) * len(self._entries()) * len(cfg.protocol) * len(cfg.folds)
+        self._rows = self._entries()  # the same rows in every table
+        self._total = len(cfg.stores) * len(cfg.setting) * len(self._rows) * len(cfg.protocol) * len(cfg.folds)
         for store_path in cfg.stores:
             for setting in cfg.setting:
                 # one table per store and setting; setting 1 keeps the store's name as its key
@@ -281,29 +288,7 @@ class Bench:
                 result.precision_recall[key] = precision_recall(cells, [label for label, _ in table.rows])
                 result.cells[key] = cells
                 result.timings[key] = self._timings
-        document: dict[str, Any] = {
-            "config": cfg.to_json(),
-            "results": {
-                store: {protocol: {method: [f.to_json() for f in folds] for method, folds in by_method.items()}
-                        for protocol, by_method in by_protocol.items()}
-                for store, by_protocol in result.cells.items()
-            },
-            "tables": {store: table.to_json() for store, table in result.tables.items()},
-            # mean and std over folds of Dice, precision and recall, per class and "mean"
-            "summary": {
-                store: {protocol: {method: {metric: {c: {"mean": m, "std": sd} for c, (m, sd) in
-                                                     summarize(folds, metric).items()}
-                                            for metric in ("dice", "precision", "recall")}
-                                   for method, folds in by_method.items()}
-                        for protocol, by_method in by_protocol.items()}
-                for store, by_protocol in result.cells.items()
-            },
-        }
-        from fewshotkit.evaluation.results import git_commit
-
-        document["git_commit"] = git_commit()
-        document["command"] = self.command
-        document["timings"] = result.timings
+        document = bench_document(cfg.to_json(), result.cells, result.tables, result.timings, self.command)
         result.files.append(write_json(self.out / "bench.json", document))
         result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command,
                                          result.precision_recall))

@@ -1,6 +1,7 @@
-"""The human-readable side of a ``fewshotkit bench`` run: per-model training time read from the
-run folders, and ``results.md`` (every table with its budget, time and command), the file the
-README's results sections are generated from (``benchmarks/studies/to_readme.py``)."""
+"""What a ``fewshotkit bench`` run writes besides its tables: per-model training time read from the
+run folders, ``bench.json`` (every score, summary and timing) and ``results.md`` (every table with
+its budget, time and command), the file the README's results sections are generated from
+(``benchmarks/studies/to_readme.py``)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,31 @@ def precision_recall(cells: Mapping[str, Mapping[str, Sequence[FoldScores]]], la
                 row[f"{protocol}: {metric}"] = (mean, None if len(by_entry[entry]) == 1 else std)
         table.add(label, row)
     return table
+
+
+def bench_document(config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Mapping[str, Sequence[FoldScores]]]],
+                   tables: Mapping[str, ScoreTable], timings: Mapping[str, Any], command: str | None) -> dict[str, Any]:
+    """``bench.json``: the config, every fold's scores (table key -> protocol -> method -> folds), the
+    tables, the mean and std over folds of Dice, precision and recall per class and ``"mean"``, the
+    commit, the command and the timings."""
+    from fewshotkit.evaluation.results import git_commit
+
+    return {
+        "config": dict(config),
+        "results": {key: {protocol: {method: [f.to_json() for f in folds] for method, folds in by_method.items()}
+                          for protocol, by_method in by_protocol.items()} for key, by_protocol in cells.items()},
+        "tables": {key: table.to_json() for key, table in tables.items()},
+        "summary": {
+            key: {protocol: {method: {metric: {c: {"mean": m, "std": sd} for c, (m, sd) in summarize(folds, metric).items()}
+                                      for metric in ("dice", "precision", "recall")}
+                             for method, folds in by_method.items()}
+                  for protocol, by_method in by_protocol.items()}
+            for key, by_protocol in cells.items()
+        },
+        "git_commit": git_commit(),
+        "command": command,
+        "timings": dict(timings),
+    }
 
 
 def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[str, Sequence[Mapping[str, Any]]],

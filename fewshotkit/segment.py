@@ -136,10 +136,12 @@ def segment_scan(
     postprocess: Sequence[Any] | str | None = None,
     drop_absent: float | None = None,
     joint: bool = True,
+    overrides: Sequence[str] = (),
 ) -> SegmentResult:
     """Segment ``classes`` in ``query`` from (``support``, ``support_label``); write ``output``.
 
     ``postprocess=None`` applies the checkpoint spec's ``[postprocess]`` list; a list replaces it.
+    ``overrides``: inference options of the trained method, as ``fewshotkit eval --set``.
     """
     from fewshotkit.atomic import atomic_path
     from fewshotkit.device import resolve_device
@@ -156,7 +158,7 @@ def segment_scan(
         raise FewshotkitError(f"-o '{output}': the output must be a .nii or .nii.gz file")
     torch_device = resolve_device(device)
     seed_everything(seed)
-    loaded = load_method(checkpoint, torch_device)
+    loaded = load_method(checkpoint, torch_device, overrides)
     cleanup = build_postprocess(loaded.spec.postprocess if postprocess is None else postprocess, drop_absent)
 
     # modality check on raw intensities, before any normalisation

@@ -87,6 +87,29 @@ def test_checkpoint_of_an_unknown_method_is_a_one_line_error(fresh_host, store_p
     assert err.startswith("Error:") and "no-such-method" in err and len(err.splitlines()) == 1
 
 
+def test_eval_set_changes_inference_options_and_refuses_weight_or_training_changes(run_cli, store_path, checkpoint,
+                                                                                 tmp_path):
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+
+    base, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu")
+    fine, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu",
+                                  overrides=["pooler.test_window=1", "image_size=96"])
+    assert base["spec"]["pooler"]["test_window"] == 2 and base["spec"]["image_size"] == 128
+    assert fine["spec"]["pooler"]["test_window"] == 1 and fine["spec"]["image_size"] == 96
+    scan = base["folds"][0]["queries"][0]
+    assert fine["folds"][0]["per_scan"]["liver"][scan] != base["folds"][0]["per_scan"]["liver"][scan]
+
+    out = tmp_path / "r.json"
+    result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--class", "liver", "--device", "cpu",
+                     "--set", "pooler.test_window=1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "pooler.test_window=1" in result.output
+    assert json.loads(out.read_text())["spec"]["pooler"]["test_window"] == 1
+    for item, words in (("backbone.out_channels=64", "weights no longer fit"), ("training.lr=0.1", "training options")):
+        result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--device", "cpu", "--set", item)
+        assert result.exit_code != 0 and words in result.output, result.output
+
+
 def test_eval_rejects_fold_and_all_folds(run_cli, store_path, checkpoint):
     result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--fold", "0", "--all-folds")
     assert result.exit_code != 0 and "not both" in result.output

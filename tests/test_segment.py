@@ -66,6 +66,10 @@ def test_segment_dice_matches_the_written_file(checkpoint, scans, tmp_path):
     expected = 200.0 * (pred & truth).sum() / (pred.sum() + truth.sum())
     assert res.classes[0].dice == pytest.approx(expected)
     assert len(res.classes[0].support_slices) == 3
+    finer = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "f.nii.gz",
+                         classes=2, query_label=scans["query_label"], device="cpu", all_slices=True,
+                         overrides=["pooler.test_window=1"])
+    assert not np.array_equal(np.asarray(nib.load(finer.output).dataobj), np.asarray(nib.load(res.output).dataobj))
 
 
 def test_estimated_query_range():

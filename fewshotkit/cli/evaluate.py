@@ -83,10 +83,13 @@ def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
               help="Write each query scan's prediction per class as NIfTI (<scan>_<class>.nii.gz) here.")
 @click.option("--figures", type=click.Path(file_okay=False), default=None,
               help="Write Fig. 4-style overlays (image, ground truth, prediction) here.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change an inference option of the trained method (repeatable), e.g. "
+                   "pooler.test_window=1 or image_size=160; options that change the weights are refused.")
 def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_folds: bool, n_folds: int,
                  shots: int, protocol: str, chunks: int, postprocess: tuple[str, ...], drop_absent: float | None,
                  classes: tuple[str, ...], device: str, batch_size: int, seed: int, output: str | None,
-                 save_predictions: str | None, figures: str | None) -> None:
+                 save_predictions: str | None, figures: str | None, overrides: tuple[str, ...]) -> None:
     """Evaluate a trained run or checkpoint with the few-shot protocol (1-way, C chunks, 3D Dice)."""
     from fewshotkit.console import console
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
@@ -101,12 +104,12 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
         run_or_checkpoint, store_path, folds=folds, n_folds=n_folds, shots=shots, protocol=protocol,
         chunks=chunks, classes=classes or None, device=device, batch_size=batch_size, seed=seed,
         save_predictions=save_predictions, figures=figures, show_progress=True,
-        postprocess=_postprocess_override(postprocess), drop_absent=drop_absent,
+        postprocess=_postprocess_override(postprocess), drop_absent=drop_absent, overrides=overrides,
     )
     cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
     cleanup += (", " if cleanup else "") + (f"drop-absent {drop_absent}" if drop_absent else "")
     _print_tables(outputs.folds, title=f"{_method_title(document)}, {protocol}, {shots}-shot"
-                  + (f"; {cleanup}" if cleanup else ""))
+                  + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in overrides))
     if output:
         write_json(output, document)
         console.print(f"results: {output}")
@@ -219,10 +222,12 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--overlay", type=click.Path(dir_okay=False), default=None, help="Write a PNG montage here.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Prediction (.nii.gz).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change an inference option of the trained method (repeatable), as for `eval`.")
 def segment(checkpoint: str, support: str, support_label: str, classes: tuple[str, ...], query: str,
             query_label: str | None, query_range: str | None, all_slices: bool, shots: int,
             postprocess: tuple[str, ...], drop_absent: float | None, device: str, overlay: str | None,
-            output: str) -> None:
+            output: str, overrides: tuple[str, ...]) -> None:
     """Segment structures in a new scan from one labelled scan; the output keeps the query's geometry."""
     from fewshotkit.console import console
     from fewshotkit.segment import segment_scan
@@ -230,7 +235,7 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     result = segment_scan(checkpoint, support, support_label, query, output, classes=list(classes) or None,
                           query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
                           shots=shots, device=device, overlay=overlay, postprocess=_postprocess_override(postprocess),
-                          drop_absent=drop_absent)
+                          drop_absent=drop_absent, overrides=overrides)
     for item in result.classes:
         lo, hi = item.query_range
         name = f" ({item.name})" if item.name else ""

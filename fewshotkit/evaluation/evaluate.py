@@ -177,9 +177,12 @@ def evaluate_checkpoint(
     show_progress: bool = False,
     postprocess: Sequence[Any] | str | None = None,
     drop_absent: float | None = None,
+    overrides: Sequence[str] = (),
 ) -> tuple[dict[str, Any], EvalOutputs]:
     """Load a run directory or ``.pt`` checkpoint and evaluate it; returns (results document, outputs).
 
+    ``overrides``: inference options of the trained method (``pooler.test_window=1``), see
+    :func:`~fewshotkit.training.checkpoint.load_method`; the document's spec shows them applied.
     ``folds=None`` evaluates the fold the checkpoint was trained for (from its metadata, else 0).
     ``postprocess=None`` applies the spec's ``[postprocess]`` list; a list (or "a,b", "none")
     replaces it. ``drop_absent``: see :mod:`fewshotkit.evaluation.postprocess`.
@@ -194,7 +197,7 @@ def evaluate_checkpoint(
     config = ProtocolConfig(protocol, chunks, shots)
     torch_device = resolve_device(device)
     seed_everything(seed)
-    loaded = load_method(checkpoint, torch_device)
+    loaded = load_method(checkpoint, torch_device, overrides)
     meta = dict(loaded.meta or {})
     run = meta.get("run") or {}
     if folds is None:

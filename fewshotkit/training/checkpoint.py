@@ -22,7 +22,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -204,20 +204,32 @@ class LoadedMethod:
     meta: dict  # step, plugin_versions, run (run.json contents), path, torch_version
 
 
-def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu") -> LoadedMethod:
+def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu",
+                overrides: Sequence[str] = ()) -> LoadedMethod:
     """Rebuild the method of a checkpoint (or a run directory's ``checkpoints/last.pt``).
 
-    Missing file, not a checkpoint, or a method/part no loaded plugin provides raise a
-    :class:`FewshotkitError` naming the file and what to do.
+    ``overrides`` (``--set KEY=VALUE``) change inference options of the trained method before it is
+    built, e.g. ``pooler.test_window=1`` or ``image_size=160``; one that changes the weights'
+    shapes, or a ``training.*`` key, is refused. Missing file, not a checkpoint, or a method/part no
+    loaded plugin provides raise a :class:`FewshotkitError` naming the file and what to do.
     """
     from fewshotkit.plugin_host import missing_component_error
-    from fewshotkit.spec import build_method
+    from fewshotkit.spec import apply_overrides, build_method
 
     payload = read_checkpoint(path)
     ckpt_path = Path(payload["path"])
     record = {**(payload.get("run") or {}), **payload}  # plugin_versions / plugin_providers
+    for item in overrides:
+        if item.strip().startswith("training."):
+            raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
+                                  "set inference options (pooler.*, classifier.*, image_size, postprocess)")
     try:
         spec = spec_from_toml(payload["spec_toml"], ckpt_path)
+    except FewshotkitError as exc:
+        raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
+    if overrides:
+        spec = apply_overrides(spec, list(overrides))
+    try:
         method = build_method(spec)
     except FewshotkitError as exc:
         raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
@@ -227,6 +239,11 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu") -
         method.load_state_dict(averaged_weights(payload[EMA_KEY]) if payload.get(EMA_KEY) else payload["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
+        if overrides:
+            raise FewshotkitError(
+                f"checkpoint '{ckpt_path}': with --set {' '.join(overrides)} the weights no longer fit the "
+                f"method ({first}); only options that keep the weights' shapes can change after training"
+            ) from None
         raise FewshotkitError(
             f"checkpoint '{ckpt_path}': weights do not fit the method its spec builds ({first}); "
             "the plugin versions may differ from those it was trained with "

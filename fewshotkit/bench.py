@@ -22,7 +22,8 @@ set, its row labelled ``METHOD + SET``; the cells of each set are those of a ben
 alone. ``protocol`` (``--protocol``, repeatable) evaluates the same models with several protocols,
 one column group per protocol. A spec's ``[postprocess]`` list (e.g.
 ``--set postprocess=largest-component``) is part of the evaluation, not of the models' key: changing
-it re-evaluates without retraining, into cells of its own.
+it re-evaluates without retraining, into cells of its own. So do ``eval_overrides`` (``--eval-set
+pooler.test_window=1``): inference options applied to the trained models when they are evaluated.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
-from fewshotkit.spec import plugin_fingerprints
+from fewshotkit.spec import apply_overrides, plugin_fingerprints, validate_spec
 
 
 #: the column of published mean Dice (Roy protocol), where the papers report one
@@ -123,6 +124,7 @@ class Bench:
 
     def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
                   protocol: str, postprocess: list[dict[str, Any]]) -> FoldScores:
+        """Scores of the model in ``checkpoint`` (with the config's inference options) on ``classes``."""
         from fewshotkit.device import resolve_device
         from fewshotkit.evaluation.evaluate import evaluate_predictor
         from fewshotkit.evaluation.inference import MethodPredictor
@@ -132,7 +134,7 @@ class Bench:
 
         device = resolve_device(self.config.device)
         seed_everything(self.config.seed)
-        loaded = load_method(checkpoint, device)
+        loaded = load_method(checkpoint, device, self.config.eval_overrides)
         predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, self.config.batch_size)
         config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
@@ -163,12 +165,15 @@ class Bench:
         if postprocess:
             key["postprocess"] = {"tables": postprocess,
                                   "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
+        if cfg.eval_overrides:
+            key["inference"] = list(cfg.eval_overrides)
         store_key = Path(store_path).stem
         stem = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
         # a named pseudolabel set and a post-processing get files of their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
         shown = f"{label} + {pseudolabels}" if named else label  # for the log
         pp = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
+        pp += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
         folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
         cell_path = folder / f"{stem}{named}{pp}.json"
         digest = _digest(key)
@@ -212,7 +217,10 @@ class Bench:
         cfg = self.config
         entries: list[tuple[str, str | None, str | None, str]] = []
         for method in cfg.methods:
-            steps, regime = self._budget(method_spec(method, cfg.recipe, cfg.overrides))
+            spec = method_spec(method, cfg.recipe, cfg.overrides)
+            if cfg.eval_overrides:  # option names are checked before anything trains
+                validate_spec(apply_overrides(spec, cfg.eval_overrides))
+            steps, regime = self._budget(spec)
             trains_on_sets = regime == "ssl" and steps > 0
             sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]
             poolers: list[str | None] = [*cfg.poolers] or [None]
@@ -252,7 +260,8 @@ class Bench:
             columns.append(PUBLISHED_COLUMN)
         title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
                  f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
-                 f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}")
+                 f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
+                 + (f"; inference {', '.join(cfg.eval_overrides)}" if cfg.eval_overrides else ""))
         table = ScoreTable(title, columns)
         for entry in labels:
             row = {}

@@ -86,6 +86,7 @@ class BenchConfig:
     chunks: int = 3
     recipe: str | None = None
     overrides: list[str] = field(default_factory=list)
+    eval_overrides: list[str] = field(default_factory=list)  # inference options: same models, own cells
     device: str = "auto"
     pseudolabels: list[str] = field(default_factory=list)  # a set or a list: one row per set for SSL methods
     batch_size: int = 16
@@ -121,6 +122,12 @@ class BenchConfig:
         self.protocol = list(dict.fromkeys(self.protocol))
         for name in self.protocol:
             ProtocolConfig(name, self.chunks, self.shots)
+        if isinstance(self.eval_overrides, str):
+            self.eval_overrides = [self.eval_overrides]
+        for item in self.eval_overrides:
+            if item.strip().startswith(("training.", "postprocess")):
+                raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set, and so does "
+                                      "postprocess (it never changes the models)")
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":

@@ -176,6 +176,24 @@ def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_
     assert back.exit_code == 0 and back.output.count("cached") == 3
 
 
+def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_own(run_cli, store_path, tmp_path):
+    out = tmp_path / "bench_eval_set"
+    args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--steps", "2", "--device", "cpu",
+            "--fold", "0", "-o", str(out)]
+    plain = run_cli(*args)
+    assert plain.exit_code == 0 and "training" in plain.output, plain.output
+    finer = run_cli(*args, "--eval-set", "pooler.test_window=1")
+    assert finer.exit_code == 0 and "training" not in finer.output and "cached" not in finer.output, finer.output
+    assert len(list((out / "runs").rglob("last.pt"))) == 1, "the inference option shares the trained model"
+    cells = sorted(p.name for p in (out / "cells").rglob("*.json"))
+    assert len(cells) == 2 and any("_set-" in name for name in cells)
+    assert "inference pooler.test_window=1" in (out / "syn_comparison.md").read_text()
+    assert run_cli(*args).output.count("cached") == 1 and run_cli(*args, "--eval-set", "pooler.test_window=1").output.count("cached") == 1
+    for item, words in (("pooler.no_such_option=1", "no_such_option"), ("training.lr=1", "belong in --set")):
+        bad = run_cli(*args, "--eval-set", item)
+        assert bad.exit_code != 0 and words in bad.output, bad.output
+
+
 def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_cli, store_path, tmp_path):
     out = tmp_path / "bench_s12"
     args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--recipe", "cpu", "--steps", "2",

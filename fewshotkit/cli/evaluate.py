@@ -142,6 +142,9 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,
               help="cpu: give every composed method the CPU recipe's light backbone and 128 px size.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Spec override for every method.")
+@click.option("--eval-set", "eval_overrides", multiple=True, metavar="KEY=VALUE",
+              help="Inference option for every method (e.g. pooler.test_window=1): the trained models are "
+                   "shared with runs without it, the scores go to cells of their own.")
 @click.option("--pseudolabels", "pseudolabels", multiple=True, metavar="SET",
               help="Pseudolabel set (or pseudolabeler name) for self-supervised training; repeatable: one row per set.")
 @click.option("--seed", type=int, default=None, help="Seed shared by every method (default 0).")
@@ -150,7 +153,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], shots: int | None,
-          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], pseudolabels: tuple[str, ...],
+          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], eval_overrides: tuple[str, ...],
+          pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
@@ -164,6 +168,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
         "steps": steps, "setting": [int(s) for s in settings] or None, "shots": shots,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
+        "eval_overrides": list(eval_overrides) or None,
         "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
         "poolers": list(poolers) or None,
     }

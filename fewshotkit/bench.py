@@ -258,10 +258,11 @@ class Bench:
         published = {entry: published_dice(entry.split(" + ")[0], store_preset, setting) for entry in labels}
         if "roy" in cfg.protocol and any(v is not None for v in published.values()):
             columns.append(PUBLISHED_COLUMN)
+        inference = [*cfg.eval_overrides, *(o.strip() for o in cfg.overrides if o.strip().startswith("postprocess"))]
         title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
                  f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
                  f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
-                 + (f"; inference {', '.join(cfg.eval_overrides)}" if cfg.eval_overrides else ""))
+                 + (f"; inference {', '.join(inference)}" if inference else ""))
         table = ScoreTable(title, columns)
         for entry in labels:
             row = {}

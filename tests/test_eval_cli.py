@@ -166,6 +166,7 @@ def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_
     for protocol in ("roy", "estimated-range", "full-volume"):
         assert f"{protocol}: liver" in table["columns"] and f"{protocol}: mean" in table["columns"]
     assert "| method | roy: liver |" in (out / "syn_comparison.md").read_text()
+    assert "inference postprocess=largest-component" in (out / "syn_comparison.md").read_text()
     assert len(list((out / "runs").rglob("last.pt"))) == 1, "one model serves every protocol"
     doc = json.loads((out / "bench.json").read_text())
     assert set(doc["results"]["syn"]) == {"roy", "estimated-range", "full-volume"}

@@ -131,12 +131,14 @@ class Model:
         return result.labels
 
 
-def load(run_or_checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 16, seed: int = 0) -> Model:
-    """Load a run directory (its ``checkpoints/last.pt``) or a ``.pt`` checkpoint for inference."""
+def load(run_or_checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 16, seed: int = 0,
+         overrides: Sequence[str] = ()) -> Model:
+    """Load a run directory (its ``checkpoints/last.pt``) or a ``.pt`` checkpoint for inference;
+    ``overrides`` change inference options (``["pooler.test_window=1"]``), as ``fewshotkit eval --set``."""
     from fewshotkit.device import resolve_device
     from fewshotkit.seeding import seed_everything
     from fewshotkit.training.checkpoint import load_method
 
     torch_device = resolve_device(device)
     seed_everything(seed)
-    return Model(load_method(run_or_checkpoint, torch_device), torch_device, batch_size)
+    return Model(load_method(run_or_checkpoint, torch_device, overrides), torch_device, batch_size)

@@ -71,6 +71,8 @@ def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_ho
     # a query range restricts the segmented slices
     ranged = model.segment(query, support, mask, classes=[1], query_range=(3, 5), postprocess=[])
     assert not ranged[:3].any() and not ranged[6:].any()
+    finer = fsk.load(workdir / "runs" / "synthetic", device="cpu", overrides=["pooler.test_window=1"])
+    assert finer.spec.parts["pooler"]["test_window"] == 1
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
-from fewshotkit.spec import apply_overrides, plugin_fingerprints, validate_spec
+from fewshotkit.spec import apply_inference_overrides, plugin_fingerprints, validate_spec
 
 
 #: the column of published mean Dice (Roy protocol), where the papers report one
@@ -169,15 +169,16 @@ class Bench:
             key["inference"] = list(cfg.eval_overrides)
         store_key = Path(store_path).stem
         stem = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
-        # a named pseudolabel set and a post-processing get files of their own (the key decides a hit)
+        # a named pseudolabel set and an evaluation variant (post-processing, --eval-set) get files of
+        # their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
         shown = f"{label} + {pseudolabels}" if named else label  # for the log
-        pp = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
-        pp += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
+        variant = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
+        variant += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
         folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
-        cell_path = folder / f"{stem}{named}{pp}.json"
+        cell_path = folder / f"{stem}{named}{variant}.json"
         digest = _digest(key)
-        for path in dict.fromkeys([cell_path, folder / f"{stem}{pp}.json"]):  # + cells written before sets were named
+        for path in dict.fromkeys([cell_path, folder / f"{stem}{variant}.json"]):  # + cells written before sets were named
             cached = json.loads(path.read_text()) if path.is_file() else {}
             if cached.get("key") == digest:
                 self.log(f"cached: {shown} fold {fold} on {store_key} ({protocol})")
@@ -219,7 +220,7 @@ class Bench:
         for method in cfg.methods:
             spec = method_spec(method, cfg.recipe, cfg.overrides)
             if cfg.eval_overrides:  # option names are checked before anything trains
-                validate_spec(apply_overrides(spec, cfg.eval_overrides))
+                validate_spec(apply_inference_overrides(spec, cfg.eval_overrides))
             steps, regime = self._budget(spec)
             trains_on_sets = regime == "ssl" and steps > 0
             sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]

@@ -43,6 +43,7 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.presets import PAPER_STEPS, PRESETS
 
 __all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "load_spec", "parse_spec", "apply_overrides",
+           "apply_inference_overrides",
            "validate_spec", "build_method"]
 
 if sys.version_info >= (3, 11):
@@ -283,6 +284,16 @@ def _method_part_params(factory: Any) -> dict[str, bool]:
     return {
         name: p.default is inspect.Parameter.empty for name, p in params.items() if name in PART_KINDS
     }
+
+
+def apply_inference_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
+    """:func:`apply_overrides` for a model already trained: ``training.*`` keys are refused (they
+    cannot change a trained model); keys that change the weights' shapes fail when the weights load."""
+    for item in assignments:
+        if item.strip().startswith("training."):
+            raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
+                                  "set inference options (pooler.*, classifier.*, image_size, postprocess)")
+    return apply_overrides(spec, assignments) if assignments else spec
 
 
 def validate_spec(spec: MethodSpec) -> None:

@@ -214,22 +214,13 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu",
     loaded plugin provides raise a :class:`FewshotkitError` naming the file and what to do.
     """
     from fewshotkit.plugin_host import missing_component_error
-    from fewshotkit.spec import apply_overrides, build_method
+    from fewshotkit.spec import apply_inference_overrides, build_method
 
     payload = read_checkpoint(path)
     ckpt_path = Path(payload["path"])
     record = {**(payload.get("run") or {}), **payload}  # plugin_versions / plugin_providers
-    for item in overrides:
-        if item.strip().startswith("training."):
-            raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
-                                  "set inference options (pooler.*, classifier.*, image_size, postprocess)")
     try:
-        spec = spec_from_toml(payload["spec_toml"], ckpt_path)
-    except FewshotkitError as exc:
-        raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
-    if overrides:
-        spec = apply_overrides(spec, list(overrides))
-    try:
+        spec = apply_inference_overrides(spec_from_toml(payload["spec_toml"], ckpt_path), list(overrides))
         method = build_method(spec)
     except FewshotkitError as exc:
         raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None

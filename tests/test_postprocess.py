@@ -59,10 +59,52 @@ def test_z_continuity_drops_slices_outside_the_main_component():
     assert not _create("largest-component")(mask)[4, 8, 0]
 
 
+def _kidneys() -> tuple[np.ndarray, np.ndarray]:
+    """A query prediction (20, 32, 32) with a big blob on the image's left and a smaller one on its
+    right, and a support (12, 64, 48) of another size whose mask sits on the right."""
+    mask = np.zeros((20, 32, 32), bool)
+    mask[5:15, 10:20, 2:12] = True  # 1000 voxels, left
+    mask[5:15, 11:19, 22:30] = True  # 640 voxels, right
+    support = np.zeros((12, 64, 48), bool)
+    support[4:8, 22:38, 33:44] = True
+    return mask, support
+
+
+def test_nearest_to_support_keeps_the_component_on_the_supports_side():
+    mask, support = _kidneys()
+    near = _create("nearest-to-support")
+    out = near(mask, None, support=support)
+    assert out.sum() == 640 and out[10, 15, 25], "the right blob, although the smaller one"
+    assert _create("largest-component")(mask).sum() == 1000
+    assert near(mask, None, support=support[:, :, ::-1]).sum() == 1000, "support on the left -> the left blob"
+    # a candidate must hold min_fraction of the largest component's voxels
+    assert _create("nearest-to-support", min_fraction=0.7)(mask, None, support=support).sum() == 1000
+    # "zyx" also weighs the relative slice position: a support high in its scan picks a blob high in the query
+    mask[17:20, 24:32, 0:8] = True  # 192 voxels, far up and on the left
+    high = np.zeros_like(support)
+    high[10:12, 30:36, 10:14] = True
+    assert _create("nearest-to-support", min_fraction=0.1, axes="zyx")(mask, None, support=high).sum() == 192
+    assert _create("nearest-to-support", min_fraction=0.1)(mask, None, support=high).sum() == 1000
+    with pytest.raises(FewshotkitError, match="needs the support"):
+        near(mask)
+
+
+def test_pipeline_passes_the_support_to_support_aware_post_processors(fresh_host):
+    from fewshotkit.evaluation.postprocess import build_postprocess
+
+    mask, support = _kidneys()
+    pipeline = build_postprocess([{"type": "min-size", "min_size": 10}, "nearest-to-support"])
+    assert pipeline(mask, None, None, support).sum() == 640
+    with pytest.raises(FewshotkitError, match="post-processor 'nearest-to-support' needs the support's mask"):
+        pipeline(mask)
+
+
 @pytest.mark.parametrize(
     "name, options, message",
     [("min-size", {"unit": "cm3"}, "unit must be one of"), ("largest-component", {"connectivity": 4}, "connectivity"),
-     ("min-size", {"min_size": -1}, "min_size must be >= 0")],
+     ("min-size", {"min_size": -1}, "min_size must be >= 0"),
+     ("nearest-to-support", {"min_fraction": 0}, "min_fraction must be in"),
+     ("nearest-to-support", {"axes": "xy"}, "axes must be one of")],
 )
 def test_bad_options_are_one_line_errors(name, options, message):
     with pytest.raises(FewshotkitError, match=message):

@@ -283,3 +283,6 @@ def test_protocol_postprocessing_changes_what_is_scored(fresh_host):
     assert counts(build_postprocess([], drop_absent=0.01)) == Counts(tp=176, fp=5, fn=0)
     with pytest.raises(FewshotkitError, match="probabilities"):
         evaluate_fold(store, fold, lambda s, m, q: np.zeros(q.shape, bool), postprocess=build_postprocess([], 0.5))
+    # nearest-to-support is given the support scan's mask of the class: the organ's run, not the stray voxels
+    assert counts(build_postprocess([{"type": "nearest-to-support", "min_fraction": 0.01}])) == Counts(tp=176, fp=0,
+                                                                                                     fn=0)

@@ -204,3 +204,18 @@ def test_methods_without_multiway_fall_back_to_one_pass_per_class():
     seg = segment_volume(predictor, image, label, image, [1, 2], chunks=3)
     assert not seg.joint and predictor.calls == 6
     assert np.array_equal(seg.labels[1:8], label[1:8]) and set(np.unique(seg.labels)) == {0, 1, 2}
+    # a support-aware post-processor gets the support's mask of each class
+    from fewshotkit.evaluation.postprocess import ScanPostprocess
+    from fewshotkit.interfaces.postprocessor import SupportPostprocessor
+
+    class Spy(SupportPostprocessor):
+        def __init__(self):
+            self.supports = []
+
+        def __call__(self, mask, spacing=None, support=None):
+            self.supports.append(support)
+            return mask
+
+    spy = Spy()
+    segment_volume(OneWay(), image, label, image, [1, 2], chunks=3, postprocess=ScanPostprocess([("spy", spy)]))
+    assert [s.sum() for s in spy.supports] == [(label == 1).sum(), (label == 2).sum()]

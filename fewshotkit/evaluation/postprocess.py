@@ -9,7 +9,8 @@ Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` 
    spread over a whole slice does not hide an empty one.
 2. **Post-processors** from the method spec's ``[postprocess]`` list (or an override), built
    through the ``postprocessor`` registry and applied in order, each seeing the scan's voxel
-   spacing (z, y, x) in mm when it is known.
+   spacing (z, y, x) in mm when it is known; one that sets ``uses_support`` also sees the support
+   scan's mask of the class.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class ScanPostprocess:
         return bool(self.steps) or self.drop_absent is not None
 
     def __call__(self, mask: np.ndarray, probabilities: np.ndarray | None = None,
-                 spacing: Sequence[float] | None = None) -> np.ndarray:
-        """``mask`` (Z, H, W) bool (+ foreground probabilities (Z, H, W)) -> cleaned (Z, H, W) bool."""
+                 spacing: Sequence[float] | None = None, support: np.ndarray | None = None) -> np.ndarray:
+        """``mask`` (Z, H, W) bool (+ foreground probabilities (Z, H, W), the support scan's mask
+        of the class (Zs, Hs, Ws) bool) -> cleaned (Z, H, W) bool."""
         out = np.asarray(mask, dtype=bool)
         if self.drop_absent is not None:
             if probabilities is None:
@@ -74,7 +76,14 @@ class ScanPostprocess:
             out = drop_absent_slices(out, probabilities, float(self.drop_absent))
         space = None if spacing is None else (float(spacing[0]), float(spacing[1]), float(spacing[2]))
         for name, step in self.steps:
-            result = np.asarray(step(out, space))
+            if getattr(step, "uses_support", False):
+                if support is None:
+                    raise FewshotkitError(f"post-processor '{name}' needs the support's mask, which this caller "
+                                          "does not give")
+                aware: Any = step  # a SupportPostprocessor: also takes the support's mask
+                result = np.asarray(aware(out, space, support=np.asarray(support, dtype=bool)))
+            else:
+                result = np.asarray(step(out, space))
             if result.shape != out.shape:
                 raise FewshotkitError(f"post-processor '{name}' returned shape {result.shape}, expected {out.shape}")
             out = result.astype(bool, copy=False)

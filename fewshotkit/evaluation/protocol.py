@@ -289,7 +289,7 @@ def evaluate_fold(
                 out = out > 0.5
             prediction[query_z] = out.astype(bool)
         if postprocess:
-            prediction = postprocess(prediction, probabilities, _spacing(store, scan))
+            prediction = postprocess(prediction, probabilities, _spacing(store, scan), support_label == value)
         scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], truth[scored])
         if sink is not None:
             sink(scan, name, prediction.astype(np.uint8))

@@ -123,8 +123,8 @@ def segment_volume(
                                                                 query_image[query_z])
             masks[c] = probs[c] > 0.5
     if postprocess:
-        for c in range(len(plans)):
-            masks[c] = postprocess(masks[c], probs[c], spacing)
+        for c, (plan, _) in enumerate(plans):
+            masks[c] = postprocess(masks[c], probs[c], spacing, support_label == plan.value)
     return VolumeSegmentation(_combine(masks, probs, [p.value for p, _ in plans]), [p for p, _ in plans], joint)
 
 

@@ -16,6 +16,23 @@ class Postprocessor(ABC):
     idempotent (applying it twice = once); the contract tests check this.
     """
 
+    #: True for a :class:`SupportPostprocessor`: ``__call__`` is also given the support's mask.
+    uses_support: bool = False
+
     @abstractmethod
     def __call__(self, mask: np.ndarray, spacing: tuple[float, float, float] | None = None) -> np.ndarray:
         """``mask`` bool (Z, H, W) -> bool (Z, H, W)."""
+
+
+class SupportPostprocessor(Postprocessor):
+    """A post-processor that also sees the labelled support: ``support`` is the support scan's mask
+    of the same class, bool (Zs, Hs, Ws). Its slices may differ in number and size from the
+    query's, so compare positions relative to each scan's extent. Every caller (eval, bench,
+    segment, the Python API) has a support and passes it."""
+
+    uses_support = True
+
+    @abstractmethod
+    def __call__(self, mask: np.ndarray, spacing: tuple[float, float, float] | None = None,
+                 support: np.ndarray | None = None) -> np.ndarray:
+        """``mask`` bool (Z, H, W), ``support`` bool (Zs, Hs, Ws) -> bool (Z, H, W)."""

@@ -26,3 +26,8 @@ def register_postprocessors(register):
         "fewshotkit_postprocess.components:ZContinuity",
         description="drop slices outside the z-span of the largest 3D component",
     )
+    register(
+        "nearest-to-support",
+        "fewshotkit_postprocess.components:NearestToSupport",
+        description="keep the 3D component nearest the support mask's position (not the other kidney)",
+    )

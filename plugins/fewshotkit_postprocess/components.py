@@ -6,9 +6,10 @@ import numpy as np
 from scipy import ndimage
 
 from fewshotkit.errors import FewshotkitError
-from fewshotkit.interfaces.postprocessor import Postprocessor
+from fewshotkit.interfaces.postprocessor import Postprocessor, SupportPostprocessor
 
 UNITS = ("voxels", "mm3")
+AXES = ("yx", "zyx")
 
 
 def _structure(connectivity: int, name: str) -> np.ndarray:
@@ -89,3 +90,48 @@ class ZContinuity(Postprocessor):
         span = ndimage.find_objects(labels, max_label=main)[main - 1][0]
         out[span] = mask[span]
         return out
+
+
+def _relative_position(coords: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Voxel coordinates (..., 3) (z, y, x) -> position relative to the scan's extent, in (0, 1)."""
+    return (np.asarray(coords, dtype=np.float64) + 0.5) / np.asarray(shape, dtype=np.float64)
+
+
+class NearestToSupport(SupportPostprocessor):
+    """Keep the 3D component whose centre lies nearest the support's mask of the class.
+
+    Candidates are the components with at least ``min_fraction`` of the largest one's voxels, so
+    specks near the support's position do not win. Centres are the mean voxel positions relative
+    to each scan's extent (support and query may differ in field of view and slice count), over
+    ``axes``: ``"yx"`` in-plane (default) or ``"zyx"`` with the relative slice position too. Where
+    the largest component is the wrong one of two mirrored organs (the other kidney), this keeps
+    the one on the support's side; with ``min_fraction=1`` it is ``largest-component``.
+    """
+
+    def __init__(self, min_fraction: float = 0.5, axes: str = "yx", connectivity: int = 3) -> None:
+        if not 0.0 < float(min_fraction) <= 1.0:
+            raise FewshotkitError(
+                f"post-processor 'nearest-to-support': min_fraction must be in (0, 1], got {min_fraction!r}"
+            )
+        if axes not in AXES:
+            raise FewshotkitError(f"post-processor 'nearest-to-support': axes must be one of {', '.join(AXES)}, "
+                                  f"got {axes!r}")
+        self.min_fraction = float(min_fraction)
+        self.axes = slice(1, 3) if axes == "yx" else slice(0, 3)
+        self.structure = _structure(connectivity, "nearest-to-support")
+
+    def __call__(self, mask: np.ndarray, spacing: tuple[float, float, float] | None = None,
+                 support: np.ndarray | None = None) -> np.ndarray:
+        if support is None:
+            raise FewshotkitError("post-processor 'nearest-to-support' needs the support's mask of the class")
+        labels, sizes = _components(mask, self.structure)
+        if sizes.size == 0:
+            return np.zeros(labels.shape, dtype=bool)
+        support = np.asarray(support, dtype=bool)
+        if not support.any():
+            return labels == int(np.argmax(sizes)) + 1
+        candidates = np.flatnonzero(sizes >= self.min_fraction * sizes.max()) + 1
+        centres = np.asarray(ndimage.center_of_mass(np.ones(labels.shape), labels, candidates)).reshape(-1, 3)
+        target = _relative_position(np.argwhere(support).mean(axis=0), support.shape)[self.axes]
+        distance = np.linalg.norm(_relative_position(centres, labels.shape)[:, self.axes] - target, axis=1)
+        return labels == int(candidates[int(np.argmin(distance))])

@@ -127,7 +127,8 @@ class Model:
         cleanup = build_postprocess(self.spec.postprocess if postprocess is None else postprocess, drop_absent)
         result = segment_volume(self.predictor, sup.image, sup.label, qry.image, values, names=self.classes,
                                 chunks=chunks, shots=shots, query_range=query_range, all_slices=all_slices,
-                                postprocess=cleanup, spacing=qry.spacing, joint=joint, support_name="support_mask")
+                                postprocess=cleanup, spacing=qry.spacing, joint=joint, support_name="support_mask",
+                                support_orientation=self.spec.support_orientation)
         return result.labels
 
 

@@ -44,7 +44,8 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
-from fewshotkit.spec import apply_inference_overrides, plugin_fingerprints, validate_spec
+from fewshotkit.provenance import plugin_fingerprints
+from fewshotkit.spec import apply_inference_overrides, validate_spec
 
 
 #: the column of published mean Dice (Roy protocol), where the papers report one
@@ -140,7 +141,8 @@ class Bench:
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix,
-                                  postprocess=build_postprocess(postprocess)).folds[0]
+                                  postprocess=build_postprocess(postprocess),
+                                  support_orientation=loaded.spec.support_orientation).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------
     def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,

@@ -34,6 +34,7 @@ class SegmentResult:
     classes: list[ClassSegment]
     joint: bool = False  # one forward pass per query chunk for all classes
     overlay: Path | None = None
+    support_turns: int = 0  # quarter turns counter-clockwise given to the support (orientation search)
 
 
 def guess_modality(raw: np.ndarray) -> str:
@@ -171,14 +172,15 @@ def segment_scan(
     predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
     seg = segment_volume(predictor, sup.image, sup.label, qry.image, values, names=names, chunks=chunks, shots=shots,
                          query_range=query_range, all_slices=all_slices, postprocess=cleanup, spacing=qry.spacing,
-                         joint=joint, support_name=f"support label '{support_label}'")
+                         joint=joint, support_name=f"support label '{support_label}'",
+                         support_orientation=loaded.spec.support_orientation)
 
     # both files go to temporary names; the prediction replaces `output` only after the overlay is
     # written, so a failure (a full disk, a bad --overlay path) leaves the previous files as they were
     suffix = ".nii.gz" if str(output).endswith(".nii.gz") else ".nii"
     with atomic_path(output, suffix=suffix) as written:
         save_nifti_atomic(qry.to_nifti(seg.labels), written)
-        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint)
+        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint, support_turns=seg.support_turns)
         if qry.label is not None:
             for item in result.classes:
                 item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice

@@ -26,7 +26,7 @@ A spec file looks like::
 
 No torch import happens at module level: building a method imports the parts lazily.
 
-Why one module of ~370 lines: parsing, ``--set`` overrides, validation against the registry and
+Why one module of ~350 lines: parsing, ``--set`` overrides, validation against the registry and
 building are one round trip over the same tables; split, each half would re-describe the layout.
 """
 
@@ -55,7 +55,11 @@ if TYPE_CHECKING:
     from fewshotkit.interfaces.method import Method
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
-_TOP_LEVEL = ("method", "preset", "image_size", "options", "training", *PART_KINDS, "postprocess")
+_TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "options", "training", *PART_KINDS,
+              "postprocess")
+#: inference: the support as it is, or turned per query scan as the model finds most consistent
+#: (:mod:`fewshotkit.evaluation.orientation`)
+SUPPORT_ORIENTATIONS = ("as-is", "search")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class MethodSpec:
     training: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
     postprocess: list[dict[str, Any]] = field(default_factory=list)  # [{"type": NAME, **options}]
+    support_orientation: str = "as-is"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
@@ -77,6 +82,8 @@ class MethodSpec:
             out["preset"] = self.preset
         if self.image_size is not None:
             out["image_size"] = self.image_size
+        if self.support_orientation != "as-is":  # left out by default: older specs' cache keys stay
+            out["support_orientation"] = self.support_orientation
         out["options"] = _drop_none(self.options)
         for kind in PART_KINDS:
             if kind in self.parts:
@@ -108,6 +115,10 @@ class MethodSpec:
         preset = d.get("preset")
         if preset is not None and not isinstance(preset, str):
             raise FewshotkitError(f"method spec: 'preset' must be a string, got {preset!r}")
+        orientation = d.get("support_orientation", "as-is")
+        if orientation not in SUPPORT_ORIENTATIONS:
+            raise FewshotkitError(f"method spec: 'support_orientation' must be one of {', '.join(SUPPORT_ORIENTATIONS)}, "
+                                  f"got {orientation!r}")
         return cls(
             method=method,
             parts={k: dict(d[k]) for k in PART_KINDS if k in d},
@@ -116,6 +127,7 @@ class MethodSpec:
             training=copy.deepcopy(d.get("training", {})),
             preset=preset,
             postprocess=parse_postprocess(d.get("postprocess", [])),
+            support_orientation=orientation,
         )
 
 
@@ -205,8 +217,8 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
     """A copy of ``spec`` with ``section.key=value`` assignments applied.
 
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
-    (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size`` and
-    ``postprocess`` (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list
+    (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``,
+    ``support_orientation`` and ``postprocess`` (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list
     of names or tables, or ``none``). Values are TOML literals, else strings; ``null`` removes the
     key (back to the factory's default). Option names are checked by :func:`validate_spec`.
     """
@@ -222,7 +234,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if key == "postprocess":
             spec.postprocess = parse_postprocess([] if value is None else value, source=f"--set '{item}'")
             continue
-        if key in ("method", "image_size"):
+        if key in ("method", "image_size", "support_orientation"):
             data = spec.to_dict()
             data[key] = value
             spec = MethodSpec.from_dict(data)
@@ -231,7 +243,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if not dot or not name:
             raise FewshotkitError(
                 f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
-                "(or method=..., image_size=..., postprocess=...)"
+                "(or method=..., image_size=..., support_orientation=..., postprocess=...)"
             )
         if section not in sections:
             raise FewshotkitError(
@@ -292,7 +304,7 @@ def apply_inference_overrides(spec: MethodSpec, assignments: Sequence[str]) -> M
     for item in assignments:
         if item.strip().startswith("training."):
             raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
-                                  "set inference options (pooler.*, classifier.*, image_size, postprocess)")
+                                  "set inference options (pooler.*, classifier.*, image_size, support_orientation, postprocess)")
     return apply_overrides(spec, assignments) if assignments else spec
 
 
@@ -350,39 +362,3 @@ def build_method(spec: MethodSpec) -> "Method":
         for kind, table in spec.parts.items()
     }
     return registry.get("method", spec.method).load()(**parts, **spec.options)
-
-
-def plugin_versions() -> dict[str, str | None]:
-    """Plugin name -> version of every loaded plugin (saved with checkpoints and results)."""
-    from fewshotkit.plugin_host import get_host
-
-    return get_host().versions()
-
-
-def spec_components(spec: MethodSpec) -> list[tuple[str, str]]:
-    """The registered (kind, name) pairs ``spec`` uses: its method, its parts' and post-processors' types."""
-    return [("method", spec.method), *((kind, str(table.get("type"))) for kind, table in spec.parts.items()),
-            *(("postprocessor", str(table["type"])) for table in spec.postprocess)]
-
-
-def plugin_providers(spec: MethodSpec) -> dict[str, str]:
-    """``"kind:name"`` -> plugin, for each component of ``spec`` (saved with runs, so a missing
-    plugin can be named when the run is loaded without it)."""
-    from fewshotkit.plugin_host import get_host, get_registry
-
-    get_registry()  # a name two plugins register is an error, not a guess
-    return get_host().providers(spec_components(spec))
-
-
-def plugin_fingerprints(spec: MethodSpec) -> dict[str, str | None]:
-    """Plugin -> fingerprint (version or source hash) of each plugin providing a component of ``spec``.
-
-    The core's own components (method ``composed`` and its aliases) are left out: fewshotkit's own code
-    is not fingerprinted (no key ever covered ``fewshotkit.composed``, whichever plugin named it).
-    """
-    from fewshotkit.core_components import CORE
-    from fewshotkit.plugin_host import get_host
-
-    host = get_host()
-    return {plugin: host.fingerprint(plugin) for plugin in sorted(set(plugin_providers(spec).values()))
-            if plugin != CORE}

@@ -105,6 +105,15 @@ def test_eval_set_changes_inference_options_and_refuses_weight_or_training_chang
     assert result.exit_code == 0, result.output
     assert "pooler.test_window=1" in result.output
     assert json.loads(out.read_text())["spec"]["pooler"]["test_window"] == 1
+    # the support's orientation searched per query scan: each scan's turn is in the results and printed
+    result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--class", "liver", "--device", "cpu",
+                     "--set", "support_orientation=search", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert document["spec"]["support_orientation"] == "search"
+    turns = document["folds"][0]["support_turns"]
+    assert set(turns) == set(document["folds"][0]["queries"]) and set(turns.values()) <= {0, 1, 2, 3}
+    assert f"support turned for {sum(k > 0 for k in turns.values())} of {len(turns)} query scans" in result.output
     for item, words in (("backbone.out_channels=64", "weights no longer fit"), ("training.lr=0.1", "training options")):
         result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--device", "cpu", "--set", item)
         assert result.exit_code != 0 and words in result.output, result.output

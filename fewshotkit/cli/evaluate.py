@@ -113,6 +113,11 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     if output:
         write_json(output, document)
         console.print(f"results: {output}")
+    for scores in outputs.folds:
+        if scores.support_turns:
+            turned = {scan: k for scan, k in scores.support_turns.items() if k}
+            console.print(f"fold {scores.fold}: support turned for {len(turned)} of {len(scores.support_turns)} "
+                          "query scans" + "".join(f"; {scan} {90 * k} deg" for scan, k in turned.items()))
     if outputs.predictions:
         console.print(f"predictions: {len(outputs.predictions)} NIfTI files in {save_predictions}")
     for path in outputs.figures:
@@ -246,6 +251,9 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
         name = f" ({item.name})" if item.name else ""
         console.print(f"class {item.value}{name}: support slices {item.support_slices}, query slices {lo}..{hi}"
                       + (" (+ all others)" if all_slices else ""))
+    if result.support_turns:
+        console.print(f"support turned {90 * result.support_turns} degrees counter-clockwise to match the query "
+                      "(support_orientation=search)")
     if len(result.classes) > 1:
         console.print("one forward pass per query chunk for all classes" if result.joint
                       else "one forward pass per class and query chunk")

@@ -118,8 +118,10 @@ def evaluate_predictor(
     figure_prefix: str = "",
     show_progress: bool = False,
     postprocess: ScanPostprocess | None = None,
+    support_orientation: str = "as-is",
 ) -> EvalOutputs:
-    """Run the protocol on the given folds of ``store`` with any predictor callable.
+    """Run the protocol on the given folds of ``store`` with any predictor callable
+    (``support_orientation``: see :func:`~fewshotkit.evaluation.protocol.evaluate_fold`).
 
     ``classes`` named twice (``liver``, ``1``) count once. Before a fold is scored, its support
     and query scans pass the store's cheap checks (finite images, known label codes, shapes).
@@ -143,7 +145,8 @@ def evaluate_predictor(
         collector = OverlayCollector(store) if figures is not None else None
         sinks += [s for s in (writer, collector) if s is not None]
         scores = evaluate_fold(store, fold, predictor, classes=classes, config=config, sink=_fan_out(sinks),
-                               show_progress=show_progress, postprocess=postprocess)
+                               show_progress=show_progress, postprocess=postprocess,
+                               support_orientation=support_orientation)
         outputs.folds.append(scores)
         if collector is not None and collector.rows and figures is not None:
             path = Path(figures) / f"{figure_prefix}fold{index}_overlay.png"
@@ -190,7 +193,7 @@ def evaluate_checkpoint(
     from fewshotkit.device import describe_device, resolve_device
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.seeding import seed_everything
-    from fewshotkit.spec import plugin_versions
+    from fewshotkit.provenance import plugin_versions
     from fewshotkit.store.reader import SliceStore
     from fewshotkit.training.checkpoint import load_method
 
@@ -209,7 +212,7 @@ def evaluate_checkpoint(
     predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
     outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
                                  save_predictions=save_predictions, figures=figures, show_progress=show_progress,
-                                 postprocess=cleanup)
+                                 postprocess=cleanup, support_orientation=loaded.spec.support_orientation)
     document = results_document(
         outputs.folds,
         protocol={**config.to_json(), "n_folds": n_folds, **cleanup.to_json()},

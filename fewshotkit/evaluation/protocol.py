@@ -38,6 +38,7 @@ import numpy as np
 
 from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import Counts, confusion
+from fewshotkit.evaluation.orientation import SEARCH, check_orientation, choose_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
 
@@ -150,6 +151,7 @@ class FoldScores:
     counts: dict[str, dict[str, Counts]] = field(default_factory=dict)
     support_slices: dict[str, list[list[int]]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    support_turns: dict[str, int] = field(default_factory=dict)  # query scan -> quarter turns (orientation search)
 
     def per_class(self, metric: str = "dice") -> dict[str, float]:
         """Class -> metric averaged over the query scans that contain the class (percent)."""
@@ -170,6 +172,7 @@ class FoldScores:
             "support": self.support,
             "queries": list(self.queries),
             "support_slices": self.support_slices,
+            **({"support_turns": self.support_turns} if self.support_turns else {}),
             "per_scan": {
                 name: {scan: c.to_json() for scan, c in scans.items()} for name, scans in self.counts.items()
             },
@@ -192,6 +195,7 @@ class FoldScores:
             counts=counts,
             support_slices=data.get("support_slices", {}),
             skipped=[tuple(s) for s in data.get("skipped", [])],
+            support_turns={scan: int(k) for scan, k in data.get("support_turns", {}).items()},
         )
 
 
@@ -227,12 +231,15 @@ def evaluate_fold(
     sink: PredictionSink | None = None,
     show_progress: bool = False,
     postprocess: ScanPostprocess | None = None,
+    support_orientation: str = "as-is",
 ) -> FoldScores:
     """Run one fold of the protocol with ``predictor``; see the module docstring.
 
-    With ``postprocess`` that needs probabilities (slice presence), ``predictor`` must have a
-    ``probabilities(support_images, support_masks, query_images) -> (Q, H, W) float`` method;
-    the foreground is then where the probability exceeds 0.5.
+    With ``postprocess`` that needs probabilities (slice presence) or ``support_orientation="search"``
+    (:mod:`fewshotkit.evaluation.orientation`: per query scan, the support turned as the model
+    finds most consistent), ``predictor`` must have a ``probabilities(support_images,
+    support_masks, query_images) -> (Q, H, W) float`` method; the foreground is then where the
+    probability exceeds 0.5.
     """
     wanted = resolve_classes(store, classes)
     support_image = np.asarray(store.image(fold.support), dtype=np.float32)
@@ -260,10 +267,16 @@ def evaluate_fold(
     soft = postprocess is not None and postprocess.needs_probabilities
     if soft and not hasattr(predictor, "probabilities"):
         raise FewshotkitError("--drop-absent needs a predictor with a probabilities() method")
+    search = check_orientation(support_orientation) == SEARCH
     loaded: tuple[str, np.ndarray, np.ndarray] | None = None
     for scan, value, name in steps_iter:
         if loaded is None or loaded[0] != scan:
             loaded = (scan, np.asarray(store.image(scan), dtype=np.float32), np.asarray(store.label(scan)))
+            sup_image, sup_label = support_image, support_label
+            if search:
+                k = scores.support_turns[scan] = _support_turns(predictor, loaded[1], loaded[2], support_image,
+                                                                support_label, wanted, support_z, support_range, config)
+                sup_image, sup_label = turn(support_image, k), turn(support_label, k)
         _, image, label = loaded
         truth = label == value
         zs = _class_slices(label, value)
@@ -278,7 +291,7 @@ def evaluate_fold(
             query_z = np.flatnonzero(assignment == i)
             if query_z.size == 0:
                 continue
-            args = (support_image[support_slices], support_label[support_slices] == value, image[query_z])
+            args = (sup_image[support_slices], sup_label[support_slices] == value, image[query_z])
             out = np.asarray(cast(SoftPredictor, predictor).probabilities(*args) if soft else predictor(*args))
             if out.shape != (query_z.size, *image.shape[1:]):
                 raise FewshotkitError(
@@ -289,8 +302,26 @@ def evaluate_fold(
                 out = out > 0.5
             prediction[query_z] = out.astype(bool)
         if postprocess:
-            prediction = postprocess(prediction, probabilities, _spacing(store, scan), support_label == value)
+            prediction = postprocess(prediction, probabilities, _spacing(store, scan), sup_label == value)
         scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], truth[scored])
         if sink is not None:
             sink(scan, name, prediction.astype(np.uint8))
     return scores
+
+
+def _support_turns(predictor: Any, image: np.ndarray, label: np.ndarray, support_image: np.ndarray,
+                   support_label: np.ndarray, wanted: list[tuple[int, str]], support_z: dict[str, list[list[int]]],
+                   support_range: dict[str, list[int]], config: ProtocolConfig) -> int:
+    """The support's quarter turn for one query scan, over the chunks of every class it holds."""
+    chunks = []
+    for value, name in wanted:
+        zs = _class_slices(label, value)
+        if not zs:
+            continue
+        assignment, _ = plan_query(config.name, image.shape[0], zs, support_range[name], support_image.shape[0],
+                                   config.chunks)
+        for i, slices in enumerate(support_z[name]):
+            query_z = np.flatnonzero(assignment == i)
+            if query_z.size:
+                chunks.append((support_image[slices], support_label[slices] == value, image[query_z]))
+    return choose_turns(predictor, chunks)

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.evaluation.orientation import SEARCH, check_orientation, choose_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.protocol import select_support
 from fewshotkit.evaluation.query_range import assign_chunks, estimated_query_range
@@ -46,6 +47,7 @@ class VolumeSegmentation:
     labels: np.ndarray
     classes: list[ClassSegment]
     joint: bool
+    support_turns: int = 0  # quarter turns the support was given (support_orientation="search")
 
 
 def _plan(value: int, name: str, support_label: np.ndarray, depth: int, chunks: int, shots: int,
@@ -78,6 +80,7 @@ def segment_volume(
     spacing: Sequence[float] | None = None,
     joint: bool = True,
     support_name: str = "the support label",
+    support_orientation: str = "as-is",
 ) -> VolumeSegmentation:
     """Segment ``values`` (support label values) in ``query_image`` (Z, H, W).
 
@@ -85,7 +88,9 @@ def segment_volume(
     its ``probabilities`` / ``class_probabilities`` / ``multiway``); ``support_image`` (Zs, H', W')
     float, ``support_label`` (Zs, H', W') int; support and query slices may differ in size when the
     predictor resizes them. ``spacing``: the query's (z, y, x) mm, for physical post-processing;
-    ``support_name`` names the support label in error messages.
+    ``support_name`` names the support label in error messages. ``support_orientation="search"``
+    first turns the support as the model finds most consistent with this query
+    (:mod:`fewshotkit.evaluation.orientation`).
     """
     if not values:
         raise FewshotkitError("segment: no class to segment")
@@ -93,6 +98,11 @@ def segment_volume(
     names = names or {}
     plans = [_plan(int(v), names.get(int(v), ""), support_label, depth, chunks, shots, query_range, all_slices,
                    support_name) for v in values]
+    turns = 0
+    if check_orientation(support_orientation) == SEARCH:
+        turns = choose_turns(predictor, [(support_image[zs], support_label[zs] == p.value, query_image[own == i])
+                                         for p, own in plans for i, zs in enumerate(p.support_slices) if (own == i).any()])
+        support_image, support_label = turn(support_image, turns), turn(support_label, turns)
     joint = joint and len(plans) > 1 and bool(getattr(predictor, "multiway", False))
     shape = query_image.shape
     probs = np.zeros((len(plans), *shape), dtype=np.float32)
@@ -125,7 +135,7 @@ def segment_volume(
     if postprocess:
         for c, (plan, _) in enumerate(plans):
             masks[c] = postprocess(masks[c], probs[c], spacing, support_label == plan.value)
-    return VolumeSegmentation(_combine(masks, probs, [p.value for p, _ in plans]), [p for p, _ in plans], joint)
+    return VolumeSegmentation(_combine(masks, probs, [p.value for p, _ in plans]), [p for p, _ in plans], joint, turns)
 
 
 def _combine(masks: np.ndarray, probs: np.ndarray, values: Sequence[int]) -> np.ndarray:

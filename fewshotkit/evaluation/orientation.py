@@ -1,0 +1,66 @@
+"""Label-free choice of the support's in-plane orientation for one query scan (cycle consistency).
+
+A support scan lying in another in-plane orientation than the query (cardiac short-axis cine is
+planned per patient, so the heart may sit turned by 90 degrees from one scan to the next) fails
+however good the model is (ACDC fold 3's support, see the README). With
+``support_orientation = "search"`` each query scan gets the quarter turn of the support that the
+model itself finds most consistent, without any query label:
+
+1. for each turn k in 0, 90, 180, 270 degrees (counter-clockwise, ``np.rot90`` over (H, W)), the
+   model segments the query's slices from the turned support slices, chunk by chunk as usual;
+2. those query slices and their predicted masks then serve as a k-shot support to segment the
+   turned support slice back; the Dice of that back-prediction with the support's own mask
+   scores the turn;
+3. the turn with the highest score summed over the scan's classes and chunks wins (ties: the
+   smaller turn, so an unturned support stays unturned).
+
+It costs about eight forward passes per chunk instead of one, so it is off by default
+(``"as-is"``); the choice is recorded per query scan (``support_turns`` in the results).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.spec import SUPPORT_ORIENTATIONS
+
+SEARCH = "search"
+
+#: (support images (S, H, W), support masks (S, H, W) bool, query images (Q, H', W')) of one chunk
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def turn(array: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """``array`` (..., H, W) turned by ``quarter_turns`` x 90 degrees counter-clockwise (a copy)."""
+    return np.ascontiguousarray(np.rot90(array, quarter_turns, axes=(-2, -1)))
+
+
+def cycle_score(predictor: Any, support_images: np.ndarray, support_masks: np.ndarray,
+                query_images: np.ndarray) -> float:
+    """Dice in [0, 1] between ``support_masks`` (S, H, W) and the model's segmentation of the support
+    slices from the query slices (Q, H', W') it segmented first; 0 when it finds nothing there."""
+    found = predictor.probabilities(support_images, support_masks, query_images) > 0.5
+    present = found.any(axis=(1, 2))
+    if not present.any():
+        return 0.0
+    back = predictor.probabilities(query_images[present], found[present], support_images) > 0.5
+    truth = np.asarray(support_masks, dtype=bool)
+    return float(2.0 * (back & truth).sum() / max(int(back.sum() + truth.sum()), 1))
+
+
+def choose_turns(predictor: Any, chunks: Sequence[Chunk]) -> int:
+    """The quarter turn (0-3) of the support that scores best over ``chunks`` (see the module docstring)."""
+    if not hasattr(predictor, "probabilities"):
+        raise FewshotkitError("support_orientation='search' needs a predictor with a probabilities() method")
+    scores = [sum(cycle_score(predictor, turn(images, k), turn(masks, k), queries) for images, masks, queries in chunks)
+              for k in range(4)]
+    return int(np.argmax(scores))
+
+
+def check_orientation(value: str) -> str:
+    if value not in SUPPORT_ORIENTATIONS:
+        raise FewshotkitError(f"support_orientation must be one of {', '.join(SUPPORT_ORIENTATIONS)}, got {value!r}")
+    return value

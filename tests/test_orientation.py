@@ -1,0 +1,87 @@
+"""Support orientation search: the quarter turn of the support chosen per query scan by cycle
+consistency, in the protocol, in segment_volume and as a spec option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewshotkit.errors import FewshotkitError
+from fewshotkit.evaluation.orientation import choose_turns, cycle_score, turn
+
+
+class Striped:
+    """Finds the pixels whose horizontal intensity step equals the support organ's: a feature bound
+    to the orientation, like a trained model's (a ramp along x has step 1, along y step 0)."""
+
+    def probabilities(self, support_images, support_masks, query_images):
+        step = np.diff(support_images, axis=-1, append=support_images[..., -1:])
+        target = float(np.median(step[np.asarray(support_masks, bool)]))
+        found = np.diff(query_images, axis=-1, append=query_images[..., -1:])
+        return (np.isclose(found, target) & (target != 0)).astype(np.float32)
+
+    def __call__(self, support_images, support_masks, query_images):
+        return self.probabilities(support_images, support_masks, query_images) > 0.5
+
+
+def _scan(depth: int = 12, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(image, label) (Z, size, size): organ 1 on z 2..9, rows 4..11, columns 3..10, whose intensity
+    rises by 1 per column (the last column's step is 0, so it is not found)."""
+    label = np.zeros((depth, size, size), np.uint8)
+    label[2:10, 4:12, 3:11] = 1
+    image = np.where(label == 1, np.arange(size, dtype=np.float32)[None, None, :], -5.0).astype(np.float32)
+    return image, label
+
+
+def test_cycle_score_and_choice_undo_a_turned_support():
+    image, label = _scan()
+    chunk = (image[4:6], label[4:6] == 1, image[3:8])
+    assert cycle_score(Striped(), *chunk) > 0.8
+    turned = (turn(chunk[0], 1), turn(chunk[1], 1), chunk[2])  # the support lies turned by 90 degrees
+    assert cycle_score(Striped(), *turned) == 0.0
+    assert choose_turns(Striped(), [turned]) == 3, "three more quarter turns bring it back"
+    assert choose_turns(Striped(), [chunk]) == 0, "an aligned support stays as it is"
+    with pytest.raises(FewshotkitError, match="probabilities"):
+        choose_turns(lambda s, m, q: q > 0, [chunk])
+
+
+def test_segment_volume_searches_the_supports_orientation():
+    from fewshotkit.evaluation.scan import segment_volume
+
+    image, label = _scan()
+    sup_image, sup_label = turn(image, 1), turn(label, 1)
+    plain = segment_volume(Striped(), sup_image, sup_label, image, [1], query_range=(2, 9))
+    assert plain.support_turns == 0 and not plain.labels.any()
+    found = segment_volume(Striped(), sup_image, sup_label, image, [1], query_range=(2, 9),
+                           support_orientation="search")
+    assert found.support_turns == 3
+    assert found.labels[2:10, 4:12, 3:10].all() and found.labels.sum() == 8 * 8 * 7
+    with pytest.raises(FewshotkitError, match="support_orientation must be one of"):
+        segment_volume(Striped(), sup_image, sup_label, image, [1], support_orientation="auto")
+
+
+def test_protocol_records_the_turn_per_query_scan():
+    from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig, evaluate_fold
+    from test_protocol import Fold, MemoryStore
+
+    image, label = _scan()
+    store = MemoryStore({"s": turn(image, 1), "a": image, "b": image[::-1].copy()},
+                        {"s": turn(label, 1), "a": label, "b": label[::-1].copy()}, {1: "organ"})
+    fold = Fold(0, ("a", "b"), "s")
+    plain = evaluate_fold(store, fold, Striped(), config=ProtocolConfig("roy"))
+    assert plain.mean() == 0.0 and not plain.support_turns
+    found = evaluate_fold(store, fold, Striped(), config=ProtocolConfig("roy"), support_orientation="search")
+    assert found.support_turns == {"a": 3, "b": 3} and found.mean() > 90
+    assert FoldScores.from_json(found.to_json()).support_turns == {"a": 3, "b": 3}
+
+
+def test_spec_option_and_inference_override():
+    from fewshotkit.spec import apply_inference_overrides, dump_spec, parse_spec, preset_spec
+
+    spec = preset_spec("ssl-alpnet-cpu")
+    assert spec.support_orientation == "as-is" and "support_orientation" not in spec.to_dict()
+    searched = apply_inference_overrides(spec, ["support_orientation=search"])
+    assert searched.support_orientation == "search"
+    assert parse_spec(dump_spec(searched)).support_orientation == "search"
+    with pytest.raises(FewshotkitError, match="'support_orientation' must be one of as-is, search"):
+        apply_inference_overrides(spec, ["support_orientation=sideways"])

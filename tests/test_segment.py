@@ -70,6 +70,9 @@ def test_segment_dice_matches_the_written_file(checkpoint, scans, tmp_path):
                          classes=2, query_label=scans["query_label"], device="cpu", all_slices=True,
                          overrides=["pooler.test_window=1"])
     assert not np.array_equal(np.asarray(nib.load(finer.output).dataobj), np.asarray(nib.load(res.output).dataobj))
+    searched = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "s.nii.gz",
+                            classes=2, device="cpu", overrides=["support_orientation=search"])
+    assert searched.support_turns in (0, 1, 2, 3) and searched.prediction.shape == res.prediction.shape
 
 
 def test_estimated_query_range():

@@ -1,5 +1,5 @@
 """Inference speed of the evaluation path: one query slice, one query volume (batched), one whole
-protocol fold, and the 3D metrics. Correctness is asserted next to each timing.
+protocol fold (also with the support's orientation searched), and the 3D metrics. Correctness is asserted next to each timing.
 
 Run: ``python -m pytest benchmarks/test_bench_inference.py`` (add ``--benchmark-autosave`` to
 keep the run for ``pytest-benchmark compare``).
@@ -88,6 +88,22 @@ def test_protocol_fold(benchmark, store, predictor):
     scores = benchmark.pedantic(lambda: evaluate_fold(store, fold, predictor), rounds=1, warmup_rounds=0)
     assert set(scores.per_class()) == set(store.classes.values())
     assert all(0.0 <= v <= 100.0 for v in scores.per_class().values())
+
+
+@pytest.mark.parametrize("orientation", ["as-is", "search"])
+def test_protocol_fold_support_orientation(benchmark, store, orientation):
+    """The price of ``support_orientation="search"`` (about nine forward passes per chunk) on one fold."""
+    from fewshotkit.device import resolve_device
+    from fewshotkit.episodes.folds import get_fold
+
+    torch.manual_seed(0)
+    spec = preset_spec("ssl-alpnet-cpu")
+    device = resolve_device("auto")
+    predictor = MethodPredictor(build_method(spec).to(device).eval(), spec.image_size, device, batch_size=16)
+    fold = get_fold(store, 0)
+    scores = benchmark.pedantic(lambda: evaluate_fold(store, fold, predictor, support_orientation=orientation),
+                                rounds=1, warmup_rounds=0)
+    assert set(scores.support_turns) == (set(fold.queries) if orientation == "search" else set())
 
 
 def test_metrics_per_volume(benchmark):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.provenance import plugin_versions
 from fewshotkit.spec import (
     PRESETS,
     MethodSpec,
     apply_overrides,
     build_method,
     load_spec,
-    plugin_versions,
     preset_spec,
     save_spec,
     validate_spec,

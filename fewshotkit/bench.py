@@ -65,6 +65,7 @@ def _merge(parts: list[FoldScores], class_order: list[str]) -> FoldScores:
     for p in parts:
         merged.counts.update(p.counts)
         merged.support_slices.update(p.support_slices)
+        merged.support_turns.update(p.support_turns)  # setting 2: the last class group's turn per scan
         merged.skipped += p.skipped
     merged.classes = [c for c in class_order if any(c in p.classes for p in parts)]
     return merged

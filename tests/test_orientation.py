@@ -85,3 +85,12 @@ def test_spec_option_and_inference_override():
     assert parse_spec(dump_spec(searched)).support_orientation == "search"
     with pytest.raises(FewshotkitError, match="'support_orientation' must be one of as-is, search"):
         apply_inference_overrides(spec, ["support_orientation=sideways"])
+
+
+def test_bench_keeps_the_turns_when_it_merges_class_groups():
+    from fewshotkit.bench import _merge
+    from fewshotkit.evaluation.protocol import FoldScores
+
+    parts = [FoldScores(0, "s", ("a", "b"), ["RV"], support_turns={"a": 1, "b": 0}),
+             FoldScores(0, "s", ("a", "b"), ["LV"], support_turns={"a": 1, "b": 3})]
+    assert _merge(parts, ["RV", "LV"]).support_turns == {"a": 1, "b": 3}

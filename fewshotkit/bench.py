@@ -44,7 +44,7 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
-from fewshotkit.provenance import plugin_fingerprints
+from fewshotkit.plugin_provenance import plugin_fingerprints
 from fewshotkit.spec import apply_inference_overrides, validate_spec
 
 

@@ -41,7 +41,7 @@ def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: b
 def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,
                  n_folds: int, pseudolabels: str | None, regime: str) -> dict[str, Any]:
     """Everything the trained models of a cell depend on (see the module docstring)."""
-    from fewshotkit.provenance import plugin_fingerprints
+    from fewshotkit.plugin_provenance import plugin_fingerprints
 
     return {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,
             "n_folds": n_folds, "store": store_key(store_path, pseudolabels, regime == "ssl" and steps > 0),

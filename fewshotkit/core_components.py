@@ -12,7 +12,7 @@ plugin ``fewshotkit``) and conflict reports as a plugin's, while the core still 
 plugin, nor a plugin the host. A direct ``registry.add`` in the host would have needed its own
 path for each of those. What differs: the core cannot be disabled, a plugin may not be named
 ``fewshotkit``, and the core is left out of a method's plugin fingerprints (fewshotkit's own code
-is not part of the bench cache keys; see :func:`fewshotkit.provenance.plugin_fingerprints`).
+is not part of the bench cache keys; see :func:`fewshotkit.plugin_provenance.plugin_fingerprints`).
 
 Factories are lazy ``"module:attr"`` strings, so this module imports nothing heavy.
 """

@@ -1,5 +1,7 @@
-"""Where a component came from: plugin fingerprints (what changes when a plugin's code does) and the
-hint that names the plugin a run needs when one of its components is not registered."""
+"""Where a component came from: plugin fingerprints (what changes when a plugin's code does), the
+hint that names the plugin a run needs when one of its components is not registered, and which
+plugins a method spec uses (versions, providers, fingerprints: saved with runs and results, part of
+the bench's cache keys)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import json
 from importlib.metadata import Distribution
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fewshotkit.registry import PLUGIN_HINT
+
+if TYPE_CHECKING:
+    from fewshotkit.spec import MethodSpec
 
 
 def module_files(module: ModuleType) -> Path | None:
@@ -77,3 +82,39 @@ def missing_plugin_hint(loaded: dict[str, str | None], kind: str, name: str, ver
         return (f"the run was made with plugins that are not loaded now ({', '.join(missing)}): "
                 "install or load (--plugins-dir) the one that provides it")
     return PLUGIN_HINT.format(name=name)
+
+
+def plugin_versions() -> dict[str, str | None]:
+    """Plugin name -> version of every loaded plugin (saved with checkpoints and results)."""
+    from fewshotkit.plugin_host import get_host
+
+    return get_host().versions()
+
+
+def spec_components(spec: "MethodSpec") -> list[tuple[str, str]]:
+    """The registered (kind, name) pairs ``spec`` uses: its method, its parts' and post-processors' types."""
+    return [("method", spec.method), *((kind, str(table.get("type"))) for kind, table in spec.parts.items()),
+            *(("postprocessor", str(table["type"])) for table in spec.postprocess)]
+
+
+def plugin_providers(spec: "MethodSpec") -> dict[str, str]:
+    """``"kind:name"`` -> plugin, for each component of ``spec`` (saved with runs, so a missing
+    plugin can be named when the run is loaded without it)."""
+    from fewshotkit.plugin_host import get_host, get_registry
+
+    get_registry()  # a name two plugins register is an error, not a guess
+    return get_host().providers(spec_components(spec))
+
+
+def plugin_fingerprints(spec: "MethodSpec") -> dict[str, str | None]:
+    """Plugin -> fingerprint (version or source hash) of each plugin providing a component of ``spec``.
+
+    The core's own components (method ``composed`` and its aliases) are left out: fewshotkit's own code
+    is not fingerprinted (no key ever covered ``fewshotkit.composed``, whichever plugin named it).
+    """
+    from fewshotkit.core_components import CORE
+    from fewshotkit.plugin_host import get_host
+
+    host = get_host()
+    return {plugin: host.fingerprint(plugin) for plugin in sorted(set(plugin_providers(spec).values()))
+            if plugin != CORE}

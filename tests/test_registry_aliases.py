@@ -122,7 +122,7 @@ def test_the_core_registers_composed(fresh_host, tmp_path):
 
 def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
     from fewshotkit.composed import ComposedPrototypeMethod
-    from fewshotkit.provenance import plugin_fingerprints, plugin_providers
+    from fewshotkit.plugin_provenance import plugin_fingerprints, plugin_providers
     from fewshotkit.spec import apply_overrides, build_method, preset_spec
 
     spec = apply_overrides(preset_spec("ssl-panet-cpu"), ["method=composed", "backbone.width=8"])
@@ -154,7 +154,7 @@ def _preset_plugins(name: str) -> set[str]:
 
 def test_preset_fingerprints_keep_their_plugins(fresh_host):
     from fewshotkit.presets import PRESETS
-    from fewshotkit.provenance import plugin_fingerprints
+    from fewshotkit.plugin_provenance import plugin_fingerprints
     from fewshotkit.spec import preset_spec
 
     host = fresh_host.get_host()

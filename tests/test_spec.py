@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fewshotkit.errors import FewshotkitError
-from fewshotkit.provenance import plugin_versions
+from fewshotkit.plugin_provenance import plugin_versions
 from fewshotkit.spec import (
     PRESETS,
     MethodSpec,

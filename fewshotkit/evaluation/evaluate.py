@@ -193,7 +193,7 @@ def evaluate_checkpoint(
     from fewshotkit.device import describe_device, resolve_device
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.seeding import seed_everything
-    from fewshotkit.provenance import plugin_versions
+    from fewshotkit.plugin_provenance import plugin_versions
     from fewshotkit.store.reader import SliceStore
     from fewshotkit.training.checkpoint import load_method
 

@@ -39,26 +39,40 @@ def turn(array: np.ndarray, quarter_turns: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, quarter_turns, axes=(-2, -1)))
 
 
+def _round_trip(predictor: Any, support_images: np.ndarray, support_masks: np.ndarray,
+                query_images: np.ndarray) -> tuple[float, np.ndarray]:
+    """(the cycle score, the query's foreground probabilities (Q, H', W') from this support)."""
+    probabilities = np.asarray(predictor.probabilities(support_images, support_masks, query_images))
+    found = probabilities > 0.5
+    present = found.any(axis=(1, 2))
+    if not present.any():
+        return 0.0, probabilities
+    back = predictor.probabilities(query_images[present], found[present], support_images) > 0.5
+    truth = np.asarray(support_masks, dtype=bool)
+    return float(2.0 * (back & truth).sum() / max(int(back.sum() + truth.sum()), 1)), probabilities
+
+
 def cycle_score(predictor: Any, support_images: np.ndarray, support_masks: np.ndarray,
                 query_images: np.ndarray) -> float:
     """Dice in [0, 1] between ``support_masks`` (S, H, W) and the model's segmentation of the support
     slices from the query slices (Q, H', W') it segmented first; 0 when it finds nothing there."""
-    found = predictor.probabilities(support_images, support_masks, query_images) > 0.5
-    present = found.any(axis=(1, 2))
-    if not present.any():
-        return 0.0
-    back = predictor.probabilities(query_images[present], found[present], support_images) > 0.5
-    truth = np.asarray(support_masks, dtype=bool)
-    return float(2.0 * (back & truth).sum() / max(int(back.sum() + truth.sum()), 1))
+    return _round_trip(predictor, support_images, support_masks, query_images)[0]
+
+
+def search_turns(predictor: Any, chunks: Sequence[Chunk]) -> tuple[int, list[np.ndarray]]:
+    """(the quarter turn (0-3) of the support that scores best over ``chunks``, the query's foreground
+    probabilities of each chunk with the support so turned), so the caller need not predict again."""
+    if not hasattr(predictor, "probabilities"):
+        raise FewshotkitError("support_orientation='search' needs a predictor with a probabilities() method")
+    trips = [[_round_trip(predictor, turn(images, k), turn(masks, k), queries) for images, masks, queries in chunks]
+             for k in range(4)]
+    best = int(np.argmax([sum(score for score, _ in trip) for trip in trips]))
+    return best, [probabilities for _, probabilities in trips[best]]
 
 
 def choose_turns(predictor: Any, chunks: Sequence[Chunk]) -> int:
     """The quarter turn (0-3) of the support that scores best over ``chunks`` (see the module docstring)."""
-    if not hasattr(predictor, "probabilities"):
-        raise FewshotkitError("support_orientation='search' needs a predictor with a probabilities() method")
-    scores = [sum(cycle_score(predictor, turn(images, k), turn(masks, k), queries) for images, masks, queries in chunks)
-              for k in range(4)]
-    return int(np.argmax(scores))
+    return search_turns(predictor, chunks)[0]
 
 
 def check_orientation(value: str) -> str:

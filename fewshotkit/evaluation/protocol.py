@@ -38,7 +38,7 @@ import numpy as np
 
 from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import Counts, confusion
-from fewshotkit.evaluation.orientation import SEARCH, check_orientation, choose_turns, turn
+from fewshotkit.evaluation.orientation import SEARCH, check_orientation, search_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
 
@@ -273,9 +273,11 @@ def evaluate_fold(
         if loaded is None or loaded[0] != scan:
             loaded = (scan, np.asarray(store.image(scan), dtype=np.float32), np.asarray(store.label(scan)))
             sup_image, sup_label = support_image, support_label
+            found: dict[tuple[int, int], np.ndarray] = {}  # (class, chunk) -> probabilities the search made
             if search:
-                k = scores.support_turns[scan] = _support_turns(predictor, loaded[1], loaded[2], support_image,
-                                                                support_label, wanted, support_z, support_range, config)
+                k, found = _support_turns(predictor, loaded[1], loaded[2], support_image, support_label, wanted,
+                                          support_z, support_range, config)
+                scores.support_turns[scan] = k
                 sup_image, sup_label = turn(support_image, k), turn(support_label, k)
         _, image, label = loaded
         truth = label == value
@@ -292,7 +294,10 @@ def evaluate_fold(
             if query_z.size == 0:
                 continue
             args = (sup_image[support_slices], sup_label[support_slices] == value, image[query_z])
-            out = np.asarray(cast(SoftPredictor, predictor).probabilities(*args) if soft else predictor(*args))
+            if (value, i) in found:
+                out = found[(value, i)] if soft else found[(value, i)] > 0.5
+            else:
+                out = np.asarray(cast(SoftPredictor, predictor).probabilities(*args) if soft else predictor(*args))
             if out.shape != (query_z.size, *image.shape[1:]):
                 raise FewshotkitError(
                     f"predictor returned shape {out.shape}, expected {(query_z.size, *image.shape[1:])}"
@@ -311,9 +316,11 @@ def evaluate_fold(
 
 def _support_turns(predictor: Any, image: np.ndarray, label: np.ndarray, support_image: np.ndarray,
                    support_label: np.ndarray, wanted: list[tuple[int, str]], support_z: dict[str, list[list[int]]],
-                   support_range: dict[str, list[int]], config: ProtocolConfig) -> int:
-    """The support's quarter turn for one query scan, over the chunks of every class it holds."""
-    chunks = []
+                   support_range: dict[str, list[int]], config: ProtocolConfig
+                   ) -> tuple[int, dict[tuple[int, int], np.ndarray]]:
+    """The support's quarter turn for one query scan, over the chunks of every class it holds, and
+    the query's probabilities per (class value, chunk) with the support so turned."""
+    chunks, keys = [], []
     for value, name in wanted:
         zs = _class_slices(label, value)
         if not zs:
@@ -324,4 +331,6 @@ def _support_turns(predictor: Any, image: np.ndarray, label: np.ndarray, support
             query_z = np.flatnonzero(assignment == i)
             if query_z.size:
                 chunks.append((support_image[slices], support_label[slices] == value, image[query_z]))
-    return choose_turns(predictor, chunks)
+                keys.append((value, i))
+    k, probabilities = search_turns(predictor, chunks)
+    return k, dict(zip(keys, probabilities))

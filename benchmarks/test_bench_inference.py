@@ -92,7 +92,7 @@ def test_protocol_fold(benchmark, store, predictor):
 
 @pytest.mark.parametrize("orientation", ["as-is", "search"])
 def test_protocol_fold_support_orientation(benchmark, store, orientation):
-    """The price of ``support_orientation="search"`` (about nine forward passes per chunk) on one fold."""
+    """The price of ``support_orientation="search"`` (about eight forward passes per chunk) on one fold."""
     from fewshotkit.device import resolve_device
     from fewshotkit.episodes.folds import get_fold
 

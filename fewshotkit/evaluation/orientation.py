@@ -14,7 +14,8 @@ model itself finds most consistent, without any query label:
 3. the turn with the highest score summed over the scan's classes and chunks wins (ties: the
    smaller turn, so an unturned support stays unturned).
 
-It costs about nine forward passes per chunk instead of one and can turn a support wrongly
+It costs about eight forward passes per chunk instead of one (the protocol reuses the
+winning turn's) and can turn a support wrongly
 where orientations agree (see the README), so it is off by default
 (``"as-is"``); the choice is recorded per query scan (``support_turns`` in the results).
 """

@@ -76,7 +76,7 @@ class Model:
     """A trained few-shot segmenter, loaded once (see :func:`load`)."""
 
     def __init__(self, loaded: Any, device: Any, batch_size: int) -> None:
-        from fewshotkit.evaluation.inference import MethodPredictor
+        from fewshotkit.evaluation.inference import predictor_for
         from fewshotkit.segment import training_class_names
 
         self.spec = loaded.spec
@@ -84,7 +84,7 @@ class Model:
         self.device = device
         #: class value -> name of the store the model was trained on (when that store is at hand)
         self.classes: dict[int, str] = training_class_names(loaded.meta)
-        self.predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, batch_size)
+        self.predictor = predictor_for(loaded, device, batch_size)
 
     def __repr__(self) -> str:
         return f"fewshotkit.Model({self.spec.preset or self.spec.method}, step {self.meta.get('step')}, {self.device})"

@@ -129,7 +129,7 @@ class Bench:
         """Scores of the model in ``checkpoint`` (with the config's inference options) on ``classes``."""
         from fewshotkit.device import resolve_device
         from fewshotkit.evaluation.evaluate import evaluate_predictor
-        from fewshotkit.evaluation.inference import MethodPredictor
+        from fewshotkit.evaluation.inference import predictor_for
         from fewshotkit.evaluation.postprocess import build_postprocess
         from fewshotkit.seeding import seed_everything
         from fewshotkit.training.checkpoint import load_method
@@ -137,7 +137,7 @@ class Bench:
         device = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         loaded = load_method(checkpoint, device, self.config.eval_overrides)
-        predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, self.config.batch_size)
+        predictor = predictor_for(loaded, device, self.config.batch_size)
         config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,

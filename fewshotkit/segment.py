@@ -35,6 +35,7 @@ class SegmentResult:
     joint: bool = False  # one forward pass per query chunk for all classes
     overlay: Path | None = None
     support_turns: int = 0  # quarter turns counter-clockwise given to the support (orientation search)
+    support_zoom: float | None = None  # margin of the support's window the model segmented inside, if any
 
 
 def guess_modality(raw: np.ndarray) -> str:
@@ -146,7 +147,7 @@ def segment_scan(
     """
     from fewshotkit.atomic import atomic_path
     from fewshotkit.device import resolve_device
-    from fewshotkit.evaluation.inference import MethodPredictor
+    from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import build_postprocess
     from fewshotkit.evaluation.results import save_nifti_atomic
     from fewshotkit.evaluation.scan import segment_volume
@@ -169,7 +170,7 @@ def segment_scan(
     assert sup.label is not None
     names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
-    predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
+    predictor = predictor_for(loaded, torch_device, batch_size)
     seg = segment_volume(predictor, sup.image, sup.label, qry.image, values, names=names, chunks=chunks, shots=shots,
                          query_range=query_range, all_slices=all_slices, postprocess=cleanup, spacing=qry.spacing,
                          joint=joint, support_name=f"support label '{support_label}'",
@@ -180,7 +181,8 @@ def segment_scan(
     suffix = ".nii.gz" if str(output).endswith(".nii.gz") else ".nii"
     with atomic_path(output, suffix=suffix) as written:
         save_nifti_atomic(qry.to_nifti(seg.labels), written)
-        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint, support_turns=seg.support_turns)
+        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint, support_turns=seg.support_turns,
+                               support_zoom=loaded.spec.support_zoom)
         if qry.label is not None:
             for item in result.classes:
                 item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice

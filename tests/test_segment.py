@@ -222,3 +222,15 @@ def test_methods_without_multiway_fall_back_to_one_pass_per_class():
     spy = Spy()
     segment_volume(OneWay(), image, label, image, [1, 2], chunks=3, postprocess=ScanPostprocess([("spy", spy)]))
     assert [s.sum() for s in spy.supports] == [(label == 1).sum(), (label == 2).sum()]
+
+
+def test_segment_inside_the_supports_window(run_cli, checkpoint, scans, tmp_path):
+    out = tmp_path / "zoomed.nii.gz"
+    result = run_cli("segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]),
+                     "--support-label", str(scans["support_label"]), "--class", "1", "--class", "4",
+                     "--query", str(scans["query"]), "--device", "cpu", "-o", str(out), "--set", "support_zoom=0.05")
+    assert result.exit_code == 0, result.output
+    assert "segmented inside the support's box grown by 0.05" in result.output
+    pred, query = nib.load(out), nib.load(scans["query"])
+    assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
+    assert set(np.unique(np.asarray(pred.dataobj))) <= {0, 1, 4}

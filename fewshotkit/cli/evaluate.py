@@ -254,6 +254,9 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     if result.support_turns:
         console.print(f"support turned {90 * result.support_turns} degrees counter-clockwise to match the query "
                       "(support_orientation=search)")
+    if result.support_zoom is not None:
+        console.print(f"segmented inside the support's box grown by {result.support_zoom:g} of the slice on each side "
+                      "(support_zoom); outside it the query is background")
     if len(result.classes) > 1:
         console.print("one forward pass per query chunk for all classes" if result.joint
                       else "one forward pass per class and query chunk")

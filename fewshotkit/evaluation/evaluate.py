@@ -191,7 +191,7 @@ def evaluate_checkpoint(
     replaces it. ``drop_absent``: see :mod:`fewshotkit.evaluation.postprocess`.
     """
     from fewshotkit.device import describe_device, resolve_device
-    from fewshotkit.evaluation.inference import MethodPredictor
+    from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.seeding import seed_everything
     from fewshotkit.plugin_provenance import plugin_versions
     from fewshotkit.store.reader import SliceStore
@@ -209,7 +209,7 @@ def evaluate_checkpoint(
     _check_modality(store, meta, checkpoint)
     _check_leakage(store, folds, n_folds, run, checkpoint)
     cleanup = build_postprocess(loaded.spec.postprocess if postprocess is None else postprocess, drop_absent)
-    predictor = MethodPredictor(loaded.method, loaded.spec.image_size, torch_device, batch_size)
+    predictor = predictor_for(loaded, torch_device, batch_size)
     outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
                                  save_predictions=save_predictions, figures=figures, show_progress=show_progress,
                                  postprocess=cleanup, support_orientation=loaded.spec.support_orientation)

@@ -123,8 +123,8 @@ class MethodSpec:
             raise FewshotkitError(f"method spec: 'support_orientation' must be one of {', '.join(SUPPORT_ORIENTATIONS)}, "
                                   f"got {orientation!r}")
         zoom = d.get("support_zoom")
-        if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 < zoom <= 1):
-            raise FewshotkitError(f"method spec: 'support_zoom' must be a margin in (0, 1] (a fraction of the slice, "
+        if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 <= zoom <= 1):
+            raise FewshotkitError(f"method spec: 'support_zoom' must be a margin in [0, 1] (a fraction of the slice, "
                                   f"e.g. 0.1), or null for no zoom; got {zoom!r}")
         return cls(
             method=method,

@@ -96,7 +96,8 @@ def test_spec_option_inference_override_and_predictor():
     zoomed = apply_inference_overrides(spec, ["support_zoom=0.1"])
     assert zoomed.support_zoom == 0.1 and parse_spec(dump_spec(zoomed)).support_zoom == 0.1
     assert apply_inference_overrides(zoomed, ["support_zoom=null"]).support_zoom is None
-    for bad in ("0", "1.5", "true", "wide"):
+    assert apply_inference_overrides(spec, ["support_zoom=0"]).support_zoom == 0.0, "0: the support's own box"
+    for bad in ("-0.1", "1.5", "true", "wide"):
         with pytest.raises(FewshotkitError, match="'support_zoom' must be a margin in"):
             apply_inference_overrides(spec, [f"support_zoom={bad}"])
 

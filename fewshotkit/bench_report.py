@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fewshotkit.evaluation.protocol import FoldScores
+from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_atomic
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from fewshotkit.atomic import atomic_path, write_bytes
 from fewshotkit.errors import FewshotkitError
-from fewshotkit.evaluation.protocol import FoldScores
+from fewshotkit.evaluation.fold_scores import FoldScores
 
 RESULTS_FORMAT = 1
 METRICS = ("dice", "precision", "recall")

@@ -17,6 +17,7 @@ CASES = {
     # preset with bfloat16 autocast, rounds)
     "light-128 (ssl-alpnet-cpu)": (128, None, 10),
     "light-128 bf16 (ssl-alpnet-cpu --amp)": (128, "amp", 10),
+    "light-160 bf16 (--set image_size=160 --amp)": (160, "amp", 10),
     "light-256": (256, None, 5),
     "resnet18-128": (128, _RESNET18, 5),
     "resnet18-256": (256, _RESNET18, 3),

@@ -68,6 +68,7 @@ N_FOLDS = 5
 
 #: recipes that swap the backbone and image size of composed methods (``--recipe cpu``)
 RECIPES = {"cpu": "ssl-alpnet-cpu"}
+_ADDED = ("overrides", "eval_overrides")  # config keys that command-line flags extend instead of replace
 
 
 @dataclass
@@ -131,7 +132,8 @@ class BenchConfig:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
-        """Read a TOML config; non-None ``flags`` override its keys. Unknown keys are errors."""
+        """Read a TOML config; non-None ``flags`` override its keys, except ``overrides`` and
+        ``eval_overrides``, which are added after the file's. Unknown keys are errors."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -141,6 +143,10 @@ class BenchConfig:
         unknown = sorted(set(data) - valid)
         if unknown:
             raise FewshotkitError(f"bench config '{path}': unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        for key in _ADDED:  # --set / --eval-set add to the file's assignments (later ones win)
+            if flags.get(key) is not None:
+                listed = data.get(key, [])
+                flags[key] = [*([listed] if isinstance(listed, str) else listed), *flags[key]]
         data.update({k: v for k, v in flags.items() if v is not None})
         try:
             return cls(**data)

@@ -152,6 +152,13 @@ def test_bench_config_file(tmp_path, store_path):
     path.write_text(f'stores = ["{store_path}"]\nmethods = ["alpnet-init"]\nout = "x"\nfolds = "all"\nsetting = 2\n')
     config = BenchConfig.from_toml(path, steps=5)
     assert config.folds == [0, 1, 2, 3, 4] and config.steps == 5 and config.setting == [2]
+    path.write_text(f'stores = ["{store_path}"]\nmethods = ["alpnet-init"]\nout = "x"\n'
+                    'overrides = ["image_size=160"]\neval_overrides = "pooler.test_window=1"\n')
+    config = BenchConfig.from_toml(path, overrides=["postprocess=largest-component"],
+                                   eval_overrides=["support_zoom=0.05"])
+    assert config.overrides == ["image_size=160", "postprocess=largest-component"], "--set adds to the file's"
+    assert config.eval_overrides == ["pooler.test_window=1", "support_zoom=0.05"]
+    assert BenchConfig.from_toml(path).overrides == ["image_size=160"]
     path.write_text('stores = ["a.h5"]\nmethods = ["x"]\nout = "x"\nstepz = 3\n')
     with pytest.raises(FewshotkitError, match="stepz"):
         BenchConfig.from_toml(path)

@@ -146,10 +146,12 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
               help="Protocol (repeatable: one column group per protocol; default roy).")
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,
               help="cpu: give every composed method the CPU recipe's light backbone and 128 px size.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Spec override for every method.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Spec override for every method (after a --config file's 'overrides').")
 @click.option("--eval-set", "eval_overrides", multiple=True, metavar="KEY=VALUE",
               help="Inference option for every method (e.g. pooler.test_window=1): the trained models are "
-                   "shared with runs without it, the scores go to cells of their own.")
+                   "shared with runs without it, the scores go to cells of their own (after the file's "
+                   "'eval_overrides').")
 @click.option("--pseudolabels", "pseudolabels", multiple=True, metavar="SET",
               help="Pseudolabel set (or pseudolabeler name) for self-supervised training; repeatable: one row per set.")
 @click.option("--seed", type=int, default=None, help="Seed shared by every method (default 0).")

@@ -94,3 +94,29 @@ def test_bench_keeps_the_turns_when_it_merges_class_groups():
     parts = [FoldScores(0, "s", ("a", "b"), ["RV"], support_turns={"a": 1, "b": 0}),
              FoldScores(0, "s", ("a", "b"), ["LV"], support_turns={"a": 1, "b": 3})]
     assert _merge(parts, ["RV", "LV"]).support_turns == {"a": 1, "b": 3}
+
+
+def test_segment_volume_reuses_the_searchs_prediction(monkeypatch):
+    import fewshotkit.evaluation.scan as scan
+    from fewshotkit.evaluation.orientation import search_turns
+
+    class Counting(Striped):
+        calls = 0
+
+        def probabilities(self, support_images, support_masks, query_images):
+            Counting.calls += 1
+            return super().probabilities(support_images, support_masks, query_images)
+
+    def search_then_count(predictor, chunks):
+        result = search_turns(predictor, chunks)
+        Counting.calls = 0  # from here on, every call would be a second prediction
+        return result
+
+    monkeypatch.setattr(scan, "search_turns", search_then_count)
+    image, label = _scan()
+    sup_image, sup_label = turn(image, 1), turn(label, 1)
+    found = scan.segment_volume(Counting(), sup_image, sup_label, image, [1], query_range=(2, 9),
+                                support_orientation="search")
+    assert found.support_turns == 3 and Counting.calls == 0, "no forward pass after the search"
+    plain = scan.segment_volume(Counting(), turn(sup_image, 3), turn(sup_label, 3), image, [1], query_range=(2, 9))
+    assert np.array_equal(found.labels, plain.labels) and plain.labels.any()

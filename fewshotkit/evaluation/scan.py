@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fewshotkit.errors import DataError, FewshotkitError
-from fewshotkit.evaluation.orientation import SEARCH, check_orientation, choose_turns, turn
+from fewshotkit.evaluation.orientation import SEARCH, check_orientation, search_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.protocol import select_support
 from fewshotkit.evaluation.query_range import assign_chunks, estimated_query_range
@@ -98,15 +98,21 @@ def segment_volume(
     names = names or {}
     plans = [_plan(int(v), names.get(int(v), ""), support_label, depth, chunks, shots, query_range, all_slices,
                    support_name) for v in values]
-    turns = 0
-    if check_orientation(support_orientation) == SEARCH:
-        turns = choose_turns(predictor, [(support_image[zs], support_label[zs] == p.value, query_image[own == i])
-                                         for p, own in plans for i, zs in enumerate(p.support_slices) if (own == i).any()])
-        support_image, support_label = turn(support_image, turns), turn(support_label, turns)
     joint = joint and len(plans) > 1 and bool(getattr(predictor, "multiway", False))
     shape = query_image.shape
     probs = np.zeros((len(plans), *shape), dtype=np.float32)
     masks = np.zeros((len(plans), *shape), dtype=bool)
+    turns, searched = 0, False
+    if check_orientation(support_orientation) == SEARCH:
+        where = [(c, i, zs, np.flatnonzero(own == i)) for c, (p, own) in enumerate(plans)
+                 for i, zs in enumerate(p.support_slices) if (own == i).any()]
+        turns, found = search_turns(predictor, [(support_image[zs], support_label[zs] == plans[c][0].value,
+                                                 query_image[query_z]) for c, _, zs, query_z in where])
+        support_image, support_label = turn(support_image, turns), turn(support_label, turns)
+        if not joint:  # the search's 1-way probabilities of the winning turn are the prediction
+            for (c, _, _, query_z), chunk in zip(where, found):
+                probs[c, query_z] = chunk
+            searched = True
     if joint:
         union = (min(p.query_range[0] for p, _ in plans), max(p.query_range[1] for p, _ in plans))
         assignment = assign_chunks(depth, list(union), chunks, "full-volume" if all_slices else "roy")
@@ -126,7 +132,7 @@ def segment_volume(
             probs[c, own < 0] = 0.0
     else:
         for c, (plan, own) in enumerate(plans):
-            for i, zs in enumerate(plan.support_slices):
+            for i, zs in enumerate([] if searched else plan.support_slices):
                 query_z = np.flatnonzero(own == i)
                 if query_z.size:
                     probs[c, query_z] = predictor.probabilities(support_image[zs], support_label[zs] == plan.value,

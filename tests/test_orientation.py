@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fewshotkit.errors import FewshotkitError
-from fewshotkit.evaluation.orientation import choose_turns, cycle_score, turn
+from fewshotkit.evaluation.orientation import cycle_score, search_turns, turn
 
 
 class Striped:
@@ -39,10 +39,10 @@ def test_cycle_score_and_choice_undo_a_turned_support():
     assert cycle_score(Striped(), *chunk) > 0.8
     turned = (turn(chunk[0], 1), turn(chunk[1], 1), chunk[2])  # the support lies turned by 90 degrees
     assert cycle_score(Striped(), *turned) == 0.0
-    assert choose_turns(Striped(), [turned]) == 3, "three more quarter turns bring it back"
-    assert choose_turns(Striped(), [chunk]) == 0, "an aligned support stays as it is"
+    assert search_turns(Striped(), [turned])[0] == 3, "three more quarter turns bring it back"
+    assert search_turns(Striped(), [chunk])[0] == 0, "an aligned support stays as it is"
     with pytest.raises(FewshotkitError, match="probabilities"):
-        choose_turns(lambda s, m, q: q > 0, [chunk])
+        search_turns(lambda s, m, q: q > 0, [chunk])
 
 
 def test_segment_volume_searches_the_supports_orientation():
@@ -98,8 +98,6 @@ def test_bench_keeps_the_turns_when_it_merges_class_groups():
 
 def test_segment_volume_reuses_the_searchs_prediction(monkeypatch):
     import fewshotkit.evaluation.scan as scan
-    from fewshotkit.evaluation.orientation import search_turns
-
     class Counting(Striped):
         calls = 0
 

@@ -71,11 +71,6 @@ def search_turns(predictor: Any, chunks: Sequence[Chunk]) -> tuple[int, list[np.
     return best, [probabilities for _, probabilities in trips[best]]
 
 
-def choose_turns(predictor: Any, chunks: Sequence[Chunk]) -> int:
-    """The quarter turn (0-3) of the support that scores best over ``chunks`` (see the module docstring)."""
-    return search_turns(predictor, chunks)[0]
-
-
 def check_orientation(value: str) -> str:
     if value not in SUPPORT_ORIENTATIONS:
         raise FewshotkitError(f"support_orientation must be one of {', '.join(SUPPORT_ORIENTATIONS)}, got {value!r}")

@@ -70,31 +70,31 @@ class SupportZoom:
     def multiway(self) -> bool:
         return bool(getattr(self.predictor, "multiway", True))
 
+    def _inside(self, predict: Any, support_images: np.ndarray, support_masks: np.ndarray, query_images: np.ndarray,
+                background: bool) -> np.ndarray:
+        """``predict`` on the window's crops, pasted into slices of the query's size: (Q, [C,] H, W);
+        outside the window 0, or 1 in channel 0 (the background) when ``background``."""
+        window = zoom_window(support_masks, self.margin)
+        if window is None:
+            return np.asarray(predict(support_images, support_masks, query_images))
+        (rows, cols), (q_rows, q_cols) = _crop(window, support_images.shape), _crop(window, query_images.shape)
+        inner = np.asarray(predict(support_images[:, rows, cols], support_masks[..., rows, cols],
+                                   query_images[:, q_rows, q_cols]))
+        out = np.zeros((*inner.shape[:-2], *query_images.shape[-2:]), dtype=np.float32)
+        if background:
+            out[:, 0] = 1.0
+        out[..., q_rows, q_cols] = inner
+        return out
+
     def class_probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
                             query_images: np.ndarray) -> np.ndarray:
         """N-way softmax (Q, N + 1, H, W), background first; ``support_masks`` (S, N, H, W)."""
-        window = zoom_window(support_masks, self.margin)
-        if window is None:
-            return np.asarray(self.predictor.class_probabilities(support_images, support_masks, query_images))
-        (rows, cols), (q_rows, q_cols) = _crop(window, support_images.shape), _crop(window, query_images.shape)
-        inner = self.predictor.class_probabilities(support_images[:, rows, cols], support_masks[..., rows, cols],
-                                                   query_images[:, q_rows, q_cols])
-        out = np.zeros((query_images.shape[0], inner.shape[1], *query_images.shape[-2:]), dtype=np.float32)
-        out[:, 0] = 1.0
-        out[:, :, q_rows, q_cols] = inner
-        return out
+        return self._inside(self.predictor.class_probabilities, support_images, support_masks, query_images, True)
 
     def probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
                       query_images: np.ndarray) -> np.ndarray:
         """Foreground probability (Q, H, W) of a 1-way episode; 0 outside the window."""
-        window = zoom_window(support_masks, self.margin)
-        if window is None:
-            return np.asarray(self.predictor.probabilities(support_images, support_masks, query_images))
-        (rows, cols), (q_rows, q_cols) = _crop(window, support_images.shape), _crop(window, query_images.shape)
-        out = np.zeros(query_images.shape, dtype=np.float32)
-        out[:, q_rows, q_cols] = self.predictor.probabilities(support_images[:, rows, cols], support_masks[:, rows, cols],
-                                                              query_images[:, q_rows, q_cols])
-        return out
+        return self._inside(self.predictor.probabilities, support_images, support_masks, query_images, False)
 
     def __call__(self, support_images: np.ndarray, support_masks: np.ndarray, query_images: np.ndarray) -> np.ndarray:
         return self.probabilities(support_images, support_masks, query_images) > 0.5

@@ -84,7 +84,7 @@ class Model:
         self.device = device
         #: class value -> name of the store the model was trained on (when that store is at hand)
         self.classes: dict[int, str] = training_class_names(loaded.meta)
-        self.predictor = predictor_for(loaded, device, batch_size)
+        self.predictor = predictor_for(loaded.method, loaded.spec, device, batch_size)
 
     def __repr__(self) -> str:
         return f"fewshotkit.Model({self.spec.preset or self.spec.method}, step {self.meta.get('step')}, {self.device})"

@@ -137,7 +137,7 @@ class Bench:
         device = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         loaded = load_method(checkpoint, device, self.config.eval_overrides)
-        predictor = predictor_for(loaded, device, self.config.batch_size)
+        predictor = predictor_for(loaded.method, loaded.spec, device, self.config.batch_size)
         config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,

@@ -170,7 +170,7 @@ def segment_scan(
     assert sup.label is not None
     names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
-    predictor = predictor_for(loaded, torch_device, batch_size)
+    predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
     seg = segment_volume(predictor, sup.image, sup.label, qry.image, values, names=names, chunks=chunks, shots=shots,
                          query_range=query_range, all_slices=all_slices, postprocess=cleanup, spacing=qry.spacing,
                          joint=joint, support_name=f"support label '{support_label}'",

@@ -38,11 +38,31 @@ def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path,
             assert 0.0 <= record[protocol]["dice"] <= 100.0
             assert record[protocol]["per_class"] and set(record[protocol]["per_class"]) <= {
                 "liver", "right kidney", "left kidney", "spleen"}
-    assert (out / "curve.png").stat().st_size > 0
+    assert (out / "curve.png").stat().st_size > 0 and "inference" not in records[0]
 
     result = run_cli("curves", str(out), str(out), "--label", "a", "--label", "b", "-o", str(tmp_path / "c.png"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c.png").stat().st_size > 0 and "last step 8" in result.output
+
+
+def test_curve_applies_the_specs_inference_options_as_eval_does(store, tmp_path):
+    """Zoom, orientation search and post-processing in the spec: the last curve point is the Dice
+    that ``fewshotkit eval`` of the finished run reports (the curve tracks the model as evaluated)."""
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.training.loop import train
+
+    out = tmp_path / "run"
+    train(tiny_spec("training.eval_every=4", "support_zoom=0.1", "support_orientation=search",
+                    "postprocess=largest-component"), store, out, steps=4, device="cpu", seed=0, show_progress=False)
+    last = json.loads((out / "curve.jsonl").read_text().splitlines()[-1])
+    assert last["inference"] == {"support_zoom": 0.1, "support_orientation": "search",
+                                 "postprocess": ["largest-component"]}
+    for protocol in ("roy", "full-volume"):
+        document, _ = evaluate_checkpoint(out, store, protocol=protocol, device="cpu")
+        assert last[protocol]["dice"] == pytest.approx(document["summary"]["dice"]["mean"]["mean"], abs=1e-3)
+    as_is, _ = evaluate_checkpoint(out, store, protocol="roy", device="cpu", postprocess="none",
+                                   overrides=["support_zoom=null", "support_orientation=as-is"])
+    assert as_is["summary"]["dice"]["mean"]["mean"] != pytest.approx(last["roy"]["dice"], abs=1e-3), "the options must change the score"
 
 
 def test_curve_resumes_without_duplicate_points(store, tmp_path):

@@ -101,11 +101,6 @@ def test_spec_option_inference_override_and_predictor():
         with pytest.raises(FewshotkitError, match="'support_zoom' must be a margin in"):
             apply_inference_overrides(spec, [f"support_zoom={bad}"])
 
-    class Loaded:
-        method = None
-
-    Loaded.spec = zoomed  # type: ignore[attr-defined]
-    wrapped = predictor_for(Loaded())
+    wrapped = predictor_for(None, zoomed)
     assert isinstance(wrapped, SupportZoom) and isinstance(wrapped.predictor, MethodPredictor)
-    Loaded.spec = spec  # type: ignore[attr-defined]
-    assert isinstance(predictor_for(Loaded()), MethodPredictor)
+    assert isinstance(predictor_for(None, spec), MethodPredictor)

@@ -36,7 +36,8 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--amp/--no-amp", default=None, help="Mixed precision: float16/bfloat16 on CUDA, bfloat16 on CPUs with AVX512-BF16 or AMX (default: on for CUDA, off on the CPU unless the spec says amp = true).")
 @click.option("--log-episodes", is_flag=True, default=None, help="Record every episode's (volume, z) in episodes.jsonl.")
 @click.option("--eval-every", type=click.IntRange(min=1), metavar="N",
-              help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time).")
+              help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time), "
+                   "with the spec's inference options (support_zoom, support_orientation, postprocess) as eval applies them.")
 def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
           setting: int, exclude: str, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
           assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,

@@ -209,7 +209,7 @@ def evaluate_checkpoint(
     _check_modality(store, meta, checkpoint)
     _check_leakage(store, folds, n_folds, run, checkpoint)
     cleanup = build_postprocess(loaded.spec.postprocess if postprocess is None else postprocess, drop_absent)
-    predictor = predictor_for(loaded, torch_device, batch_size)
+    predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
     outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
                                  save_predictions=save_predictions, figures=figures, show_progress=show_progress,
                                  postprocess=cleanup, support_orientation=loaded.spec.support_orientation)

@@ -86,11 +86,11 @@ class MethodPredictor:
         return self.probabilities(support_images, support_masks, query_images) > 0.5
 
 
-def predictor_for(loaded: Any, device: Any = "cpu", batch_size: int = 16) -> Any:
-    """The predictor of a loaded method (``.method``, ``.spec``): a :class:`MethodPredictor`, inside the
-    support's window when the spec sets ``support_zoom`` (:class:`~fewshotkit.evaluation.zoom.SupportZoom`)."""
+def predictor_for(method: Any, spec: Any, device: Any = "cpu", batch_size: int = 16) -> Any:
+    """The predictor of ``method`` (in eval mode) with its ``spec``'s size: a :class:`MethodPredictor`, inside
+    the support's window when the spec sets ``support_zoom`` (:class:`~fewshotkit.evaluation.zoom.SupportZoom`)."""
     from fewshotkit.evaluation.zoom import SupportZoom
 
-    predictor = MethodPredictor(loaded.method, loaded.spec.image_size, device, batch_size)
-    zoom = getattr(loaded.spec, "support_zoom", None)
+    predictor = MethodPredictor(method, spec.image_size, device, batch_size)
+    zoom = getattr(spec, "support_zoom", None)
     return predictor if zoom is None else SupportZoom(predictor, zoom)

@@ -1,8 +1,10 @@
 """Dice against training time: a hook that scores the held-out fold during training.
 
 Every ``every`` steps (and before the first step of a fresh run, and after the last) the current
-weights segment the fold's query scans with each protocol; one JSON line per evaluation goes to
-``curve.jsonl`` and ``curve.png`` is redrawn. Evaluation time is not training time: the trainer's
+weights segment the fold's query scans with each protocol, with the spec's inference options
+(``support_zoom``, ``support_orientation``, ``[postprocess]``) as ``fewshotkit eval`` of the run
+would apply them; one JSON line per evaluation goes to ``curve.jsonl`` (options that are set under
+``"inference"``) and ``curve.png`` is redrawn. Evaluation time is not training time: the trainer's
 ``train_seconds`` counts only its steps, and that is the curve's time axis.
 """
 
@@ -23,17 +25,32 @@ CURVE_PNG = "curve.png"
 class EvalCurve(HookBase):
     """Evaluates ``fold`` of ``store`` with ``protocols`` every ``every`` steps (rank 0 only)."""
 
-    def __init__(self, store: Any, fold: Any, every: int, out_dir: Path, image_size: Any, info: ddp.DistInfo,
+    def __init__(self, store: Any, fold: Any, every: int, out_dir: Path, spec: Any, info: ddp.DistInfo,
                  protocols: Sequence[str] = ("roy", "full-volume"), n_folds: int = 5, label: str = "") -> None:
+        from fewshotkit.evaluation.postprocess import build_postprocess
+
         self.store = store
         self.fold = fold
         self.every = every
         self.out_dir = out_dir
-        self.image_size = image_size
+        self.spec = spec  # image size and inference options
+        self.cleanup = build_postprocess(spec.postprocess)
         self.info = info
         self.protocols = tuple(protocols)
         self.n_folds = n_folds
         self.label = label
+
+    @property
+    def inference(self) -> dict[str, Any]:
+        """The spec's inference options that change a prediction (those that are set)."""
+        out: dict[str, Any] = {}
+        if self.spec.support_zoom is not None:
+            out["support_zoom"] = self.spec.support_zoom
+        if self.spec.support_orientation != "as-is":
+            out["support_orientation"] = self.spec.support_orientation
+        if self.spec.postprocess:
+            out["postprocess"] = [table["type"] for table in self.spec.postprocess]
+        return out
 
     def before_train(self) -> None:
         if self.trainer.step == 0:
@@ -49,7 +66,7 @@ class EvalCurve(HookBase):
         if not self.info.is_main:
             return None
         from fewshotkit.evaluation.evaluate import evaluate_predictor
-        from fewshotkit.evaluation.inference import MethodPredictor
+        from fewshotkit.evaluation.inference import predictor_for
         from fewshotkit.evaluation.protocol import ProtocolConfig
         from fewshotkit.training.curves import plot_dice_curves, read_metrics
 
@@ -60,13 +77,16 @@ class EvalCurve(HookBase):
         was_training = module.training
         module.eval()
         try:
-            predictor = MethodPredictor(module, self.image_size, t.device)
+            predictor = predictor_for(module, self.spec, t.device)
             record: dict[str, Any] = {"step": t.step, "train_s": round(t.train_seconds, 2),
                                       "train_min": round(t.train_seconds / 60, 3),
                                       "train_cpu_min": round(t.train_cpu_seconds / 60, 3)}
+            if self.inference:
+                record["inference"] = self.inference
             for name in self.protocols:
                 scores = evaluate_predictor(self.store, predictor, [self.fold.index], n_folds=self.n_folds,
-                                            config=ProtocolConfig(name)).folds[0]
+                                            config=ProtocolConfig(name), postprocess=self.cleanup,
+                                            support_orientation=self.spec.support_orientation).folds[0]
                 record[name] = {"dice": round(scores.mean(), 3),
                                 "precision": round(scores.mean("precision"), 3),
                                 "recall": round(scores.mean("recall"), 3),

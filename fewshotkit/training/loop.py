@@ -301,7 +301,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
         hooks.append(EpisodeLogger(out_dir / EPISODES if main else None, info))
     hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
     if config.eval_every > 0:
-        hooks.append(EvalCurve(store, the_fold, config.eval_every, out_dir, spec.image_size, info, n_folds=n_folds,
+        hooks.append(EvalCurve(store, the_fold, config.eval_every, out_dir, spec, info, n_folds=n_folds,
                                label=spec.preset or spec.method))
     if on_step is not None:
         hooks.append(StepCallback(on_step))

@@ -38,7 +38,7 @@ from typing import Any
 from fewshotkit.bench_cache import digest as _digest
 from fewshotkit.bench_cache import training_key
 from fewshotkit.bench_config import BenchConfig, method_label, method_spec, published_dice
-from fewshotkit.bench_report import bench_document, model_timing, precision_recall, write_report
+from fewshotkit.bench_report import bench_document, model_timing, per_fold, precision_recall, write_report
 from fewshotkit.episodes.filters import class_groups
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
@@ -79,7 +79,7 @@ class BenchResult:
     files: list[Path]
     cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
     timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
-    precision_recall: dict[str, ScoreTable] = field(default_factory=dict)  # table key -> P / R per protocol
+    details: dict[str, list[ScoreTable]] = field(default_factory=dict)  # table key -> P / R, Dice per fold
 
 
 class Bench:
@@ -299,11 +299,13 @@ class Bench:
                 means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
                 result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
                 result.tables[key] = table
-                result.precision_recall[key] = precision_recall(cells, [label for label, _ in table.rows])
+                labels = [label for label, _ in table.rows]
+                folds_table = per_fold(cells, labels)
+                result.details[key] = [precision_recall(cells, labels), *([folds_table] if folds_table else [])]
                 result.cells[key] = cells
                 result.timings[key] = self._timings
         document = bench_document(cfg.to_json(), result.cells, result.tables, result.timings, self.command)
         result.files.append(write_json(self.out / "bench.json", document))
         result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command,
-                                         result.precision_recall))
+                                         result.details))
         return result

@@ -71,6 +71,22 @@ def precision_recall(cells: Mapping[str, Mapping[str, Sequence[FoldScores]]], la
     return table
 
 
+def per_fold(cells: Mapping[str, Mapping[str, Sequence[FoldScores]]], labels: Sequence[str]) -> ScoreTable | None:
+    """Dice per fold (mean over classes) per protocol, one row per entry of ``cells`` (protocol ->
+    entry -> folds), labelled by ``labels``: the paired view behind a mean +/- std over folds.
+    None for a single fold."""
+    entries = list(next(iter(cells.values())))
+    folds = sorted({f.fold for by_entry in cells.values() for entry in entries for f in by_entry[entry]})
+    if len(folds) < 2:
+        return None
+    columns = [f"{p}: fold {i}" for p in cells for i in folds]
+    table = ScoreTable("Dice per fold (%), mean over classes", columns)
+    for label, entry in zip(labels, entries):
+        table.add(label, {f"{protocol}: fold {f.fold}": (f.mean(), None)
+                          for protocol, by_entry in cells.items() for f in by_entry[entry]})
+    return table
+
+
 def bench_document(config: Mapping[str, Any], cells: Mapping[str, Mapping[str, Mapping[str, Sequence[FoldScores]]]],
                    tables: Mapping[str, ScoreTable], timings: Mapping[str, Any], command: str | None) -> dict[str, Any]:
     """``bench.json``: the config, every fold's scores (table key -> protocol -> method -> folds), the
@@ -97,15 +113,15 @@ def bench_document(config: Mapping[str, Any], cells: Mapping[str, Mapping[str, M
 
 
 def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[str, Sequence[Mapping[str, Any]]],
-                 command: str | None, details: Mapping[str, ScoreTable] | None = None) -> Path:
-    """``results.md``: the command, then per table its title, the Markdown table, the table of
-    ``details`` under the same key (precision / recall) and the timing."""
+                 command: str | None, details: Mapping[str, Sequence[ScoreTable]] | None = None) -> Path:
+    """``results.md``: the command, then per table its title, the Markdown table, the tables of
+    ``details`` under the same key (precision / recall, Dice per fold) and the timing."""
     lines = []
     if command:
         lines += ["```console", f"$ {command}", "```", ""]
     for key, table in tables.items():
         lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), ""]
-        if details and key in details:
-            lines += [f"{details[key].title.capitalize()}:", "", details[key].to_markdown().rstrip(), ""]
+        for detail in (details or {}).get(key, ()):
+            lines += [f"{detail.title[0].upper()}{detail.title[1:]}:", "", detail.to_markdown().rstrip(), ""]
         lines += [timing_note(timings.get(key, [])), ""]
     return write_atomic(path, "\n".join(lines))

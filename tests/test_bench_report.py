@@ -1,0 +1,33 @@
+"""bench's report pieces on hand-made fold scores: the Dice-per-fold table and results.md."""
+
+from __future__ import annotations
+
+from fewshotkit.bench_report import per_fold, precision_recall, write_report
+from fewshotkit.evaluation.fold_scores import FoldScores
+from fewshotkit.evaluation.metrics import Counts
+
+
+def _fold(index: int, tp_a: int, tp_b: int) -> FoldScores:
+    """Two classes, one query scan each; Dice = tp / (tp + 5) with fp + fn = 10."""
+    return FoldScores(index, "s", ("q",), ["a", "b"],
+                      counts={"a": {"q": Counts(tp=tp_a, fp=5, fn=5)}, "b": {"q": Counts(tp=tp_b, fp=5, fn=5)}})
+
+
+def test_per_fold_table_pairs_each_fold_and_protocol(tmp_path):
+    cells = {"roy": {"m1": [_fold(0, 5, 15), _fold(3, 45, 45)], "m2": [_fold(0, 95, 95), _fold(3, 5, 5)]},
+             "full-volume": {"m1": [_fold(0, 5, 5), _fold(3, 15, 15)], "m2": [_fold(0, 45, 45), _fold(3, 95, 95)]}}
+    table = per_fold(cells, ["one", "two"])
+    assert table is not None
+    assert table.columns == ["roy: fold 0", "roy: fold 3", "full-volume: fold 0", "full-volume: fold 3"]
+    rows = dict(table.rows)
+    assert [round(mean, 2) for mean, _ in rows["one"]] == [62.5, 90.0, 50.0, 75.0]  # (50 + 75) / 2, ...
+    assert [round(mean, 2) for mean, _ in rows["two"]] == [95.0, 50.0, 90.0, 95.0]
+    assert all(std is None for _, std in rows["one"])
+
+    assert per_fold({"roy": {"m1": [_fold(0, 5, 5)]}}, ["one"]) is None, "one fold: no table"
+
+    report = write_report(tmp_path / "results.md", {"k": table}, {}, "fewshotkit bench ...",
+                          {"k": [precision_recall(cells, ["one", "two"]), table]}).read_text()
+    assert "Precision / recall (%), mean over classes:" in report
+    assert "Dice per fold (%), mean over classes:" in report
+    assert "| one | 62.50 | 90.00 | 50.00 | 75.00 |" in report

@@ -62,6 +62,14 @@ _TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_
 SUPPORT_ORIENTATIONS = ("as-is", "search")
 
 
+def check_orientation(value: Any, prefix: str = "") -> str:
+    """``value`` if it names a support orientation, else a one-line error (``prefix`` names the source)."""
+    if value not in SUPPORT_ORIENTATIONS:
+        raise FewshotkitError(f"{prefix}'support_orientation' must be one of {', '.join(SUPPORT_ORIENTATIONS)}, "
+                              f"got {value!r}")
+    return str(value)
+
+
 @dataclass
 class MethodSpec:
     """What to build: a registered method, its parts (for composed methods) and options."""
@@ -118,10 +126,7 @@ class MethodSpec:
         preset = d.get("preset")
         if preset is not None and not isinstance(preset, str):
             raise FewshotkitError(f"method spec: 'preset' must be a string, got {preset!r}")
-        orientation = d.get("support_orientation", "as-is")
-        if orientation not in SUPPORT_ORIENTATIONS:
-            raise FewshotkitError(f"method spec: 'support_orientation' must be one of {', '.join(SUPPORT_ORIENTATIONS)}, "
-                                  f"got {orientation!r}")
+        orientation = check_orientation(d.get("support_orientation", "as-is"), "method spec: ")
         zoom = d.get("support_zoom")
         if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 <= zoom <= 1):
             raise FewshotkitError(f"method spec: 'support_zoom' must be a margin in [0, 1] (a fraction of the slice, "

@@ -56,7 +56,7 @@ def test_segment_volume_searches_the_supports_orientation():
                            support_orientation="search")
     assert found.support_turns == 3
     assert found.labels[2:10, 4:12, 3:10].all() and found.labels.sum() == 8 * 8 * 7
-    with pytest.raises(FewshotkitError, match="support_orientation must be one of"):
+    with pytest.raises(FewshotkitError, match="'support_orientation' must be one of"):
         segment_volume(Striped(), sup_image, sup_label, image, [1], support_orientation="auto")
 
 

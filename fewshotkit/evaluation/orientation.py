@@ -27,7 +27,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from fewshotkit.errors import FewshotkitError
-from fewshotkit.spec import SUPPORT_ORIENTATIONS
 
 SEARCH = "search"
 
@@ -69,9 +68,3 @@ def search_turns(predictor: Any, chunks: Sequence[Chunk]) -> tuple[int, list[np.
              for k in range(4)]
     best = int(np.argmax([sum(score for score, _ in trip) for trip in trips]))
     return best, [probabilities for _, probabilities in trips[best]]
-
-
-def check_orientation(value: str) -> str:
-    if value not in SUPPORT_ORIENTATIONS:
-        raise FewshotkitError(f"support_orientation must be one of {', '.join(SUPPORT_ORIENTATIONS)}, got {value!r}")
-    return value

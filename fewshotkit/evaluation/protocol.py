@@ -39,9 +39,10 @@ import numpy as np
 from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import confusion
-from fewshotkit.evaluation.orientation import SEARCH, check_orientation, search_turns, turn
+from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
+from fewshotkit.spec import check_orientation
 
 __all__ = ["PROTOCOLS", "FoldLike", "FoldScores", "PredictionSink", "Predictor", "ProtocolConfig", "StoreLike",
            "assign_chunks", "evaluate_fold", "query_chunks", "resolve_classes", "select_support", "support_positions"]

@@ -75,6 +75,30 @@ def test_protocol_records_the_turn_per_query_scan():
     assert FoldScores.from_json(found.to_json()).support_turns == {"a": 3, "b": 3}
 
 
+def test_estimated_range_search_never_reads_the_querys_label(monkeypatch):
+    """Under estimated-range the search's chunks come from the support alone: a class the query's
+    label lacks is searched all the same (one label voxel more or less changes nothing)."""
+    import fewshotkit.evaluation.protocol as protocol
+    from test_protocol import Fold, MemoryStore
+
+    searched: list[int] = []
+
+    def spy(predictor, chunks):
+        searched.append(len(chunks))
+        return search_turns(predictor, chunks)
+
+    monkeypatch.setattr(protocol, "search_turns", spy)
+    image, label = _scan()
+    support_label = label.copy()
+    support_label[3:8, 12:14, 12:14] = 2
+    for query_label in (label, np.where(np.arange(label.size).reshape(label.shape) == 0, 2, label)):
+        store = MemoryStore({"s": image, "a": image.copy()}, {"s": support_label, "a": query_label.astype(np.uint8)},
+                            {1: "organ", 2: "other"})
+        protocol.evaluate_fold(store, Fold(0, ("a",), "s"), Striped(),
+                               config=protocol.ProtocolConfig("estimated-range"), support_orientation="search")
+    assert searched[0] == searched[1] == 6, "3 chunks of each of the support's 2 classes, whatever the query's label"
+
+
 def test_spec_option_and_inference_override():
     from fewshotkit.spec import apply_inference_overrides, dump_spec, parse_spec, preset_spec
 

@@ -87,6 +87,23 @@ def test_outside_the_window_is_background_and_sizes_may_differ():
     assert empty.all(), "no support foreground: no window, the whole slice"
 
 
+def test_a_bare_predictor_stays_one_class_at_a_time_when_zoomed():
+    """A predictor without ``multiway`` / ``class_probabilities`` is segmented class by class, zoomed or not."""
+    from fewshotkit.evaluation.scan import segment_volume
+
+    class Bare:
+        def probabilities(self, support_images, support_masks, query_images):
+            return (query_images > 0.5).astype(np.float32)
+
+    image = np.zeros((6, 32, 32), np.float32)
+    image[:, 8:14, 8:14] = 1.0
+    label = np.zeros(image.shape, np.uint8)
+    label[:, 8:14, 8:14], label[:, 20:24, 20:24] = 1, 2
+    for predictor in (Bare(), SupportZoom(Bare(), 0.1)):
+        result = segment_volume(predictor, image, label, image, [1, 2], all_slices=True)
+        assert not result.joint and (result.labels[:, 8:14, 8:14] == 1).all()
+
+
 def test_spec_option_inference_override_and_predictor():
     from fewshotkit.evaluation.inference import MethodPredictor, predictor_for
     from fewshotkit.spec import apply_inference_overrides, dump_spec, parse_spec, preset_spec

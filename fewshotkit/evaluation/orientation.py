@@ -4,7 +4,9 @@ A support scan lying in another in-plane orientation than the query (cardiac sho
 planned per patient, so the heart may sit turned by 90 degrees from one scan to the next) fails
 however good the model is (ACDC fold 3's support, see the README). With
 ``support_orientation = "search"`` each query scan gets the quarter turn of the support that the
-model itself finds most consistent, without any query label:
+model itself finds most consistent, without any query label (the Roy and full-volume protocols
+place the chunks on the query's class slices, as they do for the prediction; ``estimated-range``
+and ``segment`` take them from the support alone):
 
 1. for each turn k in 0, 90, 180, 270 degrees (counter-clockwise, ``np.rot90`` over (H, W)), the
    model segments the query's slices from the turned support slices, chunk by chunk as usual;
@@ -14,9 +16,10 @@ model itself finds most consistent, without any query label:
 3. the turn with the highest score summed over the scan's classes and chunks wins (ties: the
    smaller turn, so an unturned support stays unturned).
 
-It costs about eight forward passes per chunk instead of one (the protocol reuses the
-winning turn's) and can turn a support wrongly
-where orientations agree (see the README), so it is off by default
+It costs about eight forward passes per chunk instead of one (the protocol and a class-by-class
+``segment`` reuse the winning turn's; a joint N-way ``segment`` predicts once more, its softmax
+being over all classes) and can turn a support wrongly where orientations agree (see the README),
+so it is off by default
 (``"as-is"``); the choice is recorded per query scan (``support_turns`` in the results).
 """
 

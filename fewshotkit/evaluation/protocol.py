@@ -262,11 +262,15 @@ def _support_turns(predictor: Any, image: np.ndarray, label: np.ndarray, support
                    support_range: dict[str, list[int]], config: ProtocolConfig
                    ) -> tuple[int, dict[tuple[int, int], np.ndarray]]:
     """The support's quarter turn for one query scan, over the chunks of every class it holds, and
-    the query's probabilities per (class value, chunk) with the support so turned."""
+    the query's probabilities per (class value, chunk) with the support so turned.
+
+    Under ``estimated-range`` every wanted class takes part (its range comes from the support, so
+    the turn never depends on the query's label); the other protocols place the chunks on the
+    query's class slices, so a class the query lacks has none."""
     chunks, keys = [], []
     for value, name in wanted:
         zs = _class_slices(label, value)
-        if not zs:
+        if not zs and config.name != "estimated-range":
             continue
         assignment, _ = plan_query(config.name, image.shape[0], zs, support_range[name], support_image.shape[0],
                                    config.chunks)

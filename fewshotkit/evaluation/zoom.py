@@ -29,7 +29,8 @@ def zoom_window(masks: np.ndarray, margin: float) -> Window | None:
     (top, bottom, left, right), or None when the masks are empty.
 
     A square of side (the box's longer side + 2 x ``margin`` x max(H, W)) pixels, centred on the box
-    and shifted (then clipped) to lie inside the slice.
+    and shifted (then clipped) to lie inside the slice. :func:`_crop` rounds its ends to whole pixels
+    (a side may gain or lose one), and a slice of another size or shape takes the same fractions.
     """
     H, W = masks.shape[-2:]
     found = np.any(np.asarray(masks).reshape(-1, H, W), axis=0)
@@ -68,7 +69,7 @@ class SupportZoom:
 
     @property
     def multiway(self) -> bool:
-        return bool(getattr(self.predictor, "multiway", True))
+        return bool(getattr(self.predictor, "multiway", False))  # as segment_volume reads a bare predictor
 
     def _inside(self, predict: Any, support_images: np.ndarray, support_masks: np.ndarray, query_images: np.ndarray,
                 background: bool) -> np.ndarray:

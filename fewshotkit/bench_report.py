@@ -1,6 +1,6 @@
 """What a ``fewshotkit bench`` run writes besides its tables: per-model training time read from the
 run folders, ``bench.json`` (every score, summary and timing) and ``results.md`` (every table with
-its budget, time and command), the file the README's results sections are generated from
+its budget, time and command), the file the results sections of the README and docs/results.md are generated from
 (``benchmarks/studies/to_readme.py``)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Put a finished bench's ``results.md`` into the README between its markers.
+"""Put a finished bench's ``results.md`` into the README (or docs/results.md) between its markers.
 
-    python benchmarks/studies/to_readme.py bench/chaos_table1 [--readme README.md] [--name chaos_table1]
+    python benchmarks/studies/to_readme.py bench/chaos_table1 [--readme docs/results.md] [--name chaos_table1]
 
 replaces everything between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` (NAME defaults to
 the bench folder's name), so the README's result tables are the bench output, never typed by hand.

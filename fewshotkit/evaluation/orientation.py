@@ -2,7 +2,7 @@
 
 A support scan lying in another in-plane orientation than the query (cardiac short-axis cine is
 planned per patient, so the heart may sit turned by 90 degrees from one scan to the next) fails
-however good the model is (ACDC fold 3's support, see the README). With
+however good the model is (ACDC fold 3's support, see docs/results.md). With
 ``support_orientation = "search"`` each query scan gets the quarter turn of the support that the
 model itself finds most consistent, without any query label (the Roy and full-volume protocols
 place the chunks on the query's class slices, as they do for the prediction; ``estimated-range``
@@ -18,7 +18,7 @@ and ``segment`` take them from the support alone):
 
 It costs about eight forward passes per chunk instead of one (the protocol and a class-by-class
 ``segment`` reuse the winning turn's; a joint N-way ``segment`` predicts once more, its softmax
-being over all classes) and can turn a support wrongly where orientations agree (see the README),
+being over all classes) and can turn a support wrongly where orientations agree (see docs/results.md),
 so it is off by default
 (``"as-is"``); the choice is recorded per query scan (``support_turns`` in the results).
 """

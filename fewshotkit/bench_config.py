@@ -28,6 +28,7 @@ METHOD_LABELS = {
     "alpnet-init": "ALPNet-init",
     "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
     "ssl-alpnet-cpu-sgd": "SSL-ALPNet (previous SGD CPU recipe)",
+    "ssl-alpnet-cpu-bf16": "SSL-ALPNet (CPU recipe, bfloat16, 3000 steps)",
     "ssl-adnet": "ADNet",
     "ssl-adnet-cpu": "ADNet (CPU recipe)",
     "ssl-qnet": "Q-Net (single scale)",
@@ -58,7 +59,7 @@ PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
 def published_dice(method: str, store_preset: str | None, setting: int) -> float | None:
     """The published mean Dice for ``method`` (a preset name) on a store ingested with
     ``store_preset`` in ``setting``, or None."""
-    family = method.removesuffix("-sgd").removesuffix("-cpu")
+    family = method.removesuffix("-sgd").removesuffix("-bf16").removesuffix("-cpu")
     entry = PUBLISHED.get(store_preset or "", {}).get(family)
     return None if entry is None else entry[setting - 1]
 

@@ -35,6 +35,19 @@ def test_alpnet_init_is_untrained():
     assert preset_spec("alpnet-init").training == {"regime": "ssl", "steps": 0}
 
 
+def test_bf16_preset_is_the_measured_study():
+    """``ssl-alpnet-cpu-bf16`` is the spec benchmarks/studies/chaos_recipe_3000.toml trained (the README's
+    numbers for it), under its own name."""
+    import dataclasses
+    from pathlib import Path
+
+    from fewshotkit.bench_config import BenchConfig, method_spec
+
+    study = BenchConfig.from_toml(Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "chaos_recipe_3000.toml")
+    measured = method_spec(study.methods[0], study.recipe, study.overrides)
+    assert dataclasses.replace(preset_spec("ssl-alpnet-cpu-bf16"), preset=measured.preset) == measured
+
+
 def test_unknown_preset_suggests():
     with pytest.raises(FewshotkitError, match="Did you mean 'ssl-alpnet'.*Presets: ssl-alpnet"):
         preset_spec("ssl-alpnett")

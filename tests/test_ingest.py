@@ -145,6 +145,19 @@ def test_killed_ingest_leaves_no_store(tmp_path):
     assert not out.exists()
 
 
+def test_a_stop_request_whose_interrupt_was_dropped_still_stops_the_writer(tmp_path, monkeypatch):
+    """SIGTERM's KeyboardInterrupt can be dropped (raised inside a finalizer); the flag it set stops the
+    store writer at its next step all the same, and nothing is left behind."""
+    from fewshotkit import stop
+    from fewshotkit.ingest.synthetic import ingest_synthetic
+
+    monkeypatch.setattr(stop, "_requested", True)
+    out = tmp_path / "s.h5"
+    with pytest.raises(KeyboardInterrupt):
+        ingest_synthetic(out, volumes=2, slices=4, size=32)
+    assert not out.exists() and not list(tmp_path.glob(".s.h5*"))
+
+
 def test_ms_cmrseg_codes_and_crop(tmp_path):
     from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg
 

@@ -6,7 +6,6 @@ No torch imports here: these commands start fast.
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import click
@@ -20,11 +19,9 @@ FORCE_OPTION = click.option("--force", is_flag=True,
 
 def _terminate_cleanly() -> None:
     """SIGTERM -> KeyboardInterrupt, so temporary files are removed and no partial store stays."""
+    from fewshotkit.stop import terminate_cleanly
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+    terminate_cleanly()
 
 
 @click.group()

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
-from fewshotkit import __version__
+from fewshotkit import __version__, stop
 from fewshotkit.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.errors import DataError
 from fewshotkit.store import format as fmt
@@ -134,8 +134,10 @@ class StoreWriter:
         self._file.create_group(fmt.PSEUDOLABELS)
 
     def _guarded(self, step: Callable[..., Any], *args: Any) -> Any:
-        """Run a write step; any failure aborts (temporary file removed), a full disk becomes one line."""
+        """Run a write step (unless a stop was requested, :mod:`fewshotkit.stop`); any failure aborts
+        (temporary file removed), a full disk becomes one line."""
         try:
+            stop.check()
             return step(*args)
         except BaseException as exc:
             self.abort()

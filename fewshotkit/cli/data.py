@@ -10,18 +10,13 @@ from pathlib import Path
 
 import click
 
+from fewshotkit.stop import terminate_cleanly  # SIGTERM -> KeyboardInterrupt: no partial store stays
+
 OUT_OPTION = click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
                           help="The store to write (HDF5); written atomically.")
 LIMIT_OPTION = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N volumes.")
 FORCE_OPTION = click.option("--force", is_flag=True,
                             help="Replace an existing store at -o (its pseudolabel sets are lost).")
-
-
-def _terminate_cleanly() -> None:
-    """SIGTERM -> KeyboardInterrupt, so temporary files are removed and no partial store stays."""
-    from fewshotkit.stop import terminate_cleanly
-
-    terminate_cleanly()
 
 
 @click.group()
@@ -47,7 +42,7 @@ def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None, force
     """
     from fewshotkit.ingest.chaos import ingest_chaos_t2
 
-    _terminate_cleanly()
+    terminate_cleanly()
     ingest_chaos_t2(src, output, clip_mode=clip_mode, limit=limit, overwrite=force)
 
 
@@ -61,7 +56,7 @@ def ingest_ms_cmrseg(src: str, output: str, limit: int | None, force: bool) -> N
     top 0.5 % clipped, centre crop or pad to 256 x 256, per-volume z-score."""
     from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg as run
 
-    _terminate_cleanly()
+    terminate_cleanly()
     run(src, output, limit=limit, overwrite=force)
 
 
@@ -76,7 +71,7 @@ def ingest_acdc(src: str, output: str, size: int, limit: int | None, force: bool
     linear, labels nearest); labels 1 RV, 2 LV-MYO, 3 LV-BP; per-volume z-score."""
     from fewshotkit.ingest.acdc import ingest_acdc as run
 
-    _terminate_cleanly()
+    terminate_cleanly()
     run(src, output, target_size=size, limit=limit, overwrite=force)
 
 
@@ -91,7 +86,7 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: b
     0..255, crop a 32 px border, resize to SIZE; z-score with the training fold's global statistics."""
     from fewshotkit.ingest.synapse import ingest_synapse_ct
 
-    _terminate_cleanly()
+    terminate_cleanly()
     ingest_synapse_ct(src, output, size=size, limit=limit, overwrite=force)
 
 
@@ -113,7 +108,7 @@ def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, la
     """Your own NIfTI image/label pairs in SRC, paired by the '*' part of the two patterns."""
     from fewshotkit.ingest.nifti import ingest_nifti, parse_label_spec
 
-    _terminate_cleanly()
+    terminate_cleanly()
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
                  modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
                  overwrite=force)
@@ -134,7 +129,7 @@ def ingest_msd_command(src: str, output: str, size: int | None, resize: bool, cl
     'labels'), SRC/imagesTr/CASE_0000.nii.gz (or CASE.nii.gz) and SRC/labelsTr/CASE.nii.gz; one channel."""
     from fewshotkit.ingest.msd import ingest_msd
 
-    _terminate_cleanly()
+    terminate_cleanly()
     ingest_msd(src, output, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit, overwrite=force)
 
 
@@ -149,7 +144,7 @@ def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, 
     """Abdomen-like 3D phantoms (liver, kidneys, spleen), deterministic by --seed; no data needed."""
     from fewshotkit.ingest.synthetic import ingest_synthetic
 
-    _terminate_cleanly()
+    terminate_cleanly()
     ingest_synthetic(output, volumes=volumes, seed=seed, slices=slices, size=size, overwrite=force)
 
 
@@ -164,7 +159,7 @@ def pseudolabel(store_path: str, name: str, settings: tuple[str, ...], jobs: int
     from fewshotkit.console import console
     from fewshotkit.pseudolabel import parse_set_options, run_pseudolabeler
 
-    _terminate_cleanly()
+    terminate_cleanly()
     result = run_pseudolabeler(store_path, name, parse_set_options(settings), jobs=jobs, force=force)
     if result.computed:
         console.print(f"wrote pseudolabel set [bold]{result.set_name}[/bold] to {store_path} in "

@@ -35,22 +35,15 @@ class EvalCurve(HookBase):
         self.out_dir = out_dir
         self.spec = spec  # image size and inference options
         self.cleanup = build_postprocess(spec.postprocess)
+        #: the spec's inference options that change a prediction (those that are set), for the curve's records
+        self.inference: dict[str, Any] = {
+            **({"support_zoom": spec.support_zoom} if spec.support_zoom is not None else {}),
+            **({"support_orientation": spec.support_orientation} if spec.support_orientation != "as-is" else {}),
+            **({"postprocess": [table["type"] for table in spec.postprocess]} if spec.postprocess else {})}
         self.info = info
         self.protocols = tuple(protocols)
         self.n_folds = n_folds
         self.label = label
-
-    @property
-    def inference(self) -> dict[str, Any]:
-        """The spec's inference options that change a prediction (those that are set)."""
-        out: dict[str, Any] = {}
-        if self.spec.support_zoom is not None:
-            out["support_zoom"] = self.spec.support_zoom
-        if self.spec.support_orientation != "as-is":
-            out["support_orientation"] = self.spec.support_orientation
-        if self.spec.postprocess:
-            out["postprocess"] = [table["type"] for table in self.spec.postprocess]
-        return out
 
     def before_train(self) -> None:
         if self.trainer.step == 0:

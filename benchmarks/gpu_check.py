@@ -1,5 +1,6 @@
 """The one-GPU check: paper-recipe throughput with AMP, a short SSL-ALPNet training on CHAOS-T2
-fold 0 with its Dice, and inference speed; every figure goes into one JSON file.
+fold 0 with its Dice, inference speed, and the shipped CPU recipe trained on the GPU; every figure
+goes into one JSON file, rewritten after each part so that a run cut short keeps what it measured.
 
 Run through ``benchmarks/gpu_check.sh`` (which also runs the CUDA tests). ``--dry-run`` runs the
 same steps on the CPU with tiny sizes on a synthetic store, so CI can check the script works.
@@ -43,7 +44,6 @@ def throughput(store: Path, work: Path, device: str, dry: bool) -> dict[str, Any
 
 def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) -> dict[str, Any]:
     """SSL-ALPNet (paper backbone, from scratch: no COCO weights offline) on fold 0, then Dice."""
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
     from fewshotkit.spec import apply_overrides, preset_spec
     from fewshotkit.training.loop import train
 
@@ -54,14 +54,38 @@ def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) 
                 "image_size=64", "training.log_every=2", "training.checkpoint_every=100"]
     spec = apply_overrides(preset_spec("ssl-alpnet"), sets)
     out = work / "ssl-alpnet-fold0"
+    train(spec, store, out, fold=0, steps=steps, device=device, amp=device != "cpu", show_progress=not dry)
+    return {"preset": "ssl-alpnet" + (" (dry run: light encoder, 64 px)" if dry else " (from scratch: no COCO weights offline)"),
+            "batch_size": 1 if dry else 4, "lr": None if dry else 3e-3,
+            **_fold0_dice(out, store, device)}
+
+
+def cpu_recipe(store: Path, work: Path, device: str, dry: bool, steps: int) -> dict[str, Any]:
+    """The shipped CPU preset (``ssl-alpnet-cpu-bf16``) trained on the GPU: its time and fold-0 Dice."""
+    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.training.loop import train
+
+    sets = ["training.checkpoint_every=100000"]
+    if dry:
+        sets += ["backbone.width=8", "backbone.out_channels=32", "image_size=64", "training.log_every=2"]
+    spec = apply_overrides(preset_spec("ssl-alpnet-cpu-bf16"), sets)
+    out = work / "ssl-alpnet-cpu-bf16-fold0"
     train(spec, store, out, fold=0, steps=steps, device=device, show_progress=not dry)
-    run = json.loads((out / "run.json").read_text())
-    result: dict[str, Any] = {"steps": steps, "batch_size": 1 if dry else 4, "train_minutes": round(run["train_seconds"] / 60, 2)}
+    return {"preset": "ssl-alpnet-cpu-bf16", **_fold0_dice(out, store, device)}
+
+
+def _fold0_dice(run_dir: Path, store: Path, device: str) -> dict[str, Any]:
+    """Steps, training minutes and fold-0 Dice (Roy and full-volume, as is) of a finished run."""
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+
+    run = json.loads((run_dir / "run.json").read_text())
+    result: dict[str, Any] = {"steps": run["steps"], "amp": run["amp"], "train_s": round(run["train_seconds"], 2),
+                              "steps_per_s": round(run["steps"] / run["train_seconds"], 2)}
     for protocol in ("roy", "full-volume"):
-        document, _ = evaluate_checkpoint(out, store, folds=[0], protocol=protocol, device=device)
+        document, _ = evaluate_checkpoint(run_dir, store, folds=[0], protocol=protocol, device=device)
         fold = document["folds"][0]
         result[protocol] = {"dice": round(fold["mean"]["dice"], 2), "per_class": fold["per_class"]["dice"]}
-    result["run"] = str(out)
+    result["run"] = str(run_dir)
     return result
 
 
@@ -101,8 +125,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, synthetic store")
     parser.add_argument("--out", type=Path, default=Path("gpu_check_out"))
+    parser.add_argument("--work", type=Path, help="scratch folder for stores and runs (default OUT/work)")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/CHAOST2/chaos_MR_T2_normalized"))
-    parser.add_argument("--train-steps", type=int, default=1500)
+    parser.add_argument("--train-steps", type=int, default=1500, help="steps of the short paper-backbone training")
+    parser.add_argument("--recipe-steps", type=int, default=3000,
+                        help="steps of the CPU preset trained on the GPU (its own 3000; 0 skips the part)")
     parser.add_argument("--tests", type=Path, help="JSON summary of the CUDA tests to include")
     args = parser.parse_args()
 
@@ -115,37 +142,45 @@ def main() -> None:
     device = "cpu" if args.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device here; use --dry-run to check the script on the CPU")
-    work = args.out / "work"
+    work = args.work or args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
+    path = args.out / "gpu_check.json"
     report: dict[str, Any] = {"device": describe_device() if device == "cuda" else "cpu", "dry_run": args.dry_run,
                               "torch": torch.__version__, "cuda": torch.version.cuda, "platform": platform.platform()}
     timer = time.perf_counter()
+
+    def record(part: str, value: Any) -> None:
+        report[part] = value
+        report["wall_s"] = round(time.perf_counter() - timer, 1)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(path)
+        print(f"gpu_check: {part} done at {report['wall_s']} s: {json.dumps(value)}", flush=True)
+
+    if args.tests is not None and args.tests.is_file():
+        record("cuda_tests", json.loads(args.tests.read_text()))
     synthetic = work / "synthetic.h5"
     if not synthetic.exists():
         ingest_synthetic(synthetic, volumes=6, slices=12 if args.dry_run else 24, size=64 if args.dry_run else 256,
                          quiet=True)
         run_pseudolabeler(synthetic, "felzenszwalb", {}, jobs=2)
-    report["throughput"] = throughput(synthetic, work, device, args.dry_run)
+    record("throughput", throughput(synthetic, work, device, args.dry_run))
 
     if args.dry_run or not args.data.is_dir():
-        store, report["training_data"] = synthetic, "synthetic (CHAOS-T2 not found at %s)" % args.data
+        store, data = synthetic, "synthetic (CHAOS-T2 not found at %s)" % args.data
     else:
         from fewshotkit.ingest.chaos import ingest_chaos_t2
 
-        store = work / "chaos.h5"
+        store, data = work / "chaos.h5", "CHAOS-T2"
         if not store.exists():
-            ingest_chaos_t2(args.data, store)
+            ingest_chaos_t2(args.data, store, quiet=True)
             run_pseudolabeler(store, "felzenszwalb", {"min_size": 400}, jobs=8)
-        report["training_data"] = "CHAOS-T2"
-    steps = 4 if args.dry_run else args.train_steps
-    report["training"] = short_training(store, work, device, args.dry_run, steps)
-    report["inference"] = inference(store, Path(report["training"]["run"]), device, 3 if args.dry_run else 20)
-    if args.tests is not None and args.tests.is_file():
-        report["cuda_tests"] = json.loads(args.tests.read_text())
-    report["wall_s"] = round(time.perf_counter() - timer, 1)
-    path = args.out / "gpu_check.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    record("training_data", data)
+    training = short_training(store, work, device, args.dry_run, 4 if args.dry_run else args.train_steps)
+    record("training", training)
+    record("inference", inference(store, Path(training["run"]), device, 3 if args.dry_run else 20))
+    if args.recipe_steps > 0:
+        record("cpu_recipe", cpu_recipe(store, work, device, args.dry_run, 4 if args.dry_run else args.recipe_steps))
     print(f"wrote {path}")
 
 

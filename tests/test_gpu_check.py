@@ -21,9 +21,10 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["dry_run"] is True and report["device"] == "cpu"
     assert report["throughput"]["steps_per_s"] > 0 and report["throughput"]["reference_s_per_step_cpu"] == 5.90
-    assert report["training"]["steps"] == 4
-    for protocol in ("roy", "full-volume"):
-        assert 0 <= report["training"][protocol]["dice"] <= 100
+    for part in ("training", "cpu_recipe"):
+        assert report[part]["steps"] == 4 and report[part]["steps_per_s"] > 0
+        for protocol in ("roy", "full-volume"):
+            assert 0 <= report[part][protocol]["dice"] <= 100
     assert report["inference"]["s_per_query_slice"] > 0 and report["inference"]["s_per_query_volume"] > 0
     assert report["cuda_tests"]["ran"] is False
 

@@ -83,3 +83,14 @@ def test_ddp_nccl_world_size_one(store, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["world_size"] == 1 and run["status"] == "completed" and run["device"].startswith("cuda")
     assert run["process_group"] == "nccl" and len(run["rank_weight_sha256"]) == 1
+
+
+def test_a_cpu_run_resumes_on_the_gpu(store, tmp_path):
+    from fewshotkit.training.loop import train
+
+    out = tmp_path / "moved"
+    train(_spec(), store, out, steps=2, device="cpu", show_progress=False)
+    with pytest.warns(UserWarning, match="augmentation stream is re-seeded"):
+        train(None, None, out, resume=True, steps=4, device="cuda", show_progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "completed" and run["final_step"] == 4 and run["device"].startswith("cuda")

@@ -170,6 +170,23 @@ def test_resume_after_ctrl_c_is_exact(store, tmp_path, fresh_host):
     assert all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_resume_on_another_device_type_reseeds_the_augmentation_stream(store, tmp_path, fresh_host):
+    """A run whose last checkpoint was written on a GPU resumes on the CPU (and back): the CUDA
+    generator's Philox state (16 bytes) does not fit a CPU generator, so that stream is re-seeded."""
+    from fewshotkit.training import train
+
+    out = tmp_path / "run"
+    train(tiny_spec(), store, out, steps=4, device="cpu", seed=3, show_progress=False)
+    last = out / "checkpoints" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    payload["rng"][0]["augment"] = torch.zeros(16, dtype=torch.uint8)  # what a CUDA generator's get_state() gives
+    torch.save(payload, last)
+    with pytest.warns(UserWarning, match="augmentation stream is re-seeded"):
+        train(None, None, out, resume=True, steps=8, device="cpu", show_progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "completed" and run["final_step"] == 8
+
+
 def test_supervised_setting1_never_trains_on_excluded_classes(store, tmp_path, fresh_host):
     from fewshotkit.training import train
 

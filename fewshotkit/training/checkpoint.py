@@ -82,8 +82,9 @@ def capture_rng(sampler_rng: np.random.Generator, aug_generator: torch.Generator
     }
 
 
-def restore_rng(state: dict[str, Any], sampler_rng: np.random.Generator, aug_generator: torch.Generator) -> None:
-    """Inverse of :func:`capture_rng`."""
+def restore_rng(state: dict[str, Any], sampler_rng: np.random.Generator, aug_generator: torch.Generator) -> bool:
+    """Inverse of :func:`capture_rng`; False when the augmentation state is another device type's
+    (a run trained on the CPU resumed on a GPU, or back), which ``aug_generator`` cannot take."""
     random.setstate(_tuplify(state["python"]))
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
@@ -91,7 +92,11 @@ def restore_rng(state: dict[str, Any], sampler_rng: np.random.Generator, aug_gen
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
     sampler_rng.bit_generator.state = state["sampler"]
+    # a CPU generator's state (Mersenne Twister) and a CUDA one's (Philox) differ in size
+    if state["augment"].numel() != aug_generator.get_state().numel():
+        return False
     aug_generator.set_state(state["augment"])
+    return True
 
 
 def _tuplify(value: Any) -> Any:

@@ -224,7 +224,11 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
         train_cpu_seconds = float(payload.get("train_cpu_seconds", 0.0))
         states = payload["rng"]
         if len(states) == info.world_size:
-            restore_rng(states[info.rank], sampler_rng, aug_gen)
+            if not restore_rng(states[info.rank], sampler_rng, aug_gen):
+                warnings.warn(f"resuming on {dev.type} a run whose last checkpoint was written on another device "
+                              f"type ({previous.get('device', '?')}): the augmentation stream is re-seeded, so the "
+                              "run is not an exact continuation", stacklevel=2)
+                aug_gen.manual_seed(_seed(seed, info.rank, start, 1))
         else:  # another number of processes: new streams, continued deterministically from the step
             warnings.warn(f"resuming a {len(states)}-process run with {info.world_size} processes: "
                           "episode streams are re-seeded, so the run is not an exact continuation", stacklevel=2)

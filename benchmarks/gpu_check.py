@@ -55,8 +55,8 @@ def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) 
     spec = apply_overrides(preset_spec("ssl-alpnet"), sets)
     out = work / "ssl-alpnet-fold0"
     train(spec, store, out, fold=0, steps=steps, device=device, amp=device != "cpu", show_progress=not dry)
-    return {"preset": "ssl-alpnet" + (" (dry run: light encoder, 64 px)" if dry else " (from scratch: no COCO weights offline)"),
-            "batch_size": 1 if dry else 4, "lr": None if dry else 3e-3,
+    form = " (dry run: light encoder, 64 px)" if dry else " (from scratch: no COCO weights offline)"
+    return {"preset": "ssl-alpnet" + form, "batch_size": 1 if dry else 4, "lr": None if dry else 3e-3,
             **_fold0_dice(out, store, device)}
 
 
@@ -75,7 +75,7 @@ def cpu_recipe(store: Path, work: Path, device: str, dry: bool, steps: int) -> d
 
 
 def _fold0_dice(run_dir: Path, store: Path, device: str) -> dict[str, Any]:
-    """Steps, training minutes and fold-0 Dice (Roy and full-volume, as is) of a finished run."""
+    """Steps, training seconds, steps/s and fold-0 Dice (Roy and full-volume, as is) of a finished run."""
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
 
     run = json.loads((run_dir / "run.json").read_text())

@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from fewshotkit.interfaces.method import Method
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
-_TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "options", "training", *PART_KINDS,
-              "postprocess")
+_TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "options",
+              "training", *PART_KINDS, "postprocess")
 #: inference: the support as it is, or turned per query scan as the model finds most consistent
 #: (:mod:`fewshotkit.evaluation.orientation`)
 SUPPORT_ORIENTATIONS = ("as-is", "search")
@@ -83,6 +83,7 @@ class MethodSpec:
     postprocess: list[dict[str, Any]] = field(default_factory=list)  # [{"type": NAME, **options}]
     support_orientation: str = "as-is"
     support_zoom: float | None = None  # margin of the support's window (evaluation/zoom.py); None: no zoom
+    test_mirror: bool = False  # average each prediction with that of the left-right mirrored episode
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
@@ -95,6 +96,8 @@ class MethodSpec:
             out["support_orientation"] = self.support_orientation
         if self.support_zoom is not None:
             out["support_zoom"] = self.support_zoom
+        if self.test_mirror:  # left out when off, as support_orientation
+            out["test_mirror"] = True
         out["options"] = _drop_none(self.options)
         for kind in PART_KINDS:
             if kind in self.parts:
@@ -131,6 +134,9 @@ class MethodSpec:
         if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 <= zoom <= 1):
             raise FewshotkitError(f"method spec: 'support_zoom' must be a margin in [0, 1] (a fraction of the slice, "
                                   f"e.g. 0.1), or null for no zoom; got {zoom!r}")
+        mirror = d.get("test_mirror", False)
+        if not isinstance(mirror, bool):
+            raise FewshotkitError(f"method spec: 'test_mirror' must be true or false, got {mirror!r}")
         return cls(
             method=method,
             parts={k: dict(d[k]) for k in PART_KINDS if k in d},
@@ -141,6 +147,7 @@ class MethodSpec:
             postprocess=parse_postprocess(d.get("postprocess", [])),
             support_orientation=orientation,
             support_zoom=None if zoom is None else float(zoom),
+            test_mirror=mirror,
         )
 
 
@@ -231,7 +238,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
 
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
     (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``,
-    ``support_orientation``, ``support_zoom`` and ``postprocess`` (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list
+    ``support_orientation``, ``support_zoom``, ``test_mirror`` and ``postprocess`` (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list
     of names or tables, or ``none``). Values are TOML literals, else strings; ``null`` removes the
     key (back to the factory's default). Option names are checked by :func:`validate_spec`.
     """
@@ -247,7 +254,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if key == "postprocess":
             spec.postprocess = parse_postprocess([] if value is None else value, source=f"--set '{item}'")
             continue
-        if key in ("method", "image_size", "support_orientation", "support_zoom"):
+        if key in ("method", "image_size", "support_orientation", "support_zoom", "test_mirror"):
             data = spec.to_dict()
             data[key] = value
             spec = MethodSpec.from_dict(data)
@@ -256,7 +263,8 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if not dot or not name:
             raise FewshotkitError(
                 f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
-                "(or method=..., image_size=..., support_orientation=..., support_zoom=..., postprocess=...)"
+                "(or method=..., image_size=..., support_orientation=..., support_zoom=..., test_mirror=..., "
+                "postprocess=...)"
             )
         if section not in sections:
             raise FewshotkitError(
@@ -318,7 +326,7 @@ def apply_inference_overrides(spec: MethodSpec, assignments: Sequence[str]) -> M
         if item.strip().startswith("training."):
             raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
                                   "set inference options (pooler.*, classifier.*, image_size, support_orientation, support_zoom, "
-                                  "postprocess)")
+                                  "test_mirror, postprocess)")
     return apply_overrides(spec, assignments) if assignments else spec
 
 

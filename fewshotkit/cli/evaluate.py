@@ -259,6 +259,8 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     if result.support_zoom is not None:
         console.print(f"segmented inside the support's box grown by {result.support_zoom:g} of the slice on each side "
                       "(support_zoom); outside it the query is background")
+    if result.test_mirror:
+        console.print("each prediction averaged with that of the left-right mirrored support and query (test_mirror)")
     if len(result.classes) > 1:
         console.print("one forward pass per query chunk for all classes" if result.joint
                       else "one forward pass per class and query chunk")

@@ -5,7 +5,9 @@ they stay soft in [0, 1] as the pooler contract allows), the logits are resized 
 slice size (bilinear) and the foreground is where its softmax probability beats the background's
 (argmax of the 1-way softmax). Query slices go through the model in batches sharing one support.
 Several classes can share one forward pass (an N-way episode, :meth:`MethodPredictor.class_probabilities`)
-unless the method sets ``multiway = False``.
+unless the method sets ``multiway = False``. With ``mirror`` (the spec's ``test_mirror``) the
+softmax is averaged with that of the whole episode mirrored left-right (support, masks and query
+flipped together, the output flipped back), the test-time mirroring of nnU-Net: twice the work.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ class MethodPredictor:
     """Callable ``(support_images (S, H, W), support_masks (S, H, W) bool, query_images (Q, H, W))
     -> foreground (Q, H, W) bool`` backed by ``method`` in eval mode on ``device``."""
 
-    def __init__(self, method: Any, image_size: Any, device: Any = "cpu", batch_size: int = 16) -> None:
+    def __init__(self, method: Any, image_size: Any, device: Any = "cpu", batch_size: int = 16,
+                 mirror: bool = False) -> None:
         import torch
 
         self.method = method
         self.size = _as_size(image_size)
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
+        self.mirror = mirror
 
     def _resize(self, array: np.ndarray) -> "Any":
         """(N, H, W) numpy -> float tensor (1, N, 1, h, w) on the device at the model's size."""
@@ -56,6 +60,14 @@ class MethodPredictor:
 
         ``support_masks`` (S, N, H, W): one (soft or bool) mask per foreground class.
         """
+        out = self._softmax(support_images, support_masks, query_images)
+        if self.mirror:
+            flipped = self._softmax(support_images[..., ::-1], support_masks[..., ::-1], query_images[..., ::-1])
+            out = (out + flipped[..., ::-1]) / 2
+        return out
+
+    def _softmax(self, support_images: np.ndarray, support_masks: np.ndarray, query_images: np.ndarray) -> np.ndarray:
+        """One N-way pass of :meth:`class_probabilities` (no mirroring)."""
         import torch
         import torch.nn.functional as F
 
@@ -87,10 +99,11 @@ class MethodPredictor:
 
 
 def predictor_for(method: Any, spec: Any, device: Any = "cpu", batch_size: int = 16) -> Any:
-    """The predictor of ``method`` (in eval mode) with its ``spec``'s size: a :class:`MethodPredictor`, inside
-    the support's window when the spec sets ``support_zoom`` (:class:`~fewshotkit.evaluation.zoom.SupportZoom`)."""
+    """The predictor of ``method`` (in eval mode) with its ``spec``'s size and ``test_mirror``: a
+    :class:`MethodPredictor`, inside the support's window when the spec sets ``support_zoom``
+    (:class:`~fewshotkit.evaluation.zoom.SupportZoom`)."""
     from fewshotkit.evaluation.zoom import SupportZoom
 
-    predictor = MethodPredictor(method, spec.image_size, device, batch_size)
+    predictor = MethodPredictor(method, spec.image_size, device, batch_size, mirror=getattr(spec, "test_mirror", False))
     zoom = getattr(spec, "support_zoom", None)
     return predictor if zoom is None else SupportZoom(predictor, zoom)

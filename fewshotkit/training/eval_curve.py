@@ -39,6 +39,7 @@ class EvalCurve(HookBase):
         self.inference: dict[str, Any] = {
             **({"support_zoom": spec.support_zoom} if spec.support_zoom is not None else {}),
             **({"support_orientation": spec.support_orientation} if spec.support_orientation != "as-is" else {}),
+            **({"test_mirror": True} if spec.test_mirror else {}),
             **({"postprocess": [table["type"] for table in spec.postprocess]} if spec.postprocess else {})}
         self.info = info
         self.protocols = tuple(protocols)

@@ -239,8 +239,9 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
     (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``,
     ``support_orientation``, ``support_zoom``, ``test_mirror`` and ``postprocess`` (replaces the list:
-    ``postprocess=largest-component,z-continuity``, a TOML list of names or tables, or ``none``). Values are TOML literals, else strings; ``null`` removes the
-    key (back to the factory's default). Option names are checked by :func:`validate_spec`.
+    ``postprocess=largest-component,z-continuity``, a TOML list of names or tables, or ``none``).
+    Values are TOML literals, else strings; ``null`` removes the key (back to the factory's default).
+    Option names are checked by :func:`validate_spec`.
     """
     from fewshotkit.userinput import did_you_mean, parse_assignment
 

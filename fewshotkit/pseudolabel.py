@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from fewshotkit import stop
 from fewshotkit.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.option_types import check_option_values
@@ -199,6 +200,7 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
 
             def take(vol: str, z0: int, labels: np.ndarray) -> None:
                 nonlocal segments
+                stop.check()  # a SIGTERM whose KeyboardInterrupt was dropped still stops the set
                 expected = (labels.shape[0], *store.shape(vol)[1:])
                 if labels.shape != expected or labels.min(initial=0) < 0:
                     raise FewshotkitError(f"pseudolabeler '{component.name}' returned shape {labels.shape} with "
@@ -223,6 +225,7 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
         datasets.clear()
         out.close()
         fsync_path(tmp)
+        stop.check()
         os.replace(tmp, path)
     except BaseException as exc:
         if out is not None:

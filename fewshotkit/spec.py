@@ -60,6 +60,8 @@ _TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_
 #: inference: the support as it is, or turned per query scan as the model finds most consistent
 #: (:mod:`fewshotkit.evaluation.orientation`)
 SUPPORT_ORIENTATIONS = ("as-is", "search")
+#: top-level keys that change how a trained model predicts, not the model (``--set`` / ``--eval-set``)
+INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror")
 
 
 def check_orientation(value: Any, prefix: str = "") -> str:
@@ -255,7 +257,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if key == "postprocess":
             spec.postprocess = parse_postprocess([] if value is None else value, source=f"--set '{item}'")
             continue
-        if key in ("method", "image_size", "support_orientation", "support_zoom", "test_mirror"):
+        if key in ("method", "image_size", *INFERENCE_KEYS):
             data = spec.to_dict()
             data[key] = value
             spec = MethodSpec.from_dict(data)
@@ -264,8 +266,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
         if not dot or not name:
             raise FewshotkitError(
                 f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
-                "(or method=..., image_size=..., support_orientation=..., support_zoom=..., test_mirror=..., "
-                "postprocess=...)"
+                f"(or {', '.join(k + '=...' for k in ('method', 'image_size', *INFERENCE_KEYS, 'postprocess'))})"
             )
         if section not in sections:
             raise FewshotkitError(
@@ -326,8 +327,8 @@ def apply_inference_overrides(spec: MethodSpec, assignments: Sequence[str]) -> M
     for item in assignments:
         if item.strip().startswith("training."):
             raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
-                                  "set inference options (pooler.*, classifier.*, image_size, support_orientation, support_zoom, "
-                                  "test_mirror, postprocess)")
+                                  "set inference options (pooler.*, classifier.*, image_size, "
+                                  f"{', '.join(INFERENCE_KEYS)}, postprocess)")
     return apply_overrides(spec, assignments) if assignments else spec
 
 

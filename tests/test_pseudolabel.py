@@ -140,3 +140,16 @@ def test_3d_pseudolabeler_gets_volumes(tmp_path, run_cli):
     assert s.resolve_pseudolabel_set("blocks3d") == set_name("blocks3d", {"size": 8})
     pl = s.pseudolabel("blocks3d", "2")
     assert pl[0, 0, 0] == 1 and pl[4, 0, 0] == 1001 and pl[0, 31, 31] == 16
+
+
+def test_a_stop_request_whose_interrupt_was_dropped_still_stops_the_pseudolabels(tmp_path, monkeypatch):
+    """As for the store writer: the SIGTERM flag stops the set at its next volume, the store stays as it was."""
+    from fewshotkit import stop
+    from fewshotkit.pseudolabel import run_pseudolabeler
+
+    path = ingest_synthetic(tmp_path / "s.h5", volumes=2, slices=4, size=32, quiet=True)
+    before = path.read_bytes()
+    monkeypatch.setattr(stop, "_requested", True)
+    with pytest.raises(KeyboardInterrupt):
+        run_pseudolabeler(path, "felzenszwalb", {}, jobs=1)
+    assert path.read_bytes() == before and not list(tmp_path.glob(".s.h5*"))

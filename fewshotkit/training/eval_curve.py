@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from fewshotkit.spec import INFERENCE_KEYS
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.trainer import HookBase
 
@@ -36,11 +37,10 @@ class EvalCurve(HookBase):
         self.spec = spec  # image size and inference options
         self.cleanup = build_postprocess(spec.postprocess)
         #: the spec's inference options that change a prediction (those that are set), for the curve's records
-        self.inference: dict[str, Any] = {
-            **({"support_zoom": spec.support_zoom} if spec.support_zoom is not None else {}),
-            **({"support_orientation": spec.support_orientation} if spec.support_orientation != "as-is" else {}),
-            **({"test_mirror": True} if spec.test_mirror else {}),
-            **({"postprocess": [table["type"] for table in spec.postprocess]} if spec.postprocess else {})}
+        written = spec.to_dict()  # leaves out the options that are off
+        self.inference: dict[str, Any] = {key: written[key] for key in INFERENCE_KEYS if key in written}
+        if spec.postprocess:
+            self.inference["postprocess"] = [table["type"] for table in spec.postprocess]
         self.info = info
         self.protocols = tuple(protocols)
         self.n_folds = n_folds

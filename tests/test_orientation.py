@@ -75,6 +75,29 @@ def test_protocol_records_the_turn_per_query_scan():
     assert FoldScores.from_json(found.to_json()).support_turns == {"a": 3, "b": 3}
 
 
+def test_a_support_aware_postprocessor_sees_the_support_turned_as_the_search_chose():
+    """nearest-to-support compares positions in the query's frame: it must be handed the support's
+    mask in the orientation the search chose, not as it lies in the store."""
+    from fewshotkit.evaluation.postprocess import ScanPostprocess
+    from fewshotkit.evaluation.protocol import ProtocolConfig, evaluate_fold
+    from test_protocol import Fold, MemoryStore
+
+    image, label = _scan()
+    store = MemoryStore({"s": turn(image, 1), "a": image}, {"s": turn(label, 1), "a": label}, {1: "organ"})
+    seen: list[np.ndarray] = []
+
+    class Spy:
+        uses_support = True
+
+        def __call__(self, mask, spacing=None, support=None):
+            seen.append(support)
+            return mask
+
+    evaluate_fold(store, Fold(0, ("a",), "s"), Striped(), config=ProtocolConfig("roy"),
+                  postprocess=ScanPostprocess(steps=[("spy", Spy())]), support_orientation="search")
+    assert len(seen) == 1 and np.array_equal(seen[0], label == 1), "three more quarter turns: the query's frame"
+
+
 def test_estimated_range_search_never_reads_the_querys_label(monkeypatch):
     """Under estimated-range the search's chunks come from the support alone: a class the query's
     label lacks is searched all the same (one label voxel more or less changes nothing)."""

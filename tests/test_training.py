@@ -113,6 +113,62 @@ def test_augmenter_identity_shift_and_determinism():
     assert a1[0].min() >= images.min() - 1e-4 and a1[0].max() <= images.max() + 1e-4
 
 
+def test_training_zoom_config_is_checked_and_left_out_when_off():
+    assert "zoom_p" not in TrainingConfig.from_dict({}).to_dict()["aug"], "runs without it keep their records"
+    on = TrainingConfig.from_dict({"aug": {"zoom_p": 0.5, "zoom_margin": [0, 0.1]}})
+    assert on.aug.zoom_margin == (0.0, 0.1) and TrainingConfig.from_dict(on.to_dict()) == on
+    with pytest.raises(FewshotkitError, match="aug.zoom_p must be a probability"):
+        TrainingConfig.from_dict({"aug.zoom_p": 1.5})
+    with pytest.raises(FewshotkitError, match="aug.zoom_margin must be a pair"):
+        TrainingConfig.from_dict({"aug.zoom_margin": [0.2, 0.1]})
+
+
+class _OneSlice:
+    """Always the same 64 x 64 slice (intensity = column index) and an 8 x 8 segment at rows 40-47,
+    columns 8-15; supervised: the same pair as support and a query of another size (128 x 128)."""
+
+    def __init__(self, regime: str) -> None:
+        self.regime = regime
+        self.image = np.tile(np.arange(64, dtype=np.float32), (64, 1))
+        self.mask = np.zeros((64, 64), bool)
+        self.mask[40:48, 8:16] = True
+
+    def sample(self, rng):
+        from fewshotkit.episodes.sampling import AnnotatedSample, SelfSupervisedSample
+
+        rng.random()  # a sampler's own draw
+        if self.regime == "ssl":
+            return SelfSupervisedSample(self.image, self.mask, "v", 0, 1)
+        big = np.kron(self.mask, np.ones((2, 2), bool))
+        return AnnotatedSample(self.image, self.mask, np.kron(self.image, np.ones((2, 2), np.float32)), big,
+                               1, "a", "b", 0, 0)
+
+
+@pytest.mark.parametrize("regime", ["ssl", "supervised"])
+def test_training_zoom_crops_every_view_to_the_supports_window(regime):
+    """zoom_p=1, margin 0: the episode is the support's 8 x 8 box, resized to the model's 32 px, in
+    the support and in the query alike (a query of another size at the same fractions)."""
+    from fewshotkit.training.batches import EpisodeBatcher
+
+    still = dict(rotate=0, shift=0, shear=0, scale=(1, 1), elastic_alpha=0, gamma=(1, 1))
+
+    def episode(**zoom):
+        batcher = EpisodeBatcher(_OneSlice(regime), regime, 32, Augmenter(AugmentConfig(**still, **zoom),
+                                 torch.Generator().manual_seed(0)), torch.device("cpu"))
+        rng = np.random.default_rng(0)
+        return batcher.next(rng)[0], rng.random()
+
+    zoomed, after_zoom = episode(zoom_p=1.0, zoom_margin=(0.0, 0.0))
+    assert zoomed.support_masks[0, 0, 1].all() and zoomed.query_labels.all(), "the window is the box"
+    columns = zoomed.support_images[0, 0, 0, 0]
+    assert columns.min() >= 8 - 0.5 and columns.max() <= 15 + 0.5, "the box's columns, no others"
+    plain, after_plain = episode()
+    assert plain.support_masks[0, 0, 1].float().mean() == pytest.approx(8 * 8 / 64**2), "unzoomed: the whole slice"
+    assert after_zoom != after_plain, "the zoom draws from the episode stream ..."
+    _, after_off = episode(zoom_p=0.0)
+    assert after_off == after_plain, "... and only when it is on, so other runs keep their episodes"
+
+
 # -- the loop -----------------------------------------------------------------------------------
 def test_ssl_training_lowers_the_loss_and_leaves_a_loadable_checkpoint(store, tmp_path, fresh_host):
     from fewshotkit.interfaces.method import Episode

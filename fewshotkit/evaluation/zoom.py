@@ -29,8 +29,8 @@ def zoom_window(masks: np.ndarray, margin: float) -> Window | None:
     (top, bottom, left, right), or None when the masks are empty.
 
     A square of side (the box's longer side + 2 x ``margin`` x max(H, W)) pixels, centred on the box
-    and shifted (then clipped) to lie inside the slice. :func:`_crop` rounds its ends to whole pixels
-    (a side may gain or lose one), and a slice of another size or shape takes the same fractions.
+    and shifted (then clipped) to lie inside the slice. :func:`window_slices` rounds its ends to whole
+    pixels (a side may gain or lose one), and a slice of another size or shape takes the same fractions.
     """
     H, W = masks.shape[-2:]
     found = np.any(np.asarray(masks).reshape(-1, H, W), axis=0)
@@ -47,7 +47,7 @@ def zoom_window(masks: np.ndarray, margin: float) -> Window | None:
     return (*span(rows[0], rows[-1] + 1, H), *span(cols[0], cols[-1] + 1, W))
 
 
-def _crop(window: Window, shape: tuple[int, ...]) -> tuple[slice, slice]:
+def window_slices(window: Window, shape: tuple[int, ...]) -> tuple[slice, slice]:
     """The (rows, columns) of ``window`` in a slice of ``shape`` (..., H, W); at least one pixel each."""
     H, W = shape[-2:]
     top, bottom, left, right = window
@@ -78,7 +78,8 @@ class SupportZoom:
         window = zoom_window(support_masks, self.margin)
         if window is None:
             return np.asarray(predict(support_images, support_masks, query_images))
-        (rows, cols), (q_rows, q_cols) = _crop(window, support_images.shape), _crop(window, query_images.shape)
+        rows, cols = window_slices(window, support_images.shape)
+        q_rows, q_cols = window_slices(window, query_images.shape)
         inner = np.asarray(predict(support_images[:, rows, cols], support_masks[..., rows, cols],
                                    query_images[:, q_rows, q_cols]))
         out = np.zeros((*inner.shape[:-2], *query_images.shape[-2:]), dtype=np.float32)

@@ -9,6 +9,9 @@ HDF5 slice read is ~0.1-1 ms), moved to the device, resized to the model's image
 - SSL, 3D pseudolabel set: support and query are two adjacent slices of one supervoxel
   (``query_image``/``query_mask`` of the sample), each through its own transform.
 - supervised: support and query are two annotated slices of different scans, each augmented.
+
+With ``aug.zoom_p`` > 0 an episode may first be cropped to a window around its support mask, every
+slice of it alike (the query of another scan at the same fractions of the slice), before resizing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.evaluation.zoom import window_slices, zoom_window
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.training.augment import Augmenter
 from fewshotkit.training.config import TrainingConfig
@@ -89,9 +93,27 @@ class EpisodeBatcher:
             out.append(t)
         return torch.cat(out)
 
+    def _zoom(self, sample: Any, rng: np.random.Generator) -> Any:
+        """With probability ``aug.zoom_p``, ``sample`` with every slice cropped to one window around
+        its support mask (``aug.zoom_margin``), as the support zoom crops an evaluation episode."""
+        aug = self.augmenter.config
+        if not aug.enabled or aug.zoom_p <= 0 or rng.random() >= aug.zoom_p:
+            return sample
+        support = sample.mask if self.regime == "ssl" else sample.support_mask
+        window = zoom_window(support, float(rng.uniform(*aug.zoom_margin)))
+        if window is None:
+            return sample
+        cropped = {}
+        for f in dataclasses.fields(sample):
+            value = getattr(sample, f.name)
+            if isinstance(value, np.ndarray) and value.ndim == 2:
+                rows, cols = window_slices(window, value.shape)
+                cropped[f.name] = value[rows, cols]
+        return dataclasses.replace(sample, **cropped)
+
     def next(self, rng: np.random.Generator) -> tuple[Episode, list[dict[str, Any]]]:
         """One step's batch and a record (volume, z, ...) per episode."""
-        samples = [self.sampler.sample(rng) for _ in range(self.batch_size)]
+        samples = [self._zoom(self.sampler.sample(rng), rng) for _ in range(self.batch_size)]
         if self.regime == "ssl":
             images = self._to_device([s.image for s in samples], False)
             masks = self._to_device([s.mask for s in samples], True)

@@ -30,6 +30,11 @@ class AugmentConfig:
     - ``elastic_alpha`` / ``elastic_sigma``: elastic displacement = alpha x Gaussian(sigma)-smoothed
       U(-1, 1) noise, in pixels (alpha 0 turns it off);
     - ``gamma``: gamma exponent U(gamma[0], gamma[1]) on the min-max rescaled intensity;
+    - ``zoom_p``: the probability that an episode is cropped, support and query alike, to a square
+      window around the support's mask before the per-view transforms: the support zoom of
+      evaluation (:mod:`fewshotkit.evaluation.zoom`) seen in training; 0 (default) never;
+    - ``zoom_margin``: that window's margin, U(zoom_margin[0], zoom_margin[1]) x the slice's longer
+      side on each side of the mask's box;
     - ``enabled``: False feeds the views unchanged (support = query in the SSL regime).
     """
 
@@ -41,6 +46,8 @@ class AugmentConfig:
     elastic_alpha: float = 10.0
     elastic_sigma: float = 5.0
     gamma: tuple[float, float] = (0.5, 1.5)
+    zoom_p: float = 0.0
+    zoom_margin: tuple[float, float] = (0.05, 0.25)
 
 
 @dataclass
@@ -140,12 +147,20 @@ class TrainingConfig:
             raise FewshotkitError(f"{source}.ema must be a decay in [0, 1) (0 turns it off; e.g. 0.999), got {self.ema}")
         if self.aug.elastic_sigma <= 0:
             raise FewshotkitError(f"{source}.aug.elastic_sigma must be > 0, got {self.aug.elastic_sigma}")
+        if not 0 <= self.aug.zoom_p <= 1:
+            raise FewshotkitError(f"{source}.aug.zoom_p must be a probability in [0, 1], got {self.aug.zoom_p}")
+        if not 0 <= self.aug.zoom_margin[0] <= self.aug.zoom_margin[1]:
+            raise FewshotkitError(f"{source}.aug.zoom_margin must be a pair 0 <= low <= high, "
+                                  f"got {list(self.aug.zoom_margin)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (TOML/JSON-ready; ``amp`` None is left out)."""
         out = dataclasses.asdict(self)
         out["aug"]["scale"] = list(self.aug.scale)
         out["aug"]["gamma"] = list(self.aug.gamma)
+        out["aug"]["zoom_margin"] = list(self.aug.zoom_margin)
+        if not out["aug"]["zoom_p"]:  # off: left out, as ema is
+            del out["aug"]["zoom_p"], out["aug"]["zoom_margin"]
         out["betas"] = list(self.betas)
         if out["amp"] is None:
             del out["amp"]

@@ -75,6 +75,24 @@ def test_config_nested_flat_and_errors():
         TrainingConfig.from_dict({"regime": "semi"})
 
 
+def test_every_training_option_is_documented_with_its_default():
+    """docs/training.md has a row per [training] and [training.aug] key, with today's default."""
+    import dataclasses
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, flags=re.M))
+    for config in (TrainingConfig(), AugmentConfig()):
+        for f in dataclasses.fields(config):
+            if f.name == "aug":
+                continue
+            assert f.name in rows, f"docs/training.md has no row for '{f.name}'"
+            default = getattr(config, f.name)
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                assert float(rows[f.name]) == default, f"docs/training.md: '{f.name}' defaults to {default}"
+    assert not set(rows) - {f.name for c in (TrainingConfig, AugmentConfig) for f in dataclasses.fields(c)}
+
+
 # -- augmentation -------------------------------------------------------------------------------
 def test_smoothing_matrix_matches_scipy():
     from scipy import ndimage

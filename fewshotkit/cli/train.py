@@ -29,7 +29,7 @@ from fewshotkit.errors import FewshotkitError
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random generator.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Override a spec value, e.g. training.lr=0.01 or training.aug.rotate=10 (repeatable).")
+              help="Override a spec value, e.g. training.lr=0.01 or training.aug.rotate=10 (repeatable; every training key: docs/training.md).")
 @click.option("--pseudolabels", metavar="NAME", help="Pseudolabel set for --regime ssl (default: the store's only set).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), metavar="RUN_DIR",
               help="Continue a run exactly from its last checkpoint (spec and settings come from RUN_DIR).")

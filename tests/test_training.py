@@ -135,6 +135,8 @@ def test_training_zoom_config_is_checked_and_left_out_when_off():
     assert "zoom_p" not in TrainingConfig.from_dict({}).to_dict()["aug"], "runs without it keep their records"
     on = TrainingConfig.from_dict({"aug": {"zoom_p": 0.5, "zoom_margin": [0, 0.1]}})
     assert on.aug.zoom_margin == (0.0, 0.1) and TrainingConfig.from_dict(on.to_dict()) == on
+    margin_only = TrainingConfig.from_dict({"aug": {"zoom_margin": [0, 0.1]}})
+    assert TrainingConfig.from_dict(margin_only.to_dict()) == margin_only
     with pytest.raises(FewshotkitError, match="aug.zoom_p must be a probability"):
         TrainingConfig.from_dict({"aug.zoom_p": 1.5})
     with pytest.raises(FewshotkitError, match="aug.zoom_margin must be a pair"):

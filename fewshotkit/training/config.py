@@ -159,8 +159,10 @@ class TrainingConfig:
         out["aug"]["scale"] = list(self.aug.scale)
         out["aug"]["gamma"] = list(self.aug.gamma)
         out["aug"]["zoom_margin"] = list(self.aug.zoom_margin)
-        if not out["aug"]["zoom_p"]:  # off: left out, as ema is
-            del out["aug"]["zoom_p"], out["aug"]["zoom_margin"]
+        if not out["aug"]["zoom_p"]:  # off: left out, as ema is (a margin set anyway is kept: exact round trip)
+            del out["aug"]["zoom_p"]
+            if self.aug.zoom_margin == AugmentConfig().zoom_margin:
+                del out["aug"]["zoom_margin"]
         out["betas"] = list(self.betas)
         if out["amp"] is None:
             del out["amp"]

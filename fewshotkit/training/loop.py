@@ -209,7 +209,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
         amp_dtype = torch.bfloat16
         if use_amp and not cpu_bf16_supported():
             warnings.warn("mixed precision (amp) needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); "
-                          "training in float32", stacklevel=2)
+                          "training in float32 (for the float32 recipe's budget, use the ssl-alpnet-cpu preset)", stacklevel=2)
             use_amp = False
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 

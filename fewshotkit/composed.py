@@ -56,6 +56,35 @@ def cosine_scores(features: torch.Tensor, prototypes: torch.Tensor, scale: float
     return scale * torch.einsum("qchw,pc->qphw", f, p)
 
 
+def self_support_scores(features: torch.Tensor, prototypes: list[torch.Tensor], scores: torch.Tensor,
+                        pooler: PrototypePooler, classifier: Classifier, threshold: float) -> torch.Tensor:
+    """Score each query slice again with prototypes of its own confident regions added (self-support).
+
+    A query's structure may look unlike the support's (another scan's contrast, another phase of the
+    heart) while its pixels are alike among themselves. Where the first pass's softmax gives class c
+    more than ``threshold``, the query's own features are pooled into class-c prototypes with the same
+    pooler, added to the support's, and the slice is scored again, so ambiguous pixels are decided by
+    their likeness to confident parts of the same slice as well as to the support (after Fan et al.,
+    "Self-Support Few-Shot Semantic Segmentation", ECCV 2022). A class with no confident pixel keeps
+    the support's prototypes only. One slice at a time, so the result does not depend on batching.
+
+    Args:
+        features: query features (Q, C, h, w); prototypes: the support's N + 1 tensors (P_c, C);
+        scores: the first pass's logits (Q, N + 1, h, w); threshold: a softmax level in [0.5, 1).
+
+    Returns:
+        logits (Q, N + 1, h, w).
+    """
+    confident = (scores.softmax(dim=1) > threshold).to(features.dtype)  # (Q, N + 1, h, w)
+    out = []
+    for q in range(features.shape[0]):
+        own = pooler(features[q : q + 1], confident[q : q + 1])
+        merged = [torch.cat([support, mine]) if confident[q, c].any() else support
+                  for c, (support, mine) in enumerate(zip(prototypes, own))]
+        out.append(classifier(features[q : q + 1], merged))
+    return torch.cat(out)
+
+
 class ScaledCosineClassifier(Classifier):
     """Base of the cosine classifiers: ``scale`` x cosine similarity (20 in PANet and ALPNet)."""
 
@@ -73,6 +102,14 @@ class ComposedPrototypeMethod(Method):
     Training losses (when ``self.training`` and query labels are given): ``ce``, the class-weighted
     cross-entropy on the queries, ``align``, the PANet alignment loss (omitted when
     ``align_weight`` is 0), and the classifier's :meth:`~Classifier.auxiliary_losses`.
+
+    Args:
+        backbone: the feature extractor (its ``prepare`` readies the images).
+        pooler: support features and masks -> prototypes per class.
+        classifier: query features and prototypes -> logits per class.
+        bg_weight: the background's weight in the cross-entropy (foreground classes weigh 1).
+        align_weight: the PANet alignment loss's factor (0 leaves it out).
+        self_support: 0 (off), or a softmax level in [0.5, 1): at inference each query is scored again with prototypes of its own regions above it added (no weight changes; `eval --set options.self_support=0.7`).
     """
 
     def __init__(
@@ -82,17 +119,22 @@ class ComposedPrototypeMethod(Method):
         classifier: Classifier,
         bg_weight: float = 0.05,
         align_weight: float = 1.0,
+        self_support: float = 0.0,
     ) -> None:
         super().__init__()
-        for option, value in (("bg_weight", bg_weight), ("align_weight", align_weight)):
+        for option, value in (("bg_weight", bg_weight), ("align_weight", align_weight), ("self_support", self_support)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
                 raise FewshotkitError(f"option 'options.{option}' must be a number >= 0, got {value!r}")
+        if self_support and not 0.5 <= self_support < 1.0:
+            raise FewshotkitError(f"option 'options.self_support' must be 0 (off) or a softmax level in [0.5, 1), "
+                                  f"got {self_support!r}")
         self.backbone = backbone
         self.pooler = pooler
         self.classifier = classifier
         classifier.setup(backbone.out_channels)
         self.bg_weight = float(bg_weight)
         self.align_weight = float(align_weight)
+        self.self_support = float(self_support)
         self._contracts_checked = False
 
     def forward(self, episode: Episode) -> MethodOutput:
@@ -126,6 +168,9 @@ class ComposedPrototypeMethod(Method):
             if check:
                 contracts.check_scores(self.classifier, scores, Q, masks.shape[2], (h, w))
                 self._contracts_checked, check = True, False
+            if self.self_support and not self.training:
+                scores = self_support_scores(qry_f[b], prototypes, scores, self.pooler, self.classifier,
+                                             self.self_support)
             scores = F.interpolate(scores, size=(H, W), mode="bilinear", align_corners=False)
             logits.append(scores)
             if with_losses and self.align_weight > 0:

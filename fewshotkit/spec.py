@@ -327,7 +327,7 @@ def apply_inference_overrides(spec: MethodSpec, assignments: Sequence[str]) -> M
     for item in assignments:
         if item.strip().startswith("training."):
             raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
-                                  "set inference options (pooler.*, classifier.*, image_size, "
+                                  "set inference options (pooler.*, classifier.*, options.self_support, image_size, "
                                   f"{', '.join(INFERENCE_KEYS)}, postprocess)")
     return apply_overrides(spec, assignments) if assignments else spec
 

@@ -46,16 +46,17 @@ def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path,
 
 
 def test_curve_applies_the_specs_inference_options_as_eval_does(store, tmp_path):
-    """Zoom, orientation search and post-processing in the spec: the last curve point is the Dice
+    """Zoom, orientation search, self-support and post-processing in the spec: the last curve point is the Dice
     that ``fewshotkit eval`` of the finished run reports (the curve tracks the model as evaluated)."""
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
     from fewshotkit.training.loop import train
 
     out = tmp_path / "run"
     train(tiny_spec("training.eval_every=4", "support_zoom=0.1", "support_orientation=search",
-                    "postprocess=largest-component"), store, out, steps=4, device="cpu", seed=0, show_progress=False)
+                    "options.self_support=0.7", "postprocess=largest-component"),
+          store, out, steps=4, device="cpu", seed=0, show_progress=False)
     last = json.loads((out / "curve.jsonl").read_text().splitlines()[-1])
-    assert last["inference"] == {"support_zoom": 0.1, "support_orientation": "search",
+    assert last["inference"] == {"support_zoom": 0.1, "support_orientation": "search", "self_support": 0.7,
                                  "postprocess": ["largest-component"]}
     for protocol in ("roy", "full-volume"):
         document, _ = evaluate_checkpoint(out, store, protocol=protocol, device="cpu")

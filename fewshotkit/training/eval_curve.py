@@ -39,6 +39,8 @@ class EvalCurve(HookBase):
         #: the spec's inference options that change a prediction (those that are set), for the curve's records
         written = spec.to_dict()  # leaves out the options that are off
         self.inference: dict[str, Any] = {key: written[key] for key in INFERENCE_KEYS if key in written}
+        if spec.options.get("self_support"):  # a method option that acts at inference only
+            self.inference["self_support"] = spec.options["self_support"]
         if spec.postprocess:
             self.inference["postprocess"] = [table["type"] for table in spec.postprocess]
         self.info = info

@@ -62,6 +62,8 @@ _TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_
 SUPPORT_ORIENTATIONS = ("as-is", "search")
 #: top-level keys that change how a trained model predicts, not the model (``--set`` / ``--eval-set``)
 INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror")
+#: method options (``options.*``) that act at inference only, so a trained model takes them too
+INFERENCE_OPTIONS = ("self_support",)
 
 
 def check_orientation(value: Any, prefix: str = "") -> str:
@@ -327,7 +329,8 @@ def apply_inference_overrides(spec: MethodSpec, assignments: Sequence[str]) -> M
     for item in assignments:
         if item.strip().startswith("training."):
             raise FewshotkitError(f"--set '{item}': training options do not apply to a trained model; "
-                                  "set inference options (pooler.*, classifier.*, options.self_support, image_size, "
+                                  "set inference options (pooler.*, classifier.*, "
+                                  f"{', '.join('options.' + k for k in INFERENCE_OPTIONS)}, image_size, "
                                   f"{', '.join(INFERENCE_KEYS)}, postprocess)")
     return apply_overrides(spec, assignments) if assignments else spec
 

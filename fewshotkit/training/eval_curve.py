@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from fewshotkit.spec import INFERENCE_KEYS
+from fewshotkit.spec import INFERENCE_KEYS, INFERENCE_OPTIONS
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.trainer import HookBase
 
@@ -39,8 +39,7 @@ class EvalCurve(HookBase):
         #: the spec's inference options that change a prediction (those that are set), for the curve's records
         written = spec.to_dict()  # leaves out the options that are off
         self.inference: dict[str, Any] = {key: written[key] for key in INFERENCE_KEYS if key in written}
-        if spec.options.get("self_support"):  # a method option that acts at inference only
-            self.inference["self_support"] = spec.options["self_support"]
+        self.inference.update({key: spec.options[key] for key in INFERENCE_OPTIONS if spec.options.get(key)})
         if spec.postprocess:
             self.inference["postprocess"] = [table["type"] for table in spec.postprocess]
         self.info = info

@@ -37,6 +37,7 @@ class SegmentResult:
     support_turns: int = 0  # quarter turns counter-clockwise given to the support (orientation search)
     support_zoom: float | None = None  # margin of the support's window the model segmented inside, if any
     test_mirror: bool = False  # each prediction averaged with the left-right mirrored episode's
+    fg_threshold: float = 0.5  # the 1-way softmax a foreground voxel exceeded
 
 
 def guess_modality(raw: np.ndarray) -> str:
@@ -183,7 +184,8 @@ def segment_scan(
     with atomic_path(output, suffix=suffix) as written:
         save_nifti_atomic(qry.to_nifti(seg.labels), written)
         result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint, support_turns=seg.support_turns,
-                               support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror)
+                               support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
+                               fg_threshold=loaded.spec.fg_threshold)
         if qry.label is not None:
             for item in result.classes:
                 item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice

@@ -55,13 +55,13 @@ if TYPE_CHECKING:
     from fewshotkit.interfaces.method import Method
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
-_TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "options",
-              "training", *PART_KINDS, "postprocess")
+_TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "fg_threshold",
+              "options", "training", *PART_KINDS, "postprocess")
 #: inference: the support as it is, or turned per query scan as the model finds most consistent
 #: (:mod:`fewshotkit.evaluation.orientation`)
 SUPPORT_ORIENTATIONS = ("as-is", "search")
 #: top-level keys that change how a trained model predicts, not the model (``--set`` / ``--eval-set``)
-INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror")
+INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold")
 #: method options (``options.*``) that act at inference only, so a trained model takes them too
 INFERENCE_OPTIONS = ("self_support",)
 
@@ -88,6 +88,7 @@ class MethodSpec:
     support_orientation: str = "as-is"
     support_zoom: float | None = None  # margin of the support's window (evaluation/zoom.py); None: no zoom
     test_mirror: bool = False  # average each prediction with that of the left-right mirrored episode
+    fg_threshold: float = 0.5  # foreground where its 1-way softmax exceeds this (evaluation/inference.py)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
@@ -102,6 +103,8 @@ class MethodSpec:
             out["support_zoom"] = self.support_zoom
         if self.test_mirror:  # left out when off, as support_orientation
             out["test_mirror"] = True
+        if self.fg_threshold != 0.5:  # left out at the default, as test_mirror
+            out["fg_threshold"] = self.fg_threshold
         out["options"] = _drop_none(self.options)
         for kind in PART_KINDS:
             if kind in self.parts:
@@ -141,6 +144,10 @@ class MethodSpec:
         mirror = d.get("test_mirror", False)
         if not isinstance(mirror, bool):
             raise FewshotkitError(f"method spec: 'test_mirror' must be true or false, got {mirror!r}")
+        threshold = d.get("fg_threshold", 0.5)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise FewshotkitError(f"method spec: 'fg_threshold' must be a probability in (0, 1) (0.5: the argmax), "
+                                  f"got {threshold!r}")
         return cls(
             method=method,
             parts={k: dict(d[k]) for k in PART_KINDS if k in d},
@@ -152,6 +159,7 @@ class MethodSpec:
             support_orientation=orientation,
             support_zoom=None if zoom is None else float(zoom),
             test_mirror=mirror,
+            fg_threshold=float(threshold),
         )
 
 
@@ -242,7 +250,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
 
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
     (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``,
-    ``support_orientation``, ``support_zoom``, ``test_mirror`` and ``postprocess`` (replaces the list:
+    ``support_orientation``, ``support_zoom``, ``test_mirror``, ``fg_threshold`` and ``postprocess`` (replaces the list:
     ``postprocess=largest-component,z-continuity``, a TOML list of names or tables, or ``none``).
     Values are TOML literals, else strings; ``null`` removes the key (back to the factory's default).
     Option names are checked by :func:`validate_spec`.

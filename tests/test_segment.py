@@ -234,3 +234,16 @@ def test_segment_inside_the_supports_window(run_cli, checkpoint, scans, tmp_path
     pred, query = nib.load(out), nib.load(scans["query"])
     assert np.array_equal(pred.affine, query.affine) and pred.shape == query.shape
     assert set(np.unique(np.asarray(pred.dataobj))) <= {0, 1, 4}
+
+
+def test_segment_with_a_foreground_threshold_keeps_fewer_voxels(run_cli, checkpoint, scans, tmp_path):
+    voxels = {}
+    for threshold in (0.5, 0.9):
+        out = tmp_path / f"t{threshold}.nii.gz"
+        result = run_cli("segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]),
+                         "--support-label", str(scans["support_label"]), "--class", "1", "--query",
+                         str(scans["query"]), "--device", "cpu", "-o", str(out), "--set", f"fg_threshold={threshold}")
+        assert result.exit_code == 0, result.output
+        assert ("foreground where its softmax exceeds 0.9 (fg_threshold)" in result.output) == (threshold == 0.9)
+        voxels[threshold] = int((np.asarray(nib.load(out).dataobj) == 1).sum())
+    assert voxels[0.9] < voxels[0.5]

@@ -261,6 +261,8 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
                       "(support_zoom); outside it the query is background")
     if result.test_mirror:
         console.print("each prediction averaged with that of the left-right mirrored support and query (test_mirror)")
+    if result.fg_threshold != 0.5:
+        console.print(f"foreground where its softmax exceeds {result.fg_threshold:g} (fg_threshold)")
     if len(result.classes) > 1:
         console.print("one forward pass per query chunk for all classes" if result.joint
                       else "one forward pass per class and query chunk")

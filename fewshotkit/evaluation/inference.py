@@ -8,10 +8,14 @@ Several classes can share one forward pass (an N-way episode, :meth:`MethodPredi
 unless the method sets ``multiway = False``. With ``mirror`` (the spec's ``test_mirror``) the
 softmax is averaged with that of the whole episode mirrored left-right (support, masks and query
 flipped together, the output flipped back), the test-time mirroring of nnU-Net: twice the work.
+With ``fg_threshold`` t (the spec's; 0.5 by default) the background's logit is raised by
+log(t / (1 - t)) before the softmax, a prior shift: a 1-way foreground then needs a softmax above t,
+and every consumer (the 0.5 cut, the N-way argmax, the orientation search) applies it alike.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,7 +34,7 @@ class MethodPredictor:
     -> foreground (Q, H, W) bool`` backed by ``method`` in eval mode on ``device``."""
 
     def __init__(self, method: Any, image_size: Any, device: Any = "cpu", batch_size: int = 16,
-                 mirror: bool = False) -> None:
+                 mirror: bool = False, fg_threshold: float = 0.5) -> None:
         import torch
 
         self.method = method
@@ -38,6 +42,7 @@ class MethodPredictor:
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.mirror = mirror
+        self.bg_shift = math.log(fg_threshold / (1 - fg_threshold))  # 0 at 0.5: the plain softmax
 
     def _resize(self, array: np.ndarray) -> "Any":
         """(N, H, W) numpy -> float tensor (1, N, 1, h, w) on the device at the model's size."""
@@ -86,7 +91,10 @@ class MethodPredictor:
                 logits = self.method(Episode(sup, masks, self._resize(batch))).logits[0]  # (q, N + 1, h, w)
                 if tuple(logits.shape[-2:]) != (H, W):
                     logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
-                out[start : start + batch.shape[0]] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+                logits = logits.float()
+                if self.bg_shift:
+                    logits[:, 0] += self.bg_shift
+                out[start : start + batch.shape[0]] = torch.softmax(logits, dim=1).cpu().numpy()
         return out
 
     def probabilities(self, support_images: np.ndarray, support_masks: np.ndarray,
@@ -99,11 +107,12 @@ class MethodPredictor:
 
 
 def predictor_for(method: Any, spec: Any, device: Any = "cpu", batch_size: int = 16) -> Any:
-    """The predictor of ``method`` (in eval mode) with its ``spec``'s size and ``test_mirror``: a
+    """The predictor of ``method`` (in eval mode) with its ``spec``'s size, ``test_mirror`` and ``fg_threshold``: a
     :class:`MethodPredictor`, inside the support's window when the spec sets ``support_zoom``
     (:class:`~fewshotkit.evaluation.zoom.SupportZoom`)."""
     from fewshotkit.evaluation.zoom import SupportZoom
 
-    predictor = MethodPredictor(method, spec.image_size, device, batch_size, mirror=getattr(spec, "test_mirror", False))
+    predictor = MethodPredictor(method, spec.image_size, device, batch_size, mirror=getattr(spec, "test_mirror", False),
+                                fg_threshold=getattr(spec, "fg_threshold", 0.5))
     zoom = getattr(spec, "support_zoom", None)
     return predictor if zoom is None else SupportZoom(predictor, zoom)

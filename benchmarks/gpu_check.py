@@ -25,7 +25,8 @@ def _metrics_speed(run_dir: Path) -> float:
 
 def throughput(store: Path, work: Path, device: str, dry: bool) -> dict[str, Any]:
     """Training steps/s of the paper recipe (ResNet-101 at 256 px; batch 1 like the reference) with AMP."""
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training.loop import train
 
     sets = ["training.log_every=10", "training.checkpoint_every=100000"]
@@ -44,7 +45,8 @@ def throughput(store: Path, work: Path, device: str, dry: bool) -> dict[str, Any
 
 def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) -> dict[str, Any]:
     """SSL-ALPNet (paper backbone, from scratch: no COCO weights offline) on fold 0, then Dice."""
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training.loop import train
 
     sets = ["training.batch_size=4", "training.lr=3e-3", "training.lr_step=500", "training.lr_gamma=0.8",
@@ -62,7 +64,8 @@ def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) 
 
 def cpu_recipe(store: Path, work: Path, device: str, dry: bool, steps: int) -> dict[str, Any]:
     """The shipped CPU preset (``ssl-alpnet-cpu-bf16``) trained on the GPU: its time and fold-0 Dice."""
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training.loop import train
 
     sets = ["training.checkpoint_every=100000"]

@@ -45,7 +45,8 @@ from fewshotkit.evaluation.evaluate import safe_name
 from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
 from fewshotkit.plugin_provenance import plugin_fingerprints
-from fewshotkit.spec import apply_inference_overrides, validate_spec
+from fewshotkit.overrides import apply_inference_overrides
+from fewshotkit.spec import validate_spec
 
 
 #: the column of published mean Dice (Roy protocol), where the papers report one

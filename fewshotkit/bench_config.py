@@ -166,7 +166,8 @@ def method_label(name: str, pooler: str | None = None) -> str:
 
 def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """The spec of a preset name or spec file, with the recipe's backbone and size and ``overrides``."""
-    from fewshotkit.spec import apply_overrides, load_spec, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import load_spec, preset_spec
 
     spec = load_spec(name) if name.endswith(".toml") else preset_spec(name)
     if recipe is not None and "backbone" in spec.parts:

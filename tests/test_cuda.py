@@ -27,7 +27,8 @@ def store(tmp_path_factory) -> Path:
 
 
 def _spec():
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
 
     return apply_overrides(preset_spec("ssl-alpnet-cpu"), TINY)
 

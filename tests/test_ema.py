@@ -44,7 +44,8 @@ def test_the_average_starts_at_the_weights_then_decays():
 
 
 def test_checkpoints_keep_the_average_resume_exactly_and_inference_uses_it(tmp_path, fresh_host):
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training import train
     from fewshotkit.training.checkpoint import load_method
 

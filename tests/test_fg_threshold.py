@@ -65,7 +65,8 @@ def test_whole_scan_segmentation_applies_it():
 
 
 def test_spec_key_reaches_the_predictor_and_stays_out_of_default_specs():
-    from fewshotkit.spec import MethodSpec, apply_inference_overrides, preset_spec
+    from fewshotkit.overrides import apply_inference_overrides
+    from fewshotkit.spec import MethodSpec, preset_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     assert "fg_threshold" not in spec.to_dict()  # specs without it keep their cache keys

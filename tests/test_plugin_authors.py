@@ -235,7 +235,8 @@ def test_train_n_folds(small_store, tmp_path, run_cli):
 
 # -- 5: a missing plugin is named -----------------------------------------------------------------
 def test_loading_a_run_without_its_plugin_names_the_plugin(fresh_host, small_store, tmp_path):
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training import load_method
     from fewshotkit.training.loop import train
 
@@ -270,7 +271,8 @@ def _episode():
 
 
 def test_a_pooler_returning_vectors_is_named(fresh_host, tmp_path):
-    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import build_method, preset_spec
 
     write(tmp_path, "brokenparts", BROKEN_PARTS)
     fresh_host.configure(plugins_dirs=[str(tmp_path)])
@@ -283,7 +285,8 @@ def test_a_pooler_returning_vectors_is_named(fresh_host, tmp_path):
 
 
 def test_a_backbone_lying_about_stride_and_channels_is_named(fresh_host, tmp_path):
-    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import build_method, preset_spec
 
     write(tmp_path, "brokenparts", BROKEN_PARTS)
     fresh_host.configure(plugins_dirs=[str(tmp_path)])
@@ -294,7 +297,8 @@ def test_a_backbone_lying_about_stride_and_channels_is_named(fresh_host, tmp_pat
 
 
 def test_a_training_that_breaks_a_contract_leaves_no_run_folder(fresh_host, small_store, tmp_path):
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training.loop import train
 
     write(tmp_path / "plugins", "brokenparts", BROKEN_PARTS)
@@ -306,7 +310,8 @@ def test_a_training_that_breaks_a_contract_leaves_no_run_folder(fresh_host, smal
 
 
 def test_the_checks_cost_one_forward_only(fresh_host):
-    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import build_method, preset_spec
 
     method = build_method(apply_overrides(preset_spec("ssl-alpnet-cpu"), SMALL)).eval()
     assert method._contracts_checked is False

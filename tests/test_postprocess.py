@@ -138,7 +138,8 @@ def test_pipeline_applies_slice_presence_then_post_processors_in_order(fresh_hos
 
 
 def test_spec_postprocess_list_round_trips_and_is_validated(fresh_host):
-    from fewshotkit.spec import apply_overrides, dump_spec, parse_spec, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import dump_spec, parse_spec, preset_spec
 
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"),
                            ['postprocess=[{type="min-size", min_size=500, unit="mm3"}, "z-continuity"]'])
@@ -196,7 +197,8 @@ THIRD_PARTY = textwrap.dedent(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A synthetic store and a checkpoint trained 2 steps whose spec asks for largest-component."""
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training.loop import train
 
     root = tmp_path_factory.mktemp("post")

@@ -123,7 +123,8 @@ def test_the_core_registers_composed(fresh_host, tmp_path):
 def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
     from fewshotkit.composed import ComposedPrototypeMethod
     from fewshotkit.plugin_provenance import plugin_fingerprints, plugin_providers
-    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import build_method, preset_spec
 
     spec = apply_overrides(preset_spec("ssl-panet-cpu"), ["method=composed", "backbone.width=8"])
     assert isinstance(build_method(spec), ComposedPrototypeMethod)
@@ -179,7 +180,8 @@ def test_a_checkpoint_that_recorded_plugin_alp_as_the_method_provider_loads(fres
     import torch
 
     from fewshotkit.composed import ComposedPrototypeMethod
-    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import build_method, preset_spec
     from fewshotkit.training.checkpoint import FORMAT, VERSION, load_method, save_checkpoint, spec_to_toml
 
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), ["backbone.width=8"])

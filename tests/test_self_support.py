@@ -12,7 +12,8 @@ from fewshotkit.errors import FewshotkitError
 from fewshotkit.interfaces.classifier import Classifier
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.interfaces.pooler import PrototypePooler
-from fewshotkit.spec import MethodSpec, apply_inference_overrides, build_method
+from fewshotkit.overrides import apply_inference_overrides
+from fewshotkit.spec import MethodSpec, build_method
 
 LIGHT = {"type": "light", "width": 8, "out_channels": 16}
 

@@ -6,10 +6,10 @@ import pytest
 
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.plugin_provenance import plugin_versions
+from fewshotkit.overrides import apply_overrides
 from fewshotkit.spec import (
     PRESETS,
     MethodSpec,
-    apply_overrides,
     build_method,
     load_spec,
     preset_spec,
@@ -145,7 +145,8 @@ def test_plugin_versions(fresh_host):
 
 
 def test_changing_a_part_type_drops_the_old_options(fresh_host):
-    from fewshotkit.spec import apply_overrides, preset_spec, validate_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec, validate_spec
 
     spec = apply_overrides(preset_spec("ssl-alpnet"), ["pooler.type=masked-avg"])
     assert spec.parts["pooler"] == {"type": "masked-avg"}
@@ -154,7 +155,8 @@ def test_changing_a_part_type_drops_the_old_options(fresh_host):
 
 def test_option_free_component_rejects_options(fresh_host):
     from fewshotkit.errors import FewshotkitError
-    from fewshotkit.spec import apply_overrides, preset_spec, validate_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec, validate_spec
 
     spec = apply_overrides(preset_spec("ssl-panet"), ["pooler.window=3"])
     with pytest.raises(FewshotkitError, match="pooler.window"):

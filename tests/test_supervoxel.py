@@ -222,7 +222,8 @@ def test_2d_sets_sample_as_before(tmp_path):
 
 
 def test_a_supervoxel_set_trains_through_train(store3d, tmp_path, fresh_host):
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training import train
 
     path, name = store3d

@@ -22,7 +22,8 @@ TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbo
 
 
 def tiny_method(preset: str, *extra: str):
-    from fewshotkit.spec import apply_overrides, build_method, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import build_method, preset_spec
 
     torch.manual_seed(0)
     return build_method(apply_overrides(preset_spec(preset), [*TINY, *extra]))
@@ -210,7 +211,8 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("preset", THRESHOLD_PRESETS)
 def test_a_few_training_steps_run_with_finite_losses(preset, store, tmp_path, fresh_host):
-    from fewshotkit.spec import apply_overrides, preset_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import preset_spec
     from fewshotkit.training import load_method, train
 
     spec = apply_overrides(preset_spec(preset), TINY)

@@ -58,6 +58,7 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
             output: str | None) -> None:
     """Compose a method from plugins and write its flat TOML spec (validated against the registry)."""
     from fewshotkit import spec as specs
+    from fewshotkit.overrides import apply_overrides
 
     if list_presets:
         from rich.table import Table
@@ -91,7 +92,7 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
     if postprocessors:
         spec.postprocess = specs.parse_postprocess(list(postprocessors), source="--postprocess")
     if assignments:
-        spec = specs.apply_overrides(spec, assignments)
+        spec = apply_overrides(spec, assignments)
     specs.validate_spec(spec)
     check_values(spec)
     if output is None:

@@ -50,7 +50,8 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     fewshotkit train --resume runs/f0              # after Ctrl-C or a crash
     torchrun --nproc_per_node 4 -m fewshotkit train --preset ssl-alpnet --store ... --out ...
     """
-    from fewshotkit.spec import apply_overrides, load_spec, preset_spec, validate_spec
+    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.spec import load_spec, preset_spec, validate_spec
     from fewshotkit.training.loop import train as run_training
 
     if resume_dir is not None:

@@ -219,7 +219,8 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu",
     loaded plugin provides raise a :class:`FewshotkitError` naming the file and what to do.
     """
     from fewshotkit.plugin_host import missing_component_error
-    from fewshotkit.spec import apply_inference_overrides, build_method
+    from fewshotkit.overrides import apply_inference_overrides
+    from fewshotkit.spec import build_method
 
     payload = read_checkpoint(path)
     ckpt_path = Path(payload["path"])

@@ -138,10 +138,10 @@ class MethodSpec:
         if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 <= zoom <= 1):
             raise FewshotkitError(f"method spec: 'support_zoom' must be a margin in [0, 1] (a fraction of the slice, "
                                   f"e.g. 0.1), or null for no zoom; got {zoom!r}")
-        mirror = d.get("test_mirror", False)
+        mirror = False if d.get("test_mirror") is None else d["test_mirror"]  # null: back to the default
         if not isinstance(mirror, bool):
             raise FewshotkitError(f"method spec: 'test_mirror' must be true or false, got {mirror!r}")
-        threshold = d.get("fg_threshold", 0.5)
+        threshold = 0.5 if d.get("fg_threshold") is None else d["fg_threshold"]
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
             raise FewshotkitError(f"method spec: 'fg_threshold' must be a probability in (0, 1) (0.5: the argmax), "
                                   f"got {threshold!r}")

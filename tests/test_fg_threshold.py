@@ -72,6 +72,7 @@ def test_spec_key_reaches_the_predictor_and_stays_out_of_default_specs():
     assert "fg_threshold" not in spec.to_dict()  # specs without it keep their cache keys
     strict = apply_inference_overrides(spec, ["fg_threshold=0.7", "support_zoom=0.1"])
     assert MethodSpec.from_dict(strict.to_dict()).fg_threshold == 0.7
+    assert apply_inference_overrides(strict, ["fg_threshold=null"]).fg_threshold == 0.5  # back to the default
     assert predictor_for(Intensity(), strict).predictor.bg_shift == pytest.approx(np.log(0.7 / 0.3))
     assert predictor_for(Intensity(), spec).bg_shift == 0
     for bad in ("0", "1", "1.5", "true", "high"):

@@ -75,6 +75,8 @@ def test_spec_key_reaches_the_predictor_and_stays_out_of_default_specs():
     assert apply_inference_overrides(strict, ["fg_threshold=null"]).fg_threshold == 0.5  # back to the default
     assert predictor_for(Intensity(), strict).predictor.bg_shift == pytest.approx(np.log(0.7 / 0.3))
     assert predictor_for(Intensity(), spec).bg_shift == 0
+    with pytest.raises(FewshotkitError, match="fg_threshold must be a probability in \\(0, 1\\), got 1"):
+        MethodPredictor(Intensity(), None, fg_threshold=1)  # the predictor built directly, not from a spec
     for bad in ("0", "1", "1.5", "true", "high"):
         with pytest.raises(FewshotkitError, match="'fg_threshold' must be a probability in \\(0, 1\\)"):
             apply_inference_overrides(spec, [f"fg_threshold={bad}"])

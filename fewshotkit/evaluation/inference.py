@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from fewshotkit.errors import FewshotkitError
+
 
 def _as_size(image_size: Any) -> tuple[int, int] | None:
     if image_size is None:  # the method takes slices at their own size
@@ -42,6 +44,8 @@ class MethodPredictor:
         self.device = torch.device(device)
         self.batch_size = max(1, int(batch_size))
         self.mirror = mirror
+        if not 0 < fg_threshold < 1:
+            raise FewshotkitError(f"fg_threshold must be a probability in (0, 1), got {fg_threshold!r}")
         self.bg_shift = math.log(fg_threshold / (1 - fg_threshold))  # 0 at 0.5: the plain softmax
 
     def _resize(self, array: np.ndarray) -> "Any":

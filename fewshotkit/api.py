@@ -114,7 +114,7 @@ class Model:
         ``drop_absent`` as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm of the query for
         physical post-processing (read from the header for NIfTI paths).
         """
-        from fewshotkit.evaluation.postprocess import build_postprocess
+        from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume
         from fewshotkit.segment import check_modalities, resolve_classes
 
@@ -124,7 +124,7 @@ class Model:
         check_modalities(sup.raw, qry.raw, support_image if _is_path(support_image) else "support_image (array)",
                          query if _is_path(query) else "query (array)", self.meta, self.meta.get("path"))
         values = resolve_classes(classes, sup.label, self.classes, "support_mask")
-        cleanup = build_postprocess(self.spec.postprocess if postprocess is None else postprocess, drop_absent)
+        cleanup = spec_postprocess(self.spec, postprocess, drop_absent)
         result = segment_volume(self.predictor, sup.image, sup.label, qry.image, values, names=self.classes,
                                 chunks=chunks, shots=shots, query_range=query_range, all_slices=all_slices,
                                 postprocess=cleanup, spacing=qry.spacing, joint=joint, support_name="support_mask",

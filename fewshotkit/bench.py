@@ -143,7 +143,7 @@ class Bench:
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix,
-                                  postprocess=build_postprocess(postprocess),
+                                  postprocess=build_postprocess(postprocess, loaded.spec.drop_absent),
                                   support_orientation=loaded.spec.support_orientation).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class SegmentResult:
     support_zoom: float | None = None  # margin of the support's window the model segmented inside, if any
     test_mirror: bool = False  # each prediction averaged with the left-right mirrored episode's
     fg_threshold: float = 0.5  # the 1-way softmax a foreground voxel exceeded
+    drop_absent: float | None = None  # slices below this fraction of the largest slice mass were cleared
 
 
 def guess_modality(raw: np.ndarray) -> str:
@@ -150,7 +151,7 @@ def segment_scan(
     from fewshotkit.atomic import atomic_path
     from fewshotkit.device import resolve_device
     from fewshotkit.evaluation.inference import predictor_for
-    from fewshotkit.evaluation.postprocess import build_postprocess
+    from fewshotkit.evaluation.postprocess import spec_postprocess
     from fewshotkit.evaluation.results import save_nifti_atomic
     from fewshotkit.evaluation.scan import segment_volume
     from fewshotkit.ingest.common import load_nifti
@@ -163,7 +164,7 @@ def segment_scan(
     torch_device = resolve_device(device)
     seed_everything(seed)
     loaded = load_method(checkpoint, torch_device, overrides)
-    cleanup = build_postprocess(loaded.spec.postprocess if postprocess is None else postprocess, drop_absent)
+    cleanup = spec_postprocess(loaded.spec, postprocess, drop_absent)
 
     # modality check on raw intensities, before any normalisation
     check_modalities(load_nifti(Path(support))[1], load_nifti(Path(query))[1], support, query, loaded.meta, checkpoint)
@@ -185,7 +186,7 @@ def segment_scan(
         save_nifti_atomic(qry.to_nifti(seg.labels), written)
         result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint, support_turns=seg.support_turns,
                                support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
-                               fg_threshold=loaded.spec.fg_threshold)
+                               fg_threshold=loaded.spec.fg_threshold, drop_absent=cleanup.drop_absent)
         if qry.label is not None:
             for item in result.classes:
                 item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice

@@ -53,12 +53,12 @@ if TYPE_CHECKING:
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
 _TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "fg_threshold",
-              "options", "training", *PART_KINDS, "postprocess")
+              "drop_absent", "options", "training", *PART_KINDS, "postprocess")
 #: inference: the support as it is, or turned per query scan as the model finds most consistent
 #: (:mod:`fewshotkit.evaluation.orientation`)
 SUPPORT_ORIENTATIONS = ("as-is", "search")
 #: top-level keys that change how a trained model predicts, not the model (``--set`` / ``--eval-set``)
-INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold")
+INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold", "drop_absent")
 #: method options (``options.*``) that act at inference only, so a trained model takes them too
 INFERENCE_OPTIONS = ("self_support",)
 
@@ -86,6 +86,7 @@ class MethodSpec:
     support_zoom: float | None = None  # margin of the support's window (evaluation/zoom.py); None: no zoom
     test_mirror: bool = False  # average each prediction with that of the left-right mirrored episode
     fg_threshold: float = 0.5  # foreground where its 1-way softmax exceeds this (evaluation/inference.py)
+    drop_absent: float | None = None  # slice presence before post-processing (evaluation/postprocess.py); None: off
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
@@ -102,6 +103,8 @@ class MethodSpec:
             out["test_mirror"] = True
         if self.fg_threshold != 0.5:  # left out at the default, as test_mirror
             out["fg_threshold"] = self.fg_threshold
+        if self.drop_absent is not None:
+            out["drop_absent"] = self.drop_absent
         out["options"] = _drop_none(self.options)
         for kind in PART_KINDS:
             if kind in self.parts:
@@ -145,6 +148,11 @@ class MethodSpec:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
             raise FewshotkitError(f"method spec: 'fg_threshold' must be a probability in (0, 1) (0.5: the argmax), "
                                   f"got {threshold!r}")
+        absent = d.get("drop_absent")
+        if absent is not None and (isinstance(absent, bool) or not isinstance(absent, (int, float))
+                                   or not 0 < absent <= 1):
+            raise FewshotkitError(f"method spec: 'drop_absent' must be a fraction in (0, 1] of the scan's largest "
+                                  f"slice mass, or null for off; got {absent!r}")
         return cls(
             method=method,
             parts={k: dict(d[k]) for k in PART_KINDS if k in d},
@@ -157,6 +165,7 @@ class MethodSpec:
             support_zoom=None if zoom is None else float(zoom),
             test_mirror=mirror,
             fg_threshold=float(threshold),
+            drop_absent=None if absent is None else float(absent),
         )
 
 

@@ -206,6 +206,17 @@ def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_ow
     assert len(cells) == 2 and any("_set-" in name for name in cells)
     assert "inference pooler.test_window=1" in (out / "syn_comparison.md").read_text()
     assert run_cli(*args).output.count("cached") == 1 and run_cli(*args, "--eval-set", "pooler.test_window=1").output.count("cached") == 1
+    # slice presence at 1 keeps one slice per query scan and class: fewer predicted voxels, same model
+    gated = run_cli(*args, "--eval-set", "drop_absent=1")
+    assert gated.exit_code == 0 and "training" not in gated.output, gated.output
+
+    def predicted(variant):
+        (cell,) = [p for p in (out / "cells").rglob("*.json") if ("_set-" in p.name) == bool(variant)
+                   and (variant is None or json.loads(p.read_text())["settings"]["inference"] == [variant])]
+        per_scan = json.loads(cell.read_text())["scores"]["per_scan"]
+        return sum(c["tp"] + c["fp"] for scans in per_scan.values() for c in scans.values())
+
+    assert 0 < predicted("drop_absent=1") < predicted(None)
     for item, words in (("pooler.no_such_option=1", "no_such_option"), ("training.lr=1", "belong in --set")):
         bad = run_cli(*args, "--eval-set", item)
         assert bad.exit_code != 0 and words in bad.output, bad.output

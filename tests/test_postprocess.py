@@ -240,6 +240,30 @@ def test_eval_applies_the_spec_postprocess_by_default(trained, fresh_host):
     assert doc["protocol"]["postprocess"] == [] and doc["protocol"]["drop_absent"] == 0.1
 
 
+def test_drop_absent_is_a_spec_key_the_argument_replaces(trained, fresh_host):
+    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.postprocess import spec_postprocess
+    from fewshotkit.overrides import apply_inference_overrides
+    from fewshotkit.spec import MethodSpec, preset_spec
+
+    spec = preset_spec("ssl-alpnet-cpu")
+    assert "drop_absent" not in spec.to_dict() and spec_postprocess(spec).drop_absent is None  # off: keys stay
+    gated = apply_inference_overrides(spec, ["drop_absent=0.3"])
+    assert MethodSpec.from_dict(gated.to_dict()).drop_absent == 0.3
+    assert spec_postprocess(gated).drop_absent == 0.3 and spec_postprocess(gated, drop_absent=0.1).drop_absent == 0.1
+    assert apply_inference_overrides(gated, ["drop_absent=null"]).drop_absent is None
+    for bad in ("0", "1.5", "true", "most"):
+        with pytest.raises(FewshotkitError, match="'drop_absent' must be a fraction in \\(0, 1\\]"):
+            apply_inference_overrides(spec, [f"drop_absent={bad}"])
+    store, checkpoint = trained
+    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu",
+                                 overrides=["drop_absent=0.2"])
+    assert doc["protocol"]["drop_absent"] == 0.2 and doc["spec"]["drop_absent"] == 0.2
+    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu",
+                                 overrides=["drop_absent=0.2"], drop_absent=0.1)
+    assert doc["protocol"]["drop_absent"] == 0.1  # --drop-absent replaces the spec's
+
+
 def test_the_documented_plugin_example_works(tmp_path):
     import re
     from pathlib import Path

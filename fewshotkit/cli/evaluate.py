@@ -20,7 +20,8 @@ POSTPROCESS_OPTION = click.option(
 DROP_ABSENT_OPTION = click.option(
     "--drop-absent", type=click.FloatRange(min=0, min_open=True, max=1), default=None, metavar="FRACTION",
     help="Slice presence: clear slices whose predicted foreground's probability mass is below FRACTION x "
-         "the scan's largest (off by default).")
+         "the scan's largest; replaces the spec's drop_absent (`--set drop_absent=FRACTION` does the same; "
+         "off by default).")
 
 
 def _postprocess_override(values: tuple[str, ...]) -> list[str] | None:
@@ -107,7 +108,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
         postprocess=_postprocess_override(postprocess), drop_absent=drop_absent, overrides=overrides,
     )
     cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
-    cleanup += (", " if cleanup else "") + (f"drop-absent {drop_absent}" if drop_absent else "")
+    absent = document["protocol"]["drop_absent"]
+    cleanup += (", " if cleanup else "") + (f"drop-absent {absent:g}" if absent else "")
     _print_tables(outputs.folds, title=f"{_method_title(document)}, {protocol}, {shots}-shot"
                   + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in overrides))
     if output:
@@ -263,6 +265,9 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
         console.print("each prediction averaged with that of the left-right mirrored support and query (test_mirror)")
     if result.fg_threshold != 0.5:
         console.print(f"foreground where its softmax exceeds {result.fg_threshold:g} (fg_threshold)")
+    if result.drop_absent is not None:
+        console.print(f"slices whose predicted mass is below {result.drop_absent:g} of the scan's largest cleared "
+                      "(drop_absent)")
     if len(result.classes) > 1:
         console.print("one forward pass per query chunk for all classes" if result.joint
                       else "one forward pass per class and query chunk")

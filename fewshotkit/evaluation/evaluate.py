@@ -14,7 +14,7 @@ import numpy as np
 
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.figures import OverlayRow, overlay_figure
-from fewshotkit.evaluation.postprocess import ScanPostprocess, build_postprocess
+from fewshotkit.evaluation.postprocess import ScanPostprocess, spec_postprocess
 from fewshotkit.evaluation.protocol import FoldScores, PredictionSink, ProtocolConfig, evaluate_fold
 from fewshotkit.evaluation.results import results_document, save_nifti_atomic
 
@@ -208,7 +208,7 @@ def evaluate_checkpoint(
     store = SliceStore(store_path)
     _check_modality(store, meta, checkpoint)
     _check_leakage(store, folds, n_folds, run, checkpoint)
-    cleanup = build_postprocess(loaded.spec.postprocess if postprocess is None else postprocess, drop_absent)
+    cleanup = spec_postprocess(loaded.spec, postprocess, drop_absent)
     predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
     outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
                                  save_predictions=save_predictions, figures=figures, show_progress=show_progress,

@@ -2,7 +2,7 @@
 
 Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` and the Python API:
 
-1. **Slice presence** (``drop_absent``, off by default): a slice is judged to hold no organ when
+1. **Slice presence** (``drop_absent``, the spec's key or an override; off by default): a slice is judged to hold no organ when
    the probability mass of its predicted foreground (the sum of the foreground probability over
    the slice's predicted pixels) is below ``drop_absent`` x the largest slice mass of the scan;
    its prediction is cleared. Only predicted pixels count, so the faint background probability
@@ -108,3 +108,11 @@ def build_postprocess(tables: Sequence[dict[str, Any]] | str | None = None,
         component.check_options(options, prefix="postprocess.")
         steps.append((table["type"], component.create(**options)))
     return ScanPostprocess(steps, parsed, drop_absent)
+
+
+def spec_postprocess(spec: Any, postprocess: Sequence[Any] | str | None = None,
+                     drop_absent: float | None = None) -> ScanPostprocess:
+    """The clean-up a method spec asks for: its ``[postprocess]`` list and ``drop_absent``, each
+    replaced by the argument when that is given (``postprocess="none"`` or ``[]``: no post-processors)."""
+    return build_postprocess(spec.postprocess if postprocess is None else postprocess,
+                             spec.drop_absent if drop_absent is None else drop_absent)

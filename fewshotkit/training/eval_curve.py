@@ -28,14 +28,14 @@ class EvalCurve(HookBase):
 
     def __init__(self, store: Any, fold: Any, every: int, out_dir: Path, spec: Any, info: ddp.DistInfo,
                  protocols: Sequence[str] = ("roy", "full-volume"), n_folds: int = 5, label: str = "") -> None:
-        from fewshotkit.evaluation.postprocess import build_postprocess
+        from fewshotkit.evaluation.postprocess import spec_postprocess
 
         self.store = store
         self.fold = fold
         self.every = every
         self.out_dir = out_dir
         self.spec = spec  # image size and inference options
-        self.cleanup = build_postprocess(spec.postprocess)
+        self.cleanup = spec_postprocess(spec)
         #: the spec's inference options that change a prediction (those that are set), for the curve's records
         written = spec.to_dict()  # leaves out the options that are off
         self.inference: dict[str, Any] = {key: written[key] for key in INFERENCE_KEYS if key in written}

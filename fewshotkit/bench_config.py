@@ -17,6 +17,7 @@ else:  # pragma: no cover
 
 from fewshotkit.errors import FewshotkitError
 from fewshotkit.evaluation.protocol import ProtocolConfig
+from fewshotkit.presets import cpu_form
 
 #: built-in method name (a spec preset) -> row label in the tables
 METHOD_LABELS = {
@@ -67,8 +68,8 @@ def published_dice(method: str, store_preset: str | None, setting: int) -> float
 #: least as many patients as folds
 N_FOLDS = 5
 
-#: recipes that swap the backbone and image size of composed methods (``--recipe cpu``)
-RECIPES = {"cpu": "ssl-alpnet-cpu"}
+#: recipes that put every method at one budget (``--recipe cpu``: what its ``-cpu`` preset is)
+RECIPES = {"cpu": cpu_form}
 _ADDED = ("overrides", "eval_overrides")  # config keys that command-line flags extend instead of replace
 
 
@@ -167,13 +168,11 @@ def method_label(name: str, pooler: str | None = None) -> str:
 def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """The spec of a preset name or spec file, with the recipe's backbone and size and ``overrides``."""
     from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import load_spec, preset_spec
+    from fewshotkit.spec import MethodSpec, load_spec, preset_spec
 
     spec = load_spec(name) if name.endswith(".toml") else preset_spec(name)
-    if recipe is not None and "backbone" in spec.parts:
-        base = preset_spec(RECIPES[recipe])
-        parts = {**spec.parts, "backbone": dict(base.parts["backbone"])}
-        spec = dataclasses.replace(spec, parts=parts, image_size=base.image_size)
+    if recipe is not None:
+        spec = MethodSpec.from_dict(RECIPES[recipe](spec.to_dict()))
     if overrides:
         spec = apply_overrides(spec, list(overrides))
     return spec

@@ -91,20 +91,24 @@ PRESETS["ssl-alpnet-cpu-bf16"] = copy.deepcopy(PRESETS["ssl-alpnet-cpu"])
 PRESETS["ssl-alpnet-cpu-bf16"]["training"].update(steps=3_000, amp=True)
 
 
-def _cpu_form(name: str) -> dict[str, Any]:
-    """``name`` at the CPU recipe's budget: its backbone, image size and training table (the
-    method keeps its own parts, regime and, for untrained methods, zero steps)."""
-    base, recipe = copy.deepcopy(PRESETS[name]), PRESETS["ssl-alpnet-cpu"]
+def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
+    """A spec table at the CPU recipe's budget: the recipe's backbone (where the method has one),
+    image size and training table; the method keeps its own parts, regime and, when it trains
+    nothing, zero steps. A table already in that form (the recipe's backbone and size, as every
+    ``-cpu`` preset) is returned unchanged, so its own training (``ssl-alpnet-cpu-bf16``) stays."""
+    base, recipe = copy.deepcopy(table), PRESETS["ssl-alpnet-cpu"]
+    if base.get("backbone", recipe["backbone"]) == recipe["backbone"] and base.get("image_size") == recipe["image_size"]:
+        return base
     if "backbone" in base:
         base["backbone"] = copy.deepcopy(recipe["backbone"])
     base["image_size"] = recipe["image_size"]
-    regime = base["training"]["regime"]
-    if base["training"]["steps"]:
-        base["training"] = {**copy.deepcopy(recipe["training"]), "regime": regime}
+    training = base.get("training", {})
+    if training.get("steps", 1):
+        base["training"] = {**copy.deepcopy(recipe["training"]), "regime": training.get("regime", "ssl")}
     return base
 
 
 # every other method at the CPU recipe's budget, so that one table compares them at one cost
-PRESETS.update({f"{name}-cpu": _cpu_form(name)
+PRESETS.update({f"{name}-cpu": cpu_form(PRESETS[name])
                 for name in ("ssl-adnet", "ssl-qnet", "ssl-regional", "ssl-panet", "alpnet", "panet", "senet",
                              "alpnet-init")})

@@ -284,6 +284,20 @@ def test_shipped_study_configs_are_valid(path):
         method_spec(method, config.recipe, config.overrides)  # every preset and override resolves
 
 
+@pytest.mark.parametrize("name", ["ssl-adnet", "senet", "alpnet-init", "ssl-alpnet", "ssl-alpnet-cpu-bf16"])
+def test_recipe_cpu_is_the_cpu_preset(name):
+    """``--recipe cpu`` gives a method what its ``-cpu`` preset has: backbone, size and training table;
+    a spec already in that form (the bfloat16 recipe) keeps its own training."""
+    from fewshotkit.bench import method_spec
+    from fewshotkit.spec import PRESETS, preset_spec
+
+    cpu_name = name if name.endswith("bf16") else f"{name}-cpu"
+    expected = preset_spec(cpu_name if cpu_name in PRESETS else "ssl-alpnet-cpu").to_dict()
+    got = method_spec(name, "cpu").to_dict()
+    assert {k: v for k, v in got.items() if k != "preset"} == {k: v for k, v in expected.items() if k != "preset"}
+    assert method_spec(name).to_dict() == preset_spec(name).to_dict()  # no recipe: the preset as it is
+
+
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
     import importlib.util
 

@@ -126,8 +126,9 @@ class Bench:
                      pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
     def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
-                  protocol: str, postprocess: list[dict[str, Any]]) -> FoldScores:
-        """Scores of the model in ``checkpoint`` (with the config's inference options) on ``classes``."""
+                  protocol: str, postprocess: list[dict[str, Any]], drop_absent: float | None) -> FoldScores:
+        """Scores of the model in ``checkpoint`` (with the config's inference options) on ``classes``;
+        ``drop_absent`` from ``--set`` unless ``--eval-set`` gives one."""
         from fewshotkit.device import resolve_device
         from fewshotkit.evaluation.evaluate import evaluate_predictor
         from fewshotkit.evaluation.inference import predictor_for
@@ -143,7 +144,8 @@ class Bench:
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix,
-                                  postprocess=build_postprocess(postprocess, loaded.spec.drop_absent),
+                                  postprocess=build_postprocess(postprocess, drop_absent if loaded.spec.drop_absent is None
+                                                                      else loaded.spec.drop_absent),
                                   support_orientation=loaded.spec.support_orientation).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------
@@ -162,13 +164,17 @@ class Bench:
                 raise FewshotkitError(f"bench --pooler {pooler}: method '{method}' has no [pooler] part to replace")
             spec = method_spec(method, cfg.recipe, [f"pooler.type={pooler}", *cfg.overrides])
         steps, regime = self._budget(spec)
-        postprocess, spec = spec.postprocess, dataclasses.replace(spec, postprocess=[])  # evaluation, not training
+        # evaluation, not training: the models' key leaves these out
+        postprocess, absent = spec.postprocess, spec.drop_absent
+        spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime)
         key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
         if postprocess:
             key["postprocess"] = {"tables": postprocess,
                                   "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
+        if absent is not None:
+            key["drop_absent"] = absent
         if cfg.eval_overrides:
             key["inference"] = list(cfg.eval_overrides)
         store_key = Path(store_path).stem
@@ -178,6 +184,7 @@ class Bench:
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
         shown = f"{label} + {pseudolabels}" if named else label  # for the log
         variant = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
+        variant += f"_drop-absent-{absent:g}" if absent is not None else ""
         variant += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
         folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
         cell_path = folder / f"{stem}{named}{variant}.json"
@@ -207,7 +214,7 @@ class Bench:
             self.log(f"evaluating {shown} fold {fold} ({', '.join(classes)}; {protocol})")
             prefix = safe_name(f"{store_key}_{label}{named}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
-            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess))
+            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess, absent))
             eval_seconds += time.perf_counter() - t0
         scores = _merge(parts, all_classes)
         timing = {"steps": steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
@@ -263,7 +270,8 @@ class Bench:
         published = {entry: published_dice(entry.split(" + ")[0], store_preset, setting) for entry in labels}
         if "roy" in cfg.protocol and any(v is not None for v in published.values()):
             columns.append(PUBLISHED_COLUMN)
-        inference = [*cfg.eval_overrides, *(o.strip() for o in cfg.overrides if o.strip().startswith("postprocess"))]
+        inference = [*cfg.eval_overrides,
+                     *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent")))]
         title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
                  f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
                  f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"

@@ -1,5 +1,5 @@
 """What a ``fewshotkit bench`` run compares: the config (from flags or a TOML file), the built-in
-methods' row labels and the recipes that swap a composed method's backbone."""
+methods' row labels and the recipes that put every method at one budget (``--recipe cpu``)."""
 
 from __future__ import annotations
 
@@ -166,7 +166,8 @@ def method_label(name: str, pooler: str | None = None) -> str:
 
 
 def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """The spec of a preset name or spec file, with the recipe's backbone and size and ``overrides``."""
+    """The spec of a preset name or spec file in the recipe's form (backbone, size and training
+    table: :func:`fewshotkit.presets.cpu_form`), with ``overrides``."""
     from fewshotkit.overrides import apply_overrides
     from fewshotkit.spec import MethodSpec, load_spec, preset_spec
 

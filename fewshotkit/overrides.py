@@ -19,8 +19,8 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
 
     Sections: the parts (``backbone``, ``pooler``, ``classifier``), ``options`` and ``training``
     (``training.a.b=1`` sets nested tables); top-level keys ``method``, ``image_size``,
-    ``support_orientation``, ``support_zoom``, ``test_mirror``, ``fg_threshold`` and ``postprocess`` (replaces the list:
-    ``postprocess=largest-component,z-continuity``, a TOML list of names or tables, or ``none``).
+    ``support_orientation``, ``support_zoom``, ``test_mirror``, ``fg_threshold``, ``drop_absent`` and ``postprocess``
+    (replaces the list: ``postprocess=largest-component,z-continuity``, a TOML list of names or tables, or ``none``).
     Values are TOML literals, else strings; ``null`` removes the key (back to the factory's default).
     Option names are checked by :func:`validate_spec`.
     """

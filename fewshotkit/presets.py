@@ -94,10 +94,10 @@ PRESETS["ssl-alpnet-cpu-bf16"]["training"].update(steps=3_000, amp=True)
 def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
     """A spec table at the CPU recipe's budget: the recipe's backbone (where the method has one),
     image size and training table; the method keeps its own parts, regime and, when it trains
-    nothing, zero steps. A table already in that form (the recipe's backbone and size, as every
-    ``-cpu`` preset) is returned unchanged, so its own training (``ssl-alpnet-cpu-bf16``) stays."""
+    nothing, zero steps. A table that already has the recipe's backbone and size (the composed
+    ``-cpu`` presets) is returned unchanged, so its own training (``ssl-alpnet-cpu-bf16``) stays."""
     base, recipe = copy.deepcopy(table), PRESETS["ssl-alpnet-cpu"]
-    if base.get("backbone", recipe["backbone"]) == recipe["backbone"] and base.get("image_size") == recipe["image_size"]:
+    if base.get("backbone") == recipe["backbone"] and base.get("image_size") == recipe["image_size"]:
         return base
     if "backbone" in base:
         base["backbone"] = copy.deepcopy(recipe["backbone"])

@@ -217,6 +217,11 @@ def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_ow
         return sum(c["tp"] + c["fp"] for scans in per_scan.values() for c in scans.values())
 
     assert 0 < predicted("drop_absent=1") < predicted(None)
+    bench_set = run_cli(*args, "--set", "drop_absent=1")  # --set: evaluation too, as postprocess (no training)
+    assert bench_set.exit_code == 0 and "training" not in bench_set.output, bench_set.output
+    (cell,) = (out / "cells").rglob("*_drop-absent-1.json")
+    per_scan = json.loads(cell.read_text())["scores"]["per_scan"]
+    assert sum(c["tp"] + c["fp"] for scans in per_scan.values() for c in scans.values()) == predicted("drop_absent=1")
     for item, words in (("pooler.no_such_option=1", "no_such_option"), ("training.lr=1", "belong in --set")):
         bad = run_cli(*args, "--eval-set", item)
         assert bad.exit_code != 0 and words in bad.output, bad.output
@@ -284,18 +289,33 @@ def test_shipped_study_configs_are_valid(path):
         method_spec(method, config.recipe, config.overrides)  # every preset and override resolves
 
 
-@pytest.mark.parametrize("name", ["ssl-adnet", "senet", "alpnet-init", "ssl-alpnet", "ssl-alpnet-cpu-bf16"])
-def test_recipe_cpu_is_the_cpu_preset(name):
-    """``--recipe cpu`` gives a method what its ``-cpu`` preset has: backbone, size and training table;
-    a spec already in that form (the bfloat16 recipe) keeps its own training."""
+def test_recipe_cpu_is_the_cpu_preset(tmp_path):
+    """``--recipe cpu`` gives a method the CPU recipe's backbone (where it has one), 128 px and
+    training table with its own regime, keeps 0 steps at 0, and leaves a spec already in that form."""
     from fewshotkit.bench import method_spec
-    from fewshotkit.spec import PRESETS, preset_spec
+    from fewshotkit.spec import preset_spec
 
-    cpu_name = name if name.endswith("bf16") else f"{name}-cpu"
-    expected = preset_spec(cpu_name if cpu_name in PRESETS else "ssl-alpnet-cpu").to_dict()
-    got = method_spec(name, "cpu").to_dict()
-    assert {k: v for k, v in got.items() if k != "preset"} == {k: v for k, v in expected.items() if k != "preset"}
-    assert method_spec(name).to_dict() == preset_spec(name).to_dict()  # no recipe: the preset as it is
+    recipe = preset_spec("ssl-alpnet-cpu")
+    for name in ("ssl-adnet", "alpnet", "senet", "alpnet-init"):
+        paper, cpu = preset_spec(name), method_spec(name, "cpu")
+        assert paper.image_size == 256 and cpu.image_size == 128
+        assert cpu.parts.get("backbone") == (recipe.parts["backbone"] if "backbone" in paper.parts else None)
+        assert {k: v for k, v in cpu.parts.items() if k != "backbone"} == \
+            {k: v for k, v in paper.parts.items() if k != "backbone"}
+        if paper.training["steps"]:
+            assert cpu.training == {**recipe.training, "regime": paper.training["regime"]}
+        else:
+            assert cpu.training["steps"] == 0
+        assert cpu.to_dict() | {"preset": name} == preset_spec(f"{name}-cpu").to_dict() | {"preset": name}
+    bf16 = preset_spec("ssl-alpnet-cpu-bf16")
+    assert method_spec("ssl-alpnet-cpu-bf16", "cpu").training == bf16.training  # 3000 steps, amp: kept
+    assert method_spec("ssl-alpnet", "cpu").to_dict() | {"preset": "x"} == recipe.to_dict() | {"preset": "x"}
+    bare = tmp_path / "bare.toml"  # a user spec without [training] or image_size
+    bare.write_text('method = "alpnet"\n[backbone]\ntype = "deeplab-resnet101"\n[pooler]\ntype = "alp"\n'
+                    '[classifier]\ntype = "cosine-softmax"\n')
+    spec = method_spec(str(bare), "cpu")
+    assert spec.image_size == 128 and spec.parts["backbone"] == recipe.parts["backbone"]
+    assert spec.training == {**recipe.training, "regime": "ssl"}
 
 
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):

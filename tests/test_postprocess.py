@@ -261,7 +261,14 @@ def test_drop_absent_is_a_spec_key_the_argument_replaces(trained, fresh_host):
     assert doc["protocol"]["drop_absent"] == 0.2 and doc["spec"]["drop_absent"] == 0.2
     doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu",
                                  overrides=["drop_absent=0.2"], drop_absent=0.1)
-    assert doc["protocol"]["drop_absent"] == 0.1  # --drop-absent replaces the spec's
+    assert doc["protocol"]["drop_absent"] == 0.1 and doc["spec"]["drop_absent"] == 0.1  # --drop-absent wins
+
+    def predicted(overrides):
+        doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["liver"], device="cpu", postprocess=[],
+                                     overrides=overrides)
+        return sum(c["tp"] + c["fp"] for scans in doc["folds"][0]["per_scan"].values() for c in scans.values())
+
+    assert 0 < predicted(["drop_absent=1"]) < predicted([])  # the spec's key clears slices: one left per scan
 
 
 def test_the_documented_plugin_example_works(tmp_path):

@@ -20,8 +20,8 @@ POSTPROCESS_OPTION = click.option(
 DROP_ABSENT_OPTION = click.option(
     "--drop-absent", type=click.FloatRange(min=0, min_open=True, max=1), default=None, metavar="FRACTION",
     help="Slice presence: clear slices whose predicted foreground's probability mass is below FRACTION x "
-         "the scan's largest; replaces the spec's drop_absent (`--set drop_absent=FRACTION` does the same; "
-         "off by default).")
+         "the scan's largest; replaces the spec's drop_absent (as `--set drop_absent=FRACTION`; "
+         "`--set drop_absent=null` turns a spec's off). Default: the spec's, off unless set.")
 
 
 def _postprocess_override(values: tuple[str, ...]) -> list[str] | None:

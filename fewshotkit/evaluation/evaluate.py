@@ -6,7 +6,7 @@ import os
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -219,7 +219,7 @@ def evaluate_checkpoint(
         checkpoint=str(checkpoint),
         store=str(store_path),
         method=loaded.spec.preset or loaded.spec.method,
-        spec=loaded.spec.to_dict(),
+        spec=replace(loaded.spec, postprocess=cleanup.tables, drop_absent=cleanup.drop_absent).to_dict(),
         plugin_versions=plugin_versions(),
         seed=seed,
         device=describe_device() if torch_device.type == "cuda" else str(torch_device),

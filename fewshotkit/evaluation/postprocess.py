@@ -41,7 +41,8 @@ def drop_absent_slices(mask: np.ndarray, probabilities: np.ndarray, fraction: fl
 
 def check_drop_absent(fraction: float | None) -> None:
     if fraction is not None and not 0.0 < float(fraction) <= 1.0:
-        raise FewshotkitError(f"--drop-absent must be a fraction in (0, 1], got {fraction}")
+        raise FewshotkitError(f"drop_absent (--drop-absent) must be a fraction in (0, 1] of the scan's largest slice "
+                              f"mass, got {fraction}")
 
 
 @dataclass
@@ -72,7 +73,8 @@ class ScanPostprocess:
         out = np.asarray(mask, dtype=bool)
         if self.drop_absent is not None:
             if probabilities is None:
-                raise FewshotkitError("--drop-absent needs foreground probabilities, which this predictor does not give")
+                raise FewshotkitError("drop_absent needs foreground probabilities, which this predictor does not give; "
+                                      "turn it off (--set drop_absent=null)")
             out = drop_absent_slices(out, probabilities, float(self.drop_absent))
         space = None if spacing is None else (float(spacing[0]), float(spacing[1]), float(spacing[2]))
         for name, step in self.steps:

@@ -209,7 +209,8 @@ def evaluate_fold(
         steps_iter = steps
     soft = postprocess is not None and postprocess.needs_probabilities
     if soft and not hasattr(predictor, "probabilities"):
-        raise FewshotkitError("--drop-absent needs a predictor with a probabilities() method")
+        raise FewshotkitError("drop_absent needs a predictor with a probabilities() method; turn it off "
+                              "(--set drop_absent=null)")
     search = check_orientation(support_orientation) == SEARCH
     loaded: tuple[str, np.ndarray, np.ndarray] | None = None
     for scan, value, name in steps_iter:

@@ -111,8 +111,8 @@ class Model:
         ``classes``: values or names (see :attr:`classes`), ``"all"``, or None for the mask's only
         class. ``query_range`` (first, last slice) overrides the range estimated from the support;
         ``all_slices`` segments every slice. ``postprocess`` (None: the spec's list) and
-        ``drop_absent`` (None: the spec's value) as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm of the query for
-        physical post-processing (read from the header for NIfTI paths).
+        ``drop_absent`` (None: the spec's value) as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm
+        of the query for physical post-processing (read from the header for NIfTI paths).
         """
         from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume

@@ -139,13 +139,14 @@ class Bench:
         device = resolve_device(self.config.device)
         seed_everything(self.config.seed)
         loaded = load_method(checkpoint, device, self.config.eval_overrides)
+        if loaded.spec.drop_absent is not None:  # --eval-set drop_absent=... wins over --set's
+            drop_absent = loaded.spec.drop_absent
         predictor = predictor_for(loaded.method, loaded.spec, device, self.config.batch_size)
         config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
         return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix,
-                                  postprocess=build_postprocess(postprocess, drop_absent if loaded.spec.drop_absent is None
-                                                                      else loaded.spec.drop_absent),
+                                  postprocess=build_postprocess(postprocess, drop_absent),
                                   support_orientation=loaded.spec.support_orientation).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------

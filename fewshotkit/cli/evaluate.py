@@ -147,7 +147,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 @click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOL_CHOICES),
               help="Protocol (repeatable: one column group per protocol; default roy).")
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,
-              help="cpu: give every method the CPU recipe's light backbone, 128 px size and training table (as its -cpu preset).")
+              help="cpu: give every method the CPU recipe's light backbone, 128 px size and training table "
+                   "(as its -cpu preset).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Spec override for every method (after a --config file's 'overrides').")
 @click.option("--eval-set", "eval_overrides", multiple=True, metavar="KEY=VALUE",

@@ -2,10 +2,10 @@
 
 Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` and the Python API:
 
-1. **Slice presence** (``drop_absent``, the spec's key or an override; off by default): a slice is judged to hold no organ when
-   the probability mass of its predicted foreground (the sum of the foreground probability over
-   the slice's predicted pixels) is below ``drop_absent`` x the largest slice mass of the scan;
-   its prediction is cleared. Only predicted pixels count, so the faint background probability
+1. **Slice presence** (``drop_absent``, the spec's key or an override; off by default): a slice
+   is judged to hold no organ when the probability mass of its predicted foreground (the sum of
+   the foreground probability over the slice's predicted pixels) is below ``drop_absent`` x the
+   largest slice mass of the scan; its prediction is cleared. Only predicted pixels count, so the faint background probability
    spread over a whole slice does not hide an empty one.
 2. **Post-processors** from the method spec's ``[postprocess]`` list (or an override), built
    through the ``postprocessor`` registry and applied in order, each seeing the scan's voxel

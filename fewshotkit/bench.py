@@ -60,13 +60,16 @@ def _store_preset(store_path: str) -> str | None:
         return store.preset
 
 
-def _merge(parts: list[FoldScores], class_order: list[str]) -> FoldScores:
+def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -> FoldScores:
+    """One fold's scores from those of its class groups' models (setting 2: one model per group)."""
     first = parts[0]
     merged = FoldScores(first.fold, first.support, first.queries, [])
-    for p in parts:
+    for group, p in zip(groups, parts):
         merged.counts.update(p.counts)
         merged.support_slices.update(p.support_slices)
-        merged.support_turns.update(p.support_turns)  # setting 2: the last class group's turn per scan
+        # each group's model searched the support's turn for itself: "scan (group)" keeps every one
+        merged.support_turns.update({scan if len(parts) == 1 else f"{scan} ({group})": k
+                                     for scan, k in p.support_turns.items()})
         merged.skipped += p.skipped
     merged.classes = [c for c in class_order if any(c in p.classes for p in parts)]
     return merged
@@ -217,7 +220,7 @@ class Bench:
             t0 = time.perf_counter()
             parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess, absent))
             eval_seconds += time.perf_counter() - t0
-        scores = _merge(parts, all_classes)
+        scores = _merge(parts, all_classes, [group for group, _, _ in plan])
         timing = {"steps": steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
         write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json(), "timing": timing})
         self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:], **timing})

@@ -244,6 +244,13 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     again = run_cli(*args)
     assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 2
     assert (out / "syn_comparison.md").read_text() == s1 and (out / "syn_setting2_comparison.md").read_text() == s2
+    # the orientation search in setting 2: each group's model turns the support for itself, all recorded
+    search = run_cli(*args[:-6], "--setting", "2", "--eval-set", "support_orientation=search", "-o", str(out))
+    assert search.exit_code == 0 and "training" not in search.output, search.output
+    (cell,) = (out / "cells" / "syn_setting2").rglob("*_set-*.json")
+    scores = json.loads(cell.read_text())["scores"]
+    assert sorted(scores["support_turns"]) == sorted(f"{scan} ({group})" for scan in scores["queries"]
+                                                     for group in ("lower", "upper"))
 
 
 def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli, store_path, tmp_path):

@@ -21,7 +21,8 @@ class FoldScores:
     counts: dict[str, dict[str, Counts]] = field(default_factory=dict)
     support_slices: dict[str, list[list[int]]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    support_turns: dict[str, int] = field(default_factory=dict)  # query scan -> quarter turns (orientation search)
+    #: query scan (in a bench's setting 2, "scan (class group)") -> quarter turns (orientation search)
+    support_turns: dict[str, int] = field(default_factory=dict)
 
     def per_class(self, metric: str = "dice") -> dict[str, float]:
         """Class -> metric averaged over the query scans that contain the class (percent)."""

@@ -7,6 +7,7 @@ only rank 0 writes files.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -59,6 +60,14 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
 
 
 def teardown(info: DistInfo) -> None:
+    """Free the finished run's objects, then end the process group (when there is one).
+
+    The collection is explicit because reference cycles (torch's lazy imports leave some frames in
+    one) can keep the DDP wrapper alive past training; freed during interpreter shutdown, after its
+    process group, it aborted a rank ("terminate called without an active exception"). It also
+    hands a run's (GPU) memory back as soon as ``train`` returns.
+    """
+    gc.collect()
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 

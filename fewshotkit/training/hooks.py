@@ -28,12 +28,12 @@ class Checkpointer:
     """Writes ``last.pt`` (and numbered copies) holding everything an exact resume needs."""
 
     def __init__(self, directory: Path, info: ddp.DistInfo, aug_generator: torch.Generator, keep: int,
-                 extra: Callable[[], dict[str, Any]]) -> None:
+                 extra: Callable[[int], dict[str, Any]]) -> None:
         self.directory = directory
         self.info = info
         self.aug_generator = aug_generator
         self.keep = keep
-        self.extra = extra  # spec text, plugin versions, run record ... at the time of saving
+        self.extra = extra  # step -> spec text, plugin versions, run record ... at the time of saving
         self.trainer: Any = None
 
     def save(self, numbered: bool) -> Path:
@@ -49,7 +49,7 @@ class Checkpointer:
                 "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
                 "rng": rng_states, "train_seconds": t.train_seconds,
                 "train_cpu_seconds": t.train_cpu_seconds, "torch_version": str(torch.__version__),
-                **self.extra(),
+                **self.extra(t.step),
             }
             save_checkpoint(last, blob)
             if numbered:

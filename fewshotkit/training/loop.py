@@ -295,10 +295,9 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
                       use_amp=use_amp, amp_dtype=amp_dtype, scaler=scaler)
     # first among the hooks: evaluation and checkpoints after a step see the updated average
     ema = WeightAverage(config.ema, (payload or {}).get(EMA_KEY)) if config.ema > 0 else None
-    checkpointer = Checkpointer(ckpt_dir, info, aug_gen, config.keep_checkpoints, lambda: {
+    checkpointer = Checkpointer(ckpt_dir, info, aug_gen, config.keep_checkpoints, lambda step: {
         "spec_toml": spec_text, "plugin_versions": versions, "plugin_providers": run["plugin_providers"],
-        "run": {**run, "final_step": trainer.step}, **({EMA_KEY: ema.state_dict()} if ema else {})})
-    checkpointer.trainer = trainer
+        "run": {**run, "final_step": step}, **({EMA_KEY: ema.state_dict()} if ema else {})})
     logger = MetricsLogger(out_dir / METRICS if main else None, config.log_every, info, show_progress)
     hooks: list[HookBase] = [*([ema] if ema else []), logger]
     if config.log_episodes:

@@ -9,6 +9,7 @@ so a new behaviour (EMA, early stopping, a custom metric) is a new hook, not an 
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -20,6 +21,9 @@ from fewshotkit.errors import FewshotkitError
 
 class HookBase:
     """Called by :class:`Trainer`; ``self.trainer`` is set when the hook is registered.
+
+    ``self.trainer`` is a weak proxy (as in detectron2): the trainer owns its hooks, and no cycle
+    through them keeps a finished run's model alive.
 
     ``after_train`` runs even when training stops with an error or an interruption
     (``trainer.interrupted``), so hooks close their files there.
@@ -86,7 +90,7 @@ class Trainer:
 
     def register(self, hooks: Sequence[HookBase]) -> None:
         for hook in hooks:
-            hook.trainer = self
+            hook.trainer = weakref.proxy(self)
             self.hooks.append(hook)
 
     @property

@@ -114,6 +114,13 @@ def test_eval_set_changes_inference_options_and_refuses_weight_or_training_chang
     turns = document["folds"][0]["support_turns"]
     assert set(turns) == set(document["folds"][0]["queries"]) and set(turns.values()) <= {0, 1, 2, 3}
     assert f"support turned for {sum(k > 0 for k in turns.values())} of {len(turns)} query scans" in result.output
+    # a clean-up set this way is named once in the table title, as the clean-up
+    result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--class", "liver", "--device", "cpu",
+                     "--set", "drop_absent=0.3", "--set", "postprocess=largest-component")
+    assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())  # the title wraps
+    assert "largest-component, drop-absent 0.3" in words and "drop_absent=" not in words
+    assert "postprocess=" not in words
     for item, words in (("backbone.out_channels=64", "weights no longer fit"), ("training.lr=0.1", "training options")):
         result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--device", "cpu", "--set", item)
         assert result.exit_code != 0 and words in result.output, result.output

@@ -110,8 +110,9 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
     absent = document["protocol"]["drop_absent"]
     cleanup += (", " if cleanup else "") + (f"drop-absent {absent:g}" if absent else "")
+    shown = [item for item in overrides if item.split("=", 1)[0].strip() not in ("postprocess", "drop_absent")]
     _print_tables(outputs.folds, title=f"{_method_title(document)}, {protocol}, {shots}-shot"
-                  + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in overrides))
+                  + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in shown))
     if output:
         write_json(output, document)
         console.print(f"results: {output}")

@@ -10,8 +10,9 @@
 Volumes are numpy arrays (Z, H, W) of raw intensities (or NIfTI paths, read as (Z, H, W) from
 their voxel axes (z, y, x)); they are preprocessed like ``fewshotkit segment`` does (top
 intensities clipped unless already clipped, per-volume z-score). The result is a uint8 label map
-(Z, H, W) on the query's grid holding the support mask's values. Nothing heavy is imported until
-:func:`load` is called.
+(Z, H, W) on the query's grid holding the support mask's values. Two NIfTI files are first brought
+to one orientation, as by ``fewshotkit segment``; arrays are taken as given (support and query in
+the same voxel order). Nothing heavy is imported until :func:`load` is called.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class _Volume:
     raw: np.ndarray  # the raw intensities (for the modality check)
     label: np.ndarray | None
     spacing: tuple[float, float, float] | None
+    affine: np.ndarray | None = None  # a NIfTI file's (its orientation); None for an array
 
 
 def _is_path(value: Any) -> bool:
@@ -52,7 +54,8 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
         prepared = load_nifti_volume(image, label, target_size=None)
         raw = load_nifti(Path(image))[1]
-        return _Volume(prepared.image, raw, prepared.label, spacing or prepared.spacing)  # type: ignore[arg-type]
+        return _Volume(prepared.image, raw, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
+                       prepared.affine)
     raw = np.asarray(image, dtype=np.float64)
     if raw.ndim != 3:
         raise DataError(f"{what}: expected a 3D volume (Z, H, W), got shape {raw.shape}")
@@ -116,7 +119,7 @@ class Model:
         """
         from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume
-        from fewshotkit.segment import check_modalities, resolve_classes
+        from fewshotkit.segment import check_modalities, model_orientation, resolve_classes, segment_in_orientation
 
         sup = _volume(support_image, support_mask, "support", None)
         qry = _volume(query, None, "query", spacing)
@@ -125,11 +128,15 @@ class Model:
                          query if _is_path(query) else "query (array)", self.meta, self.meta.get("path"))
         values = resolve_classes(classes, sup.label, self.classes, "support_mask")
         cleanup = spec_postprocess(self.spec, postprocess, drop_absent)
-        result = segment_volume(self.predictor, sup.image, sup.label, qry.image, values, names=self.classes,
-                                chunks=chunks, shots=shots, query_range=query_range, all_slices=all_slices,
-                                postprocess=cleanup, spacing=qry.spacing, joint=joint, support_name="support_mask",
-                                support_orientation=self.spec.support_orientation)
-        return result.labels
+        options = dict(names=self.classes, chunks=chunks, shots=shots, all_slices=all_slices, postprocess=cleanup,
+                       joint=joint, support_name="support_mask", support_orientation=self.spec.support_orientation)
+        if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one orientation, as segment
+            oriented, _ = segment_in_orientation(self.predictor, sup.image, sup.label, sup.affine, qry.image,
+                                                 qry.affine, values, model_orientation(self.meta),
+                                                 query_range=query_range, spacing=qry.spacing, **options)
+            return oriented.labels
+        return segment_volume(self.predictor, sup.image, sup.label, qry.image, values, query_range=query_range,
+                              spacing=qry.spacing, **options).labels
 
 
 def load(run_or_checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 16, seed: int = 0,

@@ -9,6 +9,9 @@ slice is (slices outside use the nearest chunk's support, as in the full-volume 
 Several classes go into one label map, from one forward pass per query chunk where the method
 allows (:mod:`fewshotkit.evaluation.scan`). In-plane, scans of any size are resampled to the
 model's image size and back; the prediction is written with the query's affine and header.
+Support and query are first brought to one orientation (:mod:`fewshotkit.ingest.axes`): that of
+the scans the model was trained on when known, else the support's; the prediction goes back to
+the query's own voxel grid, and slice numbers (printed, ``--query-range``) are the query's own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -24,15 +27,21 @@ from fewshotkit.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.scan import ClassSegment
 
+if TYPE_CHECKING:
+    from fewshotkit.evaluation.scan import VolumeSegmentation
+    from fewshotkit.ingest.axes import Reorientation
+
 
 @dataclass
 class SegmentResult:
-    """``prediction`` (Z, H, W) uint8 label map on the query's (preprocessed) grid, one value per class."""
+    """``prediction`` (Z, H, W) uint8 label map on the query's own grid, one value per class."""
 
     output: Path
     prediction: np.ndarray
     classes: list[ClassSegment]
     joint: bool = False  # one forward pass per query chunk for all classes
+    orientation: tuple[str, str, str] = ("", "", "")  # axis codes of the support, the query, and segmented in
+    query_slice_numbers: bool = True  # False: query ranges count slices of the reoriented query
     overlay: Path | None = None
     support_turns: int = 0  # quarter turns counter-clockwise given to the support (orientation search)
     support_zoom: float | None = None  # margin of the support's window the model segmented inside, if any
@@ -104,6 +113,66 @@ def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
         return {}
 
 
+def model_orientation(meta: dict[str, Any]) -> str | None:
+    """Axis codes of the scans the model was trained on: as recorded in its run, else read from its
+    store when that is at hand (None when neither says)."""
+    from fewshotkit.ingest.axes import most_common_codes
+    from fewshotkit.store.reader import SliceStore
+
+    run = meta.get("run") or {}
+    if run.get("orientation"):
+        return str(run["orientation"])
+    store_path = run.get("store")
+    if not store_path or not Path(store_path).is_file():
+        return None
+    try:
+        with SliceStore(store_path) as store:
+            return most_common_codes(np.asarray(store.volume_attrs(v)["affine"]) for v in run.get("fold_train") or [])
+    except (FewshotkitError, KeyError):
+        return None
+
+
+def segment_in_orientation(predictor: Any, support_image: np.ndarray, support_label: np.ndarray,
+                           support_affine: np.ndarray, query_image: np.ndarray, query_affine: np.ndarray,
+                           values: Sequence[int], target: str | None, *,
+                           query_range: tuple[int, int] | None = None,
+                           spacing: tuple[float, float, float] | None = None,
+                           **options: Any) -> tuple["VolumeSegmentation", "Reorientation"]:
+    """:func:`~fewshotkit.evaluation.scan.segment_volume` with support and query first brought to the
+    axis codes ``target`` (None: the support's), the labels and slice numbers then back on the query's grid.
+
+    ``query_range`` is in the query's own slice numbers; ``options`` go to ``segment_volume``.
+    Returns the segmentation (query grid) and the query's reorientation.
+    """
+    from fewshotkit.evaluation.scan import segment_volume
+    from fewshotkit.ingest.axes import axis_codes, reorientation
+
+    target = target or axis_codes(support_affine)
+    to_support, to_query = reorientation(support_affine, target), reorientation(query_affine, target)
+    depth = query_image.shape[0]
+    if query_range is not None and not to_query.identity:
+        if not to_query.keeps_slice_axis:
+            raise FewshotkitError(
+                f"--query-range: the query ({to_query.source}) is segmented in {target}, where its slices run along "
+                "another axis; leave the range out (it is estimated) or give the query in a matching orientation")
+        ends = sorted(to_query.slice_index(z, depth) for z in query_range)
+        query_range = (ends[0], ends[1])
+    label = to_support.apply(support_label)
+    seg = segment_volume(predictor, to_support.apply(support_image), label, to_query.apply(query_image), values,
+                         query_range=query_range, spacing=None if spacing is None else to_query.spacing(spacing),
+                         **options)
+    seg.labels = to_query.undo(seg.labels)
+    support_depth = label.shape[0]
+    for item in seg.classes:  # slice numbers of the scans as the user has them
+        if to_query.keeps_slice_axis:
+            ends = sorted(to_query.slice_index(z, depth) for z in item.query_range)
+            item.query_range = (ends[0], ends[1])
+        if to_support.keeps_slice_axis:
+            item.support_slices = [[to_support.slice_index(z, support_depth) for z in chunk]
+                                   for chunk in item.support_slices]
+    return seg, to_query
+
+
 def check_modalities(raw_support: np.ndarray, raw_query: np.ndarray, support: Any, query: Any,
                      meta: dict[str, Any], checkpoint: Any) -> None:
     """Support and query must look like the same modality; warn if the checkpoint was trained on another."""
@@ -153,7 +222,7 @@ def segment_scan(
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import spec_postprocess
     from fewshotkit.evaluation.results import save_nifti_atomic
-    from fewshotkit.evaluation.scan import segment_volume
+    from fewshotkit.ingest.axes import axis_codes
     from fewshotkit.ingest.common import load_nifti
     from fewshotkit.ingest.volume import load_nifti_volume
     from fewshotkit.seeding import seed_everything
@@ -174,17 +243,21 @@ def segment_scan(
     names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
     predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
-    seg = segment_volume(predictor, sup.image, sup.label, qry.image, values, names=names, chunks=chunks, shots=shots,
-                         query_range=query_range, all_slices=all_slices, postprocess=cleanup, spacing=qry.spacing,
-                         joint=joint, support_name=f"support label '{support_label}'",
-                         support_orientation=loaded.spec.support_orientation)
+    seg, to_query = segment_in_orientation(
+        predictor, sup.image, sup.label, sup.affine, qry.image, qry.affine, values, model_orientation(loaded.meta),
+        names=names, chunks=chunks, shots=shots, query_range=query_range, all_slices=all_slices, postprocess=cleanup,
+        spacing=qry.spacing, joint=joint, support_name=f"support label '{support_label}'",
+        support_orientation=loaded.spec.support_orientation)
 
     # both files go to temporary names; the prediction replaces `output` only after the overlay is
     # written, so a failure (a full disk, a bad --overlay path) leaves the previous files as they were
     suffix = ".nii.gz" if str(output).endswith(".nii.gz") else ".nii"
     with atomic_path(output, suffix=suffix) as written:
         save_nifti_atomic(qry.to_nifti(seg.labels), written)
-        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint, support_turns=seg.support_turns,
+        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint,
+                               orientation=(axis_codes(sup.affine), to_query.source, to_query.target),
+                               query_slice_numbers=to_query.keeps_slice_axis,
+                               support_turns=seg.support_turns,
                                support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
                                fg_threshold=loaded.spec.fg_threshold, drop_absent=cleanup.drop_absent)
         if qry.label is not None:

@@ -66,6 +66,12 @@ def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_ho
     from_arrays = model.segment(query, support, mask, classes="all", postprocess=[])
     from_files = model.segment(paths["q"], paths["s"], paths["m"], classes="all", postprocess=[])
     assert from_arrays.shape == query.shape and np.array_equal(from_arrays, from_files)
+    # a query file storing its voxels in another order (x and z reversed: LAI) is segmented in the
+    # support's orientation and answered on its own grid
+    flipped = tmp_path / "q_lai.nii.gz"
+    nib.save(nib.Nifti1Image(query[::-1, :, ::-1].transpose(2, 1, 0), np.diag([-1.0, 1.0, -1.0, 1.0])), str(flipped))
+    from_flipped = model.segment(flipped, paths["s"], paths["m"], classes="all", postprocess=[])
+    assert np.array_equal(from_flipped, from_files[::-1, :, ::-1])
     binary = model.segment(query, support, mask == 4, postprocess=[])
     assert set(np.unique(binary)) <= {0, 1}
     # a query range restricts the segmented slices

@@ -247,3 +247,53 @@ def test_segment_with_a_foreground_threshold_keeps_fewer_voxels(run_cli, checkpo
         assert ("foreground where its softmax exceeds 0.9 (fg_threshold)" in result.output) == (threshold == 0.9)
         voxels[threshold] = int((np.asarray(nib.load(out).dataobj) == 1).sum())
     assert voxels[0.9] < voxels[0.5]
+
+
+def _reoriented(path, codes, out):
+    """The scan at ``path`` with its voxels stored in the orientation ``codes`` (same anatomy)."""
+    from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+    image = nib.load(path)
+    moved = image.as_reoriented(ornt_transform(io_orientation(image.affine), axcodes2ornt(tuple(codes))))
+    nib.save(moved, str(out))
+    return out
+
+
+def test_a_query_stored_in_another_orientation_gets_the_same_segmentation(checkpoint, scans, tmp_path):
+    from fewshotkit.segment import model_orientation, segment_scan
+    from fewshotkit.training.checkpoint import read_checkpoint
+
+    meta = read_checkpoint(checkpoint)
+    assert meta["run"]["orientation"] == "RAS" == model_orientation(meta)  # the synthetic store's scans
+    plain = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "a.nii.gz",
+                         classes=2, query_label=scans["query_label"], device="cpu")
+    query = _reoriented(scans["query"], "RAI", tmp_path / "q.nii.gz")  # x, y and z reversed
+    label = _reoriented(scans["query_label"], "RAI", tmp_path / "ql.nii.gz")
+    moved = segment_scan(checkpoint, scans["support"], scans["support_label"], query, tmp_path / "b.nii.gz",
+                         classes=2, query_label=label, device="cpu")
+    assert plain.orientation == ("LPS", "LPS", "RAS") and moved.orientation == ("LPS", "RAI", "RAS")
+    written = nib.load(moved.output)
+    assert np.array_equal(written.affine, nib.load(query).affine)  # on the query's own grid
+    back = _reoriented(moved.output, "LPS", tmp_path / "back.nii.gz")
+    assert np.array_equal(np.asarray(nib.load(back).dataobj), np.asarray(nib.load(plain.output).dataobj))
+    assert moved.classes[0].dice == plain.classes[0].dice > 0
+    depth = plain.prediction.shape[0]
+    lo, hi = plain.classes[0].query_range
+    assert moved.classes[0].query_range == (depth - 1 - hi, depth - 1 - lo)  # the query's own slice numbers
+    # a given range is read in the query's own numbers too
+    ranged = segment_scan(checkpoint, scans["support"], scans["support_label"], query, tmp_path / "c.nii.gz",
+                          classes=2, device="cpu", query_range=(depth - 1 - hi, depth - 1 - lo))
+    assert np.array_equal(ranged.prediction, moved.prediction)
+
+
+def test_a_query_sliced_along_another_axis_refuses_a_query_range(fresh_host, checkpoint, scans, tmp_path, capsys):
+    from fewshotkit.cli import main
+
+    query = _reoriented(scans["query"], "SLP", tmp_path / "q.nii.gz")  # its slices run along x
+    with pytest.raises(SystemExit) as exit_info:
+        main(["segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]), "--support-label",
+              str(scans["support_label"]), "--class", "1", "--query", str(query), "--query-range", "2:5",
+              "--device", "cpu", "-o", str(tmp_path / "p.nii.gz")])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--query-range" in err[0] and "SLP" in err[0], err

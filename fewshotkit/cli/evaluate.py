@@ -252,10 +252,16 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
                           query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
                           shots=shots, device=device, overlay=overlay, postprocess=_postprocess_override(postprocess),
                           drop_absent=drop_absent, overrides=overrides)
+    support_codes, query_codes, codes = result.orientation
+    moved = [f"{what} ({own})" for what, own in (("support", support_codes), ("query", query_codes)) if own != codes]
+    if moved:
+        console.print(f"{' and '.join(moved)} segmented in {codes} orientation"
+                      + (", the prediction written back on the query's grid" if query_codes != codes else ""))
     for item in result.classes:
         lo, hi = item.query_range
         name = f" ({item.name})" if item.name else ""
         console.print(f"class {item.value}{name}: support slices {item.support_slices}, query slices {lo}..{hi}"
+                      + ("" if result.query_slice_numbers else f" (of the query in {codes})")
                       + (" (+ all others)" if all_slices else ""))
     if result.support_turns:
         console.print(f"support turned {90 * result.support_turns} degrees counter-clockwise to match the query "

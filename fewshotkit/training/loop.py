@@ -179,6 +179,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
     from fewshotkit.console import console
     from fewshotkit.device import describe_device
+    from fewshotkit.ingest.axes import most_common_codes
     from fewshotkit.plugin_provenance import plugin_providers, plugin_versions
     from fewshotkit.seeding import seed_everything
     from fewshotkit.spec import build_method
@@ -264,6 +265,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
         "device": str(dev),
         "device_name": describe_device() if dev.type == "cuda" else "cpu",
         "amp": str(amp_dtype).removeprefix("torch.") if use_amp else False,
+        "orientation": most_common_codes(np.asarray(store.volume_attrs(v)["affine"]) for v in the_fold.train),
         "fold_queries": list(the_fold.queries),
         "fold_support": the_fold.support,
         "fold_train": list(the_fold.train),

@@ -1,0 +1,91 @@
+"""Scan orientation: bring a (Z, H, W) volume to given axis codes and back.
+
+Two NIfTI scans of one body can store their voxels in different orders (a DICOM conversion writes
+LPS, another tool RAS; one scan runs head to feet, the next feet to head). A few-shot model
+compares the support's slices with the query's, and picks the query's slices by their relative
+position along z, so ``fewshotkit segment`` brings both scans to one orientation first and the
+prediction back to the query's own voxel grid. Axis codes are nibabel's: the world direction each
+voxel axis (x, y, z) points to, e.g. ``"LAS"``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+
+def axis_codes(affine: np.ndarray) -> str:
+    """The axis codes of a (4, 4) voxel-to-world affine, e.g. ``"RAS"``."""
+    from nibabel.orientations import aff2axcodes
+
+    return "".join(str(c) for c in aff2axcodes(np.asarray(affine, dtype=np.float64)))
+
+
+def most_common_codes(affines: Iterable[np.ndarray]) -> str | None:
+    """The axis codes most of ``affines`` have (None for none)."""
+    counts = Counter(axis_codes(a) for a in affines)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+@dataclass(frozen=True)
+class Reorientation:
+    """From a scan's axis codes (``source``) to ``target``; arrays are (Z, H, W) = voxel (z, y, x)."""
+
+    source: str
+    target: str
+    ornt: np.ndarray  # nibabel's transform: row i = (output axis, flip) of voxel axis i (x, y, z)
+
+    @property
+    def identity(self) -> bool:
+        return self.source == self.target
+
+    @property
+    def keeps_slice_axis(self) -> bool:
+        """True when the slices stay the slices (z -> z, possibly reversed)."""
+        return int(self.ornt[2, 0]) == 2
+
+    def apply(self, zhw: np.ndarray) -> np.ndarray:
+        """A (Z, H, W) array of the source scan in the target orientation."""
+        from nibabel.orientations import apply_orientation
+
+        if self.identity:
+            return zhw
+        return np.ascontiguousarray(apply_orientation(zhw.transpose(2, 1, 0), self.ornt).transpose(2, 1, 0))
+
+    def undo(self, zhw: np.ndarray) -> np.ndarray:
+        """A (Z, H, W) array in the target orientation back on the source scan's grid."""
+        from nibabel.orientations import apply_orientation, ornt_transform
+
+        if self.identity:
+            return zhw
+        back = ornt_transform(_ornt(self.target), _ornt(self.source))
+        return np.ascontiguousarray(apply_orientation(zhw.transpose(2, 1, 0), back).transpose(2, 1, 0))
+
+    def spacing(self, spacing_zyx: tuple[float, float, float]) -> tuple[float, float, float]:
+        """Voxel spacing (z, y, x) in the target orientation."""
+        xyz = spacing_zyx[::-1]
+        out = [0.0, 0.0, 0.0]
+        for axis, (target_axis, _) in enumerate(self.ornt):
+            out[int(target_axis)] = float(xyz[axis])
+        return out[2], out[1], out[0]
+
+    def slice_index(self, z: int, depth: int) -> int:
+        """Slice ``z`` of the source scan (of ``depth`` slices) as a slice of the target (slice axis kept)."""
+        return depth - 1 - z if self.ornt[2, 1] < 0 else z
+
+
+def _ornt(codes: str) -> np.ndarray:
+    from nibabel.orientations import axcodes2ornt
+
+    return axcodes2ornt(tuple(codes))
+
+
+def reorientation(affine: np.ndarray, target: str) -> Reorientation:
+    """How to bring the scan of ``affine`` to the axis codes ``target``."""
+    from nibabel.orientations import ornt_transform
+
+    source = axis_codes(affine)
+    return Reorientation(source, target, ornt_transform(_ornt(source), _ornt(target)))

@@ -1,0 +1,49 @@
+"""Scan orientation: axis codes, to another orientation and back, spacing, and the model's own."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+from conftest import pseudolabelled_store
+from fewshotkit.ingest.axes import axis_codes, most_common_codes, reorientation
+
+
+@pytest.mark.parametrize("codes, keeps_slices", [("LPS", True), ("RAI", True), ("ASL", False), ("SLP", False)])
+def test_a_volume_stored_in_any_orientation_comes_back_exactly(codes, keeps_slices):
+    xyz = np.random.default_rng(0).random((5, 6, 7))
+    ras = nib.Nifti1Image(xyz, np.diag([1.5, 2.0, 3.0, 1.0]))
+    other = ras.as_reoriented(ornt_transform(io_orientation(ras.affine), axcodes2ornt(tuple(codes))))
+    assert axis_codes(other.affine) == codes
+    zhw = np.asarray(other.dataobj).transpose(2, 1, 0)
+    move = reorientation(other.affine, "RAS")
+    assert np.array_equal(move.apply(zhw), xyz.transpose(2, 1, 0)) and np.array_equal(move.undo(move.apply(zhw)), zhw)
+    zooms = other.header.get_zooms()
+    assert move.spacing((zooms[2], zooms[1], zooms[0])) == (3.0, 2.0, 1.5)  # RAS (z, y, x) spacing
+    assert move.keeps_slice_axis is keeps_slices
+    if keeps_slices:  # slice 1 of the scan is slice_index(1) of the reoriented one (in-plane flips aside)
+        moved_slice = move.apply(zhw)[move.slice_index(1, zhw.shape[0])]
+        assert np.array_equal(np.sort(moved_slice, axis=None), np.sort(zhw[1], axis=None))
+
+
+def test_the_same_orientation_is_left_alone():
+    volume = np.zeros((3, 4, 5))
+    move = reorientation(np.diag([-1.0, -1.0, 1.0, 1.0]), "LPS")
+    assert move.identity and move.apply(volume) is volume and move.undo(volume) is volume
+    assert most_common_codes([np.eye(4), np.diag([-1.0, -1.0, 1.0, 1.0]), np.eye(4)]) == "RAS"
+    assert most_common_codes([]) is None
+
+
+def test_the_model_orientation_is_read_from_the_run_or_else_its_store(tmp_path):
+    from fewshotkit.segment import model_orientation
+    from fewshotkit.store.reader import SliceStore
+
+    store = pseudolabelled_store(tmp_path / "syn.h5", volumes=3, seed=0, slices=4, size=32)
+    assert model_orientation({"run": {"orientation": "LAS"}}) == "LAS"
+    with SliceStore(store) as opened:
+        volumes = list(opened.volumes)
+    assert model_orientation({"run": {"store": str(store), "fold_train": volumes}}) == "RAS"  # runs before the key
+    assert model_orientation({"run": {"store": str(tmp_path / "gone.h5"), "fold_train": volumes}}) is None
+    assert model_orientation({}) is None

@@ -9,7 +9,7 @@ slice is (slices outside use the nearest chunk's support, as in the full-volume 
 Several classes go into one label map, from one forward pass per query chunk where the method
 allows (:mod:`fewshotkit.evaluation.scan`). In-plane, scans of any size are resampled to the
 model's image size and back; the prediction is written with the query's affine and header.
-Support and query are first brought to one orientation (:mod:`fewshotkit.ingest.axes`): that of
+Support and query are first brought to one orientation (:mod:`fewshotkit.store.axes`): that of
 the scans the model was trained on when known, else the support's; the prediction goes back to
 the query's own voxel grid, and slice numbers (printed, ``--query-range``) are the query's own.
 """
@@ -29,7 +29,7 @@ from fewshotkit.evaluation.scan import ClassSegment
 
 if TYPE_CHECKING:
     from fewshotkit.evaluation.scan import VolumeSegmentation
-    from fewshotkit.ingest.axes import Reorientation
+    from fewshotkit.store.axes import Reorientation
 
 
 @dataclass
@@ -116,7 +116,7 @@ def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
 def model_orientation(meta: dict[str, Any]) -> str | None:
     """Axis codes of the scans the model was trained on: as recorded in its run, else read from its
     store when that is at hand (None when neither says)."""
-    from fewshotkit.ingest.axes import most_common_codes
+    from fewshotkit.store.axes import most_common_codes
     from fewshotkit.store.reader import SliceStore
 
     run = meta.get("run") or {}
@@ -145,7 +145,7 @@ def segment_in_orientation(predictor: Any, support_image: np.ndarray, support_la
     Returns the segmentation (query grid) and the query's reorientation.
     """
     from fewshotkit.evaluation.scan import segment_volume
-    from fewshotkit.ingest.axes import axis_codes, reorientation
+    from fewshotkit.store.axes import axis_codes, reorientation
 
     target = target or axis_codes(support_affine)
     to_support, to_query = reorientation(support_affine, target), reorientation(query_affine, target)
@@ -222,7 +222,7 @@ def segment_scan(
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import spec_postprocess
     from fewshotkit.evaluation.results import save_nifti_atomic
-    from fewshotkit.ingest.axes import axis_codes
+    from fewshotkit.store.axes import axis_codes
     from fewshotkit.ingest.common import load_nifti
     from fewshotkit.ingest.volume import load_nifti_volume
     from fewshotkit.seeding import seed_everything

@@ -8,7 +8,7 @@ import pytest
 from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
 from conftest import pseudolabelled_store
-from fewshotkit.ingest.axes import axis_codes, most_common_codes, reorientation
+from fewshotkit.store.axes import axis_codes, most_common_codes, reorientation
 
 
 @pytest.mark.parametrize("codes, keeps_slices", [("LPS", True), ("RAI", True), ("ASL", False), ("SLP", False)])

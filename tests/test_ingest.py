@@ -92,6 +92,25 @@ def test_nifti_geometry_round_trip_and_crop(tmp_path):
     np.testing.assert_array_equal(np.asarray(vol.to_nifti(vol.label).dataobj), np.asarray(back.dataobj))
 
 
+def test_scans_in_several_orientations_are_named_at_ingest_and_by_store_info(tmp_path, run_cli):
+    import warnings
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for key in ("1", "2", "3"):
+        _pair(src, key)  # RAS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one orientation: nothing to say
+        ingest_nifti(src, tmp_path / "one.h5", labels={1: "a", 2: "b"}, target_size=32, quiet=True)
+    _pair(src, "4", affine=np.diag([-1.5, -1.5, 6.0, 1.0]))  # LPS
+    out = tmp_path / "s.h5"
+    with pytest.warns(UserWarning, match=r"scans in 2 orientations \(RAS: 3, LPS: 1; not RAS: '4' \(LPS\)\)"):
+        ingest_nifti(src, out, labels={1: "a", 2: "b"}, target_size=32, quiet=True)
+    info = run_cli("store", "info", str(out))
+    assert info.exit_code == 0 and "LPS" in info.output
+    assert "scans in 2 orientations" in " ".join(info.output.split())
+
+
 @pytest.mark.parametrize("problem, match", [
     ("missing", "does not exist"),
     ("empty", "has no files matching"),

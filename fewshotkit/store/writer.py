@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from fewshotkit import __version__, stop
 from fewshotkit.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.errors import DataError
 from fewshotkit.store import format as fmt
+from fewshotkit.store.axes import axis_codes, mixed_orientations
 from fewshotkit.store.lock import store_lock
 
 
@@ -119,6 +121,7 @@ class StoreWriter:
         self._guarded(self._start, preset, modality, preprocessing)
         self._order: list[str] = []
         self._stats: dict[str, tuple[float, float, int]] = {}
+        self._codes: dict[str, str] = {}  # volume id -> axis codes of its source scan
 
     def _start(self, preset: str, modality: str, preprocessing: dict[str, Any] | None) -> None:
         self._file.attrs[fmt.ATTR_SCHEMA] = fmt.SCHEMA_VERSION
@@ -187,6 +190,7 @@ class StoreWriter:
         del datasets
         self._order.append(rec.vid)
         self._stats[rec.vid] = (total, total_sq, count)
+        self._codes[rec.vid] = axis_codes(affine)
 
     def commit(self) -> Path:
         """Finish the file, rename it onto ``path`` and release the lock."""
@@ -195,6 +199,9 @@ class StoreWriter:
             raise DataError(f"no volumes to write to '{self.path}'")
         self._guarded(self._finish)
         self._lock.close()
+        mixed = mixed_orientations(self._codes)
+        if mixed:
+            warnings.warn(f"store '{self.path}': {mixed}", stacklevel=2)
         return self.path
 
     def _finish(self) -> None:

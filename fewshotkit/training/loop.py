@@ -179,7 +179,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
     from fewshotkit.console import console
     from fewshotkit.device import describe_device
-    from fewshotkit.ingest.axes import most_common_codes
+    from fewshotkit.store.axes import most_common_codes
     from fewshotkit.plugin_provenance import plugin_providers, plugin_versions
     from fewshotkit.seeding import seed_everything
     from fewshotkit.spec import build_method

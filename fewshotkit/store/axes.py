@@ -30,6 +30,19 @@ def most_common_codes(affines: Iterable[np.ndarray]) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
+def mixed_orientations(codes: dict[str, str]) -> str | None:
+    """A one-line note when scans (volume id -> axis codes) are stored in more than one orientation."""
+    counts = Counter(codes.values())
+    if len(counts) < 2:
+        return None
+    usual = counts.most_common(1)[0][0]
+    others = [vid for vid, c in codes.items() if c != usual]
+    shown = ", ".join(f"'{v}' ({codes[v]})" for v in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return (f"scans in {len(counts)} orientations ({', '.join(f'{c}: {n}' for c, n in counts.most_common())}; "
+            f"not {usual}: {shown}); episodes compare slices across scans, so re-save the odd ones in {usual} "
+            "(nibabel's as_reoriented) and ingest again")
+
+
 @dataclass(frozen=True)
 class Reorientation:
     """From a scan's axis codes (``source``) to ``target``; arrays are (Z, H, W) = voxel (z, y, x)."""

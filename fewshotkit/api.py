@@ -131,9 +131,9 @@ class Model:
         options = dict(names=self.classes, chunks=chunks, shots=shots, all_slices=all_slices, postprocess=cleanup,
                        joint=joint, support_name="support_mask", support_orientation=self.spec.support_orientation)
         if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one orientation, as segment
-            oriented, _ = segment_in_orientation(self.predictor, sup.image, sup.label, sup.affine, qry.image,
-                                                 qry.affine, values, model_orientation(self.meta),
-                                                 query_range=query_range, spacing=qry.spacing, **options)
+            oriented, _, _ = segment_in_orientation(self.predictor, sup.image, sup.label, sup.affine, qry.image,
+                                                    qry.affine, values, model_orientation(self.meta),
+                                                    query_range=query_range, spacing=qry.spacing, **options)
             return oriented.labels
         return segment_volume(self.predictor, sup.image, sup.label, qry.image, values, query_range=query_range,
                               spacing=qry.spacing, **options).labels

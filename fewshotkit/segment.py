@@ -41,6 +41,7 @@ class SegmentResult:
     classes: list[ClassSegment]
     joint: bool = False  # one forward pass per query chunk for all classes
     orientation: tuple[str, str, str] = ("", "", "")  # axis codes of the support, the query, and segmented in
+    support_slice_numbers: bool = True  # False: support slices count slices of the reoriented support
     query_slice_numbers: bool = True  # False: query ranges count slices of the reoriented query
     overlay: Path | None = None
     support_turns: int = 0  # quarter turns counter-clockwise given to the support (orientation search)
@@ -114,20 +115,20 @@ def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
 
 
 def model_orientation(meta: dict[str, Any]) -> str | None:
-    """Axis codes of the scans the model was trained on: as recorded in its run, else read from its
-    store when that is at hand (None when neither says)."""
-    from fewshotkit.store.axes import most_common_codes
+    """Axis codes of the scans the model was trained on: as recorded in its run (None there: not
+    known), else, for runs older than that record, read from its store when that is at hand."""
+    from fewshotkit.store.axes import scans_orientation
     from fewshotkit.store.reader import SliceStore
 
     run = meta.get("run") or {}
-    if run.get("orientation"):
-        return str(run["orientation"])
+    if "orientation" in run:
+        return run["orientation"]
     store_path = run.get("store")
     if not store_path or not Path(store_path).is_file():
         return None
     try:
         with SliceStore(store_path) as store:
-            return most_common_codes(np.asarray(store.volume_attrs(v)["affine"]) for v in run.get("fold_train") or [])
+            return scans_orientation(store, run.get("fold_train") or [])
     except (FewshotkitError, KeyError):
         return None
 
@@ -137,24 +138,26 @@ def segment_in_orientation(predictor: Any, support_image: np.ndarray, support_la
                            values: Sequence[int], target: str | None, *,
                            query_range: tuple[int, int] | None = None,
                            spacing: tuple[float, float, float] | None = None,
-                           **options: Any) -> tuple["VolumeSegmentation", "Reorientation"]:
+                           **options: Any) -> tuple["VolumeSegmentation", "Reorientation", "Reorientation"]:
     """:func:`~fewshotkit.evaluation.scan.segment_volume` with support and query first brought to the
     axis codes ``target`` (None: the support's), the labels and slice numbers then back on the query's grid.
 
     ``query_range`` is in the query's own slice numbers; ``options`` go to ``segment_volume``.
-    Returns the segmentation (query grid) and the query's reorientation.
+    Returns the segmentation (query grid) and the support's and the query's reorientations.
     """
-    from fewshotkit.evaluation.scan import segment_volume
+    from fewshotkit.evaluation.scan import check_query_range, segment_volume
     from fewshotkit.store.axes import axis_codes, reorientation
 
     target = target or axis_codes(support_affine)
     to_support, to_query = reorientation(support_affine, target), reorientation(query_affine, target)
     depth = query_image.shape[0]
     if query_range is not None and not to_query.identity:
+        check_query_range(query_range, depth)  # in the user's numbers, before they are mapped
         if not to_query.keeps_slice_axis:
             raise FewshotkitError(
-                f"--query-range: the query ({to_query.source}) is segmented in {target}, where its slices run along "
-                "another axis; leave the range out (it is estimated) or give the query in a matching orientation")
+                f"a query range (--query-range) needs the query's slices, but the query ({to_query.source}) is "
+                f"segmented in {target}, where its slices run along another axis; leave the range out (it is "
+                "estimated) or give the query in a matching orientation")
         ends = sorted(to_query.slice_index(z, depth) for z in query_range)
         query_range = (ends[0], ends[1])
     label = to_support.apply(support_label)
@@ -170,7 +173,7 @@ def segment_in_orientation(predictor: Any, support_image: np.ndarray, support_la
         if to_support.keeps_slice_axis:
             item.support_slices = [[to_support.slice_index(z, support_depth) for z in chunk]
                                    for chunk in item.support_slices]
-    return seg, to_query
+    return seg, to_support, to_query
 
 
 def check_modalities(raw_support: np.ndarray, raw_query: np.ndarray, support: Any, query: Any,
@@ -222,7 +225,6 @@ def segment_scan(
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import spec_postprocess
     from fewshotkit.evaluation.results import save_nifti_atomic
-    from fewshotkit.store.axes import axis_codes
     from fewshotkit.ingest.common import load_nifti
     from fewshotkit.ingest.volume import load_nifti_volume
     from fewshotkit.seeding import seed_everything
@@ -243,7 +245,7 @@ def segment_scan(
     names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
     predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
-    seg, to_query = segment_in_orientation(
+    seg, to_support, to_query = segment_in_orientation(
         predictor, sup.image, sup.label, sup.affine, qry.image, qry.affine, values, model_orientation(loaded.meta),
         names=names, chunks=chunks, shots=shots, query_range=query_range, all_slices=all_slices, postprocess=cleanup,
         spacing=qry.spacing, joint=joint, support_name=f"support label '{support_label}'",
@@ -255,7 +257,8 @@ def segment_scan(
     with atomic_path(output, suffix=suffix) as written:
         save_nifti_atomic(qry.to_nifti(seg.labels), written)
         result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint,
-                               orientation=(axis_codes(sup.affine), to_query.source, to_query.target),
+                               orientation=(to_support.source, to_query.source, to_query.target),
+                               support_slice_numbers=to_support.keeps_slice_axis,
                                query_slice_numbers=to_query.keeps_slice_axis,
                                support_turns=seg.support_turns,
                                support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,

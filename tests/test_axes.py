@@ -8,7 +8,7 @@ import pytest
 from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
 from conftest import pseudolabelled_store
-from fewshotkit.store.axes import axis_codes, most_common_codes, reorientation
+from fewshotkit.store.axes import axis_codes, mixed_orientations, reorientation
 
 
 @pytest.mark.parametrize("codes, keeps_slices", [("LPS", True), ("RAI", True), ("ASL", False), ("SLP", False)])
@@ -32,18 +32,31 @@ def test_the_same_orientation_is_left_alone():
     volume = np.zeros((3, 4, 5))
     move = reorientation(np.diag([-1.0, -1.0, 1.0, 1.0]), "LPS")
     assert move.identity and move.apply(volume) is volume and move.undo(volume) is volume
-    assert most_common_codes([np.eye(4), np.diag([-1.0, -1.0, 1.0, 1.0]), np.eye(4)]) == "RAS"
-    assert most_common_codes([]) is None
+    assert mixed_orientations({"1": "RAS", "2": "RAS"}) is None
+    assert "RAS: 2, LPS: 1; not RAS: '3' (LPS)" in mixed_orientations({"1": "RAS", "2": "RAS", "3": "LPS"})
 
 
 def test_the_model_orientation_is_read_from_the_run_or_else_its_store(tmp_path):
+    from fewshotkit.ingest.nifti import ingest_nifti
     from fewshotkit.segment import model_orientation
+    from fewshotkit.store.axes import scans_orientation
     from fewshotkit.store.reader import SliceStore
 
-    store = pseudolabelled_store(tmp_path / "syn.h5", volumes=3, seed=0, slices=4, size=32)
-    assert model_orientation({"run": {"orientation": "LAS"}}) == "LAS"
-    with SliceStore(store) as opened:
-        volumes = list(opened.volumes)
-    assert model_orientation({"run": {"store": str(store), "fold_train": volumes}}) == "RAS"  # runs before the key
-    assert model_orientation({"run": {"store": str(tmp_path / "gone.h5"), "fold_train": volumes}}) is None
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for key in ("1", "2"):
+        for kind, data in (("image", rng.uniform(0, 500, (32, 32, 4))), ("label", rng.choice([0, 1], (32, 32, 4)))):
+            nib.save(nib.Nifti1Image(data.astype(np.float64), np.diag([-1.5, -1.5, 6.0, 1.0])),
+                     str(src / f"{kind}_{key}.nii.gz"))
+    nifti = ingest_nifti(src, tmp_path / "lps.h5", labels={1: "a"}, target_size=32, quiet=True)
+    phantoms = pseudolabelled_store(tmp_path / "syn.h5", volumes=3, seed=0, slices=4, size=32)
+    for path, codes in ((nifti, "LPS"), (phantoms, None)):  # phantoms' affines are made up: not known
+        with SliceStore(path) as store:
+            volumes = list(store.volumes)
+            assert scans_orientation(store, volumes) == codes
+        assert model_orientation({"run": {"store": str(path), "fold_train": volumes}}) == codes  # runs before the key
+    assert model_orientation({"run": {"orientation": "LAS", "store": str(nifti)}}) == "LAS"
+    assert model_orientation({"run": {"orientation": None, "store": str(nifti)}}) is None  # recorded as unknown
+    assert model_orientation({"run": {"store": str(tmp_path / "gone.h5"), "fold_train": ["1"]}}) is None
     assert model_orientation({}) is None

@@ -47,3 +47,52 @@ def test_two_process_gloo_training_keeps_ranks_identical(store, tmp_path):
 
     checkpoint = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["step"] == 4 and len(checkpoint["rng"]) == 2  # every rank's RNG state, for resuming
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["completed", "failed"])
+def test_the_ddp_wrapper_is_freed_before_its_process_group_ends(store, tmp_path, monkeypatch, fail):
+    """In-process DDP (world size 1, gloo): when the process group is destroyed, the run's DDP wrapper
+    is gone, also when training failed (the exception's frames held it). Freed later, at interpreter
+    shutdown, it aborted the rank: "terminate called without an active exception"."""
+    import gc
+    import socket
+    import weakref
+
+    from fewshotkit.training import distributed as ddp
+    from fewshotkit.training.loop import train
+    from fewshotkit.training.trainer import HookBase
+    from test_training import tiny_spec
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    class Watch(HookBase):
+        def before_train(self) -> None:
+            self.wrapper = weakref.ref(self.trainer.model)
+
+        def after_step(self) -> None:
+            if fail:
+                raise RuntimeError("a failing step")
+
+    watch, freed = Watch(), []
+    destroy = ddp.dist.destroy_process_group
+
+    def checked_destroy(*args, **kwargs):
+        freed.append(watch.wrapper() is None)
+        return destroy(*args, **kwargs)
+
+    monkeypatch.setattr(ddp.dist, "destroy_process_group", checked_destroy)
+    gc.disable()
+    try:
+        if fail:
+            with pytest.raises(RuntimeError, match="a failing step"):
+                train(tiny_spec(), store, tmp_path / "run", steps=2, device="cpu", show_progress=False, hooks=[watch])
+        else:
+            train(tiny_spec(), store, tmp_path / "run", steps=2, device="cpu", show_progress=False, hooks=[watch])
+    finally:
+        gc.enable()
+    assert freed == [True] and not ddp.dist.is_initialized()

@@ -175,7 +175,7 @@ def store() -> None:
 
 
 def store_summary(path: str) -> dict:
-    from fewshotkit.store.axes import axis_codes
+    from fewshotkit.store.axes import stored_codes
     from fewshotkit.store.reader import SliceStore
 
     with SliceStore(path) as s:
@@ -185,7 +185,7 @@ def store_summary(path: str) -> dict:
             volumes.append({
                 "id": vol, "shape": list(s.shape(vol)), "patient": attrs.get("patient"),
                 "spacing": attrs.get("spacing"), "source_image": attrs.get("source_image"),
-                "orientation": axis_codes(attrs["affine"]),
+                "orientation": stored_codes(attrs),
                 "class_slices": {s.classes[c]: int(len(s.class_slices(c, vol))) for c in s.class_values},
             })
         sets = {}
@@ -222,12 +222,12 @@ def store_info(path: str, as_json: bool) -> None:
     for col in ("volume", "Z x H x W", "axes", *classes):
         table.add_column(col)
     for v in info["volumes"]:
-        table.add_row(v["id"], " x ".join(map(str, v["shape"])), v["orientation"],
+        table.add_row(v["id"], " x ".join(map(str, v["shape"])), v["orientation"] or "-",
                       *(str(v["class_slices"][c]) for c in classes))
     table.add_row("total", str(info["n_slices"]), "",
                   *(str(sum(v["class_slices"][c] for v in info["volumes"])) for c in classes), style="bold")
     console.print(table)
-    mixed = mixed_orientations({v["id"]: v["orientation"] for v in info["volumes"]})
+    mixed = mixed_orientations({v["id"]: v["orientation"] for v in info["volumes"] if v["orientation"]})
     if mixed:
         console.print(f"[yellow]warning:[/yellow] {mixed}")
     if info["pseudolabel_sets"]:

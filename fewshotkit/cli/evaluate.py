@@ -260,8 +260,9 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     for item in result.classes:
         lo, hi = item.query_range
         name = f" ({item.name})" if item.name else ""
-        console.print(f"class {item.value}{name}: support slices {item.support_slices}, query slices {lo}..{hi}"
-                      + ("" if result.query_slice_numbers else f" (of the query in {codes})")
+        console.print(f"class {item.value}{name}: support slices {item.support_slices}"
+                      + ("" if result.support_slice_numbers else f" (of the support in {codes})")
+                      + f", query slices {lo}..{hi}" + ("" if result.query_slice_numbers else f" (of the query in {codes})")
                       + (" (+ all others)" if all_slices else ""))
     if result.support_turns:
         console.print(f"support turned {90 * result.support_turns} degrees counter-clockwise to match the query "

@@ -51,6 +51,13 @@ class VolumeSegmentation:
     support_turns: int = 0  # quarter turns the support was given (support_orientation="search")
 
 
+def check_query_range(query_range: tuple[int, int], depth: int) -> None:
+    """A query range (first, last slice) must lie in the query's slices 0..depth-1."""
+    lo, hi = query_range
+    if not 0 <= lo <= hi < depth:
+        raise FewshotkitError(f"--query-range {lo}:{hi} is outside the query's slices 0..{depth - 1}")
+
+
 def _plan(value: int, name: str, support_label: np.ndarray, depth: int, chunks: int, shots: int,
           query_range: tuple[int, int] | None, all_slices: bool, support_name: str) -> tuple[ClassSegment, np.ndarray]:
     """(the class's segment record, its chunk index per query slice (Z,), -1 = not segmented)."""
@@ -58,9 +65,9 @@ def _plan(value: int, name: str, support_label: np.ndarray, depth: int, chunks: 
     if len(zs) < shots:
         raise DataError(f"{support_name} has {len(zs)} slice(s) of class {value}; --shots {shots} needs at least "
                         f"{shots}; give a support with more slices of the class or fewer shots")
+    if query_range is not None:
+        check_query_range(query_range, depth)
     lo, hi = query_range if query_range is not None else estimated_query_range(zs, support_label.shape[0], depth)
-    if not 0 <= lo <= hi < depth:
-        raise FewshotkitError(f"--query-range {lo}:{hi} is outside the query's slices 0..{depth - 1}")
     assignment = assign_chunks(depth, [lo, hi], chunks, "full-volume" if all_slices else "roy")
     return ClassSegment(value, name, select_support(zs, chunks, shots), (lo, hi)), assignment
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -22,12 +22,6 @@ def axis_codes(affine: np.ndarray) -> str:
     from nibabel.orientations import aff2axcodes
 
     return "".join(str(c) for c in aff2axcodes(np.asarray(affine, dtype=np.float64)))
-
-
-def most_common_codes(affines: Iterable[np.ndarray]) -> str | None:
-    """The axis codes most of ``affines`` have (None for none)."""
-    counts = Counter(axis_codes(a) for a in affines)
-    return counts.most_common(1)[0][0] if counts else None
 
 
 def mixed_orientations(codes: dict[str, str]) -> str | None:
@@ -41,6 +35,20 @@ def mixed_orientations(codes: dict[str, str]) -> str | None:
     return (f"scans in {len(counts)} orientations ({', '.join(f'{c}: {n}' for c, n in counts.most_common())}; "
             f"not {usual}: {shown}); episodes compare slices across scans, so re-save the odd ones in {usual} "
             "(nibabel's as_reoriented) and ingest again")
+
+
+def stored_codes(attrs: dict[str, Any]) -> str | None:
+    """The axis codes of a stored scan (its ``volume_attrs``), or None when its preset made the
+    affine up (no source NIfTI: ACDC's preprocessed files, synthetic phantoms)."""
+    return axis_codes(np.asarray(attrs["affine"])) if attrs.get("nifti_header") is not None else None
+
+
+def scans_orientation(store: Any, volumes: Iterable[str]) -> str | None:
+    """The axis codes most of ``volumes`` of ``store`` have; None unless every one's is known."""
+    codes = [stored_codes(store.volume_attrs(v)) for v in volumes]
+    if not codes or any(c is None for c in codes):
+        return None
+    return Counter(codes).most_common(1)[0][0]
 
 
 @dataclass(frozen=True)

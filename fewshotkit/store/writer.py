@@ -121,7 +121,7 @@ class StoreWriter:
         self._guarded(self._start, preset, modality, preprocessing)
         self._order: list[str] = []
         self._stats: dict[str, tuple[float, float, int]] = {}
-        self._codes: dict[str, str] = {}  # volume id -> axis codes of its source scan
+        self._codes: dict[str, str] = {}  # volume id -> axis codes of its source NIfTI
 
     def _start(self, preset: str, modality: str, preprocessing: dict[str, Any] | None) -> None:
         self._file.attrs[fmt.ATTR_SCHEMA] = fmt.SCHEMA_VERSION
@@ -190,7 +190,8 @@ class StoreWriter:
         del datasets
         self._order.append(rec.vid)
         self._stats[rec.vid] = (total, total_sq, count)
-        self._codes[rec.vid] = axis_codes(affine)
+        if rec.nifti_header is not None:  # an affine of the source file, not one the preset made up
+            self._codes[rec.vid] = axis_codes(affine)
 
     def commit(self) -> Path:
         """Finish the file, rename it onto ``path`` and release the lock."""

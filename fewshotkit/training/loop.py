@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import traceback
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -164,9 +165,11 @@ def train(
             spec, config, store, the_fold, setting, excluded, sampler, sampler_info, out_dir, seed, payload,
             previous, info, dev, show_progress, on_step, n_folds, hooks,
         )
-    except Exception:
-        if created and info.is_main and not (ckpt_dir / LAST).exists():
+    except BaseException as exc:
+        if isinstance(exc, Exception) and created and info.is_main and not (ckpt_dir / LAST).exists():
             shutil.rmtree(out_dir, ignore_errors=True)  # no half-made run folder when nothing was trained
+        if info.enabled:  # the traceback's frames hold the DDP wrapper: free it before its process group ends
+            traceback.clear_frames(exc.__traceback__)
         raise
     finally:
         ddp.teardown(info)
@@ -179,7 +182,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
     from fewshotkit.console import console
     from fewshotkit.device import describe_device
-    from fewshotkit.store.axes import most_common_codes
+    from fewshotkit.store.axes import scans_orientation
     from fewshotkit.plugin_provenance import plugin_providers, plugin_versions
     from fewshotkit.seeding import seed_everything
     from fewshotkit.spec import build_method
@@ -265,7 +268,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
         "device": str(dev),
         "device_name": describe_device() if dev.type == "cuda" else "cpu",
         "amp": str(amp_dtype).removeprefix("torch.") if use_amp else False,
-        "orientation": most_common_codes(np.asarray(store.volume_attrs(v)["affine"]) for v in the_fold.train),
+        "orientation": scans_orientation(store, the_fold.train),  # what segment brings new scans to
         "fold_queries": list(the_fold.queries),
         "fold_support": the_fold.support,
         "fold_train": list(the_fold.train),

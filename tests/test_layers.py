@@ -23,7 +23,9 @@ def imported_modules(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("lower, higher", [("store", "fewshotkit.ingest"), ("store", "fewshotkit.training"),
-                                           ("episodes", "fewshotkit.training"), ("store", "fewshotkit.evaluation")])
+                                           ("episodes", "fewshotkit.training"), ("store", "fewshotkit.evaluation"),
+                                           ("store", "fewshotkit.segment"), ("store", "fewshotkit.cli"),
+                                           ("training", "fewshotkit.segment"), ("evaluation", "fewshotkit.segment")])
 def test_lower_layers_do_not_import_higher_ones(lower: str, higher: str):
     offenders = [f"{path.relative_to(PACKAGE)} imports {name}" for path in sorted((PACKAGE / lower).rglob("*.py"))
                  for name in imported_modules(path) if name == higher or name.startswith(higher + ".")]

@@ -22,6 +22,7 @@ def test_a_volume_stored_in_any_orientation_comes_back_exactly(codes, keeps_slic
     assert np.array_equal(move.apply(zhw), xyz.transpose(2, 1, 0)) and np.array_equal(move.undo(move.apply(zhw)), zhw)
     zooms = other.header.get_zooms()
     assert move.spacing((zooms[2], zooms[1], zooms[0])) == (3.0, 2.0, 1.5)  # RAS (z, y, x) spacing
+    assert move.shape(zhw.shape) == (7, 6, 5)  # RAS (Z, H, W)
     assert move.keeps_slice_axis is keeps_slices
     if keeps_slices:  # slice 1 of the scan is slice_index(1) of the reoriented one (in-plane flips aside)
         moved_slice = move.apply(zhw)[move.slice_index(1, zhw.shape[0])]

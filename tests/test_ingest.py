@@ -104,11 +104,37 @@ def test_scans_in_several_orientations_are_named_at_ingest_and_by_store_info(tmp
         ingest_nifti(src, tmp_path / "one.h5", labels={1: "a", 2: "b"}, target_size=32, quiet=True)
     _pair(src, "4", affine=np.diag([-1.5, -1.5, 6.0, 1.0]))  # LPS
     out = tmp_path / "s.h5"
-    with pytest.warns(UserWarning, match=r"scans in 2 orientations \(RAS: 3, LPS: 1; not RAS: '4' \(LPS\)\)"):
+    with pytest.warns(UserWarning, match=r"scans in 2 orientations \(RAS: 3, LPS: 1; not RAS: '4' \(LPS\)\).*--orientation RAS"):
         ingest_nifti(src, out, labels={1: "a", 2: "b"}, target_size=32, quiet=True)
     info = run_cli("store", "info", str(out))
     assert info.exit_code == 0 and "LPS" in info.output
     assert "scans in 2 orientations" in " ".join(info.output.split())
+
+
+def test_ingest_can_store_every_scan_in_one_orientation_and_map_back_to_each_file(tmp_path, run_cli):
+    import warnings
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for key in ("1", "2"):
+        _pair(src, key)  # RAS; every _pair call draws the same arrays
+    _pair(src, "3", affine=np.diag([-1.5, -1.5, 6.0, 1.0]))  # the same voxels read as LPS: x and y mirrored
+    out = tmp_path / "s.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one orientation in the store: no warning
+        ingest_nifti(src, out, labels={1: "a", 2: "b"}, orientation="ras", quiet=True)
+    with SliceStore(out) as store:
+        np.testing.assert_array_equal(store.label("3"), store.label("1")[:, ::-1, ::-1])
+        assert store.volume_attrs("3")["inplane"] == [{"op": "reorient", "from": "LPS", "to": "RAS"}]
+        back = store.to_nifti("3", store.label("3"))  # on file 3's own grid, with its affine
+        source = nib.load(src / "label_3.nii.gz")
+        np.testing.assert_array_equal(np.asarray(back.dataobj), np.asarray(source.dataobj).astype(np.uint8))
+        np.testing.assert_allclose(back.affine, source.affine)
+    info = run_cli("store", "info", str(out))
+    assert info.exit_code == 0 and "LPS" not in info.output and "orientations" not in info.output
+    bad = run_cli("ingest", "nifti", str(src), "-o", str(tmp_path / "x.h5"), "--labels", "1=a,2=b",
+                  "--orientation", "RRS")
+    assert bad.exit_code == 1 and "orientation 'RRS'" in bad.output and len(bad.output.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("problem, match", [

@@ -101,17 +101,21 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: b
 @click.option("--modality", default="MR", show_default=True, help="MR or CT (recorded).")
 @click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Clip above the 99.5th percentile (auto: unless already clipped).")
+@click.option("--orientation", default=None, metavar="CODES",
+              help="Store every scan in these axis codes (e.g. RAS) when the files mix orientations; "
+                   "predictions still go back on each file's own grid. Default: as each file stores it.")
 @LIMIT_OPTION
 @FORCE_OPTION
 def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, label_glob: str, size: int | None,
-                         resize: bool, modality: str, clip_mode: str, limit: int | None, force: bool) -> None:
+                         resize: bool, modality: str, clip_mode: str, orientation: str | None, limit: int | None,
+                         force: bool) -> None:
     """Your own NIfTI image/label pairs in SRC, paired by the '*' part of the two patterns."""
     from fewshotkit.ingest.nifti import ingest_nifti, parse_label_spec
 
     terminate_cleanly()
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
                  modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
-                 overwrite=force)
+                 overwrite=force, orientation=orientation)
 
 
 @ingest.command("msd")

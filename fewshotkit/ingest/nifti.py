@@ -22,6 +22,7 @@ from fewshotkit.ingest.common import (
     resize_op,
     write_store,
 )
+from fewshotkit.store.axes import axis_codes, check_codes, reorientation
 from fewshotkit.store.writer import VolumeRecord
 
 
@@ -60,20 +61,27 @@ def nifti_pair_record(
     target_size: int | None,
     inplane_mode: str = "crop_pad",
     label_hint: str = "",
+    orientation: str | None = None,
 ) -> VolumeRecord:
-    """Read, check and preprocess one pair: clip, map label codes, crop/pad or resize in-plane."""
+    """Read, check and preprocess one pair: clip, map label codes, reorient to the axis codes
+    ``orientation`` (if given), crop/pad or resize in-plane."""
     img, image = load_nifti(image_path)
     _, label = load_nifti(label_path)
     check_pair(image, label, image_path, label_path)
     label_u8 = map_labels(label, codes, label_path, label_hint)
     image, clip_info = clip_top(image, clip_percentile, clip_mode)
-    ops: list[dict[str, Any]] = []
-    if target_size is not None and image.shape[1:] != (target_size, target_size):
-        op = crop_pad_op(image.shape[1:], target_size) if inplane_mode == "crop_pad" else resize_op(image.shape[1:], target_size)
-        ops.append(op)
     affine, spacing, header = nifti_to_zhw_affine(img)
-    if ops and ops[0]["op"] == "resize":
-        (h0, w0), (h1, w1) = ops[0]["from"], ops[0]["to"]
+    ops: list[dict[str, Any]] = []
+    shape = image.shape
+    if orientation is not None and axis_codes(affine) != orientation:
+        move = reorientation(affine, orientation)
+        ops.append({"op": "reorient", "from": move.source, "to": move.target})
+        shape, spacing = move.shape(shape), move.spacing(spacing)
+    if target_size is not None and shape[1:] != (target_size, target_size):
+        op = crop_pad_op(shape[1:], target_size) if inplane_mode == "crop_pad" else resize_op(shape[1:], target_size)
+        ops.append(op)
+    if ops and ops[-1]["op"] == "resize":
+        (h0, w0), (h1, w1) = ops[-1]["from"], ops[-1]["to"]
         spacing = (spacing[0], spacing[1] * h0 / h1, spacing[2] * w0 / w1)
     return VolumeRecord(
         vid=vid,
@@ -109,6 +117,7 @@ def ingest_nifti_pairs(
     limit: int | None = None,
     quiet: bool = False,
     overwrite: bool = False,
+    orientation: str | None = None,
 ) -> Path:
     folder = require_dir(src)
     pairs = pair_by_pattern(folder, image_glob, label_glob)
@@ -119,10 +128,11 @@ def ingest_nifti_pairs(
         for key, image_path, label_path in pairs:
             yield nifti_pair_record(key, image_path, label_path, codes, clip_percentile=clip_percentile,
                                     clip_mode=clip_mode, target_size=target_size,
-                                    inplane_mode=inplane_mode, label_hint=label_hint)
+                                    inplane_mode=inplane_mode, label_hint=label_hint, orientation=orientation)
 
     params = {"image_glob": image_glob, "label_glob": label_glob, "clip_percentile": clip_percentile,
               "clip_mode": clip_mode, "target_size": target_size, "inplane": inplane_mode,
+              **({"orientation": orientation} if orientation else {}),
               "normalization": "per-volume z-score of the clipped image"}
     return write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
                        preprocessing=params, quiet=quiet, overwrite=overwrite)
@@ -143,11 +153,17 @@ def ingest_nifti(
     limit: int | None = None,
     quiet: bool = False,
     overwrite: bool = False,
+    orientation: str | None = None,
 ) -> Path:
-    """Any image/label NIfTI pairs; label values other than 0 and ``labels`` are an error."""
+    """Any image/label NIfTI pairs; label values other than 0 and ``labels`` are an error.
+
+    ``orientation`` (axis codes, e.g. ``"RAS"``) stores every scan in that orientation; each keeps
+    its own affine, so predictions are written back on its source grid.
+    """
     return ingest_nifti_pairs(
         src, out, preset="nifti", image_glob=image_glob, label_glob=label_glob, classes=labels,
         codes={float(v): v for v in labels}, modality=modality, clip_percentile=clip_percentile,
         clip_mode=clip_mode, target_size=target_size, inplane_mode="resize" if resize else "crop_pad",
         label_hint="; list every value in --labels", limit=limit, quiet=quiet, overwrite=overwrite,
+        orientation=None if orientation is None else check_codes(orientation),
     )

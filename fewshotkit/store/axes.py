@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from fewshotkit.errors import FewshotkitError
+
 
 def axis_codes(affine: np.ndarray) -> str:
     """The axis codes of a (4, 4) voxel-to-world affine, e.g. ``"RAS"``."""
@@ -33,14 +35,33 @@ def mixed_orientations(codes: dict[str, str]) -> str | None:
     others = [vid for vid, c in codes.items() if c != usual]
     shown = ", ".join(f"'{v}' ({codes[v]})" for v in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
     return (f"scans in {len(counts)} orientations ({', '.join(f'{c}: {n}' for c, n in counts.most_common())}; "
-            f"not {usual}: {shown}); episodes compare slices across scans, so re-save the odd ones in {usual} "
-            "(nibabel's as_reoriented) and ingest again")
+            f"not {usual}: {shown}); episodes compare slices across scans: ingest again with --orientation {usual} "
+            "(ingest nifti) to store them all in one")
+
+
+def check_codes(codes: str) -> str:
+    """``codes`` upper-cased if they name one direction per axis (e.g. ``RAS``), else a one-line error."""
+    from nibabel.orientations import axcodes2ornt
+
+    text = str(codes).strip().upper()
+    try:
+        ornt = axcodes2ornt(tuple(text))
+        if len(text) != 3 or np.isnan(ornt).any() or len(set(ornt[:, 0])) != 3:
+            raise ValueError
+    except ValueError:
+        raise FewshotkitError(f"orientation '{codes}': give three axis codes, one of L/R, A/P and S/I each "
+                              "(e.g. RAS or LPS)") from None
+    return text
 
 
 def stored_codes(attrs: dict[str, Any]) -> str | None:
-    """The axis codes of a stored scan (its ``volume_attrs``), or None when its preset made the
-    affine up (no source NIfTI: ACDC's preprocessed files, synthetic phantoms)."""
-    return axis_codes(np.asarray(attrs["affine"])) if attrs.get("nifti_header") is not None else None
+    """The axis codes a stored scan (its ``volume_attrs``) is stored in: its source file's, or those
+    it was reoriented to at ingestion; None when its preset made the affine up (no source NIfTI:
+    ACDC's preprocessed files, synthetic phantoms)."""
+    if attrs.get("nifti_header") is None:
+        return None
+    turned = [op["to"] for op in attrs.get("inplane") or [] if op.get("op") == "reorient"]
+    return str(turned[-1]) if turned else axis_codes(np.asarray(attrs["affine"]))
 
 
 def scans_orientation(store: Any, volumes: Iterable[str]) -> str | None:
@@ -87,11 +108,19 @@ class Reorientation:
 
     def spacing(self, spacing_zyx: tuple[float, float, float]) -> tuple[float, float, float]:
         """Voxel spacing (z, y, x) in the target orientation."""
-        xyz = spacing_zyx[::-1]
-        out = [0.0, 0.0, 0.0]
+        z, y, x = self._permute(spacing_zyx)
+        return float(z), float(y), float(x)
+
+    def shape(self, shape_zhw: tuple[int, ...]) -> tuple[int, int, int]:
+        """The (Z, H, W) shape of a source array in the target orientation."""
+        z, h, w = self._permute(shape_zhw)
+        return int(z), int(h), int(w)
+
+    def _permute(self, values_zyx: Any) -> list[Any]:
+        xyz, out = list(values_zyx)[::-1], [0, 0, 0]
         for axis, (target_axis, _) in enumerate(self.ornt):
-            out[int(target_axis)] = float(xyz[axis])
-        return out[2], out[1], out[0]
+            out[int(target_axis)] = xyz[axis]
+        return out[::-1]
 
     def slice_index(self, z: int, depth: int) -> int:
         """Slice ``z`` of the source scan (of ``depth`` slices) as a slice of the target (slice axis kept)."""
@@ -106,7 +135,11 @@ def _ornt(codes: str) -> np.ndarray:
 
 def reorientation(affine: np.ndarray, target: str) -> Reorientation:
     """How to bring the scan of ``affine`` to the axis codes ``target``."""
+    return reorientation_between(axis_codes(affine), target)
+
+
+def reorientation_between(source: str, target: str) -> Reorientation:
+    """How to bring a scan stored in the axis codes ``source`` to ``target``."""
     from nibabel.orientations import ornt_transform
 
-    source = axis_codes(affine)
     return Reorientation(source, target, ornt_transform(_ornt(source), _ornt(target)))

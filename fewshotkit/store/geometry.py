@@ -1,7 +1,9 @@
-"""In-plane geometry of stored volumes: the crop/pad/resize ops applied at ingestion and their inverse.
+"""Geometry of stored volumes: the reorientation and crop/pad/resize ops applied at ingestion, and their inverse.
 
-A volume's in-plane history is a list of JSON-able ops applied in order to (Z, H, W) arrays::
+A volume's history (its ``inplane`` attribute) is a list of JSON-able ops applied in order to
+(Z, H, W) arrays::
 
+    {"op": "reorient", "from": "LPS", "to": "RAS"}               axis codes (first, if any)
     {"op": "crop_pad", "pads": [[top, bottom], [left, right]]}   negative = crop
     {"op": "resize", "from": [h, w], "to": [h, w]}
 
@@ -17,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fewshotkit.errors import FewshotkitError
+from fewshotkit.store.axes import reorientation_between
 
 
 def crop_pad_op(shape_hw: Sequence[int], target: int) -> dict[str, Any]:
@@ -70,7 +73,9 @@ def apply_inplane(array: np.ndarray, ops: Sequence[dict[str, Any]], *, is_label:
     """Apply ``ops`` to ``array`` (Z, H, W): images linear and padded with their minimum, labels nearest and 0."""
     fill = 0 if is_label else float(array.min()) if array.size else 0.0
     for op in ops:
-        if op["op"] == "crop_pad":
+        if op["op"] == "reorient":
+            array = reorientation_between(op["from"], op["to"]).apply(array)
+        elif op["op"] == "crop_pad":
             array = _crop_pad(array, op["pads"], fill)
         elif op["op"] == "resize":
             array = _resize(array, op["to"], 0 if is_label else 1)
@@ -82,7 +87,9 @@ def apply_inplane(array: np.ndarray, ops: Sequence[dict[str, Any]], *, is_label:
 def invert_inplane(array: np.ndarray, ops: Sequence[dict[str, Any]]) -> np.ndarray:
     """Map a label-like (Z, H, W) array back through ``ops`` (nearest, 0 outside)."""
     for op in reversed(list(ops)):
-        if op["op"] == "crop_pad":
+        if op["op"] == "reorient":
+            array = reorientation_between(op["from"], op["to"]).undo(array)
+        elif op["op"] == "crop_pad":
             array = _crop_pad(array, [[-b, -a] for b, a in op["pads"]], 0)
         elif op["op"] == "resize":
             array = _resize(array, op["from"], 0)

@@ -18,7 +18,7 @@ from fewshotkit import __version__, stop
 from fewshotkit.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.errors import DataError
 from fewshotkit.store import format as fmt
-from fewshotkit.store.axes import axis_codes, mixed_orientations
+from fewshotkit.store.axes import mixed_orientations, stored_codes
 from fewshotkit.store.lock import store_lock
 
 
@@ -190,8 +190,9 @@ class StoreWriter:
         del datasets
         self._order.append(rec.vid)
         self._stats[rec.vid] = (total, total_sq, count)
-        if rec.nifti_header is not None:  # an affine of the source file, not one the preset made up
-            self._codes[rec.vid] = axis_codes(affine)
+        codes = stored_codes({"affine": affine, "inplane": rec.inplane, "nifti_header": rec.nifti_header})
+        if codes is not None:  # None: the preset made the affine up
+            self._codes[rec.vid] = codes
 
     def commit(self) -> Path:
         """Finish the file, rename it onto ``path`` and release the lock."""

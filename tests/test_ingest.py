@@ -134,7 +134,33 @@ def test_ingest_can_store_every_scan_in_one_orientation_and_map_back_to_each_fil
     assert info.exit_code == 0 and "LPS" not in info.output and "orientations" not in info.output
     bad = run_cli("ingest", "nifti", str(src), "-o", str(tmp_path / "x.h5"), "--labels", "1=a,2=b",
                   "--orientation", "RRS")
-    assert bad.exit_code == 1 and "orientation 'RRS'" in bad.output and len(bad.output.strip().splitlines()) == 1
+    assert bad.exit_code == 1 and "--orientation 'RRS'" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("inplane", ["crop_pad", "resize"])
+def test_a_reorientation_that_swaps_axes_keeps_spacing_geometry_and_the_way_back(tmp_path, inplane):
+    from fewshotkit.ingest.nifti import ingest_nifti_pairs
+    from fewshotkit.store.fingerprint import store_fingerprint
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _pair(src, "1", shape=(40, 30, 6), affine=np.diag([1.2, 1.5, 5.0, 1.0]))  # RAS, x/y/z all different
+    stores = {}
+    for codes in (None, "ASL"):  # ASL: voxel x runs along A (source y), y along S (source z), z along L (source x)
+        stores[codes] = ingest_nifti_pairs(src, tmp_path / f"{codes}.h5", preset="nifti", image_glob="image_*.nii.gz",
+                                           label_glob="label_*.nii.gz", classes={1: "a", 2: "b"},
+                                           codes={1.0: 1, 2.0: 2}, target_size=32, inplane_mode=inplane, quiet=True,
+                                           orientation=codes)
+    with SliceStore(stores["ASL"]) as store, SliceStore(stores[None]) as plain:
+        assert store.shape("1") == (40, 32, 32)  # 40 slices along L; (S 6, A 30) cropped/padded or resized to 32
+        expected = [1.2, 5.0, 1.5] if inplane == "crop_pad" else [1.2, 5.0 * 6 / 32, 1.5 * 30 / 32]
+        assert store.volume_attrs("1")["spacing"] == pytest.approx(expected)
+        assert store_fingerprint(store) != store_fingerprint(plain)
+        back = store.to_nifti("1", store.label("1"))
+        source = nib.load(src / "label_1.nii.gz")
+        assert back.shape == source.shape and np.allclose(back.affine, source.affine)
+        if inplane == "crop_pad":  # padding only: every source voxel is kept, so the way back is exact
+            np.testing.assert_array_equal(np.asarray(back.dataobj), np.asarray(source.dataobj).astype(np.uint8))
 
 
 @pytest.mark.parametrize("problem, match", [

@@ -35,8 +35,8 @@ def mixed_orientations(codes: dict[str, str]) -> str | None:
     others = [vid for vid, c in codes.items() if c != usual]
     shown = ", ".join(f"'{v}' ({codes[v]})" for v in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
     return (f"scans in {len(counts)} orientations ({', '.join(f'{c}: {n}' for c, n in counts.most_common())}; "
-            f"not {usual}: {shown}); episodes compare slices across scans: ingest again with --orientation {usual} "
-            "(ingest nifti) to store them all in one")
+            f"not {usual}: {shown}); episodes compare slices across scans: store them in one (`ingest nifti "
+            f"--orientation {usual}`, or re-save the odd files in {usual} and ingest again)")
 
 
 def check_codes(codes: str) -> str:
@@ -49,7 +49,7 @@ def check_codes(codes: str) -> str:
         if len(text) != 3 or np.isnan(ornt).any() or len(set(ornt[:, 0])) != 3:
             raise ValueError
     except ValueError:
-        raise FewshotkitError(f"orientation '{codes}': give three axis codes, one of L/R, A/P and S/I each "
+        raise FewshotkitError(f"--orientation '{codes}': give three axis codes, one of L/R, A/P and S/I each "
                               "(e.g. RAS or LPS)") from None
     return text
 

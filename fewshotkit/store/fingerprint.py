@@ -1,8 +1,8 @@
 """A store's fingerprint: a cheap hash that changes whenever the data a run trained on changes.
 
 It covers the schema version, the classes, the normalisation mode and, per volume in order, its
-id, patient, shape, voxel sum / sum of squares / count (the image statistics written at ingest)
-and its class-slice index (pixels of each class per slice); with a pseudolabel set, also that
+id, patient, shape, voxel sum / sum of squares / count (the image statistics written at ingest),
+the orientation it was stored in when ingestion reoriented it, and its class-slice index (pixels of each class per slice); with a pseudolabel set, also that
 set's pseudolabeler, parameters and creation time (a separate ``/`` part: ``eval`` compares only
 the data part). Nothing is read but metadata and the small per-volume index, so it takes
 milliseconds even for large stores. Runs record it in run.json; ``train --resume`` and ``eval``
@@ -32,7 +32,10 @@ def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> 
     for vid in store.volumes:
         attrs = volumes[vid].attrs
         stats = [float(attrs[k]).hex() if k in attrs else None for k in ("voxel_sum", "voxel_sumsq", "voxel_count")]
-        _add(digest, [vid, str(attrs.get("patient", "")), list(store.shape(vid)), stats])
+        # an in-plane flip changes none of the statistics: a reorientation at ingest is named (only
+        # where there is one, so the fingerprints of stores without keep their value)
+        turned = [op for op in json.loads(attrs.get("inplane", "[]")) if op.get("op") == "reorient"]
+        _add(digest, [vid, str(attrs.get("patient", "")), list(store.shape(vid)), stats, *([turned] if turned else [])])
         digest.update(np.ascontiguousarray(store._pixels[vid], dtype=np.int64).tobytes())
     out = PREFIX + digest.hexdigest()
     if pseudolabel_set is not None:

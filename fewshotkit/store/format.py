@@ -43,10 +43,10 @@ VOLUME_ATTRS = (
     "patient",  # patient id (folds keep a patient's volumes together)
     "source_image",  # source file paths
     "source_label",
-    "affine",  # float64 (4, 4) of the source scan (NIfTI convention; x, y, z voxel axes)
+    "affine",  # float64 (4, 4) of the source scan (NIfTI convention; x, y, z voxel axes of the source file)
     "spacing",  # float64 (3,) z, y, x in mm
     "original_shape",  # int (3,) source (Z, H, W) before in-plane changes
-    "inplane",  # JSON list of in-plane operations source -> stored (see fewshotkit.ingest.common)
+    "inplane",  # JSON list of geometry ops source -> stored: reorient, crop_pad, resize (fewshotkit.store.geometry)
     "preprocessing",  # JSON, per-volume parameters (clip value, window, ...)
     "norm_mean",  # z-score parameters of the model input
     "norm_std",

@@ -11,7 +11,8 @@ allows (:mod:`fewshotkit.evaluation.scan`). In-plane, scans of any size are resa
 model's image size and back; the prediction is written with the query's affine and header.
 Support and query are first brought to one orientation (:mod:`fewshotkit.store.axes`): that of
 the scans the model was trained on when known, else the support's; the prediction goes back to
-the query's own voxel grid, and slice numbers (printed, ``--query-range``) are the query's own.
+the query's own voxel grid, and slice numbers (printed, ``--query-range``) are each scan's own
+where its slices stay slices.
 """
 
 from __future__ import annotations

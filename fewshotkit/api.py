@@ -11,8 +11,8 @@ Volumes are numpy arrays (Z, H, W) of raw intensities (or NIfTI paths, read as (
 their voxel axes (z, y, x)); they are preprocessed like ``fewshotkit segment`` does (top
 intensities clipped unless already clipped, per-volume z-score). The result is a uint8 label map
 (Z, H, W) on the query's grid holding the support mask's values. Two NIfTI files are first brought
-to one orientation, as by ``fewshotkit segment``; arrays are taken as given (support and query in
-the same voxel order). Nothing heavy is imported until :func:`load` is called.
+to one frame (orientation, pixel size, canvas), as by ``fewshotkit segment``; arrays are taken as
+given (support and query in the same voxel order and field of view). Nothing heavy is imported until :func:`load` is called.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         raise DataError(f"{what}: the volume holds NaN or infinite values")
     clipped, _ = clip_top(raw, 99.5, "auto")
     clipped = clipped.astype(np.float32)
-    z_scored = ((clipped - clipped.mean()) / (clipped.std() or 1.0)).astype(np.float32)
+    z_scored = ((clipped - clipped.mean(dtype=np.float64)) / (clipped.std(dtype=np.float64) or 1.0)).astype(np.float32)
     mask = None
     if label is not None:
         mask = np.asarray(label)
@@ -119,7 +119,7 @@ class Model:
         """
         from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume
-        from fewshotkit.segment import check_modalities, model_orientation, resolve_classes, segment_in_orientation
+        from fewshotkit.segment import check_modalities, model_orientation, resolve_classes, segment_in_common_frame
 
         sup = _volume(support_image, support_mask, "support", None)
         qry = _volume(query, None, "query", spacing)
@@ -130,11 +130,13 @@ class Model:
         cleanup = spec_postprocess(self.spec, postprocess, drop_absent)
         options = dict(names=self.classes, chunks=chunks, shots=shots, all_slices=all_slices, postprocess=cleanup,
                        joint=joint, support_name="support_mask", support_orientation=self.spec.support_orientation)
-        if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one orientation, as segment
-            oriented, _, _ = segment_in_orientation(self.predictor, sup.image, sup.label, sup.affine, qry.image,
-                                                    qry.affine, values, model_orientation(self.meta),
-                                                    query_range=query_range, spacing=qry.spacing, **options)
-            return oriented.labels
+        if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one frame, as segment
+            assert sup.spacing is not None and qry.spacing is not None  # read from the files
+            framed, _, _ = segment_in_common_frame(self.predictor, sup.image, sup.label, sup.affine, sup.spacing,
+                                                   qry.image, qry.affine, qry.spacing, values,
+                                                   model_orientation(self.meta), query_range=query_range,
+                                                   **options)
+            return framed.labels
         return segment_volume(self.predictor, sup.image, sup.label, qry.image, values, query_range=query_range,
                               spacing=qry.spacing, **options).labels
 

@@ -9,8 +9,9 @@ slice is (slices outside use the nearest chunk's support, as in the full-volume 
 Several classes go into one label map, from one forward pass per query chunk where the method
 allows (:mod:`fewshotkit.evaluation.scan`). In-plane, scans of any size are resampled to the
 model's image size and back; the prediction is written with the query's affine and header.
-Support and query are first brought to one orientation (:mod:`fewshotkit.store.axes`): that of
-the scans the model was trained on when known, else the support's; the prediction goes back to
+Support and query are first brought to one frame (:mod:`fewshotkit.evaluation.frame`): the
+orientation of the scans the model was trained on when known, else the support's, the support's
+in-plane pixel size and one canvas holding both; the prediction goes back to
 the query's own voxel grid, and slice numbers (printed, ``--query-range``) are each scan's own
 where its slices stay slices.
 """
@@ -29,8 +30,8 @@ from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.scan import ClassSegment
 
 if TYPE_CHECKING:
+    from fewshotkit.evaluation.frame import ScanFrame
     from fewshotkit.evaluation.scan import VolumeSegmentation
-    from fewshotkit.store.axes import Reorientation
 
 
 @dataclass
@@ -44,6 +45,7 @@ class SegmentResult:
     orientation: tuple[str, str, str] = ("", "", "")  # axis codes of the support, the query, and segmented in
     support_slice_numbers: bool = True  # False: support slices count slices of the reoriented support
     query_slice_numbers: bool = True  # False: query ranges count slices of the reoriented query
+    frame: str = ""  # the in-plane changes that gave support and query one pixel size and canvas, if any
     overlay: Path | None = None
     support_turns: int = 0  # quarter turns counter-clockwise given to the support (orientation search)
     support_zoom: float | None = None  # margin of the support's window the model segmented inside, if any
@@ -134,38 +136,39 @@ def model_orientation(meta: dict[str, Any]) -> str | None:
         return None
 
 
-def segment_in_orientation(predictor: Any, support_image: np.ndarray, support_label: np.ndarray,
-                           support_affine: np.ndarray, query_image: np.ndarray, query_affine: np.ndarray,
-                           values: Sequence[int], target: str | None, *,
-                           query_range: tuple[int, int] | None = None,
-                           spacing: tuple[float, float, float] | None = None,
-                           **options: Any) -> tuple["VolumeSegmentation", "Reorientation", "Reorientation"]:
-    """:func:`~fewshotkit.evaluation.scan.segment_volume` with support and query first brought to the
-    axis codes ``target`` (None: the support's), the labels and slice numbers then back on the query's grid.
+def segment_in_common_frame(predictor: Any, support_image: np.ndarray, support_label: np.ndarray,
+                            support_affine: np.ndarray, support_spacing: Sequence[float], query_image: np.ndarray,
+                            query_affine: np.ndarray, query_spacing: Sequence[float], values: Sequence[int],
+                            target: str | None, *, query_range: tuple[int, int] | None = None,
+                            **options: Any) -> tuple["VolumeSegmentation", "ScanFrame", "ScanFrame"]:
+    """:func:`~fewshotkit.evaluation.scan.segment_volume` with support and query first brought to one
+    frame (:mod:`fewshotkit.evaluation.frame`: the axis codes ``target``, None for the support's; the
+    support's pixel size; one canvas), the labels and slice numbers then back on the query's grid.
 
     ``query_range`` is in the query's own slice numbers; ``options`` go to ``segment_volume``.
-    Returns the segmentation (query grid) and the support's and the query's reorientations.
+    Returns the segmentation (query grid) and the support's and the query's frames.
     """
+    from fewshotkit.evaluation.frame import common_frame
     from fewshotkit.evaluation.scan import check_query_range, segment_volume
-    from fewshotkit.store.axes import axis_codes, reorientation
+    from fewshotkit.store.axes import axis_codes
 
-    target = target or axis_codes(support_affine)
-    to_support, to_query = reorientation(support_affine, target), reorientation(query_affine, target)
+    support, query = common_frame(support_image.shape, support_affine, support_spacing, query_image.shape,
+                                  query_affine, query_spacing, target or axis_codes(support_affine))
+    to_support, to_query = support.reorientation, query.reorientation
     depth = query_image.shape[0]
     if query_range is not None and not to_query.identity:
         check_query_range(query_range, depth)  # in the user's numbers, before they are mapped
         if not to_query.keeps_slice_axis:
             raise FewshotkitError(
                 f"a query range (--query-range) needs the query's slices, but the query ({to_query.source}) is "
-                f"segmented in {target}, where its slices run along another axis; leave the range out (it is "
-                "estimated) or give the query in a matching orientation")
+                f"segmented in {to_query.target}, where its slices run along another axis; leave the range out "
+                "(it is estimated) or give the query in a matching orientation")
         ends = sorted(to_query.slice_index(z, depth) for z in query_range)
         query_range = (ends[0], ends[1])
-    label = to_support.apply(support_label)
-    seg = segment_volume(predictor, to_support.apply(support_image), label, to_query.apply(query_image), values,
-                         query_range=query_range, spacing=None if spacing is None else to_query.spacing(spacing),
-                         **options)
-    seg.labels = to_query.undo(seg.labels)
+    label = support.apply(support_label, is_label=True)
+    seg = segment_volume(predictor, support.apply(support_image), label, query.apply(query_image), values,
+                         query_range=query_range, spacing=query.spacing, **options)
+    seg.labels = query.undo(seg.labels)
     support_depth = label.shape[0]
     for item in seg.classes:  # slice numbers of the scans as the user has them
         if to_query.keeps_slice_axis:
@@ -174,7 +177,7 @@ def segment_in_orientation(predictor: Any, support_image: np.ndarray, support_la
         if to_support.keeps_slice_axis:
             item.support_slices = [[to_support.slice_index(z, support_depth) for z in chunk]
                                    for chunk in item.support_slices]
-    return seg, to_support, to_query
+    return seg, support, query
 
 
 def check_modalities(raw_support: np.ndarray, raw_query: np.ndarray, support: Any, query: Any,
@@ -223,6 +226,7 @@ def segment_scan(
     """
     from fewshotkit.atomic import atomic_path
     from fewshotkit.device import resolve_device
+    from fewshotkit.evaluation.frame import describe as describe_frame
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import spec_postprocess
     from fewshotkit.evaluation.results import save_nifti_atomic
@@ -246,11 +250,12 @@ def segment_scan(
     names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
     predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
-    seg, to_support, to_query = segment_in_orientation(
-        predictor, sup.image, sup.label, sup.affine, qry.image, qry.affine, values, model_orientation(loaded.meta),
-        names=names, chunks=chunks, shots=shots, query_range=query_range, all_slices=all_slices, postprocess=cleanup,
-        spacing=qry.spacing, joint=joint, support_name=f"support label '{support_label}'",
+    seg, support_frame, query_frame = segment_in_common_frame(
+        predictor, sup.image, sup.label, sup.affine, sup.spacing, qry.image, qry.affine, qry.spacing, values,
+        model_orientation(loaded.meta), names=names, chunks=chunks, shots=shots, query_range=query_range,
+        all_slices=all_slices, postprocess=cleanup, joint=joint, support_name=f"support label '{support_label}'",
         support_orientation=loaded.spec.support_orientation)
+    to_support, to_query = support_frame.reorientation, query_frame.reorientation
 
     # both files go to temporary names; the prediction replaces `output` only after the overlay is
     # written, so a failure (a full disk, a bad --overlay path) leaves the previous files as they were
@@ -261,6 +266,7 @@ def segment_scan(
                                orientation=(to_support.source, to_query.source, to_query.target),
                                support_slice_numbers=to_support.keeps_slice_axis,
                                query_slice_numbers=to_query.keeps_slice_axis,
+                               frame=describe_frame(support_frame, query_frame),
                                support_turns=seg.support_turns,
                                support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
                                fg_threshold=loaded.spec.fg_threshold, drop_absent=cleanup.drop_absent)

@@ -57,7 +57,7 @@ def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_ho
     from fewshotkit.ingest.synthetic import phantom
 
     model = fsk.load(workdir / "runs" / "synthetic", device="cpu")
-    support, mask = phantom(3, 0, 12, 80)
+    support, mask = phantom(3, 0, 12, 96)  # one field of view and pixel size: files then need no frame change
     query, _ = phantom(3, 1, 14, 96)
     paths = {}
     for name, volume in (("s", support), ("m", mask), ("q", query)):

@@ -257,6 +257,8 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     if moved:
         console.print(f"{' and '.join(moved)} segmented in {codes} orientation"
                       + (", the prediction written back on the query's grid" if query_codes != codes else ""))
+    if result.frame:
+        console.print(result.frame)
     for item in result.classes:
         lo, hi = item.query_range
         name = f" ({item.name})" if item.name else ""

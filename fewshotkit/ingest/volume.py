@@ -58,7 +58,9 @@ def load_nifti_volume(
     image, _ = clip_top(image, clip_percentile, "auto")
     ops = [crop_pad_op(image.shape[1:], target_size)] if target_size and image.shape[1:] != (target_size, target_size) else []
     image = apply_inplane(image.astype(np.float32), ops, is_label=False)
-    image = ((image - image.mean()) / (image.std() or 1.0)).astype(np.float32)
+    # statistics in float64: float32 sums depend on the voxel order, and a scan stored in another
+    # orientation must give the same model input
+    image = ((image - image.mean(dtype=np.float64)) / (image.std(dtype=np.float64) or 1.0)).astype(np.float32)
     if label is not None:
         label = apply_inplane(label.astype(np.uint8), ops, is_label=True)
     affine, spacing, header = nifti_to_zhw_affine(img)

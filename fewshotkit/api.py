@@ -12,7 +12,7 @@ their voxel axes (z, y, x)); they are preprocessed like ``fewshotkit segment`` d
 intensities clipped unless already clipped, per-volume z-score). The result is a uint8 label map
 (Z, H, W) on the query's grid holding the support mask's values. Two NIfTI files are first brought
 to one frame (orientation, pixel size, canvas), as by ``fewshotkit segment``; arrays are taken as
-given (support and query in the same voxel order and field of view). Nothing heavy is imported until :func:`load` is called.
+given (support and query in the same voxel order, field of view and pixel size). Nothing heavy is imported until :func:`load` is called.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         raise DataError(f"{what}: the volume holds NaN or infinite values")
     clipped, _ = clip_top(raw, 99.5, "auto")
     clipped = clipped.astype(np.float32)
-    z_scored = ((clipped - clipped.mean(dtype=np.float64)) / (clipped.std(dtype=np.float64) or 1.0)).astype(np.float32)
+    mean, std = np.float32(clipped.mean(dtype=np.float64)), np.float32(clipped.std(dtype=np.float64) or 1.0)
+    z_scored = ((clipped - mean) / std).astype(np.float32)
     mask = None
     if label is not None:
         mask = np.asarray(label)
@@ -115,7 +116,8 @@ class Model:
         class. ``query_range`` (first, last slice) overrides the range estimated from the support;
         ``all_slices`` segments every slice. ``postprocess`` (None: the spec's list) and
         ``drop_absent`` (None: the spec's value) as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm
-        of the query for physical post-processing (read from the header for NIfTI paths).
+        of the query for physical post-processing (read from the header for NIfTI paths; given
+        there, it replaces the header's, also for matching the support's pixel size).
         """
         from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume

@@ -258,7 +258,7 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
         console.print(f"{' and '.join(moved)} segmented in {codes} orientation"
                       + (", the prediction written back on the query's grid" if query_codes != codes else ""))
     if result.frame:
-        console.print(result.frame)
+        console.print(f"{result.frame}; the prediction written back on the query's grid")
     for item in result.classes:
         lo, hi = item.query_range
         name = f" ({item.name})" if item.name else ""

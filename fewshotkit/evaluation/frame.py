@@ -7,12 +7,14 @@ support's field of view, reaches the model mirrored or at half the size (on CHAO
 liver: 69.10 Dice as distributed, 0.00 re-saved in RPI order, 23.38 padded to twice the field of
 view; docs/postprocessing.md). :func:`common_frame` gives each scan the geometry ops of
 :mod:`fewshotkit.store.geometry` that bring it to the target axis codes, the support's in-plane
-pixel size, and one canvas that holds both scans whole (each centre-padded to the larger extent:
-nothing is cropped); predictions go back to the query's own grid through the inverse ops.
+pixel size, and one square canvas that holds both scans whole (each centre-padded to the largest
+extent: nothing is cropped, nothing stretched); predictions go back to the query's own grid through
+the inverse ops.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -23,6 +25,8 @@ from fewshotkit.store.geometry import apply_inplane, invert_inplane
 
 #: in-plane pixel sizes closer than this (relative) count as equal: no resampling
 PIXEL_TOLERANCE = 0.02
+#: pixel sizes further apart than this factor are taken for a header error: no resampling
+MAX_RATIO = 8.0
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,18 @@ def common_frame(support_shape: Sequence[int], support_affine: np.ndarray, suppo
     s_move, s_ops, s_shape, s_spacing = _oriented(support_shape, support_affine, support_spacing, target)
     q_move, q_ops, q_shape, q_spacing = _oriented(query_shape, query_affine, query_spacing, target)
     (h, w), (py, px) = q_shape[1:], q_spacing[1:]
-    ry, rx = py / s_spacing[1], px / s_spacing[2]
-    if abs(ry - 1) > PIXEL_TOLERANCE or abs(rx - 1) > PIXEL_TOLERANCE:  # the query at the support's pixel size
-        h, w = max(1, round(q_shape[1] * ry)), max(1, round(q_shape[2] * rx))
-        q_ops.append({"op": "resize", "from": [q_shape[1], q_shape[2]], "to": [h, w]})
-        py, px = py * q_shape[1] / h, px * q_shape[2] / w
-    canvas = (max(s_shape[1], h), max(s_shape[2], w))
+    ratios = (py / s_spacing[1], px / s_spacing[2]) if min(py, px, *s_spacing[1:]) > 0 else (0.0, 0.0)
+    if any(abs(r - 1) > PIXEL_TOLERANCE for r in ratios):  # the query at the support's pixel size
+        if not all(1 / MAX_RATIO <= r <= MAX_RATIO for r in ratios):
+            warnings.warn(f"pixel sizes {py:g} x {px:g} mm (query) and {s_spacing[1]:g} x {s_spacing[2]:g} mm "
+                          "(support) are too far apart to be right (check the headers' units): the query is not "
+                          "resampled to the support's", RuntimeWarning, stacklevel=3)
+        else:
+            h, w = max(1, round(q_shape[1] * ratios[0])), max(1, round(q_shape[2] * ratios[1]))
+            q_ops.append({"op": "resize", "from": [q_shape[1], q_shape[2]], "to": [h, w]})
+            py, px = py * q_shape[1] / h, px * q_shape[2] / w
+    side = max(s_shape[1], s_shape[2], h, w)  # square, as the training slices: the model's resize does not stretch
+    canvas = (side, side)
     support = _padded(s_move, s_ops, s_shape[1:], canvas, s_spacing, (s_spacing[1], s_spacing[2]))
     query = _padded(q_move, q_ops, (h, w), canvas, (q_spacing[0], py, px), (q_spacing[1], q_spacing[2]))
     return support, query

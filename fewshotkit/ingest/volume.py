@@ -60,7 +60,8 @@ def load_nifti_volume(
     image = apply_inplane(image.astype(np.float32), ops, is_label=False)
     # statistics in float64: float32 sums depend on the voxel order, and a scan stored in another
     # orientation must give the same model input
-    image = ((image - image.mean(dtype=np.float64)) / (image.std(dtype=np.float64) or 1.0)).astype(np.float32)
+    mean, std = np.float32(image.mean(dtype=np.float64)), np.float32(image.std(dtype=np.float64) or 1.0)
+    image = ((image - mean) / std).astype(np.float32)
     if label is not None:
         label = apply_inplane(label.astype(np.uint8), ops, is_label=True)
     affine, spacing, header = nifti_to_zhw_affine(img)

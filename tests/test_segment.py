@@ -297,3 +297,18 @@ def test_a_query_sliced_along_another_axis_refuses_a_query_range(fresh_host, che
     assert exit_info.value.code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--query-range" in err[0] and "SLP" in err[0], err
+
+
+def test_a_query_with_a_wider_field_of_view_is_segmented_at_the_support_scale(run_cli, checkpoint, scans, tmp_path):
+    image = nib.load(scans["query"])
+    wider = np.pad(np.asarray(image.dataobj), ((40, 40), (40, 40), (0, 0)))  # 40 more 1.3 mm pixels per side
+    query = tmp_path / "wide.nii.gz"
+    nib.save(nib.Nifti1Image(wider, image.affine), str(query))
+    out = tmp_path / "p.nii.gz"
+    result = run_cli("segment", "--checkpoint", str(checkpoint), "--support", str(scans["support"]),
+                     "--support-label", str(scans["support_label"]), "--class", "1", "--query", str(query),
+                     "--device", "cpu", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "support padded to 192 x 192 pixels (one field of view)" in " ".join(result.output.split())
+    written = nib.load(out)
+    assert written.shape == wider.shape and np.array_equal(written.affine, image.affine)

@@ -12,7 +12,8 @@ their voxel axes (z, y, x)); they are preprocessed like ``fewshotkit segment`` d
 intensities clipped unless already clipped, per-volume z-score). The result is a uint8 label map
 (Z, H, W) on the query's grid holding the support mask's values. Two NIfTI files are first brought
 to one frame (orientation, pixel size, canvas), as by ``fewshotkit segment``; arrays are taken as
-given (support and query in the same voxel order, field of view and pixel size). Nothing heavy is imported until :func:`load` is called.
+given (support and query in the same voxel order, field of view and pixel size). Nothing heavy is
+imported until :func:`load` is called.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _is_path(value: Any) -> bool:
 def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Sequence[float] | None) -> _Volume:
     """Read (a path) or check (an array) a volume and its optional label map; preprocess the image."""
     from fewshotkit.ingest.common import clip_top, load_nifti
-    from fewshotkit.ingest.volume import load_nifti_volume
+    from fewshotkit.ingest.volume import load_nifti_volume, z_score
 
     if label is not None and _is_path(image) != _is_path(label):
         raise FewshotkitError(f"{what}: give the image and its mask both as NIfTI paths or both as arrays")
@@ -62,9 +63,7 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
     if not np.isfinite(raw).all():
         raise DataError(f"{what}: the volume holds NaN or infinite values")
     clipped, _ = clip_top(raw, 99.5, "auto")
-    clipped = clipped.astype(np.float32)
-    mean, std = np.float32(clipped.mean(dtype=np.float64)), np.float32(clipped.std(dtype=np.float64) or 1.0)
-    z_scored = ((clipped - mean) / std).astype(np.float32)
+    z_scored = z_score(clipped.astype(np.float32))
     mask = None
     if label is not None:
         mask = np.asarray(label)
@@ -81,13 +80,15 @@ class Model:
 
     def __init__(self, loaded: Any, device: Any, batch_size: int) -> None:
         from fewshotkit.evaluation.inference import predictor_for
-        from fewshotkit.segment import training_class_names
+        from fewshotkit.segment import model_orientation, training_class_names
 
         self.spec = loaded.spec
         self.meta = loaded.meta
         self.device = device
         #: class value -> name of the store the model was trained on (when that store is at hand)
         self.classes: dict[int, str] = training_class_names(loaded.meta)
+        #: axis codes of the scans the model was trained on, when known (NIfTI inputs are brought to them)
+        self.orientation: str | None = model_orientation(loaded.meta)
         self.predictor = predictor_for(loaded.method, loaded.spec, device, batch_size)
 
     def __repr__(self) -> str:
@@ -121,7 +122,7 @@ class Model:
         """
         from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume
-        from fewshotkit.segment import check_modalities, model_orientation, resolve_classes, segment_in_common_frame
+        from fewshotkit.segment import check_modalities, resolve_classes, segment_in_common_frame
 
         sup = _volume(support_image, support_mask, "support", None)
         qry = _volume(query, None, "query", spacing)
@@ -135,9 +136,8 @@ class Model:
         if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one frame, as segment
             assert sup.spacing is not None and qry.spacing is not None  # read from the files
             framed, _, _ = segment_in_common_frame(self.predictor, sup.image, sup.label, sup.affine, sup.spacing,
-                                                   qry.image, qry.affine, qry.spacing, values,
-                                                   model_orientation(self.meta), query_range=query_range,
-                                                   **options)
+                                                   qry.image, qry.affine, qry.spacing, values, self.orientation,
+                                                   query_range=query_range, **options)
             return framed.labels
         return segment_volume(self.predictor, sup.image, sup.label, qry.image, values, query_range=query_range,
                               spacing=qry.spacing, **options).labels

@@ -254,11 +254,10 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
                           drop_absent=drop_absent, overrides=overrides)
     support_codes, query_codes, codes = result.orientation
     moved = [f"{what} ({own})" for what, own in (("support", support_codes), ("query", query_codes)) if own != codes]
-    if moved:
-        console.print(f"{' and '.join(moved)} segmented in {codes} orientation"
-                      + (", the prediction written back on the query's grid" if query_codes != codes else ""))
-    if result.frame:
-        console.print(f"{result.frame}; the prediction written back on the query's grid")
+    changes = ([f"{' and '.join(moved)} segmented in {codes} orientation"] if moved else []) + (
+        [result.frame] if result.frame else [])
+    if changes:
+        console.print("; ".join(changes) + "; the prediction written back on the query's grid")
     for item in result.classes:
         lo, hi = item.query_range
         name = f" ({item.name})" if item.name else ""

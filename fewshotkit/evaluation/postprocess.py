@@ -5,8 +5,8 @@ Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` 
 1. **Slice presence** (``drop_absent``, the spec's key or an override; off by default): a slice
    is judged to hold no organ when the probability mass of its predicted foreground (the sum of
    the foreground probability over the slice's predicted pixels) is below ``drop_absent`` x the
-   largest slice mass of the scan; its prediction is cleared. Only predicted pixels count, so the faint background probability
-   spread over a whole slice does not hide an empty one.
+   largest slice mass of the scan; its prediction is cleared. Only predicted pixels count, so the
+   faint background probability spread over a whole slice does not hide an empty one.
 2. **Post-processors** from the method spec's ``[postprocess]`` list (or an override), built
    through the ``postprocessor`` registry and applied in order, each seeing the scan's voxel
    spacing (z, y, x) in mm when it is known; one that sets ``uses_support`` also sees the support

@@ -39,6 +39,14 @@ class PreparedVolume:
         return zhw_to_nifti(array_zhw, self.image.shape, self.inplane, self.affine, self.header)
 
 
+def z_score(image: np.ndarray) -> np.ndarray:
+    """``image`` (float32) z-scored over the whole volume. The statistics are summed in float64:
+    float32 sums depend on the voxel order, and a scan stored in another orientation must give the
+    same model input."""
+    mean, std = np.float32(image.mean(dtype=np.float64)), np.float32(image.std(dtype=np.float64) or 1.0)
+    return ((image - mean) / std).astype(np.float32)
+
+
 def load_nifti_volume(
     image_path: str | os.PathLike,
     label_path: str | os.PathLike | None = None,
@@ -57,11 +65,7 @@ def load_nifti_volume(
         check_label_values(label, Path(label_path))  # ingest's rule: integer codes in 0..255
     image, _ = clip_top(image, clip_percentile, "auto")
     ops = [crop_pad_op(image.shape[1:], target_size)] if target_size and image.shape[1:] != (target_size, target_size) else []
-    image = apply_inplane(image.astype(np.float32), ops, is_label=False)
-    # statistics in float64: float32 sums depend on the voxel order, and a scan stored in another
-    # orientation must give the same model input
-    mean, std = np.float32(image.mean(dtype=np.float64)), np.float32(image.std(dtype=np.float64) or 1.0)
-    image = ((image - mean) / std).astype(np.float32)
+    image = z_score(apply_inplane(image.astype(np.float32), ops, is_label=False))
     if label is not None:
         label = apply_inplane(label.astype(np.uint8), ops, is_label=True)
     affine, spacing, header = nifti_to_zhw_affine(img)

@@ -2,9 +2,9 @@
 
 It covers the schema version, the classes, the normalisation mode and, per volume in order, its
 id, patient, shape, voxel sum / sum of squares / count (the image statistics written at ingest),
-the orientation it was stored in when ingestion reoriented it, and its class-slice index (pixels of each class per slice); with a pseudolabel set, also that
-set's pseudolabeler, parameters and creation time (a separate ``/`` part: ``eval`` compares only
-the data part). Nothing is read but metadata and the small per-volume index, so it takes
+the orientation it was stored in when ingestion reoriented it, and its class-slice index (pixels
+of each class per slice); with a pseudolabel set, also that set's pseudolabeler, parameters and
+creation time (a separate ``/`` part: ``eval`` compares only the data part). Nothing is read but metadata and the small per-volume index, so it takes
 milliseconds even for large stores. Runs record it in run.json; ``train --resume`` and ``eval``
 compare it (see :mod:`fewshotkit.training.checkpoint`).
 """

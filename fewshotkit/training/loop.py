@@ -182,10 +182,10 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
     from fewshotkit.console import console
     from fewshotkit.device import describe_device
-    from fewshotkit.store.axes import scans_orientation
     from fewshotkit.plugin_provenance import plugin_providers, plugin_versions
     from fewshotkit.seeding import seed_everything
     from fewshotkit.spec import build_method
+    from fewshotkit.store.axes import scans_orientation
     from fewshotkit.store.fingerprint import store_fingerprint
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher

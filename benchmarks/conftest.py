@@ -34,7 +34,7 @@ def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
     import torch
 
     import fewshotkit
-    from fewshotkit.device import describe_device
+    from fewshotkit.core.device import describe_device
 
     machine_info["fewshotkit"] = {
         "version": fewshotkit.__version__,
@@ -63,8 +63,8 @@ def seconds(benchmark):
 @pytest.fixture(scope="session")
 def ssl_store(tmp_path_factory):
     """A synthetic store (6 volumes of 16 slices, 256 px) with a felzenszwalb set, for training steps."""
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
 
     path = ingest_synthetic(tmp_path_factory.mktemp("bench") / "syn.h5", volumes=6, slices=16, size=256, quiet=True)
     run_pseudolabeler(path, "felzenszwalb", {}, jobs=2)
@@ -80,11 +80,11 @@ class SSLStep:
         import numpy as np
         import torch
 
-        from fewshotkit.episodes.filters import allowed_slices
-        from fewshotkit.episodes.folds import get_fold
-        from fewshotkit.episodes.sampling import SelfSupervisedSampler
-        from fewshotkit.spec import build_method
-        from fewshotkit.store.reader import SliceStore
+        from fewshotkit.data.episodes.filters import allowed_slices
+        from fewshotkit.data.episodes.folds import get_fold
+        from fewshotkit.data.episodes.sampling import SelfSupervisedSampler
+        from fewshotkit.method.spec import build_method
+        from fewshotkit.data.store.reader import SliceStore
         from fewshotkit.training.augment import Augmenter
         from fewshotkit.training.batches import EpisodeBatcher
         from fewshotkit.training.config import TrainingConfig

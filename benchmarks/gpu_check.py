@@ -25,8 +25,8 @@ def _metrics_speed(run_dir: Path) -> float:
 
 def throughput(store: Path, work: Path, device: str, dry: bool) -> dict[str, Any]:
     """Training steps/s of the paper recipe (ResNet-101 at 256 px; batch 1 like the reference) with AMP."""
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     sets = ["training.log_every=10", "training.checkpoint_every=100000"]
@@ -45,8 +45,8 @@ def throughput(store: Path, work: Path, device: str, dry: bool) -> dict[str, Any
 
 def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) -> dict[str, Any]:
     """SSL-ALPNet (paper backbone, from scratch: no COCO weights offline) on fold 0, then Dice."""
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     sets = ["training.batch_size=4", "training.lr=3e-3", "training.lr_step=500", "training.lr_gamma=0.8",
@@ -64,8 +64,8 @@ def short_training(store: Path, work: Path, device: str, dry: bool, steps: int) 
 
 def cpu_recipe(store: Path, work: Path, device: str, dry: bool, steps: int) -> dict[str, Any]:
     """The shipped CPU preset (``ssl-alpnet-cpu-bf16``) trained on the GPU: its time and fold-0 Dice."""
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     sets = ["training.checkpoint_every=100000"]
@@ -98,8 +98,8 @@ def inference(store: Path, run_dir: Path, device: str, repeats: int) -> dict[str
     import torch
 
     from fewshotkit.evaluation.inference import MethodPredictor
-    from fewshotkit.store.reader import SliceStore
-    from fewshotkit.training.checkpoint import load_method
+    from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.method.checkpoint import load_method
 
     loaded = load_method(run_dir, device)
     slab = SliceStore(store)
@@ -138,9 +138,9 @@ def main() -> None:
 
     import torch
 
-    from fewshotkit.device import describe_device
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.core.device import describe_device
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
 
     device = "cpu" if args.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
@@ -172,7 +172,7 @@ def main() -> None:
     if args.dry_run or not args.data.is_dir():
         store, data = synthetic, "synthetic (CHAOS-T2 not found at %s)" % args.data
     else:
-        from fewshotkit.ingest.chaos import ingest_chaos_t2
+        from fewshotkit.data.ingest.chaos import ingest_chaos_t2
 
         store, data = work / "chaos.h5", "CHAOS-T2"
         if not store.exists():

@@ -14,7 +14,7 @@ import torch
 from fewshotkit.evaluation.inference import MethodPredictor
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.protocol import evaluate_fold
-from fewshotkit.spec import build_method, preset_spec
+from fewshotkit.method.spec import build_method, preset_spec
 
 
 def _synchronize(device: torch.device) -> None:
@@ -24,8 +24,8 @@ def _synchronize(device: torch.device) -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.store.reader import SliceStore
 
     path = tmp_path_factory.mktemp("bench") / "synthetic.h5"
     ingest_synthetic(path, volumes=5, seed=0, slices=24, size=128, quiet=True)
@@ -34,7 +34,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["ssl-alpnet-cpu", "alpnet-init"])
 def predictor(request):
-    from fewshotkit.device import resolve_device
+    from fewshotkit.core.device import resolve_device
 
     device = resolve_device("auto")
     spec = preset_spec(request.param)
@@ -82,7 +82,7 @@ def test_inference_per_volume(benchmark, store, predictor):
 
 
 def test_protocol_fold(benchmark, store, predictor):
-    from fewshotkit.episodes.folds import get_fold
+    from fewshotkit.data.episodes.folds import get_fold
 
     fold = get_fold(store, 0)
     scores = benchmark.pedantic(lambda: evaluate_fold(store, fold, predictor), rounds=1, warmup_rounds=0)
@@ -93,8 +93,8 @@ def test_protocol_fold(benchmark, store, predictor):
 @pytest.mark.parametrize("orientation", ["as-is", "search"])
 def test_protocol_fold_support_orientation(benchmark, store, orientation):
     """The price of ``support_orientation="search"`` (about eight forward passes per chunk) on one fold."""
-    from fewshotkit.device import resolve_device
-    from fewshotkit.episodes.folds import get_fold
+    from fewshotkit.core.device import resolve_device
+    from fewshotkit.data.episodes.folds import get_fold
 
     torch.manual_seed(0)
     spec = preset_spec("ssl-alpnet-cpu")

@@ -21,7 +21,7 @@ _step_seconds: dict[str, float] = {}  # preset -> median seconds per step, fille
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_training_step_cost(benchmark, ssl_store, ssl_step, preset):
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.spec import preset_spec
 
     step = ssl_step(preset_spec(preset), ssl_store)
     config = step.config
@@ -42,8 +42,8 @@ def test_training_step_cost(benchmark, ssl_store, ssl_step, preset):
 @pytest.mark.parametrize("refine_steps", [0, 30])
 def test_qnet_refinement_inference_cost(benchmark, refine_steps):
     from fewshotkit.interfaces.method import Episode
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
 
     spec = apply_overrides(preset_spec("ssl-qnet-cpu"), [f"classifier.refine_steps={refine_steps}"])
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ REFERENCE_S_PER_SLICE = 1.81
 
 @pytest.fixture(scope="module")
 def method():
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.spec import build_method, preset_spec
 
     torch.manual_seed(0)
     spec = preset_spec("ssl-alpnet")

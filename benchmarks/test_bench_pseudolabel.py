@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from fewshotkit.ingest.chaos import ingest_chaos_t2
-from fewshotkit.pseudolabel import run_pseudolabeler
-from fewshotkit.store.reader import SliceStore
+from fewshotkit.data.ingest.chaos import ingest_chaos_t2
+from fewshotkit.data.pseudolabel import run_pseudolabeler
+from fewshotkit.data.store.reader import SliceStore
 
 @pytest.mark.data
 def test_pseudolabel_speedup(benchmark, seconds, tmp_path, chaos_dir):

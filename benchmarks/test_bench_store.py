@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewshotkit.ingest.synthetic import ingest_synthetic
-from fewshotkit.store.reader import SliceStore
+from fewshotkit.data.ingest.synthetic import ingest_synthetic
+from fewshotkit.data.store.reader import SliceStore
 
 
 @pytest.fixture(scope="module")

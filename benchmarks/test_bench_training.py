@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewshotkit.device import cpu_bf16_supported
+from fewshotkit.core.device import cpu_bf16_supported
 
 _RESNET18 = {"type": "timm", "model": "resnet18", "in_channels": 1, "output_stride": 8}
 CASES = {
@@ -28,7 +28,7 @@ CASES = {
 
 
 def _spec(image_size: int, backbone: dict | str | None):
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.spec import preset_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     spec.image_size = image_size

@@ -1,22 +1,23 @@
 """fewshotkit: few-shot medical image segmentation composed from plugins.
 
 Importing this package is cheap: torch and timm are imported only by the code that computes.
-``fewshotkit.load`` and ``fewshotkit.Model`` (the Python API, :mod:`fewshotkit.api`) are
+``fewshotkit.load`` and ``fewshotkit.Model`` (the Python API, :mod:`fewshotkit.apps.api`) are
 imported on first use.
 """
 
 from typing import Any
 
-from fewshotkit.hookspecs import hookimpl
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.core.version import __version__
+from fewshotkit.host.hookspecs import hookimpl
 
-__version__ = "0.1.0"
-__all__ = ["Model", "hookimpl", "load", "__version__"]
+__all__ = ["FewshotkitError", "Model", "hookimpl", "load", "__version__"]
 
-_LAZY = {"load": "fewshotkit.api", "Model": "fewshotkit.api"}
+_LAZY = {"load": "fewshotkit.apps.api", "Model": "fewshotkit.apps.api"}
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy exports: ``fewshotkit.load`` imports :mod:`fewshotkit.api` on first access."""
+    """Lazy exports: ``fewshotkit.load`` imports :mod:`fewshotkit.apps.api` on first access."""
     if name in _LAZY:
         import importlib
 

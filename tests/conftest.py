@@ -39,7 +39,7 @@ def digest():
 @pytest.fixture
 def fresh_host(monkeypatch):
     """Reset the process-wide plugin host before and after a test, with no plugin env vars."""
-    from fewshotkit import plugin_host
+    from fewshotkit.host import plugin_host
 
     for var in ("FEWSHOTKIT_PLUGINS_DIR", "FEWSHOTKIT_DISABLE_PLUGINS", "FEWSHOTKIT_STRICT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
@@ -63,8 +63,8 @@ def run_cli(fresh_host):
 
 def pseudolabelled_store(path: Path, *, min_size: int | None = None, **synthetic) -> Path:
     """A synthetic store at ``path`` (``ingest_synthetic`` keyword arguments) with a felzenszwalb set."""
-    from fewshotkit.ingest.synthetic import ingest_synthetic
-    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
 
     ingest_synthetic(path, quiet=True, **synthetic)
     run_pseudolabeler(path, "felzenszwalb", {} if min_size is None else {"min_size": min_size}, jobs=1)

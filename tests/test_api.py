@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import pseudolabelled_store
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 
@@ -20,7 +20,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A folder holding runs/synthetic: a model trained 2 steps on a synthetic store (as in the doc)."""
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     root = tmp_path_factory.mktemp("api")
@@ -32,8 +32,8 @@ def workdir(tmp_path_factory):
 
 def test_import_is_light_and_load_is_lazy():
     code = ("import sys, fewshotkit as fsk\n"
-            "assert 'torch' not in sys.modules and 'fewshotkit.api' not in sys.modules\n"
-            "assert callable(fsk.load) and 'fewshotkit.api' in sys.modules and 'torch' not in sys.modules\n")
+            "assert 'torch' not in sys.modules and 'fewshotkit.apps.api' not in sys.modules\n"
+            "assert callable(fsk.load) and 'fewshotkit.apps.api' in sys.modules and 'torch' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -54,7 +54,7 @@ def test_the_documented_example_runs(workdir, monkeypatch, fresh_host, capsys):
 
 def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_host):
     import fewshotkit as fsk
-    from fewshotkit.ingest.synthetic import phantom
+    from fewshotkit.data.ingest.synthetic import phantom
 
     model = fsk.load(workdir / "runs" / "synthetic", device="cpu")
     support, mask = phantom(3, 0, 12, 96)  # one field of view and pixel size: files then need no frame change
@@ -93,7 +93,7 @@ def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_ho
 )
 def test_bad_api_input_is_a_clear_error(workdir, fresh_host, args, message):
     import fewshotkit as fsk
-    from fewshotkit.ingest.synthetic import phantom
+    from fewshotkit.data.ingest.synthetic import phantom
 
     model = fsk.load(workdir / "runs" / "synthetic", device="cpu")
     support, mask = phantom(3, 0, 12, 64)

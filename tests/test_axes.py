@@ -8,7 +8,7 @@ import pytest
 from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
 from conftest import pseudolabelled_store
-from fewshotkit.store.axes import axis_codes, mixed_orientations, reorientation
+from fewshotkit.data.store.axes import axis_codes, mixed_orientations, reorientation
 
 
 @pytest.mark.parametrize("codes, keeps_slices", [("LPS", True), ("RAI", True), ("ASL", False), ("SLP", False)])
@@ -38,10 +38,10 @@ def test_the_same_orientation_is_left_alone():
 
 
 def test_the_model_orientation_is_read_from_the_run_or_else_its_store(tmp_path):
-    from fewshotkit.ingest.nifti import ingest_nifti
-    from fewshotkit.segment import model_orientation
-    from fewshotkit.store.axes import scans_orientation
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.ingest.nifti import ingest_nifti
+    from fewshotkit.apps.segment import model_orientation
+    from fewshotkit.data.store.axes import scans_orientation
+    from fewshotkit.data.store.reader import SliceStore
 
     src = tmp_path / "src"
     src.mkdir()

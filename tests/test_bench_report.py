@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fewshotkit.bench_report import per_fold, precision_recall, write_report
+from fewshotkit.apps.bench.report import per_fold, precision_recall, write_report
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import Counts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fewshotkit.spec import load_spec, preset_spec
+from fewshotkit.method.spec import load_spec, preset_spec
 
 
 def test_preset_round_trip(run_cli, tmp_path):

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.classifier import Classifier
 from fewshotkit.interfaces.method import Episode, Method, MethodOutput
 from fewshotkit.interfaces.pooler import PrototypePooler
 from fewshotkit.interfaces.postprocessor import Postprocessor
-from fewshotkit.plugin_host import PluginHost
-from fewshotkit.spec import PART_KINDS, MethodSpec, _method_part_params, build_method
+from fewshotkit.host.plugin_host import PluginHost
+from fewshotkit.method.spec import PART_KINDS, MethodSpec, _method_part_params, build_method
 
 REGISTRY = PluginHost().registry  # entry points only, independent of the process-wide host
 SMALL_PARTS = {
@@ -127,7 +127,7 @@ def test_pseudolabeler_contract(name: str):
 
     import numpy as np
 
-    from fewshotkit.ingest.synthetic import phantom
+    from fewshotkit.data.ingest.synthetic import phantom
     from fewshotkit.interfaces.pseudolabeler import PseudoLabeler
 
     labeler = REGISTRY.create("pseudolabeler", name)

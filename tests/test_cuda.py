@@ -27,15 +27,15 @@ def store(tmp_path_factory) -> Path:
 
 
 def _spec():
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
 
     return apply_overrides(preset_spec("ssl-alpnet-cpu"), TINY)
 
 
 def test_method_and_episode_live_on_the_gpu():
     from fewshotkit.interfaces.method import Episode
-    from fewshotkit.spec import build_method
+    from fewshotkit.method.spec import build_method
 
     method = build_method(_spec()).cuda().eval()
     x = torch.rand(1, 1, 1, 64, 64, device="cuda")

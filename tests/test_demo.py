@@ -7,8 +7,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    from fewshotkit import plugin_host
-    from fewshotkit.demo import run_demo
+    from fewshotkit.host import plugin_host
+    from fewshotkit.apps.demo import run_demo
 
     plugin_host.reset()
     out = tmp_path_factory.mktemp("demo") / "out"

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training.config import TrainingConfig
-from fewshotkit.training.ema import EMA_KEY, WeightAverage, averaged_weights
+from fewshotkit.method.checkpoint import EMA_KEY, averaged_weights
+from fewshotkit.training.ema import WeightAverage
 
 from conftest import pseudolabelled_store
 
@@ -44,10 +45,10 @@ def test_the_average_starts_at_the_weights_then_decays():
 
 
 def test_checkpoints_keep_the_average_resume_exactly_and_inference_uses_it(tmp_path, fresh_host):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training import train
-    from fewshotkit.training.checkpoint import load_method
+    from fewshotkit.method.checkpoint import load_method
 
     store = pseudolabelled_store(tmp_path / "syn.h5", min_size=100, volumes=6, seed=0, slices=12, size=64)
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), TINY)

@@ -21,7 +21,7 @@ def store_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(store_path, tmp_path_factory):
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     out = tmp_path_factory.mktemp("run") / "run"
@@ -29,7 +29,7 @@ def checkpoint(store_path, tmp_path_factory):
 
 
 def test_eval_writes_results_predictions_and_figures(run_cli, store_path, checkpoint, tmp_path):
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.store.reader import SliceStore
 
     out = tmp_path / "results.json"
     result = run_cli("eval", str(checkpoint.parent.parent), "--store", str(store_path), "--fold", "1",
@@ -152,8 +152,8 @@ def test_bench_two_methods_writes_tables_and_png_then_resumes(run_cli, store_pat
 
 
 def test_bench_config_file(tmp_path, store_path):
-    from fewshotkit.bench import BenchConfig
-    from fewshotkit.errors import FewshotkitError
+    from fewshotkit.apps.bench.study import BenchConfig
+    from fewshotkit.core.errors import FewshotkitError
 
     path = tmp_path / "bench.toml"
     path.write_text(f'stores = ["{store_path}"]\nmethods = ["alpnet-init"]\nout = "x"\nfolds = "all"\nsetting = 2\n')
@@ -263,8 +263,8 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
 def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli, store_path, tmp_path):
     import shutil
 
-    from fewshotkit.pseudolabel import run_pseudolabeler
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.store.reader import SliceStore
 
     store = tmp_path / "syn.h5"
     shutil.copy(store_path, store)
@@ -295,7 +295,7 @@ def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli,
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_study_configs_are_valid(path):
-    from fewshotkit.bench import BenchConfig, method_spec
+    from fewshotkit.apps.bench.study import BenchConfig, method_spec
 
     config = BenchConfig.from_toml(path)
     assert config.folds == [0, 1, 2, 3, 4]
@@ -306,8 +306,8 @@ def test_shipped_study_configs_are_valid(path):
 def test_recipe_cpu_is_the_cpu_preset(tmp_path):
     """``--recipe cpu`` gives a method the CPU recipe's backbone (where it has one), 128 px and
     training table with its own regime, keeps 0 steps at 0, and leaves a spec already in that form."""
-    from fewshotkit.bench import method_spec
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.apps.bench.study import method_spec
+    from fewshotkit.method.spec import preset_spec
 
     recipe = preset_spec("ssl-alpnet-cpu")
     for name in ("ssl-adnet", "alpnet", "senet", "alpnet-init"):
@@ -335,8 +335,8 @@ def test_recipe_cpu_is_the_cpu_preset(tmp_path):
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
     import importlib.util
 
-    from fewshotkit import bench_config
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.apps.bench import config as bench_config
+    from fewshotkit.data.store.reader import SliceStore
 
     with SliceStore(store_path) as store:
         preset = store.preset
@@ -376,7 +376,7 @@ def test_bench_published_column_report_and_readme_section(run_cli, store_path, t
 
 
 def test_cpu_forms_keep_each_methods_regime_and_take_the_recipe():
-    from fewshotkit.presets import PRESETS
+    from fewshotkit.method.presets import PRESETS
 
     recipe = PRESETS["ssl-alpnet-cpu"]
     for name in ("senet-cpu", "panet-cpu", "alpnet-cpu", "ssl-panet-cpu", "ssl-qnet-cpu"):

@@ -34,7 +34,7 @@ def test_example_plugin_installs_and_is_listed(tmp_path):
     # and the component it registers honours the pooler contract
     code = (
         "import torch\n"
-        "from fewshotkit.plugin_host import get_registry\n"
+        "from fewshotkit.host.plugin_host import get_registry\n"
         "pooler = get_registry().create('pooler', 'quadrant')\n"
         "feats = torch.randn(1, 8, 8, 8)\n"
         "masks = torch.zeros(1, 2, 32, 32); masks[:, 1, 4:20, 4:20] = 1; masks[:, 0] = 1 - masks[:, 1]\n"

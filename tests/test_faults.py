@@ -65,7 +65,7 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(store, tmp_path_factory) -> Path:
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     out = tmp_path_factory.mktemp("run") / "run"
@@ -82,7 +82,7 @@ def store_copy(store, tmp_path) -> Path:
 
 # 1 ------------------------------------------------------------------------------------------------
 def test_1_a_second_writer_fails_at_once_and_loses_nothing(store_copy):
-    from fewshotkit.store.lock import store_lock
+    from fewshotkit.data.store.lock import store_lock
 
     before = sets_of(store_copy)
     with store_lock(store_copy):  # another writer holds the store
@@ -159,8 +159,8 @@ def test_3_a_corrupted_checkpoint_is_an_error_naming_it(run_cli, store, run_dir,
 
 # 4 ------------------------------------------------------------------------------------------------
 def _fold0(path: Path):
-    from fewshotkit.episodes.folds import get_fold
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.episodes.folds import get_fold
+    from fewshotkit.data.store.reader import SliceStore
 
     with SliceStore(path) as s:
         return get_fold(s, 0)
@@ -239,7 +239,7 @@ def _nifti(path: Path, array_zhw: np.ndarray, dtype=np.float32) -> Path:
 
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory) -> dict[str, Path]:
-    from fewshotkit.ingest.synthetic import phantom
+    from fewshotkit.data.ingest.synthetic import phantom
 
     root = tmp_path_factory.mktemp("scans")
     out = {}
@@ -251,9 +251,9 @@ def scans(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_5_segment_keeps_the_prediction_when_the_overlay_fails(run_dir, scans, tmp_path, monkeypatch):
-    from fewshotkit.errors import DataError
+    from fewshotkit.core.errors import DataError
     from fewshotkit.evaluation import figures
-    from fewshotkit.segment import segment_scan
+    from fewshotkit.apps.segment import segment_scan
 
     output = tmp_path / "pred.nii.gz"
     output.write_bytes(b"previous prediction")
@@ -333,7 +333,7 @@ def _wait(condition, timeout: float) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_8_pseudolabel_workers_die_with_their_parent_and_on_sigterm(tmp_path, digest):
-    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
 
     path = ingest_synthetic(tmp_path / "big.h5", volumes=3, slices=24, size=256, quiet=True)
     before = digest(path)
@@ -412,7 +412,7 @@ def test_12_out_of_range_options_are_refused(run_cli, store_copy, setting, messa
 
 # 13 -----------------------------------------------------------------------------------------------
 def test_13_housekeeping(run_cli, run_dir, store_copy, tmp_path):
-    from fewshotkit.ingest.common import load_nifti
+    from fewshotkit.data.ingest.common import load_nifti
 
     stale = store_copy.parent / f".{store_copy.name}.abcd1234.tmp"  # what kill -9 leaves
     stale.write_bytes(b"partial copy")

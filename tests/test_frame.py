@@ -56,7 +56,7 @@ class CopySupport:
 @pytest.mark.parametrize("case", ["wider field of view", "smaller field of view", "coarser pixels",
                                   "mirrored and feet first", "all at once"])
 def test_a_query_from_another_scanner_lands_on_the_support_grid_and_comes_back(case):
-    from fewshotkit.segment import segment_in_common_frame
+    from fewshotkit.apps.segment import segment_in_common_frame
 
     organ = np.zeros((12, 64, 64), np.uint8)
     organ[:, 20:40, 10:30] = 1

@@ -11,11 +11,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from fewshotkit.errors import DataError
-from fewshotkit.episodes.filters import allowed_slices, resolve_classes
-from fewshotkit.ingest.nifti import ingest_nifti
-from fewshotkit.ingest.volume import load_nifti_volume
-from fewshotkit.store.reader import SliceStore
+from fewshotkit.core.errors import DataError
+from fewshotkit.data.episodes.filters import allowed_slices, resolve_classes
+from fewshotkit.data.ingest.nifti import ingest_nifti
+from fewshotkit.data.ingest.volume import load_nifti_volume
+from fewshotkit.data.store.reader import SliceStore
 
 CHAOS_PIDS = [1, 2, 3, 5, 8, 10, 13, 15, 19, 20, 21, 22, 31, 32, 33, 34, 36, 37, 38, 39]
 
@@ -139,8 +139,8 @@ def test_ingest_can_store_every_scan_in_one_orientation_and_map_back_to_each_fil
 
 @pytest.mark.parametrize("inplane", ["crop_pad", "resize"])
 def test_a_reorientation_that_swaps_axes_keeps_spacing_geometry_and_the_way_back(tmp_path, inplane):
-    from fewshotkit.ingest.nifti import ingest_nifti_pairs
-    from fewshotkit.store.fingerprint import store_fingerprint
+    from fewshotkit.data.ingest.nifti import ingest_nifti_pairs
+    from fewshotkit.data.store.fingerprint import store_fingerprint
 
     src = tmp_path / "src"
     src.mkdir()
@@ -219,8 +219,8 @@ def test_killed_ingest_leaves_no_store(tmp_path):
 def test_a_stop_request_whose_interrupt_was_dropped_still_stops_the_writer(tmp_path, monkeypatch):
     """SIGTERM's KeyboardInterrupt can be dropped (raised inside a finalizer); the flag it set stops the
     store writer at its next step all the same, and nothing is left behind."""
-    from fewshotkit import stop
-    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.core import stop
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
 
     monkeypatch.setattr(stop, "_requested", True)
     out = tmp_path / "s.h5"
@@ -230,7 +230,7 @@ def test_a_stop_request_whose_interrupt_was_dropped_still_stops_the_writer(tmp_p
 
 
 def test_ms_cmrseg_codes_and_crop(tmp_path):
-    from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg
+    from fewshotkit.data.ingest.ms_cmrseg import ingest_ms_cmrseg
 
     src = tmp_path / "src"
     src.mkdir()
@@ -249,7 +249,7 @@ def test_ms_cmrseg_codes_and_crop(tmp_path):
 
 
 def test_synapse_window_crop_resize_and_fold_statistics(tmp_path):
-    from fewshotkit.ingest.synapse import ingest_synapse_ct
+    from fewshotkit.data.ingest.synapse import ingest_synapse_ct
 
     for sub in ("img", "label"):
         (tmp_path / "Training" / sub).mkdir(parents=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.inference import MethodPredictor, predictor_for
 from fewshotkit.interfaces.method import MethodOutput
 
@@ -45,8 +45,8 @@ def test_mirrored_prediction_is_the_mean_of_both_passes():
 
 
 def test_spec_key_reaches_the_predictor_and_stays_out_of_default_specs():
-    from fewshotkit.overrides import apply_inference_overrides
-    from fewshotkit.spec import MethodSpec, preset_spec
+    from fewshotkit.method.overrides import apply_inference_overrides
+    from fewshotkit.method.spec import MethodSpec, preset_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     assert "test_mirror" not in spec.to_dict()  # specs without it keep their cache keys

@@ -41,7 +41,7 @@ def fake_dataset(root, *, layout="v2", cases=("case_001", "case_002", "case_010"
 
 @pytest.mark.parametrize("layout", ["v2", "msd"])
 def test_both_layouts_ingest_with_class_names_from_dataset_json(run_cli, tmp_path, layout):
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.store.reader import SliceStore
 
     src = fake_dataset(tmp_path / "Dataset001_Fake", layout=layout)
     (src / "imagesTr" / "._case_001.nii.gz").write_bytes(b"macOS resource fork")  # ignored
@@ -58,8 +58,8 @@ def test_both_layouts_ingest_with_class_names_from_dataset_json(run_cli, tmp_pat
 
 
 def test_ct_channel_and_resize(tmp_path):
-    from fewshotkit.ingest.msd import ingest_msd
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.ingest.msd import ingest_msd
+    from fewshotkit.data.store.reader import SliceStore
 
     src = fake_dataset(tmp_path / "ct", channels={"0": "CT"})
     ingest_msd(src, tmp_path / "ct.h5", target_size=16, resize=True, quiet=True, limit=2)
@@ -124,9 +124,9 @@ def test_bad_layouts_are_one_line_errors(fresh_host, tmp_path, capsys, breakage,
 @pytest.mark.data
 def test_msd_copy_of_chaos_equals_the_chaos_preset(chaos_dir, tmp_path):
     """An MSD-layout copy of three CHAOS-T2 scans gives the chaos-t2 store's images, labels and classes."""
-    from fewshotkit.ingest.chaos import CLASSES, ingest_chaos_t2
-    from fewshotkit.ingest.msd import ingest_msd
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.ingest.chaos import CLASSES, ingest_chaos_t2
+    from fewshotkit.data.ingest.msd import ingest_msd
+    from fewshotkit.data.store.reader import SliceStore
 
     pids = (1, 2, 3)
     plain, msd = tmp_path / "plain", tmp_path / "Task099_ChaosT2"

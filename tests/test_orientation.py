@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.orientation import cycle_score, search_turns, turn
 
 
@@ -123,8 +123,8 @@ def test_estimated_range_search_never_reads_the_querys_label(monkeypatch):
 
 
 def test_spec_option_and_inference_override():
-    from fewshotkit.overrides import apply_inference_overrides
-    from fewshotkit.spec import dump_spec, parse_spec, preset_spec
+    from fewshotkit.method.overrides import apply_inference_overrides
+    from fewshotkit.method.spec import dump_spec, parse_spec, preset_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     assert spec.support_orientation == "as-is" and "support_orientation" not in spec.to_dict()
@@ -136,7 +136,7 @@ def test_spec_option_and_inference_override():
 
 
 def test_bench_keeps_the_turns_when_it_merges_class_groups():
-    from fewshotkit.bench import _merge
+    from fewshotkit.apps.bench.study import _merge
     from fewshotkit.evaluation.protocol import FoldScores
 
     parts = [FoldScores(0, "s", ("a", "b"), ["RV"], support_turns={"a": 1, "b": 0}),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 from conftest import pseudolabelled_store
 
@@ -27,7 +27,7 @@ SMALL = ["image_size=64", "backbone.width=8", "backbone.out_channels=16", "train
 POOLER_PLUGIN = textwrap.dedent(
     """
     from fewshotkit import hookimpl
-    from fewshotkit.composed import masked_average, resize_masks
+    from fewshotkit.method.composed import masked_average, resize_masks
     from fewshotkit.interfaces.pooler import PrototypePooler
 
     SCALE = 1.0
@@ -54,7 +54,7 @@ BROKEN_PARTS = textwrap.dedent(
     import torch
     from torch import nn
     from fewshotkit import hookimpl
-    from fewshotkit.composed import masked_average, resize_masks
+    from fewshotkit.method.composed import masked_average, resize_masks
     from fewshotkit.interfaces.backbone import Backbone
     from fewshotkit.interfaces.pooler import PrototypePooler
 
@@ -155,7 +155,7 @@ def test_unknown_component_hints_at_a_missing_plugin(tmp_path):
 
 # -- 1 + 3 + 10: bench keyed on plugin code, --n-folds, the pooler axis -------------------------
 def test_bench_retrains_after_a_loose_plugin_changes(fresh_host, small_store, tmp_path):
-    from fewshotkit.bench import Bench, BenchConfig
+    from fewshotkit.apps.bench.study import Bench, BenchConfig
 
     plugins = tmp_path / "plugins"
     plugin = write(plugins, "gainpool", POOLER_PLUGIN)
@@ -197,8 +197,8 @@ def test_plugin_fingerprints(fresh_host, tmp_path):
 
 
 def test_bench_options_and_help(run_cli):
-    from fewshotkit.bench import BenchConfig
-    from fewshotkit.spec import PRESETS
+    from fewshotkit.apps.bench.study import BenchConfig
+    from fewshotkit.method.spec import PRESETS
 
     config = BenchConfig(stores=["s.h5"], methods=["ssl-alpnet-cpu"], out="x", folds="all", n_folds=3)
     assert config.folds == [0, 1, 2]
@@ -235,8 +235,8 @@ def test_train_n_folds(small_store, tmp_path, run_cli):
 
 # -- 5: a missing plugin is named -----------------------------------------------------------------
 def test_loading_a_run_without_its_plugin_names_the_plugin(fresh_host, small_store, tmp_path):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training import load_method
     from fewshotkit.training.loop import train
 
@@ -271,8 +271,8 @@ def _episode():
 
 
 def test_a_pooler_returning_vectors_is_named(fresh_host, tmp_path):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
 
     write(tmp_path, "brokenparts", BROKEN_PARTS)
     fresh_host.configure(plugins_dirs=[str(tmp_path)])
@@ -285,8 +285,8 @@ def test_a_pooler_returning_vectors_is_named(fresh_host, tmp_path):
 
 
 def test_a_backbone_lying_about_stride_and_channels_is_named(fresh_host, tmp_path):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
 
     write(tmp_path, "brokenparts", BROKEN_PARTS)
     fresh_host.configure(plugins_dirs=[str(tmp_path)])
@@ -297,8 +297,8 @@ def test_a_backbone_lying_about_stride_and_channels_is_named(fresh_host, tmp_pat
 
 
 def test_a_training_that_breaks_a_contract_leaves_no_run_folder(fresh_host, small_store, tmp_path):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     write(tmp_path / "plugins", "brokenparts", BROKEN_PARTS)
@@ -310,8 +310,8 @@ def test_a_training_that_breaks_a_contract_leaves_no_run_folder(fresh_host, smal
 
 
 def test_the_checks_cost_one_forward_only(fresh_host):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
 
     method = build_method(apply_overrides(preset_spec("ssl-alpnet-cpu"), SMALL)).eval()
     assert method._contracts_checked is False

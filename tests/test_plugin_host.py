@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fewshotkit import hookspecs
-from fewshotkit.errors import FewshotkitError, PluginError
-from fewshotkit.plugin_host import HOOK_TO_KIND, PluginHost
+from fewshotkit.host import hookspecs
+from fewshotkit.core.errors import FewshotkitError, PluginError
+from fewshotkit.host.plugin_host import HOOK_TO_KIND, PluginHost
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -294,7 +294,7 @@ def test_a_plugin_failing_half_way_leaves_no_components(tmp_path):
 def test_plugin_code_outside_an_installation_is_fingerprinted_by_its_source(tmp_path):
     """A source checkout is hashed whatever metadata importlib finds first (a stale egg-info in the
     working directory has no direct_url.json), so cache keys do not depend on the directory."""
-    from fewshotkit.plugin_provenance import is_editable
+    from fewshotkit.host.provenance import is_editable
 
     class Metadata:  # a distribution whose metadata says nothing about editable installs
         def read_text(self, name):

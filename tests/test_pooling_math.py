@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fewshotkit.composed import cosine_scores, masked_average
+from fewshotkit.method.composed import cosine_scores, masked_average
 from fewshotkit_alp.classifier import CosineSoftmaxClassifier
 from fewshotkit_alp.pooling import ALPPooler, alp_local
 from fewshotkit_panet.parts import CosineClassifier, MaskedAvgPooler

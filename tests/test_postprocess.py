@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import pseudolabelled_store
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 
 def _create(name: str, **options):
-    from fewshotkit.plugin_host import PluginHost
+    from fewshotkit.host.plugin_host import PluginHost
 
     return PluginHost().registry.create("postprocessor", name, **options)
 
@@ -138,8 +138,8 @@ def test_pipeline_applies_slice_presence_then_post_processors_in_order(fresh_hos
 
 
 def test_spec_postprocess_list_round_trips_and_is_validated(fresh_host):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import dump_spec, parse_spec, preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import dump_spec, parse_spec, preset_spec
 
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"),
                            ['postprocess=[{type="min-size", min_size=500, unit="mm3"}, "z-continuity"]'])
@@ -164,7 +164,7 @@ def test_compose_postprocess_option(run_cli, tmp_path):
     result = run_cli("compose", "--preset", "ssl-alpnet-cpu", "--postprocess", "largest-component",
                      "--postprocess", "z-continuity", "-o", str(out))
     assert result.exit_code == 0, result.output
-    from fewshotkit.spec import load_spec
+    from fewshotkit.method.spec import load_spec
 
     assert [t["type"] for t in load_spec(out).postprocess] == ["largest-component", "z-continuity"]
 
@@ -197,8 +197,8 @@ THIRD_PARTY = textwrap.dedent(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A synthetic store and a checkpoint trained 2 steps whose spec asks for largest-component."""
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     root = tmp_path_factory.mktemp("post")
@@ -243,8 +243,8 @@ def test_eval_applies_the_spec_postprocess_by_default(trained, fresh_host):
 def test_drop_absent_is_a_spec_key_the_argument_replaces(trained, fresh_host):
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
     from fewshotkit.evaluation.postprocess import spec_postprocess
-    from fewshotkit.overrides import apply_inference_overrides
-    from fewshotkit.spec import MethodSpec, preset_spec
+    from fewshotkit.method.overrides import apply_inference_overrides
+    from fewshotkit.method.spec import MethodSpec, preset_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     assert "drop_absent" not in spec.to_dict() and spec_postprocess(spec).drop_absent is None  # off: keys stay
@@ -275,7 +275,7 @@ def test_the_documented_plugin_example_works(tmp_path):
     import re
     from pathlib import Path
 
-    from fewshotkit.plugin_host import PluginHost
+    from fewshotkit.host.plugin_host import PluginHost
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "postprocessing.md").read_text()
     (tmp_path / "my_cleanup.py").write_text(re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0])

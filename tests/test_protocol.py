@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import Counts, confusion
 from fewshotkit.evaluation.protocol import (
     ProtocolConfig,

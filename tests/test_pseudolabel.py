@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
-from fewshotkit.ingest.synthetic import ingest_synthetic
-from fewshotkit.pseudolabel import parse_set_options, set_name
-from fewshotkit.store.check import check_store
-from fewshotkit.store.reader import SliceStore
+from fewshotkit.data.ingest.synthetic import ingest_synthetic
+from fewshotkit.data.pseudolabel import parse_set_options, set_name
+from fewshotkit.data.store.check import check_store
+from fewshotkit.data.store.reader import SliceStore
 
 from test_ingest import _kill_midway
 
@@ -83,7 +83,7 @@ def test_killed_pseudolabel_keeps_previous_store(tmp_path, sig, digest):
 
 
 def test_parallel_equals_serial(tmp_path):
-    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
 
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     ingest_synthetic(a, volumes=2, slices=5, size=64, seed=4, quiet=True)
@@ -144,8 +144,8 @@ def test_3d_pseudolabeler_gets_volumes(tmp_path, run_cli):
 
 def test_a_stop_request_whose_interrupt_was_dropped_still_stops_the_pseudolabels(tmp_path, monkeypatch):
     """As for the store writer: the SIGTERM flag stops the set at its next volume, the store stays as it was."""
-    from fewshotkit import stop
-    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.core import stop
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
 
     path = ingest_synthetic(tmp_path / "s.h5", volumes=2, slices=4, size=32, quiet=True)
     before = path.read_bytes()

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fewshotkit.errors import PluginError, UnknownComponentError
-from fewshotkit.plugin_host import PluginHost
-from fewshotkit.registry import Registry
+from fewshotkit.core.errors import PluginError, UnknownComponentError
+from fewshotkit.host.plugin_host import PluginHost
+from fewshotkit.host.registry import Registry
 
-COMPOSED = "fewshotkit.composed:ComposedPrototypeMethod"
+COMPOSED = "fewshotkit.method.composed:ComposedPrototypeMethod"
 ALIASED = textwrap.dedent(
     """
     from fewshotkit import hookimpl
@@ -121,10 +121,10 @@ def test_the_core_registers_composed(fresh_host, tmp_path):
 
 
 def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
-    from fewshotkit.composed import ComposedPrototypeMethod
-    from fewshotkit.plugin_provenance import plugin_fingerprints, plugin_providers
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.composed import ComposedPrototypeMethod
+    from fewshotkit.method.provenance import plugin_fingerprints, plugin_providers
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
 
     spec = apply_overrides(preset_spec("ssl-panet-cpu"), ["method=composed", "backbone.width=8"])
     assert isinstance(build_method(spec), ComposedPrototypeMethod)
@@ -134,8 +134,8 @@ def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
 
 @pytest.mark.parametrize("method", ["alpnet", "panet", "adnet", "qnet", "regional"])
 def test_old_method_names_build_the_composed_method(fresh_host, method):
-    from fewshotkit.composed import ComposedPrototypeMethod
-    from fewshotkit.spec import build_method, parse_spec
+    from fewshotkit.method.composed import ComposedPrototypeMethod
+    from fewshotkit.method.spec import build_method, parse_spec
 
     spec = parse_spec(f'method = "{method}"\n[backbone]\ntype = "light"\nwidth = 8\n[pooler]\ntype = "masked-avg"\n'
                       '[classifier]\ntype = "cosine"\n')
@@ -154,9 +154,9 @@ def _preset_plugins(name: str) -> set[str]:
 
 
 def test_preset_fingerprints_keep_their_plugins(fresh_host):
-    from fewshotkit.presets import PRESETS
-    from fewshotkit.plugin_provenance import plugin_fingerprints
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.presets import PRESETS
+    from fewshotkit.method.provenance import plugin_fingerprints
+    from fewshotkit.method.spec import preset_spec
 
     host = fresh_host.get_host()
     for name in PRESETS:
@@ -179,10 +179,10 @@ def test_the_paper_method_names_are_aliases_of_composed(run_cli, fresh_host):
 def test_a_checkpoint_that_recorded_plugin_alp_as_the_method_provider_loads(fresh_host, tmp_path):
     import torch
 
-    from fewshotkit.composed import ComposedPrototypeMethod
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
-    from fewshotkit.training.checkpoint import FORMAT, VERSION, load_method, save_checkpoint, spec_to_toml
+    from fewshotkit.method.composed import ComposedPrototypeMethod
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.checkpoint import FORMAT, VERSION, load_method, save_checkpoint, spec_to_toml
 
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), ["backbone.width=8"])
     torch.manual_seed(0)

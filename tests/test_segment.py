@@ -17,7 +17,7 @@ def _write(path, array_zhw, affine=None, dtype=np.float32):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
     root = tmp_path_factory.mktemp("seg")
@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory):
     """Two synthetic MR-like scans of different in-plane sizes (160 x 144 and 112 x 112)."""
-    from fewshotkit.ingest.synthetic import phantom
+    from fewshotkit.data.ingest.synthetic import phantom
 
     root = tmp_path_factory.mktemp("scans")
     out = {}
@@ -57,7 +57,7 @@ def test_segment_keeps_the_query_geometry(run_cli, checkpoint, scans, tmp_path):
 
 
 def test_segment_dice_matches_the_written_file(checkpoint, scans, tmp_path):
-    from fewshotkit.segment import segment_scan
+    from fewshotkit.apps.segment import segment_scan
 
     res = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "p.nii.gz",
                        classes=2, query_label=scans["query_label"], device="cpu", all_slices=True)
@@ -154,7 +154,7 @@ def test_several_classes_go_into_one_label_map_with_the_query_header(run_cli, ch
 def test_class_all_uses_one_forward_pass_per_chunk(checkpoint, scans, tmp_path, monkeypatch, fresh_host):
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.evaluation.query_range import estimated_query_range
-    from fewshotkit.segment import segment_scan
+    from fewshotkit.apps.segment import segment_scan
 
     calls = []
     original = MethodPredictor.class_probabilities
@@ -260,8 +260,8 @@ def _reoriented(path, codes, out):
 
 
 def test_a_query_stored_in_another_orientation_gets_the_same_segmentation(checkpoint, scans, tmp_path):
-    from fewshotkit.segment import model_orientation, segment_scan
-    from fewshotkit.training.checkpoint import read_checkpoint
+    from fewshotkit.apps.segment import model_orientation, segment_scan
+    from fewshotkit.method.checkpoint import read_checkpoint
 
     meta = read_checkpoint(checkpoint)
     assert meta["run"]["orientation"] is None and model_orientation(meta) is None  # phantoms: made-up affines

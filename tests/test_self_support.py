@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fewshotkit.composed import cosine_scores, masked_average, self_support_scores
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.method.composed import cosine_scores, masked_average, self_support_scores
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.classifier import Classifier
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.interfaces.pooler import PrototypePooler
-from fewshotkit.overrides import apply_inference_overrides
-from fewshotkit.spec import MethodSpec, build_method
+from fewshotkit.method.overrides import apply_inference_overrides
+from fewshotkit.method.spec import MethodSpec, build_method
 
 LIGHT = {"type": "light", "width": 8, "out_channels": 16}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fewshotkit.errors import FewshotkitError
-from fewshotkit.plugin_provenance import plugin_versions
-from fewshotkit.overrides import apply_overrides
-from fewshotkit.spec import (
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.host.plugin_host import plugin_versions
+from fewshotkit.method.overrides import apply_overrides
+from fewshotkit.method.spec import (
     PRESETS,
     MethodSpec,
     build_method,
@@ -41,7 +41,7 @@ def test_bf16_preset_is_the_measured_study():
     import dataclasses
     from pathlib import Path
 
-    from fewshotkit.bench_config import BenchConfig, method_spec
+    from fewshotkit.apps.bench.config import BenchConfig, method_spec
 
     study = BenchConfig.from_toml(Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "chaos_recipe_3000.toml")
     measured = method_spec(study.methods[0], study.recipe, study.overrides)
@@ -145,8 +145,8 @@ def test_plugin_versions(fresh_host):
 
 
 def test_changing_a_part_type_drops_the_old_options(fresh_host):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec, validate_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec, validate_spec
 
     spec = apply_overrides(preset_spec("ssl-alpnet"), ["pooler.type=masked-avg"])
     assert spec.parts["pooler"] == {"type": "masked-avg"}
@@ -154,9 +154,9 @@ def test_changing_a_part_type_drops_the_old_options(fresh_host):
 
 
 def test_option_free_component_rejects_options(fresh_host):
-    from fewshotkit.errors import FewshotkitError
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec, validate_spec
+    from fewshotkit.core.errors import FewshotkitError
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec, validate_spec
 
     spec = apply_overrides(preset_spec("ssl-panet"), ["pooler.window=3"])
     with pytest.raises(FewshotkitError, match="pooler.window"):
@@ -164,8 +164,8 @@ def test_option_free_component_rejects_options(fresh_host):
 
 
 def test_null_resets_an_option_and_both_set_parsers_agree(fresh_host):
-    from fewshotkit.pseudolabel import parse_set_options
-    from fewshotkit.userinput import parse_value
+    from fewshotkit.data.pseudolabel import parse_set_options
+    from fewshotkit.core.userinput import parse_value
 
     spec = apply_overrides(preset_spec("ssl-alpnet"), ["pooler.threshold=null", "training.steps=none"])
     assert "threshold" not in spec.parts["pooler"] and "steps" not in spec.training
@@ -176,7 +176,7 @@ def test_null_resets_an_option_and_both_set_parsers_agree(fresh_host):
 
 
 def test_one_did_you_mean_helper():
-    from fewshotkit.userinput import did_you_mean, look_up
+    from fewshotkit.core.userinput import did_you_mean, look_up
 
     assert did_you_mean("alpp", ["alp", "masked-avg"]) == " Did you mean 'alp'?"
     assert did_you_mean("ALP", ["alp"]) == " Did you mean 'alp'?"

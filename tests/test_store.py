@@ -9,14 +9,14 @@ import h5py
 import numpy as np
 import pytest
 
-from fewshotkit.errors import DataError, FewshotkitError
-from fewshotkit.episodes.filters import allowed_slices, resolve_classes
-from fewshotkit.episodes.folds import get_fold, make_folds, store_folds
-from fewshotkit.episodes.sampling import AnnotatedSampler, EpisodeStream, SelfSupervisedSampler
-from fewshotkit.ingest.synthetic import ingest_synthetic
-from fewshotkit.store import format as fmt
-from fewshotkit.store.check import check_store
-from fewshotkit.store.reader import SliceStore
+from fewshotkit.core.errors import DataError, FewshotkitError
+from fewshotkit.data.episodes.filters import allowed_slices, resolve_classes
+from fewshotkit.data.episodes.folds import get_fold, make_folds, store_folds
+from fewshotkit.data.episodes.sampling import AnnotatedSampler, EpisodeStream, SelfSupervisedSampler
+from fewshotkit.data.ingest.synthetic import ingest_synthetic
+from fewshotkit.data.store import format as fmt
+from fewshotkit.data.store.check import check_store
+from fewshotkit.data.store.reader import SliceStore
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 
 @pytest.fixture

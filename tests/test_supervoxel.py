@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from fewshotkit.errors import FewshotkitError
-from fewshotkit.ingest.synthetic import ingest_synthetic, phantom
-from fewshotkit.pseudolabel import run_pseudolabeler
-from fewshotkit.store.reader import SliceStore
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.data.ingest.synthetic import ingest_synthetic, phantom
+from fewshotkit.data.pseudolabel import run_pseudolabeler
+from fewshotkit.data.store.reader import SliceStore
 
 from fewshotkit_supervoxel.body_mask import body_mask_3d
 from fewshotkit_supervoxel.labelers import Supervoxels
@@ -106,7 +106,7 @@ def test_body_mask_fills_holes_per_slice():
     ],
 )
 def test_bad_options_are_one_line_errors(options, needle):
-    from fewshotkit.plugin_host import PluginHost
+    from fewshotkit.host.plugin_host import PluginHost
 
     with pytest.raises(FewshotkitError, match=needle) as info:
         PluginHost().registry.create("pseudolabeler", "supervoxel", **options)
@@ -180,7 +180,7 @@ def test_store_set_is_3d_with_contiguous_ids_per_volume(store3d):
 
 # -- episodes -----------------------------------------------------------------------------------
 def test_sampler_draws_adjacent_slices_of_one_supervoxel(store3d):
-    from fewshotkit.episodes.sampling import SelfSupervisedSampler
+    from fewshotkit.data.episodes.sampling import SelfSupervisedSampler
 
     path, name = store3d
     s = SliceStore(path)
@@ -205,7 +205,7 @@ def test_sampler_draws_adjacent_slices_of_one_supervoxel(store3d):
 
 def test_2d_sets_sample_as_before(tmp_path):
     """A 2D set: no query fields, and the draws are the slice-then-segment scheme."""
-    from fewshotkit.episodes.sampling import SelfSupervisedSampler
+    from fewshotkit.data.episodes.sampling import SelfSupervisedSampler
     from fewshotkit.training.batches import sample_record
 
     path = pseudolabelled_store(tmp_path / "s2d.h5", min_size=100, volumes=2, seed=0, slices=6, size=64)
@@ -222,8 +222,8 @@ def test_2d_sets_sample_as_before(tmp_path):
 
 
 def test_a_supervoxel_set_trains_through_train(store3d, tmp_path, fresh_host):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training import train
 
     path, name = store3d

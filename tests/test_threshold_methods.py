@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import pseudolabelled_store
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.method import Episode
 from fewshotkit_threshold.classifiers import QueryThresholdClassifier, ThresholdClassifier, threshold_logits
 from fewshotkit_threshold.regional import RegionalPooler, farthest_points, region_prototypes
@@ -22,8 +22,8 @@ TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbo
 
 
 def tiny_method(preset: str, *extra: str):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import build_method, preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
 
     torch.manual_seed(0)
     return build_method(apply_overrides(preset_spec(preset), [*TINY, *extra]))
@@ -211,8 +211,8 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("preset", THRESHOLD_PRESETS)
 def test_a_few_training_steps_run_with_finite_losses(preset, store, tmp_path, fresh_host):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
     from fewshotkit.training import load_method, train
 
     spec = apply_overrides(preset_spec(preset), TINY)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training.augment import Augmenter, smoothing_matrix
 from fewshotkit.training.config import AugmentConfig, TrainingConfig
 
@@ -44,8 +44,8 @@ def store(tmp_path_factory) -> Path:
 
 
 def tiny_spec(*extra: str):
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import preset_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
 
     return apply_overrides(preset_spec("ssl-alpnet-cpu"), [*TINY, *extra])
 
@@ -155,7 +155,7 @@ class _OneSlice:
         self.mask[40:48, 8:16] = True
 
     def sample(self, rng):
-        from fewshotkit.episodes.sampling import AnnotatedSample, SelfSupervisedSample
+        from fewshotkit.data.episodes.sampling import AnnotatedSample, SelfSupervisedSample
 
         rng.random()  # a sampler's own draw
         if self.regime == "ssl":
@@ -280,7 +280,7 @@ def test_supervised_setting1_never_trains_on_excluded_classes(store, tmp_path, f
 
 
 def test_ssl_setting2_drops_slices_with_excluded_classes(store, tmp_path, fresh_host):
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.store.reader import SliceStore
     from fewshotkit.training import train
 
     out = tmp_path / "s2"
@@ -361,7 +361,7 @@ def test_cli_spec_that_fails_to_load(store, tmp_path, run_cli):
 
 
 def test_cli_store_without_pseudolabels(tmp_path, run_cli):
-    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
 
     bare = ingest_synthetic(tmp_path / "bare.h5", volumes=5, slices=4, size=32, quiet=True)
     result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(bare), "--out", str(tmp_path / "r"))

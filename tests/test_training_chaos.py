@@ -16,8 +16,8 @@ pytestmark = pytest.mark.data
 def chaos_store(chaos_dir, tmp_path_factory) -> Path:
     """The CHAOS-T2 store with SLIC superpixels (3x cheaper than felzenszwalb: this test only
     checks which slices episodes come from, not what the superpixels look like)."""
-    from fewshotkit.ingest.chaos import ingest_chaos_t2
-    from fewshotkit.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.ingest.chaos import ingest_chaos_t2
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
 
     path = ingest_chaos_t2(chaos_dir, tmp_path_factory.mktemp("chaos") / "chaos.h5", quiet=True)
     run_pseudolabeler(path, "slic", {}, jobs=2)
@@ -25,8 +25,8 @@ def chaos_store(chaos_dir, tmp_path_factory) -> Path:
 
 
 def test_cpu_recipe_setting2_never_sees_excluded_classes_or_test_scans(chaos_store, tmp_path, run_cli):
-    from fewshotkit.episodes.folds import get_fold
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.episodes.folds import get_fold
+    from fewshotkit.data.store.reader import SliceStore
 
     out = tmp_path / "run"
     result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(chaos_store), "--out", str(out),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training.config import TrainingConfig
 from fewshotkit.training.optim import build_scheduler, lr_factor
 

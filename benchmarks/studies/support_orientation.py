@@ -24,13 +24,13 @@ def centroid_angle(label: np.ndarray, a: int, b: int) -> float:
 
 
 def main() -> None:
-    from fewshotkit.episodes.folds import store_folds
+    from fewshotkit.data.episodes.folds import store_folds
     from fewshotkit.evaluation.evaluate import evaluate_predictor
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.evaluation.protocol import ProtocolConfig
-    from fewshotkit.seeding import seed_everything
-    from fewshotkit.store.reader import SliceStore
-    from fewshotkit.training.checkpoint import load_method
+    from fewshotkit.core.seeding import seed_everything
+    from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.method.checkpoint import load_method
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a trained run directory or checkpoint")

@@ -1,7 +1,7 @@
 """The ``fewshotkit`` command line: one click group, commands imported only when used.
 
 Command modules must not import torch or timm at module level, so ``--help`` stays fast.
-User errors (:class:`fewshotkit.errors.FewshotkitError`) print as one line on stderr; set
+User errors (:class:`fewshotkit.core.errors.FewshotkitError`) print as one line on stderr; set
 ``FEWSHOTKIT_DEBUG=1`` to see the traceback of any error.
 """
 
@@ -14,8 +14,8 @@ import warnings
 
 import click
 
-from fewshotkit import __version__
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.version import __version__
+from fewshotkit.core.errors import FewshotkitError
 
 # command name -> "module:attribute"; each module owns its commands.
 LAZY_COMMANDS = {
@@ -29,8 +29,8 @@ LAZY_COMMANDS = {
     "train": "fewshotkit.cli.train:train",
     "curves": "fewshotkit.cli.curves:curves",
     "eval": "fewshotkit.cli.evaluate:eval_command",
-    "bench": "fewshotkit.cli.evaluate:bench",
-    "segment": "fewshotkit.cli.evaluate:segment",
+    "bench": "fewshotkit.cli.bench:bench",
+    "segment": "fewshotkit.cli.segment:segment",
     "demo": "fewshotkit.cli.demo:demo",
 }
 
@@ -43,7 +43,7 @@ class LazyGroup(click.Group):
     def _add_plugin_commands(self) -> None:
         if not self._plugin_commands_added:
             self._plugin_commands_added = True
-            from fewshotkit.plugin_host import get_host
+            from fewshotkit.host.plugin_host import get_host
 
             get_host().add_commands(self)
 
@@ -69,7 +69,7 @@ class LazyGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         rest = super().parse_args(ctx, args)
         # Configure the host here: click resolves the subcommand before the group callback runs.
-        from fewshotkit.plugin_host import configure
+        from fewshotkit.host.plugin_host import configure
 
         configure(
             plugins_dirs=ctx.params.get("plugins_dir") or (),
@@ -121,7 +121,7 @@ def cli(plugins_dir: tuple[str, ...], disabled: tuple[str, ...], strict_plugins:
     Ingest scans into a slice store, generate superpixel pseudolabels, compose a method from
     plugins, train it, evaluate it with the standard protocol and segment new scans.
     """
-    from fewshotkit.plugin_host import configure
+    from fewshotkit.host.plugin_host import configure
 
     configure(plugins_dirs=plugins_dir, disabled=disabled, strict=strict_plugins)
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 if TYPE_CHECKING:
-    from fewshotkit.spec import MethodSpec
+    from fewshotkit.method.spec import MethodSpec
 
 
 # parts cheap to build on the CPU without files: built by compose to run their own value checks
@@ -19,8 +19,8 @@ CHEAP_PARTS = ("pooler", "classifier")
 def check_values(spec: "MethodSpec") -> None:
     """Check option values: types against each factory's annotations, and the pooler and
     classifier by building them (their constructors check ranges). Raises FewshotkitError."""
-    from fewshotkit.option_types import check_option_values
-    from fewshotkit.plugin_host import get_registry
+    from fewshotkit.core.option_types import check_option_values
+    from fewshotkit.host.plugin_host import get_registry
 
     registry = get_registry()
     for kind, table in spec.parts.items():
@@ -57,13 +57,13 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
             classifier: str | None, postprocessors: tuple[str, ...], assignments: tuple[str, ...], list_presets: bool,
             output: str | None) -> None:
     """Compose a method from plugins and write its flat TOML spec (validated against the registry)."""
-    from fewshotkit import spec as specs
-    from fewshotkit.overrides import apply_overrides
+    from fewshotkit.method import spec as specs
+    from fewshotkit.method.overrides import apply_overrides
 
     if list_presets:
         from rich.table import Table
 
-        from fewshotkit.console import console
+        from fewshotkit.core.console import console
 
         table = Table(title="method presets")
         table.add_column("preset", no_wrap=True, min_width=max(map(len, specs.PRESETS)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 
 @click.command()
@@ -26,7 +26,7 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
     \b
     fewshotkit curves runs/old runs/new --label "old recipe" --label "new recipe" -o curve.png
     """
-    from fewshotkit.console import console
+    from fewshotkit.core.console import console
     from fewshotkit.training.curves import plot_dice_curves, read_metrics
     from fewshotkit.training.eval_curve import CURVE_JSONL
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from fewshotkit.stop import terminate_cleanly  # SIGTERM -> KeyboardInterrupt: no partial store stays
+from fewshotkit.core.stop import terminate_cleanly  # SIGTERM -> KeyboardInterrupt: no partial store stays
 
 OUT_OPTION = click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
                           help="The store to write (HDF5); written atomically.")
@@ -40,7 +40,7 @@ def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None, force
     volume is clipped at its 99.5th percentile only if it does not already look clipped; the
     choice is recorded per volume. --clip always clips again, --clip never does not clip.
     """
-    from fewshotkit.ingest.chaos import ingest_chaos_t2
+    from fewshotkit.data.ingest.chaos import ingest_chaos_t2
 
     terminate_cleanly()
     ingest_chaos_t2(src, output, clip_mode=clip_mode, limit=limit, overwrite=force)
@@ -54,7 +54,7 @@ def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None, force
 def ingest_ms_cmrseg(src: str, output: str, limit: int | None, force: bool) -> None:
     """MS-CMRSeg bSSFP: SRC/image_N.nii.gz + label_N.nii.gz; codes 200/500/600 -> LV-MYO/LV-BP/RV,
     top 0.5 % clipped, centre crop or pad to 256 x 256, per-volume z-score."""
-    from fewshotkit.ingest.ms_cmrseg import ingest_ms_cmrseg as run
+    from fewshotkit.data.ingest.ms_cmrseg import ingest_ms_cmrseg as run
 
     terminate_cleanly()
     run(src, output, limit=limit, overwrite=force)
@@ -69,7 +69,7 @@ def ingest_ms_cmrseg(src: str, output: str, limit: int | None, force: bool) -> N
 def ingest_acdc(src: str, output: str, size: int, limit: int | None, force: bool) -> None:
     """ACDC per-volume HDF5 files (SRC/patientNNN_frameNN.h5): resized to SIZE x SIZE (images
     linear, labels nearest); labels 1 RV, 2 LV-MYO, 3 LV-BP; per-volume z-score."""
-    from fewshotkit.ingest.acdc import ingest_acdc as run
+    from fewshotkit.data.ingest.acdc import ingest_acdc as run
 
     terminate_cleanly()
     run(src, output, target_size=size, limit=limit, overwrite=force)
@@ -84,7 +84,7 @@ def ingest_acdc(src: str, output: str, size: int, limit: int | None, force: bool
 def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: bool) -> None:
     """Raw Synapse/BTCV CT (img/imgNNNN.nii.gz, label/labelNNNN.nii.gz): window [-125, 275] HU to
     0..255, crop a 32 px border, resize to SIZE; z-score with the training fold's global statistics."""
-    from fewshotkit.ingest.synapse import ingest_synapse_ct
+    from fewshotkit.data.ingest.synapse import ingest_synapse_ct
 
     terminate_cleanly()
     ingest_synapse_ct(src, output, size=size, limit=limit, overwrite=force)
@@ -110,7 +110,7 @@ def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, la
                          resize: bool, modality: str, clip_mode: str, orientation: str | None, limit: int | None,
                          force: bool) -> None:
     """Your own NIfTI image/label pairs in SRC, paired by the '*' part of the two patterns."""
-    from fewshotkit.ingest.nifti import ingest_nifti, parse_label_spec
+    from fewshotkit.data.ingest.nifti import ingest_nifti, parse_label_spec
 
     terminate_cleanly()
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
@@ -131,7 +131,7 @@ def ingest_msd_command(src: str, output: str, size: int | None, resize: bool, cl
                        force: bool) -> None:
     """A Medical Segmentation Decathlon / nnU-Net raw dataset: SRC/dataset.json (class names from its
     'labels'), SRC/imagesTr/CASE_0000.nii.gz (or CASE.nii.gz) and SRC/labelsTr/CASE.nii.gz; one channel."""
-    from fewshotkit.ingest.msd import ingest_msd
+    from fewshotkit.data.ingest.msd import ingest_msd
 
     terminate_cleanly()
     ingest_msd(src, output, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit, overwrite=force)
@@ -146,7 +146,7 @@ def ingest_msd_command(src: str, output: str, size: int | None, resize: bool, cl
 @FORCE_OPTION
 def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, size: int, force: bool) -> None:
     """Abdomen-like 3D phantoms (liver, kidneys, spleen), deterministic by --seed; no data needed."""
-    from fewshotkit.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
 
     terminate_cleanly()
     ingest_synthetic(output, volumes=volumes, seed=seed, slices=slices, size=size, overwrite=force)
@@ -160,8 +160,8 @@ def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, 
 @click.option("--force", is_flag=True, help="Recompute even if a set with these parameters exists.")
 def pseudolabel(store_path: str, name: str, settings: tuple[str, ...], jobs: int | None, force: bool) -> None:
     """Run a pseudolabeler over every slice (or volume) of STORE and store the result as a named set."""
-    from fewshotkit.console import console
-    from fewshotkit.pseudolabel import parse_set_options, run_pseudolabeler
+    from fewshotkit.core.console import console
+    from fewshotkit.data.pseudolabel import parse_set_options, run_pseudolabeler
 
     terminate_cleanly()
     result = run_pseudolabeler(store_path, name, parse_set_options(settings), jobs=jobs, force=force)
@@ -179,8 +179,8 @@ def store() -> None:
 
 
 def store_summary(path: str) -> dict:
-    from fewshotkit.store.axes import stored_codes
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.store.axes import stored_codes
+    from fewshotkit.data.store.reader import SliceStore
 
     with SliceStore(path) as s:
         volumes = []
@@ -216,8 +216,8 @@ def store_info(path: str, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    from fewshotkit.console import console
-    from fewshotkit.store.axes import mixed_orientations
+    from fewshotkit.core.console import console
+    from fewshotkit.data.store.axes import mixed_orientations
 
     console.print(f"[bold]{info['path']}[/bold]: preset {info['preset']}, {info['modality']}, "
                   f"{info['n_volumes']} volumes, {info['n_slices']} slices")
@@ -250,8 +250,8 @@ def store_info(path: str, as_json: bool) -> None:
 @click.argument("path", metavar="STORE", type=click.Path())
 def store_check(path: str) -> None:
     """Check shapes, dtypes, chunking, the class index against the labels and the pseudolabel sets."""
-    from fewshotkit.console import console
-    from fewshotkit.store.check import check_store
+    from fewshotkit.core.console import console
+    from fewshotkit.data.store.check import check_store
 
     problems = check_store(path)
     if problems:
@@ -269,8 +269,8 @@ def store_check(path: str) -> None:
 @click.option("--set", "set_name", default=None, help="Pseudolabel set (default: the only one, if any).")
 def store_show(path: str, volume: str, z: int, output: str, set_name: str | None) -> None:
     """Write a PNG of slice Z of VOLUME with label and pseudolabel overlays."""
-    from fewshotkit.store.reader import SliceStore
-    from fewshotkit.store.show import render_slice
+    from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.data.store.show import render_slice
 
     with SliceStore(path) as s:
         s.shape(volume)

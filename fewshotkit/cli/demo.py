@@ -24,8 +24,8 @@ def demo(path: str | None, dataset: str, out: str, steps: int | None, volumes: i
     With no arguments it runs on synthetic scans (no download, a few minutes on a laptop CPU);
     `fewshotkit demo --dataset chaos-t2 PATH` does the same on real scans with a longer budget.
     """
-    from fewshotkit.console import console
-    from fewshotkit.demo import run_demo
+    from fewshotkit.core.console import console
+    from fewshotkit.apps.demo import run_demo
 
     result = run_demo(out, dataset=dataset, source=path, steps=steps, device=device, seed=seed, volumes=volumes,
                       log=lambda message: console.print(f"[dim]{message}[/dim]"))

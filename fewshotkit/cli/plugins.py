@@ -9,15 +9,15 @@ from typing import Any
 
 import click
 
-from fewshotkit.errors import FewshotkitError
-from fewshotkit.registry import KINDS
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.host.registry import KINDS
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
     """List the loaded plugins: name, version, hooks, components, load failures and name conflicts."""
-    from fewshotkit.plugin_host import get_host
+    from fewshotkit.host.plugin_host import get_host
 
     host = get_host()
     infos = [host.plugins[name] for name in sorted(host.plugins)]
@@ -27,7 +27,7 @@ def plugins(as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from fewshotkit.console import console
+    from fewshotkit.core.console import console
 
     table = Table(title="fewshotkit plugins")
     for column in ("plugin", "version", "source", "hooks", "components / error"):
@@ -62,7 +62,7 @@ def components(kind: str | None, name: str | None, pattern: str | None, show_opt
     fewshotkit components backbone timm     # one component: its options, defaults and types
     fewshotkit components pooler --options  # every pooler's options
     """
-    from fewshotkit.plugin_host import get_registry
+    from fewshotkit.host.plugin_host import get_registry
 
     registry = get_registry()
     if name is not None:
@@ -78,7 +78,7 @@ def components(kind: str | None, name: str | None, pattern: str | None, show_opt
         return
     from rich.table import Table
 
-    from fewshotkit.console import console
+    from fewshotkit.core.console import console
 
     from rich.markup import escape
 
@@ -134,14 +134,14 @@ def _version(dist: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def env(as_json: bool) -> None:
     """Show versions of Python and the libraries, the compute device and thread count."""
-    from fewshotkit import __version__
+    from fewshotkit.core.version import __version__
 
     info = {"fewshotkit": __version__, "python": platform.python_version()}
     for dist in ("torch", "torchvision", "timm", "h5py", "scikit-image", "nibabel", "pluggy", "numpy"):
         info[dist] = _version(dist)
     import torch  # the device line is the one thing here that needs torch
 
-    from fewshotkit.device import describe_device
+    from fewshotkit.core.device import describe_device
 
     info["device"] = describe_device()
     info["threads"] = str(torch.get_num_threads())
@@ -150,7 +150,7 @@ def env(as_json: bool) -> None:
         return
     from rich.table import Table
 
-    from fewshotkit.console import console
+    from fewshotkit.core.console import console
 
     table = Table(title="fewshotkit environment", show_header=False)
     table.add_column("what")

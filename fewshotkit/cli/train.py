@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 
 @click.command()
@@ -50,8 +50,8 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     fewshotkit train --resume runs/f0              # after Ctrl-C or a crash
     torchrun --nproc_per_node 4 -m fewshotkit train --preset ssl-alpnet --store ... --out ...
     """
-    from fewshotkit.overrides import apply_overrides
-    from fewshotkit.spec import load_spec, preset_spec, validate_spec
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import load_spec, preset_spec, validate_spec
     from fewshotkit.training.loop import train as run_training
 
     if resume_dir is not None:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.figures import OverlayRow, overlay_figure
 from fewshotkit.evaluation.postprocess import ScanPostprocess, spec_postprocess
 from fewshotkit.evaluation.protocol import FoldScores, PredictionSink, ProtocolConfig, evaluate_fold
@@ -126,9 +126,9 @@ def evaluate_predictor(
     ``classes`` named twice (``liver``, ``1``) count once. Before a fold is scored, its support
     and query scans pass the store's cheap checks (finite images, known label codes, shapes).
     """
-    from fewshotkit.episodes.folds import get_fold
-    from fewshotkit.store.check import require_valid_scans
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.episodes.folds import get_fold
+    from fewshotkit.data.store.check import require_valid_scans
+    from fewshotkit.data.store.reader import SliceStore
 
     if classes is not None:
         classes = list({store.class_value(c): c for c in reversed(list(classes))}.values())[::-1]
@@ -185,17 +185,17 @@ def evaluate_checkpoint(
     """Load a run directory or ``.pt`` checkpoint and evaluate it; returns (results document, outputs).
 
     ``overrides``: inference options of the trained method (``pooler.test_window=1``), see
-    :func:`~fewshotkit.training.checkpoint.load_method`; the document's spec shows them applied.
+    :func:`~fewshotkit.method.checkpoint.load_method`; the document's spec shows them applied.
     ``folds=None`` evaluates the fold the checkpoint was trained for (from its metadata, else 0).
     ``postprocess=None`` applies the spec's ``[postprocess]`` list; a list (or "a,b", "none")
     replaces it. ``drop_absent``: see :mod:`fewshotkit.evaluation.postprocess`.
     """
-    from fewshotkit.device import describe_device, resolve_device
+    from fewshotkit.core.device import describe_device, resolve_device
     from fewshotkit.evaluation.inference import predictor_for
-    from fewshotkit.seeding import seed_everything
-    from fewshotkit.plugin_provenance import plugin_versions
-    from fewshotkit.store.reader import SliceStore
-    from fewshotkit.training.checkpoint import load_method
+    from fewshotkit.core.seeding import seed_everything
+    from fewshotkit.host.plugin_host import plugin_versions
+    from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.method.checkpoint import load_method
 
     config = ProtocolConfig(protocol, chunks, shots)
     torch_device = resolve_device(device)
@@ -235,8 +235,8 @@ def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str
     copy elsewhere counts), or, for runs without one, when it has the same path. A store at the
     training path whose fingerprint changed is refused: the recorded fold split no longer applies.
     """
-    from fewshotkit.episodes.folds import get_fold
-    from fewshotkit.store.fingerprint import data_part, store_fingerprint
+    from fewshotkit.data.episodes.folds import get_fold
+    from fewshotkit.data.store.fingerprint import data_part, store_fingerprint
 
     trained_store, recorded = run.get("store"), run.get("store_fingerprint")
     same_path = isinstance(trained_store, str) and Path(trained_store).resolve() == store.path.resolve()
@@ -268,7 +268,7 @@ def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str
 
 def _check_modality(store: Any, meta: dict[str, Any], checkpoint: Any) -> None:
     """Warn when the checkpoint's training store (if still at hand) holds another modality."""
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.store.reader import SliceStore
 
     trained_path = (meta.get("run") or {}).get("store")
     if not trained_path or not Path(trained_path).is_file() or Path(trained_path).resolve() == store.path.resolve():

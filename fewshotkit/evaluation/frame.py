@@ -6,7 +6,7 @@ from different sources do not: a query stored LPS against an LAS support, or wit
 support's field of view, reaches the model mirrored or at half the size (on CHAOS-T2 fold 0,
 liver: 69.10 Dice as distributed, 0.00 re-saved in RPI order, 23.38 padded to twice the field of
 view; docs/postprocessing.md). :func:`common_frame` gives each scan the geometry ops of
-:mod:`fewshotkit.store.geometry` that bring it to the target axis codes, the support's in-plane
+:mod:`fewshotkit.data.store.geometry` that bring it to the target axis codes, the support's in-plane
 pixel size, and one square canvas that holds both scans whole (each centre-padded to the largest
 extent: nothing is cropped, nothing stretched); predictions go back to the query's own grid through
 the inverse ops.
@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fewshotkit.store.axes import Reorientation, reorientation
-from fewshotkit.store.geometry import apply_inplane, invert_inplane
+from fewshotkit.data.store.axes import Reorientation, reorientation
+from fewshotkit.data.store.geometry import apply_inplane, invert_inplane
 
 #: in-plane pixel sizes closer than this (relative) count as equal: no resampling
 PIXEL_TOLERANCE = 0.02

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 
 def _as_size(image_size: Any) -> tuple[int, int] | None:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 SEARCH = "search"
 

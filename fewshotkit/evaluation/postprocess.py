@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 #: ``postprocessor(mask (Z, H, W) bool, spacing (z, y, x) mm or None) -> mask (Z, H, W) bool``
 PostprocessorFn = Callable[[np.ndarray, "tuple[float, float, float] | None"], np.ndarray]
@@ -98,8 +98,8 @@ class ScanPostprocess:
 def build_postprocess(tables: Sequence[dict[str, Any]] | str | None = None,
                       drop_absent: float | None = None) -> ScanPostprocess:
     """Build the post-processors of ``tables`` (spec ``[postprocess]`` entries, names or "a,b")."""
-    from fewshotkit.plugin_host import get_registry
-    from fewshotkit.spec import parse_postprocess
+    from fewshotkit.host.plugin_host import get_registry
+    from fewshotkit.method.spec import parse_postprocess
 
     parsed = parse_postprocess(tables if tables is not None else [])
     registry = get_registry()

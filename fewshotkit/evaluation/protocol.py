@@ -36,13 +36,13 @@ from typing import Any, Callable, Iterable, Protocol, Sequence, cast
 
 import numpy as np
 
-from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
-from fewshotkit.spec import check_orientation
+from fewshotkit.method.spec import check_orientation
 
 __all__ = ["PROTOCOLS", "FoldLike", "FoldScores", "PredictionSink", "Predictor", "ProtocolConfig", "StoreLike",
            "assign_chunks", "evaluate_fold", "query_chunks", "resolve_classes", "select_support", "support_positions"]
@@ -70,7 +70,7 @@ class SoftPredictor(Protocol):
 
 
 class StoreLike(Protocol):
-    """What the protocol reads from a slice store (see :class:`fewshotkit.store.SliceStore`)."""
+    """What the protocol reads from a slice store (see :class:`fewshotkit.data.store.SliceStore`)."""
 
     classes: dict[int, str]
 
@@ -202,7 +202,7 @@ def evaluate_fold(
                         support_slices=support_z)
     steps = [(scan, value, name) for scan in fold.queries for value, name in wanted]
     if show_progress:
-        from fewshotkit.console import track
+        from fewshotkit.core.console import track
 
         steps_iter: Iterable[tuple[str, int, str]] = track(steps, f"fold {fold.index}", total=len(steps))
     else:

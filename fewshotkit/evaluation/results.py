@@ -17,8 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fewshotkit.atomic import atomic_path, write_bytes
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.atomic import atomic_path, write_bytes
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.fold_scores import FoldScores
 
 RESULTS_FORMAT = 1

@@ -22,12 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fewshotkit.errors import DataError, FewshotkitError
+from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.protocol import select_support
 from fewshotkit.evaluation.query_range import assign_chunks, estimated_query_range
-from fewshotkit.spec import check_orientation
+from fewshotkit.method.spec import check_orientation
 
 
 @dataclass

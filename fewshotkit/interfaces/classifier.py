@@ -7,7 +7,7 @@ from abc import abstractmethod
 import torch
 from torch import nn
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 
 class Classifier(nn.Module):

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.zoom import window_slices, zoom_window
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.training.augment import Augmenter
 from fewshotkit.training.config import TrainingConfig
 
 if TYPE_CHECKING:
-    from fewshotkit.episodes.folds import Fold
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.episodes.folds import Fold
+    from fewshotkit.data.store.reader import SliceStore
 
 
 class Sampler(Protocol):
@@ -143,8 +143,8 @@ def build_sampler(store: "SliceStore", fold: "Fold", setting: int, excluded: lis
                    pseudolabels: str | None) -> tuple[Any, dict[str, Any]]:
     """The episode sampler of ``config.regime`` over the fold's training slices (setting 2 drops
     every slice showing an excluded class) and what run.json records about it."""
-    from fewshotkit.episodes.filters import allowed_slices
-    from fewshotkit.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
+    from fewshotkit.data.episodes.filters import allowed_slices
+    from fewshotkit.data.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
 
     slices = allowed_slices(store, fold.train, excluded if setting == 2 else ())
     if not slices:

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 
 REGIMES = ("ssl", "supervised")
 OPTIMIZERS = ("sgd", "adamw")
@@ -172,7 +172,7 @@ class TrainingConfig:
 
 
 def _unknown(key: str, valid: list[str], source: str) -> None:
-    from fewshotkit.userinput import did_you_mean
+    from fewshotkit.core.userinput import did_you_mean
 
     raise FewshotkitError(f"unknown key '{key}' in {source}.{did_you_mean(key, valid)} Valid keys: {', '.join(sorted(valid))}")
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from fewshotkit.atomic import write_bytes
+from fewshotkit.core.atomic import write_bytes
 
 
 def read_metrics(path: Path) -> list[dict]:

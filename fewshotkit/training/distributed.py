@@ -16,8 +16,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fewshotkit.device import resolve_device
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.device import resolve_device
+from fewshotkit.core.errors import FewshotkitError
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 After every step ``averaged = decay * averaged + (1 - decay) * weights`` (parameters and buffers;
 ``torch.optim.swa_utils.AveragedModel``). The trainer's ``inference_module`` becomes the averaged
 copy, so the Dice-vs-time curve scores it, and checkpoints store it under ``"ema"`` beside the
-raw weights: :func:`fewshotkit.training.checkpoint.load_method` (eval, bench, segment) loads the
+raw weights: :func:`fewshotkit.method.checkpoint.load_method` (eval, bench, segment) loads the
 averaged weights, a resume continues both.
 """
 
@@ -11,18 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fewshotkit.training.trainer import HookBase
-
-#: the checkpoint key of the averaged weights (an ``AveragedModel`` state dict: ``module.*`` + ``n_averaged``)
-EMA_KEY = "ema"
-
-
-def averaged_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The method's state dict inside a checkpoint's ``"ema"`` entry."""
-    return {k.removeprefix("module."): v for k, v in state.items() if k.startswith("module.")}
 
 
 class WeightAverage(HookBase):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from fewshotkit.spec import INFERENCE_KEYS, INFERENCE_OPTIONS
+from fewshotkit.method.spec import INFERENCE_KEYS, INFERENCE_OPTIONS
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.trainer import HookBase
 

@@ -14,9 +14,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
-from fewshotkit.training.checkpoint import LAST, capture_rng, prune_checkpoints, save_checkpoint
+from fewshotkit.method.checkpoint import LAST, save_checkpoint
+from fewshotkit.training.checkpoint import capture_rng, prune_checkpoints
 from fewshotkit.training.trainer import HookBase
 
 
@@ -89,7 +90,7 @@ class MetricsLogger(HookBase):
     def before_train(self) -> None:
         from rich.progress import TextColumn
 
-        from fewshotkit.console import make_progress
+        from fewshotkit.core.console import make_progress
 
         t = self.trainer
         self.file = open(self.path, "a", encoding="utf-8") if self.path is not None else None

@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch
 
-from fewshotkit.atomic import write_text
-from fewshotkit.device import cpu_bf16_supported
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.core.atomic import write_text
+from fewshotkit.core.device import cpu_bf16_supported
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
-from fewshotkit.training.checkpoint import LAST, check_resume_store, read_checkpoint, restore_rng, spec_to_toml
+from fewshotkit.method.checkpoint import EMA_KEY, LAST, read_checkpoint, spec_to_toml
+from fewshotkit.training.checkpoint import check_resume_store, restore_rng
 from fewshotkit.training.config import TrainingConfig
 from fewshotkit.training.batches import build_sampler
 from fewshotkit.training.rundir import (
@@ -58,9 +59,9 @@ from fewshotkit.training.hooks import (
 from fewshotkit.training.trainer import HookBase, Trainer
 
 if TYPE_CHECKING:
-    from fewshotkit.episodes.folds import Fold
-    from fewshotkit.spec import MethodSpec
-    from fewshotkit.store.reader import SliceStore
+    from fewshotkit.data.episodes.folds import Fold
+    from fewshotkit.method.spec import MethodSpec
+    from fewshotkit.data.store.reader import SliceStore
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
@@ -100,7 +101,7 @@ def train(
     ones (metrics, checkpoints, the Dice curve). ``on_step(step)`` is called after every
     completed step. Ctrl-C writes a checkpoint and then raises KeyboardInterrupt.
     """
-    from fewshotkit.spec import load_spec
+    from fewshotkit.method.spec import load_spec
 
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
@@ -114,7 +115,7 @@ def train(
         try:
             spec = load_spec(out_dir / SPEC_TOML)
         except FewshotkitError as exc:
-            from fewshotkit.plugin_host import missing_component_error
+            from fewshotkit.host.plugin_host import missing_component_error
 
             raise missing_component_error(exc, previous, f"run '{out_dir}'") from None
         payload = read_checkpoint(out_dir)
@@ -141,10 +142,10 @@ def train(
     config = TrainingConfig.from_dict({**dict(spec.training or {}), **overrides})
     spec = dataclasses.replace(spec, training=config.to_dict())
 
-    from fewshotkit.store.check import require_valid_scans
-    from fewshotkit.store.reader import SliceStore
-    from fewshotkit.episodes.filters import resolve_classes
-    from fewshotkit.episodes.folds import get_fold
+    from fewshotkit.data.store.check import require_valid_scans
+    from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.data.episodes.filters import resolve_classes
+    from fewshotkit.data.episodes.folds import get_fold
 
     store = SliceStore(store_path)
     if resume:
@@ -180,17 +181,18 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
          previous: dict[str, Any], info: ddp.DistInfo, dev: torch.device, show_progress: bool,
          on_step: Callable[[int], None] | None, n_folds: int, extra_hooks: Sequence[HookBase]) -> Path:
     """Build the method, optimiser, trainer and hooks, then train (see :func:`train`)."""
-    from fewshotkit.console import console
-    from fewshotkit.device import describe_device
-    from fewshotkit.plugin_provenance import plugin_providers, plugin_versions
-    from fewshotkit.seeding import seed_everything
-    from fewshotkit.spec import build_method
-    from fewshotkit.store.axes import scans_orientation
-    from fewshotkit.store.fingerprint import store_fingerprint
+    from fewshotkit.core.console import console
+    from fewshotkit.core.device import describe_device
+    from fewshotkit.host.plugin_host import plugin_versions
+    from fewshotkit.method.provenance import plugin_providers
+    from fewshotkit.core.seeding import seed_everything
+    from fewshotkit.method.spec import build_method
+    from fewshotkit.data.store.axes import scans_orientation
+    from fewshotkit.data.store.fingerprint import store_fingerprint
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher
     from fewshotkit.training.curves import plot_loss_curve
-    from fewshotkit.training.ema import EMA_KEY, WeightAverage
+    from fewshotkit.training.ema import WeightAverage
     from fewshotkit.training.eval_curve import CURVE_JSONL, EvalCurve
     from fewshotkit.training.optim import build_optimizer, build_scheduler
 

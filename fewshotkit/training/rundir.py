@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fewshotkit.atomic import write_text
+from fewshotkit.core.atomic import write_text
 
 RUN_JSON = "run.json"
 SPEC_TOML = "spec.toml"

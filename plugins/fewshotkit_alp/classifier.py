@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fewshotkit.composed import ScaledCosineClassifier, cosine_scores
+from fewshotkit.method.composed import ScaledCosineClassifier, cosine_scores
 
 
 class CosineSoftmaxClassifier(ScaledCosineClassifier):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.postprocessor import Postprocessor, SupportPostprocessor
 
 UNITS = ("voxels", "mm3")

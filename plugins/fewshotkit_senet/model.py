@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.method import Episode, Method, MethodOutput
-from fewshotkit.losses import soft_dice_loss, weighted_cross_entropy
+from fewshotkit.method.losses import soft_dice_loss, weighted_cross_entropy
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

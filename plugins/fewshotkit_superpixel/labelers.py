@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from skimage import segmentation
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.pseudolabeler import PseudoLabeler
 
 from fewshotkit_superpixel.body_mask import body_mask

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from skimage import segmentation
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.pseudolabeler import PseudoLabeler
 
 from fewshotkit_supervoxel.body_mask import body_mask_3d

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewshotkit.composed import NORM_EPS, ScaledCosineClassifier
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.method.composed import NORM_EPS, ScaledCosineClassifier
+from fewshotkit import FewshotkitError
 from fewshotkit_threshold.refine import refine_prototypes
 
 #: ADNet's threshold at initialisation (``t = -10``): foreground where cos(f, p) > 0.5 with alpha 20

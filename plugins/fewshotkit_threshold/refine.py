@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fewshotkit.composed import NORM_EPS
+from fewshotkit.method.composed import NORM_EPS
 
 MASK_EPS = 1e-5
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fewshotkit.composed import masked_average, resize_masks
-from fewshotkit.errors import FewshotkitError
+from fewshotkit.method.composed import masked_average, resize_masks
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.pooler import PrototypePooler
 
 CORE_LEVEL = 0.5  # pixels whose mask value exceeds this may be region centres

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
-from fewshotkit.userinput import did_you_mean
+from fewshotkit.core.userinput import did_you_mean
 
 # prefixes that wrap a body's parameter names in common checkpoints (DataParallel, torchvision
 # DeepLabv3, this package's own backbones)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fewshotkit.errors import FewshotkitError
+from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 
 

@@ -1,0 +1,1 @@
+"""Applications built on evaluation and training: bench, segment, the demo and the Python API."""

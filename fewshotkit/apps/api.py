@@ -1,0 +1,156 @@
+"""The Python API for notebooks: load a trained model once, segment numpy volumes or NIfTI files.
+
+::
+
+    import fewshotkit as fsk
+
+    model = fsk.load("runs/chaos")        # a run directory or a .pt checkpoint
+    labels = model.segment(query, support_image, support_mask, classes=["liver", "spleen"])
+
+Volumes are numpy arrays (Z, H, W) of raw intensities (or NIfTI paths, read as (Z, H, W) from
+their voxel axes (z, y, x)); they are preprocessed like ``fewshotkit segment`` does (top
+intensities clipped unless already clipped, per-volume z-score). The result is a uint8 label map
+(Z, H, W) on the query's grid holding the support mask's values. Two NIfTI files are first brought
+to one frame (orientation, pixel size, canvas), as by ``fewshotkit segment``; arrays are taken as
+given (support and query in the same voxel order, field of view and pixel size). Nothing heavy is
+imported until :func:`load` is called.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from fewshotkit.core.errors import DataError, FewshotkitError
+
+#: a volume (Z, H, W) or the path of a NIfTI file
+VolumeLike = Union[np.ndarray, str, os.PathLike]
+
+
+@dataclass
+class _Volume:
+    image: np.ndarray  # float32 (Z, H, W), z-scored
+    raw: np.ndarray  # the raw intensities (for the modality check)
+    label: np.ndarray | None
+    spacing: tuple[float, float, float] | None
+    affine: np.ndarray | None = None  # a NIfTI file's (its orientation); None for an array
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Sequence[float] | None) -> _Volume:
+    """Read (a path) or check (an array) a volume and its optional label map; preprocess the image."""
+    from fewshotkit.data.ingest.common import clip_top, load_nifti
+    from fewshotkit.data.ingest.volume import load_nifti_volume, z_score
+
+    if label is not None and _is_path(image) != _is_path(label):
+        raise FewshotkitError(f"{what}: give the image and its mask both as NIfTI paths or both as arrays")
+    if isinstance(image, (str, os.PathLike)):
+        assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
+        prepared = load_nifti_volume(image, label, target_size=None)
+        raw = load_nifti(Path(image))[1]
+        return _Volume(prepared.image, raw, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
+                       prepared.affine)
+    raw = np.asarray(image, dtype=np.float64)
+    if raw.ndim != 3:
+        raise DataError(f"{what}: expected a 3D volume (Z, H, W), got shape {raw.shape}")
+    if not np.isfinite(raw).all():
+        raise DataError(f"{what}: the volume holds NaN or infinite values")
+    clipped, _ = clip_top(raw, 99.5, "auto")
+    z_scored = z_score(clipped.astype(np.float32))
+    mask = None
+    if label is not None:
+        mask = np.asarray(label)
+        if mask.shape != raw.shape:
+            raise DataError(f"{what}: the mask has shape {mask.shape}, the image {raw.shape}; they must match")
+        if mask.dtype != bool and (np.any(mask != np.round(mask)) or mask.min() < 0 or mask.max() > 255):
+            raise DataError(f"{what}: the mask must hold integer class values in 0..255 (or be boolean)")
+        mask = mask.astype(np.uint8)
+    return _Volume(z_scored, raw, mask, None if spacing is None else tuple(float(s) for s in spacing))  # type: ignore[arg-type]
+
+
+class Model:
+    """A trained few-shot segmenter, loaded once (see :func:`load`)."""
+
+    def __init__(self, loaded: Any, device: Any, batch_size: int) -> None:
+        from fewshotkit.evaluation.inference import predictor_for
+        from fewshotkit.apps.segment import model_orientation, training_class_names
+
+        self.spec = loaded.spec
+        self.meta = loaded.meta
+        self.device = device
+        #: class value -> name of the store the model was trained on (when that store is at hand)
+        self.classes: dict[int, str] = training_class_names(loaded.meta)
+        #: axis codes of the scans the model was trained on, when known (NIfTI inputs are brought to them)
+        self.orientation: str | None = model_orientation(loaded.meta)
+        self.predictor = predictor_for(loaded.method, loaded.spec, device, batch_size)
+
+    def __repr__(self) -> str:
+        return f"fewshotkit.Model({self.spec.preset or self.spec.method}, step {self.meta.get('step')}, {self.device})"
+
+    def segment(
+        self,
+        query: VolumeLike,
+        support_image: VolumeLike,
+        support_mask: VolumeLike,
+        *,
+        classes: Sequence[str | int] | str | int | None = None,
+        query_range: tuple[int, int] | None = None,
+        all_slices: bool = False,
+        shots: int = 1,
+        chunks: int = 3,
+        postprocess: Sequence[Any] | str | None = None,
+        drop_absent: float | None = None,
+        spacing: Sequence[float] | None = None,
+        joint: bool = True,
+    ) -> np.ndarray:
+        """Segment ``classes`` of ``support_mask`` in ``query``; returns a uint8 label map (Z, H, W).
+
+        ``support_mask``: a label map (its values are the classes) or a boolean mask (class 1).
+        ``classes``: values or names (see :attr:`classes`), ``"all"``, or None for the mask's only
+        class. ``query_range`` (first, last slice) overrides the range estimated from the support;
+        ``all_slices`` segments every slice. ``postprocess`` (None: the spec's list) and
+        ``drop_absent`` (None: the spec's value) as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm
+        of the query for physical post-processing (read from the header for NIfTI paths; given
+        there, it replaces the header's, also for matching the support's pixel size).
+        """
+        from fewshotkit.evaluation.postprocess import spec_postprocess
+        from fewshotkit.evaluation.scan import segment_volume
+        from fewshotkit.apps.segment import check_modalities, resolve_classes, segment_in_common_frame
+
+        sup = _volume(support_image, support_mask, "support", None)
+        qry = _volume(query, None, "query", spacing)
+        assert sup.label is not None
+        check_modalities(sup.raw, qry.raw, support_image if _is_path(support_image) else "support_image (array)",
+                         query if _is_path(query) else "query (array)", self.meta, self.meta.get("path"))
+        values = resolve_classes(classes, sup.label, self.classes, "support_mask")
+        cleanup = spec_postprocess(self.spec, postprocess, drop_absent)
+        options = dict(names=self.classes, chunks=chunks, shots=shots, all_slices=all_slices, postprocess=cleanup,
+                       joint=joint, support_name="support_mask", support_orientation=self.spec.support_orientation)
+        if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one frame, as segment
+            assert sup.spacing is not None and qry.spacing is not None  # read from the files
+            framed, _, _ = segment_in_common_frame(self.predictor, sup.image, sup.label, sup.affine, sup.spacing,
+                                                   qry.image, qry.affine, qry.spacing, values, self.orientation,
+                                                   query_range=query_range, **options)
+            return framed.labels
+        return segment_volume(self.predictor, sup.image, sup.label, qry.image, values, query_range=query_range,
+                              spacing=qry.spacing, **options).labels
+
+
+def load(run_or_checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 16, seed: int = 0,
+         overrides: Sequence[str] = ()) -> Model:
+    """Load a run directory (its ``checkpoints/last.pt``) or a ``.pt`` checkpoint for inference;
+    ``overrides`` change inference options (``["pooler.test_window=1"]``), as ``fewshotkit eval --set``."""
+    from fewshotkit.core.device import resolve_device
+    from fewshotkit.core.seeding import seed_everything
+    from fewshotkit.method.checkpoint import load_method
+
+    torch_device = resolve_device(device)
+    seed_everything(seed)
+    return Model(load_method(run_or_checkpoint, torch_device, overrides), torch_device, batch_size)

@@ -1,0 +1,1 @@
+"""bench: a study of methods x datasets x settings, its cell cache and its tables."""

@@ -1,0 +1,48 @@
+"""What a bench cell's cached result and trained models depend on: the cache keys of ``bench``.
+
+A finished (store, method, fold) cell is reused only when all of these are unchanged:
+
+- the resolved method spec, the training budget, seed, setting, fold, number of folds and
+  pseudolabel set (these also name the folder of the trained models, so they are re-used by a
+  bench that only changes the evaluation protocol);
+- the store: its resolved path and content fingerprint (:func:`fewshotkit.data.store.fingerprint.store_fingerprint`:
+  volumes, labels and, for self-supervised training, the pseudolabel set used), so re-ingesting
+  or regenerating that set retrains, while adding another set does not;
+- the fingerprint of every plugin providing a component of the spec (its method, parts and
+  post-processors): an installed plugin's version, plus a hash of its module files when it is
+  installed in editable mode or has a ``.dev`` version; a loose ``--plugins-dir`` file's hash.
+  Editing a plugin therefore retrains and re-evaluates what uses it, and nothing else;
+- for the cell itself, the protocol (shots, protocol name, chunks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def digest(data: Any) -> str:
+    """16 hex digits of SHA-256 of ``data`` as canonical JSON."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: bool) -> dict[str, Any]:
+    """The store's resolved path and content fingerprint (with the pseudolabel set training uses)."""
+    from fewshotkit.data.store.fingerprint import store_fingerprint
+    from fewshotkit.data.store.reader import SliceStore
+
+    with SliceStore(path) as store:
+        used = store.resolve_pseudolabel_set(pseudolabel_set) if use_pseudolabels else None
+        return {"path": str(Path(path).resolve()), "data": store_fingerprint(store, used), "pseudolabels": used}
+
+
+def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,
+                 n_folds: int, pseudolabels: str | None, regime: str) -> dict[str, Any]:
+    """Everything the trained models of a cell depend on (see the module docstring)."""
+    from fewshotkit.method.provenance import plugin_fingerprints
+
+    return {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,
+            "n_folds": n_folds, "store": store_key(store_path, pseudolabels, regime == "ssl" and steps > 0),
+            "plugins": plugin_fingerprints(spec)}

@@ -1,0 +1,179 @@
+"""What a ``fewshotkit bench`` run compares: the config (from flags or a TOML file), the built-in
+methods' row labels and the recipes that put every method at one budget (``--recipe cpu``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.evaluation.protocol import ProtocolConfig
+from fewshotkit.method.presets import cpu_form
+
+#: built-in method name (a spec preset) -> row label in the tables
+METHOD_LABELS = {
+    "ssl-alpnet": "SSL-ALPNet",
+    "ssl-panet": "SSL-PANet",
+    "alpnet": "ALPNet (annotated)",
+    "panet": "PANet (annotated)",
+    "senet": "SE-Net-style",
+    "alpnet-init": "ALPNet-init",
+    "ssl-alpnet-cpu": "SSL-ALPNet (CPU recipe)",
+    "ssl-alpnet-cpu-sgd": "SSL-ALPNet (previous SGD CPU recipe)",
+    "ssl-alpnet-cpu-bf16": "SSL-ALPNet (CPU recipe, bfloat16, 3000 steps)",
+    "ssl-adnet": "ADNet",
+    "ssl-adnet-cpu": "ADNet (CPU recipe)",
+    "ssl-qnet": "Q-Net (single scale)",
+    "ssl-qnet-cpu": "Q-Net (single scale, CPU recipe)",
+    "ssl-regional": "Regional prototypes (RPT-style)",
+    "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
+    "ssl-panet-cpu": "SSL-PANet (CPU recipe)",
+    "alpnet-cpu": "ALPNet (annotated, CPU recipe)",
+    "panet-cpu": "PANet (annotated, CPU recipe)",
+    "senet-cpu": "SE-Net-style (CPU recipe)",
+    "alpnet-init-cpu": "ALPNet-init (untrained light encoder)",
+}
+
+#: Published 1-shot mean Dice (Roy protocol) shown beside a row: store preset (the ``ingest``
+#: preset recorded in the store) -> method family (preset name without ``-cpu``) -> (setting 1,
+#: setting 2). Abd-MRI: the SSL-ALPNet paper's Tables 1-2 for its six rows, the Q-Net paper for
+#: Q-Net (multi-scale, ours is single scale) and the RPT paper for the RPT-style row. No entry
+#: for ACDC: the papers' cardiac set is MS-CMRSeg bSSFP, not ACDC.
+PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
+    "chaos-t2": {
+        "senet": (42.51, 50.66), "panet": (38.53, 46.33), "alpnet": (51.28, 50.43), "alpnet-init": (None, 23.93),
+        "ssl-panet": (63.17, 54.85), "ssl-alpnet": (78.84, 73.02), "ssl-qnet": (81.02, 68.59),
+        "ssl-regional": (82.44, 79.04),
+    },
+}
+
+
+def published_dice(method: str, store_preset: str | None, setting: int) -> float | None:
+    """The published mean Dice for ``method`` (a preset name) on a store ingested with
+    ``store_preset`` in ``setting``, or None."""
+    family = method.removesuffix("-sgd").removesuffix("-bf16").removesuffix("-cpu")
+    entry = PUBLISHED.get(store_preset or "", {}).get(family)
+    return None if entry is None else entry[setting - 1]
+
+#: folds over a store's scans unless ``n_folds`` (``--n-folds``) says otherwise; a store needs at
+#: least as many patients as folds
+N_FOLDS = 5
+
+#: recipes that put every method at one budget (``--recipe cpu``: what its ``-cpu`` preset is)
+RECIPES = {"cpu": cpu_form}
+_ADDED = ("overrides", "eval_overrides")  # config keys that command-line flags extend instead of replace
+
+
+@dataclass
+class BenchConfig:
+    """A comparison: which methods on which stores, with one shared budget and protocol."""
+
+    stores: list[str]
+    methods: list[str]
+    out: str
+    folds: list[int] = field(default_factory=lambda: [0])  # or "all"
+    seed: int = 0
+    steps: int | None = None
+    setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
+    shots: int = 1
+    protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
+    chunks: int = 3
+    recipe: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    eval_overrides: list[str] = field(default_factory=list)  # inference options: same models, own cells
+    device: str = "auto"
+    pseudolabels: list[str] = field(default_factory=list)  # a set or a list: one row per set for SSL methods
+    batch_size: int = 16
+    figures: bool = False
+    n_folds: int = N_FOLDS
+    poolers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.stores:
+            raise FewshotkitError("bench: give at least one store (--store or 'stores' in the config file)")
+        if not self.methods:
+            raise FewshotkitError("bench: give at least one method (--method or 'methods' in the config file)")
+        if isinstance(self.setting, int):
+            self.setting = [self.setting]
+        self.setting = list(dict.fromkeys(self.setting))
+        if not self.setting or any(s not in (1, 2) for s in self.setting):
+            raise FewshotkitError(f"bench: --setting must be 1 or 2 (repeatable), got {self.setting}")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
+        if not isinstance(self.n_folds, int) or self.n_folds < 2:
+            raise FewshotkitError(f"bench: --n-folds must be an integer >= 2, got {self.n_folds!r}")
+        if self.folds == "all":  # type: ignore[comparison-overlap]  # from --all-folds or folds = "all"
+            self.folds = list(range(self.n_folds))
+        if any(f < 0 or f >= self.n_folds for f in self.folds):
+            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
+        if isinstance(self.pseudolabels, str):
+            self.pseudolabels = [self.pseudolabels]
+        self.pseudolabels = list(dict.fromkeys(self.pseudolabels or []))
+        if isinstance(self.protocol, str):
+            self.protocol = [self.protocol]
+        if not self.protocol:
+            raise FewshotkitError("bench: give at least one --protocol")
+        self.protocol = list(dict.fromkeys(self.protocol))
+        for name in self.protocol:
+            ProtocolConfig(name, self.chunks, self.shots)
+        if isinstance(self.eval_overrides, str):
+            self.eval_overrides = [self.eval_overrides]
+        for item in self.eval_overrides:
+            if item.strip().startswith(("training.", "postprocess")):
+                raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set, and so does "
+                                      "postprocess (it never changes the models)")
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
+        """Read a TOML config; non-None ``flags`` override its keys, except ``overrides`` and
+        ``eval_overrides``, which are added after the file's. Unknown keys are errors."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise FewshotkitError(f"bench config '{path}': {exc}") from None
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise FewshotkitError(f"bench config '{path}': unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        for key in _ADDED:  # --set / --eval-set add to the file's assignments (later ones win)
+            if flags.get(key) is not None:
+                listed = data.get(key, [])
+                flags[key] = [*([listed] if isinstance(listed, str) else listed), *flags[key]]
+        data.update({k: v for k, v in flags.items() if v is not None})
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise FewshotkitError(f"bench config '{path}': {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def method_label(name: str, pooler: str | None = None) -> str:
+    """The table row of a preset or spec file (``+ POOLER`` on the ``--pooler`` axis)."""
+    label = METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
+    return label if pooler is None else f"{label} + {pooler}"
+
+
+def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The spec of a preset name or spec file in the recipe's form (backbone, size and training
+    table: :func:`fewshotkit.method.presets.cpu_form`), with ``overrides``."""
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import MethodSpec, load_spec, preset_spec
+
+    spec = load_spec(name) if name.endswith(".toml") else preset_spec(name)
+    if recipe is not None:
+        spec = MethodSpec.from_dict(RECIPES[recipe](spec.to_dict()))
+    if overrides:
+        spec = apply_overrides(spec, list(overrides))
+    return spec

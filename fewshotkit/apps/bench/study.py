@@ -1,0 +1,324 @@
+"""``fewshotkit bench``: train (or load) and evaluate several methods on the same folds, seeds and
+budget, and write the comparison in the layout of the paper's Tables 1-3.
+
+Models per (store, method, fold), as in the paper:
+
+- self-supervised methods in setting 1: one model per fold, evaluated on every class;
+- setting 2, and the supervised baselines in both settings: one model per excluded class group
+  (``upper`` = liver + spleen, ``lower`` = both kidneys; stores whose classes the groups do not
+  cover get one group per class). Setting 2 drops every training slice showing a group class;
+  supervised training never sees the group's labels. Each model is evaluated on its group;
+- untrained methods (``steps = 0``, e.g. ALPNet-init): one model per fold.
+
+Everything is cached under the output folder: a finished (store, method, fold) cell is a JSON file
+reused when its settings match, and an interrupted training run is resumed, so re-running the
+same command continues where it stopped. What "settings" covers (spec, budget, store fingerprint,
+the providing plugins' versions or source hashes, ...) is listed in :mod:`fewshotkit.apps.bench.cache`.
+
+``poolers`` (``--pooler``) adds an axis: every composed method is run once per pooler, its row
+labelled ``METHOD + POOLER``. Several ``pseudolabels`` sets (``--pseudolabels``, repeatable; e.g.
+``felzenszwalb`` and ``supervoxel``) add another: every self-supervised method is trained once per
+set, its row labelled ``METHOD + SET``; the cells of each set are those of a bench given that set
+alone. ``protocol`` (``--protocol``, repeatable) evaluates the same models with several protocols,
+one column group per protocol. A spec's ``[postprocess]`` list (e.g.
+``--set postprocess=largest-component``) is part of the evaluation, not of the models' key: changing
+it re-evaluates without retraining, into cells of its own. So do ``eval_overrides`` (``--eval-set
+pooler.test_window=1``): inference options applied to the trained models when they are evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fewshotkit.apps.bench.cache import digest as _digest
+from fewshotkit.apps.bench.cache import training_key
+from fewshotkit.apps.bench.config import BenchConfig, method_label, method_spec, published_dice
+from fewshotkit.apps.bench.report import bench_document, model_timing, per_fold, precision_recall, write_report
+from fewshotkit.data.episodes.filters import class_groups
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.evaluation.evaluate import safe_name
+from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
+from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
+from fewshotkit.method.provenance import plugin_fingerprints
+from fewshotkit.method.overrides import apply_inference_overrides
+from fewshotkit.method.spec import validate_spec
+
+
+#: the column of published mean Dice (Roy protocol), where the papers report one
+PUBLISHED_COLUMN = "published (Roy mean)"
+
+
+def _store_preset(store_path: str) -> str | None:
+    from fewshotkit.data.store.reader import SliceStore
+
+    with SliceStore(store_path) as store:
+        return store.preset
+
+
+def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -> FoldScores:
+    """One fold's scores from those of its class groups' models (setting 2: one model per group)."""
+    first = parts[0]
+    merged = FoldScores(first.fold, first.support, first.queries, [])
+    for group, p in zip(groups, parts):
+        merged.counts.update(p.counts)
+        merged.support_slices.update(p.support_slices)
+        # each group's model searched the support's turn for itself: "scan (group)" keeps every one
+        merged.support_turns.update({scan if len(parts) == 1 else f"{scan} ({group})": k
+                                     for scan, k in p.support_turns.items()})
+        merged.skipped += p.skipped
+    merged.classes = [c for c in class_order if any(c in p.classes for p in parts)]
+    return merged
+
+
+@dataclass
+class BenchResult:
+    """Per store: the comparison table and the files written."""
+
+    tables: dict[str, ScoreTable]
+    files: list[Path]
+    cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
+    timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
+    details: dict[str, list[ScoreTable]] = field(default_factory=dict)  # table key -> P / R, Dice per fold
+
+
+class Bench:
+    """Runs a :class:`BenchConfig`; see the module docstring."""
+
+    def __init__(self, config: BenchConfig, log: Any = None, command: str | None = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.log = log or (lambda message: None)
+        self.command = command
+        self._timings: list[dict[str, Any]] = []  # the cells of the table being built
+        self._done, self._total = 0, 0  # cells visited / in the whole run (the log's progress)
+        self._rows: list[tuple[str, str | None, str | None, str]] = []
+
+    def _budget(self, spec: Any) -> tuple[int, str]:
+        """(training steps, regime) of ``spec`` under this bench: 0 steps for untrained methods,
+        else ``steps`` of the config or of the preset."""
+        preset_steps = int(spec.training.get("steps", 0))
+        steps = 0 if preset_steps == 0 else (self.config.steps if self.config.steps is not None else preset_steps)
+        return steps, spec.training.get("regime", "ssl")
+
+    # -- one model ----------------------------------------------------------------------------
+    def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
+                    steps: int, setting: int, pseudolabels: str | None) -> Path:
+        """Train the model of ``run_dir`` (resuming an interrupted run) and return its checkpoint."""
+        from fewshotkit.method.checkpoint import LAST, read_checkpoint
+        from fewshotkit.training.loop import train
+
+        last = run_dir / "checkpoints" / LAST
+        setting = setting if exclude else 1
+        if last.is_file():
+            done = int(read_checkpoint(last)["step"])
+            if done >= steps:
+                return last
+            self.log(f"resuming {run_dir} at step {done}/{steps}")
+            return train(None, None, run_dir, resume=True, steps=steps, device=self.config.device)
+        self.log(f"training {run_dir.relative_to(self.out)} ({steps} steps)")
+        regime = spec.training.get("regime", "ssl")
+        if steps == 0:
+            regime = "supervised"  # nothing is trained: do not require pseudolabels
+        return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
+                     regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
+                     pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
+
+    def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
+                  protocol: str, postprocess: list[dict[str, Any]], drop_absent: float | None) -> FoldScores:
+        """Scores of the model in ``checkpoint`` (with the config's inference options) on ``classes``;
+        ``drop_absent`` from ``--set`` unless ``--eval-set`` gives one."""
+        from fewshotkit.core.device import resolve_device
+        from fewshotkit.evaluation.evaluate import evaluate_predictor
+        from fewshotkit.evaluation.inference import predictor_for
+        from fewshotkit.evaluation.postprocess import build_postprocess
+        from fewshotkit.core.seeding import seed_everything
+        from fewshotkit.method.checkpoint import load_method
+
+        device = resolve_device(self.config.device)
+        seed_everything(self.config.seed)
+        loaded = load_method(checkpoint, device, self.config.eval_overrides)
+        if loaded.spec.drop_absent is not None:  # --eval-set drop_absent=... wins over --set's
+            drop_absent = loaded.spec.drop_absent
+        predictor = predictor_for(loaded.method, loaded.spec, device, self.config.batch_size)
+        config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
+        figures = self.out / "figures" if self.config.figures else None
+        return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
+                                  classes=classes, figures=figures, figure_prefix=figure_prefix,
+                                  postprocess=build_postprocess(postprocess, drop_absent),
+                                  support_orientation=loaded.spec.support_orientation).folds[0]
+
+    # -- one cell -----------------------------------------------------------------------------
+    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
+             protocol: str = "roy", setting: int = 1, pseudolabels: str | None = None) -> FoldScores:
+        """Scores of ``method`` (with ``pooler``, if given; trained on the ``pseudolabels`` set or the
+        config's first) on ``fold`` of ``store_path`` with ``protocol``, from the cache when it is there."""
+        from fewshotkit.data.store.reader import SliceStore
+
+        cfg = self.config
+        label = method_label(method, pooler)
+        pseudolabels = pseudolabels or (cfg.pseudolabels[0] if cfg.pseudolabels else None)
+        spec = method_spec(method, cfg.recipe, cfg.overrides)
+        if pooler is not None:
+            if "pooler" not in spec.parts:
+                raise FewshotkitError(f"bench --pooler {pooler}: method '{method}' has no [pooler] part to replace")
+            spec = method_spec(method, cfg.recipe, [f"pooler.type={pooler}", *cfg.overrides])
+        steps, regime = self._budget(spec)
+        # evaluation, not training: the models' key leaves these out
+        postprocess, absent = spec.postprocess, spec.drop_absent
+        spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
+        training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
+                                n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime)
+        key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
+        if postprocess:
+            key["postprocess"] = {"tables": postprocess,
+                                  "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
+        if absent is not None:
+            key["drop_absent"] = absent
+        if cfg.eval_overrides:
+            key["inference"] = list(cfg.eval_overrides)
+        store_key = Path(store_path).stem
+        stem = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
+        # a named pseudolabel set and an evaluation variant (post-processing, --eval-set) get files of
+        # their own (the key decides a hit)
+        named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
+        shown = f"{label} + {pseudolabels}" if named else label  # for the log
+        variant = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
+        variant += f"_drop-absent-{absent:g}" if absent is not None else ""
+        variant += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
+        folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
+        cell_path = folder / f"{stem}{named}{variant}.json"
+        digest = _digest(key)
+        for path in dict.fromkeys([cell_path, folder / f"{stem}{variant}.json"]):  # + cells written before sets were named
+            cached = json.loads(path.read_text()) if path.is_file() else {}
+            if cached.get("key") == digest:
+                self.log(f"cached: {shown} fold {fold} on {store_key} ({protocol})")
+                self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:],
+                                      **cached.get("timing", {})})
+                return FoldScores.from_json(cached["scores"])
+
+        store = SliceStore(store_path)
+        all_classes = [store.classes[v] for v in sorted(store.classes)]
+        plan: list[tuple[str, list[str], list[str]]]
+        if steps == 0 or (regime == "ssl" and setting == 1):
+            plan = [("all", [], all_classes)]
+        else:
+            plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
+        # models depend on the training settings only: another protocol re-uses them
+        run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{fold}-{_digest(training)}"
+        parts, models, eval_seconds = [], [], 0.0
+        for group, exclude, classes in plan:
+            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting,
+                                          pseudolabels)
+            models.append(model_timing(run_root / group, steps))
+            self.log(f"evaluating {shown} fold {fold} ({', '.join(classes)}; {protocol})")
+            prefix = safe_name(f"{store_key}_{label}{named}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
+            t0 = time.perf_counter()
+            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess, absent))
+            eval_seconds += time.perf_counter() - t0
+        scores = _merge(parts, all_classes, [group for group, _, _ in plan])
+        timing = {"steps": steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
+        write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json(), "timing": timing})
+        self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:], **timing})
+        return scores
+
+    # -- everything ---------------------------------------------------------------------------
+    def _entries(self) -> list[tuple[str, str | None, str | None, str]]:
+        """The rows: (method, pooler, pseudolabel set, entry key), one per pooler and, for methods
+        trained on pseudolabels, one per set when several are given."""
+        cfg = self.config
+        entries: list[tuple[str, str | None, str | None, str]] = []
+        for method in cfg.methods:
+            spec = method_spec(method, cfg.recipe, cfg.overrides)
+            if cfg.eval_overrides:  # option names are checked before anything trains
+                validate_spec(apply_inference_overrides(spec, cfg.eval_overrides))
+            steps, regime = self._budget(spec)
+            trains_on_sets = regime == "ssl" and steps > 0
+            sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]
+            poolers: list[str | None] = [*cfg.poolers] or [None]
+            for pooler in poolers:
+                for pseudolabels in sets:
+                    entry = " + ".join(x for x in (method, pooler, pseudolabels) if x is not None)
+                    entries.append((method, pooler, pseudolabels, entry))
+        return entries
+
+    def _table(self, store_path: str, setting: int) -> tuple[ScoreTable, dict[str, dict[str, list[FoldScores]]]]:
+        """The comparison table of one store and setting, and its cells (protocol -> method -> folds)."""
+        cfg = self.config
+        store_key = Path(store_path).stem
+        # protocol -> method (or "method + pooler") -> scores per fold
+        cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
+        labels: dict[str, str] = {}
+        for method, pooler, pseudolabels, entry in self._rows:
+            labels[entry] = method_label(method, pooler) + ("" if pseudolabels is None else f" + {pseudolabels}")
+            for protocol in cfg.protocol:
+                cells[protocol][entry] = []
+                for fold in cfg.folds:
+                    self._done += 1
+                    self.log(f"cell {self._done}/{self._total}: {labels[entry]}, fold {fold}, {protocol}, "
+                             f"setting {setting}")
+                    cells[protocol][entry].append(self.cell(store_path, method, fold, pooler, protocol, setting,
+                                                            pseudolabels))
+        classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
+        for scores in cells[cfg.protocol[0]].values():
+            for c in scores[0].classes:
+                if c not in classes:
+                    classes.insert(-1, c)
+        grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
+        columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
+        store_preset = _store_preset(store_path)
+        published = {entry: published_dice(entry.split(" + ")[0], store_preset, setting) for entry in labels}
+        if "roy" in cfg.protocol and any(v is not None for v in published.values()):
+            columns.append(PUBLISHED_COLUMN)
+        inference = [*cfg.eval_overrides,
+                     *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent")))]
+        title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
+                 f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
+                 f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
+                 + (f"; inference {', '.join(inference)}" if inference else ""))
+        table = ScoreTable(title, columns)
+        for entry in labels:
+            row = {}
+            for protocol in cfg.protocol:
+                folds = cells[protocol][entry]
+                summary = summarize(folds, "dice")
+                for c, (m, sd) in summary.items():
+                    row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
+            value = published[entry]
+            row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
+            table.add(labels[entry], row)
+        return table, cells
+
+    def run(self) -> BenchResult:
+        from fewshotkit.evaluation.figures import bar_chart
+
+        cfg = self.config
+        result = BenchResult({}, [], {})
+        self._done = 0
+        self._rows = self._entries()  # the same rows in every table
+        self._total = len(cfg.stores) * len(cfg.setting) * len(self._rows) * len(cfg.protocol) * len(cfg.folds)
+        for store_path in cfg.stores:
+            for setting in cfg.setting:
+                # one table per store and setting; setting 1 keeps the store's name as its key
+                key = Path(store_path).stem + ("" if setting == 1 else "_setting2")
+                self._timings = []
+                table, cells = self._table(store_path, setting)
+                stem = self.out / f"{key}_comparison"
+                result.files += write_tables(table, stem)
+                means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
+                result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
+                result.tables[key] = table
+                labels = [label for label, _ in table.rows]
+                folds_table = per_fold(cells, labels)
+                result.details[key] = [precision_recall(cells, labels), *([folds_table] if folds_table else [])]
+                result.cells[key] = cells
+                result.timings[key] = self._timings
+        document = bench_document(cfg.to_json(), result.cells, result.tables, result.timings, self.command)
+        result.files.append(write_json(self.out / "bench.json", document))
+        result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command,
+                                         result.details))
+        return result

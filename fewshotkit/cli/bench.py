@@ -1,0 +1,88 @@
+"""``fewshotkit bench``: a study of methods x stores x folds x settings, cached cell by cell."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fewshotkit.cli.options import PROTOCOL_CHOICES
+from fewshotkit.method.spec import PRESETS
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="A TOML file with the keys below (stores, methods, folds, steps, ...); flags override it.")
+@click.option("--store", "stores", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A slice store to compare on (repeatable).")
+@click.option("--method", "methods", multiple=True, metavar="PRESET|SPEC.toml",
+              help=f"A method (repeatable): a preset ({', '.join(PRESETS)}) or a spec file.")
+@click.option("--pooler", "poolers", multiple=True, metavar="NAME",
+              help="Run every composed method once per pooler (repeatable): a pooler axis, rows 'METHOD + NAME'.")
+@click.option("--fold", "folds", multiple=True, type=click.IntRange(min=0), help="Fold (repeatable; default 0).")
+@click.option("--all-folds", is_flag=True, help="Every fold (0 .. n-folds - 1).")
+@click.option("--n-folds", type=click.IntRange(min=2), default=None,
+              help="Folds over each store's scans (default 5; a store needs at least this many patients).")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Training steps for every trained method (the shared budget; default: each preset's).")
+@click.option("--setting", "settings", multiple=True, type=click.Choice(["1", "2"]),
+              help="1 (default) or 2 (exclude test classes); repeatable: one table per setting.")
+@click.option("--shots", type=click.IntRange(min=1), default=None, help="Support slices per chunk (default 1).")
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOL_CHOICES),
+              help="Protocol (repeatable: one column group per protocol; default roy).")
+@click.option("--recipe", type=click.Choice(["cpu"]), default=None,
+              help="cpu: give every method the CPU recipe's light backbone, 128 px size and training table "
+                   "(as its -cpu preset).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Spec override for every method (after a --config file's 'overrides').")
+@click.option("--eval-set", "eval_overrides", multiple=True, metavar="KEY=VALUE",
+              help="Inference option for every method (e.g. pooler.test_window=1): the trained models are "
+                   "shared with runs without it, the scores go to cells of their own (after the file's "
+                   "'eval_overrides').")
+@click.option("--pseudolabels", "pseudolabels", multiple=True, metavar="SET",
+              help="Pseudolabel set (or pseudolabeler name) for self-supervised training; repeatable: one row per set.")
+@click.option("--seed", type=int, default=None, help="Seed shared by every method (default 0).")
+@click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
+@click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
+def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
+          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], shots: int | None,
+          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], eval_overrides: tuple[str, ...],
+          pseudolabels: tuple[str, ...],
+          seed: int | None, device: str | None, out: str | None) -> None:
+    """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
+
+    Finished (method, fold) cells and interrupted trainings are cached in the output folder:
+    re-run the same command to resume.
+    """
+    from fewshotkit.apps.bench.study import Bench, BenchConfig
+    from fewshotkit.core.console import console
+
+    flags: dict[str, Any] = {
+        "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
+        "steps": steps, "setting": [int(s) for s in settings] or None, "shots": shots,
+        "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
+        "eval_overrides": list(eval_overrides) or None,
+        "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
+        "poolers": list(poolers) or None,
+    }
+    if all_folds:
+        flags["folds"] = "all"
+    if config_path:
+        config = BenchConfig.from_toml(config_path, **flags)
+    else:
+        given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+        given.setdefault("out", "bench_out")
+        config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
+    # the command line for results.md, global options (--plugins-dir, ...) included; None in-process
+    from_shell = Path(sys.argv[0]).name in ("fewshotkit", "__main__.py") and "bench" in sys.argv[1:]
+    command = "fewshotkit " + shlex.join(sys.argv[1:]) if from_shell else None
+    result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]"), command=command).run()
+    for table in result.tables.values():
+        console.print(table.to_rich())
+        console.print("\nMarkdown (ready to paste):\n", style="dim")
+        click.echo(table.to_markdown())
+    console.print(f"written: {', '.join(str(p) for p in result.files)}")

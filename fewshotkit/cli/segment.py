@@ -1,0 +1,96 @@
+"""``fewshotkit segment``: structures in a new scan from one labelled scan."""
+
+from __future__ import annotations
+
+import click
+
+from fewshotkit.cli.options import DROP_ABSENT_OPTION, POSTPROCESS_OPTION, postprocess_override
+from fewshotkit.core.errors import FewshotkitError
+
+
+def _parse_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first, last = int(lo), int(hi)
+    except ValueError:
+        raise FewshotkitError(f"--query-range '{text}': use Z0:Z1 (first and last slice, inclusive)") from None
+    if first > last:
+        raise FewshotkitError(f"--query-range '{text}': the first slice {first} is after the last {last}; "
+                              f"use Z0:Z1 with Z0 <= Z1 (e.g. {last}:{first})")
+    return first, last
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True), help="A run directory or .pt checkpoint.")
+@click.option("--support", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled scan (NIfTI).")
+@click.option("--support-label", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Its label map (NIfTI, same grid).")
+@click.option("--class", "classes", multiple=True, metavar="NAME|VALUE|all",
+              help="A structure to segment (repeatable; 'all': every class of the support label; default: the "
+                   "label's only class). Several classes go into one label map with the support's values.")
+@click.option("--query", required=True, type=click.Path(exists=True, dir_okay=False), help="Scan to segment (NIfTI).")
+@click.option("--query-label", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The query's label map, to report Dice.")
+@click.option("--query-range", default=None, metavar="Z0:Z1",
+              help="Slices of the query holding the structures (default: estimated from the support per class).")
+@click.option("--all-slices", is_flag=True, help="Segment every slice of the query, not only the estimated range.")
+@click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True)
+@POSTPROCESS_OPTION
+@DROP_ABSENT_OPTION
+@click.option("--device", default="auto", show_default=True)
+@click.option("--overlay", type=click.Path(dir_okay=False), default=None, help="Write a PNG montage here.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Prediction (.nii.gz).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change an inference option of the trained method (repeatable), as for `eval`.")
+def segment(checkpoint: str, support: str, support_label: str, classes: tuple[str, ...], query: str,
+            query_label: str | None, query_range: str | None, all_slices: bool, shots: int,
+            postprocess: tuple[str, ...], drop_absent: float | None, device: str, overlay: str | None,
+            output: str, overrides: tuple[str, ...]) -> None:
+    """Segment structures in a new scan from one labelled scan; the output keeps the query's geometry."""
+    from fewshotkit.core.console import console
+    from fewshotkit.apps.segment import segment_scan
+
+    result = segment_scan(checkpoint, support, support_label, query, output, classes=list(classes) or None,
+                          query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
+                          shots=shots, device=device, overlay=overlay, postprocess=postprocess_override(postprocess),
+                          drop_absent=drop_absent, overrides=overrides)
+    support_codes, query_codes, codes = result.orientation
+    moved = [f"{what} ({own})" for what, own in (("support", support_codes), ("query", query_codes)) if own != codes]
+    changes = ([f"{' and '.join(moved)} segmented in {codes} orientation"] if moved else []) + (
+        [result.frame] if result.frame else [])
+    if changes:
+        console.print("; ".join(changes) + "; the prediction written back on the query's grid")
+    for item in result.classes:
+        lo, hi = item.query_range
+        name = f" ({item.name})" if item.name else ""
+        console.print(f"class {item.value}{name}: support slices {item.support_slices}"
+                      + ("" if result.support_slice_numbers else f" (of the support in {codes})")
+                      + f", query slices {lo}..{hi}" + ("" if result.query_slice_numbers else f" (of the query in {codes})")
+                      + (" (+ all others)" if all_slices else ""))
+    if result.support_turns:
+        console.print(f"support turned {90 * result.support_turns} degrees counter-clockwise to match the query "
+                      "(support_orientation=search)")
+    if result.support_zoom is not None:
+        console.print(f"segmented inside the support's box grown by {result.support_zoom:g} of the slice on each side "
+                      "(support_zoom); outside it the query is background")
+    if result.test_mirror:
+        console.print("each prediction averaged with that of the left-right mirrored support and query (test_mirror)")
+    if result.fg_threshold != 0.5:
+        console.print(f"foreground where its softmax exceeds {result.fg_threshold:g} (fg_threshold)")
+    if result.drop_absent is not None:
+        console.print(f"slices whose predicted mass is below {result.drop_absent:g} of the scan's largest cleared "
+                      "(drop_absent)")
+    if len(result.classes) > 1:
+        console.print("one forward pass per query chunk for all classes" if result.joint
+                      else "one forward pass per class and query chunk")
+    voxels = ", ".join(f"{c.value}: {int((result.prediction == c.value).sum())}" for c in result.classes)
+    console.print(f"prediction: {result.output} (voxels per class {voxels})")
+    for item in result.classes:
+        if item.dice is not None:
+            console.print(f"Dice of class {item.value} against {query_label}: {item.dice:.2f} %")
+    if result.overlay is not None:
+        console.print(f"overlay: {result.overlay}")

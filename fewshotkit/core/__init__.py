@@ -1,0 +1,1 @@
+"""Core utilities: errors, atomic writes, stop requests, user input, console, devices, seeding, option types."""

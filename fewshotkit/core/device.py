@@ -1,0 +1,39 @@
+"""Choosing the compute device: the same code runs on CUDA when there is one, else the CPU."""
+
+from __future__ import annotations
+
+from fewshotkit.core.errors import FewshotkitError
+
+
+def resolve_device(name: str = "auto"):
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FewshotkitError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise FewshotkitError(f"--device: '{name}' is not a device (use auto, cpu, cuda or cuda:N)") from exc
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX), the only case
+    where CPU autocast to bfloat16 is faster than float32."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN's query
+        return False
+
+
+def describe_device() -> str:
+    """'cuda: <name>' or 'cpu', for the env command and result files."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return "cpu"

@@ -1,0 +1,1 @@
+"""Data: the volume store, dataset ingest, episode sampling and pseudolabel sets."""

@@ -1,0 +1,77 @@
+"""Cross-validation folds over scans (Roy et al. 2020 protocol, as used by SSL-ALPNet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from fewshotkit.core.errors import FewshotkitError
+
+if TYPE_CHECKING:
+    from fewshotkit.data.store.reader import SliceStore
+
+
+@dataclass(frozen=True)
+class Fold:
+    """``queries``: test-side query scans; ``support``: the test-side support scan (never a query,
+    never in train); ``train``: every other scan (minus the support patient's other scans)."""
+
+    index: int
+    queries: tuple[str, ...]
+    support: str
+    train: tuple[str, ...]
+
+
+def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] | None = None) -> list[Fold]:
+    """Split scans, in the given order, into ``n_folds`` contiguous blocks.
+
+    Fold k: queries = block k; support = the first scan of block k + 1 (cyclic); train = the
+    rest. With ``groups`` (patient ids, one per volume) blocks are made of whole patients, and
+    no patient is on both sides. CHAOS (20 scans, 5 folds): queries [4k, 4k + 4), 15 train.
+    """
+    volumes = list(volumes)
+    groups = list(groups) if groups is not None else list(volumes)
+    if len(groups) != len(volumes):
+        raise FewshotkitError(f"make_folds: {len(volumes)} volumes but {len(groups)} group ids")
+    units: dict[str, list[str]] = {}
+    for vol, group in zip(volumes, groups):
+        units.setdefault(group, []).append(vol)
+    names = list(units)
+    if n_folds < 2:
+        raise FewshotkitError(f"--n-folds must be at least 2, got {n_folds}")
+    if len(names) < n_folds:
+        fewer = f"give --n-folds {len(names)} or fewer (each fold needs its own patients), or " if len(names) >= 2 else ""
+        raise FewshotkitError(
+            f"cannot make {n_folds} folds from {len(names)} patient(s): {fewer}use a store with at least "
+            f"{max(n_folds, 2)} patients"
+        )
+    blocks = [list(b) for b in np.array_split(np.arange(len(names)), n_folds)]
+    folds = []
+    for k in range(n_folds):
+        query_groups = [names[i] for i in blocks[k]]
+        support_group = names[blocks[(k + 1) % n_folds][0]]
+        excluded = set(query_groups) | {support_group}
+        folds.append(Fold(
+            index=k,
+            queries=tuple(v for g in query_groups for v in units[g]),
+            support=units[support_group][0],
+            train=tuple(v for g in names if g not in excluded for v in units[g]),
+        ))
+    return folds
+
+
+def store_folds(store: "SliceStore", n_folds: int = 5) -> list[Fold]:
+    """Folds over the store's volumes, keeping each patient's volumes together."""
+    groups = [str(store.volume_attrs(v).get("patient", v)) for v in store.volumes]
+    return make_folds(store.volumes, n_folds, groups)
+
+
+def get_fold(store: "SliceStore", fold: int, n_folds: int = 5) -> Fold:
+    folds = store_folds(store, n_folds)
+    if not 0 <= fold < len(folds):
+        raise FewshotkitError(
+            f"--fold {fold} is out of range: the store has {len(folds)} folds (0-{len(folds) - 1})"
+        )
+    return folds[fold]

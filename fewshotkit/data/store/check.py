@@ -1,0 +1,159 @@
+"""Consistency checks of a store: metadata, shapes, dtypes, chunking, values, class index, pseudolabels.
+
+:func:`check_store` lists every problem (``fewshotkit store check``); :func:`require_valid_scans`
+runs the cheap per-scan checks on the scans a command is about to read (``eval``, ``train``)
+and refuses with the first problem named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+import h5py
+import numpy as np
+
+from fewshotkit.core.errors import DataError
+from fewshotkit.data.store import format as fmt
+from fewshotkit.data.store.reader import MalformedStoreError, SliceStore
+from fewshotkit.data.store.writer import class_pixel_table
+
+
+def check_store(path: str | os.PathLike) -> list[str]:
+    """Every problem found, one line each; an empty list means the store is valid."""
+    try:
+        store = SliceStore(path)
+    except MalformedStoreError as exc:
+        with h5py.File(path, "r") as h5:
+            return metadata_problems(h5) or [str(exc)]
+    problems: list[str] = []
+    with store:
+        h5 = store._h5()
+        for vol in store.volumes:
+            problems += scan_problems(store, vol, full=True)
+        for name in store.pseudolabel_sets:
+            problems += _set_problems(store, h5[fmt.PSEUDOLABELS][name], name)
+    return problems
+
+
+def scan_problems(store: SliceStore, vol: str, *, full: bool = False) -> list[str]:
+    """Problems of one volume: dtypes, label shape, finite image values, known label codes (cheap);
+    with ``full`` also chunking, the class-slice index and the normalisation."""
+    group = store._h5()[fmt.VOLUMES][vol]
+    image, label = group[fmt.IMAGE], group[fmt.LABEL]
+    where = f"volume '{vol}'"
+    problems: list[str] = []
+    if image.dtype != np.float32 or label.dtype != np.uint8:
+        return [f"{where}: dtypes {image.dtype}/{label.dtype}, expected float32/uint8"]
+    if label.shape != image.shape:
+        return problems + [f"{where}: label shape {label.shape} != image shape {image.shape}"]
+    z, h, w = image.shape
+    if full and (image.chunks != (1, h, w) or label.chunks != (1, h, w)):
+        problems.append(f"{where}: chunks {image.chunks}/{label.chunks}, expected one slice per chunk")
+    pixels = image[()]
+    bad = ~np.isfinite(pixels)
+    if bad.any():
+        slices = np.flatnonzero(bad.any(axis=(1, 2)))
+        problems.append(f"{where}: image has {int(bad.sum())} NaN or infinite values (slices "
+                        f"{', '.join(map(str, slices[:5]))}{' ...' if slices.size > 5 else ''})")
+    labels = label[()]
+    counts = np.bincount(labels.reshape(-1), minlength=256)
+    unknown = sorted(set(np.flatnonzero(counts).tolist()) - {0, *store.classes})
+    if unknown:
+        problems.append(f"{where}: unknown label values {unknown} (classes: "
+                        f"{', '.join(f'{v}={n}' for v, n in store.classes.items())})")
+    if full:
+        table = group[fmt.CLASS_PIXELS][()]
+        if not np.array_equal(table, class_pixel_table(labels, store.class_values)):
+            problems.append(f"{where}: class-slice index does not match the labels")
+        if not float(group.attrs["norm_std"]) > 0:
+            problems.append(f"{where}: norm_std is not positive")
+    return problems
+
+
+def require_valid_scans(store: SliceStore, volumes: Iterable[str]) -> None:
+    """Raise a one-line :class:`DataError` for the first of ``volumes`` with a cheap-check problem."""
+    for vol in dict.fromkeys(volumes):
+        if vol in store.checked_scans:
+            continue
+        problems = scan_problems(store, vol)
+        if problems:
+            raise DataError(f"store '{store.path}' is corrupt: {problems[0]}; `fewshotkit store check "
+                            f"{store.path}` lists every problem; re-create the store with `fewshotkit ingest`")
+        store.checked_scans.add(vol)
+
+
+def metadata_problems(h5: h5py.File) -> list[str]:
+    """Problems of the root attributes and the per-volume records (listed, not raised)."""
+    problems: list[str] = []
+    attrs = h5.attrs
+    parsed: dict[str, Any] = {}
+    for key in (fmt.ATTR_CLASSES, fmt.ATTR_VOLUME_ORDER, fmt.ATTR_PREPROCESSING):
+        if key not in attrs:
+            problems.append(f"root attribute '{key}' is missing")
+            continue
+        try:
+            parsed[key] = json.loads(attrs[key])
+        except (TypeError, ValueError) as exc:
+            problems.append(f"root attribute '{key}' is not valid JSON ({exc})")
+    for key in (fmt.ATTR_PRESET, fmt.ATTR_MODALITY, fmt.ATTR_NORMALIZATION):
+        if key not in attrs:
+            problems.append(f"root attribute '{key}' is missing")
+    classes = parsed.get(fmt.ATTR_CLASSES)
+    if classes is not None and not (isinstance(classes, dict) and all(
+            str(k).isdigit() and 0 < int(k) < 256 and isinstance(v, str) for k, v in classes.items())):
+        problems.append(f"root attribute '{fmt.ATTR_CLASSES}' must map values 1..255 to names, got {classes!r}")
+    order = parsed.get(fmt.ATTR_VOLUME_ORDER)
+    if order is not None and not isinstance(order, list):
+        problems.append(f"root attribute '{fmt.ATTR_VOLUME_ORDER}' must be a list of volume ids")
+        order = None
+    volumes = h5.get(fmt.VOLUMES)
+    if not isinstance(volumes, h5py.Group):
+        return problems + [f"group '/{fmt.VOLUMES}' is missing"]
+    for vid in order or []:
+        group = volumes.get(str(vid))
+        if not isinstance(group, h5py.Group):
+            problems.append(f"volume '{vid}' is listed in '{fmt.ATTR_VOLUME_ORDER}' but missing")
+            continue
+        for name in (fmt.IMAGE, fmt.LABEL, fmt.CLASS_PIXELS):
+            if not isinstance(group.get(name), h5py.Dataset):
+                problems.append(f"volume '{vid}': dataset '{name}' is missing")
+        for name in ("norm_mean", "norm_std"):
+            if name not in group.attrs:
+                problems.append(f"volume '{vid}': attribute '{name}' is missing")
+        image, table = group.get(fmt.IMAGE), group.get(fmt.CLASS_PIXELS)
+        if isinstance(image, h5py.Dataset) and image.ndim != 3:
+            problems.append(f"volume '{vid}': image has shape {image.shape}, not (Z, H, W)")
+        elif isinstance(classes, dict) and isinstance(image, h5py.Dataset) and isinstance(table, h5py.Dataset) \
+                and table.shape != (image.shape[0], len(classes)):
+            problems.append(f"volume '{vid}': class index has shape {table.shape}, "
+                            f"expected {(image.shape[0], len(classes))}")
+    if order is not None:
+        for vid in sorted(set(volumes) - {str(v) for v in order}):
+            problems.append(f"volume '{vid}' is stored but not listed in '{fmt.ATTR_VOLUME_ORDER}'")
+    if not isinstance(h5.get(fmt.PSEUDOLABELS), h5py.Group):
+        problems.append(f"group '/{fmt.PSEUDOLABELS}' is missing")
+    return problems
+
+
+def _set_problems(store: SliceStore, group: h5py.Group, name: str) -> list[str]:
+    problems: list[str] = []
+    for key in (fmt.SET_COMPONENT, fmt.SET_PARAMS, fmt.SET_NDIM):
+        if key not in group.attrs:
+            problems.append(f"pseudolabel set '{name}': attribute '{key}' missing")
+    for vol in store.volumes:
+        if vol not in group:
+            problems.append(f"pseudolabel set '{name}': volume '{vol}' missing")
+            continue
+        data = group[vol]
+        if data.shape != store.shape(vol) or data.dtype != np.int32:
+            problems.append(f"pseudolabel set '{name}', volume '{vol}': {data.shape} {data.dtype}, "
+                            f"expected {store.shape(vol)} int32")
+            continue
+        values = data[()]
+        if values.min() < 0:
+            problems.append(f"pseudolabel set '{name}', volume '{vol}': negative ids")
+        if values.max() == 0:
+            problems.append(f"pseudolabel set '{name}', volume '{vol}': no segments at all")
+    return problems

@@ -1,0 +1,64 @@
+"""Schema of a fewshotkit slice store (HDF5). docs/store-format.md describes it in prose.
+
+Layout::
+
+    /                          attrs: schema_version, format, preset, modality, classes (JSON),
+                                      preprocessing (JSON), normalization, created, fewshotkit_version
+    /volumes/<vid>/image       float32 (Z, H, W), chunks (1, H, W): the pseudolabel input
+                               (clipped raw MR / CT windowed to 0..255); the model input is
+                               (image - norm_mean) / norm_std, computed on read
+    /volumes/<vid>/label       uint8 (Z, H, W), chunks (1, H, W)
+    /volumes/<vid>/class_pixels int64 (Z, C): pixels of class CLASS_VALUES[c] in slice z
+    /volumes/<vid>             attrs: see VOLUME_ATTRS
+    /pseudolabels/<set>/<vid>  int32 (Z, H, W), chunks (1, H, W); 0 = unlabelled, 1..K
+    /pseudolabels/<set>        attrs: plugin, component, params (JSON), plugin_version, ndim,
+                               created
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "fewshotkit-slice-store"
+
+VOLUMES = "volumes"
+PSEUDOLABELS = "pseudolabels"
+IMAGE = "image"
+LABEL = "label"
+CLASS_PIXELS = "class_pixels"
+
+# root attributes
+ATTR_SCHEMA = "schema_version"
+ATTR_FORMAT = "format"
+ATTR_PRESET = "preset"
+ATTR_MODALITY = "modality"
+ATTR_CLASSES = "classes"  # JSON {"1": "liver", ...}
+ATTR_VOLUME_ORDER = "volume_order"  # JSON list of volume ids in store order
+ATTR_PREPROCESSING = "preprocessing"  # JSON, preset-wide parameters
+ATTR_NORMALIZATION = "normalization"  # "volume" (per-volume z-score) or "global" (fold statistics)
+ATTR_CREATED = "created"
+ATTR_VERSION = "fewshotkit_version"
+
+# per-volume attributes (VOLUMES/<vid>)
+VOLUME_ATTRS = (
+    "patient",  # patient id (folds keep a patient's volumes together)
+    "source_image",  # source file paths
+    "source_label",
+    "affine",  # float64 (4, 4) of the source scan (NIfTI convention; x, y, z voxel axes of the source file)
+    "spacing",  # float64 (3,) z, y, x in mm
+    "original_shape",  # int (3,) source (Z, H, W) before in-plane changes
+    "inplane",  # JSON list of geometry ops source -> stored: reorient, crop_pad, resize (fewshotkit.data.store.geometry)
+    "preprocessing",  # JSON, per-volume parameters (clip value, window, ...)
+    "norm_mean",  # z-score parameters of the model input
+    "norm_std",
+    "voxel_sum",  # sum, sum of squares and count of image voxels: global/fold statistics
+    "voxel_sumsq",
+    "voxel_count",
+    "nifti_header",  # bytes of the source NIfTI header (absent for sources without one)
+)
+
+# pseudolabel-set attributes
+SET_PLUGIN = "plugin"
+SET_COMPONENT = "component"
+SET_PARAMS = "params"
+SET_PLUGIN_VERSION = "plugin_version"
+SET_NDIM = "ndim"

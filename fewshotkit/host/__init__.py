@@ -1,0 +1,1 @@
+"""The plugin host: hook specifications, the pluggy manager, the component registry, provenance and contracts."""

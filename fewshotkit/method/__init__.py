@@ -1,0 +1,1 @@
+"""Method composition: method specs, overrides, presets, the composed method and its losses."""

@@ -1,0 +1,315 @@
+"""Method specs: a flat, plain-data description of a method (TOML), presets, validation, building.
+
+A spec file looks like::
+
+    method = "alpnet"
+    preset = "ssl-alpnet"
+    image_size = 256
+
+    [options]            # keyword options of the method factory
+    bg_weight = 0.05
+
+    [backbone]           # one table per part: its registered type + the factory's options
+    type = "deeplab-resnet101"
+
+    [pooler]
+    type = "alp"
+
+    [classifier]
+    type = "cosine-softmax"
+
+    [training]           # opaque here; validated by the training code
+    regime = "ssl"
+
+    [[postprocess]]      # optional: post-processors applied in order to each query scan
+    type = "largest-component"
+
+No torch import happens at module level: building a method imports the parts lazily. The
+``--set KEY=VALUE`` overrides live in :mod:`fewshotkit.method.overrides`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.method.presets import PAPER_STEPS, PRESETS
+
+__all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "load_spec", "parse_spec", "validate_spec",
+           "build_method"]
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from fewshotkit.interfaces.method import Method
+
+PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
+_TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "fg_threshold",
+              "drop_absent", "options", "training", *PART_KINDS, "postprocess")
+#: inference: the support as it is, or turned per query scan as the model finds most consistent
+#: (:mod:`fewshotkit.evaluation.orientation`)
+SUPPORT_ORIENTATIONS = ("as-is", "search")
+#: top-level keys that change how a trained model predicts, not the model (``--set`` / ``--eval-set``)
+INFERENCE_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold", "drop_absent")
+#: method options (``options.*``) that act at inference only, so a trained model takes them too
+INFERENCE_OPTIONS = ("self_support",)
+
+
+def check_orientation(value: Any, prefix: str = "") -> str:
+    """``value`` if it names a support orientation, else a one-line error (``prefix`` names the source)."""
+    if value not in SUPPORT_ORIENTATIONS:
+        raise FewshotkitError(f"{prefix}'support_orientation' must be one of {', '.join(SUPPORT_ORIENTATIONS)}, "
+                              f"got {value!r}")
+    return str(value)
+
+
+@dataclass
+class MethodSpec:
+    """What to build: a registered method, its parts (for composed methods) and options."""
+
+    method: str
+    parts: dict[str, dict[str, Any]]
+    options: dict[str, Any]
+    image_size: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    postprocess: list[dict[str, Any]] = field(default_factory=list)  # [{"type": NAME, **options}]
+    support_orientation: str = "as-is"
+    support_zoom: float | None = None  # margin of the support's window (evaluation/zoom.py); None: no zoom
+    test_mirror: bool = False  # average each prediction with that of the left-right mirrored episode
+    fg_threshold: float = 0.5  # foreground where its 1-way softmax exceeds this (evaluation/inference.py)
+    drop_absent: float | None = None  # slice presence before post-processing (evaluation/postprocess.py); None: off
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the TOML layout: parts as top-level tables); ``None`` values are left out."""
+        out: dict[str, Any] = {"method": self.method}
+        if self.preset is not None:
+            out["preset"] = self.preset
+        if self.image_size is not None:
+            out["image_size"] = self.image_size
+        if self.support_orientation != "as-is":  # left out by default: older specs' cache keys stay
+            out["support_orientation"] = self.support_orientation
+        if self.support_zoom is not None:
+            out["support_zoom"] = self.support_zoom
+        if self.test_mirror:  # left out when off, as support_orientation
+            out["test_mirror"] = True
+        if self.fg_threshold != 0.5:  # left out at the default, as test_mirror
+            out["fg_threshold"] = self.fg_threshold
+        if self.drop_absent is not None:
+            out["drop_absent"] = self.drop_absent
+        out["options"] = _drop_none(self.options)
+        for kind in PART_KINDS:
+            if kind in self.parts:
+                out[kind] = _drop_none(self.parts[kind])
+        out["training"] = _drop_none(self.training)
+        if self.postprocess:
+            out["postprocess"] = [_drop_none(table) for table in self.postprocess]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MethodSpec":
+        """Inverse of :meth:`to_dict`; unknown top-level keys or wrong types raise FewshotkitError."""
+        if not isinstance(d, dict):
+            raise FewshotkitError("a method spec must be a table (mapping)")
+        unknown = [k for k in d if k not in _TOP_LEVEL]
+        if unknown:
+            raise FewshotkitError(
+                f"unknown key '{unknown[0]}' in method spec; valid keys: {', '.join(_TOP_LEVEL)}"
+            )
+        method = d.get("method")
+        if not isinstance(method, str) or not method:
+            raise FewshotkitError("method spec: 'method' (the registered method name) is required")
+        for key in ("options", "training", *PART_KINDS):
+            if key in d and not isinstance(d[key], dict):
+                raise FewshotkitError(f"method spec: '{key}' must be a table, got {type(d[key]).__name__}")
+        image_size = d.get("image_size")
+        if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 16):
+            raise FewshotkitError(f"method spec: 'image_size' must be an integer >= 16, got {image_size!r}")
+        preset = d.get("preset")
+        if preset is not None and not isinstance(preset, str):
+            raise FewshotkitError(f"method spec: 'preset' must be a string, got {preset!r}")
+        orientation = check_orientation(d.get("support_orientation", "as-is"), "method spec: ")
+        zoom = d.get("support_zoom")
+        if zoom is not None and (isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not 0 <= zoom <= 1):
+            raise FewshotkitError(f"method spec: 'support_zoom' must be a margin in [0, 1] (a fraction of the slice, "
+                                  f"e.g. 0.1), or null for no zoom; got {zoom!r}")
+        mirror = False if d.get("test_mirror") is None else d["test_mirror"]  # null: back to the default
+        if not isinstance(mirror, bool):
+            raise FewshotkitError(f"method spec: 'test_mirror' must be true or false, got {mirror!r}")
+        threshold = 0.5 if d.get("fg_threshold") is None else d["fg_threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise FewshotkitError(f"method spec: 'fg_threshold' must be a probability in (0, 1) (0.5: the argmax), "
+                                  f"got {threshold!r}")
+        absent = d.get("drop_absent")
+        if absent is not None and (isinstance(absent, bool) or not isinstance(absent, (int, float))
+                                   or not 0 < absent <= 1):
+            raise FewshotkitError(f"method spec: 'drop_absent' must be a fraction in (0, 1] of the scan's largest "
+                                  f"slice mass, or null for off; got {absent!r}")
+        return cls(
+            method=method,
+            parts={k: dict(d[k]) for k in PART_KINDS if k in d},
+            options=dict(d.get("options", {})),
+            image_size=image_size,
+            training=copy.deepcopy(d.get("training", {})),
+            preset=preset,
+            postprocess=parse_postprocess(d.get("postprocess", [])),
+            support_orientation=orientation,
+            support_zoom=None if zoom is None else float(zoom),
+            test_mirror=mirror,
+            fg_threshold=float(threshold),
+            drop_absent=None if absent is None else float(absent),
+        )
+
+
+def parse_postprocess(value: Any, source: str = "postprocess") -> list[dict[str, Any]]:
+    """Post-processor tables from a spec value or an override.
+
+    Accepts a list of tables (``[{type = "min-size", min_size = 500}]``) or names, one name, or
+    comma-separated names (``"largest-component,z-continuity"``); ``"none"`` or ``""`` is no
+    post-processing. Names and options are checked by :func:`validate_spec`.
+    """
+    if isinstance(value, str):
+        value = [] if value.strip().lower() in ("", "none") else [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise FewshotkitError(f"{source}: expected a list of post-processors, got {type(value).__name__}")
+    tables = []
+    for item in value:
+        table = {"type": item} if isinstance(item, str) else item
+        if not isinstance(table, dict) or not isinstance(table.get("type"), str) or not table["type"]:
+            raise FewshotkitError(
+                f"{source}: each entry is a name or a table with type = \"NAME\" (see `fewshotkit components "
+                f"postprocessor`), got {item!r}"
+            )
+        tables.append(dict(table))
+    return tables
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+# -- presets (the tables live in fewshotkit.method.presets) ---------------------------------------------
+def preset_spec(name: str) -> MethodSpec:
+    """The built-in preset ``name``; unknown names raise with close matches and the list."""
+    from fewshotkit.core.userinput import look_up
+
+    look_up(name, PRESETS, "preset")
+    spec = MethodSpec.from_dict(copy.deepcopy(PRESETS[name]))
+    spec.preset = name
+    return spec
+
+
+# -- files --------------------------------------------------------------------------------------
+def load_spec(path: str | Path) -> MethodSpec:
+    """Read and validate a TOML spec; any problem raises FewshotkitError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FewshotkitError(f"method spec '{path}' does not exist (write one with: fewshotkit compose)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FewshotkitError(f"method spec '{path}' cannot be read: {exc}") from exc
+    return parse_spec(text, source=f"method spec '{path}'")
+
+
+def parse_spec(text: str, source: str = "method spec") -> MethodSpec:
+    """A validated spec from TOML text; errors start with ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FewshotkitError(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        spec = MethodSpec.from_dict(data)
+        validate_spec(spec)
+    except FewshotkitError as exc:
+        raise FewshotkitError(f"{source}: {exc}") from exc
+    return spec
+
+
+def dump_spec(spec: MethodSpec) -> str:
+    """The spec as TOML text."""
+    import tomli_w
+
+    return tomli_w.dumps(spec.to_dict())
+
+
+def save_spec(spec: MethodSpec, path: str | Path) -> None:
+    """Write ``spec`` as TOML atomically (temporary file in the same directory, then rename)."""
+    from fewshotkit.core.atomic import write_text
+
+    write_text(path, dump_spec(spec))
+
+
+# -- validation and building --------------------------------------------------------------------
+def _method_part_params(factory: Any) -> dict[str, bool]:
+    """Part parameters (backbone/pooler/classifier) of a method factory -> whether required."""
+    params = inspect.signature(factory).parameters
+    return {
+        name: p.default is inspect.Parameter.empty for name, p in params.items() if name in PART_KINDS
+    }
+
+
+def validate_spec(spec: MethodSpec) -> None:
+    """Check that every registered name exists and every option is valid (names, not values).
+
+    Names come first: a misspelt ``--pooler alpp`` is reported as such (with a did-you-mean) before
+    a missing part table is.
+    """
+    from fewshotkit.host.plugin_host import get_registry
+
+    registry = get_registry()
+    method = registry.get("method", spec.method)
+    part_params = _method_part_params(method.load())
+    types: dict[str, str] = {}
+    for kind, table in spec.parts.items():
+        if kind not in part_params:
+            expected = ", ".join(f"[{k}]" for k in part_params) or "no part tables"
+            raise FewshotkitError(f"method '{spec.method}' takes no [{kind}] table (it takes {expected})")
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            raise FewshotkitError(f"[{kind}] needs type = \"NAME\" (known: {', '.join(registry.names(kind))})")
+        registry.get(kind, type_name)  # unknown names first
+        types[kind] = type_name
+    for kind, required in part_params.items():
+        if required and kind not in spec.parts:
+            raise FewshotkitError(
+                f"method '{spec.method}' needs a [{kind}] table with a 'type' "
+                f"(known: {', '.join(registry.names(kind))}; e.g. --{kind} NAME or --set {kind}.type=NAME)"
+            )
+    for kind, type_name in types.items():
+        options = {k: v for k, v in spec.parts[kind].items() if k != "type"}
+        registry.get(kind, type_name).check_options(options, prefix=f"{kind}.")
+    for name in spec.options:
+        if name in PART_KINDS:
+            raise FewshotkitError(f"options.{name}: parts go in their own [{name}] table, not in [options]")
+    method.check_options(spec.options, prefix="options.")
+    if spec.image_size is not None and (not isinstance(spec.image_size, int) or spec.image_size < 16):
+        raise FewshotkitError(f"image_size must be an integer >= 16, got {spec.image_size!r}")
+    if not isinstance(spec.training, dict):
+        raise FewshotkitError("[training] must be a table")
+    for table in spec.postprocess:
+        component = registry.get("postprocessor", table["type"])
+        component.check_options({k: v for k, v in table.items() if k != "type"}, prefix="postprocess.")
+
+
+def build_method(spec: MethodSpec) -> "Method":
+    """Validate ``spec``, build its parts through the registry, then the method."""
+    from fewshotkit.host.plugin_host import get_registry
+
+    validate_spec(spec)
+    registry = get_registry()
+    parts = {
+        kind: registry.create(kind, table["type"], **{k: v for k, v in table.items() if k != "type"})
+        for kind, table in spec.parts.items()
+    }
+    return registry.get("method", spec.method).load()(**parts, **spec.options)

@@ -88,7 +88,7 @@ def _fold0_dice(run_dir: Path, store: Path, device: str) -> dict[str, Any]:
         document, _ = evaluate_checkpoint(run_dir, store, folds=[0], protocol=protocol, device=device)
         fold = document["folds"][0]
         result[protocol] = {"dice": round(fold["mean"]["dice"], 2), "per_class": fold["per_class"]["dice"]}
-    result["run"] = str(run_dir)
+    result["run"] = run_dir.name  # relative to the work folder: the JSON holds no local path
     return result
 
 
@@ -181,7 +181,7 @@ def main() -> None:
     record("training_data", data)
     training = short_training(store, work, device, args.dry_run, 4 if args.dry_run else args.train_steps)
     record("training", training)
-    record("inference", inference(store, Path(training["run"]), device, 3 if args.dry_run else 20))
+    record("inference", inference(store, work / training["run"], device, 3 if args.dry_run else 20))
     if args.recipe_steps > 0:
         record("cpu_recipe", cpu_recipe(store, work, device, args.dry_run, 4 if args.dry_run else args.recipe_steps))
     print(f"wrote {path}")

@@ -1,5 +1,5 @@
-"""Faults and bad inputs (issue 12; pseudolabel set names, issue 13 item 8): each test reproduces
-one reported failure on small synthetic stores and checks it now ends in a one-line error or a
+"""Faults and bad inputs, and pseudolabel set names: each test reproduces
+one failure on small synthetic stores and checks it now ends in a one-line error or a
 correct result, with nothing lost. Concurrency and kill tests use real subprocesses."""
 
 from __future__ import annotations
@@ -438,7 +438,7 @@ def test_13_query_range_backwards(run_cli, run_dir, scans, tmp_path):
     one_line_error(result, "--query-range '5:2'", "after the last")
 
 
-# issue 13, item 8 ---------------------------------------------------------------------------------
+# pseudolabel set names ---------------------------------------------------------------------------------
 def test_pseudolabel_set_names_are_short_stable_and_chosen_with_pseudolabels(run_cli, store_copy, tmp_path):
     (name,) = sets_of(store_copy)
     assert re.fullmatch(r"felzenszwalb-[0-9a-f]{8}", name)

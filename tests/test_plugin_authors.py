@@ -245,7 +245,7 @@ def test_loading_a_run_without_its_plugin_names_the_plugin(fresh_host, small_sto
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), [*SMALL, "pooler.type=scaled-mean"])
     last = train(spec, small_store, tmp_path / "run", steps=0, device="cpu", n_folds=3, show_progress=False)
 
-    fresh_host.reset()  # a later session without --plugins-dir
+    fresh_host.reset()  # a later process without --plugins-dir
     with pytest.raises(FewshotkitError) as info:
         load_method(last)
     message = str(info.value)

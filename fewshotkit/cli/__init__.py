@@ -55,7 +55,7 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # the command is not built yet in this version
+            if exc.name == module_name:  # a command module absent from this install is left out
                 return None
             raise
         return getattr(module, attr)

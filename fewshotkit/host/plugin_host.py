@@ -19,8 +19,8 @@ a loose file's is the hash of the file; an installed plugin's is its version, pl
 module files when its code may change without the version: an editable (development) install, code
 outside any site-packages directory (a source checkout), or a ``.dev`` version.
 
-Why ~300 lines: loading, isolating failures, configuration and the registry fill share one state
-(the loaded plugins and their errors), which ``fewshotkit plugins`` reports as a whole.
+Loading, isolating failures, configuration and the registry fill live in one module because they
+share one state (the loaded plugins and their errors), which ``fewshotkit plugins`` reports as a whole.
 """
 
 from __future__ import annotations

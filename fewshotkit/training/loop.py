@@ -10,9 +10,9 @@ Run directory layout (only rank 0 writes)::
     RUN_DIR/loss.png                the loss curve, drawn at the end
     RUN_DIR/curve.jsonl, curve.png  with training.eval_every: Dice on the held-out fold vs training time
 
-Why ~310 lines: setting up a run (resume checks, store and fold, RNG streams, optimiser state, the
-run record) is one sequence that must happen in this order; the loop itself is ``trainer.py``
-and its behaviours are hooks (``hooks.py``, ``eval_curve.py``).
+Setting up a run (resume checks, store and fold, RNG streams, optimiser state, the run record) is
+one sequence that must happen in this order, so it is kept in one module; the loop itself is
+``trainer.py`` and its behaviours are hooks (``hooks.py``, ``eval_curve.py``).
 """
 
 from __future__ import annotations

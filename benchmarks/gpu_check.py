@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
+
+# The real scans: $FEWSHOTKIT_DATA, else ../shared/data beside the repository (as the tests find them).
+DATA_SETTING = "FEWSHOTKIT_DATA"
+CHAOS_SUBDIR = Path("CHAOST2") / "chaos_MR_T2_normalized"
+
+
+def default_chaos_dir() -> Path:
+    """CHAOS-T2's NIfTI folder under ``$FEWSHOTKIT_DATA`` (or ``../shared/data`` beside the repository)."""
+    value = os.environ.get(DATA_SETTING)
+    root = Path(value).expanduser() if value else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return root / CHAOS_SUBDIR
 
 
 def _metrics_speed(run_dir: Path) -> float:
@@ -129,12 +141,14 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, synthetic store")
     parser.add_argument("--out", type=Path, default=Path("gpu_check_out"))
     parser.add_argument("--work", type=Path, help="scratch folder for stores and runs (default OUT/work)")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/CHAOST2/chaos_MR_T2_normalized"))
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"CHAOS-T2 NIfTI folder (default: ${DATA_SETTING}/{CHAOS_SUBDIR.as_posix()})")
     parser.add_argument("--train-steps", type=int, default=1500, help="steps of the short paper-backbone training")
     parser.add_argument("--recipe-steps", type=int, default=3000,
                         help="steps of the CPU preset trained on the GPU (its own 3000; 0 skips the part)")
     parser.add_argument("--tests", type=Path, help="JSON summary of the CUDA tests to include")
     args = parser.parse_args()
+    args.data = args.data or default_chaos_dir()
 
     import torch
 
@@ -170,7 +184,10 @@ def main() -> None:
     record("throughput", throughput(synthetic, work, device, args.dry_run))
 
     if args.dry_run or not args.data.is_dir():
-        store, data = synthetic, "synthetic (CHAOS-T2 not found at %s)" % args.data
+        store, data = synthetic, "synthetic (CHAOS-T2 not found)"
+        if not args.dry_run:
+            print(f"gpu_check: CHAOS-T2 not found at {args.data}: pass --data or set {DATA_SETTING} to the "
+                  f"folder holding {CHAOS_SUBDIR.as_posix()}; training on the synthetic store", flush=True)
     else:
         from fewshotkit.data.ingest.chaos import ingest_chaos_t2
 

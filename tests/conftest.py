@@ -1,33 +1,49 @@
-"""Shared fixtures: the real data in ../shared/data (skipped when absent) and a hermetic plugin host."""
+"""Shared fixtures: the real scans (found through ``FEWSHOTKIT_DATA``, skipped when absent) and a
+hermetic plugin host."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CHAOS_DIR = SHARED_DATA / "CHAOST2" / "chaos_MR_T2_normalized"
-ACDC_DIR = SHARED_DATA / "ACDC"
+REPO = Path(__file__).resolve().parents[1]
+DATA_SETTING = "FEWSHOTKIT_DATA"
+DEFAULT_DATA = Path("..") / "shared" / "data"  # relative to the repository root
+CHAOS_SUBDIR = Path("CHAOST2") / "chaos_MR_T2_normalized"
+ACDC_SUBDIR = Path("ACDC")
 
 
-def _require(path: Path) -> Path:
+def data_root() -> Path:
+    """The folder holding the real scans: ``$FEWSHOTKIT_DATA`` (a relative value is read from the
+    current folder), else ``../shared/data`` beside the repository."""
+    value = os.environ.get(DATA_SETTING)
+    if value:
+        return Path(value).expanduser().resolve()
+    return (REPO / DEFAULT_DATA).resolve()
+
+
+def require_data(subdir: Path) -> Path:
+    """``data_root() / subdir``, or skip the test with a reason that says how to point at a copy."""
+    path = data_root() / subdir
     if not path.exists():
-        pytest.skip(f"real data not found at {path} (it lives in ../shared/data beside the repo)")
+        pytest.skip(f"real scans not found at {path}: set {DATA_SETTING} to the folder holding "
+                    f"{subdir.as_posix()} (default: {DEFAULT_DATA.as_posix()} beside the repository)")
     return path
 
 
 @pytest.fixture(scope="session")
 def chaos_dir() -> Path:
-    """../shared/data/CHAOST2/chaos_MR_T2_normalized (image_N.nii.gz / label_N.nii.gz)."""
-    return _require(CHAOS_DIR)
+    """``$FEWSHOTKIT_DATA/CHAOST2/chaos_MR_T2_normalized`` (image_N.nii.gz / label_N.nii.gz)."""
+    return require_data(CHAOS_SUBDIR)
 
 
 @pytest.fixture(scope="session")
 def acdc_dir() -> Path:
-    """../shared/data/ACDC (patientNNN_frameNN.h5)."""
-    return _require(ACDC_DIR)
+    """``$FEWSHOTKIT_DATA/ACDC`` (patientNNN_frameNN.h5)."""
+    return require_data(ACDC_SUBDIR)
 
 
 @pytest.fixture

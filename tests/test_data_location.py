@@ -1,0 +1,47 @@
+"""The real scans are found through one setting, FEWSHOTKIT_DATA, by the tests, the benchmarks and
+the GPU check; without them a test skips with a reason that names the setting."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from conftest import ACDC_SUBDIR, CHAOS_SUBDIR, REPO, data_root, require_data
+
+
+def test_the_setting_points_at_a_copy_of_the_scans(monkeypatch, tmp_path):
+    (tmp_path / CHAOS_SUBDIR).mkdir(parents=True)
+    monkeypatch.setenv("FEWSHOTKIT_DATA", str(tmp_path))
+    assert data_root() == tmp_path.resolve()
+    assert require_data(CHAOS_SUBDIR) == tmp_path.resolve() / CHAOS_SUBDIR
+
+
+def test_a_relative_setting_is_read_from_the_current_folder(monkeypatch, tmp_path):
+    (tmp_path / "scans").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEWSHOTKIT_DATA", "scans")
+    assert data_root() == (tmp_path / "scans").resolve()
+
+
+def test_without_the_setting_the_scans_are_beside_the_repository(monkeypatch):
+    monkeypatch.delenv("FEWSHOTKIT_DATA", raising=False)
+    assert data_root() == (REPO.parent / "shared" / "data").resolve()
+
+
+def test_missing_scans_skip_with_a_reason_naming_the_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEWSHOTKIT_DATA", str(tmp_path))
+    with pytest.raises(pytest.skip.Exception) as info:
+        require_data(ACDC_SUBDIR)
+    assert "FEWSHOTKIT_DATA" in str(info.value) and str(tmp_path / ACDC_SUBDIR) in str(info.value)
+
+
+def test_the_gpu_check_reads_the_same_setting(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setenv("FEWSHOTKIT_DATA", str(tmp_path))
+    assert gpu_check.default_chaos_dir() == Path(tmp_path) / CHAOS_SUBDIR
+    monkeypatch.delenv("FEWSHOTKIT_DATA")
+    assert gpu_check.default_chaos_dir() == REPO.parent / "shared" / "data" / CHAOS_SUBDIR

@@ -88,12 +88,12 @@ class SSLStep:
         from fewshotkit.training.augment import Augmenter
         from fewshotkit.training.batches import EpisodeBatcher
         from fewshotkit.training.config import TrainingConfig
-        from fewshotkit.training.optim import build_optimizer
+        from fewshotkit.training.optim import build_optimizer, optimizer_groups
 
         self.config = TrainingConfig.from_dict(spec.training)
         torch.manual_seed(0)
         self.method = build_method(spec).train()
-        self.optimizer = build_optimizer(self.method.parameters(), self.config)
+        self.optimizer = build_optimizer(optimizer_groups(self.method, self.config), self.config)
         s = SliceStore(store)
         sampler = SelfSupervisedSampler(s, s.resolve_pseudolabel_set(None), allowed_slices(s, get_fold(s, 0).train))
         self.batcher = EpisodeBatcher(sampler, "ssl", spec.image_size,

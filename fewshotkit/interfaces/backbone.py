@@ -7,8 +7,10 @@ from abc import abstractmethod
 import torch
 from torch import nn
 
+from fewshotkit.interfaces.optimization import Trainable
 
-class Backbone(nn.Module):
+
+class Backbone(Trainable, nn.Module):
     """Image batch -> feature map.
 
     Attributes every backbone sets in ``__init__``:

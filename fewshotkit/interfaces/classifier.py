@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.interfaces.optimization import Trainable
 
 
-class Classifier(nn.Module):
+class Classifier(Trainable, nn.Module):
     """Scores every query feature vector against the prototypes of every class.
 
     ``max_ways``: the most foreground classes N one episode may have (None: any N);

@@ -7,8 +7,10 @@ from abc import abstractmethod
 import torch
 from torch import nn
 
+from fewshotkit.interfaces.optimization import Trainable
 
-class PrototypePooler(nn.Module):
+
+class PrototypePooler(Trainable, nn.Module):
     """Pools support features into prototypes, one list entry per class.
 
     Classes are indexed 0..N: 0 is background, 1..N the foreground classes of the episode

@@ -112,3 +112,10 @@ def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
 PRESETS.update({f"{name}-cpu": cpu_form(PRESETS[name])
                 for name in ("ssl-adnet", "ssl-qnet", "ssl-regional", "ssl-panet", "alpnet", "panet", "senet",
                              "alpnet-init")})
+
+# a learned threshold under the CPU recipe: AdamW moves a parameter at most ~lr per step, so T (and
+# Q-Net's threshold head) would travel at most the sum of the learning rates, about 1 unit over the
+# recipe's 2000 cosine steps, while ADNet's init (-10) and the thresholds its SGD regime reaches lie
+# several units apart. Their own group at 10 x lr lets T travel ~10 units (tests/test_parameter_groups.py).
+for _name in ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-regional-cpu"):
+    PRESETS[_name]["training"]["groups"] = {"threshold": {"lr_scale": 10.0}}

@@ -59,6 +59,8 @@ class TrainingConfig:
     alignment terms, each scaled by ``loss_weights`` (default 1). ``optimizer``, ``schedule``,
     ``warmup_steps``, ``betas`` and ``min_lr_ratio`` are described in ``fewshotkit.training.optim``.
     ``eval_every`` > 0 scores the held-out fold every that many steps (the Dice-vs-time curve).
+    ``groups`` sets a parameter group's ``lr_scale`` (x ``lr``) and ``weight_decay``
+    (``[training.groups.threshold] lr_scale = 10``); components declare the groups they have.
     ``ema`` in (0, 1) keeps an exponential moving average of the weights with that decay per step
     (``fewshotkit.training.ema``): evaluation and inference then use the averaged weights.
     """
@@ -87,6 +89,7 @@ class TrainingConfig:
     log_episodes: bool = False
     amp: bool | None = None  # None: on for CUDA, off on the CPU
     ema: float = 0.0  # 0: off
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)  # NAME -> lr_scale / weight_decay
     aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     # ------------------------------------------------------------------------------------------
@@ -145,6 +148,10 @@ class TrainingConfig:
                 raise FewshotkitError(f"{source}.aug.{name} must be a pair 0 < low <= high, got {list(lo_hi)}")
         if not 0 <= self.ema < 1:
             raise FewshotkitError(f"{source}.ema must be a decay in [0, 1) (0 turns it off; e.g. 0.999), got {self.ema}")
+        for name, settings in self.groups.items():
+            if not settings.get("lr_scale", 1.0) > 0 or not settings.get("weight_decay", 0.0) >= 0:
+                raise FewshotkitError(f"{source}.groups.{name}: lr_scale must be > 0 and weight_decay >= 0, "
+                                      f"got {settings}")
         if self.aug.elastic_sigma <= 0:
             raise FewshotkitError(f"{source}.aug.elastic_sigma must be > 0, got {self.aug.elastic_sigma}")
         if not 0 <= self.aug.zoom_p <= 1:
@@ -168,6 +175,8 @@ class TrainingConfig:
             del out["amp"]
         if not out["ema"]:  # off: left out, so records of runs without it stay as they were
             del out["ema"]
+        if not out["groups"]:
+            del out["groups"]
         return out
 
 
@@ -175,6 +184,16 @@ def _unknown(key: str, valid: list[str], source: str) -> None:
     from fewshotkit.core.userinput import did_you_mean
 
     raise FewshotkitError(f"unknown key '{key}' in {source}.{did_you_mean(key, valid)} Valid keys: {', '.join(sorted(valid))}")
+
+
+def _group_settings(value: Any, where: str) -> dict[str, float]:
+    """One ``training.groups.NAME`` table: ``lr_scale`` and/or ``weight_decay`` (floats)."""
+    if not isinstance(value, Mapping):
+        raise FewshotkitError(f"{where} must be a table with lr_scale and/or weight_decay, got {value!r}")
+    unknown = sorted(set(value) - {"lr_scale", "weight_decay"})
+    if unknown:
+        raise FewshotkitError(f"unknown key '{unknown[0]}' in {where}; valid keys: lr_scale, weight_decay")
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
@@ -210,6 +229,8 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
             return pair
         if kind == "dict[str, float]":
             return {str(k): float(v) for k, v in dict(value).items()}
+        if kind == "dict[str, dict[str, float]]":
+            return {str(name): _group_settings(settings, f"{where}.{name}") for name, settings in dict(value).items()}
     except (TypeError, ValueError):
         raise FewshotkitError(f"{where} must be of type {kind}, got {value!r}") from None
     raise AssertionError(f"unhandled config type {kind}")

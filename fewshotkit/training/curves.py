@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from fewshotkit.core.atomic import write_bytes
 
@@ -73,8 +73,10 @@ def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
     from matplotlib.figure import Figure
 
     styles = ["-", "--", ":", "-."]
-    fig = Figure(figsize=(11, 4.2), dpi=100)
-    axes = fig.subplots(1, 2, sharey=True)
+    monitored = sorted({name for _, records in series for r in records for name in r.get("monitored", {})})
+    fig = Figure(figsize=(16 if monitored else 11, 4.2), dpi=100)
+    axes = fig.subplots(1, 3 if monitored else 2)
+    axes[1].sharey(axes[0])
     for index, (label, records) in enumerate(series):
         colour = f"C{index}"
         for p, protocol in enumerate(protocols):
@@ -85,10 +87,12 @@ def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
             dice = [r[protocol]["dice"] for r in points]
             axes[0].plot([r.get(time_key, float("nan")) for r in points], dice, styles[p % 4], color=colour, marker=".", label=name)
             axes[1].plot([r["step"] for r in points], dice, styles[p % 4], color=colour, marker=".")
+    if monitored:
+        _plot_monitored(axes[2], series, monitored, time_key)
     axes[0].set_xlabel(f"training time ({'CPU ' if clock == 'cpu' else ''}min, evaluation excluded)")
     axes[1].set_xlabel("step")
     axes[0].set_ylabel("mean Dice (%)")
-    for ax in axes:
+    for ax in axes[:2]:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title or "Dice on the held-out fold during training")
@@ -97,3 +101,19 @@ def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
     fig.savefig(buffer, format="png")
     write_bytes(out_path, buffer.getvalue())
     return out_path
+
+
+def _plot_monitored(ax: Any, series: Sequence[tuple[str, list[dict]]], names: list[str], time_key: str) -> None:
+    """Monitored scalars (e.g. a learned threshold T) against training time, one colour per run."""
+    styles = ["-", "--", ":", "-."]
+    for index, (label, records) in enumerate(series):
+        for n, name in enumerate(names):
+            points = [r for r in records if name in r.get("monitored", {})]
+            if points:
+                ax.plot([r.get(time_key, float("nan")) for r in points], [r["monitored"][name] for r in points],
+                        styles[n % 4], color=f"C{index}", marker=".", label=f"{label} {name}".strip())
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel(", ".join(names))
+    ax.set_title("monitored during training", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)

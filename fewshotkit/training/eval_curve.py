@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from fewshotkit.method.spec import INFERENCE_KEYS, INFERENCE_OPTIONS
 from fewshotkit.training import distributed as ddp
+from fewshotkit.training.optim import monitored_scalars
 from fewshotkit.training.trainer import HookBase
 
 CURVE_JSONL = "curve.jsonl"
@@ -78,6 +79,9 @@ class EvalCurve(HookBase):
                                       "train_cpu_min": round(t.train_cpu_seconds / 60, 3)}
             if self.inference:
                 record["inference"] = self.inference
+            monitored = monitored_scalars(t.method)
+            if monitored:
+                record["monitored"] = monitored
             for name in self.protocols:
                 scores = evaluate_predictor(self.store, predictor, [self.fold.index], n_folds=self.n_folds,
                                             config=ProtocolConfig(name), postprocess=self.cleanup,

@@ -18,6 +18,7 @@ from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
 from fewshotkit.method.checkpoint import LAST, save_checkpoint
 from fewshotkit.training.checkpoint import capture_rng, prune_checkpoints
+from fewshotkit.training.optim import monitored_scalars
 from fewshotkit.training.trainer import HookBase
 
 
@@ -133,6 +134,7 @@ class MetricsLogger(HookBase):
                 "data_s": round(self.data_s / self.n, 5), "model_s": round(model_s / self.n, 5),
                 "train_s": round(t.train_seconds, 2),
                 "train_cpu_s": round(t.train_cpu_seconds, 2), "time": now(),
+                **monitored_scalars(t.method),
             }
             if self.file is not None:
                 self.file.write(json.dumps(record) + "\n")

@@ -194,7 +194,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     from fewshotkit.training.curves import plot_loss_curve
     from fewshotkit.training.ema import WeightAverage
     from fewshotkit.training.eval_curve import CURVE_JSONL, EvalCurve
-    from fewshotkit.training.optim import build_optimizer, build_scheduler
+    from fewshotkit.training.optim import build_optimizer, build_scheduler, describe_groups, optimizer_groups
 
     assert spec.image_size is not None  # train() refuses a spec without one
     ckpt_dir = out_dir / "checkpoints"
@@ -206,7 +206,9 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
     aug_gen = torch.Generator(device=dev)
     aug_gen.manual_seed(_seed(seed, info.rank, 1))
 
-    optimizer = build_optimizer(method.parameters(), config)
+    # a run recorded before parameter groups existed resumes with the one group it was trained with
+    groups = optimizer_groups(method, config, single=payload is not None and "optimizer_groups" not in previous)
+    optimizer = build_optimizer(groups, config)
     scheduler = build_scheduler(optimizer, config)
     use_amp = bool(config.amp if config.amp is not None else dev.type == "cuda")
     if dev.type == "cuda":
@@ -267,6 +269,7 @@ def _run(spec: "MethodSpec", config: TrainingConfig, store: "SliceStore", the_fo
         "world_size": info.world_size,
         "process_group": torch.distributed.get_backend() if info.enabled else None,
         "effective_batch_size": config.batch_size * info.world_size,
+        "optimizer_groups": describe_groups(groups),
         "device": str(dev),
         "device_name": describe_device() if dev.type == "cuda" else "cpu",
         "amp": str(amp_dtype).removeprefix("torch.") if use_amp else False,

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewshotkit.method.composed import NORM_EPS, ScaledCosineClassifier
 from fewshotkit import FewshotkitError
+from fewshotkit.interfaces.optimization import ParameterGroup
+from fewshotkit.method.composed import NORM_EPS, ScaledCosineClassifier
 from fewshotkit_threshold.refine import refine_prototypes
 
 #: ADNet's threshold at initialisation (``t = -10``): foreground where cos(f, p) > 0.5 with alpha 20
@@ -60,10 +61,25 @@ class _ThresholdClassifier(ScaledCosineClassifier):
             raise FewshotkitError(f"option 'classifier.refine_lr' must be > 0, got {refine_lr!r}")
         self.refine_steps = refine_steps
         self.refine_lr = float(refine_lr)
+        self.last_threshold: torch.Tensor | None = None
 
     def threshold(self, features: torch.Tensor) -> torch.Tensor:
         """T for the queries ``features`` (Q, C, h, w): a scalar tensor or (Q,)."""
         raise NotImplementedError
+
+    def threshold_parameters(self) -> list[nn.Parameter]:
+        """The parameters that set T (trained in the ``threshold`` group)."""
+        raise NotImplementedError
+
+    def parameter_groups(self) -> dict[str, ParameterGroup]:
+        """T and its head train in group ``threshold`` without weight decay: decay would pull T
+        towards 0, i.e. towards labelling every pixel with a positive cosine foreground."""
+        params = [p for p in self.threshold_parameters() if p.requires_grad]
+        return {"threshold": ParameterGroup(params, weight_decay=0.0)} if params else {}
+
+    def monitored(self) -> dict[str, torch.Tensor]:
+        """``threshold``: T of the last forward pass (its mean over the queries for a per-query T)."""
+        return {"threshold": self.last_threshold} if self.last_threshold is not None else {}
 
     def forward(self, features: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
         """features (Q, C, h, w), 2 prototype tensors (background (P_0, C) unused, foreground (P_1, C))
@@ -71,6 +87,7 @@ class _ThresholdClassifier(ScaledCosineClassifier):
         self.check_ways(len(prototypes) - 1)
         foreground = prototypes[1]
         threshold = self.threshold(features)
+        self.last_threshold = threshold.detach().float().mean()
         if not self.training and self.refine_steps > 0:
             foreground = refine_prototypes(features, foreground, threshold, self.scale,
                                            self.refine_steps, self.refine_lr)
@@ -95,6 +112,12 @@ class ThresholdClassifier(_ThresholdClassifier):
 
     def threshold(self, features: torch.Tensor) -> torch.Tensor:
         return self.t
+
+    def threshold_parameters(self) -> list[nn.Parameter]:
+        return [self.t]
+
+    def monitored(self) -> dict[str, torch.Tensor]:
+        return {"threshold": self.t.detach()}
 
     def auxiliary_losses(self) -> dict[str, torch.Tensor]:
         if not self.t.requires_grad or self.threshold_weight == 0:
@@ -132,3 +155,6 @@ class QueryThresholdClassifier(_ThresholdClassifier):
             raise FewshotkitError(f"classifier 'query-threshold' was set up for {self.head.in_features}-channel "
                                   f"features, got {features.shape[1]}: check backbone.out_channels")
         return self.head(features.mean(dim=(2, 3))).squeeze(1)  # (Q,)
+
+    def threshold_parameters(self) -> list[nn.Parameter]:
+        return list(self.head.parameters()) if self.head is not None else []

@@ -1,0 +1,135 @@
+"""Per-component optimisation: declared parameter groups, their overrides, and a learned threshold
+that reaches a known optimum under the CPU recipe."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.interfaces.optimization import ParameterGroup, Trainable
+from fewshotkit.training.config import TrainingConfig
+from fewshotkit.training.optim import (build_optimizer, build_scheduler, declared_groups, describe_groups,
+                                       monitored_scalars, optimizer_groups)
+from fewshotkit_threshold.classifiers import ThresholdClassifier
+
+
+def recipe(name: str = "ssl-adnet-cpu") -> TrainingConfig:
+    from fewshotkit.method.presets import PRESETS
+
+    return TrainingConfig.from_dict(PRESETS[name]["training"])
+
+
+class Toy(nn.Module):
+    """ADNet's classifier on fixed features: every pixel has cosine 0.8 to the prototype, half of
+    them are foreground. The cross-entropy is lowest where p_fg = 1/2 for every pixel, i.e. where
+    0.5 (20 x 0.8 + T) = 0: T* = -16, six units from ADNet's initial -10."""
+
+    T_STAR = -16.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = ThresholdClassifier(scale=20.0, init_threshold=-10.0, threshold_weight=0.0)
+        self.features = torch.tensor([0.8, 0.6]).view(1, 2, 1, 1).expand(1, 2, 4, 4).contiguous()
+        self.prototypes = [torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])]
+        self.labels = torch.zeros(1, 4, 4, dtype=torch.long)
+        self.labels[:, :2] = 1
+
+    def loss(self) -> torch.Tensor:
+        return nn.functional.cross_entropy(self.classifier(self.features, self.prototypes), self.labels)
+
+
+def fit(toy: Toy, config: TrainingConfig, single: bool) -> float:
+    optimizer = build_optimizer(optimizer_groups(toy, config, single=single), config)
+    scheduler = build_scheduler(optimizer, config)
+    for _ in range(config.steps):
+        optimizer.zero_grad()
+        toy.loss().backward()
+        optimizer.step()
+        scheduler.step()
+    return toy.classifier.t.item()
+
+
+def test_the_threshold_reaches_its_known_optimum_in_its_own_group():
+    config = recipe()
+    assert config.groups == {"threshold": {"lr_scale": 10.0}} and config.steps == 2000
+    assert abs(fit(Toy(), config, single=False) - Toy.T_STAR) < 0.25  # 4 % of the way from -10
+
+
+def test_in_the_shared_group_the_threshold_cannot_get_there():
+    """The behaviour the group fixes: one AdamW group moves T about one unit in the whole budget."""
+    t = fit(Toy(), recipe(), single=True)
+    assert -11.5 < t < -10.0
+
+
+def test_groups_are_named_recorded_and_overridable():
+    toy = Toy()
+    extra = nn.Linear(2, 2)
+    toy.add_module("head", extra)
+    config = TrainingConfig.from_dict({"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
+                                       "groups": {"threshold": {"weight_decay": 0.5}}})
+    groups = optimizer_groups(toy, config)
+    assert [g["name"] for g in groups] == ["threshold", "default"]
+    assert groups[0]["params"] == [toy.classifier.t] and groups[0]["weight_decay"] == 0.5
+    assert groups[0]["lr"] == pytest.approx(1e-3) and groups[1]["weight_decay"] == 1e-4
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in extra.parameters()}
+    assert describe_groups(groups) == [{"name": "threshold", "parameters": 1, "lr": 1e-3, "weight_decay": 0.5},
+                                       {"name": "default", "parameters": 6, "lr": 1e-3, "weight_decay": 1e-4}]
+
+
+def test_a_frozen_threshold_declares_no_group_and_every_parameter_keeps_one_group_in_single_mode():
+    clf = ThresholdClassifier(learn_threshold=False)
+    assert declared_groups(clf) == {}
+    single = optimizer_groups(Toy(), TrainingConfig(), single=True)
+    assert len(single) == 1 and single[0]["name"] == "default"
+
+
+def test_bad_group_settings_are_one_line_errors():
+    with pytest.raises(FewshotkitError, match="no parameter group 'treshold'.*Did you mean 'threshold'"):
+        optimizer_groups(Toy(), TrainingConfig.from_dict({"groups": {"treshold": {"lr_scale": 2}}}))
+    with pytest.raises(FewshotkitError, match="unknown key 'lr'.*lr_scale, weight_decay"):
+        TrainingConfig.from_dict({"groups": {"threshold": {"lr": 2}}})
+    with pytest.raises(FewshotkitError, match="lr_scale must be > 0"):
+        TrainingConfig.from_dict({"groups": {"threshold": {"lr_scale": 0}}})
+
+    class Clash(Trainable, nn.Module):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+            self.scale = scale
+
+        def parameter_groups(self) -> dict[str, ParameterGroup]:
+            return {"head": ParameterGroup([self.w], lr_scale=self.scale)}
+
+    both = nn.Sequential(Clash(1.0), Clash(2.0))
+    with pytest.raises(FewshotkitError, match="'head' is declared twice with different settings"):
+        declared_groups(both)
+    assert len(declared_groups(nn.Sequential(Clash(2.0), Clash(2.0)))["head"].params) == 2
+
+
+def test_monitored_scalars_name_the_threshold():
+    toy = Toy()
+    assert monitored_scalars(toy) == {"threshold": -10.0}
+
+
+def test_a_threshold_run_records_its_groups_and_logs_t(tmp_path, fresh_host):
+    from conftest import pseudolabelled_store
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.training import train
+
+    store = pseudolabelled_store(tmp_path / "syn.h5", min_size=100, volumes=6, seed=0, slices=12, size=64)
+    spec = apply_overrides(preset_spec("ssl-adnet-cpu"), [
+        "image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbone.output_stride=8",
+        "training.log_every=2", "training.checkpoint_every=100", "training.batch_size=2"])
+    train(spec, store, tmp_path / "run", steps=4, device="cpu", seed=0, show_progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    names = [g["name"] for g in run["optimizer_groups"]]
+    assert names == ["threshold", "default"] and run["optimizer_groups"][0]["parameters"] == 1
+    assert run["optimizer_groups"][0]["lr"] == pytest.approx(10 * run["optimizer_groups"][1]["lr"])
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(m["threshold"]) for m in metrics) and metrics[-1]["threshold"] != -10.0

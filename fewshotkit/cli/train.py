@@ -22,6 +22,9 @@ from fewshotkit.core.errors import FewshotkitError
               help="1: test classes may appear unlabelled in training; 2: drop every slice showing one.")
 @click.option("--exclude", default="", metavar="GROUP_OR_CLASSES",
               help="Test classes: 'upper', 'lower' or names/values, e.g. liver,spleen.")
+@click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
+              help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every slice showing any excluded class; "
+                   "'all' (the ADNet lineage's code) only slices showing all of them.")
 @click.option("--fold", type=int, default=0, show_default=True, help="Cross-validation fold (its test scans are never trained on).")
 @click.option("--n-folds", type=click.IntRange(min=2), default=None,
               help="Folds over the store's scans (default 5); the store needs at least this many patients.")
@@ -39,7 +42,7 @@ from fewshotkit.core.errors import FewshotkitError
               help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time), "
                    "with the spec's inference options (support_zoom, support_orientation, postprocess) as eval applies them.")
 def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
-          setting: int, exclude: str, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
+          setting: int, exclude: str, exclusion: str | None, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
           assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,
           log_episodes: bool | None, eval_every: int | None) -> None:
     """Train a few-shot segmenter on a slice store.
@@ -57,7 +60,7 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     if resume_dir is not None:
         given = [name for name, value in (("SPEC", spec_path), ("--preset", preset), ("--store", store_path),
                                           ("--set", assignments), ("--regime", regime), ("--pseudolabels", pseudolabels),
-                                          ("--n-folds", n_folds))
+                                          ("--n-folds", n_folds), ("--exclusion", exclusion))
                  if value]
         if given:
             raise FewshotkitError(
@@ -70,6 +73,9 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
                      log_episodes=log_episodes)
         return
 
+    if exclusion is not None and setting != 2:
+        raise FewshotkitError(f"--exclusion {exclusion} applies to setting 2 only (setting 1 drops no slice); "
+                              "add --setting 2 --exclude CLASSES or leave out --exclusion")
     if (spec_path is None) == (preset is None):
         raise FewshotkitError("give either a SPEC file or --preset NAME (e.g. --preset ssl-alpnet-cpu)")
     if store_path is None or out_dir is None:
@@ -80,6 +86,7 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     if assignments:
         spec = apply_overrides(spec, list(assignments))
     validate_spec(spec)
-    run_training(spec, Path(store_path), Path(out_dir), fold=fold, n_folds=n_folds or 5, setting=setting, exclude=exclude, regime=regime,
+    run_training(spec, Path(store_path), Path(out_dir), fold=fold, n_folds=n_folds or 5, setting=setting, exclude=exclude,
+                 exclusion=exclusion or "any", regime=regime,
                  steps=steps, device=device, seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes)
 

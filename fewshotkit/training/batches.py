@@ -140,18 +140,18 @@ class EpisodeBatcher:
 
 
 def build_sampler(store: "SliceStore", fold: "Fold", setting: int, excluded: list[int], config: TrainingConfig,
-                   pseudolabels: str | None) -> tuple[Any, dict[str, Any]]:
-    """The episode sampler of ``config.regime`` over the fold's training slices (setting 2 drops
-    every slice showing an excluded class) and what run.json records about it."""
+                   pseudolabels: str | None, exclusion: str = "any") -> tuple[Any, dict[str, Any]]:
+    """The episode sampler of ``config.regime`` over the fold's training slices (setting 2 drops the
+    slices showing the excluded classes by the ``exclusion`` rule) and what run.json records about it."""
     from fewshotkit.data.episodes.filters import allowed_slices
     from fewshotkit.data.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
 
-    slices = allowed_slices(store, fold.train, excluded if setting == 2 else ())
+    slices = allowed_slices(store, fold.train, excluded if setting == 2 else (), exclusion)
     if not slices:
         raise FewshotkitError(
             f"no training slice is left in '{store.path}' for fold {fold.index} after removing the excluded classes"
         )
-    info: dict[str, Any] = {"train_slices": len(slices)}
+    info: dict[str, Any] = {"train_slices": len(slices), **({"exclusion": exclusion} if setting == 2 else {})}
     if config.regime == "ssl":
         set_name = store.resolve_pseudolabel_set(pseudolabels)
         info["pseudolabel_set"] = set_name

@@ -75,6 +75,7 @@ def train(
     fold: int = 0,
     setting: int = 1,
     exclude: Sequence[str] | str = (),
+    exclusion: str = "any",
     regime: str | None = None,
     steps: int | None = None,
     device: str = "auto",
@@ -91,8 +92,9 @@ def train(
     """Train ``spec`` on the store's fold ``fold`` training scans; returns the final checkpoint path.
 
     ``regime`` ("ssl" / "supervised"), ``steps``, ``amp`` and ``log_episodes`` override
-    ``spec.training``. Setting 2 drops every training slice containing any pixel of an
-    ``exclude`` class; the supervised regime never trains on ``exclude`` classes. With
+    ``spec.training``. Setting 2 drops the training slices showing the ``exclude`` classes, by
+    the ``exclusion`` rule (``any``: slices showing any of them; ``all``: slices showing all of
+    them, as the ADNet lineage's code does); the supervised regime never trains on ``exclude`` classes. With
     ``resume=True`` ``out_dir`` is an existing run: spec, store and settings come from it
     (``spec``/``store_path`` may be None), ``steps`` may raise its target (a cosine schedule
     then stretches over the new target, so the run differs from one planned for it from the
@@ -122,6 +124,7 @@ def train(
         store_path = previous["store"]
         fold, setting, seed = previous["fold"], previous["setting"], previous["seed"]
         exclude, regime = previous["exclude"], previous["regime"]
+        exclusion = previous.get("exclusion", "any")
         pseudolabels = previous.get("pseudolabel_set")
         n_folds = int(previous.get("n_folds", 5))
         steps = steps if steps is not None else previous["steps"]
@@ -134,6 +137,12 @@ def train(
             )
     if setting not in (1, 2):
         raise FewshotkitError(f"--setting must be 1 or 2, got {setting}")
+    from fewshotkit.data.episodes.filters import check_rule
+
+    check_rule(exclusion)
+    if setting == 1 and exclusion != "any":
+        raise FewshotkitError(f"--exclusion {exclusion} applies to setting 2 only (setting 1 drops no slice); "
+                              "add --setting 2 --exclude CLASSES or leave out --exclusion")
     if spec.image_size is None:
         raise FewshotkitError("the spec has no image_size: training resizes every slice to it; set one (--set image_size=256)")
 
@@ -157,7 +166,7 @@ def train(
         raise FewshotkitError("--setting 2 removes the slices of the test classes: name them with --exclude (e.g. liver,spleen or upper)")
     store.normalize_with(the_fold.train)
     require_valid_scans(store, the_fold.train)  # NaN images, unknown label codes, shapes: name the data
-    sampler, sampler_info = build_sampler(store, the_fold, setting, excluded, config, pseudolabels)
+    sampler, sampler_info = build_sampler(store, the_fold, setting, excluded, config, pseudolabels, exclusion)
 
     info, dev = ddp.setup(device)
     created = not resume and not out_dir.exists()

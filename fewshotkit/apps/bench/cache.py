@@ -39,10 +39,14 @@ def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: b
 
 
 def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,
-                 n_folds: int, pseudolabels: str | None, regime: str) -> dict[str, Any]:
-    """Everything the trained models of a cell depend on (see the module docstring)."""
+                 n_folds: int, pseudolabels: str | None, regime: str, exclusion: str = "any") -> dict[str, Any]:
+    """Everything the trained models of a cell depend on (see the module docstring); setting 2's
+    ``exclusion`` rule only when it is not the default, so keys of ``any`` cells stay as they were."""
     from fewshotkit.method.provenance import plugin_fingerprints
 
-    return {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,
-            "n_folds": n_folds, "store": store_key(store_path, pseudolabels, regime == "ssl" and steps > 0),
-            "plugins": plugin_fingerprints(spec)}
+    key = {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,
+           "n_folds": n_folds, "store": store_key(store_path, pseudolabels, regime == "ssl" and steps > 0),
+           "plugins": plugin_fingerprints(spec)}
+    if setting == 2 and exclusion != "any":
+        key["exclusion"] = exclusion
+    return key

@@ -84,6 +84,7 @@ class BenchConfig:
     seed: int = 0
     steps: int | None = None
     setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
+    exclusion: str = "any"  # setting 2's rule: "any" (SSL-ALPNet) or "all" (the ADNet lineage)
     shots: int = 1
     protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
     chunks: int = 3
@@ -107,6 +108,12 @@ class BenchConfig:
         self.setting = list(dict.fromkeys(self.setting))
         if not self.setting or any(s not in (1, 2) for s in self.setting):
             raise FewshotkitError(f"bench: --setting must be 1 or 2 (repeatable), got {self.setting}")
+        from fewshotkit.data.episodes.filters import check_rule
+
+        check_rule(self.exclusion)
+        if self.exclusion != "any" and 2 not in self.setting:
+            raise FewshotkitError(f"bench: --exclusion {self.exclusion} applies to setting 2 only; add --setting 2 "
+                                  "or leave out --exclusion")
         if self.recipe is not None and self.recipe not in RECIPES:
             raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
         if not isinstance(self.n_folds, int) or self.n_folds < 2:

@@ -125,6 +125,7 @@ class Bench:
         if steps == 0:
             regime = "supervised"  # nothing is trained: do not require pseudolabels
         return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
+                     exclusion=self.config.exclusion if setting == 2 else "any",
                      regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
                      pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
@@ -172,7 +173,8 @@ class Bench:
         postprocess, absent = spec.postprocess, spec.drop_absent
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
-                                n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime)
+                                n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime,
+                                exclusion=cfg.exclusion)
         key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
         if postprocess:
             key["postprocess"] = {"tables": postprocess,
@@ -190,7 +192,7 @@ class Bench:
         variant = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
         variant += f"_drop-absent-{absent:g}" if absent is not None else ""
         variant += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
-        folder = self.out / "cells" / (store_key if setting == 1 else f"{store_key}_setting2") / safe_name(label)
+        folder = self.out / "cells" / self._table_key(store_path, setting) / safe_name(label)
         cell_path = folder / f"{stem}{named}{variant}.json"
         digest = _digest(key)
         for path in dict.fromkeys([cell_path, folder / f"{stem}{variant}.json"]):  # + cells written before sets were named
@@ -276,7 +278,8 @@ class Bench:
             columns.append(PUBLISHED_COLUMN)
         inference = [*cfg.eval_overrides,
                      *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent")))]
-        title = (f"{store_key}: Dice (%), setting {setting}, {cfg.shots}-shot, "
+        rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
+        title = (f"{store_key}: Dice (%), setting {setting}{rule}, {cfg.shots}-shot, "
                  f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
                  f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
                  + (f"; inference {', '.join(inference)}" if inference else ""))
@@ -293,6 +296,12 @@ class Bench:
             table.add(labels[entry], row)
         return table, cells
 
+    def _table_key(self, store_path: str, setting: int) -> str:
+        """The name of a store's table and cell folder in ``setting``: setting 1 keeps the store's
+        name; setting 2 adds ``_setting2`` and, for the ``all`` exclusion rule, ``-all``."""
+        rule = "" if self.config.exclusion == "any" else f"-{self.config.exclusion}"
+        return Path(store_path).stem + ("" if setting == 1 else f"_setting2{rule}")
+
     def run(self) -> BenchResult:
         from fewshotkit.evaluation.figures import bar_chart
 
@@ -304,7 +313,7 @@ class Bench:
         for store_path in cfg.stores:
             for setting in cfg.setting:
                 # one table per store and setting; setting 1 keeps the store's name as its key
-                key = Path(store_path).stem + ("" if setting == 1 else "_setting2")
+                key = self._table_key(store_path, setting)
                 self._timings = []
                 table, cells = self._table(store_path, setting)
                 stem = self.out / f"{key}_comparison"

@@ -77,3 +77,13 @@ def test_bench_names_the_rule_in_its_table_and_keeps_its_cells_apart(run_cli, st
     assert "setting 2 (exclusion any)" in (out / "syn_setting2_comparison.md").read_text()
     assert "setting 2 (exclusion all)" in (out / "syn_setting2-all_comparison.md").read_text()
     assert (out / "cells" / "syn_setting2").is_dir() and (out / "cells" / "syn_setting2-all").is_dir()
+
+
+def test_eval_of_a_setting_2_run_names_its_rule(run_cli, store, tmp_path):
+    run = tmp_path / "all"
+    assert run_cli("train", "--preset", "alpnet-init-cpu", "--store", str(store), "--out", str(run), "--setting", "2",
+                   "--exclude", "liver,spleen", "--exclusion", "all", "--device", "cpu", "--steps", "0",
+                   "--regime", "supervised").exit_code == 0
+    result = run_cli("eval", str(run), "--store", str(store), "--fold", "0", "--class", "liver", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "setting 2 (exclusion all)" in result.output

@@ -90,7 +90,9 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     absent = document["protocol"]["drop_absent"]
     cleanup += (", " if cleanup else "") + (f"drop-absent {absent:g}" if absent else "")
     shown = [item for item in overrides if item.split("=", 1)[0].strip() not in ("postprocess", "drop_absent")]
-    _print_tables(outputs.folds, title=f"{_method_title(document)}, {protocol}, {shots}-shot"
+    trained = (document.get("training") or {}).get("run") or {}
+    setting = f", setting 2 (exclusion {trained.get('exclusion', 'any')})" if trained.get("setting") == 2 else ""
+    _print_tables(outputs.folds, title=f"{_method_title(document)}{setting}, {protocol}, {shots}-shot"
                   + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in shown))
     if output:
         write_json(output, document)

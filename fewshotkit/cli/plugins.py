@@ -5,18 +5,26 @@ from __future__ import annotations
 import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import click
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.apps.plugin_template import TEMPLATES
 from fewshotkit.host.registry import KINDS
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins(as_json: bool) -> None:
-    """List the loaded plugins: name, version, hooks, components, load failures and name conflicts."""
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List the loaded plugins: name, version, hooks, components, load failures and name conflicts.
+
+    `fewshotkit plugins new KIND NAME` writes a new plugin package.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from fewshotkit.host.plugin_host import get_host
 
     host = get_host()
@@ -43,6 +51,39 @@ def plugins(as_json: bool) -> None:
     console.print(table)
     for message in host.conflicts:
         console.print(f"[red]conflict:[/red] {escape(message)}")
+
+
+@plugins.command("new")
+@click.argument("kind", type=click.Choice(list(TEMPLATES)))
+@click.argument("name")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder to write the package folder fewshotkit-NAME into.")
+def new(kind: str, name: str, out: Path) -> None:
+    """Write a pip-installable plugin package providing the KIND component NAME.
+
+    The package has the entry point, the component class (a small working implementation with its
+    interface's docstrings) and a test that runs fewshotkit's contract tests over it.
+
+    \b
+    fewshotkit plugins new pooler max-pool --out .
+    pip install -e ./fewshotkit-max-pool && python -m pytest fewshotkit-max-pool
+    """
+    from fewshotkit.apps.plugin_template import new_plugin
+    from fewshotkit.host.plugin_host import get_host
+
+    host = get_host()
+    if name in host.plugins:
+        raise FewshotkitError(f"a plugin named '{name}' is loaded already: choose another NAME")
+    try:
+        taken = host.registry.get(kind, name).name
+    except FewshotkitError:
+        taken = None
+    if taken is not None:
+        raise FewshotkitError(f"the {kind} name '{name}' is taken by {kind} '{taken}': choose another NAME")
+    target = new_plugin(kind, name, out)
+    shown = str(target) if target.is_absolute() or str(target).startswith(".") else f"./{target}"
+    click.echo(f"wrote {shown}: install it with `pip install -e {shown}`, then "
+               f"`python -m pytest {shown}` runs the contract tests over {kind} '{name}'")
 
 
 @click.command()

@@ -26,12 +26,16 @@ def estimate_range(support_range: tuple[int, int], support_depth: int, query_dep
     """Map a z-range of the support scan to the same relative position in the query scan.
 
     ``[z0, z1]`` of a support of depth Zs -> ``[round(z0 (Zq-1)/(Zs-1)), round(z1 (Zq-1)/(Zs-1))]``,
-    clipped to the query's slices 0..Zq-1.
+    clipped to the query's slices 0..Zq-1. Halves round up, computed in integers: Python's
+    ``round`` sends halves to the even neighbour, so two support ranges of one length could map
+    to query ranges of different lengths, and a float product can land a hair off the half.
     """
-    scale = (query_depth - 1) / max(support_depth - 1, 1)
-    lo = int(round(support_range[0] * scale))
-    hi = int(round(support_range[1] * scale))
-    return max(0, min(lo, query_depth - 1)), max(0, min(hi, query_depth - 1))
+    scale_num, scale_den = query_depth - 1, max(support_depth - 1, 1)
+
+    def mapped(z: int) -> int:
+        return max(0, min((2 * z * scale_num + scale_den) // (2 * scale_den), query_depth - 1))
+
+    return mapped(int(support_range[0])), mapped(int(support_range[1]))
 
 
 def estimated_query_range(support_class_slices: Sequence[int], support_depth: int, query_depth: int) -> tuple[int, int]:

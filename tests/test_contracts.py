@@ -25,7 +25,7 @@ from fewshotkit.method.spec import PART_KINDS, MethodSpec, _method_part_params, 
 
 REGISTRY = PluginHost().registry  # entry points only, independent of the process-wide host
 SMALL_PARTS = {
-    "backbone": {"type": "light", "width": 8, "out_channels": 16},
+    "backbone": {"type": "light", "width": 8, "out_channels": 16, "levels": 2},  # two levels for dual-scale methods
     "pooler": {"type": "alp"},
     "classifier": {"type": "cosine-softmax"},
 }

@@ -379,7 +379,7 @@ def test_cpu_forms_keep_each_methods_regime_and_take_the_recipe():
     from fewshotkit.method.presets import PRESETS
 
     recipe = PRESETS["ssl-alpnet-cpu"]
-    for name in ("senet-cpu", "panet-cpu", "alpnet-cpu", "ssl-panet-cpu", "ssl-qnet-cpu"):
+    for name in ("senet-cpu", "panet-cpu", "alpnet-cpu", "ssl-panet-cpu", "ssl-qnet-single-cpu"):
         form, base = PRESETS[name], PRESETS[name.removesuffix("-cpu")]
         assert form["image_size"] == recipe["image_size"] and form["training"]["regime"] == base["training"]["regime"]
         assert {k: v for k, v in form["training"].items() if k != "regime"} == \

@@ -16,7 +16,7 @@ from fewshotkit.interfaces.method import Episode
 from fewshotkit_threshold.classifiers import QueryThresholdClassifier, ThresholdClassifier, threshold_logits
 from fewshotkit_threshold.regional import RegionalPooler, farthest_points, region_prototypes
 
-THRESHOLD_PRESETS = ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-regional-cpu")
+THRESHOLD_PRESETS = ("ssl-adnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu")
 TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbone.output_stride=8",
         "training.log_every=2", "training.checkpoint_every=100", "training.batch_size=2"]
 
@@ -108,7 +108,7 @@ def test_threshold_regulariser_only_in_training_and_its_gradient():
 
 
 def test_qnet_threshold_follows_the_query_and_trains():
-    method = tiny_method("ssl-qnet-cpu").train()
+    method = tiny_method("ssl-qnet-single-cpu").train()
     head = method.classifier.head
     assert head.in_features == 32 and torch.all(head.weight == 0) and head.bias.item() == -10.0
     out = method(_episode())

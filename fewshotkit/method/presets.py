@@ -69,10 +69,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "options": {"bg_weight": 0.1, "align_weight": 1.0},
         "classifier": {"type": "threshold", "scale": 20.0, "init_threshold": -10.0, "threshold_weight": 1.0},
     },
-    "ssl-qnet": {
+    # Q-Net's single-scale form on the composed method (the ssl-qnet presets before the published form)
+    "ssl-qnet-single": {
         **_composed("qnet", {"type": "masked-avg"}, "query-threshold", "ssl", 50_000),
         "options": {"bg_weight": 0.1, "align_weight": 1.0},
         "classifier": {"type": "query-threshold", "scale": 20.0, "init_threshold": -10.0, "refine_steps": 0},
+    },
+    # Q-Net as published (docs/methods.md): Q-Net's two-level ResNet-101 (layer3 at stride 4, layer4
+    # at 8, each reduced to 512 channels), fusion 0.9 / 0.1, refinement on; its script's schedule
+    # (30k steps, x0.98 every 1000)
+    "ssl-qnet": {
+        "method": "qnet-dual",
+        "image_size": 256,
+        "options": {"alpha": 0.9, "scale": 20.0, "refine_steps": 7, "refine_lr": 0.01, "bg_weight": 0.1,
+                    "align_weight": 1.0},
+        "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
+        "training": {"regime": "ssl", "steps": 30_000, "lr_step": 1_000, "lr_gamma": 0.98},
     },
     "ssl-regional": {
         **_composed("regional", {"type": "regional", "regions": 10, "include_global": True}, "query-threshold",
@@ -110,12 +122,25 @@ def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
 
 # every other method at the CPU recipe's budget, so that one table compares them at one cost
 PRESETS.update({f"{name}-cpu": cpu_form(PRESETS[name])
-                for name in ("ssl-adnet", "ssl-qnet", "ssl-regional", "ssl-panet", "alpnet", "panet", "senet",
-                             "alpnet-init")})
+                for name in ("ssl-adnet", "ssl-qnet-single", "ssl-regional", "ssl-panet", "alpnet", "panet",
+                             "senet", "alpnet-init")})
+
+#: the CPU recipe's light encoder at output stride 8 with its finer level: at 128 px, levels of
+#: 32 x 32 (stride 4) and 16 x 16 (stride 8), a quarter and an eighth of the slice as in the papers
+_CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2}
+
+
+def _two_level_cpu_form(name: str) -> dict[str, Any]:
+    table = cpu_form(PRESETS[name])
+    table["backbone"] = dict(_CPU_TWO_LEVELS)
+    return table
+
+
+PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet",)})
 
 # a learned threshold under the CPU recipe: AdamW moves a parameter at most ~lr per step, so T (and
 # Q-Net's threshold head) would travel at most the sum of the learning rates, about 1 unit over the
 # recipe's 2000 cosine steps, while ADNet's init (-10) and the thresholds its SGD regime reaches lie
 # several units apart. Their own group at 10 x lr lets T travel ~10 units (tests/test_parameter_groups.py).
-for _name in ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-regional-cpu"):
+for _name in ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu"):
     PRESETS[_name]["training"]["groups"] = {"threshold": {"lr_scale": 10.0}}

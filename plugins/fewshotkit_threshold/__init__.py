@@ -12,6 +12,16 @@ __version__ = "0.1.0"
 
 
 @hookimpl
+def register_methods(register):
+    register(
+        "qnet-dual",
+        "fewshotkit_threshold.qnet:QNetMethod",
+        description="Q-Net as published: two feature levels fused 0.9 / 0.1, threshold head on the deepest "
+                    "pooled features, test-time prototype refinement (7 Adam steps)",
+    )
+
+
+@hookimpl
 def register_poolers(register):
     register(
         "regional",

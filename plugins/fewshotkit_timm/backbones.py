@@ -137,11 +137,20 @@ class TimmBackbone(Backbone):
 
 
 def deeplab_resnet101(
-    out_channels: int = 256, in_channels: int = 3, weights: str | None = None
-) -> TimmBackbone:
+    out_channels: int = 256, in_channels: int = 3, weights: str | None = None, levels: int = 1
+) -> Backbone:
     """The paper's backbone: ResNet-101 body dilated to output stride 8 (DeepLabv3 without ASPP),
     then a bias-free 1x1 conv 2048 -> 256 (256 x 32 x 32 features for a 256 x 256 slice).
 
     ``weights``: a local torchvision ``deeplabv3_resnet101`` (COCO) or ResNet-101 checkpoint.
+    ``levels=2``: Q-Net's form, which also hands out a finer level: layer3 at stride 4 (64 x 64 at
+    256 px) beside layer4 at stride 8, each through its own 1x1 conv
+    (:class:`~fewshotkit_timm.dual.DualLevelResNet101`).
     """
+    if levels not in (1, 2) or isinstance(levels, bool):
+        raise FewshotkitError(f"option 'backbone.levels' must be 1 or 2, got {levels!r}")
+    if levels == 2:
+        from fewshotkit_timm.dual import DualLevelResNet101
+
+        return DualLevelResNet101(out_channels, in_channels, weights)
     return TimmBackbone("resnet101", out_channels, in_channels, 8, weights)

@@ -11,11 +11,13 @@ Design (for ~1 h of 2-core training without pretrained weights):
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
 from fewshotkit import FewshotkitError
-from fewshotkit.interfaces.backbone import Backbone
+from fewshotkit.interfaces.backbone import Backbone, FeatureLevel
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -56,6 +58,9 @@ class LightEncoder(Backbone):
         width: channels of the first stage (x2, x4 later); a multiple of 4, >= 8.
         output_stride: 4 or 8 (later stages are dilated instead of strided).
         norm: "group" (GroupNorm, batch-size independent) or "batch".
+        levels: 1 (the deepest features only) or 2 (also a level at half the output stride: the
+            second stage at output stride 8, the stem at 4, projected to ``out_channels`` by its
+            own 1x1 conv), for methods that fuse two scales.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class LightEncoder(Backbone):
         width: int = 32,
         output_stride: int = 8,
         norm: str = "group",
+        levels: int = 1,
     ) -> None:
         super().__init__()
         if in_channels not in (1, 3):
@@ -75,6 +81,8 @@ class LightEncoder(Backbone):
             raise FewshotkitError(f"option 'backbone.norm' must be 'group' or 'batch', got {norm!r}")
         if not isinstance(width, int) or width < 8 or width % 4:
             raise FewshotkitError(f"option 'backbone.width' must be a multiple of 4, >= 8, got {width!r}")
+        if levels not in (1, 2) or isinstance(levels, bool):
+            raise FewshotkitError(f"option 'backbone.levels' must be 1 or 2, got {levels!r}")
         w1, w2, w3 = width, 2 * width, 4 * width
         self.stem = nn.Sequential(_conv_norm_act(in_channels, w1, norm, 2), _conv_norm_act(w1, w1, norm))
         self.stage2 = nn.Sequential(_conv_norm_act(w1, w2, norm, 2), _ResBlock(w2, norm))
@@ -83,6 +91,9 @@ class LightEncoder(Backbone):
             *(_ResBlock(w3, norm, d) for d in (1, 2, 4)),
         )
         self.proj = nn.Conv2d(w3, out_channels, 1, bias=False)
+        # only built when asked for, so the single-level encoder keeps its parameters (and old runs load)
+        self.fine_proj = nn.Conv2d(w2 if output_stride == 8 else w1, out_channels, 1, bias=False) if levels == 2 \
+            else None
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = output_stride
@@ -90,3 +101,19 @@ class LightEncoder(Backbone):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, in_channels, H, W) -> features (B, out_channels, H / stride, W / stride)."""
         return self.proj(self.stage3(self.stage2(self.stem(images))))
+
+    def feature_levels(self) -> list[FeatureLevel]:
+        """[the finer level (stride / 2), the deepest] with ``levels=2``; else the deepest only."""
+        deepest = FeatureLevel(self.stride, self.out_channels)
+        return [FeatureLevel(self.stride // 2, self.out_channels), deepest] if self.fine_proj is not None \
+            else [deepest]
+
+    def forward_levels(self, images: torch.Tensor, levels: Sequence[int]) -> list[torch.Tensor]:
+        """The requested levels (see :meth:`Backbone.forward_levels`) from one pass."""
+        index = self.check_levels(levels)
+        if self.fine_proj is None:
+            return [self(images)]
+        stem = self.stem(images)
+        mid = self.stage2(stem)
+        maps = [self.fine_proj(mid if self.stride == 8 else stem), self.proj(self.stage3(mid))]
+        return [maps[i] for i in index]

@@ -32,8 +32,10 @@ METHOD_LABELS = {
     "ssl-alpnet-cpu-bf16": "SSL-ALPNet (CPU recipe, bfloat16, 3000 steps)",
     "ssl-adnet": "ADNet",
     "ssl-adnet-cpu": "ADNet (CPU recipe)",
-    "ssl-qnet": "Q-Net (single scale)",
-    "ssl-qnet-cpu": "Q-Net (single scale, CPU recipe)",
+    "ssl-qnet": "Q-Net",
+    "ssl-qnet-cpu": "Q-Net (CPU recipe)",
+    "ssl-qnet-single": "Q-Net (single scale)",
+    "ssl-qnet-single-cpu": "Q-Net (single scale, CPU recipe)",
     "ssl-regional": "Regional prototypes (RPT-style)",
     "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
     "ssl-panet-cpu": "SSL-PANet (CPU recipe)",
@@ -46,7 +48,7 @@ METHOD_LABELS = {
 #: Published 1-shot mean Dice (Roy protocol) shown beside a row: store preset (the ``ingest``
 #: preset recorded in the store) -> method family (preset name without ``-cpu``) -> (setting 1,
 #: setting 2). Abd-MRI: the SSL-ALPNet paper's Tables 1-2 for its six rows, the Q-Net paper for
-#: Q-Net (multi-scale, ours is single scale) and the RPT paper for the RPT-style row. No entry
+#: Q-Net and the RPT paper for the RPT-style row. No entry
 #: for ACDC: the papers' cardiac set is MS-CMRSeg bSSFP, not ACDC.
 PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
     "chaos-t2": {

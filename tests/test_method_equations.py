@@ -1,0 +1,137 @@
+"""Known answers for the published successors' equations (Q-Net, RPT, GMRD): tiny tensors whose
+outputs are worked out by hand, one test per equation of the method cards in docs/methods.md."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pytest
+import torch
+
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.interfaces.backbone import Backbone, FeatureLevel
+from fewshotkit.interfaces.method import Episode
+from fewshotkit_threshold.common import ThresholdHead, pool_upsampled, threshold_probabilities
+from fewshotkit_threshold.refine import refine_prototypes_bce
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+class FixedLevels(Backbone):
+    """A backbone handing out fixed feature maps (one per level, finest first) for every image."""
+
+    def __init__(self, maps: Sequence[torch.Tensor], strides: Sequence[int]) -> None:
+        super().__init__()
+        self.maps = [m.float() for m in maps]
+        self.strides = list(strides)
+        self.gain = torch.nn.Parameter(torch.ones(()))
+        self.in_channels, self.out_channels, self.stride = 1, self.maps[-1].shape[0], self.strides[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward_levels(images, (-1,))[0]
+
+    def feature_levels(self) -> list[FeatureLevel]:
+        return [FeatureLevel(s, m.shape[0]) for s, m in zip(self.strides, self.maps)]
+
+    def forward_levels(self, images: torch.Tensor, levels: Sequence[int]) -> list[torch.Tensor]:
+        return [self.gain * self.maps[i].expand(images.shape[0], -1, -1, -1) for i in self.check_levels(levels)]
+
+
+def one_way_episode(fg: torch.Tensor, queries: int = 1) -> Episode:
+    """A 1-shot 1-way episode with the support foreground ``fg`` (H, W)."""
+    H, W = fg.shape
+    masks = torch.stack([1 - fg, fg])[None, None].float()
+    return Episode(torch.zeros(1, 1, 1, H, W), masks, torch.zeros(1, queries, 1, H, W))
+
+
+# -- the threshold rule (ADNet, Q-Net, RPT) ----------------------------------------------------------
+def test_threshold_rule_by_hand():
+    # cos 1, 0.5, 0 and -1 to the prototype e_0; alpha 20, T -10: p_fg = sigmoid(0.5 (20 cos - 10))
+    feats = torch.tensor([[1.0, 0.5, 0.0, -1.0], [0.0, math.sqrt(0.75), 1.0, 0.0]]).view(1, 2, 1, 4)
+    probs = threshold_probabilities(feats, torch.tensor([[3.0, 0.0]]), torch.tensor(-10.0), 20.0)
+    expected = [sigmoid(5), sigmoid(0), sigmoid(-5), sigmoid(-15)]
+    assert probs[0, 1, 0].tolist() == pytest.approx(expected, abs=1e-6)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(1, 1, 4))
+
+
+def test_prototype_pools_features_upsampled_to_the_mask():
+    # a 1 x 2 feature map [0, 4] upsampled to 1 x 4 (bilinear, half-pixel centres) is [0, 1, 3, 4];
+    # the mask keeps the last two pixels: prototype (3 + 4) / 2 = 3.5 (1e-5 in the denominator)
+    feats = torch.tensor([0.0, 4.0]).view(1, 1, 1, 2)
+    mask = torch.tensor([0.0, 0.0, 1.0, 1.0]).view(1, 1, 1, 4)
+    assert pool_upsampled(feats, mask).item() == pytest.approx(3.5, rel=1e-4)
+    two_shots = pool_upsampled(torch.cat([feats, 2 * feats]), torch.cat([mask, mask]))
+    assert two_shots.item() == pytest.approx((3.5 + 7.0) / 2, rel=1e-4)  # shots are averaged
+
+
+def test_qnet_threshold_head_is_two_linear_layers_on_the_pooled_features():
+    head = ThresholdHead(2, hidden=3)
+    with torch.no_grad():
+        head.fc1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        head.fc1.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+        head.fc2.weight.copy_(torch.tensor([[1.0, 2.0, -1.0]]))
+        head.fc2.bias.fill_(0.5)
+    feats = torch.tensor([[1.0, 3.0], [2.0, 2.0]]).view(1, 2, 1, 2)  # GAP = (2, 2)
+    # fc1: (2, 3, 3); fc2: 2 + 6 - 3 + 0.5 = 5.5 (no non-linearity in between)
+    assert head(feats).item() == pytest.approx(5.5)
+    assert ThresholdHead(2, init_threshold=-10.0)(torch.randn(3, 2, 4, 4)).tolist() == [-10.0] * 3
+
+
+def _qnet(maps, strides, **options):
+    from fewshotkit_threshold.qnet import QNetMethod
+
+    method = QNetMethod(FixedLevels(maps, strides), hidden=1, init_threshold=-10.0, **options)
+    return method.eval()
+
+
+def test_qnet_fuses_the_levels_point_nine_point_one():
+    # support foreground: the left half. Fine level (2 x 2): left column e_0, right e_1, so the
+    # prototype is ~e_0 and the query's right column has cos 0. Deep level (1 x 1): one vector, cos 1.
+    fine = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    deep = torch.tensor([[[1.0]], [[1.0]]])
+    fg = torch.zeros(4, 4)
+    fg[:, :2] = 1
+    with torch.no_grad():
+        out = _qnet([fine, deep], [2, 4], refine_steps=0)(one_way_episode(fg)).logits.exp()[0, 0]
+    p_deep = sigmoid(5)
+    corner_left, corner_right = out[1, 0, 0].item(), out[1, 0, 3].item()  # aligned corners: exact level values
+    # the prototype: the fine map upsampled to 4 x 4 is, per row, e_0 weights [1, 0.75, 0.25, 0], so
+    # under the left half (1 + 0.75) / 2 = 0.875 of e_0 and 0.125 of e_1
+    proto = pool_upsampled(fine[None], fg[None, None])[0]
+    assert proto.tolist() == pytest.approx([0.875, 0.125], abs=1e-5)
+    cos_left, cos_right = 0.875 / math.hypot(0.875, 0.125), 0.125 / math.hypot(0.875, 0.125)
+    assert corner_left == pytest.approx(0.9 * sigmoid(0.5 * (20 * cos_left - 10)) + 0.1 * p_deep, abs=1e-5)
+    assert corner_right == pytest.approx(0.9 * sigmoid(0.5 * (20 * cos_right - 10)) + 0.1 * p_deep, abs=1e-5)
+    with torch.no_grad():
+        only_fine = _qnet([fine, deep], [2, 4], refine_steps=0, alpha=1.0)(one_way_episode(fg)).logits.exp()
+    assert only_fine[0, 0, 1, 0, 3].item() == pytest.approx(sigmoid(0.5 * (20 * cos_right - 10)), abs=1e-5)
+
+
+def test_qnet_refinement_takes_adam_steps_of_the_learning_rate_through_the_target():
+    torch.manual_seed(0)
+    feats = torch.randn(1, 4, 3, 3)
+    proto = feats[0, :, 0, 0:1].T.clone()  # (1, 4): the first pixel is foreground
+    t = torch.tensor([-10.0])
+    assert torch.equal(refine_prototypes_bce(feats, proto, t, 20.0, 0, 0.01), proto[None])
+    one = refine_prototypes_bce(feats, proto, t, 20.0, 1, 0.01)
+    moved = (one - proto[None]).abs()
+    assert torch.allclose(moved[moved > 0], torch.full_like(moved[moved > 0], 0.01), atol=1e-5)  # Adam's 1st step
+    seven = refine_prototypes_bce(feats, proto, t, 20.0, 7, 0.01)
+    assert (seven - proto[None]).abs().max() <= 0.07 + 1e-5
+    with torch.inference_mode():  # as the evaluation runs it
+        assert torch.equal(refine_prototypes_bce(feats, proto, t, 20.0, 1, 0.01), one)
+    # queries refined together = one by one
+    other = torch.randn(1, 4, 3, 3)
+    both = refine_prototypes_bce(torch.cat([feats, other]), proto, t.repeat(2), 20.0, 7, 0.01)
+    assert torch.allclose(both[0], seven[0], atol=1e-6)
+    assert torch.allclose(both[1], refine_prototypes_bce(other, proto, t, 20.0, 7, 0.01)[0], atol=1e-6)
+
+
+def test_qnet_needs_two_levels_and_says_so():
+    from fewshotkit_threshold.qnet import QNetMethod
+
+    with pytest.raises(FewshotkitError, match=r"1 feature level\(s\).*backbone.levels=2"):
+        QNetMethod(FixedLevels([torch.ones(2, 1, 1)], [8]))

@@ -1,0 +1,67 @@
+"""The published successors (Q-Net, RPT, GMRD) train on a synthetic store, save and load; their
+bad-input errors; runs of the earlier presets still load."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import pseudolabelled_store
+from fewshotkit.core.errors import FewshotkitError
+
+PUBLISHED_PRESETS = ("ssl-qnet-cpu",)
+TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "training.log_every=2",
+        "training.checkpoint_every=100", "training.batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return pseudolabelled_store(tmp_path_factory.mktemp("store") / "syn.h5", min_size=100,
+                                volumes=6, seed=0, slices=12, size=64)
+
+
+def tiny_spec(preset: str, *extra: str):
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
+
+    return apply_overrides(preset_spec(preset), [*TINY, *extra])
+
+
+@pytest.mark.parametrize("preset", PUBLISHED_PRESETS)
+def test_a_few_training_steps_then_the_run_loads_and_segments(preset, store, tmp_path, fresh_host):
+    from fewshotkit.interfaces.method import Episode
+    from fewshotkit.training import load_method, train
+
+    train(tiny_spec(preset), store, tmp_path / "run", steps=4, device="cpu", seed=0, show_progress=False)
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all(math.isfinite(m["loss"]) for m in metrics)
+    method = load_method(tmp_path / "run", "cpu").method
+    fg = torch.zeros(1, 1, 1, 64, 64)
+    fg[..., 16:40, 20:44] = 1
+    with torch.inference_mode():
+        logits = method(Episode(torch.randn(1, 1, 1, 64, 64), torch.cat([1 - fg, fg], dim=2),
+                                torch.randn(1, 2, 1, 64, 64))).logits
+    assert logits.shape == (1, 2, 2, 64, 64) and torch.allclose(logits.exp().sum(dim=2), torch.ones(1, 2, 64, 64))
+
+
+def test_a_run_of_the_earlier_single_scale_qnet_preset_loads(store, tmp_path, fresh_host):
+    from fewshotkit.method.composed import ComposedPrototypeMethod
+    from fewshotkit.training import load_method, train
+
+    spec = tiny_spec("ssl-qnet-single-cpu")
+    spec.preset = "ssl-qnet-cpu"  # as runs recorded it before the preset became the published form
+    train(spec, store, tmp_path / "run", steps=2, device="cpu", seed=0, show_progress=False)
+    loaded = load_method(tmp_path / "run", "cpu")
+    assert isinstance(loaded.method, ComposedPrototypeMethod) and loaded.spec.preset == "ssl-qnet-cpu"
+
+
+def test_a_two_level_method_on_a_one_level_backbone_is_one_line(fresh_host):
+    from fewshotkit.method.spec import build_method
+
+    with pytest.raises(FewshotkitError, match=r"has 1 feature level\(s\).*backbone.levels=2") as info:
+        build_method(tiny_spec("ssl-qnet-cpu", "backbone.levels=1"))
+    assert "\n" not in str(info.value)

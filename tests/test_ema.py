@@ -10,7 +10,7 @@ import torch
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training.config import TrainingConfig
-from fewshotkit.method.checkpoint import EMA_KEY, averaged_weights
+from fewshotkit.method.checkpoint import EMA_KEY, HOOKS, averaged_weights
 from fewshotkit.training.ema import WeightAverage
 
 from conftest import pseudolabelled_store
@@ -18,6 +18,11 @@ from conftest import pseudolabelled_store
 TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbone.output_stride=8",
         "training.log_every=2", "training.checkpoint_every=2", "training.batch_size=1", "training.ema=0.5",
         "training.optimizer=sgd", "training.schedule=step", "training.warmup_steps=0", "training.lr=0.01"]
+
+
+def _with_average(payload: dict) -> dict:
+    """A checkpoint with the weight average (the EMA hook's state) beside the raw weights."""
+    return {**payload, EMA_KEY: payload[HOOKS][EMA_KEY]}
 
 
 def test_config_checks_the_decay_and_leaves_it_out_when_off():
@@ -55,7 +60,7 @@ def test_checkpoints_keep_the_average_resume_exactly_and_inference_uses_it(tmp_p
     straight = train(spec, store, tmp_path / "a", steps=6, device="cpu", seed=1, show_progress=False)
     train(spec, store, tmp_path / "b", steps=3, device="cpu", seed=1, show_progress=False)
     resumed = train(None, None, tmp_path / "b", resume=True, steps=6, device="cpu", show_progress=False)
-    a, b = (torch.load(p, weights_only=True) for p in (straight, resumed))
+    a, b = (_with_average(torch.load(p, weights_only=True)) for p in (straight, resumed))
     assert a[EMA_KEY]["n_averaged"].item() == 6
     for key, value in a[EMA_KEY].items():
         assert torch.equal(value, b[EMA_KEY][key]), key
@@ -63,3 +68,27 @@ def test_checkpoints_keep_the_average_resume_exactly_and_inference_uses_it(tmp_p
     assert any(not torch.equal(average[k], raw[k]) for k in raw), "the average lags the weights"
     loaded = load_method(straight).method.state_dict()
     assert all(torch.equal(loaded[k], average[k]) for k in average)
+
+
+def test_a_version_1_checkpoint_keeps_its_average_for_inference_and_resume(tmp_path, fresh_host):
+    """Version 1 checkpoints held the average at the top level ("ema"), without "hooks": inference
+    still predicts with it and a resume still continues it exactly."""
+    from fewshotkit.method.checkpoint import load_method
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.training import train
+
+    store = pseudolabelled_store(tmp_path / "syn.h5", min_size=100, volumes=6, seed=0, slices=12, size=64)
+    spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), TINY)
+    straight = train(spec, store, tmp_path / "a", steps=4, device="cpu", seed=1, show_progress=False)
+    last = train(spec, store, tmp_path / "b", steps=2, device="cpu", seed=1, show_progress=False)
+    payload = torch.load(last, weights_only=True)
+    payload.update(version=1, **{EMA_KEY: payload.pop(HOOKS)[EMA_KEY]})
+    torch.save(payload, last)
+
+    average = averaged_weights(payload[EMA_KEY])
+    loaded = load_method(last).method.state_dict()
+    assert all(torch.equal(loaded[k], average[k]) for k in average)
+    resumed = train(None, None, tmp_path / "b", resume=True, steps=4, device="cpu", show_progress=False)
+    a, b = (torch.load(p, weights_only=True)[HOOKS][EMA_KEY] for p in (straight, resumed))
+    assert a["n_averaged"].item() == 4 and all(torch.equal(a[k], b[k]) for k in a)

@@ -4,10 +4,13 @@ weights verified, and the method rebuilt from it for inference.
 A checkpoint (``torch.save`` of a dict of plain data and tensors, loadable with
 ``weights_only=True``) holds: ``format``, ``version``, ``step``, ``model`` (state dict),
 ``optimizer``, ``scheduler``, ``scaler`` (or None), ``rng`` (one entry per DDP rank: python,
-numpy, torch CPU/CUDA, sampler numpy Generator, augmentation torch Generator), ``spec_toml``
-(the resolved spec), ``plugin_versions``, ``plugin_providers`` (``"kind:name"`` -> plugin),
-``run`` (run.json) and ``torch_version``, and ``ema`` when the run averaged its weights;
-:func:`save_checkpoint` adds ``model_sha256`` (:func:`state_dict_digest` of ``model``).
+numpy, torch CPU/CUDA, sampler numpy Generator, augmentation torch Generator),
+``train_seconds``, ``train_cpu_seconds``, ``hooks`` (each training hook's state by the hook's
+name: ``ema`` when the run averaged its weights), ``spec_toml`` (the resolved spec),
+``plugin_versions``, ``plugin_providers`` (``"kind:name"`` -> plugin), ``run`` (run.json) and
+``torch_version``; :func:`save_checkpoint` adds ``model_sha256`` (:func:`state_dict_digest` of
+``model``). Version 1 kept the weight average at the top level (``ema``) and had no ``hooks``;
+:func:`read_checkpoint` gives such a file in today's layout.
 
 Reading verifies the weights against ``model_sha256`` (or, for older checkpoints, against the
 ``rank_weight_sha256`` a completed run wrote to run.json), so a corrupted file is an error
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from fewshotkit.method.spec import MethodSpec
 
 FORMAT = "fewshotkit-checkpoint"
-VERSION = 1
+VERSION = 2
 LAST = "last.pt"
 DIGEST = "model_sha256"
 
@@ -65,7 +68,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     return path
-#: the checkpoint key of the averaged weights (an ``AveragedModel`` state dict: ``module.*`` + ``n_averaged``)
+#: the checkpoint key of the training hooks' states
+HOOKS = "hooks"
+#: the weight average's hook name (its state: an ``AveragedModel`` state dict, ``module.*`` + ``n_averaged``)
 EMA_KEY = "ema"
 
 
@@ -124,6 +129,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
         )
     _verify_weights(payload, ckpt_path)
     payload["path"] = str(ckpt_path)
+    return _upgrade(payload)
+
+
+def _upgrade(payload: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 checkpoint in today's layout: its weight average moves under ``hooks``."""
+    if HOOKS not in payload:
+        average = payload.pop(EMA_KEY, None)
+        payload[HOOKS] = {EMA_KEY: average} if average else {}
     return payload
 
 
@@ -178,8 +191,9 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu",
         method = build_method(spec)
     except FewshotkitError as exc:
         raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
+    average = payload[HOOKS].get(EMA_KEY)  # read_checkpoint gives every version this layout
     try:  # a run trained with training.ema: the averaged weights are the ones to predict with
-        method.load_state_dict(averaged_weights(payload[EMA_KEY]) if payload.get(EMA_KEY) else payload["model"])
+        method.load_state_dict(averaged_weights(average) if average else payload["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         if overrides:

@@ -1,59 +1,18 @@
-"""Resuming a run: the random states a checkpoint carries, the check that a resumed run trains on
-the same data, and pruning old step checkpoints. The file format itself is
-:mod:`fewshotkit.method.checkpoint`.
+"""Resuming a run: the check that a resumed run trains on the same data, and pruning old step
+checkpoints. The file format is :mod:`fewshotkit.method.checkpoint`; what a checkpoint holds is
+:meth:`fewshotkit.training.trainer.Trainer.state_dict`; the random states are
+:mod:`fewshotkit.training.streams`.
 """
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import torch
 
 from fewshotkit.core.errors import FewshotkitError
 
 if TYPE_CHECKING:
     from fewshotkit.data.store.reader import SliceStore
-
-
-# -- random states ------------------------------------------------------------------------------
-def capture_rng(sampler_rng: np.random.Generator, aug_generator: torch.Generator) -> dict[str, Any]:
-    """Every random state of this process (plain data + tensors, safe for weights_only loading)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(gauss)],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "sampler": sampler_rng.bit_generator.state,
-        "augment": aug_generator.get_state(),
-    }
-
-
-def restore_rng(state: dict[str, Any], sampler_rng: np.random.Generator, aug_generator: torch.Generator) -> bool:
-    """Inverse of :func:`capture_rng`; False when the augmentation state is another device type's
-    (a run trained on the CPU resumed on a GPU, or back), which ``aug_generator`` cannot take."""
-    random.setstate(_tuplify(state["python"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    sampler_rng.bit_generator.state = state["sampler"]
-    # a CPU generator's state (Mersenne Twister) and a CUDA one's (Philox) differ in size
-    if state["augment"].numel() != aug_generator.get_state().numel():
-        return False
-    aug_generator.set_state(state["augment"])
-    return True
-
-
-def _tuplify(value: Any) -> Any:
-    """random.setstate wants nested tuples; a round trip may give lists."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_tuplify(v) for v in value)
-    return value
 
 
 def check_resume_store(previous_run: dict[str, Any], store: "SliceStore") -> None:

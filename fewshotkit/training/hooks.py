@@ -16,10 +16,10 @@ import torch
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training import distributed as ddp
-from fewshotkit.method.checkpoint import LAST, save_checkpoint
-from fewshotkit.training.checkpoint import capture_rng, prune_checkpoints
+from fewshotkit.method.checkpoint import FORMAT, LAST, VERSION, save_checkpoint
+from fewshotkit.training.checkpoint import prune_checkpoints
 from fewshotkit.training.optim import monitored_scalars
-from fewshotkit.training.trainer import HookBase
+from fewshotkit.training.trainer import HookBase, Trainer
 
 
 def now() -> str:
@@ -27,35 +27,25 @@ def now() -> str:
 
 
 class Checkpointer:
-    """Writes ``last.pt`` (and numbered copies) holding everything an exact resume needs."""
+    """Writes ``last.pt`` (and numbered copies): the trainer's :meth:`~Trainer.state_dict`, which
+    holds everything an exact resume needs, and ``extra(step)``, what describes the run then."""
 
-    def __init__(self, directory: Path, info: ddp.DistInfo, aug_generator: torch.Generator, keep: int,
-                 extra: Callable[[int], dict[str, Any]]) -> None:
+    def __init__(self, directory: Path, info: ddp.DistInfo, keep: int, extra: Callable[[int], dict[str, Any]]) -> None:
         self.directory = directory
         self.info = info
-        self.aug_generator = aug_generator
         self.keep = keep
         self.extra = extra  # step -> spec text, plugin versions, run record ... at the time of saving
-        self.trainer: Any = None
 
-    def save(self, numbered: bool) -> Path:
-        t = self.trainer
-        t.synchronize()
-        rng_states = ddp.all_gather(capture_rng(t.sampler_rng, self.aug_generator), self.info)
+    def save(self, trainer: Trainer, numbered: bool) -> Path:
+        """Save on rank 0 (every rank calls it: the random states are gathered); returns ``last.pt``."""
+        state = trainer.state_dict()
         last = self.directory / LAST
         if self.info.is_main:
-            blob = {
-                "format": "fewshotkit-checkpoint", "version": 1, "step": t.step,
-                "model": t.method.state_dict(), "optimizer": t.optimizer.state_dict(),
-                "scheduler": t.scheduler.state_dict(),
-                "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
-                "rng": rng_states, "train_seconds": t.train_seconds,
-                "train_cpu_seconds": t.train_cpu_seconds, "torch_version": str(torch.__version__),
-                **self.extra(t.step),
-            }
+            blob = {"format": FORMAT, "version": VERSION, **state, "torch_version": str(torch.__version__),
+                    **self.extra(trainer.step)}
             save_checkpoint(last, blob)
             if numbered:
-                save_checkpoint(self.directory / f"step_{t.step:06d}.pt", blob)
+                save_checkpoint(self.directory / f"step_{trainer.step:06d}.pt", blob)
                 prune_checkpoints(self.directory, self.keep)
         return last
 
@@ -67,12 +57,9 @@ class PeriodicCheckpoint(HookBase):
         self.checkpointer = checkpointer
         self.every = every
 
-    def before_train(self) -> None:
-        self.checkpointer.trainer = self.trainer
-
     def after_step(self) -> None:
         if self.trainer.step % self.every == 0 and self.trainer.step < self.trainer.steps:
-            self.checkpointer.save(numbered=True)
+            self.checkpointer.save(self.trainer, numbered=True)
 
 
 class MetricsLogger(HookBase):

@@ -1,22 +1,29 @@
 """A small training loop whose behaviour lives in hooks (after detectron2's TrainerBase + HookBase).
 
 :class:`Trainer` only draws a batch, runs the method, steps the optimiser and the schedule, and
-counts steps and training seconds. Logging, checkpoints, the episode log and the Dice-vs-time
-curve are :class:`HookBase` subclasses (``fewshotkit.training.hooks``) called around each step,
-so a new behaviour (EMA, early stopping, a custom metric) is a new hook, not an edit of the loop.
+counts steps and training seconds. Logging, checkpoints, the episode log, the weight average and
+the Dice-vs-time curve are :class:`HookBase` subclasses (``fewshotkit.training.hooks``) called
+around each step, so a new behaviour (early stopping, a custom metric) is a new hook, not an edit
+of the loop. :meth:`Trainer.state_dict` holds everything an exact resume needs, each hook's state
+under the hook's :attr:`~HookBase.name` included; a checkpoint is that state, and resuming loads it
+back with :meth:`Trainer.load_state_dict`.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from fewshotkit.core.errors import FewshotkitError
+
+if TYPE_CHECKING:
+    from fewshotkit.training.streams import RandomStreams
 
 
 class HookBase:
@@ -25,20 +32,46 @@ class HookBase:
     ``self.trainer`` is a weak proxy (as in detectron2): the trainer owns its hooks, and no cycle
     through them keeps a finished run's model alive.
 
-    ``after_train`` runs even when training stops with an error or an interruption
-    (``trainer.interrupted``), so hooks close their files there.
+    In one step the trainer calls ``before_step``, draws a batch, runs the forward and the
+    backward pass, calls ``after_backward``, steps the optimiser and the schedule, and calls
+    ``after_step``. ``after_train`` runs even when training stops with an error or an
+    interruption (``trainer.interrupted``), so hooks close their files there.
+
+    A hook whose :meth:`state_dict` returns a non-empty dict has it saved in every checkpoint under
+    its :attr:`name` and given back to :meth:`load_state_dict` when the run resumes (before
+    ``before_train``).
     """
 
     trainer: "Trainer"
 
+    @property
+    def name(self) -> str:
+        """The key of this hook's state in a checkpoint: unique among a run's hooks that keep state."""
+        return type(self).__qualname__
+
     def before_train(self) -> None:
         """Once, before the first step of this process (also after a resume)."""
+
+    def before_step(self) -> None:
+        """Before every step; ``trainer.step`` is the number of completed steps."""
+
+    def after_backward(self) -> None:
+        """After the backward pass, before the optimiser step: the gradients are in the parameters'
+        ``.grad`` (scaled by ``trainer.scaler`` under float16 amp: ``trainer.scaler.unscale_(
+        trainer.optimizer)`` before reading them). Its time counts as training time."""
 
     def after_step(self) -> None:
         """After every completed step; ``trainer.step`` is the number of completed steps."""
 
     def after_train(self) -> None:
         """Once, at the end (normal, interrupted or failed)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this hook must carry over a resume (tensors and plain data); empty: nothing."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take back a :meth:`state_dict` from a checkpoint."""
 
 
 @dataclass
@@ -59,7 +92,8 @@ class Trainer:
     bare module (for checkpoints). ``train_seconds`` counts only the wall time spent in steps
     (batch drawing + forward + backward + update), never hooks such as evaluation or checkpoints;
     ``train_cpu_seconds`` is the same span in CPU time of this process (all its threads), which
-    other processes on a shared machine do not inflate.
+    other processes on a shared machine do not inflate. ``random`` holds the process's random
+    streams (``sampler_rng`` is its sampler) for checkpoints.
     """
 
     model: torch.nn.Module
@@ -79,6 +113,7 @@ class Trainer:
     amp_dtype: torch.dtype = torch.float16
     scaler: Any = None
     hooks: list[HookBase] = field(default_factory=list)
+    random: "RandomStreams | None" = None
 
     def __post_init__(self) -> None:
         self.step = self.start_step
@@ -101,18 +136,20 @@ class Trainer:
         """Train until ``steps`` or until ``should_stop()`` (then ``self.interrupted`` is True)."""
         self.method.train()
         try:
-            for hook in self.hooks:
-                hook.before_train()
+            self._call("before_train")
             while self.step < self.steps:
                 if should_stop():
                     self.interrupted = True
                     break
+                self._call("before_step")
                 self.last = self.run_step()
-                for hook in self.hooks:
-                    hook.after_step()
+                self._call("after_step")
         finally:
-            for hook in self.hooks:
-                hook.after_train()
+            self._call("after_train")
+
+    def _call(self, point: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, point)()
 
     def synchronize(self) -> None:
         """Wait for the device's queued work and count the wait as training time.
@@ -133,19 +170,10 @@ class Trainer:
         t1 = time.perf_counter()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             terms = self.model(episode).losses
-            if not terms:
-                raise FewshotkitError(
-                    f"method '{self.method_name}' returned no loss terms in training mode; it cannot be trained"
-                )
-            unknown = set(self.loss_weights) - set(terms)
-            if unknown:
-                raise FewshotkitError(
-                    f"training.loss_weights names {', '.join(sorted(unknown))}, but method '{self.method_name}' "
-                    f"returns the loss terms {', '.join(sorted(terms))}"
-                )
-            loss = sum(self.loss_weights.get(name, 1.0) * value for name, value in terms.items())
+            loss = self._weighted_loss(terms)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self._call("after_backward")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -154,3 +182,70 @@ class Trainer:
         self.train_seconds += t2 - t0
         self.train_cpu_seconds += time.process_time() - c0
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()}, records, t1 - t0)
+
+    def _weighted_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The sum of the method's loss terms, each times its ``training.loss_weights`` entry (1 if none)."""
+        if not terms:
+            raise FewshotkitError(
+                f"method '{self.method_name}' returned no loss terms in training mode; it cannot be trained"
+            )
+        unknown = set(self.loss_weights) - set(terms)
+        if unknown:
+            raise FewshotkitError(
+                f"training.loss_weights names {', '.join(sorted(unknown))}, but method '{self.method_name}' "
+                f"returns the loss terms {', '.join(sorted(terms))}"
+            )
+        return sum(self.loss_weights.get(name, 1.0) * value for name, value in terms.items())  # type: ignore[return-value]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs: the step, weights, optimiser, schedule, loss scaler,
+        every rank's random states, the training seconds and each stateful hook's state under its
+        name (``"hooks"``). A collective call under DDP: every rank makes it."""
+        self.synchronize()
+        return {
+            "step": self.step,
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": self.random.state_dict() if self.random is not None else [],
+            "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
+            "hooks": self._hook_states(),
+        }
+
+    def _hook_states(self) -> dict[str, Any]:
+        states: dict[str, Any] = {}
+        for hook in self.hooks:
+            state = hook.state_dict()
+            if not state:
+                continue
+            if hook.name in states:
+                raise FewshotkitError(f"two training hooks keep state under the name '{hook.name}'; "
+                                      "give one of them another name (override its `name` property)")
+            states[hook.name] = state
+        return states
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (a checkpoint); call it after registering the hooks.
+
+        A hook state the checkpoint holds for a hook this run does not have is left out, with a warning.
+        """
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
+        if self.random is not None:
+            self.random.load_state_dict(state["rng"], self.step)
+        saved = dict(state.get("hooks") or {})
+        for hook in self.hooks:
+            if hook.name in saved:
+                hook.load_state_dict(saved.pop(hook.name))
+        for name in saved:
+            warnings.warn(f"the checkpoint holds the state of a training hook '{name}' this run does not have; "
+                          "that state is left out", stacklevel=2)

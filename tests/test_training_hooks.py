@@ -1,0 +1,123 @@
+"""Training hooks: the order of the hook points within a step, and a hook's own state carried
+through a checkpoint and a resume. On a tiny synthetic store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytest
+import torch
+
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.training.trainer import HookBase
+
+from conftest import pseudolabelled_store
+from test_training import tiny_spec
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return pseudolabelled_store(tmp_path_factory.mktemp("hooks") / "syn.h5", min_size=100,
+                                volumes=6, seed=0, slices=12, size=64)
+
+
+class Recorder(HookBase):
+    """Records each hook point with the step count, and what the parameters hold at each point."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.grads_at_backward: list[bool] = []
+        self.unchanged_at_backward: list[bool] = []
+
+    def _weights(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.trainer.method.parameters()]
+
+    def before_train(self) -> None:
+        self.events.append(("before_train", self.trainer.step))
+
+    def before_step(self) -> None:
+        self.events.append(("before_step", self.trainer.step))
+        self.before = self._weights()
+
+    def after_backward(self) -> None:
+        self.events.append(("after_backward", self.trainer.step))
+        params = [p for p in self.trainer.method.parameters() if p.requires_grad]
+        self.grads_at_backward.append(any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params))
+        self.unchanged_at_backward.append(all(torch.equal(a, b) for a, b in zip(self.before, self._weights())))
+
+    def after_step(self) -> None:
+        self.events.append(("after_step", self.trainer.step))
+
+    def after_train(self) -> None:
+        self.events.append(("after_train", self.trainer.step))
+
+
+def test_hook_points_run_in_order_within_each_step(store, tmp_path):
+    from fewshotkit.training.loop import train
+
+    recorder = Recorder()
+    train(tiny_spec(), store, tmp_path / "run", steps=2, device="cpu", show_progress=False, hooks=[recorder])
+    assert recorder.events == [
+        ("before_train", 0),
+        ("before_step", 0), ("after_backward", 0), ("after_step", 1),
+        ("before_step", 1), ("after_backward", 1), ("after_step", 2),
+        ("after_train", 2),
+    ]
+    # after the backward pass the gradients are there and the optimiser has not stepped yet
+    assert recorder.grads_at_backward == [True, True] and recorder.unchanged_at_backward == [True, True]
+
+
+class LossTally(HookBase):
+    """A user hook with state: how many steps it saw and the sum of their losses."""
+
+    def __init__(self) -> None:
+        self.steps_seen = 0
+        self.loss_sum = torch.zeros(())
+        self.loaded: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return "loss-tally"
+
+    def after_step(self) -> None:
+        assert self.trainer.last is not None
+        self.steps_seen += 1
+        self.loss_sum = self.loss_sum + self.trainer.last.loss.float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps_seen": self.steps_seen, "loss_sum": self.loss_sum.clone()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.loaded = dict(state)
+        self.steps_seen, self.loss_sum = int(state["steps_seen"]), state["loss_sum"].clone()
+
+
+def test_a_user_hooks_state_survives_a_resume(store, tmp_path, fresh_host):
+    from fewshotkit.training.loop import train
+
+    straight = LossTally()
+    last = train(tiny_spec(), store, tmp_path / "a", steps=6, device="cpu", seed=2, show_progress=False,
+                 hooks=[straight])
+    first, resumed = LossTally(), LossTally()
+    train(tiny_spec(), store, tmp_path / "b", steps=3, device="cpu", seed=2, show_progress=False, hooks=[first])
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)["hooks"]["loss-tally"][
+        "steps_seen"] == 3
+    train(None, None, tmp_path / "b", resume=True, steps=6, device="cpu", show_progress=False, hooks=[resumed])
+    assert resumed.loaded is not None and resumed.loaded["steps_seen"] == 3
+    assert resumed.steps_seen == straight.steps_seen == 6
+    assert torch.equal(resumed.loss_sum, straight.loss_sum)  # the resumed run continued exactly
+    saved = torch.load(last, weights_only=True)["hooks"]["loss-tally"]
+    assert saved["steps_seen"] == 6 and torch.equal(saved["loss_sum"], straight.loss_sum)
+
+    # resumed without the hook: its state is left out, with a warning naming it
+    with pytest.warns(UserWarning, match="training hook 'loss-tally' this run does not have"):
+        train(None, None, tmp_path / "b", resume=True, steps=7, device="cpu", show_progress=False)
+
+
+def test_two_hooks_keeping_state_under_one_name_are_refused(store, tmp_path):
+    from fewshotkit.training.loop import train
+
+    with pytest.raises(FewshotkitError, match="two training hooks keep state under the name 'loss-tally'"):
+        train(tiny_spec(), store, tmp_path / "twice", steps=0, device="cpu", show_progress=False,
+              hooks=[LossTally(), LossTally()])

@@ -1,4 +1,5 @@
-"""One seed for every random generator (python, numpy, torch, DataLoader workers)."""
+"""One seed for the process-wide random generators (python, numpy, torch); a training run's own
+streams are :mod:`fewshotkit.training.streams`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def worker_seed(base_seed: int, worker_id: int) -> int:
-    """A distinct, reproducible seed per DataLoader worker."""
-    return int(np.random.SeedSequence([base_seed, worker_id]).generate_state(1)[0])

@@ -65,8 +65,3 @@ def confusion(prediction: np.ndarray, truth: np.ndarray) -> Counts:
         raise ValueError(f"prediction shape {prediction.shape} differs from ground truth {truth.shape}")
     tp = int(np.count_nonzero(prediction & truth))
     return Counts(tp=tp, fp=int(np.count_nonzero(prediction)) - tp, fn=int(np.count_nonzero(truth)) - tp)
-
-
-def dice_score(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """3D Dice in [0, 1] of two boolean arrays of the same shape."""
-    return confusion(prediction, truth).dice

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.evaluation.metrics import confusion
 
 SEARCH = "search"
 
@@ -52,7 +53,8 @@ def _round_trip(predictor: Any, support_images: np.ndarray, support_masks: np.nd
         return 0.0, probabilities
     back = predictor.probabilities(query_images[present], found[present], support_images) > 0.5
     truth = np.asarray(support_masks, dtype=bool)
-    return float(2.0 * (back & truth).sum() / max(int(back.sum() + truth.sum()), 1)), probabilities
+    score = confusion(back, truth).dice if truth.any() else 0.0  # an empty support mask backs no turn
+    return score, probabilities
 
 
 def cycle_score(predictor: Any, support_images: np.ndarray, support_masks: np.ndarray,

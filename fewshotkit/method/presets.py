@@ -47,16 +47,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "alpnet-init": _composed("alpnet", _ALP, "cosine-softmax", "ssl", 0),
     # CPU recipe: the light encoder at 128 x 128, stride 4 -> a 32 x 32 feature grid like the
     # paper's, so ALP's 4 / 2 windows cover the same image fraction; trained from scratch with AdamW
-    # (lr 1e-3, 100 warm-up steps, cosine to 0) for 2000 steps of 4 episodes. Measured on CHAOS-T2
-    # fold 0 (README "Time to quality"): 71.71 Roy / 58.28 full-volume Dice against 69.83 / 51.41
-    # for the previous SGD recipe at the same 2000 steps, and ahead of it at every evaluated step.
+    # (lr 1e-3, 100 warm-up steps, cosine to 0) for 2000 steps of 4 episodes; on CHAOS-T2 it scores
+    # above the previous SGD recipe at equal steps (docs/results.md, "What does the CPU recipe reach").
     "ssl-alpnet-cpu": {
         **_composed("alpnet", _ALP, "cosine-softmax", "ssl", 2_000, backbone=_CPU_BACKBONE, image_size=128),
         "training": {"regime": "ssl", "steps": 2_000, "batch_size": 4, "optimizer": "adamw", "lr": 1e-3,
                      "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 100, "checkpoint_every": 250},
     },
-    # the previous CPU recipe, kept for comparison: SGD lr 3e-3 (after 500 steps 62.7 mean Dice
-    # against 36.9 for 1e-3; 1e-2 collapsed), x0.8 every 500 steps, 5000 steps (71.73 on fold 0)
+    # the previous CPU recipe, kept for comparison: SGD lr 3e-3 (the best of 1e-3, 3e-3 and 1e-2
+    # after 500 steps; 1e-2 collapsed), x0.8 every 500 steps, 5000 steps
     "ssl-alpnet-cpu-sgd": {
         **_composed("alpnet", _ALP, "cosine-softmax", "ssl", 5_000, backbone=_CPU_BACKBONE, image_size=128),
         "training": {"regime": "ssl", "steps": 5_000, "batch_size": 4, "lr": 3e-3, "lr_step": 500,

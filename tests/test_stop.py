@@ -1,0 +1,23 @@
+"""One stop mechanism: the flag a training's first Ctrl-C sets is the one a store writer checks,
+a second signal acts at once, and leaving the training clears it."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+
+def test_training_and_writers_share_one_stop_flag():
+    from fewshotkit.core import stop
+
+    assert not stop.requested()
+    with stop.StopRequest() as request:
+        os.kill(os.getpid(), signal.SIGINT)  # the first signal only sets the flag
+        assert request.requested and stop.requested()
+        with pytest.raises(KeyboardInterrupt):
+            stop.check()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the previous handler is back: a second signal stops
+    assert not stop.requested() and signal.getsignal(signal.SIGINT) is signal.default_int_handler

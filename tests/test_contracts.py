@@ -19,6 +19,7 @@ from fewshotkit.host.conformance import (
     check_pseudolabeler,
     one_hot_masks,
 )
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.method import Episode, Method, MethodOutput
 from fewshotkit.host.plugin_host import PluginHost
 from fewshotkit.method.spec import PART_KINDS, MethodSpec, _method_part_params, build_method
@@ -100,6 +101,10 @@ def test_method_contract(name: str, case: str, fresh_host):
     if hasattr(method, "backbone"):  # gradients reach the backbone of composed methods
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.backbone.parameters())
     method.eval()
+    if case == "tiny" and getattr(method, "regions", 1) > 1:  # a support smaller than the region count is refused
+        with pytest.raises(FewshotkitError, match="larger than the support's .* foreground pixels"), torch.no_grad():
+            method(Episode(episode.support_images, episode.support_masks, episode.query_images))
+        return
     with torch.no_grad():
         inference = method(Episode(episode.support_images, episode.support_masks, episode.query_images))
     assert inference.logits.shape == (B, Q, N + 1, H, W) and torch.isfinite(inference.logits).all()

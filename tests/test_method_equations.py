@@ -135,3 +135,83 @@ def test_qnet_needs_two_levels_and_says_so():
 
     with pytest.raises(FewshotkitError, match=r"1 feature level\(s\).*backbone.levels=2"):
         QNetMethod(FixedLevels([torch.ones(2, 1, 1)], [8]))
+
+
+# -- RPT -------------------------------------------------------------------------------------------
+def test_rpt_regions_by_farthest_points_and_voronoi():
+    from fewshotkit_threshold.rpt import partition_prototypes
+
+    feats = torch.arange(4.0).view(1, 1, 4)  # one channel, a 1 x 4 line: 0 1 2 3
+    # centres: x=1 (nearest the centroid 1.5, ties: the lowest index), then x=3 (farthest from 1);
+    # pixels 0, 1, 2 join x=1 (2 is equidistant: the first centre), pixel 3 its own: means 1 and 3
+    protos = partition_prototypes(feats, torch.ones(1, 4), regions=2, strict=True)
+    assert protos.flatten().tolist() == [1.0, 3.0]
+    assert partition_prototypes(feats, torch.zeros(1, 4), 2, strict=True).shape == (0, 1)  # empty: none
+    one = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    assert partition_prototypes(feats, one, 2, strict=False).flatten().tolist() == [2.0]  # training: per pixel
+    with pytest.raises(FewshotkitError, match=r"options.regions' = 2 is larger than the support's 1 foreground") as e:
+        partition_prototypes(feats, one, 2, strict=True)
+    assert "\n" not in str(e.value)
+
+
+def test_rpt_search_and_weight_by_hand():
+    from fewshotkit_threshold.bat import search_and_weight
+
+    regions = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]])
+    query = torch.tensor([[3.0, 0.0]])
+    # A = (3, 0, 6); cut = floor((0 + 3) / 2) = 1, so region 2 (A = 0 < 1) is suppressed;
+    # a = softmax(3, -inf, 6) = (1 / (1 + e^3), 0, e^3 / (1 + e^3)); out = P_i + a_i q
+    a0, a2 = 1 / (1 + math.exp(3)), math.exp(3) / (1 + math.exp(3))
+    out = search_and_weight(regions, query)[0]
+    assert torch.allclose(out, torch.tensor([[1 + 3 * a0, 0.0], [0.0, 1.0], [2 + 3 * a2, 0.0]]), atol=1e-6)
+
+
+class _Unchanged(torch.nn.Module):
+    def forward(self, regions: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        return regions
+
+
+def test_rpt_fused_prototype_is_the_mean_region_plus_the_global_one():
+    from fewshotkit_threshold.rpt import RPTMethod
+
+    fine = torch.tensor([[[0.0, 1.0, 2.0, 3.0]]]).repeat(2, 1, 1)  # two channels, the 1 x 4 line
+    method = RPTMethod(FixedLevels([fine, fine[:, :, :1]], [1, 4]), regions=2, hidden=1, init_threshold=-10.0)
+    method.bat = _Unchanged()  # pin the fusion: BaT as the identity
+    mask = torch.ones(1, 1, 4)
+    glob = torch.tensor([5.0, 5.0])
+    fused = method.eval().class_prototype(fine[None], mask, glob, fine[None], torch.tensor([-10.0]))
+    assert fused.tolist() == [[2.0 + 5.0, 2.0 + 5.0]]  # mean of the regions (1, 3) + g
+
+
+def test_rpt_periphery_ring_and_loss_by_hand():
+    from fewshotkit_threshold.rpt_losses import PROB_LOG, dilate, periphery_loss
+
+    mask = torch.zeros(1, 1, 5, 5)
+    mask[..., 2, 2] = 1
+    assert dilate(mask)[0, 0, 1:4, 1:4].sum().item() == 9 and dilate(mask).sum().item() == 9
+    # constant features: the dilated prototype equals the object's, so p_ring = 0 everywhere and the
+    # loss is -log(eps) on the 8 ring pixels and -log(1 - eps) on the other 17, averaged over 25
+    feats = torch.ones(1, 2, 5, 5)
+    masks = torch.cat([1 - mask, mask], dim=1)
+    loss = periphery_loss(feats, masks, torch.ones(1, 2), torch.tensor(-10.0), 20.0)
+    assert loss.item() == pytest.approx((8 * -PROB_LOG[0] + 17 * -PROB_LOG[1]) / 25, rel=1e-5)
+
+
+def test_rpt_prototype_and_self_query_losses_by_hand():
+    from fewshotkit_threshold.rpt_losses import prototype_loss, self_query_loss
+
+    query = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1).expand(1, 2, 3, 3).contiguous()
+    predicted = torch.zeros(1, 2, 3, 3)
+    predicted[:, 1, 0, 0], predicted[:, 0] = 1, 1
+    predicted[:, 0, 0, 0] = 0
+    support = torch.zeros(2, 2)
+    assert prototype_loss(query, predicted, support).item() == pytest.approx((1 + 4) / 2, rel=1e-4)  # MSE to 0
+    assert prototype_loss(query, torch.cat([torch.ones(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)], 1), support) == 0
+    # the query's own labelled pixels are e_0, the rest e_1: every pixel is right with p = sigmoid(5)
+    feats = torch.zeros(1, 2, 3, 3)
+    labels = torch.zeros(1, 3, 3, dtype=torch.long)
+    labels[0, :2, :2] = 1
+    feats[0, 0][labels[0] == 1], feats[0, 1][labels[0] == 0] = 1.0, 1.0
+    own = torch.stack([labels == 0, labels == 1], dim=1).float()
+    loss = self_query_loss(feats, own, labels, torch.tensor([-10.0]), 20.0)
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-5)), rel=1e-4)

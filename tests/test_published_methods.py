@@ -13,7 +13,7 @@ import torch
 from conftest import pseudolabelled_store
 from fewshotkit.core.errors import FewshotkitError
 
-PUBLISHED_PRESETS = ("ssl-qnet-cpu",)
+PUBLISHED_PRESETS = ("ssl-qnet-cpu", "ssl-rpt-cpu")
 TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "training.log_every=2",
         "training.checkpoint_every=100", "training.batch_size=2"]
 
@@ -65,3 +65,20 @@ def test_a_two_level_method_on_a_one_level_backbone_is_one_line(fresh_host):
     with pytest.raises(FewshotkitError, match=r"has 1 feature level\(s\).*backbone.levels=2") as info:
         build_method(tiny_spec("ssl-qnet-cpu", "backbone.levels=1"))
     assert "\n" not in str(info.value)
+
+
+def test_more_regions_than_the_supports_foreground_pixels_is_one_line(fresh_host):
+    from fewshotkit.interfaces.method import Episode
+    from fewshotkit.method.spec import build_method
+
+    method = build_method(tiny_spec("ssl-rpt-cpu", "options.regions=100")).eval()
+    fg = torch.zeros(1, 1, 1, 64, 64)
+    fg[..., 16:40, 20:44] = 1  # 6 x 6 = 36 pixels of the 16 x 16 grid
+    episode = Episode(torch.randn(1, 1, 1, 64, 64), torch.cat([1 - fg, fg], dim=2), torch.randn(1, 1, 1, 64, 64))
+    with pytest.raises(FewshotkitError, match=r"'options.regions' = 100 is larger than the support's \d+ foreground "
+                                              r"pixels on the 16 x 16 feature grid: lower it") as info, \
+            torch.inference_mode():
+        method(episode)
+    assert "\n" not in str(info.value)
+    labels = torch.zeros(1, 1, 64, 64, dtype=torch.long)
+    method.train()(Episode(episode.support_images, episode.support_masks, episode.query_images, labels))  # per pixel

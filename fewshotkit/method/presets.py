@@ -85,6 +85,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
         "training": {"regime": "ssl", "steps": 30_000, "lr_step": 1_000, "lr_gamma": 0.98},
     },
+    # RPT as published (docs/methods.md): the two-level ResNet-101, regions on the stride-4 level, BaT
+    # x3, its released code's losses; its script's schedule (40k steps, x0.98 every 5000)
+    "ssl-rpt": {
+        "method": "rpt",
+        "image_size": 256,
+        "options": {"regions": 10, "iterations": 3, "scale": 20.0, "bg_weight": 0.1, "align_weight": 1.0,
+                    "periphery_weight": 0.1, "prototype_weight": 0.1, "self_query_weight": 1.0},
+        "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
+        "training": {"regime": "ssl", "steps": 40_000, "lr_step": 5_000, "lr_gamma": 0.98},
+    },
     "ssl-regional": {
         **_composed("regional", {"type": "regional", "regions": 10, "include_global": True}, "query-threshold",
                     "ssl", 40_000),
@@ -135,11 +145,11 @@ def _two_level_cpu_form(name: str) -> dict[str, Any]:
     return table
 
 
-PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet",)})
+PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet", "ssl-rpt")})
 
 # a learned threshold under the CPU recipe: AdamW moves a parameter at most ~lr per step, so T (and
 # Q-Net's threshold head) would travel at most the sum of the learning rates, about 1 unit over the
 # recipe's 2000 cosine steps, while ADNet's init (-10) and the thresholds its SGD regime reaches lie
 # several units apart. Their own group at 10 x lr lets T travel ~10 units (tests/test_parameter_groups.py).
-for _name in ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu"):
+for _name in ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu", "ssl-rpt-cpu"):
     PRESETS[_name]["training"]["groups"] = {"threshold": {"lr_scale": 10.0}}

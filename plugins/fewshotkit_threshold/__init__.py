@@ -19,6 +19,12 @@ def register_methods(register):
         description="Q-Net as published: two feature levels fused 0.9 / 0.1, threshold head on the deepest "
                     "pooled features, test-time prototype refinement (7 Adam steps)",
     )
+    register(
+        "rpt",
+        "fewshotkit_threshold.rpt:RPTMethod",
+        description="RPT as published: regional prototypes on the finer level, bias-alleviated transformer "
+                    "(3 passes), one fused prototype; periphery, prototype and self-query losses",
+    )
 
 
 @hookimpl

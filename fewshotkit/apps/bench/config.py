@@ -36,8 +36,10 @@ METHOD_LABELS = {
     "ssl-qnet-cpu": "Q-Net (CPU recipe)",
     "ssl-qnet-single": "Q-Net (single scale)",
     "ssl-qnet-single-cpu": "Q-Net (single scale, CPU recipe)",
-    "ssl-regional": "Regional prototypes (RPT-style)",
-    "ssl-regional-cpu": "Regional prototypes (RPT-style, CPU recipe)",
+    "ssl-regional": "Regional prototypes (best match, no transformer)",
+    "ssl-regional-cpu": "Regional prototypes (best match, no transformer, CPU recipe)",
+    "ssl-rpt": "RPT",
+    "ssl-rpt-cpu": "RPT (CPU recipe)",
     "ssl-panet-cpu": "SSL-PANet (CPU recipe)",
     "alpnet-cpu": "ALPNet (annotated, CPU recipe)",
     "panet-cpu": "PANet (annotated, CPU recipe)",
@@ -48,13 +50,13 @@ METHOD_LABELS = {
 #: Published 1-shot mean Dice (Roy protocol) shown beside a row: store preset (the ``ingest``
 #: preset recorded in the store) -> method family (preset name without ``-cpu``) -> (setting 1,
 #: setting 2). Abd-MRI: the SSL-ALPNet paper's Tables 1-2 for its six rows, the Q-Net paper for
-#: Q-Net and the RPT paper for the RPT-style row. No entry
+#: Q-Net and the RPT paper for RPT. No entry
 #: for ACDC: the papers' cardiac set is MS-CMRSeg bSSFP, not ACDC.
 PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
     "chaos-t2": {
         "senet": (42.51, 50.66), "panet": (38.53, 46.33), "alpnet": (51.28, 50.43), "alpnet-init": (None, 23.93),
         "ssl-panet": (63.17, 54.85), "ssl-alpnet": (78.84, 73.02), "ssl-qnet": (81.02, 68.59),
-        "ssl-regional": (82.44, 79.04),
+        "ssl-rpt": (82.44, 79.04),
     },
 }
 

@@ -1,0 +1,112 @@
+"""The README's headline results table, generated from the bench sections of docs/results.md.
+
+    python benchmarks/studies/headline.py [--readme README.md] [--results docs/results.md] [--check]
+
+The README holds ``<!-- headline: NAME NAME ... -->`` and ``<!-- /headline -->``; NAME is a bench
+section of docs/results.md (``<!-- bench:NAME -->``, written there from a bench run's results.md
+by ``to_readme.py``). Everything between the two markers is replaced by one row per method of each
+named section: dataset, setting, folds, budget, inference options, the Roy and full-volume means
+over folds, the published mean, and the section's bench command. ``--check`` changes nothing and
+exits 1 when the README's table is not what the sections give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+HEADLINE = re.compile(r"<!-- headline: ([^>]*?) -->\n(.*?)<!-- /headline -->", re.S)
+TITLE = re.compile(r"^#### (\w[\w-]*): Dice \(%\), setting (\d), (\d+)-shot, (.*?) protocols?, folds? ([\d,]+)(?:; inference (.*))?$",
+                   re.M)
+BUDGET = re.compile(r"Budget: ([\d, ]+) steps per trained model \(\d+ models trained, precision: ([\w, ]+)\); "
+                    r"training time per model: .*?, ([\d.]+) min(?: \(range [\d.-]+\))? CPU")
+DATASETS = {"chaos": "CHAOS-T2", "acdc": "ACDC"}
+
+
+def bench_section(results: str, name: str) -> str:
+    """The text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` of ``results``."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    if results.count(start) != 1 or results.count(end) != 1:
+        raise ValueError(f"docs/results.md needs exactly one '{start}' ... '{end}' section")
+    return results.split(start)[1].split(end)[0]
+
+
+def _first_table(section: str) -> list[dict[str, str]]:
+    """The rows of the section's first Markdown table, as column -> cell."""
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("| ") or line.startswith("|---"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) != len(header):
+            break
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def section_rows(results: str, name: str) -> list[str]:
+    """One headline row per method of bench section ``name``."""
+    section = bench_section(results, name)
+    title, budget = TITLE.search(section), BUDGET.search(section)
+    command = re.search(r"^\$ (fewshotkit bench .*)$", section, re.M)
+    if title is None or budget is None or command is None:
+        raise ValueError(f"bench section '{name}' lacks its title, budget line or command")
+    dataset, setting, _, _, folds, inference = title.groups()
+    steps, precision, cpu_min = budget.groups()
+    folds_text = f"{len(folds.split(','))} folds" if "," in folds else f"fold {folds}"
+    training = f"{steps} steps, {precision} ({cpu_min} CPU min a model)"
+    rows = []
+    for row in _first_table(section):
+        cells = [DATASETS.get(dataset, dataset), setting, folds_text, row["method"], training,
+                 (inference or "as is").replace(", ", "<br>"), f"**{row['roy: mean']}**",
+                 row.get("full-volume: mean", "-"), row.get("published (Roy mean)", "-"), f"`{command.group(1)}`"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def headline_table(results: str, names: list[str]) -> str:
+    """The headline table (Markdown) for the bench sections ``names`` of ``results``."""
+    header = ("| dataset | setting | folds | method | training | inference | Roy | full-volume | published (Roy) | command |\n"
+              "|---|---:|---|---|---|---|---:|---:|---:|---|")
+    return "\n".join([header, *(row for name in names for row in section_rows(results, name))])
+
+
+def update(readme: str, results: str) -> str:
+    """``readme`` with its headline table regenerated from ``results``."""
+    match = HEADLINE.search(readme)
+    if match is None:
+        raise ValueError("the README needs '<!-- headline: NAME ... -->' followed by '<!-- /headline -->'")
+    table = headline_table(results, match.group(1).split())
+    return readme[:match.start(2)] + table + "\n" + readme[match.end(2):]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--results", type=Path, default=Path("docs/results.md"))
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README's table is out of date")
+    args = parser.parse_args(argv)
+    try:
+        readme = args.readme.read_text(encoding="utf-8")
+        text = update(readme, args.results.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        if text != readme:
+            print(f"{args.readme}: the headline table is out of date: run {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    tmp = args.readme.with_suffix(args.readme.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(args.readme)
+    print(f"{args.readme}: headline table updated from {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,6 +18,7 @@ THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
 # How the code was made is no part of the product: work logs, tickets, reviews, scratch code, machines.
 PROCESS_WORDS = [
+    r"(?<![\"'])\bsessions?\b(?![\"'])",  # pytest's scope="session" is code, not a work log
     r"\bsessions? [0-9]",
     r"\bsession-[0-9]",
     r"\bfirst session\b",
@@ -26,7 +27,7 @@ PROCESS_WORDS = [
     r"\bthe issue('s)?\b",
     r"\bthrowaway\b",
     r"\bdevelopment machine\b",
-    r"\breviewers?\b",
+    r"\breview(s|ed|ers?)?\b",
     r"\bthe lead\b",
     r"\bWhy ~[0-9]+ lines\b",
     r"\bnot built yet\b",
@@ -77,6 +78,8 @@ def test_no_absolute_local_paths():
     ("as measured in session 13", PROCESS_WORDS),
     ("fixed for issue 10", PROCESS_WORDS),
     ("a throwaway script", PROCESS_WORDS),
+    ("measured in an earlier session", PROCESS_WORDS),
+    ("after the review", PROCESS_WORDS),
     ("run = '/tmp/gcwork/run'", LOCAL_PATHS),
     ("see /work/shared/notes", LOCAL_PATHS),
 ])

@@ -316,8 +316,9 @@ def test_recipe_cpu_is_the_cpu_preset(tmp_path):
         assert cpu.parts.get("backbone") == (recipe.parts["backbone"] if "backbone" in paper.parts else None)
         assert {k: v for k, v in cpu.parts.items() if k != "backbone"} == \
             {k: v for k, v in paper.parts.items() if k != "backbone"}
-        if paper.training["steps"]:
-            assert cpu.training == {**recipe.training, "regime": paper.training["regime"]}
+        if paper.training["steps"]:  # + the learned threshold's parameter group (docs/training.md)
+            groups = {"groups": {"threshold": {"lr_scale": 10.0}}} if name == "ssl-adnet" else {}
+            assert cpu.training == {**recipe.training, "regime": paper.training["regime"], **groups}
         else:
             assert cpu.training["steps"] == 0
         assert cpu.to_dict() | {"preset": name} == preset_spec(f"{name}-cpu").to_dict() | {"preset": name}
@@ -382,7 +383,9 @@ def test_cpu_forms_keep_each_methods_regime_and_take_the_recipe():
     for name in ("senet-cpu", "panet-cpu", "alpnet-cpu", "ssl-panet-cpu", "ssl-qnet-single-cpu"):
         form, base = PRESETS[name], PRESETS[name.removesuffix("-cpu")]
         assert form["image_size"] == recipe["image_size"] and form["training"]["regime"] == base["training"]["regime"]
-        assert {k: v for k, v in form["training"].items() if k != "regime"} == \
+        assert {k: v for k, v in form["training"].items() if k not in ("regime", "groups")} == \
             {k: v for k, v in recipe["training"].items() if k != "regime"}
+        # the learned threshold's own parameter group (docs/training.md)
+        assert form["training"].get("groups") == ({"threshold": {"lr_scale": 10.0}} if name == "ssl-qnet-cpu" else None)
         assert form.get("backbone", recipe["backbone"]) == recipe["backbone"]
     assert PRESETS["alpnet-init-cpu"]["training"]["steps"] == 0

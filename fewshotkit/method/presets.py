@@ -112,6 +112,17 @@ PRESETS["ssl-alpnet-cpu-bf16"] = copy.deepcopy(PRESETS["ssl-alpnet-cpu"])
 PRESETS["ssl-alpnet-cpu-bf16"]["training"].update(steps=3_000, amp=True)
 
 
+#: classifiers that learn a threshold T (their parameter group ``threshold``: docs/training.md)
+THRESHOLD_CLASSIFIERS = ("threshold", "query-threshold")
+#: methods whose own threshold head declares that group
+THRESHOLD_METHODS = ("qnet-dual", "rpt")
+# AdamW moves a parameter at most ~lr per step, so in one group with the encoder T (and Q-Net's
+# threshold head) would travel about 1 unit over the recipe's 2000 cosine steps, while ADNet's init
+# (-10) and the thresholds its SGD regime reaches lie several units apart. Their own group at
+# 10 x lr lets T travel ~10 units (tests/test_parameter_groups.py holds a known optimum).
+THRESHOLD_GROUPS = {"threshold": {"lr_scale": 10.0}}
+
+
 def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
     """A spec table at the CPU recipe's budget: the recipe's backbone (where the method has one),
     image size and training table; the method keeps its own parts, regime and, when it trains
@@ -126,6 +137,8 @@ def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
     training = base.get("training", {})
     if training.get("steps", 1):
         base["training"] = {**copy.deepcopy(recipe["training"]), "regime": training.get("regime", "ssl")}
+        if base.get("classifier", {}).get("type") in THRESHOLD_CLASSIFIERS or base.get("method") in THRESHOLD_METHODS:
+            base["training"]["groups"] = copy.deepcopy(THRESHOLD_GROUPS)
     return base
 
 
@@ -146,10 +159,3 @@ def _two_level_cpu_form(name: str) -> dict[str, Any]:
 
 
 PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet", "ssl-rpt")})
-
-# a learned threshold under the CPU recipe: AdamW moves a parameter at most ~lr per step, so T (and
-# Q-Net's threshold head) would travel at most the sum of the learning rates, about 1 unit over the
-# recipe's 2000 cosine steps, while ADNet's init (-10) and the thresholds its SGD regime reaches lie
-# several units apart. Their own group at 10 x lr lets T travel ~10 units (tests/test_parameter_groups.py).
-for _name in ("ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu", "ssl-rpt-cpu"):
-    PRESETS[_name]["training"]["groups"] = {"threshold": {"lr_scale": 10.0}}

@@ -85,3 +85,14 @@ def pseudolabelled_store(path: Path, *, min_size: int | None = None, **synthetic
     ingest_synthetic(path, quiet=True, **synthetic)
     run_pseudolabeler(path, "felzenszwalb", {} if min_size is None else {"min_size": min_size}, jobs=1)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An ssl-alpnet-cpu run trained one step on small synthetic phantoms (64 x 64): for file-level tests."""
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.training.loop import train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    store = pseudolabelled_store(root / "syn.h5", volumes=5, seed=2, slices=12, size=64)
+    return train(preset_spec("ssl-alpnet-cpu"), store, root / "run", steps=1, device="cpu", show_progress=False)

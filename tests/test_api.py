@@ -86,7 +86,7 @@ def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_ho
     [
         ({"query": np.zeros((4, 4))}, "3D volume"),
         ({"support_mask": np.zeros((2, 2, 2))}, "must match"),
-        ({"support_mask": "mask.nii.gz"}, "both as NIfTI paths or both as arrays"),
+        ({"support_mask": "mask.nii.gz"}, "both as paths or both as arrays"),
         ({"classes": "pancreas"}, "unknown class name"),
         ({"drop_absent": 2.0}, "--drop-absent"),
     ],

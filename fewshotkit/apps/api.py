@@ -1,4 +1,4 @@
-"""The Python API for notebooks: load a trained model once, segment numpy volumes or NIfTI files.
+"""The Python API for notebooks: load a trained model once, segment numpy volumes or scan files.
 
 ::
 
@@ -7,11 +7,13 @@
     model = fsk.load("runs/chaos")        # a run directory or a .pt checkpoint
     labels = model.segment(query, support_image, support_mask, classes=["liver", "spleen"])
 
-Volumes are numpy arrays (Z, H, W) of raw intensities (or NIfTI paths, read as (Z, H, W) from
-their voxel axes (z, y, x)); they are preprocessed like ``fewshotkit segment`` does (top
-intensities clipped unless already clipped, per-volume z-score). The result is a uint8 label map
-(Z, H, W) on the query's grid holding the support mask's values. Two NIfTI files are first brought
-to one frame (orientation, pixel size, canvas), as by ``fewshotkit segment``; arrays are taken as
+Volumes are numpy arrays (Z, H, W) of raw intensities, or paths of NIfTI, NRRD or MetaImage files or
+DICOM series folders (read as (Z, H, W) from their voxel axes (z, y, x); ``frame`` picks the frame
+of 4D scans); they are preprocessed like ``fewshotkit segment`` does (top intensities clipped unless
+already clipped, per-volume z-score). Masks hold any label codes 0..65535. The result is a label map
+(Z, H, W) on the query's grid holding the support mask's codes, uint8 (uint16 for codes above 255).
+Two scan files are first brought to one frame (orientation, pixel size, canvas), as by
+``fewshotkit segment``; arrays are taken as
 given (support and query in the same voxel order, field of view and pixel size). Nothing heavy is
 imported until :func:`load` is called.
 """
@@ -20,14 +22,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
 
 from fewshotkit.core.errors import DataError, FewshotkitError
 
-#: a volume (Z, H, W) or the path of a NIfTI file
+#: a volume (Z, H, W) or the path of a scan (NIfTI, NRRD, MetaImage file, DICOM series folder)
 VolumeLike = Union[np.ndarray, str, os.PathLike]
 
 
@@ -37,25 +38,26 @@ class _Volume:
     raw: np.ndarray  # the raw intensities (for the modality check)
     label: np.ndarray | None
     spacing: tuple[float, float, float] | None
-    affine: np.ndarray | None = None  # a NIfTI file's (its orientation); None for an array
+    affine: np.ndarray | None = None  # a scan file's (its orientation); None for an array
 
 
 def _is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
-def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Sequence[float] | None) -> _Volume:
+def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Sequence[float] | None,
+            frame: int | None = None) -> _Volume:
     """Read (a path) or check (an array) a volume and its optional label map; preprocess the image."""
-    from fewshotkit.data.ingest.common import clip_top, load_nifti
-    from fewshotkit.data.ingest.volume import load_nifti_volume, z_score
+    from fewshotkit.data.ingest.common import clip_top
+    from fewshotkit.data.ingest.volume import load_volume, z_score
+    from fewshotkit.data.io.codes import as_codes
 
     if label is not None and _is_path(image) != _is_path(label):
-        raise FewshotkitError(f"{what}: give the image and its mask both as NIfTI paths or both as arrays")
+        raise FewshotkitError(f"{what}: give the image and its mask both as paths or both as arrays")
     if isinstance(image, (str, os.PathLike)):
         assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
-        prepared = load_nifti_volume(image, label, target_size=None)
-        raw = load_nifti(Path(image))[1]
-        return _Volume(prepared.image, raw, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
+        prepared = load_volume(image, label, target_size=None, frame=frame)
+        return _Volume(prepared.image, prepared.scan.array, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
                        prepared.affine)
     raw = np.asarray(image, dtype=np.float64)
     if raw.ndim != 3:
@@ -69,9 +71,7 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         mask = np.asarray(label)
         if mask.shape != raw.shape:
             raise DataError(f"{what}: the mask has shape {mask.shape}, the image {raw.shape}; they must match")
-        if mask.dtype != bool and (np.any(mask != np.round(mask)) or mask.min() < 0 or mask.max() > 255):
-            raise DataError(f"{what}: the mask must hold integer class values in 0..255 (or be boolean)")
-        mask = mask.astype(np.uint8)
+        mask = as_codes(mask, f"{what} mask")
     return _Volume(z_scored, raw, mask, None if spacing is None else tuple(float(s) for s in spacing))  # type: ignore[arg-type]
 
 
@@ -87,7 +87,7 @@ class Model:
         self.device = device
         #: class value -> name of the store the model was trained on (when that store is at hand)
         self.classes: dict[int, str] = training_class_names(loaded.meta)
-        #: axis codes of the scans the model was trained on, when known (NIfTI inputs are brought to them)
+        #: axis codes of the scans the model was trained on, when known (scan files are brought to them)
         self.orientation: str | None = model_orientation(loaded.meta)
         self.predictor = predictor_for(loaded.method, loaded.spec, device, batch_size)
 
@@ -109,23 +109,27 @@ class Model:
         drop_absent: float | None = None,
         spacing: Sequence[float] | None = None,
         joint: bool = True,
+        frame: int | None = None,
     ) -> np.ndarray:
-        """Segment ``classes`` of ``support_mask`` in ``query``; returns a uint8 label map (Z, H, W).
+        """Segment ``classes`` of ``support_mask`` in ``query``; returns a label map (Z, H, W) of the
+        mask's codes (uint8, or uint16 for codes above 255).
 
-        ``support_mask``: a label map (its values are the classes) or a boolean mask (class 1).
+        ``support_mask``: a label map (its codes 0..65535 are the classes) or a boolean mask (class 1).
         ``classes``: values or names (see :attr:`classes`), ``"all"``, or None for the mask's only
         class. ``query_range`` (first, last slice) overrides the range estimated from the support;
         ``all_slices`` segments every slice. ``postprocess`` (None: the spec's list) and
         ``drop_absent`` (None: the spec's value) as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm
-        of the query for physical post-processing (read from the header for NIfTI paths; given
-        there, it replaces the header's, also for matching the support's pixel size).
+        of the query for physical post-processing (read from the header for scan paths; given
+        there, it replaces the header's, also for matching the support's pixel size). ``frame``: the
+        frame of 4D scan files. Several classes with a method that scores one class per episode run
+        once per class; a voxel two classes claim goes to the more probable.
         """
         from fewshotkit.evaluation.postprocess import spec_postprocess
         from fewshotkit.evaluation.scan import segment_volume
         from fewshotkit.apps.segment import check_modalities, resolve_classes, segment_in_common_frame
 
-        sup = _volume(support_image, support_mask, "support", None)
-        qry = _volume(query, None, "query", spacing)
+        sup = _volume(support_image, support_mask, "support", None, frame)
+        qry = _volume(query, None, "query", spacing, frame)
         assert sup.label is not None
         check_modalities(sup.raw, qry.raw, support_image if _is_path(support_image) else "support_image (array)",
                          query if _is_path(query) else "query (array)", self.meta, self.meta.get("path"))
@@ -133,7 +137,7 @@ class Model:
         cleanup = spec_postprocess(self.spec, postprocess, drop_absent)
         options = dict(names=self.classes, chunks=chunks, shots=shots, all_slices=all_slices, postprocess=cleanup,
                        joint=joint, support_name="support_mask", support_orientation=self.spec.support_orientation)
-        if sup.affine is not None and qry.affine is not None:  # two NIfTI files: one frame, as segment
+        if sup.affine is not None and qry.affine is not None:  # two scan files: one frame, as segment
             assert sup.spacing is not None and qry.spacing is not None  # read from the files
             framed, _, _ = segment_in_common_frame(self.predictor, sup.image, sup.label, sup.affine, sup.spacing,
                                                    qry.image, qry.affine, qry.spacing, values, self.orientation,

@@ -1,4 +1,8 @@
-"""Segment structures in a new NIfTI scan from one labelled scan: the engine of ``fewshotkit segment``.
+"""Segment structures in a new scan from one labelled scan: the engine of ``fewshotkit segment``.
+
+Scans are NIfTI, NRRD or MetaImage files or DICOM series folders (:mod:`fewshotkit.data.io`); label
+maps hold any codes 0..65535, and the prediction carries the support's codes, in the query's format
+unless ``-o`` names another (a DICOM query's as NIfTI, or as a DICOM SEG with ``-o NAME.dcm``).
 
 Support slices are chosen exactly as in the evaluation protocol (C chunks, slices at
 1/6, 1/2, 5/6 of the support's class slices). The query has no label, so its z-range of each
@@ -36,7 +40,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class SegmentResult:
-    """``prediction`` (Z, H, W) uint8 label map on the query's own grid, one value per class."""
+    """``prediction`` (Z, H, W) label map on the query's own grid, one code per class (uint8, or uint16
+    for codes above 255)."""
 
     output: Path
     prediction: np.ndarray
@@ -104,7 +109,7 @@ def resolve_classes(specs: Sequence[str | int] | str | int | None, support_label
 
 
 def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
-    """Class value -> name of the store the checkpoint was trained on, when that store is at hand."""
+    """Label code -> class name of the store the checkpoint was trained on, when that store is at hand."""
     from fewshotkit.data.store.reader import SliceStore
 
     store_path = (meta.get("run") or {}).get("store")
@@ -112,7 +117,7 @@ def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
         return {}
     try:
         with SliceStore(store_path) as store:
-            return dict(store.classes)
+            return {store.label_codes[v]: name for v, name in store.classes.items()}
     except FewshotkitError:
         return {}
 
@@ -202,7 +207,7 @@ def segment_scan(
     support: str | os.PathLike,
     support_label: str | os.PathLike,
     query: str | os.PathLike,
-    output: str | os.PathLike,
+    output: str | os.PathLike | None = None,
     *,
     classes: Sequence[str | int] | str | int | None = None,
     query_label: str | os.PathLike | None = None,
@@ -218,34 +223,39 @@ def segment_scan(
     drop_absent: float | None = None,
     joint: bool = True,
     overrides: Sequence[str] = (),
+    frame: int | None = None,
+    series: Sequence[str] = (),
 ) -> SegmentResult:
     """Segment ``classes`` in ``query`` from (``support``, ``support_label``); write ``output``.
 
+    ``output`` None: beside the query in its format (:func:`fewshotkit.data.io.formats.default_output`).
     ``postprocess=None`` applies the checkpoint spec's ``[postprocess]`` list; a list replaces it.
-    ``overrides``: inference options of the trained method, as ``fewshotkit eval --set``.
+    ``overrides``: inference options of the trained method, as ``fewshotkit eval --set``. ``frame``:
+    the frame of 4D scans; ``series``: UIDs choosing among several DICOM series of a folder.
     """
-    from fewshotkit.core.atomic import atomic_path
     from fewshotkit.core.device import resolve_device
     from fewshotkit.evaluation.frame import describe as describe_frame
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import spec_postprocess
-    from fewshotkit.evaluation.results import save_nifti_atomic
-    from fewshotkit.data.ingest.common import load_nifti
-    from fewshotkit.data.ingest.volume import load_nifti_volume
+    from fewshotkit.data.ingest.volume import load_volume
+    from fewshotkit.data.io.formats import default_output
+    from fewshotkit.data.io.writer import check_output
     from fewshotkit.core.seeding import seed_everything
     from fewshotkit.method.checkpoint import load_method
 
-    if not str(output).endswith((".nii", ".nii.gz")):
-        raise FewshotkitError(f"-o '{output}': the output must be a .nii or .nii.gz file")
+    if output is not None:
+        check_output(output)
     torch_device = resolve_device(device)
     seed_everything(seed)
     loaded = load_method(checkpoint, torch_device, overrides)
     cleanup = spec_postprocess(loaded.spec, postprocess, drop_absent)
 
+    sup = load_volume(support, support_label, target_size=None, frame=frame, series=series)
+    qry = load_volume(query, query_label, target_size=None, frame=frame, series=series)
+    output = Path(output) if output is not None else default_output(query, qry.scan.format)
+    check_output(output, qry.scan)
     # modality check on raw intensities, before any normalisation
-    check_modalities(load_nifti(Path(support))[1], load_nifti(Path(query))[1], support, query, loaded.meta, checkpoint)
-    sup = load_nifti_volume(support, support_label, target_size=None)
-    qry = load_nifti_volume(query, query_label, target_size=None)
+    check_modalities(sup.scan.array, qry.scan.array, support, query, loaded.meta, checkpoint)
     assert sup.label is not None
     names = training_class_names(loaded.meta)
     values = resolve_classes(classes, sup.label, names, support_label)
@@ -256,29 +266,25 @@ def segment_scan(
         all_slices=all_slices, postprocess=cleanup, joint=joint, support_name=f"support label '{support_label}'",
         support_orientation=loaded.spec.support_orientation)
     to_support, to_query = support_frame.reorientation, query_frame.reorientation
+    result = SegmentResult(output, seg.labels, seg.classes, seg.joint,
+                           orientation=(to_support.source, to_query.source, to_query.target),
+                           support_slice_numbers=to_support.keeps_slice_axis,
+                           query_slice_numbers=to_query.keeps_slice_axis,
+                           frame=describe_frame(support_frame, query_frame),
+                           support_turns=seg.support_turns,
+                           support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
+                           fg_threshold=loaded.spec.fg_threshold, drop_absent=cleanup.drop_absent)
+    if qry.label is not None:
+        for item in result.classes:
+            item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice
+    # the overlay first: a failure there (a bad --overlay path) leaves a previous prediction as it was
+    if overlay is not None:
+        from fewshotkit.evaluation.figures import montage
 
-    # both files go to temporary names; the prediction replaces `output` only after the overlay is
-    # written, so a failure (a full disk, a bad --overlay path) leaves the previous files as they were
-    suffix = ".nii.gz" if str(output).endswith(".nii.gz") else ".nii"
-    with atomic_path(output, suffix=suffix) as written:
-        save_nifti_atomic(qry.to_nifti(seg.labels), written)
-        result = SegmentResult(Path(output), seg.labels, seg.classes, seg.joint,
-                               orientation=(to_support.source, to_query.source, to_query.target),
-                               support_slice_numbers=to_support.keeps_slice_axis,
-                               query_slice_numbers=to_query.keeps_slice_axis,
-                               frame=describe_frame(support_frame, query_frame),
-                               support_turns=seg.support_turns,
-                               support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
-                               fg_threshold=loaded.spec.fg_threshold, drop_absent=cleanup.drop_absent)
-        if qry.label is not None:
-            for item in result.classes:
-                item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice
-        if overlay is not None:
-            from fewshotkit.evaluation.figures import montage
-
-            title = ", ".join(f"{c.value} {c.name}".strip() + (f" (Dice {c.dice:.1f})" if c.dice is not None else "")
-                              for c in result.classes)
-            truth = None if qry.label is None else np.isin(qry.label, values)
-            result.overlay = montage(qry.image, seg.labels, overlay, truth=truth, title=title,
-                                     class_names={c.value: c.name or str(c.value) for c in result.classes})
+        title = ", ".join(f"{c.value} {c.name}".strip() + (f" (Dice {c.dice:.1f})" if c.dice is not None else "")
+                          for c in result.classes)
+        truth = None if qry.label is None else np.isin(qry.label, values)
+        result.overlay = montage(qry.image, seg.labels, overlay, truth=truth, title=title,
+                                 class_names={c.value: c.name or str(c.value) for c in result.classes})
+    qry.write_labels(output, seg.labels, {c.value: c.name for c in result.classes if c.name})
     return result

@@ -93,8 +93,10 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: b
 @ingest.command("nifti")
 @click.argument("src", type=click.Path())
 @OUT_OPTION
-@click.option("--labels", "labels", required=True, help="Label values and names, e.g. 1=liver,2=spleen.")
-@click.option("--image-glob", default="image_*.nii.gz", show_default=True, help="Image files; '*' is the scan id.")
+@click.option("--labels", "labels", required=True,
+              help="Label codes (1..65535) and names, e.g. 1=liver,2=spleen or 200=LV-MYO,500=LV-BP,600=RV.")
+@click.option("--image-glob", default="image_*.nii.gz", show_default=True,
+              help="Image files (NIfTI, NRRD, MetaImage) or DICOM series folders; '*' is the scan id.")
 @click.option("--label-glob", default="label_*.nii.gz", show_default=True, help="Label files; '*' is the scan id.")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Make slices SIZE x SIZE (default: keep).")
 @click.option("--resize", is_flag=True, help="With --size: resize instead of centre crop/pad.")
@@ -104,18 +106,20 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: b
 @click.option("--orientation", default=None, metavar="CODES",
               help="Store every scan in these axis codes (e.g. RAS) when the files mix orientations; "
                    "predictions still go back on each file's own grid. Default: as each file stores it.")
+@click.option("--frame", type=click.IntRange(min=0), default=None, help="The frame of 4D scans (0 = first).")
 @LIMIT_OPTION
 @FORCE_OPTION
 def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, label_glob: str, size: int | None,
-                         resize: bool, modality: str, clip_mode: str, orientation: str | None, limit: int | None,
-                         force: bool) -> None:
-    """Your own NIfTI image/label pairs in SRC, paired by the '*' part of the two patterns."""
+                         resize: bool, modality: str, clip_mode: str, orientation: str | None, frame: int | None,
+                         limit: int | None, force: bool) -> None:
+    """Your own image/label pairs in SRC (NIfTI, NRRD, MetaImage files or DICOM series folders), paired by
+    the '*' part of the two patterns."""
     from fewshotkit.data.ingest.nifti import ingest_nifti, parse_label_spec
 
     terminate_cleanly()
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
                  modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
-                 overwrite=force, orientation=orientation)
+                 overwrite=force, orientation=orientation, frame=frame)
 
 
 @ingest.command("msd")

@@ -26,13 +26,15 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 
 @click.command()
 @click.option("--checkpoint", required=True, type=click.Path(exists=True), help="A run directory or .pt checkpoint.")
-@click.option("--support", required=True, type=click.Path(exists=True, dir_okay=False), help="Labelled scan (NIfTI).")
+@click.option("--support", required=True, type=click.Path(exists=True),
+              help="Labelled scan: NIfTI, NRRD or MetaImage file, or a folder of one DICOM series.")
 @click.option("--support-label", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Its label map (NIfTI, same grid).")
+              help="Its label map (same grid; codes 0..65535).")
 @click.option("--class", "classes", multiple=True, metavar="NAME|VALUE|all",
               help="A structure to segment (repeatable; 'all': every class of the support label; default: the "
                    "label's only class). Several classes go into one label map with the support's values.")
-@click.option("--query", required=True, type=click.Path(exists=True, dir_okay=False), help="Scan to segment (NIfTI).")
+@click.option("--query", required=True, type=click.Path(exists=True),
+              help="Scan to segment: NIfTI, NRRD or MetaImage file, or a folder of one DICOM series.")
 @click.option("--query-label", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The query's label map, to report Dice.")
 @click.option("--query-range", default=None, metavar="Z0:Z1",
@@ -43,13 +45,18 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 @DROP_ABSENT_OPTION
 @click.option("--device", default="auto", show_default=True)
 @click.option("--overlay", type=click.Path(dir_okay=False), default=None, help="Write a PNG montage here.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Prediction (.nii.gz).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Prediction: .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd, or .dcm (DICOM SEG of a DICOM query) "
+                   "[default: beside the query, NAME_seg in its format; a DICOM query's as .nii.gz].")
+@click.option("--frame", type=click.IntRange(min=0), default=None, help="The frame of 4D scans (0 = first).")
+@click.option("--series", "series", multiple=True, metavar="UID",
+              help="The DICOM series to read from a folder holding several (repeatable).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change an inference option of the trained method (repeatable), as for `eval`.")
 def segment(checkpoint: str, support: str, support_label: str, classes: tuple[str, ...], query: str,
             query_label: str | None, query_range: str | None, all_slices: bool, shots: int,
             postprocess: tuple[str, ...], drop_absent: float | None, device: str, overlay: str | None,
-            output: str, overrides: tuple[str, ...]) -> None:
+            output: str | None, frame: int | None, series: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Segment structures in a new scan from one labelled scan; the output keeps the query's geometry."""
     from fewshotkit.core.console import console
     from fewshotkit.apps.segment import segment_scan
@@ -57,7 +64,7 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     result = segment_scan(checkpoint, support, support_label, query, output, classes=list(classes) or None,
                           query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
                           shots=shots, device=device, overlay=overlay, postprocess=postprocess_override(postprocess),
-                          drop_absent=drop_absent, overrides=overrides)
+                          drop_absent=drop_absent, overrides=overrides, frame=frame, series=series)
     support_codes, query_codes, codes = result.orientation
     moved = [f"{what} ({own})" for what, own in (("support", support_codes), ("query", query_codes)) if own != codes]
     changes = ([f"{' and '.join(moved)} segmented in {codes} orientation"] if moved else []) + (

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fewshotkit.core.errors import DataError, FewshotkitError
+from fewshotkit.data.io.codes import smallest_unsigned
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
 from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.protocol import select_support
@@ -43,7 +44,8 @@ class ClassSegment:
 
 @dataclass
 class VolumeSegmentation:
-    """``labels`` uint8 (Z, H, W) holding the classes' values; ``joint``: one pass per chunk for all."""
+    """``labels`` (Z, H, W) holding the classes' values (uint8, or uint16 for values above 255);
+    ``joint``: one pass per chunk for all."""
 
     labels: np.ndarray
     classes: list[ClassSegment]
@@ -153,7 +155,9 @@ def segment_volume(
 
 
 def _combine(masks: np.ndarray, probs: np.ndarray, values: Sequence[int]) -> np.ndarray:
-    """One label map (Z, H, W) uint8 from per-class masks (N, Z, H, W); overlaps go to the most probable."""
+    """One label map (Z, H, W) from per-class masks (N, Z, H, W), in the smallest unsigned type that
+    holds ``values``; overlaps go to the most probable."""
+    dtype = smallest_unsigned(max(values))
     score = np.where(masks, probs, -1.0)
     best = score.argmax(axis=0)
-    return np.where(masks.any(axis=0), np.asarray(values, dtype=np.uint8)[best], 0).astype(np.uint8)
+    return np.where(masks.any(axis=0), np.asarray(values, dtype=dtype)[best], 0).astype(dtype)

@@ -137,6 +137,12 @@ class ComposedPrototypeMethod(Method):
         self.self_support = float(self_support)
         self._contracts_checked = False
 
+    @property
+    def multiway(self) -> bool:
+        """Whether several classes share one N-way episode at inference: only with a classifier of no
+        ``max_ways`` limit; otherwise ``segment`` and the API score one class per episode and merge."""
+        return self.classifier.max_ways is None
+
     def forward(self, episode: Episode) -> MethodOutput:
         """Episode (see :class:`Episode`) -> logits (B, Q, N + 1, H, W) and the training losses."""
         sup, qry, masks = episode.support_images, episode.query_images, episode.support_masks

@@ -164,17 +164,20 @@ def write_store(
     normalization: str = "volume",
     quiet: bool = False,
     overwrite: bool = False,
+    label_codes: dict[int, int] | None = None,
 ) -> Path:
     """Write ``records`` (VolumeRecord) atomically with a progress bar, then print a summary table.
 
-    An existing ``out`` is replaced only with ``overwrite`` (``--force``).
+    An existing ``out`` is replaced only with ``overwrite`` (``--force``); ``label_codes`` (class
+    value -> the label files' code) is the store's code map (None: each class is its own code).
     """
     from fewshotkit.core.console import make_progress
     from fewshotkit.data.store.writer import StoreWriter
 
     rows = []
     with StoreWriter(out, preset=preset, modality=modality, classes=classes,
-                     preprocessing=preprocessing, normalization=normalization, overwrite=overwrite) as writer:
+                     preprocessing=preprocessing, normalization=normalization, overwrite=overwrite,
+                     label_codes=label_codes) as writer:
         with make_progress() as progress:
             task = progress.add_task(f"ingest {preset}", total=total)
             for rec in records:

@@ -1,4 +1,9 @@
-"""The ``nifti`` preset: the user's own image/label NIfTI pairs; also the engine of chaos-t2 and ms-cmrseg."""
+"""The ``nifti`` preset: the user's own image/label pairs; also the engine of chaos-t2, ms-cmrseg and msd.
+
+Pairs may be NIfTI, NRRD or MetaImage files, or folders of one DICOM series each (``--image-glob``
+matching folders); the label codes of ``--labels`` (integers 1..65535) are stored as compact
+indices 1..K with the code map (:mod:`fewshotkit.data.io.codes`).
+"""
 
 from __future__ import annotations
 
@@ -14,29 +19,30 @@ from fewshotkit.data.ingest.common import (
     check_pair,
     clip_top,
     crop_pad_op,
-    load_nifti,
     map_labels,
-    nifti_to_zhw_affine,
     pair_by_pattern,
     require_dir,
     resize_op,
     write_store,
 )
+from fewshotkit.data.io.codes import check_code, compact_indices
+from fewshotkit.data.io.reader import read_scan, same_grid
 from fewshotkit.data.store.axes import axis_codes, check_codes, reorientation
 from fewshotkit.data.store.writer import VolumeRecord
 
 
 def parse_label_spec(spec: str) -> dict[int, str]:
-    """"1=liver,2=spleen" -> {1: "liver", 2: "spleen"} (a one-line error for anything else).
+    """"1=liver,2=spleen" or "200=LV-MYO,500=LV-BP" -> {code: name}, codes integers 1..65535 (a
+    one-line error for anything else).
 
     A value given twice, or a name given to two values (case-insensitive), is an error.
     """
     out: dict[int, str] = {}
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
         value, sep, name = part.partition("=")
-        if not sep or not value.strip().isdigit() or not name.strip() or not 0 < int(value) < 256:
-            raise DataError(f"--labels: '{part}' is not VALUE=NAME with VALUE in 1..255 (e.g. --labels 1=liver,2=spleen)")
-        code, name = int(value), name.strip()
+        if not sep or not value.strip() or not name.strip():
+            raise DataError(f"--labels: '{part}' is not VALUE=NAME (e.g. --labels 1=liver,2=spleen or 500=LV-BP)")
+        code, name = check_code(value, "--labels"), name.strip()
         if code in out:
             raise DataError(f"--labels: value {code} is given twice ({out[code]!r} and {name!r}); "
                             "give each value one name")
@@ -62,15 +68,17 @@ def nifti_pair_record(
     inplane_mode: str = "crop_pad",
     label_hint: str = "",
     orientation: str | None = None,
+    frame: int | None = None,
 ) -> VolumeRecord:
-    """Read, check and preprocess one pair: clip, map label codes, reorient to the axis codes
-    ``orientation`` (if given), crop/pad or resize in-plane."""
-    img, image = load_nifti(image_path)
-    _, label = load_nifti(label_path)
-    check_pair(image, label, image_path, label_path)
-    label_u8 = map_labels(label, codes, label_path, label_hint)
-    image, clip_info = clip_top(image, clip_percentile, clip_mode)
-    affine, spacing, header = nifti_to_zhw_affine(img)
+    """Read, check and preprocess one pair (any format of :mod:`fewshotkit.data.io`; ``frame`` of 4D
+    scans): clip, map label codes, reorient to the axis codes ``orientation`` (if given), crop/pad or
+    resize in-plane."""
+    scan, label_scan = read_scan(image_path, frame=frame), read_scan(label_path, frame=frame)
+    check_pair(scan.array, label_scan.array, image_path, label_path)
+    same_grid(scan, label_scan)
+    label_u8 = map_labels(label_scan.array, codes, label_path, label_hint)
+    image, clip_info = clip_top(scan.array, clip_percentile, clip_mode)
+    affine, spacing = scan.affine, scan.spacing
     ops: list[dict[str, Any]] = []
     shape = image.shape
     if orientation is not None and axis_codes(affine) != orientation:
@@ -95,7 +103,7 @@ def nifti_pair_record(
         affine=affine,
         inplane=ops,
         preprocessing=clip_info,
-        nifti_header=header,
+        nifti_header=scan.header,
     )
 
 
@@ -118,7 +126,11 @@ def ingest_nifti_pairs(
     quiet: bool = False,
     overwrite: bool = False,
     orientation: str | None = None,
+    frame: int | None = None,
+    label_codes: dict[int, int] | None = None,
 ) -> Path:
+    """The pairs of ``src`` matching the globs as a store; ``codes`` maps the label files' codes to the
+    store's class values, ``label_codes`` (class value -> code) is recorded as the store's code map."""
     folder = require_dir(src)
     pairs = pair_by_pattern(folder, image_glob, label_glob)
     if limit is not None:
@@ -128,14 +140,16 @@ def ingest_nifti_pairs(
         for key, image_path, label_path in pairs:
             yield nifti_pair_record(key, image_path, label_path, codes, clip_percentile=clip_percentile,
                                     clip_mode=clip_mode, target_size=target_size,
-                                    inplane_mode=inplane_mode, label_hint=label_hint, orientation=orientation)
+                                    inplane_mode=inplane_mode, label_hint=label_hint, orientation=orientation,
+                                    frame=frame)
 
     params = {"image_glob": image_glob, "label_glob": label_glob, "clip_percentile": clip_percentile,
               "clip_mode": clip_mode, "target_size": target_size, "inplane": inplane_mode,
               **({"orientation": orientation} if orientation else {}),
+              **({"frame": frame} if frame is not None else {}),
               "normalization": "per-volume z-score of the clipped image"}
     return write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
-                       preprocessing=params, quiet=quiet, overwrite=overwrite)
+                       preprocessing=params, quiet=quiet, overwrite=overwrite, label_codes=label_codes)
 
 
 def ingest_nifti(
@@ -154,16 +168,21 @@ def ingest_nifti(
     quiet: bool = False,
     overwrite: bool = False,
     orientation: str | None = None,
+    frame: int | None = None,
 ) -> Path:
-    """Any image/label NIfTI pairs; label values other than 0 and ``labels`` are an error.
+    """Any image/label pairs (NIfTI, NRRD, MetaImage files or DICOM series folders); label values other
+    than 0 and the codes of ``labels`` (code -> name, codes 1..65535) are an error.
 
-    ``orientation`` (axis codes, e.g. ``"RAS"``) stores every scan in that orientation; each keeps
-    its own affine, so predictions are written back on its source grid.
+    The store holds compact class values 1..K in code order and the code map. ``orientation`` (axis
+    codes, e.g. ``"RAS"``) stores every scan in that orientation; each keeps its own affine, so
+    predictions are written back on its source grid. ``frame`` picks the frame of 4D scans.
     """
+    code_of = compact_indices(list(labels))
     return ingest_nifti_pairs(
-        src, out, preset="nifti", image_glob=image_glob, label_glob=label_glob, classes=labels,
-        codes={float(v): v for v in labels}, modality=modality, clip_percentile=clip_percentile,
+        src, out, preset="nifti", image_glob=image_glob, label_glob=label_glob,
+        classes={index: labels[code] for index, code in code_of.items()},
+        codes={float(code): index for index, code in code_of.items()}, label_codes=code_of, modality=modality, clip_percentile=clip_percentile,
         clip_mode=clip_mode, target_size=target_size, inplane_mode="resize" if resize else "crop_pad",
         label_hint="; list every value in --labels", limit=limit, quiet=quiet, overwrite=overwrite,
-        orientation=None if orientation is None else check_codes(orientation),
+        orientation=None if orientation is None else check_codes(orientation), frame=frame,
     )

@@ -1,42 +1,48 @@
-"""One scan the user brings (``fewshotkit segment``): read, preprocess like the presets, map back."""
+"""One scan the user brings (``fewshotkit segment``, the Python API): read, preprocess like the presets, map back.
+
+Any format of :mod:`fewshotkit.data.io` (NIfTI, NRRD, MetaImage, a DICOM series folder); a label map
+holds the user's codes (integers 0..65535) and must lie on its image's grid.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from fewshotkit.data.ingest.common import (
-    apply_inplane,
-    check_label_values,
-    check_pair,
-    clip_top,
-    crop_pad_op,
-    load_nifti,
-    nifti_to_zhw_affine,
-)
+from fewshotkit.data.ingest.common import apply_inplane, check_pair, clip_top, crop_pad_op
+from fewshotkit.data.io.codes import as_codes
+from fewshotkit.data.io.reader import Scan, read_scan, same_grid
 
 
 @dataclass
 class PreparedVolume:
-    """``image`` float32 (Z, H, W) per-volume z-scored; ``label`` uint8 (Z, H, W) or None."""
+    """``image`` float32 (Z, H, W) per-volume z-scored; ``label`` (Z, H, W) codes (uint8 or uint16) or None;
+    ``scan`` the image as read (raw intensities, its grid and format)."""
 
     image: np.ndarray
     label: np.ndarray | None
-    affine: np.ndarray
-    spacing: tuple[float, float, float]
+    scan: Scan
     inplane: list[dict[str, Any]] = field(default_factory=list)
-    header: bytes | None = None
-    source: str = ""
 
-    def to_nifti(self, array_zhw: np.ndarray):
-        """A (Z, H, W) label-like array back on the source grid with the source affine and header."""
-        from fewshotkit.data.store.geometry import zhw_to_nifti
+    @property
+    def affine(self) -> np.ndarray:
+        return self.scan.affine
 
-        return zhw_to_nifti(array_zhw, self.image.shape, self.inplane, self.affine, self.header)
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return self.scan.spacing
+
+    def write_labels(self, path: str | os.PathLike, labels_zhw: np.ndarray, names: dict[int, str] | None = None,
+                     option: str = "-o") -> Path:
+        """A (Z, H, W) label map of codes back on the source grid, written in the format ``path`` names."""
+        from fewshotkit.data.io.writer import write_labels
+        from fewshotkit.data.store.geometry import invert_inplane
+
+        return write_labels(path, invert_inplane(labels_zhw, self.inplane), self.scan, names, option)
 
 
 def z_score(image: np.ndarray) -> np.ndarray:
@@ -47,27 +53,30 @@ def z_score(image: np.ndarray) -> np.ndarray:
     return ((image - mean) / std).astype(np.float32)
 
 
-def load_nifti_volume(
+def load_volume(
     image_path: str | os.PathLike,
     label_path: str | os.PathLike | None = None,
     *,
     target_size: int | None = 256,
     clip_percentile: float | None = 99.5,
+    frame: int | None = None,
+    series: Sequence[str] = (),
 ) -> PreparedVolume:
-    """Read a NIfTI scan (and label) as (Z, H, W): clip the top intensities unless the scan already
-    looks clipped, centre crop/pad to ``target_size``, per-volume z-score."""
-    img, image = load_nifti(Path(image_path))
+    """Read a scan (and its label map) as (Z, H, W): clip the top intensities unless the scan already
+    looks clipped, centre crop/pad to ``target_size``, per-volume z-score. ``frame`` picks the frame of
+    a 4D scan, ``series`` the series of a DICOM folder holding several (:func:`~fewshotkit.data.io.reader.read_scan`)."""
+    scan = read_scan(image_path, frame=frame, series=series)
     label = None
     if label_path is not None:
-        _, label = load_nifti(Path(label_path))
-    check_pair(image, label, Path(image_path), Path(label_path) if label_path else None)
-    if label is not None and label_path is not None:
-        check_label_values(label, Path(label_path))  # ingest's rule: integer codes in 0..255
-    image, _ = clip_top(image, clip_percentile, "auto")
+        label_scan = read_scan(label_path, frame=frame, series=series)
+        check_pair(scan.array, label_scan.array, Path(image_path), Path(label_path))
+        same_grid(scan, label_scan)
+        label = as_codes(label_scan.array, label_path)
+    else:
+        check_pair(scan.array, None, Path(image_path), None)
+    image, _ = clip_top(scan.array, clip_percentile, "auto")
     ops = [crop_pad_op(image.shape[1:], target_size)] if target_size and image.shape[1:] != (target_size, target_size) else []
     image = z_score(apply_inplane(image.astype(np.float32), ops, is_label=False))
     if label is not None:
-        label = apply_inplane(label.astype(np.uint8), ops, is_label=True)
-    affine, spacing, header = nifti_to_zhw_affine(img)
-    return PreparedVolume(image=image, label=label, affine=affine, spacing=spacing, inplane=ops,
-                          header=header, source=str(image_path))
+        label = apply_inplane(label, ops, is_label=True)
+    return PreparedVolume(image=image, label=label, scan=scan, inplane=ops)

@@ -1,6 +1,8 @@
 """A store's fingerprint: a cheap hash that changes whenever the data a run trained on changes.
 
-It covers the schema version, the classes, the normalisation mode and, per volume in order, its
+It covers the data's schema version (1: version 2 stores only add a code map, which is covered
+where a class's code is not its value, so stores of version 1 and stores without codes keep one
+fingerprint), the classes, the normalisation mode and, per volume in order, its
 id, patient, shape, voxel sum / sum of squares / count (the image statistics written at ingest),
 the orientation it was stored in when ingestion reoriented it, and its class-slice index (pixels
 of each class per slice); with a pseudolabel set, also that set's pseudolabeler, parameters and
@@ -21,13 +23,17 @@ from fewshotkit.data.store import format as fmt
 from fewshotkit.data.store.reader import SliceStore
 
 PREFIX = "v1:"
+#: the schema version the fingerprint names: the data of a version 2 store without codes is a version 1 store's
+DATA_VERSION = 1
 
 
 def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> str:
     """``v1:<sha256 hex>`` of ``store``'s data; with ``pseudolabel_set``, ``/<sha256 hex>`` of that
     set's identity is appended (see :func:`data_part`)."""
     digest = hashlib.sha256()
-    _add(digest, [fmt.SCHEMA_VERSION, {str(k): v for k, v in store.classes.items()}, store.normalization])
+    coded = {str(k): c for k, c in store.label_codes.items() if k != c}
+    _add(digest, [DATA_VERSION, {str(k): v for k, v in store.classes.items()}, store.normalization,
+                  *([coded] if coded else [])])
     volumes = store._h5()[fmt.VOLUMES]
     for vid in store.volumes:
         attrs = volumes[vid].attrs

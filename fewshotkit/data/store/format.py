@@ -3,7 +3,8 @@
 Layout::
 
     /                          attrs: schema_version, format, preset, modality, classes (JSON),
-                                      preprocessing (JSON), normalization, created, fewshotkit_version
+                                      label_codes (JSON, version 2), preprocessing (JSON),
+                                      normalization, created, fewshotkit_version
     /volumes/<vid>/image       float32 (Z, H, W), chunks (1, H, W): the pseudolabel input
                                (clipped raw MR / CT windowed to 0..255); the model input is
                                (image - norm_mean) / norm_std, computed on read
@@ -17,7 +18,9 @@ Layout::
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+#: 2 added ``label_codes``: the label files' code of each class value (version 1: each value is its own code)
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "fewshotkit-slice-store"
 
 VOLUMES = "volumes"
@@ -32,6 +35,7 @@ ATTR_FORMAT = "format"
 ATTR_PRESET = "preset"
 ATTR_MODALITY = "modality"
 ATTR_CLASSES = "classes"  # JSON {"1": "liver", ...}
+ATTR_LABEL_CODES = "label_codes"  # JSON {"1": 500, ...}: class value -> the code the user's label files use
 ATTR_VOLUME_ORDER = "volume_order"  # JSON list of volume ids in store order
 ATTR_PREPROCESSING = "preprocessing"  # JSON, preset-wide parameters
 ATTR_NORMALIZATION = "normalization"  # "volume" (per-volume z-score) or "global" (fold statistics)

@@ -13,7 +13,6 @@ Ingestion applies them (:func:`apply_inplane`); reading maps predictions back to
 
 from __future__ import annotations
 
-import io
 from typing import Any, Sequence
 
 import numpy as np
@@ -100,18 +99,12 @@ def invert_inplane(array: np.ndarray, ops: Sequence[dict[str, Any]]) -> np.ndarr
 
 def zhw_to_nifti(array_zhw: np.ndarray, stored_shape: Sequence[int], inplane: list[dict[str, Any]],
                  affine: np.ndarray, header: bytes | None):
-    """Undo the in-plane ops (nearest) and return a uint8 Nifti1Image with (x, y, z) voxel axes."""
-    import nibabel as nib
+    """Undo the in-plane ops (nearest) and return a Nifti1Image with (x, y, z) voxel axes, of the
+    smallest unsigned type that holds the array's values (uint8, or uint16 for codes above 255)."""
+    from fewshotkit.data.io.writer import as_labels, nifti_labels
 
     array = np.asarray(array_zhw)
     if tuple(array.shape) != tuple(stored_shape):
         raise FewshotkitError(f"array of shape {array.shape} does not match the stored volume {tuple(stored_shape)}")
-    back = invert_inplane(array.astype(np.uint8), inplane)
-    data = np.ascontiguousarray(back.transpose(2, 1, 0))
-    hdr = None
-    if header is not None:
-        hdr = nib.Nifti1Header.from_fileobj(io.BytesIO(header)) if len(header) >= 348 else None
-    img = nib.Nifti1Image(data, affine, header=hdr)
-    img.set_data_dtype(np.uint8)
-    img.header.set_slope_inter(1.0, 0.0)
-    return img
+    back = invert_inplane(as_labels(array), inplane)
+    return nifti_labels(np.ascontiguousarray(back.transpose(2, 1, 0)), affine, header)

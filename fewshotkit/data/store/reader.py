@@ -43,12 +43,13 @@ class SliceStore:
         if attrs.get(fmt.ATTR_FORMAT) != fmt.FORMAT_NAME or version is None:
             self.close()
             raise DataError(f"'{self.path}' is an HDF5 file but not a fewshotkit store; create one with `fewshotkit ingest`")
-        if int(version) != fmt.SCHEMA_VERSION:
+        if int(version) not in fmt.READABLE_VERSIONS:
             self.close()
             raise DataError(
-                f"'{self.path}' has store schema version {int(version)} but this fewshotkit reads version "
-                f"{fmt.SCHEMA_VERSION}; re-create it with `fewshotkit ingest`"
+                f"'{self.path}' has store schema version {int(version)} but this fewshotkit reads versions "
+                f"{', '.join(map(str, fmt.READABLE_VERSIONS))}; re-create it with `fewshotkit ingest`"
             )
+        self.schema_version = int(version)
         try:
             self._read_metadata(handle)
         except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
@@ -65,6 +66,9 @@ class SliceStore:
         self.modality: str = str(attrs[fmt.ATTR_MODALITY])
         self.classes: dict[int, str] = {int(k): str(v) for k, v in json.loads(attrs[fmt.ATTR_CLASSES]).items()}
         self.class_values: list[int] = sorted(self.classes)
+        codes = json.loads(attrs[fmt.ATTR_LABEL_CODES]) if fmt.ATTR_LABEL_CODES in attrs else {}
+        #: class value -> the code the user's label files give it (version 1 stores: the value itself)
+        self.label_codes: dict[int, int] = {v: int(codes.get(str(v), v)) for v in self.class_values}
         self.preprocessing: dict[str, Any] = json.loads(attrs[fmt.ATTR_PREPROCESSING])
         self.normalization: str = str(attrs[fmt.ATTR_NORMALIZATION])
         self.volumes: list[str] = [str(v) for v in json.loads(attrs[fmt.ATTR_VOLUME_ORDER])]

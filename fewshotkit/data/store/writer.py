@@ -83,7 +83,8 @@ class StoreWriter:
     exception removes the temporary file and leaves any previous store untouched. The store's
     write lock (:mod:`fewshotkit.data.store.lock`) is held from construction to commit or abort; an
     existing ``path`` is replaced only with ``overwrite=True``. A full disk raises a one-line
-    :class:`DataError` and leaves no temporary file.
+    :class:`DataError` and leaves no temporary file. ``label_codes`` (class value -> the code of the
+    user's label files) is recorded; classes it leaves out are their own code.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class StoreWriter:
         preprocessing: dict[str, Any] | None = None,
         normalization: str = "volume",
         overwrite: bool = False,
+        label_codes: dict[int, int] | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -106,6 +108,7 @@ class StoreWriter:
             raise ValueError(f"normalization must be 'volume' or 'global', not {normalization!r}")
         self.classes = {int(k): str(v) for k, v in sorted(classes.items())}
         self.class_values = list(self.classes)
+        self.label_codes = {v: int((label_codes or {}).get(v, v)) for v in self.class_values}
         self.normalization = normalization
         self._lock = ExitStack()
         self._lock.enter_context(store_lock(self.path))
@@ -131,6 +134,7 @@ class StoreWriter:
         self._file.attrs[fmt.ATTR_PRESET] = preset
         self._file.attrs[fmt.ATTR_MODALITY] = modality
         self._file.attrs[fmt.ATTR_CLASSES] = json.dumps({str(k): v for k, v in self.classes.items()})
+        self._file.attrs[fmt.ATTR_LABEL_CODES] = json.dumps({str(k): v for k, v in self.label_codes.items()})
         self._file.attrs[fmt.ATTR_PREPROCESSING] = json.dumps(preprocessing or {})
         self._file.attrs[fmt.ATTR_NORMALIZATION] = self.normalization
         self._file.attrs[fmt.ATTR_CREATED] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,0 +1,83 @@
+"""A folder of DICOM files as one scan: its series found, one chosen, its slices in order.
+
+A folder must hold one series, or ``--series UID`` picks one of several (a repeatable option: each
+folder takes the UID it holds). GDCM (through SimpleITK) finds the series and sorts their slices
+along the slice normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from fewshotkit.core.errors import DataError
+
+DESCRIPTION_TAG = "0008|103e"
+
+
+@dataclass(frozen=True)
+class DicomSeries:
+    """One series of a folder: its ``uid`` and slice ``files`` in slice order."""
+
+    folder: Path
+    uid: str
+    files: tuple[str, ...] = field(repr=False)
+
+
+def _description(first_file: str) -> str:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(first_file)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return ""
+    return reader.GetMetaData(DESCRIPTION_TAG).strip() if reader.HasMetaDataKey(DESCRIPTION_TAG) else ""
+
+
+def _listing(folder: Path, uids: Sequence[str]) -> str:
+    import SimpleITK as sitk
+
+    parts = []
+    for uid in uids:
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+        text = _description(files[0]) if files else ""
+        parts.append(f"{uid} ({text or 'no description'}, {len(files)} files)")
+    return "; ".join(parts)
+
+
+def find_series(folder: str | Path, series: Sequence[str] = ()) -> DicomSeries:
+    """The one series of ``folder``, or the one whose UID is among ``series``; a one-line
+    DataError for a folder with no readable DICOM or with several series and no choice."""
+    import SimpleITK as sitk
+
+    folder = Path(folder)
+    uids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    if not uids:
+        count = sum(1 for p in folder.iterdir() if p.is_file())
+        raise DataError(f"'{folder}' holds no readable DICOM series ({count} files); give a folder of one "
+                        "scan's DICOM files, or the scan as a NIfTI, NRRD or MetaImage file")
+    chosen = [u for u in uids if u in series]
+    if len(chosen) != 1 and len(uids) > 1:
+        raise DataError(f"'{folder}' holds {len(uids)} DICOM series: {_listing(folder, uids)}; "
+                        "choose one with --series UID")
+    uid = chosen[0] if chosen else uids[0]
+    files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+    return DicomSeries(folder, uid, files)
+
+
+def read_series(found: DicomSeries):
+    """The series as a SimpleITK image (voxel axes x, y, z)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(list(found.files))
+    reader.MetaDataDictionaryArrayUpdateOff()
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"'{found.folder}': DICOM series {found.uid} cannot be read ({detail})") from None
+    return image

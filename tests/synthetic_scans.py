@@ -41,7 +41,7 @@ def write_scan(path: Path, array_zhw: np.ndarray, origin=(12.5, -40.25, 7.0), sp
 
 def write_series(folder: Path, array_zhw: np.ndarray, origin=(12.5, -40.25, 7.0), spacing=(1.4, 1.4, 5.0),
                  direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), uid: str = "1.2.826.0.1.3680043.8.498.1",
-                 description: str = "T2 axial", modality: str = "MR") -> Path:
+                 description: str = "T2 axial", modality: str = "MR", prefix: str = "slice_") -> Path:
     """``array_zhw`` (int16) as a DICOM series in ``folder``, one file per slice (in reversed file
     name order, so the reader must sort the slices by position)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def write_series(folder: Path, array_zhw: np.ndarray, origin=(12.5, -40.25, 7.0)
                            ("0020|0011", "3"), ("0018|0050", f"{spacing[2]:g}"),
                            ("0028|0030", f"{spacing[1]:g}\\{spacing[0]:g}")):
             item.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice_{depth - z:03d}.dcm"))
+        writer.SetFileName(str(folder / f"{prefix}{depth - z:03d}.dcm"))
         writer.Execute(item)
     return folder
 

@@ -114,9 +114,9 @@ def test_dash_o_picks_another_format(suffix, run_cli, checkpoint, phantoms, tmp_
 
 
 def test_a_dicom_seg_references_the_query_series(run_cli, checkpoint, phantoms, tmp_path):
+    pytest.importorskip("highdicom", reason="DICOM SEG output needs the [dicom] extra")
     import pydicom
 
-    pytest.importorskip("highdicom", reason="DICOM SEG output needs the [dicom] extra")
     image, label = phantoms["support"]
     support = write_scan(tmp_path / "support.nii.gz", image.astype(np.int16))
     support_label = write_scan(tmp_path / "support_label.nii.gz", coded(label))

@@ -57,7 +57,8 @@ def find_series(folder: str | Path, series: Sequence[str] = ()) -> DicomSeries:
     uids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if not uids:
         count = sum(1 for p in folder.iterdir() if p.is_file())
-        raise DataError(f"'{folder}' holds no readable DICOM series ({count} files); give a folder of one "
+        raise DataError(f"'{folder}' holds no readable DICOM series ({count} file{'' if count == 1 else 's'}); "
+                        "give a folder of one "
                         "scan's DICOM files, or the scan as a NIfTI, NRRD or MetaImage file")
     chosen = [u for u in uids if u in series]
     if len(chosen) != 1 and len(uids) > 1:

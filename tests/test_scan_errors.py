@@ -111,3 +111,14 @@ def test_ingest_takes_one_frame_of_4d_pairs(run_cli, scans, tmp_path):
         frame = scans["frames"][..., 2].transpose(2, 1, 0)  # (Z, H, W)
         np.testing.assert_array_equal(store.pseudolabel_input("1"), frame)
         assert store.preprocessing["frame"] == 2
+
+
+def test_the_api_takes_a_frame_of_a_4d_file(tiny_checkpoint, scans):
+    import fewshotkit as fsk
+    from fewshotkit.core.errors import DataError
+
+    model = fsk.load(tiny_checkpoint, device="cpu")
+    with pytest.raises(DataError, match=r"4D scan of 3 frames; choose one with frame=N \(0\.\.2\)"):
+        model.segment(scans["cine"], scans["image"], scans["label"], classes=1)
+    labels = model.segment(scans["cine"], scans["image"], scans["label"], classes=1, frame=0)
+    assert labels.shape == (12, 64, 64) and set(np.unique(labels)) <= {0, 1}

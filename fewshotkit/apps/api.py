@@ -56,7 +56,7 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         raise FewshotkitError(f"{what}: give the image and its mask both as paths or both as arrays")
     if isinstance(image, (str, os.PathLike)):
         assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
-        prepared = load_volume(image, label, target_size=None, frame=frame)
+        prepared = load_volume(image, label, target_size=None, frame=frame, frame_option="frame")
         return _Volume(prepared.image, prepared.scan.array, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
                        prepared.affine)
     raw = np.asarray(image, dtype=np.float64)

@@ -61,14 +61,16 @@ def load_volume(
     clip_percentile: float | None = 99.5,
     frame: int | None = None,
     series: Sequence[str] = (),
+    frame_option: str = "--frame",
 ) -> PreparedVolume:
     """Read a scan (and its label map) as (Z, H, W): clip the top intensities unless the scan already
     looks clipped, centre crop/pad to ``target_size``, per-volume z-score. ``frame`` picks the frame of
-    a 4D scan, ``series`` the series of a DICOM folder holding several (:func:`~fewshotkit.data.io.reader.read_scan`)."""
-    scan = read_scan(image_path, frame=frame, series=series)
+    a 4D scan (``frame_option`` names it in errors), ``series`` the series of a DICOM folder holding several
+    (:func:`~fewshotkit.data.io.reader.read_scan`)."""
+    scan = read_scan(image_path, frame=frame, series=series, option=frame_option)
     label = None
     if label_path is not None:
-        label_scan = read_scan(label_path, frame=frame, series=series)
+        label_scan = read_scan(label_path, frame=frame, series=series, option=frame_option)
         check_pair(scan.array, label_scan.array, Path(image_path), Path(label_path))
         same_grid(scan, label_scan)
         label = as_codes(label_scan.array, label_path)

@@ -39,6 +39,11 @@ class Scan:
     series: DicomSeries | None = None
 
 
+def _given(option: str, value: object) -> str:
+    """``--frame 3`` for a command-line option, ``frame=3`` for a keyword argument."""
+    return f"{option} {value}" if option.startswith("-") else f"{option}={value}"
+
+
 def _pick_frame(shape: Sequence[int], frame: int | None, path: Path, option: str) -> int | None:
     """The frame index to keep of a scan of voxel ``shape`` (x, y, z[, t]); None for a 3D scan."""
     if len(shape) == 4 and shape[3] == 1:
@@ -47,12 +52,12 @@ def _pick_frame(shape: Sequence[int], frame: int | None, path: Path, option: str
         return None
     if len(shape) != 4:
         raise DataError(f"'{path}' has shape {tuple(shape)}; a 3D volume is expected (or a 4D scan "
-                        f"with {option} N)")
+                        f"with {_given(option, 'N')})")
     frames = int(shape[3])
     if frame is None:
-        raise DataError(f"'{path}' is a 4D scan of {frames} frames; choose one with {option} N (0..{frames - 1})")
+        raise DataError(f"'{path}' is a 4D scan of {frames} frames; choose one with {_given(option, 'N')} (0..{frames - 1})")
     if not 0 <= frame < frames:
-        raise DataError(f"{option} {frame}: '{path}' has frames 0..{frames - 1}")
+        raise DataError(f"{_given(option, frame)}: '{path}' has frames 0..{frames - 1}")
     return frame
 
 
@@ -102,7 +107,8 @@ def read_scan(path: str | os.PathLike, *, frame: int | None = None, series: Sequ
               option: str = "--frame") -> Scan:
     """Read ``path`` (a NIfTI, NRRD or MetaImage file, or a folder of one DICOM series) as a 3D scan.
 
-    ``frame``: the frame of a 4D scan (``option`` names it in errors); ``series``: UIDs of which a
+    ``frame``: the frame of a 4D scan (``option`` names it in errors: ``--frame``, or ``frame`` for a
+    keyword argument); ``series``: UIDs of which a
     folder holding several DICOM series takes the one it holds.
     """
     from fewshotkit.data.io.dicom import find_series, read_series

@@ -279,12 +279,17 @@ def segment_scan(
             item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice
     # the overlay first: a failure there (a bad --overlay path) leaves a previous prediction as it was
     if overlay is not None:
-        from fewshotkit.evaluation.figures import montage
-
-        title = ", ".join(f"{c.value} {c.name}".strip() + (f" (Dice {c.dice:.1f})" if c.dice is not None else "")
-                          for c in result.classes)
-        truth = None if qry.label is None else np.isin(qry.label, values)
-        result.overlay = montage(qry.image, seg.labels, overlay, truth=truth, title=title,
-                                 class_names={c.value: c.name or str(c.value) for c in result.classes})
+        result.overlay = _write_overlay(result, qry.image, qry.label, overlay)
     qry.write_labels(output, seg.labels, {c.value: c.name for c in result.classes if c.name})
     return result
+
+
+def _write_overlay(result: SegmentResult, image: np.ndarray, truth: np.ndarray | None, path: str | os.PathLike) -> Path:
+    """A PNG montage of the query ``image`` (Z, H, W) with the prediction (and the query's label map, if known)."""
+    from fewshotkit.evaluation.figures import montage
+
+    title = ", ".join(f"{c.value} {c.name}".strip() + (f" (Dice {c.dice:.1f})" if c.dice is not None else "")
+                      for c in result.classes)
+    outline = None if truth is None else np.isin(truth, [c.value for c in result.classes])
+    return montage(image, result.prediction, path, truth=outline, title=title,
+                   class_names={c.value: c.name or str(c.value) for c in result.classes})

@@ -49,3 +49,11 @@ def test_the_manual_builds_strictly(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "site" / "api" / "interfaces" / "index.html").read_text().count("PrototypePooler") > 0
+
+
+def test_every_study_states_its_question_and_is_listed_on_the_bench_page():
+    page = (DOCS / "bench.md").read_text(encoding="utf-8")
+    for study in sorted((ROOT / "benchmarks" / "studies").glob("*.toml")):
+        first = study.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# Question: ") and first.endswith("?"), study.name
+        assert f"| `{study.name}` | {first.removeprefix('# Question: ')} |" in page, study.name

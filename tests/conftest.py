@@ -1,5 +1,6 @@
-"""Shared fixtures: the real scans (found through ``FEWSHOTKIT_DATA``, skipped when absent) and a
-hermetic plugin host."""
+"""Shared fixtures: the real scans (found through ``FEWSHOTKIT_DATA``; skipped when absent, failed
+with ``--require-data``), a hermetic plugin host, and one synthetic store with a trained and a
+fixed-weight model shared by the whole test run."""
 
 from __future__ import annotations
 
@@ -25,25 +26,34 @@ def data_root() -> Path:
     return (REPO / DEFAULT_DATA).resolve()
 
 
-def require_data(subdir: Path) -> Path:
-    """``data_root() / subdir``, or skip the test with a reason that says how to point at a copy."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-data", action="store_true",
+                     help=f"fail, instead of skipping, the tests whose real scans are missing (see {DATA_SETTING})")
+
+
+def require_data(subdir: Path, required: bool = False) -> Path:
+    """``data_root() / subdir``, or skip the test (fail it when ``required``) with a reason that says
+    how to point at a copy."""
     path = data_root() / subdir
     if not path.exists():
-        pytest.skip(f"real scans not found at {path}: set {DATA_SETTING} to the folder holding "
-                    f"{subdir.as_posix()} (default: {DEFAULT_DATA.as_posix()} beside the repository)")
+        reason = (f"real scans not found at {path}: set {DATA_SETTING} to the folder holding "
+                  f"{subdir.as_posix()} (default: {DEFAULT_DATA.as_posix()} beside the repository)")
+        if required:
+            pytest.fail(f"{reason}; --require-data makes this a failure", pytrace=False)
+        pytest.skip(reason)
     return path
 
 
 @pytest.fixture(scope="session")
-def chaos_dir() -> Path:
+def chaos_dir(request: pytest.FixtureRequest) -> Path:
     """``$FEWSHOTKIT_DATA/CHAOST2/chaos_MR_T2_normalized`` (image_N.nii.gz / label_N.nii.gz)."""
-    return require_data(CHAOS_SUBDIR)
+    return require_data(CHAOS_SUBDIR, request.config.getoption("--require-data"))
 
 
 @pytest.fixture(scope="session")
-def acdc_dir() -> Path:
+def acdc_dir(request: pytest.FixtureRequest) -> Path:
     """``$FEWSHOTKIT_DATA/ACDC`` (patientNNN_frameNN.h5)."""
-    return require_data(ACDC_SUBDIR)
+    return require_data(ACDC_SUBDIR, request.config.getoption("--require-data"))
 
 
 @pytest.fixture
@@ -88,11 +98,43 @@ def pseudolabelled_store(path: Path, *, min_size: int | None = None, **synthetic
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """An ssl-alpnet-cpu run trained one step on small synthetic phantoms (64 x 64): for file-level tests."""
+def synthetic_store(tmp_path_factory) -> Path:
+    """5 synthetic 96 x 96 volumes of 16 slices (seed 1) with a felzenszwalb set, shared by the
+    whole test run: copy it before changing it."""
+    return pseudolabelled_store(tmp_path_factory.mktemp("synthetic") / "syn.h5", volumes=5, seed=1, slices=16,
+                                size=96)
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_store, tmp_path_factory) -> Path:
+    """The test run's one trained model: ssl-alpnet-cpu, 2 steps on ``synthetic_store`` (a run
+    directory; copy it before changing it). What it predicts depends on the torch build: assert on
+    what any model gives (files, shapes, consistency), and use ``fixed_run`` for predictions."""
     from fewshotkit.method.spec import preset_spec
     from fewshotkit.training.loop import train
 
-    root = tmp_path_factory.mktemp("tiny-run")
-    store = pseudolabelled_store(root / "syn.h5", volumes=5, seed=2, slices=12, size=64)
-    return train(preset_spec("ssl-alpnet-cpu"), store, root / "run", steps=1, device="cpu", show_progress=False)
+    out = tmp_path_factory.mktemp("trained") / "run"
+    train(preset_spec("ssl-alpnet-cpu"), synthetic_store, out, steps=2, device="cpu", seed=0, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fixed_run(synthetic_store, tmp_path_factory):
+    """``fixed_run(*overrides) -> run directory`` of the fixed-weight model (tests/fixed_model.py) on
+    ``synthetic_store``, built once per overrides (``--set`` style, e.g. "postprocess=largest-component")."""
+    from fixed_model import fixed_run as build
+
+    runs: dict[tuple[str, ...], Path] = {}
+
+    def get(*overrides: str) -> Path:
+        if overrides not in runs:
+            runs[overrides] = build(synthetic_store, tmp_path_factory.mktemp("fixed") / "run", *overrides)
+        return runs[overrides]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(fixed_run) -> Path:
+    """A checkpoint for file-level tests: the fixed-weight model's (no training, known predictions)."""
+    return fixed_run() / "checkpoints" / "last.pt"

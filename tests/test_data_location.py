@@ -4,6 +4,9 @@ the GPU check; without them a test skips with a reason that names the setting.""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,19 @@ def test_the_gpu_check_reads_the_same_setting(monkeypatch, tmp_path):
     assert gpu_check.default_chaos_dir() == Path(tmp_path) / CHAOS_SUBDIR
     monkeypatch.delenv("FEWSHOTKIT_DATA")
     assert gpu_check.default_chaos_dir() == REPO.parent / "shared" / "data" / CHAOS_SUBDIR
+
+
+def test_require_data_turns_the_skip_into_a_failure(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEWSHOTKIT_DATA", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception) as info:
+        require_data(ACDC_SUBDIR, required=True)
+    assert "--require-data" in str(info.value) and str(tmp_path / ACDC_SUBDIR) in str(info.value)
+
+
+@pytest.mark.slow
+def test_the_require_data_option_fails_a_run_without_the_scans(tmp_path):
+    env = {**os.environ, "FEWSHOTKIT_DATA": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    required = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--require-data",
+                               "tests/test_ingest.py::test_acdc_acceptance"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300)
+    assert required.returncode == 1 and "--require-data makes this a failure" in required.stdout, required.stdout[-2000:]

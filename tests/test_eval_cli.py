@@ -9,30 +9,26 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import pseudolabelled_store
-
 STUDIES = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    return pseudolabelled_store(tmp_path_factory.mktemp("evalcli") / "syn.h5", volumes=5, seed=1, slices=16, size=96)
+def store_path(synthetic_store):
+    return synthetic_store
 
 
 @pytest.fixture(scope="module")
-def checkpoint(store_path, tmp_path_factory):
-    from fewshotkit.method.spec import preset_spec
-    from fewshotkit.training.loop import train
-
-    out = tmp_path_factory.mktemp("run") / "run"
-    return train(preset_spec("ssl-alpnet-cpu"), store_path, out, steps=2, device="cpu", seed=0, show_progress=False)
+def checkpoint(fixed_run):
+    """The fixed-weight model's checkpoint: its predictions are known (tests/fixed_model.py)."""
+    return fixed_run() / "checkpoints" / "last.pt"
 
 
-def test_eval_writes_results_predictions_and_figures(run_cli, store_path, checkpoint, tmp_path):
+def test_eval_writes_results_predictions_and_figures(run_cli, store_path, trained_run, tmp_path):
+    """The end-to-end test with a trained model: train, evaluate, recompute the Dice from the files."""
     from fewshotkit.data.store.reader import SliceStore
 
     out = tmp_path / "results.json"
-    result = run_cli("eval", str(checkpoint.parent.parent), "--store", str(store_path), "--fold", "1",
+    result = run_cli("eval", str(trained_run), "--store", str(store_path), "--fold", "1",
                      "--class", "liver", "--class", "spleen", "--device", "cpu", "-o", str(out),
                      "--save-predictions", str(tmp_path / "pred"), "--figures", str(tmp_path / "fig"))
     assert result.exit_code == 0, result.output
@@ -130,6 +126,7 @@ def test_eval_rejects_fold_and_all_folds(run_cli, store_path, checkpoint):
     result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--fold", "0", "--all-folds")
     assert result.exit_code != 0 and "not both" in result.output
 
+@pytest.mark.slow
 
 def test_bench_two_methods_writes_tables_and_png_then_resumes(run_cli, store_path, tmp_path):
     out = tmp_path / "bench"
@@ -177,6 +174,7 @@ def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpo
     with pytest.warns(RuntimeWarning, match=r"was trained \(fold 0\) on 2 of the scans"):
         evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], device="cpu")
 
+@pytest.mark.slow
 
 def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_path):
     out = tmp_path / "bench3"
@@ -199,6 +197,7 @@ def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_
     back = run_cli(*args)
     assert back.exit_code == 0 and back.output.count("cached") == 3
 
+@pytest.mark.slow
 
 def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_own(run_cli, store_path, tmp_path):
     out = tmp_path / "bench_eval_set"
@@ -233,6 +232,7 @@ def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_ow
         bad = run_cli(*args, "--eval-set", item)
         assert bad.exit_code != 0 and words in bad.output, bad.output
 
+@pytest.mark.slow
 
 def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_cli, store_path, tmp_path):
     out = tmp_path / "bench_s12"
@@ -259,6 +259,7 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     assert sorted(scores["support_turns"]) == sorted(f"{scan} ({group})" for scan in scores["queries"]
                                                      for group in ("lower", "upper"))
 
+@pytest.mark.slow
 
 def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli, store_path, tmp_path):
     import shutil
@@ -332,6 +333,7 @@ def test_recipe_cpu_is_the_cpu_preset(tmp_path):
     assert spec.image_size == 128 and spec.parts["backbone"] == recipe.parts["backbone"]
     assert spec.training == {**recipe.training, "regime": "ssl"}
 
+@pytest.mark.slow
 
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
     import importlib.util

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "plugins" / "fewshotkit-quadrant-pooler"
 
 
+@pytest.mark.slow
 def test_example_plugin_installs_and_is_listed(tmp_path):
     target = tmp_path / "site"
     install = subprocess.run(

@@ -21,7 +21,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import pseudolabelled_store
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "FEWSHOTKIT_DEBUG": ""}
 
@@ -59,18 +58,13 @@ def sets_of(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    return pseudolabelled_store(tmp_path_factory.mktemp("faults") / "syn.h5", volumes=5, seed=1, slices=8, size=64)
+def store(synthetic_store) -> Path:
+    return synthetic_store
 
 
 @pytest.fixture(scope="module")
-def run_dir(store, tmp_path_factory) -> Path:
-    from fewshotkit.method.spec import preset_spec
-    from fewshotkit.training.loop import train
-
-    out = tmp_path_factory.mktemp("run") / "run"
-    train(preset_spec("ssl-alpnet-cpu"), store, out, steps=1, device="cpu", show_progress=False)
-    return out
+def run_dir(trained_run) -> Path:
+    return trained_run
 
 
 @pytest.fixture

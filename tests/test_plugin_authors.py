@@ -129,6 +129,7 @@ def test_unknown_option_points_at_the_listing(fresh_host):
         fresh_host.get_registry().create("pooler", "alp", windw=3)
 
 
+@pytest.mark.slow
 # -- 4: the guide's commands ----------------------------------------------------------------------
 def test_the_guides_commands_work_as_written(tmp_path):
     text = GUIDE.read_text()

@@ -10,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import pseudolabelled_store
 from fewshotkit.core.errors import FewshotkitError
 
 
@@ -195,16 +194,10 @@ THIRD_PARTY = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A synthetic store and a checkpoint trained 2 steps whose spec asks for largest-component."""
-    from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import preset_spec
-    from fewshotkit.training.loop import train
-
-    root = tmp_path_factory.mktemp("post")
-    store = pseudolabelled_store(root / "syn.h5", volumes=5, seed=3, slices=12, size=64)
-    spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), ["postprocess=largest-component"])
-    return store, train(spec, store, root / "run", steps=2, device="cpu", show_progress=False)
+def trained(synthetic_store, fixed_run):
+    """The shared synthetic store and the fixed-weight model (known predictions, tests/fixed_model.py)
+    with a spec asking for largest-component."""
+    return synthetic_store, fixed_run("postprocess=largest-component") / "checkpoints" / "last.pt"
 
 
 def test_third_party_postprocessor_through_plugins_dir_in_eval(run_cli, trained, tmp_path):
@@ -224,9 +217,8 @@ def test_third_party_postprocessor_through_plugins_dir_in_eval(run_cli, trained,
     assert doc["protocol"]["postprocess"] == [{"type": "largest-slice"}]
     files = sorted(preds.glob("*.nii.gz"))
     assert len(files) == len(doc["folds"][0]["queries"])
-    for path in files:
-        pred = np.asarray(nib.load(path).dataobj)
-        assert np.count_nonzero(pred.any(axis=(0, 1))) <= 1, "the plugin's post-processor was applied"
+    kept = [np.count_nonzero(np.asarray(nib.load(path).dataobj).any(axis=(0, 1))) for path in files]
+    assert kept == [1] * len(files), "the plugin's post-processor was applied (and the model found the liver)"
 
 
 def test_eval_applies_the_spec_postprocess_by_default(trained, fresh_host):

@@ -65,6 +65,7 @@ def test_check_flags_bad_pseudolabels(tmp_path, run_cli):
     assert any("volume '2' missing" in p for p in check_store(store))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
 def test_killed_pseudolabel_keeps_previous_store(tmp_path, sig, digest):
     import signal

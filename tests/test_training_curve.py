@@ -44,6 +44,7 @@ def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path,
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c.png").stat().st_size > 0 and "last step 8" in result.output
 
+@pytest.mark.slow
 
 def test_curve_applies_the_specs_inference_options_as_eval_does(store, tmp_path):
     """Zoom, orientation search, self-support and post-processing in the spec: the last curve point is the Dice

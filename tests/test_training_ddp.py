@@ -20,6 +20,7 @@ def store(tmp_path_factory) -> Path:
     return pseudolabelled_store(tmp_path_factory.mktemp("store") / "syn.h5", min_size=100,
                                 volumes=6, seed=1, slices=8, size=64)
 
+@pytest.mark.slow
 
 def test_two_process_gloo_training_keeps_ranks_identical(store, tmp_path):
     out = tmp_path / "ddp"

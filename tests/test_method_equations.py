@@ -215,3 +215,62 @@ def test_rpt_prototype_and_self_query_losses_by_hand():
     own = torch.stack([labels == 0, labels == 1], dim=1).float()
     loss = self_query_loss(feats, own, labels, torch.tensor([-10.0]), 20.0)
     assert loss.item() == pytest.approx(math.log(1 + math.exp(-5)), rel=1e-4)
+
+
+# -- GMRD ------------------------------------------------------------------------------------------
+def test_gmrd_fills_the_outside_from_the_inside_in_raster_order():
+    from fewshotkit_threshold.gmrd_parts import fill_outside
+
+    feats = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 2)
+    mask = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    # inside pixels 2 and 3; outside pixel 0 takes the first, outside pixel 3 the second
+    assert fill_outside(feats, mask).flatten().tolist() == [2.0, 2.0, 3.0, 3.0]
+    assert fill_outside(feats, torch.zeros(2, 2)).abs().sum() == 0
+
+
+def test_gmrd_global_and_edge_descriptors_by_hand():
+    from fewshotkit_threshold.gmrd import GMRDMethod
+
+    cols = torch.arange(8.0).view(1, 1, 8).expand(1, 8, 8)  # feature = the column index
+    method = GMRDMethod(FixedLevels([cols], [1]), fg_descriptors=3, bg_descriptors=5, grid=8).eval()
+    fg = torch.zeros(8, 8)
+    fg[:, :6] = 1
+    bg_desc, fg_desc = method.class_descriptors(cols[None], torch.stack([1 - fg, fg])[None])
+    assert fg_desc.shape == (3 + 2, 1) and bg_desc.shape == (5 + 2, 1)
+    # foreground columns 0-5: global 2.5; eroding twice (3 x 3, the border counts as set) leaves
+    # columns 0-3, so the inner edge is columns 4-5: 4.5. Background columns 6-7: global 6.5; the
+    # ring dilate(fg, twice) - fg is columns 6-7: 6.5
+    assert fg_desc[-2:].flatten().tolist() == pytest.approx([2.5, 4.5], abs=1e-4)
+    assert bg_desc[-2:].flatten().tolist() == pytest.approx([6.5, 6.5], abs=1e-4)
+
+
+def test_gmrd_descriptor_loss_by_hand():
+    from fewshotkit_threshold.gmrd_parts import descriptor_loss
+
+    e0, e1 = [1.0, 0.0], [0.0, 1.0]
+    fg, bg = torch.tensor([e0, e0, e0]), torch.tensor([e1, e1, e1])
+    assert descriptor_loss(fg, fg, bg, bg).item() == pytest.approx(0.0, abs=1e-6)
+    # the query's learned fg descriptor is e_1: its match is 0, the global and edge ones 1, so
+    # m_fg = 2 / 3 and intra = 1 / 3; the query's fg and bg overlap by mean cos = 1 / 3
+    query_fg = torch.tensor([e1, e0, e0])
+    assert descriptor_loss(fg, query_fg, bg, bg).item() == pytest.approx(1 / 3 + 1 / 3, abs=1e-6)
+
+
+class _FirstMap(torch.nn.Module):
+    def forward(self, similarity: torch.Tensor) -> torch.Tensor:
+        return similarity[:, :1]
+
+
+def test_gmrd_decodes_similarities_into_a_softmax_over_background_and_classes():
+    from fewshotkit_threshold.gmrd import GMRDMethod
+    from fewshotkit_threshold.gmrd_parts import similarity
+
+    feats = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
+    assert similarity(feats, torch.tensor([[1.0, 1.0], [0.0, 2.0]])).flatten().tolist() == \
+        pytest.approx([1 / math.sqrt(2), 0.0])  # plain cosine, no scale
+    method = GMRDMethod(FixedLevels([torch.ones(2, 1, 1)], [1]), fg_descriptors=1, bg_descriptors=1, grid=2)
+    method.fg_decoder, method.bg_decoder = _FirstMap(), _FirstMap()  # a decoder reading its first descriptor
+    bg, fg = torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 1.0]])
+    log_probs = method.segment(feats, [bg, fg], torch.Size([1, 1]))
+    # logits (cos to bg, cos to fg) = (0, 1 / sqrt 2): p_fg = sigmoid(1 / sqrt 2)
+    assert log_probs.exp()[0, :, 0, 0].tolist() == pytest.approx([1 - sigmoid(2 ** -0.5), sigmoid(2 ** -0.5)])

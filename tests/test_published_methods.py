@@ -13,7 +13,7 @@ import torch
 from conftest import pseudolabelled_store
 from fewshotkit.core.errors import FewshotkitError
 
-PUBLISHED_PRESETS = ("ssl-qnet-cpu", "ssl-rpt-cpu")
+PUBLISHED_PRESETS = ("ssl-qnet-cpu", "ssl-rpt-cpu", "ssl-gmrd-cpu")
 TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "training.log_every=2",
         "training.checkpoint_every=100", "training.batch_size=2"]
 
@@ -82,3 +82,32 @@ def test_more_regions_than_the_supports_foreground_pixels_is_one_line(fresh_host
     assert "\n" not in str(info.value)
     labels = torch.zeros(1, 1, 64, 64, dtype=torch.long)
     method.train()(Episode(episode.support_images, episode.support_masks, episode.query_images, labels))  # per pixel
+
+
+def test_components_lists_the_published_methods_and_their_options(run_cli):
+    listed = {row["name"]: row for row in json.loads(run_cli("components", "method", "--json").output)}
+    assert {"qnet-dual", "rpt", "gmrd"} <= set(listed)
+    assert all(listed[name]["plugin"] == "threshold" for name in ("qnet-dual", "rpt", "gmrd"))
+    options = run_cli("components", "method", "gmrd").output
+    assert all(word in options for word in ("fg_descriptors", "bg_descriptors", "grid", "descriptor_weight"))
+
+
+@pytest.mark.parametrize("preset", ("ssl-qnet", "ssl-rpt", "ssl-gmrd"))
+def test_the_paper_presets_build_on_the_two_level_resnet101_and_segment(preset, fresh_host):
+    from fewshotkit.interfaces.method import Episode
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import build_method, preset_spec
+
+    torch.manual_seed(0)
+    method = build_method(apply_overrides(preset_spec(preset), ["image_size=64"])).eval()
+    levels = method.backbone.feature_levels()
+    assert [(level.stride, level.channels) for level in levels] == [(4, 512), (8, 512)]
+    images = torch.randn(2, 3, 64, 64)
+    assert [tuple(f.shape) for f in method.backbone.forward_levels(images, (0, -1))] == \
+        [(2, 512, 16, 16), (2, 512, 8, 8)]
+    fg = torch.zeros(1, 1, 1, 64, 64)
+    fg[..., 8:56, 8:56] = 1
+    with torch.inference_mode():
+        logits = method(Episode(torch.randn(1, 1, 1, 64, 64), torch.cat([1 - fg, fg], dim=2),
+                                torch.randn(1, 1, 1, 64, 64))).logits
+    assert logits.shape == (1, 1, 2, 64, 64) and torch.isfinite(logits).all()

@@ -95,6 +95,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
         "training": {"regime": "ssl", "steps": 40_000, "lr_step": 5_000, "lr_gamma": 0.98},
     },
+    # GMRD as published (docs/methods.md): the stride-4 level of the two-level ResNet-101 upsampled to
+    # the 256 x 256 slice, 100 foreground and 600 background descriptors, the paper-era descriptor loss
+    # (0.5); its script's schedule (36k steps, x0.98 every 3000)
+    "ssl-gmrd": {
+        "method": "gmrd",
+        "image_size": 256,
+        "options": {"fg_descriptors": 100, "bg_descriptors": 600, "grid": 256, "bg_weight": 0.1,
+                    "align_weight": 1.0, "descriptor_weight": 0.5},
+        "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
+        "training": {"regime": "ssl", "steps": 36_000, "lr_step": 3_000, "lr_gamma": 0.98},
+    },
     "ssl-regional": {
         **_composed("regional", {"type": "regional", "regions": 10, "include_global": True}, "query-threshold",
                     "ssl", 40_000),
@@ -159,3 +170,8 @@ def _two_level_cpu_form(name: str) -> dict[str, Any]:
 
 
 PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet", "ssl-rpt")})
+# GMRD under the CPU recipe: the recipe's encoder (its stride-4 output, 32 x 32 at 128 px, as GMRD's
+# stride-4 layer3), descriptors on that grid and 20 / 120 descriptors (GMRD's 1 : 6), so its decoders
+# cost about what a step of the other methods does
+PRESETS["ssl-gmrd-cpu"] = cpu_form(PRESETS["ssl-gmrd"])
+PRESETS["ssl-gmrd-cpu"]["options"].update(fg_descriptors=20, bg_descriptors=120, grid=32)

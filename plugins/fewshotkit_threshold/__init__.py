@@ -1,9 +1,10 @@
-"""Built-in plugin: threshold-based methods after SSL-ALPNet: ADNet, Q-Net, regional prototypes.
+"""Built-in plugin: the methods after SSL-ALPNet: ADNet, Q-Net, RPT, GMRD.
 
-Parts: the ``threshold`` classifier (ADNet's learned scalar threshold), the ``query-threshold``
-classifier (Q-Net's threshold predicted from the query, optional test-time prototype refinement)
-and the ``regional`` pooler (RPT-style regional prototypes). The methods are the core's
-``composed`` method with these parts (its aliases ``adnet``, ``qnet``, ``regional``). See docs/methods.md.
+Parts for the core's ``composed`` method (its aliases ``adnet``, ``qnet``, ``regional``): the
+``threshold`` classifier (ADNet's learned scalar threshold), the ``query-threshold`` classifier
+(Q-Net's threshold predicted from the query) and the ``regional`` pooler (regional prototypes).
+Methods as published, reading several feature levels of one backbone: ``qnet-dual`` (Q-Net),
+``rpt`` (RPT) and ``gmrd`` (GMRD). See docs/methods.md.
 """
 
 from fewshotkit import hookimpl
@@ -24,6 +25,12 @@ def register_methods(register):
         "fewshotkit_threshold.rpt:RPTMethod",
         description="RPT as published: regional prototypes on the finer level, bias-alleviated transformer "
                     "(3 passes), one fused prototype; periphery, prototype and self-query losses",
+    )
+    register(
+        "gmrd",
+        "fewshotkit_threshold.gmrd:GMRDMethod",
+        description="GMRD: learned representative descriptors per class (100 fg, 600 bg) + global and edge "
+                    "descriptors, matched with the query and fused by learned decoders",
     )
 
 

@@ -67,5 +67,7 @@ class DualLevelResNet101(Backbone):
         """The requested levels (see :meth:`Backbone.forward_levels`) from one pass."""
         index = self.check_levels(levels)
         mid = self._layer3(images)
-        maps = [self.fine_proj(mid), self.proj(self.body.layer4(mid))]
+        maps = {0: self.fine_proj(mid)} if 0 in index else {}
+        if 1 in index:  # layer4 only when asked for
+            maps[1] = self.proj(self.body.layer4(mid))
         return [maps[i] for i in index]

@@ -115,5 +115,7 @@ class LightEncoder(Backbone):
             return [self(images)]
         stem = self.stem(images)
         mid = self.stage2(stem)
-        maps = [self.fine_proj(mid if self.stride == 8 else stem), self.proj(self.stage3(mid))]
+        maps = {0: self.fine_proj(mid if self.stride == 8 else stem)} if 0 in index else {}
+        if 1 in index:  # the last stage only when asked for
+            maps[1] = self.proj(self.stage3(mid))
         return [maps[i] for i in index]

@@ -40,6 +40,8 @@ METHOD_LABELS = {
     "ssl-regional-cpu": "Regional prototypes (best match, no transformer, CPU recipe)",
     "ssl-rpt": "RPT",
     "ssl-rpt-cpu": "RPT (CPU recipe)",
+    "ssl-gmrd": "GMRD",
+    "ssl-gmrd-cpu": "GMRD (CPU recipe)",
     "ssl-panet-cpu": "SSL-PANet (CPU recipe)",
     "alpnet-cpu": "ALPNet (annotated, CPU recipe)",
     "panet-cpu": "PANet (annotated, CPU recipe)",
@@ -50,13 +52,13 @@ METHOD_LABELS = {
 #: Published 1-shot mean Dice (Roy protocol) shown beside a row: store preset (the ``ingest``
 #: preset recorded in the store) -> method family (preset name without ``-cpu``) -> (setting 1,
 #: setting 2). Abd-MRI: the SSL-ALPNet paper's Tables 1-2 for its six rows, the Q-Net paper for
-#: Q-Net and the RPT paper for RPT. No entry
+#: Q-Net, the RPT paper for RPT and the GMRD paper for GMRD. No entry
 #: for ACDC: the papers' cardiac set is MS-CMRSeg bSSFP, not ACDC.
 PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
     "chaos-t2": {
         "senet": (42.51, 50.66), "panet": (38.53, 46.33), "alpnet": (51.28, 50.43), "alpnet-init": (None, 23.93),
         "ssl-panet": (63.17, 54.85), "ssl-alpnet": (78.84, 73.02), "ssl-qnet": (81.02, 68.59),
-        "ssl-rpt": (82.44, 79.04),
+        "ssl-rpt": (82.44, 79.04), "ssl-gmrd": (82.90, 79.70),
     },
 }
 

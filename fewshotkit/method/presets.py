@@ -170,6 +170,7 @@ def _two_level_cpu_form(name: str) -> dict[str, Any]:
 
 
 PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet", "ssl-rpt")})
+
 # GMRD under the CPU recipe: the recipe's encoder (its stride-4 output, 32 x 32 at 128 px, as GMRD's
 # stride-4 layer3), descriptors on that grid and 20 / 120 descriptors (GMRD's 1 : 6), so its decoders
 # cost about what a step of the other methods does

@@ -302,10 +302,17 @@ def test_7_prediction_file_names_do_not_collide(run_cli, run_dir, store_copy, tm
 
 # 8 ------------------------------------------------------------------------------------------------
 def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
+    """The live processes whose parent is ``pid``, from every /proc/N/stat: /proc/PID/task/PID/children
+    lists only the children of the main thread (a pool may fork from another) and needs a kernel option."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.append(int(stat.parent.name))
+    return sorted(found)
 
 
 def _alive(pid: int) -> bool:
@@ -325,6 +332,7 @@ def _wait(condition, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_8_pseudolabel_workers_die_with_their_parent_and_on_sigterm(tmp_path, digest):
     from fewshotkit.data.ingest.synthetic import ingest_synthetic

@@ -31,7 +31,10 @@ def test_two_process_gloo_training_keeps_ranks_identical(store, tmp_path):
         "-m", "fewshotkit", "train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(out),
         "--steps", "4", "--device", "cpu", "--log-episodes", *[a for s in overrides for a in ("--set", s)],
     ]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    # --standalone binds the rendezvous store on localhost:0 and the workers share it: no port is
+    # picked first and bound later (where another process could take it in between)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE")}
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert done.stdout.count("training finished") == 1  # only rank 0 reports
@@ -56,7 +59,6 @@ def test_the_ddp_wrapper_is_freed_before_its_process_group_ends(store, tmp_path,
     is gone, also when training failed (the exception's frames held it). Freed later, at interpreter
     shutdown, it aborted the rank: "terminate called without an active exception"."""
     import gc
-    import socket
     import weakref
 
     from fewshotkit.training import distributed as ddp
@@ -64,10 +66,8 @@ def test_the_ddp_wrapper_is_freed_before_its_process_group_ends(store, tmp_path,
     from fewshotkit.training.trainer import HookBase
     from test_training import tiny_spec
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    # port 0: the rank-0 store binds a free port itself (a port picked here and bound later could be taken between)
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 

@@ -30,6 +30,11 @@ from fewshotkit.method.spec import PRESETS
               help="Training steps for every trained method (the shared budget; default: each preset's).")
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["1", "2"]),
               help="1 (default) or 2 (exclude test classes); repeatable: one table per setting.")
+@click.option("--val-scans", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Hold at least N scans (whole patients) out of every fold's training scans; the models never see them.")
+@click.option("--split", type=click.Choice(["test", "validation"]), default=None,
+              help="Score the folds' test scans (default) or the held-out validation scans, on which budgets, levers "
+                   "and inference options are chosen.")
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every training slice showing any excluded "
                    "class; 'all' (the ADNet lineage's code) only slices showing all of them.")
@@ -52,7 +57,7 @@ from fewshotkit.method.spec import PRESETS
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
-          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], exclusion: str | None, shots: int | None,
+          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], val_scans: int | None, split: str | None, exclusion: str | None, shots: int | None,
           protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], eval_overrides: tuple[str, ...],
           pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None) -> None:
@@ -66,7 +71,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
     flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
-        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "shots": shots,
+        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans, "split": split, "shots": shots,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
         "eval_overrides": list(eval_overrides) or None,
         "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,

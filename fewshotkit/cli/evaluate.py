@@ -66,10 +66,13 @@ def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change an inference option of the trained method (repeatable), e.g. "
                    "pooler.test_window=1 or image_size=160; options that change the weights are refused.")
+@click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+              help="Score the fold's test scans, or the validation scans the run held out of its training scans "
+                   "(train --val-scans), on which inference options are chosen.")
 def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_folds: bool, n_folds: int,
                  shots: int, protocol: str, chunks: int, postprocess: tuple[str, ...], drop_absent: float | None,
                  classes: tuple[str, ...], device: str, batch_size: int, seed: int, output: str | None,
-                 save_predictions: str | None, figures: str | None, overrides: tuple[str, ...]) -> None:
+                 save_predictions: str | None, figures: str | None, overrides: tuple[str, ...], split: str) -> None:
     """Evaluate a trained run or checkpoint with the few-shot protocol (1-way, C chunks, 3D Dice)."""
     from fewshotkit.core.console import console
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
@@ -77,6 +80,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
 
     if all_folds and fold is not None:
         raise FewshotkitError("give either --fold K or --all-folds, not both")
+    if split == "validation" and (all_folds or fold is not None):
+        raise FewshotkitError("--split validation scores the run's own validation scans; leave out --fold and --all-folds")
     folds = list(range(n_folds)) if all_folds else (None if fold is None else [fold])
     if folds is not None and max(folds) >= n_folds:
         raise FewshotkitError(f"--fold {max(folds)} does not exist with --n-folds {n_folds} (folds 0..{n_folds - 1})")
@@ -84,7 +89,7 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
         run_or_checkpoint, store_path, folds=folds, n_folds=n_folds, shots=shots, protocol=protocol,
         chunks=chunks, classes=classes or None, device=device, batch_size=batch_size, seed=seed,
         save_predictions=save_predictions, figures=figures, show_progress=True,
-        postprocess=postprocess_override(postprocess), drop_absent=drop_absent, overrides=overrides,
+        postprocess=postprocess_override(postprocess), drop_absent=drop_absent, overrides=overrides, split=split,
     )
     cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
     absent = document["protocol"]["drop_absent"]
@@ -92,6 +97,7 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     shown = [item for item in overrides if item.split("=", 1)[0].strip() not in ("postprocess", "drop_absent")]
     trained = (document.get("training") or {}).get("run") or {}
     setting = f", setting 2 (exclusion {trained.get('exclusion', 'any')})" if trained.get("setting") == 2 else ""
+    setting += ", the run's validation scans" if split == "validation" else ""
     _print_tables(outputs.folds, title=f"{_method_title(document)}{setting}, {protocol}, {shots}-shot"
                   + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in shown))
     if output:

@@ -22,6 +22,9 @@ from fewshotkit.core.errors import FewshotkitError
               help="1: test classes may appear unlabelled in training; 2: drop every slice showing one.")
 @click.option("--exclude", default="", metavar="GROUP_OR_CLASSES",
               help="Test classes: 'upper', 'lower' or names/values, e.g. liver,spleen.")
+@click.option("--val-scans", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Hold at least N of the fold's training scans out (whole patients): never trained on; the "
+                   "Dice-vs-time curve (--eval-every) scores them instead of the test scans.")
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every slice showing any excluded class; "
                    "'all' (the ADNet lineage's code) only slices showing all of them.")
@@ -42,7 +45,7 @@ from fewshotkit.core.errors import FewshotkitError
               help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time), "
                    "with the spec's inference options (support_zoom, support_orientation, postprocess) as eval applies them.")
 def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
-          setting: int, exclude: str, exclusion: str | None, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
+          setting: int, exclude: str, val_scans: int, exclusion: str | None, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
           assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,
           log_episodes: bool | None, eval_every: int | None) -> None:
     """Train a few-shot segmenter on a slice store.
@@ -87,6 +90,6 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
         spec = apply_overrides(spec, list(assignments))
     validate_spec(spec)
     run_training(spec, Path(store_path), Path(out_dir), fold=fold, n_folds=n_folds or 5, setting=setting, exclude=exclude,
-                 exclusion=exclusion or "any", regime=regime,
+                 exclusion=exclusion or "any", val_scans=val_scans, regime=regime,
                  steps=steps, device=device, seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes)
 

@@ -108,7 +108,7 @@ class EvalOutputs:
 def evaluate_predictor(
     store: Any,
     predictor: Any,
-    fold_indices: Iterable[int],
+    fold_indices: Iterable[Any],
     *,
     n_folds: int = 5,
     config: ProtocolConfig = ProtocolConfig(),
@@ -120,7 +120,8 @@ def evaluate_predictor(
     postprocess: ScanPostprocess | None = None,
     support_orientation: str = "as-is",
 ) -> EvalOutputs:
-    """Run the protocol on the given folds of ``store`` with any predictor callable
+    """Run the protocol on the given folds of ``store`` (indices, or :class:`~fewshotkit.data.episodes.folds.Fold`
+    objects such as a validation fold) with any predictor callable
     (``support_orientation``: see :func:`~fewshotkit.evaluation.protocol.evaluate_fold`).
 
     ``classes`` named twice (``liver``, ``1``) count once. Before a fold is scored, its support
@@ -135,7 +136,7 @@ def evaluate_predictor(
     outputs = EvalOutputs([], [], [])
     writer = NiftiWriter(store, save_predictions) if save_predictions is not None else None
     for index in fold_indices:
-        fold = get_fold(store, index, n_folds=n_folds)
+        fold = get_fold(store, index, n_folds=n_folds) if isinstance(index, int) else index
         if isinstance(store, SliceStore):
             require_valid_scans(store, [fold.support, *fold.queries])
         train = getattr(fold, "train", ())
@@ -149,14 +150,14 @@ def evaluate_predictor(
                                support_orientation=support_orientation)
         outputs.folds.append(scores)
         if collector is not None and collector.rows and figures is not None:
-            path = Path(figures) / f"{figure_prefix}fold{index}_overlay.png"
+            path = Path(figures) / f"{figure_prefix}fold{fold.index}_overlay.png"
             per = scores.per_class()
             rows = []
             for name in scores.classes:
                 if name in collector.rows:
                     collector.rows[name].title += f" (Dice {per[name]:.1f})"
                     rows.append(collector.rows[name])
-            outputs.figures.append(overlay_figure(rows, path, title=f"fold {index}, {config.name} protocol"))
+            outputs.figures.append(overlay_figure(rows, path, title=f"fold {fold.index}, {config.name} protocol"))
     if writer is not None:
         outputs.predictions = writer.written
     return outputs
@@ -181,8 +182,12 @@ def evaluate_checkpoint(
     postprocess: Sequence[Any] | str | None = None,
     drop_absent: float | None = None,
     overrides: Sequence[str] = (),
+    split: str = "test",
 ) -> tuple[dict[str, Any], EvalOutputs]:
     """Load a run directory or ``.pt`` checkpoint and evaluate it; returns (results document, outputs).
+
+    ``split="validation"`` scores the validation scans the run held out of its training scans
+    (``train --val-scans``) instead of its fold's test scans.
 
     ``overrides``: inference options of the trained method (``pooler.test_window=1``), see
     :func:`~fewshotkit.method.checkpoint.load_method`; the document's spec shows them applied.
@@ -207,15 +212,22 @@ def evaluate_checkpoint(
         folds = [int(run.get("fold", 0))]
     store = SliceStore(store_path)
     _check_modality(store, meta, checkpoint)
-    _check_leakage(store, folds, n_folds, run, checkpoint)
+    scored: list[Any] = list(folds)
+    if split == "validation":
+        from fewshotkit.data.episodes.folds import recorded_validation_fold
+
+        scored = [recorded_validation_fold(run, checkpoint)]
+    else:
+        _check_leakage(store, folds, n_folds, run, checkpoint)
     cleanup = spec_postprocess(loaded.spec, postprocess, drop_absent)
     predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
-    outputs = evaluate_predictor(store, predictor, folds, n_folds=n_folds, config=config, classes=classes,
+    outputs = evaluate_predictor(store, predictor, scored, n_folds=n_folds, config=config, classes=classes,
                                  save_predictions=save_predictions, figures=figures, show_progress=show_progress,
                                  postprocess=cleanup, support_orientation=loaded.spec.support_orientation)
     document = results_document(
         outputs.folds,
-        protocol={**config.to_json(), "n_folds": n_folds, **cleanup.to_json()},
+        protocol={**config.to_json(), "n_folds": n_folds, **cleanup.to_json(),
+                  **({"split": split} if split != "test" else {})},
         checkpoint=str(checkpoint),
         store=str(store_path),
         method=loaded.spec.preset or loaded.spec.method,

@@ -47,6 +47,8 @@ class EvalCurve(HookBase):
         self.protocols = tuple(protocols)
         self.n_folds = n_folds
         self.label = label
+        self.title = ("Dice on the validation scans (held out of the training scans) during training"
+                      if fold.validation else "Dice on the held-out fold during training")
 
     def before_train(self) -> None:
         if self.trainer.step == 0:
@@ -79,11 +81,13 @@ class EvalCurve(HookBase):
                                       "train_cpu_min": round(t.train_cpu_seconds / 60, 3)}
             if self.inference:
                 record["inference"] = self.inference
+            if self.fold.validation:
+                record["split"] = "validation"
             monitored = monitored_scalars(t.method)
             if monitored:
                 record["monitored"] = monitored
             for name in self.protocols:
-                scores = evaluate_predictor(self.store, predictor, [self.fold.index], n_folds=self.n_folds,
+                scores = evaluate_predictor(self.store, predictor, [self.fold], n_folds=self.n_folds,
                                             config=ProtocolConfig(name), postprocess=self.cleanup,
                                             support_orientation=self.spec.support_orientation).folds[0]
                 record[name] = {"dice": round(scores.mean(), 3),
@@ -96,5 +100,6 @@ class EvalCurve(HookBase):
         path = self.out_dir / CURVE_JSONL
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        plot_dice_curves([(self.label, read_metrics(path))], self.out_dir / CURVE_PNG, protocols=self.protocols)
+        plot_dice_curves([(self.label, read_metrics(path))], self.out_dir / CURVE_PNG, protocols=self.protocols,
+                         title=self.title)
         return record

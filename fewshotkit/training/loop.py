@@ -55,6 +55,7 @@ def train(
     show_progress: bool = True,
     on_step: Callable[[int], None] | None = None,
     n_folds: int = 5,
+    val_scans: int = 0,
     hooks: Sequence[HookBase] = (),
 ) -> Path:
     """Train ``spec`` on the store's fold ``fold`` training scans; returns the final checkpoint path.
@@ -71,11 +72,14 @@ def train(
     start), and training continues exactly where its last checkpoint left off, every hook's state
     included. ``hooks`` (:class:`HookBase`) run after the built-in ones (metrics, checkpoints, the
     Dice curve). ``on_step(step)`` is called after every completed step. Ctrl-C writes a
-    checkpoint and then raises KeyboardInterrupt.
+    checkpoint and then raises KeyboardInterrupt. ``val_scans`` holds at least that many of the
+    fold's training scans out (whole patients): the run never trains on them, and its Dice-vs-time
+    curve scores them instead of the test scans, so budgets and options are chosen without the test fold.
     """
     out_dir = Path(out_dir)
     choices = RunChoices(fold=fold, setting=setting, exclude=exclude, exclusion=exclusion, regime=regime, steps=steps,
-                         seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes, n_folds=n_folds)
+                         seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes, n_folds=n_folds,
+                         val_scans=val_scans)
     run = prepare_run(spec, store_path, out_dir, choices, resume=resume, device=device)
     created = not resume and not out_dir.exists()
     try:
@@ -193,7 +197,10 @@ def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer)
         hooks.append(EpisodeLogger(run.paths / EPISODES if main else None, run.info))
     hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
     if config.eval_every > 0:
-        hooks.append(EvalCurve(run.store, run.fold, config.eval_every, run.paths.root, run.spec, run.info,
+        from fewshotkit.data.episodes.folds import validation_fold
+
+        scored = validation_fold(run.fold) if run.fold.validation else run.fold
+        hooks.append(EvalCurve(run.store, scored, config.eval_every, run.paths.root, run.spec, run.info,
                                n_folds=run.n_folds, label=run.spec.preset or run.spec.method))
     return hooks
 
@@ -231,6 +238,7 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
         "fold_queries": list(fold.queries),
         "fold_support": fold.support,
         "fold_train": list(fold.train),
+        **({"val_scans": run.val_scans, "fold_validation": list(fold.validation)} if fold.validation else {}),
         **run.sampler_info,
         "plugin_versions": plugin_versions(),
         "plugin_providers": plugin_providers(run.spec),

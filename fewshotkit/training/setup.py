@@ -45,6 +45,7 @@ class RunChoices:
     amp: bool | None = None
     log_episodes: bool | None = None
     n_folds: int = 5
+    val_scans: int = 0
 
     def resumed(self, previous: dict[str, Any]) -> "RunChoices":
         """These choices for continuing the run recorded in ``previous`` (its run.json)."""
@@ -52,7 +53,7 @@ class RunChoices:
             self, fold=previous["fold"], setting=previous["setting"], seed=previous["seed"],
             exclude=previous["exclude"], exclusion=previous.get("exclusion", "any"), regime=previous["regime"],
             pseudolabels=previous.get("pseudolabel_set"),
-            n_folds=int(previous.get("n_folds", 5)), steps=self.steps if self.steps is not None else previous["steps"],
+            n_folds=int(previous.get("n_folds", 5)), val_scans=int(previous.get("val_scans", 0)), steps=self.steps if self.steps is not None else previous["steps"],
         )
 
     def training_overrides(self) -> dict[str, Any]:
@@ -75,6 +76,7 @@ class Run:
     setting: int
     excluded: list[int]
     n_folds: int
+    val_scans: int
     seed: int
     sampler: Any
     sampler_info: dict[str, Any]
@@ -113,7 +115,7 @@ def prepare_run(spec: "MethodSpec | None", store_path: Path | str | None, out_di
     sampler, sampler_info = build_sampler(store, fold, choices.setting, excluded, config, choices.pseudolabels,
                                           choices.exclusion)
     info, dev = ddp.setup(device)
-    return Run(spec, config, store, fold, choices.setting, excluded, choices.n_folds, choices.seed, sampler,
+    return Run(spec, config, store, fold, choices.setting, excluded, choices.n_folds, choices.val_scans, choices.seed, sampler,
                sampler_info, paths, info, dev, previous, checkpoint)
 
 
@@ -155,7 +157,7 @@ def _training_data(store: "SliceStore", choices: RunChoices) -> tuple["Fold", li
     from fewshotkit.data.episodes.folds import get_fold
     from fewshotkit.data.store.check import require_valid_scans
 
-    fold = get_fold(store, choices.fold, n_folds=choices.n_folds)
+    fold = get_fold(store, choices.fold, n_folds=choices.n_folds, val_scans=choices.val_scans)
     exclude = choices.exclude
     exclude_text = exclude if isinstance(exclude, str) else ",".join(str(e) for e in exclude)
     excluded = resolve_classes(store, exclude_text) if exclude_text.strip() else []

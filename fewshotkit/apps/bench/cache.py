@@ -39,9 +39,11 @@ def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: b
 
 
 def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,
-                 n_folds: int, pseudolabels: str | None, regime: str, exclusion: str = "any") -> dict[str, Any]:
+                 n_folds: int, pseudolabels: str | None, regime: str, exclusion: str = "any",
+                 val_scans: int = 0) -> dict[str, Any]:
     """Everything the trained models of a cell depend on (see the module docstring); setting 2's
-    ``exclusion`` rule only when it is not the default, so keys of ``any`` cells stay as they were."""
+    ``exclusion`` rule and held-out ``val_scans`` only when they are not the defaults, so the keys
+    of cells without them stay as they were."""
     from fewshotkit.method.provenance import plugin_fingerprints
 
     key = {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,
@@ -49,4 +51,6 @@ def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, se
            "plugins": plugin_fingerprints(spec)}
     if setting == 2 and exclusion != "any":
         key["exclusion"] = exclusion
+    if val_scans:
+        key["val_scans"] = val_scans
     return key

@@ -76,6 +76,8 @@ N_FOLDS = 5
 
 #: recipes that put every method at one budget (``--recipe cpu``: what its ``-cpu`` preset is)
 RECIPES = {"cpu": cpu_form}
+#: what a bench scores: the folds' test scans, or the validation scans held out of their training scans
+SPLITS = ("test", "validation")
 _ADDED = ("overrides", "eval_overrides")  # config keys that command-line flags extend instead of replace
 
 
@@ -91,6 +93,8 @@ class BenchConfig:
     steps: int | None = None
     setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
     exclusion: str = "any"  # setting 2's rule: "any" (SSL-ALPNet) or "all" (the ADNet lineage)
+    val_scans: int = 0  # training scans held out of every fold's training side (whole patients)
+    split: str = "test"  # score the folds' test scans, or ("validation") their held-out validation scans
     shots: int = 1
     protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
     chunks: int = 3
@@ -117,6 +121,14 @@ class BenchConfig:
         from fewshotkit.data.episodes.filters import check_rule
 
         check_rule(self.exclusion)
+        if self.split not in SPLITS:
+            raise FewshotkitError(f"bench: --split must be one of {', '.join(SPLITS)}, got '{self.split}'")
+        if self.split == "validation" and self.val_scans < 2:
+            raise FewshotkitError("bench: --split validation scores the scans held out of each fold's training "
+                                  "scans: give --val-scans N (N >= 2)")
+        if self.val_scans < 0 or self.val_scans == 1:
+            raise FewshotkitError(f"bench: --val-scans {self.val_scans}: hold out 0, or at least 2 scans "
+                                  "(one support and one query)")
         if self.exclusion != "any" and 2 not in self.setting:
             raise FewshotkitError(f"bench: --exclusion {self.exclusion} applies to setting 2 only; add --setting 2 "
                                   "or leave out --exclusion")

@@ -125,7 +125,7 @@ class Bench:
         if steps == 0:
             regime = "supervised"  # nothing is trained: do not require pseudolabels
         return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
-                     exclusion=self.config.exclusion if setting == 2 else "any",
+                     exclusion=self.config.exclusion if setting == 2 else "any", val_scans=self.config.val_scans,
                      regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
                      pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
@@ -148,7 +148,12 @@ class Bench:
         predictor = predictor_for(loaded.method, loaded.spec, device, self.config.batch_size)
         config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
         figures = self.out / "figures" if self.config.figures else None
-        return evaluate_predictor(store, predictor, [fold], n_folds=self.config.n_folds, config=config,
+        scored: Any = fold
+        if self.config.split == "validation":
+            from fewshotkit.data.episodes.folds import get_fold, validation_fold
+
+            scored = validation_fold(get_fold(store, fold, self.config.n_folds, self.config.val_scans))
+        return evaluate_predictor(store, predictor, [scored], n_folds=self.config.n_folds, config=config,
                                   classes=classes, figures=figures, figure_prefix=figure_prefix,
                                   postprocess=build_postprocess(postprocess, drop_absent),
                                   support_orientation=loaded.spec.support_orientation).folds[0]
@@ -174,8 +179,10 @@ class Bench:
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime,
-                                exclusion=cfg.exclusion)
+                                exclusion=cfg.exclusion, val_scans=cfg.val_scans)
         key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
+        if cfg.split != "test":
+            key["split"] = cfg.split
         if postprocess:
             key["postprocess"] = {"tables": postprocess,
                                   "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
@@ -279,10 +286,13 @@ class Bench:
         inference = [*cfg.eval_overrides,
                      *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent")))]
         rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
+        held = (f"; the validation scans ({cfg.val_scans} held out of each fold's training scans)"
+                if cfg.split == "validation" else f"; trained without {cfg.val_scans} validation scans"
+                if cfg.val_scans else "")
         title = (f"{store_key}: Dice (%), setting {setting}{rule}, {cfg.shots}-shot, "
                  f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
                  f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
-                 + (f"; inference {', '.join(inference)}" if inference else ""))
+                 + held + (f"; inference {', '.join(inference)}" if inference else ""))
         table = ScoreTable(title, columns)
         for entry in labels:
             row = {}
@@ -300,7 +310,8 @@ class Bench:
         """The name of a store's table and cell folder in ``setting``: setting 1 keeps the store's
         name; setting 2 adds ``_setting2`` and, for the ``all`` exclusion rule, ``-all``."""
         rule = "" if self.config.exclusion == "any" else f"-{self.config.exclusion}"
-        return Path(store_path).stem + ("" if setting == 1 else f"_setting2{rule}")
+        split = "_validation" if self.config.split == "validation" else ""
+        return Path(store_path).stem + ("" if setting == 1 else f"_setting2{rule}") + split
 
     def run(self) -> BenchResult:
         from fewshotkit.evaluation.figures import bar_chart

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Fold:
     """``queries``: test-side query scans; ``support``: the test-side support scan (never a query,
-    never in train); ``train``: every other scan (minus the support patient's other scans)."""
+    never in train); ``train``: every other scan (minus the support patient's other scans) but the
+    ``validation`` scans held out of them (:func:`hold_out`), on which options are chosen."""
 
     index: int
     queries: tuple[str, ...]
     support: str
     train: tuple[str, ...]
+    validation: tuple[str, ...] = ()
 
 
 def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] | None = None) -> list[Fold]:
@@ -62,16 +64,58 @@ def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] |
     return folds
 
 
+def hold_out(fold: Fold, scans: int, patients: dict[str, str] | None = None) -> Fold:
+    """``fold`` with at least ``scans`` of its training scans held out as validation scans: whole
+    patients (``patients``: scan -> patient id), taken from the end of the training list.
+
+    At least 2 (a support and a query); at least one training scan must remain.
+    """
+    if scans == 0:
+        return fold
+    if scans < 2:
+        raise FewshotkitError(f"--val-scans {scans}: hold out at least 2 scans (one support and one query), or 0")
+    patients = patients or {}
+    held: list[str] = []
+    for scan in reversed(fold.train):
+        if len(held) >= scans and patients.get(scan, scan) != patients.get(held[-1], held[-1]):
+            break
+        held.append(scan)
+    train = tuple(scan for scan in fold.train if scan not in held)
+    if not train:
+        raise FewshotkitError(f"--val-scans {scans}: fold {fold.index} has only {len(fold.train)} training scans; "
+                              f"hold out fewer (at most {len(fold.train) - 1})")
+    return replace(fold, train=train, validation=tuple(reversed(held)))
+
+
+def validation_fold(fold: Fold) -> Fold:
+    """The fold the validation scans form: the first is the support, the others are queries."""
+    if len(fold.validation) < 2:
+        raise FewshotkitError(f"fold {fold.index} has no validation scans: train with --val-scans N (N >= 2)")
+    return replace(fold, support=fold.validation[0], queries=fold.validation[1:])
+
+
+def recorded_validation_fold(run: dict, source: object) -> Fold:
+    """The validation fold a run recorded (run.json's ``fold_validation``), or a one-line error."""
+    scans = tuple(run.get("fold_validation") or ())
+    if len(scans) < 2:
+        raise FewshotkitError(f"'{source}' was trained without validation scans, so it has none to score; "
+                              "train with --val-scans N (N >= 2) or evaluate the test scans")
+    return Fold(index=int(run.get("fold", 0)), queries=scans[1:], support=scans[0],
+                train=tuple(run.get("fold_train") or ()), validation=scans)
+
+
 def store_folds(store: "SliceStore", n_folds: int = 5) -> list[Fold]:
     """Folds over the store's volumes, keeping each patient's volumes together."""
     groups = [str(store.volume_attrs(v).get("patient", v)) for v in store.volumes]
     return make_folds(store.volumes, n_folds, groups)
 
 
-def get_fold(store: "SliceStore", fold: int, n_folds: int = 5) -> Fold:
+def get_fold(store: "SliceStore", fold: int, n_folds: int = 5, val_scans: int = 0) -> Fold:
+    """Fold ``fold`` of the store, with ``val_scans`` validation scans held out of its training scans."""
     folds = store_folds(store, n_folds)
     if not 0 <= fold < len(folds):
         raise FewshotkitError(
             f"--fold {fold} is out of range: the store has {len(folds)} folds (0-{len(folds) - 1})"
         )
-    return folds[fold]
+    patients = {v: str(store.volume_attrs(v).get("patient", v)) for v in folds[fold].train} if val_scans else None
+    return hold_out(folds[fold], val_scans, patients)

@@ -1,0 +1,90 @@
+"""Validation scans held out of a fold's training scans: never trained on, scored by the
+Dice-vs-time curve, eval --split validation and bench --split validation instead of the test scans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import pseudolabelled_store
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.data.episodes.folds import Fold, hold_out, make_folds, validation_fold
+
+
+def test_hold_out_takes_whole_patients_from_the_end_of_the_training_scans():
+    fold = Fold(0, ("q1",), "s", ("a1", "a2", "b1", "c1", "c2"))
+    patients = {"a1": "a", "a2": "a", "b1": "b", "c1": "c", "c2": "c"}
+    held = hold_out(fold, 2, patients)
+    assert held.validation == ("c1", "c2") and held.train == ("a1", "a2", "b1")
+    held = hold_out(fold, 3, patients)  # c's two scans, then all of b
+    assert held.validation == ("b1", "c1", "c2") and held.train == ("a1", "a2")
+    assert hold_out(fold, 0) == fold
+    check = validation_fold(held)
+    assert (check.support, check.queries, check.train) == ("b1", ("c1", "c2"), ("a1", "a2"))
+    assert not set(held.validation) & {*held.train, *held.queries, held.support}
+
+
+def test_hold_out_refuses_what_cannot_be_scored_or_trained():
+    fold = make_folds([str(i) for i in range(10)], 5)[0]
+    with pytest.raises(FewshotkitError, match="--val-scans 1: hold out at least 2"):
+        hold_out(fold, 1)
+    with pytest.raises(FewshotkitError, match=f"has only {len(fold.train)} training scans"):
+        hold_out(fold, len(fold.train))
+    with pytest.raises(FewshotkitError, match="no validation scans: train with --val-scans"):
+        validation_fold(fold)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return pseudolabelled_store(tmp_path_factory.mktemp("val") / "syn.h5", min_size=100, volumes=8, seed=0,
+                                slices=12, size=64)
+
+
+TINY = ["--set", "image_size=64", "--set", "backbone.width=8", "--set", "backbone.out_channels=32",
+        "--set", "backbone.output_stride=8", "--set", "training.batch_size=2"]
+
+
+def test_a_run_never_trains_on_its_validation_scans_and_its_curve_scores_them(run_cli, store, tmp_path):
+    run = tmp_path / "run"
+    result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(run),
+                     "--val-scans", "2", "--steps", "2", "--eval-every", "2", "--device", "cpu", *TINY)
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "run.json").read_text())
+    validation = record["fold_validation"]
+    assert record["val_scans"] == 2 and len(validation) == 2
+    assert not set(validation) & set(record["fold_train"])
+    assert not set(validation) & {*record["fold_queries"], record["fold_support"]}
+    curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()]
+    assert curve and all(c["split"] == "validation" for c in curve)
+
+    scored = run_cli("eval", str(run), "--store", str(store), "--split", "validation", "--device", "cpu",
+                     "-o", str(tmp_path / "val.json"))
+    assert scored.exit_code == 0, scored.output
+    document = json.loads((tmp_path / "val.json").read_text())
+    assert document["protocol"]["split"] == "validation"
+    scored_fold = document["folds"][0]
+    assert scored_fold["support"] == validation[0] and scored_fold["queries"] == validation[1:]
+    assert "the run's validation scans" in " ".join(scored.output.split())
+
+
+def test_eval_split_validation_needs_a_run_with_validation_scans(run_cli, store, tmp_path):
+    run = tmp_path / "plain"
+    assert run_cli("train", "--preset", "alpnet-init-cpu", "--store", str(store), "--out", str(run), "--steps", "0",
+                   "--regime", "supervised", "--device", "cpu").exit_code == 0
+    result = run_cli("eval", str(run), "--store", str(store), "--split", "validation", "--device", "cpu")
+    assert result.exit_code != 0 and "was trained without validation scans" in result.output
+
+
+def test_bench_scores_and_names_the_validation_scans(run_cli, store, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--store", str(store), "--method", "alpnet-init", "--recipe", "cpu", "--device", "cpu",
+            "--fold", "0", "--val-scans", "2", "-o", str(out)]
+    assert run_cli(*args, "--split", "validation").exit_code == 0
+    assert run_cli(*args).exit_code == 0
+    validation = (out / "syn_validation_comparison.md").read_text()
+    test = (out / "syn_comparison.md").read_text()
+    assert "the validation scans (2 held out of each fold's training scans)" in validation
+    assert "trained without 2 validation scans" in test
+    bad = run_cli("bench", "--store", str(store), "--method", "alpnet-init", "--split", "validation", "-o", str(out))
+    assert bad.exit_code != 0 and "give --val-scans N" in bad.output

@@ -25,7 +25,8 @@ from fewshotkit.data.io.itk import Geometry
 
 @dataclass
 class Scan:
-    """One scan: ``array`` float64 (Z, H, W) of voxel axes (z, y, x); ``affine`` (4, 4) RAS of voxel
+    """One scan: ``array`` (Z, H, W) of voxel axes (z, y, x), float64 for NIfTI (its scaling applied),
+    else SimpleITK's pixel type (DICOM's rescale applied); ``affine`` (4, 4) RAS of voxel
     axes (x, y, z); ``geometry`` the grid as SimpleITK holds it (exact for SimpleITK-read formats);
     ``header`` the NIfTI header bytes of a NIfTI file; ``series`` the DICOM series of a folder."""
 
@@ -99,7 +100,7 @@ def _from_itk(image: Any, path: Path, fmt: str, series: DicomSeries | None = Non
     import SimpleITK as sitk
 
     geometry = Geometry.of(image)
-    array = sitk.GetArrayViewFromImage(image).astype(np.float64)  # (z, y, x)
+    array = sitk.GetArrayFromImage(image)  # (z, y, x), a copy the image does not share
     return Scan(path, fmt, array, geometry.affine, geometry, geometry.spacing_zyx, series=series)
 
 

@@ -133,3 +133,22 @@ def test_a_dicom_seg_references_the_query_series(run_cli, checkpoint, phantoms, 
     labels = [s.SegmentLabel for s in seg.SegmentSequence]
     assert labels and all(label.endswith(("(200)", "(500)", "(600)")) for label in labels)
     assert seg.Rows == 64 and seg.Columns == 64
+
+
+def test_ingest_reads_dicom_folders_with_nrrd_labels(run_cli, phantoms, tmp_path):
+    from fewshotkit.data.store.reader import SliceStore
+
+    src = tmp_path / "src"
+    for number, (key, (image, label)) in enumerate(phantoms.items()):
+        write_series(src / "images" / key, np.round(image), uid=f"1.2.826.0.1.3680043.8.498.3{number}", **GRID)
+        (src / "labels").mkdir(parents=True, exist_ok=True)
+        write_scan(src / "labels" / f"{key}.nrrd", coded(label), **GRID)
+    out = tmp_path / "s.h5"
+    result = run_cli("ingest", "nifti", str(src), "-o", str(out), "--labels", "200=LV-MYO,500=LV-BP,600=RV",
+                     "--image-glob", "images/*", "--label-glob", "labels/*.nrrd", "--clip", "never")
+    assert result.exit_code == 0, result.output
+    with SliceStore(out) as store:
+        assert store.volumes == ["query", "support"] and store.label_codes == {1: 200, 2: 500, 3: 600}
+        np.testing.assert_array_equal(store.pseudolabel_input("query"), np.round(phantoms["query"][0]))
+        np.testing.assert_array_equal(store.label("support") == 2, phantoms["support"][1] == 4)  # code 500
+        assert store.volume_attrs("query")["spacing"] == pytest.approx([5.0, 1.3, 1.4])

@@ -71,11 +71,3 @@ def compact_indices(codes: Sequence[int]) -> dict[int, int]:
         raise DataError(f"{len(ordered)} classes; at most {MAX_CLASSES} classes fit one store")
     return {index: code for index, code in enumerate(ordered, start=1)}
 
-
-def to_codes(indices: np.ndarray, code_of: dict[int, int]) -> np.ndarray:
-    """A label map of compact indices (0 = background) as the user's codes, smallest unsigned type."""
-    largest = max(code_of.values(), default=0)
-    table = np.zeros(max(code_of, default=0) + 1, dtype=smallest_unsigned(largest))
-    for index, code in code_of.items():
-        table[index] = code
-    return table[indices]

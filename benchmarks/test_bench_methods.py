@@ -15,7 +15,8 @@ import pytest
 import torch
 
 BASELINE = "ssl-alpnet-cpu"
-PRESETS = (BASELINE, "ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu")
+PRESETS = (BASELINE, "ssl-adnet-cpu", "ssl-qnet-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu", "ssl-rpt-cpu",
+           "ssl-gmrd-cpu")
 ROUNDS = 8
 _step_seconds: dict[str, float] = {}  # preset -> median seconds per step, filled in PRESETS order
 

@@ -80,6 +80,20 @@ def test_qnet_threshold_head_is_two_linear_layers_on_the_pooled_features():
     assert ThresholdHead(2, init_threshold=-10.0)(torch.randn(3, 2, 4, 4)).tolist() == [-10.0] * 3
 
 
+def test_threshold_alignment_by_hand():
+    from fewshotkit_threshold.common import threshold_alignment
+
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 2, 1, 2)  # pixel 0 is e_0, pixel 1 is e_1
+    fg = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    masks = torch.cat([1 - fg, fg], dim=1)
+    # the query predicts pixel 0: its prototype is e_0, which scores the support's pixel 0 with
+    # p_fg = sigmoid(5) and pixel 1 with sigmoid(-5): both right with p = sigmoid(5)
+    loss = threshold_alignment([feats], [feats], masks, masks, torch.tensor(-10.0), 20.0, [1.0])
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-5)), rel=1e-3)
+    nothing = torch.cat([torch.ones_like(fg), torch.zeros_like(fg)], dim=1)
+    assert threshold_alignment([feats], [feats], nothing, masks, torch.tensor(-10.0), 20.0, [1.0]).item() == 0
+
+
 def _qnet(maps, strides, **options):
     from fewshotkit_threshold.qnet import QNetMethod
 

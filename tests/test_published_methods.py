@@ -111,3 +111,18 @@ def test_the_paper_presets_build_on_the_two_level_resnet101_and_segment(preset, 
         logits = method(Episode(torch.randn(1, 1, 1, 64, 64), torch.cat([1 - fg, fg], dim=2),
                                 torch.randn(1, 1, 1, 64, 64))).logits
     assert logits.shape == (1, 1, 2, 64, 64) and torch.isfinite(logits).all()
+
+
+def test_the_light_encoder_hands_out_a_level_at_half_its_stride():
+    from fewshotkit_timm.light import LightEncoder
+
+    images = torch.randn(1, 1, 64, 64)
+    for stride in (8, 4):
+        encoder = LightEncoder(out_channels=8, width=8, output_stride=stride, levels=2)
+        assert [(level.stride, level.channels) for level in encoder.feature_levels()] == [(stride // 2, 8), (stride, 8)]
+        fine, deep = encoder.forward_levels(images, (0, -1))
+        assert fine.shape[-1] == 128 // stride and deep.shape[-1] == 64 // stride
+        assert torch.equal(deep, encoder(images))  # the deepest level is forward's output
+    assert len(LightEncoder(levels=1).feature_levels()) == 1
+    with pytest.raises(FewshotkitError, match="backbone.levels' must be 1 or 2"):
+        LightEncoder(levels=3)

@@ -280,6 +280,33 @@ def test_a_query_stored_in_another_orientation_gets_the_same_segmentation(checkp
     assert np.array_equal(ranged.prediction, moved.prediction)
 
 
+def test_a_model_that_records_its_orientation_gets_the_support_turned_to_it(checkpoint, scans, tmp_path):
+    """Support and query (LPS) are brought to the orientation the model's run records (RAS): the same
+    segmentation as support and query stored as RAS by hand, given to a model that records none."""
+    import torch
+
+    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.method.checkpoint import save_checkpoint
+
+    payload = torch.load(checkpoint, weights_only=True)
+    assert payload["run"]["orientation"] is None
+    payload["run"]["orientation"] = "RAS"
+    ras_model = save_checkpoint(tmp_path / "ras.pt", payload)
+    turned = segment_scan(ras_model, scans["support"], scans["support_label"], scans["query"], tmp_path / "t.nii.gz",
+                          classes=1, device="cpu")
+    assert turned.orientation == ("LPS", "LPS", "RAS")  # support, query, the frame segmented in
+    by_hand = segment_scan(checkpoint, _reoriented(scans["support"], "RAS", tmp_path / "s.nii.gz"),
+                           _reoriented(scans["support_label"], "RAS", tmp_path / "sl.nii.gz"),
+                           _reoriented(scans["query"], "RAS", tmp_path / "q.nii.gz"), tmp_path / "h.nii.gz",
+                           classes=1, device="cpu")
+    assert by_hand.orientation == ("RAS", "RAS", "RAS")
+    back = _reoriented(by_hand.output, "LPS", tmp_path / "back.nii.gz")
+    assert np.array_equal(np.asarray(nib.load(back).dataobj), np.asarray(nib.load(turned.output).dataobj))
+    as_stored = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"],
+                             tmp_path / "a.nii.gz", classes=1, device="cpu")
+    assert not np.array_equal(as_stored.prediction, turned.prediction), "the model saw turned slices"
+
+
 def test_a_query_sliced_along_another_axis_refuses_a_query_range(fresh_host, checkpoint, scans, tmp_path, capsys):
     from fewshotkit.cli import main
 

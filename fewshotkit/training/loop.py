@@ -235,6 +235,7 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
         "device_name": describe_device() if dev.type == "cuda" else "cpu",
         "amp": str(trainer.amp_dtype).removeprefix("torch.") if trainer.use_amp else False,
         "orientation": scans_orientation(store, fold.train),  # what segment brings new scans to
+        "modality": store.modality,  # segment warns when a query looks like another
         "fold_queries": list(fold.queries),
         "fold_support": fold.support,
         "fold_train": list(fold.train),

@@ -131,5 +131,6 @@ def test_a_threshold_run_records_its_groups_and_logs_t(tmp_path, fresh_host):
     names = [g["name"] for g in run["optimizer_groups"]]
     assert names == ["threshold", "default"] and run["optimizer_groups"][0]["parameters"] == 1
     assert run["optimizer_groups"][0]["lr"] == pytest.approx(10 * run["optimizer_groups"][1]["lr"])
+    assert run["optimizer_groups"][1]["lr"] == spec.training["lr"]  # the base rate, not the first warm-up step's
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(m["threshold"]) for m in metrics) and metrics[-1]["threshold"] != -10.0

@@ -82,8 +82,9 @@ def monitored_scalars(method: torch.nn.Module) -> dict[str, float]:
 
 
 def describe_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What run.json records of each group: name, number of parameters (elements), lr, weight decay."""
-    return [{"name": g["name"], "parameters": sum(p.numel() for p in g["params"]), "lr": g["lr"],
+    """What run.json records of each group: name, number of parameters (elements), its learning rate
+    before any schedule or warm-up (``initial_lr`` once a scheduler has wrapped the optimiser), weight decay."""
+    return [{"name": g["name"], "parameters": sum(p.numel() for p in g["params"]), "lr": g.get("initial_lr", g["lr"]),
              "weight_decay": g["weight_decay"]} for g in groups]
 
 

@@ -11,8 +11,9 @@ protocol uses (:func:`fewshotkit.evaluation.query_range.estimate_range`; ``--que
 overrides it). Only that range is segmented unless ``all_slices`` is set, in which case every
 slice is (slices outside use the nearest chunk's support, as in the full-volume protocol).
 Several classes go into one label map, from one forward pass per query chunk where the method
-allows (:mod:`fewshotkit.evaluation.scan`). In-plane, scans of any size are resampled to the
-model's image size and back; the prediction is written with the query's affine and header.
+allows, else from one pass per class and chunk, a voxel two classes claim going to the more
+probable (:mod:`fewshotkit.evaluation.scan`). In-plane, scans of any size are resampled to the
+model's image size and back; the prediction is written on the query's grid (a NIfTI query's header kept).
 Support and query are first brought to one frame (:mod:`fewshotkit.evaluation.frame`): the
 orientation of the scans the model was trained on when known, else the support's, the support's
 in-plane pixel size and one canvas holding both; the prediction goes back to

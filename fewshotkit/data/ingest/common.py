@@ -69,20 +69,6 @@ def check_pair(image: np.ndarray, label: np.ndarray | None, image_path: Path, la
         )
 
 
-def check_label_values(label: np.ndarray, label_path: Path) -> None:
-    """A label map must hold integer class values in 0..255 (the store's uint8 codes)."""
-    fractional = label != np.round(label)
-    if fractional.any():
-        example = float(label[fractional].flat[0])
-        raise DataError(f"'{label_path}' has non-integer label values (e.g. {example:g}); "
-                        "a label map holds integer class values")
-    out_of_range = (label < 0) | (label > 255)
-    if out_of_range.any():
-        example = float(label[out_of_range].flat[0])
-        raise DataError(f"'{label_path}' has label value {example:g}, outside 0..255; "
-                        "class values must fit the 0..255 range")
-
-
 def map_labels(label: np.ndarray, mapping: dict[float, int], label_path: Path, hint: str = "") -> np.ndarray:
     """Map source label codes to store class values; unknown codes raise a DataError."""
     values = np.unique(label)

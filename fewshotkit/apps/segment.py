@@ -226,15 +226,19 @@ def segment_scan(
     overrides: Sequence[str] = (),
     frame: int | None = None,
     series: Sequence[str] = (),
+    force: bool = False,
 ) -> SegmentResult:
     """Segment ``classes`` in ``query`` from (``support``, ``support_label``); write ``output``.
 
     ``output`` None: beside the query in its format (:func:`fewshotkit.data.io.formats.default_output`).
+    ``output`` and ``overlay`` may not be any file the command reads, nor an existing scan or label
+    image unless ``force`` (:mod:`fewshotkit.core.outputs`).
     ``postprocess=None`` applies the checkpoint spec's ``[postprocess]`` list; a list replaces it.
     ``overrides``: inference options of the trained method, as ``fewshotkit eval --set``. ``frame``:
     the frame of 4D scans; ``series``: UIDs choosing among several DICOM series of a folder.
     """
     from fewshotkit.core.device import resolve_device
+    from fewshotkit.core.outputs import SCAN, Output, check_outputs
     from fewshotkit.evaluation.frame import describe as describe_frame
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.evaluation.postprocess import spec_postprocess
@@ -242,10 +246,14 @@ def segment_scan(
     from fewshotkit.data.io.formats import default_output
     from fewshotkit.data.io.writer import check_output
     from fewshotkit.core.seeding import seed_everything
-    from fewshotkit.method.checkpoint import load_method
+    from fewshotkit.method.checkpoint import checkpoint_inputs, load_method
 
+    inputs = {"--checkpoint": checkpoint_inputs(checkpoint), "--support": support, "--support-label": support_label,
+              "--query": query, "--query-label": query_label}
     if output is not None:
         check_output(output)
+        check_outputs([Output(output, "-o", SCAN), Output(overlay, "--overlay", "PNG") if overlay else None], inputs,
+                      force=force)
     torch_device = resolve_device(device)
     seed_everything(seed)
     loaded = load_method(checkpoint, torch_device, overrides)
@@ -253,7 +261,11 @@ def segment_scan(
 
     sup = load_volume(support, support_label, target_size=None, frame=frame, series=series)
     qry = load_volume(query, query_label, target_size=None, frame=frame, series=series)
-    output = Path(output) if output is not None else default_output(query, qry.scan.format)
+    if output is None:  # the default beside the query: guarded like a given one
+        output = default_output(query, qry.scan.format)
+        check_outputs([Output(output, "-o", SCAN), Output(overlay, "--overlay", "PNG") if overlay else None], inputs,
+                      force=force)
+    output = Path(output)
     check_output(output, qry.scan)
     # modality check on raw intensities, before any normalisation
     check_modalities(sup.scan.array, qry.scan.array, support, query, loaded.meta, checkpoint)

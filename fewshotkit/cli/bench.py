@@ -68,6 +68,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     """
     from fewshotkit.apps.bench.study import Bench, BenchConfig
     from fewshotkit.core.console import console
+    from fewshotkit.core.outputs import FOLDER, Output, check_outputs
 
     flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
@@ -85,6 +86,9 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
         given.setdefault("out", "bench_out")
         config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
+    check_outputs([Output(config.out, "-o", FOLDER)],
+                  {"--store": config.stores, "--method": [m for m in config.methods if m.endswith(".toml")],
+                   "--config": config_path})
     # the command line for results.md, global options (--plugins-dir, ...) included; None in-process
     from_shell = Path(sys.argv[0]).name in ("fewshotkit", "__main__.py") and "bench" in sys.argv[1:]
     command = "fewshotkit " + shlex.join(sys.argv[1:]) if from_shell else None

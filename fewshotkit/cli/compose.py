@@ -100,6 +100,9 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
 
         click.echo(tomli_w.dumps(spec.to_dict()), nl=False)
         return
+    from fewshotkit.core.outputs import Output, check_outputs
+
+    check_outputs([Output(output, "-o", "TOML")])
     specs.save_spec(spec, output)
     click.echo(f"wrote {output} (method {spec.method}"
                + (f", preset {spec.preset}" if spec.preset else "") + ")", err=True)

@@ -27,6 +27,7 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
     fewshotkit curves runs/old runs/new --label "old recipe" --label "new recipe" -o curve.png
     """
     from fewshotkit.core.console import console
+    from fewshotkit.core.outputs import Output, check_outputs
     from fewshotkit.training.curves import plot_dice_curves, read_metrics
     from fewshotkit.training.eval_curve import CURVE_JSONL
 
@@ -38,6 +39,7 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
         if not path.is_file():
             raise FewshotkitError(f"'{run}' has no {CURVE_JSONL}; train it with --eval-every N")
         series.append((labels[index] if labels else Path(run).name, read_metrics(path)))
+    check_outputs([Output(out_path, "-o", "PNG")], {"RUN": [Path(run) / CURVE_JSONL for run in runs]})
     written = plot_dice_curves(series, Path(out_path), protocols=protocols, title=title, clock=clock)
     if written is None:
         raise FewshotkitError("the runs' curve files hold no evaluation yet")

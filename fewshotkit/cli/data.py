@@ -19,6 +19,13 @@ FORCE_OPTION = click.option("--force", is_flag=True,
                             help="Replace an existing store at -o (its pseudolabel sets are lost).")
 
 
+def guard_store_output(output: str, src: str | None, force: bool) -> None:
+    """Refuse an -o that is a source file, a folder or a file of another kind (a NIfTI, a checkpoint)."""
+    from fewshotkit.core.outputs import STORE, Output, check_outputs
+
+    check_outputs([Output(output, "-o", STORE)], {"SRC": src}, force=force)
+
+
 @click.group()
 def ingest() -> None:
     """Turn scans into a slice store (one HDF5 file per dataset); see docs/store-format.md."""
@@ -43,6 +50,7 @@ def ingest_chaos(src: str, output: str, clip_mode: str, limit: int | None, force
     from fewshotkit.data.ingest.chaos import ingest_chaos_t2
 
     terminate_cleanly()
+    guard_store_output(output, src, force)
     ingest_chaos_t2(src, output, clip_mode=clip_mode, limit=limit, overwrite=force)
 
 
@@ -57,6 +65,7 @@ def ingest_ms_cmrseg(src: str, output: str, limit: int | None, force: bool) -> N
     from fewshotkit.data.ingest.ms_cmrseg import ingest_ms_cmrseg as run
 
     terminate_cleanly()
+    guard_store_output(output, src, force)
     run(src, output, limit=limit, overwrite=force)
 
 
@@ -72,6 +81,7 @@ def ingest_acdc(src: str, output: str, size: int, limit: int | None, force: bool
     from fewshotkit.data.ingest.acdc import ingest_acdc as run
 
     terminate_cleanly()
+    guard_store_output(output, src, force)
     run(src, output, target_size=size, limit=limit, overwrite=force)
 
 
@@ -87,6 +97,7 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: b
     from fewshotkit.data.ingest.synapse import ingest_synapse_ct
 
     terminate_cleanly()
+    guard_store_output(output, src, force)
     ingest_synapse_ct(src, output, size=size, limit=limit, overwrite=force)
 
 
@@ -117,6 +128,7 @@ def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, la
     from fewshotkit.data.ingest.nifti import ingest_nifti, parse_label_spec
 
     terminate_cleanly()
+    guard_store_output(output, src, force)
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
                  modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
                  overwrite=force, orientation=orientation, frame=frame)
@@ -138,6 +150,7 @@ def ingest_msd_command(src: str, output: str, size: int | None, resize: bool, cl
     from fewshotkit.data.ingest.msd import ingest_msd
 
     terminate_cleanly()
+    guard_store_output(output, src, force)
     ingest_msd(src, output, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit, overwrite=force)
 
 
@@ -153,6 +166,7 @@ def ingest_synthetic_command(output: str, volumes: int, seed: int, slices: int, 
     from fewshotkit.data.ingest.synthetic import ingest_synthetic
 
     terminate_cleanly()
+    guard_store_output(output, None, force)
     ingest_synthetic(output, volumes=volumes, seed=seed, slices=slices, size=size, overwrite=force)
 
 
@@ -273,9 +287,11 @@ def store_check(path: str) -> None:
 @click.option("--set", "set_name", default=None, help="Pseudolabel set (default: the only one, if any).")
 def store_show(path: str, volume: str, z: int, output: str, set_name: str | None) -> None:
     """Write a PNG of slice Z of VOLUME with label and pseudolabel overlays."""
+    from fewshotkit.core.outputs import Output, check_outputs
     from fewshotkit.data.store.reader import SliceStore
     from fewshotkit.data.store.show import render_slice
 
+    check_outputs([Output(output, "-o", "PNG")], {"STORE": path})
     with SliceStore(path) as s:
         s.shape(volume)
         render_slice(s, volume, z, output, set_name)

@@ -26,6 +26,9 @@ def demo(path: str | None, dataset: str, out: str, steps: int | None, volumes: i
     """
     from fewshotkit.core.console import console
     from fewshotkit.apps.demo import run_demo
+    from fewshotkit.core.outputs import FOLDER, Output, check_outputs
+
+    check_outputs([Output(out, "-o", FOLDER)], {"PATH": path})
 
     result = run_demo(out, dataset=dataset, source=path, steps=steps, device=device, seed=seed, volumes=volumes,
                       log=lambda message: console.print(f"[dim]{message}[/dim]"))

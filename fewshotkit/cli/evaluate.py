@@ -75,9 +75,15 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
                  save_predictions: str | None, figures: str | None, overrides: tuple[str, ...], split: str) -> None:
     """Evaluate a trained run or checkpoint with the few-shot protocol (1-way, C chunks, 3D Dice)."""
     from fewshotkit.core.console import console
+    from fewshotkit.core.outputs import FOLDER, Output, check_outputs
     from fewshotkit.evaluation.evaluate import evaluate_checkpoint
     from fewshotkit.evaluation.results import write_json
+    from fewshotkit.method.checkpoint import checkpoint_inputs
 
+    check_outputs([Output(output, "-o", "JSON") if output else None,
+                   Output(save_predictions, "--save-predictions", FOLDER) if save_predictions else None,
+                   Output(figures, "--figures", FOLDER) if figures else None],
+                  {"--store": store_path, "RUN_OR_CHECKPOINT": checkpoint_inputs(run_or_checkpoint)})
     if all_folds and fold is not None:
         raise FewshotkitError("give either --fold K or --all-folds, not both")
     if split == "validation" and (all_folds or fold is not None):

@@ -51,12 +51,14 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 @click.option("--frame", type=click.IntRange(min=0), default=None, help="The frame of 4D scans (0 = first).")
 @click.option("--series", "series", multiple=True, metavar="UID",
               help="The DICOM series to read from a folder holding several (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing scan or label image at -o (never one of the inputs).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change an inference option of the trained method (repeatable), as for `eval`.")
 def segment(checkpoint: str, support: str, support_label: str, classes: tuple[str, ...], query: str,
             query_label: str | None, query_range: str | None, all_slices: bool, shots: int,
             postprocess: tuple[str, ...], drop_absent: float | None, device: str, overlay: str | None,
-            output: str | None, frame: int | None, series: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+            output: str | None, frame: int | None, series: tuple[str, ...], overrides: tuple[str, ...],
+            force: bool) -> None:
     """Segment structures in a new scan from one labelled scan; the output keeps the query's geometry."""
     from fewshotkit.core.console import console
     from fewshotkit.apps.segment import segment_scan
@@ -64,7 +66,8 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
     result = segment_scan(checkpoint, support, support_label, query, output, classes=list(classes) or None,
                           query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
                           shots=shots, device=device, overlay=overlay, postprocess=postprocess_override(postprocess),
-                          drop_absent=drop_absent, overrides=overrides, frame=frame, series=series)
+                          drop_absent=drop_absent, overrides=overrides, frame=frame, series=series,
+                          force=force)
     support_codes, query_codes, codes = result.orientation
     moved = [f"{what} ({own})" for what, own in (("support", support_codes), ("query", query_codes)) if own != codes]
     changes = ([f"{' and '.join(moved)} segmented in {codes} orientation"] if moved else []) + (

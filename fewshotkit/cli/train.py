@@ -58,6 +58,7 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     """
     from fewshotkit.method.overrides import apply_overrides
     from fewshotkit.method.spec import load_spec, preset_spec, validate_spec
+    from fewshotkit.core.outputs import FOLDER, Output, check_outputs
     from fewshotkit.training.loop import train as run_training
 
     if resume_dir is not None:
@@ -72,6 +73,7 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
             )
         if out_dir is not None and Path(out_dir).resolve() != Path(resume_dir).resolve():
             raise FewshotkitError("--resume continues the run in RUN_DIR itself; leave out --out")
+        check_outputs([Output(resume_dir, "--resume", FOLDER)])
         run_training(None, None, Path(resume_dir), resume=True, steps=steps, device=device, amp=amp,
                      log_episodes=log_episodes)
         return
@@ -83,6 +85,7 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
         raise FewshotkitError("give either a SPEC file or --preset NAME (e.g. --preset ssl-alpnet-cpu)")
     if store_path is None or out_dir is None:
         raise FewshotkitError("train needs --store STORE.h5 and --out RUN_DIR")
+    check_outputs([Output(out_dir, "--out", FOLDER)], {"--store": store_path, "SPEC": spec_path})
     spec = load_spec(spec_path) if spec_path is not None else preset_spec(preset)  # type: ignore[arg-type]
     if eval_every is not None:
         assignments = (*assignments, f"training.eval_every={eval_every}")

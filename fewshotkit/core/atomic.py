@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from fewshotkit.core.errors import DataError
+from fewshotkit.core.errors import DataError, FewshotkitError
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")  # how HDF5 reports a failed write
@@ -81,7 +81,9 @@ def atomic_path(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         yield tmp
         os.replace(tmp, target)
     except Exception as exc:
-        if is_disk_full(exc):
+        # a user error raised inside the block (another file's full disk, named already) stays as it is:
+        # this target was not written, so the message must not name it
+        if is_disk_full(exc) and not isinstance(exc, FewshotkitError):
             raise disk_full_error(target) from exc
         raise
     finally:

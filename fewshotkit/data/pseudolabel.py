@@ -31,6 +31,7 @@ import numpy as np
 
 from fewshotkit.core import stop
 from fewshotkit.core.atomic import disk_full_error, is_disk_full, temporary_path
+from fewshotkit.core.outputs import real_path
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.option_types import check_option_values
 from fewshotkit.data.store import format as fmt
@@ -134,7 +135,7 @@ def run_pseudolabeler(
     if ndim not in (2, 3):
         raise FewshotkitError(f"pseudolabeler '{name}' has ndim={ndim}; only 2 and 3 are supported")
     params = labeler.params()
-    path = Path(store_path)
+    path = real_path(store_path)  # through a symbolic link: the real store gets the set
     SliceStore(path).close()  # a missing or invalid store is reported before the lock file is made
     with store_lock(path):
         store = SliceStore(path)

@@ -20,8 +20,9 @@ from fewshotkit.evaluation.results import results_document, save_nifti_atomic
 
 
 def safe_name(text: str) -> str:
-    """A file-name-safe version of a scan id or class name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "unnamed"
+    """A file-name-safe version of a scan id, class or method name: never empty, never ``.`` or ``..``
+    (no runs of dots, none at either end), so it always names an entry of its own folder."""
+    return re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", str(text)).strip("-.") or "unnamed"
 
 
 def unique_safe_names(texts: dict[Any, str]) -> dict[Any, str]:

@@ -29,6 +29,8 @@ _SECTION = re.compile(r"^(Args|Arguments|Parameters|Options|Keyword [Aa]rgs|Keyw
 _GOOGLE_ITEM = re.compile(r"^(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SPHINX_ITEM = re.compile(r"^:param\s+(?:[\w\[\], |]+\s+)?(\w+):\s*(.*)$")
 _INLINE_ITEM = re.compile(r"^(?:[-*]\s+)?``(\w+)``\s*:\s*(.*)$")
+#: a component name or alias: it becomes file names, HDF5 groups and command-line words
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,11 @@ class Registry:
             raise PluginError(f"plugin '{plugin}': {kind} '{name}': aliases must be a list of non-empty "
                               f"strings, got {aliases!r}")
         names = (name, *aliases)
+        bad = next((n for n in names if not NAME_PATTERN.match(n) or ".." in n), None)
+        if bad is not None:
+            raise PluginError(f"plugin '{plugin}': {kind} name {bad!r} is not allowed: names become file names and "
+                              "store groups, so use letters, digits, '.', '_' and '-' only, starting and ending "
+                              "with a letter or digit (at most 64 characters, no '..')")
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise PluginError(f"plugin '{plugin}': {kind} '{name}' lists '{repeated[0]}' twice (as its name "

@@ -9,12 +9,16 @@ numpy, torch CPU/CUDA, sampler numpy Generator, augmentation torch Generator),
 name: ``ema`` when the run averaged its weights), ``spec_toml`` (the resolved spec),
 ``plugin_versions``, ``plugin_providers`` (``"kind:name"`` -> plugin), ``run`` (run.json) and
 ``torch_version``; :func:`save_checkpoint` adds ``model_sha256`` (:func:`state_dict_digest` of
-``model``). Version 1 kept the weight average at the top level (``ema``) and had no ``hooks``;
+``model``) and ``state_sha256`` (:func:`payload_digest`: every other entry, so the optimiser,
+scheduler, scaler, random states, hook states such as the weight average, and step a resumed run
+reads are covered too). Version 1 kept the weight average at the top level (``ema``) and had no ``hooks``;
 :func:`read_checkpoint` gives such a file in today's layout.
 
 Reading verifies the weights against ``model_sha256`` (or, for older checkpoints, against the
-``rank_weight_sha256`` a completed run wrote to run.json), so a corrupted file is an error
-naming it instead of a silently wrong model. A full disk while saving is a one-line error and
+``rank_weight_sha256`` a completed run wrote to run.json), then everything else against
+``state_sha256`` where the checkpoint has one (checkpoints written before it load as before), so
+a corrupted file is an error naming it instead of a silently wrong model or a resumed run that
+continues from damaged optimiser state. A full disk while saving is a one-line error and
 leaves the previous checkpoint in place. Resuming a run (random states, the store check) is
 :mod:`fewshotkit.training.checkpoint`.
 """
@@ -41,6 +45,7 @@ FORMAT = "fewshotkit-checkpoint"
 VERSION = 2
 LAST = "last.pt"
 DIGEST = "model_sha256"
+STATE_DIGEST = "state_sha256"
 
 
 def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
@@ -50,6 +55,33 @@ def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
     for name, tensor in state.items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    """sha256 of a checkpoint's entries except its digests (and the ``path`` added on reading):
+    nested dicts by sorted key, lists and tuples alike (a round trip may turn one into the other),
+    tensors by dtype, shape and bytes, other values by ``repr``."""
+    digest = hashlib.sha256()
+
+    def add(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, Mapping):
+            digest.update(f"D{len(value)}".encode())
+            for key in sorted(value, key=repr):
+                digest.update(repr(key).encode())
+                add(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"L{len(value)}".encode())
+            for item in value:
+                add(item)
+        else:
+            digest.update(f"V{value!r}".encode())
+
+    add({k: v for k, v in payload.items() if k not in (DIGEST, STATE_DIGEST, "path")})
     return digest.hexdigest()
 
 
@@ -63,6 +95,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     if path.parent.is_dir():
         remove_stale_temporaries(path)
     payload = {**payload, DIGEST: state_dict_digest(payload["model"])}
+    payload[STATE_DIGEST] = payload_digest(payload)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(payload, handle)
         handle.flush()
@@ -110,6 +143,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
+def checkpoint_inputs(path: str | os.PathLike) -> list[Path]:
+    """The files a command reads from a run directory or checkpoint: the checkpoint and, when it is
+    a run's, the run's run.json and spec.toml (for :func:`fewshotkit.core.outputs.check_outputs`)."""
+    ckpt = resolve_checkpoint(path)
+    run = ckpt.parent.parent
+    return [ckpt, *(run / name for name in ("run.json", "spec.toml") if ckpt.parent.name == "checkpoints")]
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """Load and check a checkpoint file (or a run directory's last one)."""
     ckpt_path = resolve_checkpoint(path)
@@ -128,6 +169,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
             f"reads ({VERSION}); upgrade fewshotkit"
         )
     _verify_weights(payload, ckpt_path)
+    recorded = payload.get(STATE_DIGEST)
+    if recorded is not None and payload_digest(payload) != recorded:
+        raise FewshotkitError(f"checkpoint '{ckpt_path}' is corrupt: its training state (optimiser, scheduler, random states, "
+                              f"hook states such as the weight average, or step) does not match the sha256 recorded inside it; "
+                              f"{_earlier_hint(ckpt_path)}")
     payload["path"] = str(ckpt_path)
     return _upgrade(payload)
 
@@ -155,10 +201,13 @@ def _verify_weights(payload: dict[str, Any], ckpt_path: Path) -> None:
     if recorded is None or not isinstance(payload.get("model"), dict):
         return
     if state_dict_digest(payload["model"]) != recorded:
-        earlier = sorted(p for p in ckpt_path.parent.glob("step_*.pt") if p.resolve() != ckpt_path.resolve())
-        hint = f"use an earlier checkpoint such as '{earlier[-1]}'" if earlier else "re-train it"
         raise FewshotkitError(f"checkpoint '{ckpt_path}' is corrupt: its weights do not match the sha256 recorded "
-                              f"{where}; {hint}")
+                              f"{where}; {_earlier_hint(ckpt_path)}")
+
+
+def _earlier_hint(ckpt_path: Path) -> str:
+    earlier = sorted(p for p in ckpt_path.parent.glob("step_*.pt") if p.resolve() != ckpt_path.resolve())
+    return f"use an earlier checkpoint such as '{earlier[-1]}'" if earlier else "re-train it"
 
 
 @dataclass

@@ -11,7 +11,6 @@ trains, and records the outcome in run.json. The files of a run directory are li
 from __future__ import annotations
 
 import contextlib
-import shutil
 import traceback
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ from fewshotkit.method.checkpoint import spec_to_toml
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.config import TrainingConfig
 from fewshotkit.training.hooks import Checkpointer, EpisodeLogger, MetricsLogger, PeriodicCheckpoint, StepCallback, now
-from fewshotkit.training.rundir import EPISODES, LOSS_PNG, METRICS, RUN_JSON, SPEC_TOML, RunRecord
+from fewshotkit.training.rundir import EPISODES, LOSS_PNG, METRICS, RUN_JSON, SPEC_TOML, RunRecord, run_lock
 from fewshotkit.training.setup import Run, RunChoices, prepare_run
 from fewshotkit.training.trainer import HookBase, Trainer
 
@@ -80,18 +79,16 @@ def train(
     choices = RunChoices(fold=fold, setting=setting, exclude=exclude, exclusion=exclusion, regime=regime, steps=steps,
                          seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes, n_folds=n_folds,
                          val_scans=val_scans)
-    run = prepare_run(spec, store_path, out_dir, choices, resume=resume, device=device)
-    created = not resume and not out_dir.exists()
-    try:
-        return _train(run, [*_step_callback(on_step), *hooks], show_progress)
-    except BaseException as exc:
-        if isinstance(exc, Exception) and created and run.info.is_main and not run.paths.last_checkpoint.exists():
-            shutil.rmtree(out_dir, ignore_errors=True)  # no half-made run folder when nothing was trained
-        if run.info.enabled:  # the traceback's frames hold the DDP wrapper: free it before its process group ends
-            traceback.clear_frames(exc.__traceback__)
-        raise
-    finally:
-        ddp.teardown(run.info)
+    with run_lock(out_dir):  # one training per run directory
+        run = prepare_run(spec, store_path, out_dir, choices, resume=resume, device=device)
+        try:
+            return _train(run, [*_step_callback(on_step), *hooks], show_progress)
+        except BaseException as exc:
+            if run.info.enabled:  # the traceback's frames hold the DDP wrapper: free it before its process group ends
+                traceback.clear_frames(exc.__traceback__)
+            raise
+        finally:
+            ddp.teardown(run.info)
 
 
 def _step_callback(on_step: Callable[[int], None] | None) -> list[HookBase]:

@@ -7,16 +7,22 @@
     RUN_DIR/episodes.jsonl          with training.log_episodes: every episode's (volume, z, ...)
     RUN_DIR/loss.png                the loss curve, drawn at the end
     RUN_DIR/curve.jsonl, curve.png  with training.eval_every: Dice on the held-out fold vs training time
+    RUN_DIR/run.lock                held while a training or --resume runs (:func:`run_lock`)
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from fewshotkit.core.atomic import write_text
+from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.core.lock import exclusive_lock
 from fewshotkit.method.checkpoint import LAST
 
 RUN_JSON = "run.json"
@@ -24,6 +30,38 @@ SPEC_TOML = "spec.toml"
 METRICS = "metrics.jsonl"
 EPISODES = "episodes.jsonl"
 LOSS_PNG = "loss.png"
+RUN_LOCK = "run.lock"
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock (``RUN_DIR/run.lock``) while training, creating the directory
+    if needed; a directory this call created is removed again when the block fails before a
+    checkpoint was written.
+
+    Only the main process locks: under torchrun (``RANK`` set) the other ranks write nothing. A
+    second training, or ``--resume``, of a directory being trained fails at once with one line
+    naming the process that trains it; the lock of a killed run is free (:mod:`fewshotkit.core.lock`).
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FewshotkitError(f"--out '{out_dir}' is a file, not a folder; give a run directory")
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def busy(holder: str) -> str:
+        return (f"run directory '{out_dir}' is being trained by another process ({holder}); wait for it to "
+                "finish (then continue it with --resume) or choose another --out")
+
+    with exclusive_lock(out_dir / RUN_LOCK, busy):
+        try:
+            yield
+        except Exception:
+            if created and not RunDir(out_dir).last_checkpoint.exists():
+                shutil.rmtree(out_dir, ignore_errors=True)  # no half-made run folder when nothing was trained
+            raise
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -184,9 +184,15 @@ class BenchConfig:
         return dataclasses.asdict(self)
 
 
-def method_label(name: str, pooler: str | None = None) -> str:
-    """The table row of a preset or spec file (``+ POOLER`` on the ``--pooler`` axis)."""
+def method_label(name: str, pooler: str | None = None, methods: Sequence[str] = ()) -> str:
+    """The table row of a preset or spec file (``+ POOLER`` on the ``--pooler`` axis).
+
+    A spec file is named by its stem, unless another of ``methods`` (the bench's list) has the
+    same stem: then by its path as given, without ``.toml``, so each gets a row and cells of its own.
+    """
     label = METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
+    if name.endswith(".toml") and any(m != name and m.endswith(".toml") and Path(m).stem == label for m in methods):
+        label = name.removesuffix(".toml")
     return label if pooler is None else f"{label} + {pooler}"
 
 

@@ -159,6 +159,20 @@ class Bench:
                                   support_orientation=loaded.spec.support_orientation).folds[0]
 
     # -- one cell -----------------------------------------------------------------------------
+    def _cached(self, path: Path, digest: str) -> tuple[FoldScores, dict[str, Any]] | None:
+        """(scores, timing) of the cell file ``path`` when it was written for ``digest``; None when it is
+        missing, for other settings, or unreadable (a damaged cell is computed again and replaced)."""
+        if not path.is_file():
+            return None
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(cached, dict) or cached.get("key") != digest:
+                return None
+            return FoldScores.from_json(cached["scores"]), dict(cached.get("timing") or {})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.log(f"cached cell {path} is unreadable ({type(exc).__name__}); computing it again")
+            return None
+
     def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
              protocol: str = "roy", setting: int = 1, pseudolabels: str | None = None) -> FoldScores:
         """Scores of ``method`` (with ``pooler``, if given; trained on the ``pseudolabels`` set or the
@@ -166,7 +180,7 @@ class Bench:
         from fewshotkit.data.store.reader import SliceStore
 
         cfg = self.config
-        label = method_label(method, pooler)
+        label = method_label(method, pooler, cfg.methods)
         pseudolabels = pseudolabels or (cfg.pseudolabels[0] if cfg.pseudolabels else None)
         spec = method_spec(method, cfg.recipe, cfg.overrides)
         if pooler is not None:
@@ -203,12 +217,12 @@ class Bench:
         cell_path = folder / f"{stem}{named}{variant}.json"
         digest = _digest(key)
         for path in dict.fromkeys([cell_path, folder / f"{stem}{variant}.json"]):  # + cells written before sets were named
-            cached = json.loads(path.read_text()) if path.is_file() else {}
-            if cached.get("key") == digest:
+            hit = self._cached(path, digest)
+            if hit is not None:
                 self.log(f"cached: {shown} fold {fold} on {store_key} ({protocol})")
                 self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:],
-                                      **cached.get("timing", {})})
-                return FoldScores.from_json(cached["scores"])
+                                      **hit[1]})
+                return hit[0]
 
         store = SliceStore(store_path)
         all_classes = [store.classes[v] for v in sorted(store.classes)]
@@ -263,7 +277,7 @@ class Bench:
         cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
         labels: dict[str, str] = {}
         for method, pooler, pseudolabels, entry in self._rows:
-            labels[entry] = method_label(method, pooler) + ("" if pseudolabels is None else f" + {pseudolabels}")
+            labels[entry] = method_label(method, pooler, cfg.methods) + ("" if pseudolabels is None else f" + {pseudolabels}")
             for protocol in cfg.protocol:
                 cells[protocol][entry] = []
                 for fold in cfg.folds:

@@ -8,6 +8,7 @@ and refuses with the first problem named.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Iterable
 
@@ -17,7 +18,7 @@ import numpy as np
 from fewshotkit.core.errors import DataError
 from fewshotkit.data.store import format as fmt
 from fewshotkit.data.store.reader import MalformedStoreError, SliceStore
-from fewshotkit.data.store.writer import class_pixel_table
+from fewshotkit.data.store.writer import class_pixel_table, pixel_checksums
 
 
 def check_store(path: str | os.PathLike) -> list[str]:
@@ -38,8 +39,9 @@ def check_store(path: str | os.PathLike) -> list[str]:
 
 
 def scan_problems(store: SliceStore, vol: str, *, full: bool = False) -> list[str]:
-    """Problems of one volume: dtypes, label shape, finite image values, known label codes (cheap);
-    with ``full`` also chunking, the class-slice index and the normalisation."""
+    """Problems of one volume: dtypes, label shape, finite image values, known label codes, the
+    pixels' integrity (:func:`integrity_problems`) and the class-slice index (one read of the
+    volume and a sha256 over it); with ``full`` also chunking and the normalisation."""
     group = store._h5()[fmt.VOLUMES][vol]
     image, label = group[fmt.IMAGE], group[fmt.LABEL]
     where = f"volume '{vol}'"
@@ -51,25 +53,43 @@ def scan_problems(store: SliceStore, vol: str, *, full: bool = False) -> list[st
     z, h, w = image.shape
     if full and (image.chunks != (1, h, w) or label.chunks != (1, h, w)):
         problems.append(f"{where}: chunks {image.chunks}/{label.chunks}, expected one slice per chunk")
-    pixels = image[()]
+    pixels, labels = image[()], label[()]
     bad = ~np.isfinite(pixels)
     if bad.any():
         slices = np.flatnonzero(bad.any(axis=(1, 2)))
         problems.append(f"{where}: image has {int(bad.sum())} NaN or infinite values (slices "
                         f"{', '.join(map(str, slices[:5]))}{' ...' if slices.size > 5 else ''})")
-    labels = label[()]
     counts = np.bincount(labels.reshape(-1), minlength=256)
     unknown = sorted(set(np.flatnonzero(counts).tolist()) - {0, *store.classes})
     if unknown:
         problems.append(f"{where}: unknown label values {unknown} (classes: "
                         f"{', '.join(f'{v}={n}' for v, n in store.classes.items())})")
-    if full:
-        table = group[fmt.CLASS_PIXELS][()]
-        if not np.array_equal(table, class_pixel_table(labels, store.class_values)):
-            problems.append(f"{where}: class-slice index does not match the labels")
-        if not float(group.attrs["norm_std"]) > 0:
-            problems.append(f"{where}: norm_std is not positive")
+    problems += integrity_problems(group.attrs, pixels, labels, where)
+    if not np.array_equal(store._pixels[vol], class_pixel_table(labels, store.class_values)):
+        problems.append(f"{where}: class-slice index does not match the labels")
+    if full and not float(group.attrs["norm_std"]) > 0:
+        problems.append(f"{where}: norm_std is not positive")
     return problems
+
+
+def integrity_problems(attrs: Any, image: np.ndarray, label: np.ndarray, where: str) -> list[str]:
+    """The image (Z, H, W) float32 and label (Z, H, W) uint8 of a volume against what ingest recorded:
+    their sha256 (``image_sha256``, ``label_sha256``) or, in stores written before those, the image's
+    voxel sum and sum of squares (which catch large damage only; the class-slice index, checked
+    separately, covers the labels)."""
+    damaged = "damaged since ingest; re-create the store with `fewshotkit ingest`"
+    if "image_sha256" in attrs and "label_sha256" in attrs:
+        checksums = pixel_checksums(image, label)
+        return [f"{where}: {part} bytes do not match the sha256 recorded at ingest ({damaged})"
+                for part in ("image", "label") if checksums[f"{part}_sha256"] != str(attrs[f"{part}_sha256"])]
+    if "voxel_sum" not in attrs or "voxel_sumsq" not in attrs:
+        return []
+    values = image.astype(np.float64)
+    for name, actual in (("voxel_sum", float(values.sum())), ("voxel_sumsq", float(np.square(values).sum()))):
+        recorded = float(attrs[name])
+        if not math.isclose(actual, recorded, rel_tol=1e-9, abs_tol=1e-6) and not np.isnan(actual):
+            return [f"{where}: image {name} {actual:.6g} differs from the {recorded:.6g} recorded at ingest ({damaged})"]
+    return []
 
 
 def require_valid_scans(store: SliceStore, volumes: Iterable[str]) -> None:

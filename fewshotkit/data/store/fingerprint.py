@@ -4,10 +4,13 @@ It covers the data's schema version (1: version 2 stores only add a code map, wh
 where a class's code is not its value, so stores of version 1 and stores without codes keep one
 fingerprint), the classes, the normalisation mode and, per volume in order, its
 id, patient, shape, voxel sum / sum of squares / count (the image statistics written at ingest),
-the orientation it was stored in when ingestion reoriented it, and its class-slice index (pixels
-of each class per slice); with a pseudolabel set, also that set's pseudolabeler, parameters and
-creation time (a separate ``/`` part: ``eval`` compares only the data part). Nothing is read but metadata and the small per-volume index, so it takes
-milliseconds even for large stores. Runs record it in run.json; ``train --resume`` and ``eval``
+the orientation it was stored in when ingestion reoriented it, the sha256 of its image and label
+bytes recorded at ingest (stores written before those were recorded keep their fingerprint
+without them), and its class-slice index (pixels of each class per slice); with a pseudolabel set, also that set's pseudolabeler, parameters and
+creation time (a separate ``/`` part: ``eval`` compares only the data part). Nothing is read but
+metadata and the small per-volume index, so it takes milliseconds even for large stores; that the
+pixels still match what was recorded is checked where they are read
+(:func:`fewshotkit.data.store.check.require_valid_scans`). Runs record it in run.json; ``train --resume`` and ``eval``
 compare it (see :mod:`fewshotkit.training.checkpoint`).
 """
 
@@ -41,7 +44,10 @@ def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> 
         # an in-plane flip changes none of the statistics: a reorientation at ingest is named (only
         # where there is one, so the fingerprints of stores without keep their value)
         turned = [op for op in json.loads(attrs.get("inplane", "[]")) if op.get("op") == "reorient"]
-        _add(digest, [vid, str(attrs.get("patient", "")), list(store.shape(vid)), stats, *([turned] if turned else [])])
+        # the pixels' sha256 recorded at ingest, in stores that have them (older stores keep their value)
+        sums = [str(attrs[k]) for k in ("image_sha256", "label_sha256") if k in attrs]
+        _add(digest, [vid, str(attrs.get("patient", "")), list(store.shape(vid)), stats, *([turned] if turned else []),
+                      *([sums] if sums else [])])
         digest.update(np.ascontiguousarray(store._pixels[vid], dtype=np.int64).tobytes())
     out = PREFIX + digest.hexdigest()
     if pseudolabel_set is not None:

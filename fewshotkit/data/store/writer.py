@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -19,6 +20,7 @@ from fewshotkit.core.version import __version__
 from fewshotkit.core import stop
 from fewshotkit.core.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.core.errors import DataError
+from fewshotkit.core.outputs import real_path
 from fewshotkit.data.store import format as fmt
 from fewshotkit.data.store.axes import mixed_orientations, stored_codes
 from fewshotkit.data.store.lock import store_lock
@@ -66,6 +68,13 @@ def fsync_path(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def pixel_checksums(image: np.ndarray, label: np.ndarray) -> dict[str, str]:
+    """``{"image_sha256": ..., "label_sha256": ...}`` of an image (Z, H, W) and its label (Z, H, W):
+    sha256 of their bytes as stored (float32 little-endian and uint8, C order)."""
+    return {"image_sha256": hashlib.sha256(np.ascontiguousarray(image, dtype="<f4").data).hexdigest(),
+            "label_sha256": hashlib.sha256(np.ascontiguousarray(label, dtype=np.uint8).data).hexdigest()}
+
+
 def class_pixel_table(label: np.ndarray, class_values: list[int]) -> np.ndarray:
     """int64 (Z, C): pixels of each class value per slice of ``label`` (Z, H, W)."""
     z = label.shape[0]
@@ -110,13 +119,14 @@ class StoreWriter:
         self.class_values = list(self.classes)
         self.label_codes = {v: int((label_codes or {}).get(v, v)) for v in self.class_values}
         self.normalization = normalization
+        self._target = real_path(self.path)  # through a symbolic link: the real store is replaced
         self._lock = ExitStack()
         self._lock.enter_context(store_lock(self.path))
         try:
             if self.path.exists() and not overwrite:
                 raise DataError(f"'{self.path}' already exists; pass --force to replace it (its volumes and "
                                 "pseudolabel sets are lost) or choose another -o")
-            self._tmp = temporary_path(self.path)
+            self._tmp = temporary_path(self._target)
             self._file = h5py.File(self._tmp, "w")
         except BaseException as exc:
             self._lock.close()
@@ -170,6 +180,7 @@ class StoreWriter:
         datasets = [group.create_dataset(fmt.IMAGE, data=image, chunks=(1, h, w)),
                     group.create_dataset(fmt.LABEL, data=label, chunks=(1, h, w)),
                     group.create_dataset(fmt.CLASS_PIXELS, data=class_pixel_table(label, self.class_values))]
+        checksums = pixel_checksums(image, label)
         values = image.astype(np.float64)
         total, total_sq, count = float(values.sum()), float(np.square(values).sum()), int(values.size)
         mean = total / count
@@ -190,6 +201,7 @@ class StoreWriter:
         attrs["voxel_sum"] = total
         attrs["voxel_sumsq"] = total_sq
         attrs["voxel_count"] = count
+        attrs.update(checksums)
         if rec.nifti_header is not None:
             attrs["nifti_header"] = np.void(rec.nifti_header)
         self._file.flush()  # a full disk raises here, with every dataset still open
@@ -225,7 +237,7 @@ class StoreWriter:
         self._file.attrs[fmt.ATTR_VOLUME_ORDER] = json.dumps(self._order)
         self._file.close()
         fsync_path(self._tmp)
-        os.replace(self._tmp, self.path)
+        os.replace(self._tmp, self._target)
 
     def abort(self) -> None:
         """Drop the temporary file and release the lock (idempotent)."""

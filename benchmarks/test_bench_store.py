@@ -33,3 +33,25 @@ def test_random_slice_reads(benchmark, seconds, store):
     per_second = 1000 / mean
     print(f"random 256x256 slice reads: {per_second:.0f} slices/s")
     assert per_second >= 5000
+
+
+def test_scan_checks_with_pixel_checksums(benchmark, seconds, tmp_path):
+    """What `eval` and `train` pay per scan they open: one read of image and label, the finite and
+    label-code checks, the class index and the sha256 of both (docs/store-format.md)."""
+    from fewshotkit.data.store.check import require_valid_scans
+
+    path = tmp_path / "chaos_like.h5"
+    ingest_synthetic(path, volumes=4, slices=36, size=256, quiet=True)  # CHAOS T2 volumes: ~36 x 256 x 256
+    store = SliceStore(path)
+
+    def check_all():
+        store.checked_scans.clear()
+        require_valid_scans(store, store.volumes)
+
+    benchmark(check_all)
+    mean = seconds("mean")
+    if mean is None:
+        return
+    megabytes = 4 * 36 * 256 * 256 * 5 / 1e6  # float32 image + uint8 label
+    print(f"scan checks with sha256: {1000 * mean / 4:.1f} ms per 36 x 256 x 256 scan, {megabytes / mean:.0f} MB/s")
+    assert megabytes / mean >= 100

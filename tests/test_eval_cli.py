@@ -71,11 +71,12 @@ def test_checkpoint_of_an_unknown_method_is_a_one_line_error(fresh_host, store_p
     import torch
 
     from fewshotkit.cli import main
+    from fewshotkit.method.checkpoint import save_checkpoint
 
     payload = torch.load(checkpoint, weights_only=True)
     payload["spec_toml"] = payload["spec_toml"].replace('method = "alpnet"', 'method = "no-such-method"')
     bad = tmp_path / "bad.pt"
-    torch.save(payload, bad)
+    save_checkpoint(bad, payload)  # a valid checkpoint (digests recomputed) of a method no plugin provides
     with pytest.raises(SystemExit) as exc:
         main(["eval", str(bad), "--store", str(store_path), "--device", "cpu"])
     assert exc.value.code == 1

@@ -250,6 +250,7 @@ def test_resume_after_ctrl_c_is_exact(store, tmp_path, fresh_host):
 def test_resume_on_another_device_type_reseeds_the_augmentation_stream(store, tmp_path, fresh_host):
     """A run whose last checkpoint was written on a GPU resumes on the CPU (and back): the CUDA
     generator's Philox state (16 bytes) does not fit a CPU generator, so that stream is re-seeded."""
+    from fewshotkit.method.checkpoint import save_checkpoint
     from fewshotkit.training import train
 
     out = tmp_path / "run"
@@ -257,7 +258,7 @@ def test_resume_on_another_device_type_reseeds_the_augmentation_stream(store, tm
     last = out / "checkpoints" / "last.pt"
     payload = torch.load(last, weights_only=True)
     payload["rng"][0]["augment"] = torch.zeros(16, dtype=torch.uint8)  # what a CUDA generator's get_state() gives
-    torch.save(payload, last)
+    save_checkpoint(last, payload)
     with pytest.warns(UserWarning, match="augmentation stream is re-seeded"):
         train(None, None, out, resume=True, steps=8, device="cpu", show_progress=False)
     run = json.loads((out / "run.json").read_text())
@@ -319,12 +320,13 @@ def test_load_method_errors(tmp_path, fresh_host):
 
 
 def test_load_method_unknown_method(store, tmp_path, fresh_host):
+    from fewshotkit.method.checkpoint import save_checkpoint
     from fewshotkit.training import load_method, train
 
     last = train(tiny_spec(), store, tmp_path / "r", steps=0, device="cpu")
     payload = torch.load(last, weights_only=True)
     payload["spec_toml"] = payload["spec_toml"].replace('method = "alpnet"', 'method = "nosuchmethod"')
-    torch.save(payload, tmp_path / "edited.pt")
+    save_checkpoint(tmp_path / "edited.pt", payload)
     with pytest.raises(FewshotkitError, match="edited.pt"):
         load_method(tmp_path / "edited.pt")
 

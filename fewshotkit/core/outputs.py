@@ -124,7 +124,8 @@ def check_outputs(outputs: Iterable[Output | None], inputs: Mapping[str, PathOrP
             if same_file(out.path, other.path):
                 raise FewshotkitError(f"{where} and {other.option} '{other.path}' are the same file; give each "
                                       "output its own path")
-        _check_existing(out, where, force, force_option)
+    for out in given:
+        _check_existing(out, f"{out.option} '{out.path}'", force, force_option)
 
 
 def _check_existing(out: Output, where: str, force: bool, force_option: str | None) -> None:

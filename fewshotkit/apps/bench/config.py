@@ -187,12 +187,18 @@ class BenchConfig:
 def method_label(name: str, pooler: str | None = None, methods: Sequence[str] = ()) -> str:
     """The table row of a preset or spec file (``+ POOLER`` on the ``--pooler`` axis).
 
-    A spec file is named by its stem, unless another of ``methods`` (the bench's list) has the
-    same stem: then by its path as given, without ``.toml``, so each gets a row and cells of its own.
+    A spec file is named by its stem or, when another spec file of ``methods`` (the bench's list)
+    has the same stem, by as many of its last path parts as tell it apart (``sub/X``), so each
+    gets a row and cells of its own.
     """
     label = METHOD_LABELS.get(name, Path(name).stem if name.endswith(".toml") else name)
-    if name.endswith(".toml") and any(m != name and m.endswith(".toml") and Path(m).stem == label for m in methods):
-        label = name.removesuffix(".toml")
+    if name.endswith(".toml"):
+        others = [Path(m.removesuffix(".toml")).parts for m in methods if m != name and m.endswith(".toml")]
+        parts = Path(name.removesuffix(".toml")).parts
+        depth = 1
+        while depth < len(parts) and any(other[-depth:] == parts[-depth:] for other in others):
+            depth += 1
+        label = "/".join(parts[-depth:]) if depth > 1 else label
     return label if pooler is None else f"{label} + {pooler}"
 
 

@@ -170,7 +170,7 @@ class Bench:
                 return None
             return FoldScores.from_json(cached["scores"]), dict(cached.get("timing") or {})
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            self.log(f"cached cell {path} is unreadable ({type(exc).__name__}); computing it again")
+            self.log(f"the saved cell {path} is unreadable ({type(exc).__name__}); computing it again")
             return None
 
     def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,

@@ -103,7 +103,7 @@ def test_1_no_command_writes_onto_its_input(run_cli, run_dir, store_copy, scans,
         (_segment(run_dir, scans, "-o", str(scans["sup_lab"])), "input --support-label"),
         (_segment(run_dir, scans, "-o", str(scans["q"].parent / "p.nii.gz"), "--overlay", str(scans["q"])),
          "input --query"),
-        (["ingest", "synthetic", "-o", str(scans["q"]), "--force"], "is a NIfTI image"),
+        (["ingest", "synthetic", "-o", str(scans["q"]), "--force"], "is a scan or label image"),
     ]
     for args, needle in cases:
         one_line_error(run_cli(*args), needle)

@@ -142,8 +142,8 @@ def _check_existing(out: Output, where: str, force: bool, force_option: str | No
     if kind is None:
         return
     if kind != out.kind:
-        raise FewshotkitError(f"{where} is {_DESCRIBED[kind]}; this command writes {out.kind} there and would "
-                              "destroy it: choose another output path")
+        raise FewshotkitError(f"{where} is {_DESCRIBED[kind]}; this command writes {_DESCRIBED.get(out.kind, out.kind)} "
+                              "there and would destroy it: choose another output path")
     if not force:
         how = f"pass {force_option} to replace it or " if force_option else ""
         raise FewshotkitError(f"{where} already exists ({_DESCRIBED[kind]}); {how}choose another output path")

@@ -249,12 +249,12 @@ def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str
     training path whose fingerprint changed is refused: the recorded fold split no longer applies.
     """
     from fewshotkit.data.episodes.folds import get_fold
-    from fewshotkit.data.store.fingerprint import data_part, store_fingerprint
+    from fewshotkit.data.store.fingerprint import same_data, store_fingerprint
 
     trained_store, recorded = run.get("store"), run.get("store_fingerprint")
     same_path = isinstance(trained_store, str) and Path(trained_store).resolve() == store.path.resolve()
     if recorded:
-        if store_fingerprint(store) != data_part(recorded):
+        if not same_data(store_fingerprint(store), recorded):
             if same_path:
                 raise FewshotkitError(
                     f"store '{store.path}' changed since checkpoint '{checkpoint}' was trained on it (its volumes or "

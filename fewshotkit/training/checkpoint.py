@@ -19,15 +19,16 @@ def check_resume_store(previous_run: dict[str, Any], store: "SliceStore") -> Non
     """Refuse to continue a run on other data than it was trained on.
 
     ``previous_run`` is the run's run.json; its ``store_fingerprint`` (recorded at the start of
-    training, see :func:`fewshotkit.data.store.fingerprint.store_fingerprint`) must equal the store's
-    now, with the run's pseudolabel set. Runs recorded without a fingerprint are not checked.
+    training, see :func:`fewshotkit.data.store.fingerprint.store_fingerprint`) must describe the
+    store's data now, with the run's pseudolabel set (:func:`~fewshotkit.data.store.fingerprint.same_fingerprint`).
+    Runs recorded without a fingerprint are not checked.
     """
-    from fewshotkit.data.store.fingerprint import store_fingerprint
+    from fewshotkit.data.store.fingerprint import same_fingerprint, store_fingerprint
 
     recorded = previous_run.get("store_fingerprint")
     if not recorded:
         return
-    if store_fingerprint(store, previous_run.get("pseudolabel_set")) != recorded:
+    if not same_fingerprint(store_fingerprint(store, previous_run.get("pseudolabel_set")), recorded):
         raise FewshotkitError(
             f"--resume: store '{store.path}' no longer holds the data this run was trained on (its volumes, "
             "labels or pseudolabel set changed since the run started); resume only on the original store, "

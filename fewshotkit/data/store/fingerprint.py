@@ -4,10 +4,13 @@ It covers the data's schema version (1: version 2 stores only add a code map, wh
 where a class's code is not its value, so stores of version 1 and stores without codes keep one
 fingerprint), the classes, the normalisation mode and, per volume in order, its
 id, patient, shape, voxel sum / sum of squares / count (the image statistics written at ingest),
-the orientation it was stored in when ingestion reoriented it, the sha256 of its image and label
-bytes recorded at ingest (stores written before those were recorded keep their fingerprint
-without them), and its class-slice index (pixels of each class per slice); with a pseudolabel set, also that set's pseudolabeler, parameters and
-creation time (a separate ``/`` part: ``eval`` compares only the data part). Nothing is read but
+the orientation it was stored in when ingestion reoriented it, and its class-slice index (pixels
+of each class per slice). Stores that recorded the sha256 of every volume's image and label bytes
+at ingest get a ``+<pixels>`` part hashing those (the same data part as before, so a run recorded
+before the sha256 existed still matches the same data re-ingested now: :func:`same_data` compares
+the pixels part where both fingerprints have one). With a pseudolabel set, also that set's
+pseudolabeler, parameters and creation time (a separate ``/`` part: ``eval`` compares only the
+data part). Nothing is read but
 metadata and the small per-volume index, so it takes milliseconds even for large stores; that the
 pixels still match what was recorded is checked where they are read
 (:func:`fewshotkit.data.store.check.require_valid_scans`). Runs record it in run.json; ``train --resume`` and ``eval``
@@ -31,8 +34,8 @@ DATA_VERSION = 1
 
 
 def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> str:
-    """``v1:<sha256 hex>`` of ``store``'s data; with ``pseudolabel_set``, ``/<sha256 hex>`` of that
-    set's identity is appended (see :func:`data_part`)."""
+    """``v1:<sha256 hex>[+<sha256 hex>]`` of ``store``'s data (statistics, then pixels); with
+    ``pseudolabel_set``, ``/<sha256 hex>`` of that set's identity is appended (see :func:`data_part`)."""
     digest = hashlib.sha256()
     coded = {str(k): c for k, c in store.label_codes.items() if k != c}
     _add(digest, [DATA_VERSION, {str(k): v for k, v in store.classes.items()}, store.normalization,
@@ -44,12 +47,12 @@ def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> 
         # an in-plane flip changes none of the statistics: a reorientation at ingest is named (only
         # where there is one, so the fingerprints of stores without keep their value)
         turned = [op for op in json.loads(attrs.get("inplane", "[]")) if op.get("op") == "reorient"]
-        # the pixels' sha256 recorded at ingest, in stores that have them (older stores keep their value)
-        sums = [str(attrs[k]) for k in ("image_sha256", "label_sha256") if k in attrs]
-        _add(digest, [vid, str(attrs.get("patient", "")), list(store.shape(vid)), stats, *([turned] if turned else []),
-                      *([sums] if sums else [])])
+        _add(digest, [vid, str(attrs.get("patient", "")), list(store.shape(vid)), stats, *([turned] if turned else [])])
         digest.update(np.ascontiguousarray(store._pixels[vid], dtype=np.int64).tobytes())
     out = PREFIX + digest.hexdigest()
+    pixels = _pixels_part(store)
+    if pixels is not None:
+        out += "+" + pixels
     if pseudolabel_set is not None:
         sets = store._h5()[fmt.PSEUDOLABELS]
         identity: list[Any] = [pseudolabel_set, "missing"]
@@ -62,9 +65,34 @@ def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> 
     return out
 
 
+def _pixels_part(store: SliceStore) -> str | None:
+    """sha256 hex of every volume's recorded image and label sha256, in order; None when a volume
+    has none (a store written before they were recorded)."""
+    volumes = store._h5()[fmt.VOLUMES]
+    sums = [[str(volumes[vid].attrs.get(k, "")) for k in ("image_sha256", "label_sha256")] for vid in store.volumes]
+    if not all(all(pair) for pair in sums):
+        return None
+    digest = hashlib.sha256()
+    _add(digest, sums)
+    return digest.hexdigest()
+
+
 def data_part(fingerprint: str) -> str:
     """The part of a fingerprint that covers the volumes and labels (without the pseudolabel set)."""
     return fingerprint.split("/", 1)[0]
+
+
+def same_data(current: str, recorded: str) -> bool:
+    """Whether two fingerprints describe the same volumes and labels: equal statistics parts and,
+    where both carry one, equal pixels parts (pseudolabel set parts are ignored)."""
+    stats, _, pixels = data_part(current).partition("+")
+    old_stats, _, old_pixels = data_part(recorded).partition("+")
+    return stats == old_stats and (not pixels or not old_pixels or pixels == old_pixels)
+
+
+def same_fingerprint(current: str, recorded: str) -> bool:
+    """:func:`same_data` and the same pseudolabel set part (or none in both)."""
+    return same_data(current, recorded) and current.partition("/")[2] == recorded.partition("/")[2]
 
 
 def _add(digest: Any, value: Any) -> None:

@@ -126,3 +126,16 @@ def test_the_light_encoder_hands_out_a_level_at_half_its_stride():
     assert len(LightEncoder(levels=1).feature_levels()) == 1
     with pytest.raises(FewshotkitError, match="backbone.levels' must be 1 or 2"):
         LightEncoder(levels=3)
+
+
+@pytest.mark.parametrize("preset", ("ssl-qnet", "ssl-rpt", "ssl-gmrd"))
+def test_the_cpu_recipe_of_a_paper_preset_is_its_cpu_preset(preset):
+    from fewshotkit.apps.bench.config import method_spec
+    from fewshotkit.method.presets import PRESETS
+    from fewshotkit.method.spec import preset_spec
+
+    def table(spec) -> dict:
+        return {k: v for k, v in spec.to_dict().items() if k != "preset"}
+
+    assert table(method_spec(preset, recipe="cpu")) == table(preset_spec(f"{preset}-cpu"))
+    assert PRESETS[f"{preset}-cpu"]["backbone"].get("levels", 1) == (1 if preset == "ssl-gmrd" else 2)

@@ -134,17 +134,34 @@ THRESHOLD_METHODS = ("qnet-dual", "rpt")
 THRESHOLD_GROUPS = {"threshold": {"lr_scale": 10.0}}
 
 
+#: methods that read two feature levels (docs/methods.md)
+TWO_LEVEL_METHODS = ("qnet-dual", "rpt")
+#: their CPU backbone: the recipe's light encoder at output stride 8 with its finer level, at 128 px
+#: levels of 32 x 32 (stride 4) and 16 x 16 (stride 8), a quarter and an eighth of the slice as at
+#: 256 px in the papers
+CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2}
+#: method options of the CPU form. GMRD: descriptors on the recipe's 32 x 32 grid (its stride-4
+#: output, as GMRD's stride-4 layer3) and 20 / 120 descriptors (GMRD's 1 : 6), so its decoders cost
+#: about what a step of the other methods does (the background decoder's two 3 x 3 convolutions of
+#: 600 channels alone take 6.6 G multiply-adds per 32 x 32 map)
+CPU_OPTIONS = {"gmrd": {"fg_descriptors": 20, "bg_descriptors": 120, "grid": 32}}
+
+
 def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
-    """A spec table at the CPU recipe's budget: the recipe's backbone (where the method has one),
-    image size and training table; the method keeps its own parts, regime and, when it trains
-    nothing, zero steps. A table that already has the recipe's backbone and size (the composed
+    """A spec table at the CPU recipe's budget: the recipe's backbone (where the method has one; its
+    two-level form :data:`CPU_TWO_LEVELS` for :data:`TWO_LEVEL_METHODS`), image size, training
+    table and the method's :data:`CPU_OPTIONS`; the method keeps its own parts, regime and, when it
+    trains nothing, zero steps. A table that already has such a backbone and the recipe's size (the
     ``-cpu`` presets) is returned unchanged, so its own training (``ssl-alpnet-cpu-bf16``) stays."""
     base, recipe = copy.deepcopy(table), PRESETS["ssl-alpnet-cpu"]
-    if base.get("backbone") == recipe["backbone"] and base.get("image_size") == recipe["image_size"]:
+    if base.get("backbone") in (recipe["backbone"], CPU_TWO_LEVELS) and base.get("image_size") == recipe["image_size"]:
         return base
     if "backbone" in base:
-        base["backbone"] = copy.deepcopy(recipe["backbone"])
+        base["backbone"] = copy.deepcopy(CPU_TWO_LEVELS if base.get("method") in TWO_LEVEL_METHODS
+                                         else recipe["backbone"])
     base["image_size"] = recipe["image_size"]
+    if base.get("method") in CPU_OPTIONS:
+        base.setdefault("options", {}).update(CPU_OPTIONS[base["method"]])
     training = base.get("training", {})
     if training.get("steps", 1):
         base["training"] = {**copy.deepcopy(recipe["training"]), "regime": training.get("regime", "ssl")}
@@ -158,21 +175,4 @@ PRESETS.update({f"{name}-cpu": cpu_form(PRESETS[name])
                 for name in ("ssl-adnet", "ssl-qnet-single", "ssl-regional", "ssl-panet", "alpnet", "panet",
                              "senet", "alpnet-init")})
 
-#: the CPU recipe's light encoder at output stride 8 with its finer level: at 128 px, levels of
-#: 32 x 32 (stride 4) and 16 x 16 (stride 8), a quarter and an eighth of the slice as in the papers
-_CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2}
-
-
-def _two_level_cpu_form(name: str) -> dict[str, Any]:
-    table = cpu_form(PRESETS[name])
-    table["backbone"] = dict(_CPU_TWO_LEVELS)
-    return table
-
-
-PRESETS.update({f"{name}-cpu": _two_level_cpu_form(name) for name in ("ssl-qnet", "ssl-rpt")})
-
-# GMRD under the CPU recipe: the recipe's encoder (its stride-4 output, 32 x 32 at 128 px, as GMRD's
-# stride-4 layer3), descriptors on that grid and 20 / 120 descriptors (GMRD's 1 : 6), so its decoders
-# cost about what a step of the other methods does
-PRESETS["ssl-gmrd-cpu"] = cpu_form(PRESETS["ssl-gmrd"])
-PRESETS["ssl-gmrd-cpu"]["options"].update(fg_descriptors=20, bg_descriptors=120, grid=32)
+PRESETS.update({f"{name}-cpu": cpu_form(PRESETS[name]) for name in ("ssl-qnet", "ssl-rpt", "ssl-gmrd")})

@@ -102,7 +102,7 @@ def test_method_contract(name: str, case: str, fresh_host):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.backbone.parameters())
     method.eval()
     if case == "tiny" and getattr(method, "regions", 1) > 1:  # a support smaller than the region count is refused
-        with pytest.raises(FewshotkitError, match="larger than the support's .* foreground pixels"), torch.no_grad():
+        with pytest.raises(FewshotkitError, match="larger than the support's 1 foreground pixels"), torch.no_grad():
             method(Episode(episode.support_images, episode.support_masks, episode.query_images))
         return
     with torch.no_grad():

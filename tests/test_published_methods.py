@@ -73,15 +73,19 @@ def test_more_regions_than_the_supports_foreground_pixels_is_one_line(fresh_host
 
     method = build_method(tiny_spec("ssl-rpt-cpu", "options.regions=100")).eval()
     fg = torch.zeros(1, 1, 1, 64, 64)
-    fg[..., 16:40, 20:44] = 1  # 6 x 6 = 36 pixels of the 16 x 16 grid
+    fg[..., 16:22, 20:26] = 1  # 36 pixels
     episode = Episode(torch.randn(1, 1, 1, 64, 64), torch.cat([1 - fg, fg], dim=2), torch.randn(1, 1, 1, 64, 64))
-    with pytest.raises(FewshotkitError, match=r"'options.regions' = 100 is larger than the support's \d+ foreground "
-                                              r"pixels on the 16 x 16 feature grid: lower it") as info, \
+    with pytest.raises(FewshotkitError, match=r"'options.regions' = 100 is larger than the support's 36 foreground "
+                                              r"pixels: lower it \(e.g. --set options.regions=36\)") as info, \
             torch.inference_mode():
         method(episode)
     assert "\n" not in str(info.value)
+    fg[..., 16:40, 20:44] = 1  # 576 pixels, fewer than 100 on the 16 x 16 grid: one region per grid pixel
+    with torch.inference_mode():
+        logits = method(Episode(episode.support_images, torch.cat([1 - fg, fg], dim=2), episode.query_images)).logits
+    assert torch.isfinite(logits).all()
     labels = torch.zeros(1, 1, 64, 64, dtype=torch.long)
-    method.train()(Episode(episode.support_images, episode.support_masks, episode.query_images, labels))  # per pixel
+    method.train()(Episode(episode.support_images, episode.support_masks, episode.query_images, labels))  # no error
 
 
 def test_components_lists_the_published_methods_and_their_options(run_cli):

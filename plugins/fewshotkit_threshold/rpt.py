@@ -23,25 +23,24 @@ def partition_prototypes(features: torch.Tensor, mask: torch.Tensor, regions: in
 
     The mask is resized to the feature grid (bilinear) and every pixel above 0 is foreground;
     ``regions`` centres by farthest-point sampling (the first: the pixel nearest the centroid),
-    each pixel joins its nearest centre, a region's prototype is its mean feature.
+    each pixel joins its nearest centre, a region's prototype is its mean feature. A foreground
+    with fewer grid pixels than ``regions`` gets one region per pixel.
 
     Args:
-        features: (C, h, w); mask: (H, W) at image resolution; strict: raise when a non-empty
-            foreground has fewer pixels than ``regions`` on the grid (else one region per pixel).
+        features: (C, h, w); mask: (H, W) at image resolution; strict: raise when the mask has
+            foreground but fewer foreground pixels than ``regions``.
 
     Returns:
-        (R, C), R = min(regions, foreground pixels); (0, C) for an empty mask.
+        (R, C), R = min(regions, foreground grid pixels); (0, C) when none is left on the grid.
     """
-    small = F.interpolate(mask[None, None], size=features.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     with torch.no_grad():
-        pixels = torch.nonzero(small > 0)  # (n, 2)
-        n = pixels.shape[0]
-        if strict and n < regions and bool(mask.any()):
-            h, w = features.shape[-2:]
-            lower = f"lower it (e.g. --set options.regions={n}) or " if n else ""
+        count = int((mask > 0).sum())
+        if strict and 0 < count < regions:
             raise FewshotkitError(
-                f"option 'options.regions' = {regions} is larger than the support's {n} foreground pixels on the "
-                f"{h} x {w} feature grid: {lower}use a support slice showing more of the structure")
+                f"option 'options.regions' = {regions} is larger than the support's {count} foreground pixels: "
+                f"lower it (e.g. --set options.regions={count}) or use a support slice showing more of the structure")
+        small = F.interpolate(mask[None, None], size=features.shape[-2:], mode="bilinear", align_corners=False)
+        pixels = torch.nonzero(small[0, 0] > 0)  # (n, 2)
         if pixels.shape[0] == 0:
             return features.new_zeros(0, features.shape[0])
         centres = pixels[farthest_points(pixels, regions)]

@@ -41,6 +41,13 @@ def test_backbone_contract(name: str):
     check_backbone(REGISTRY.create("backbone", name))
 
 
+@pytest.mark.parametrize("name", [n for n in _names("backbone") if "levels" in REGISTRY.get("backbone", n).options()])
+def test_backbone_contract_with_two_levels(name: str):
+    backbone = REGISTRY.create("backbone", name, levels=2)
+    assert len(backbone.feature_levels()) == 2
+    check_backbone(backbone)
+
+
 @pytest.mark.parametrize("case", MASK_CASES)
 @pytest.mark.parametrize("name", _names("pooler"))
 def test_pooler_contract(name: str, case: str):

@@ -44,7 +44,8 @@ def one_hot_masks(case: str, shape: tuple[int, ...], ways: int = 1, seed: int = 
 
 def check_backbone(bb: Any) -> None:
     """A (3, 1, 64, 48) batch gives finite float32 features (3, C, ceil(64 / s), ceil(48 / s)) with
-    the declared ``out_channels`` C and ``stride`` s, and gradients reach the parameters."""
+    the declared ``out_channels`` C and ``stride`` s, gradients from every feature level reach the
+    parameters, and the levels match their declaration (:func:`check_levels`)."""
     torch.manual_seed(0)
     assert isinstance(bb, Backbone)
     assert bb.in_channels in (1, 3) and bb.out_channels >= 1 and bb.stride >= 1
@@ -55,10 +56,27 @@ def check_backbone(bb: Any) -> None:
     assert feats.dtype == torch.float32
     assert feats.shape == (3, bb.out_channels, math.ceil(64 / bb.stride), math.ceil(48 / bb.stride))
     assert torch.isfinite(feats).all()
-    feats.square().mean().backward()
+    every_level = list(range(len(bb.feature_levels())))  # one level: forward's features
+    sum(f.square().mean() for f in bb.forward_levels(x, every_level)).backward()
     grads = [p.grad for p in bb.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads[:1] + grads[-1:])
     assert any(g.abs().sum() > 0 for g in grads if g is not None)
+    check_levels(bb, x)
+
+
+def check_levels(bb: Any, images: torch.Tensor) -> None:
+    """``feature_levels()`` lists the levels finest first, the last being what ``forward`` returns;
+    ``forward_levels`` hands out each at its declared stride and channels."""
+    levels = bb.feature_levels()
+    assert levels and [lv.stride for lv in levels] == sorted(lv.stride for lv in levels)
+    assert (levels[-1].stride, levels[-1].channels) == (bb.stride, bb.out_channels)
+    H, W = images.shape[-2:]
+    with torch.no_grad():
+        maps = bb.eval().forward_levels(images, list(range(len(levels))))
+        assert torch.allclose(maps[-1], bb(images), atol=1e-5)
+    for level, features in zip(levels, maps):
+        assert features.shape == (images.shape[0], level.channels, math.ceil(H / level.stride),
+                                  math.ceil(W / level.stride))
 
 
 def check_pooler(pooler: Any, case: str = "random") -> None:

@@ -57,7 +57,7 @@ def check_backbone(bb: Any) -> None:
     assert feats.shape == (3, bb.out_channels, math.ceil(64 / bb.stride), math.ceil(48 / bb.stride))
     assert torch.isfinite(feats).all()
     every_level = list(range(len(bb.feature_levels())))  # one level: forward's features
-    sum(f.square().mean() for f in bb.forward_levels(x, every_level)).backward()
+    torch.stack([f.square().mean() for f in bb.forward_levels(x, every_level)]).sum().backward()
     grads = [p.grad for p in bb.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads[:1] + grads[-1:])
     assert any(g.abs().sum() > 0 for g in grads if g is not None)

@@ -31,6 +31,7 @@ def tiny_spec(preset: str, *extra: str):
     return apply_overrides(preset_spec(preset), [*TINY, *extra])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PUBLISHED_PRESETS)
 def test_a_few_training_steps_then_the_run_loads_and_segments(preset, store, tmp_path, fresh_host):
     from fewshotkit.interfaces.method import Episode
@@ -96,6 +97,7 @@ def test_components_lists_the_published_methods_and_their_options(run_cli):
     assert all(word in options for word in ("fg_descriptors", "bg_descriptors", "grid", "descriptor_weight"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ("ssl-qnet", "ssl-rpt", "ssl-gmrd"))
 def test_the_paper_presets_build_on_the_two_level_resnet101_and_segment(preset, fresh_host):
     from fewshotkit.interfaces.method import Episode

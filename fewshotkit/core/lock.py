@@ -24,8 +24,9 @@ from fewshotkit.core.errors import DataError
 
 
 def _holder() -> str:
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]) if sys.argv and sys.argv[0] else "python"
-    return f"pid {os.getpid()} on {socket.gethostname()}: {command}"
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    name = program.parent.name if program.name == "__main__.py" else program.name  # python -m fewshotkit
+    return f"pid {os.getpid()} on {socket.gethostname()}: {' '.join([name, *sys.argv[1:2]])}"
 
 
 def describe_holder(text: str) -> str:

@@ -134,6 +134,7 @@ def test_1_segment_replaces_a_nifti_only_with_force(run_cli, run_dir, scans, tmp
 
 
 # 2 ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_2_a_second_training_into_a_running_directory_is_refused(fresh_host, store_copy, tmp_path):
     """While one training runs into run2, a second train --out run2 and a train --resume run2 fail at
     once; the first finishes and owns the directory."""
@@ -349,6 +350,7 @@ def test_7_component_names_that_are_not_file_names_are_refused(run_cli, tmp_path
 
 
 # 8 ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_8_bench_methods_with_one_stem_get_their_own_rows_and_cells(run_cli, store_copy, tmp_path):
     from fewshotkit.evaluation.evaluate import safe_name
 
@@ -370,6 +372,7 @@ def test_8_bench_methods_with_one_stem_get_their_own_rows_and_cells(run_cli, sto
     assert len(set(rows)) == 2, rows
 
 
+@pytest.mark.slow
 def test_bench_cache_follows_the_store_and_the_set_and_recomputes_a_damaged_cell(run_cli, store_copy, tmp_path):
     """A damaged cell file is computed again; a regenerated pseudolabel set or a re-ingested store
     retrains; an unchanged one is read from the cache."""

@@ -56,17 +56,36 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
 @click.option("-o", "--out", default=None, type=click.Path(file_okay=False),
               help="Output folder (tables, PNG, JSON, cached cells and runs). Default: bench_out.")
+@click.option("--launcher", type=click.Choice(["local", "slurm"]), default=None,
+              help="How cells run: local (this machine; --jobs at once, cores split between them) or slurm "
+                   "(one job per cell through submitit). Default local; also [launcher] launcher in the config.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Jobs at once (local default 1: one cell after another in this process; slurm: jobs queued "
+                   "at once, default all).")
+@click.option("--partition", default=None, help="slurm: the partition of every job.")
+@click.option("--time", "time_limit", default=None, metavar="MINUTES|H:MM:SS",
+              help="Time limit of each job (slurm: its --time).")
+@click.option("--gpus-per-cell", type=click.IntRange(min=0), default=None,
+              help="GPUs per job (local default: 1 when CUDA is there and --device is not cpu).")
+@click.option("--cpus-per-cell", type=click.IntRange(min=1), default=None,
+              help="CPU cores (torch threads) per job (local default: the cores split between --jobs).")
+@click.option("--plan", "show_plan", is_flag=True,
+              help="List the cells, which are cached and the estimated cost; run nothing.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], val_scans: int | None, split: str | None, exclusion: str | None, shots: int | None,
           protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], eval_overrides: tuple[str, ...],
           pseudolabels: tuple[str, ...],
-          seed: int | None, device: str | None, out: str | None) -> None:
+          seed: int | None, device: str | None, out: str | None, launcher: str | None, jobs: int | None,
+          partition: str | None, time_limit: str | None, gpus_per_cell: int | None, cpus_per_cell: int | None,
+          show_plan: bool) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
     Finished (method, fold) cells and interrupted trainings are cached in the output folder:
-    re-run the same command to resume.
+    re-run the same command to resume. With --jobs or --launcher slurm, cells run as jobs and a
+    failed one does not stop the others.
     """
-    from fewshotkit.apps.bench.study import Bench, BenchConfig
+    from fewshotkit.apps.bench.launch import LaunchOptions, run_study
+    from fewshotkit.apps.bench.study import BenchConfig
     from fewshotkit.core.console import console
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
 
@@ -92,9 +111,35 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     # the command line for results.md, global options (--plugins-dir, ...) included; None in-process
     from_shell = Path(sys.argv[0]).name in ("fewshotkit", "__main__.py") and "bench" in sys.argv[1:]
     command = "fewshotkit " + shlex.join(sys.argv[1:]) if from_shell else None
-    result = Bench(config, log=lambda m: console.print(f"[dim]{m}[/dim]"), command=command).run()
+    options = LaunchOptions.from_sources(config.launcher, launcher=launcher, jobs=jobs, partition=partition,
+                                         time=time_limit, gpus=gpus_per_cell, cpus=cpus_per_cell)
+    if show_plan:
+        _print_plan(config, options)
+        return
+    result = run_study(config, options, log=lambda m: console.print(f"[dim]{m}[/dim]"),
+                       command=command)
     for table in result.tables.values():
         console.print(table.to_rich())
         console.print("\nMarkdown (ready to paste):\n", style="dim")
         click.echo(table.to_markdown())
     console.print(f"written: {', '.join(str(p) for p in result.files)}")
+
+
+def _print_plan(config: Any, options: Any) -> None:
+    """The cells of the study, cached or not, and their estimated cost."""
+    from rich.table import Table
+
+    from fewshotkit.apps.bench.plan import duration, plan, summary
+    from fewshotkit.apps.bench.study import Bench
+    from fewshotkit.core.console import console
+
+    planned = plan(Bench(config))
+    table = Table(title=f"bench plan: {config.out}")
+    for name in ("store", "setting", "method", "fold", "protocol", "state", "models", "steps to run", "estimate"):
+        table.add_column(name, overflow="fold", min_width=min(len(name), 8))
+    for cell in planned:
+        estimate = "-" if cell.cached else ("unknown" if cell.seconds is None else duration(cell.seconds))
+        table.add_row(Path(cell.ref.store).stem, str(cell.ref.setting), cell.row, str(cell.ref.fold), cell.ref.protocol,
+                      "cached" if cell.cached else "to run", str(cell.models), str(cell.steps_left), estimate)
+    console.print(table)
+    click.echo(summary(planned, options.jobs or 1))

@@ -273,6 +273,11 @@ def configure(plugins_dirs: Iterable[str] = (), disabled: Iterable[str] = (), st
     _settings.update(plugins_dirs=tuple(plugins_dirs), disabled=tuple(disabled), strict=strict)
 
 
+def current_settings() -> dict[str, Any]:
+    """The arguments of the last :func:`configure` (to configure another process the same way)."""
+    return dict(_settings)
+
+
 def get_host() -> PluginHost:
     """The process-wide plugin host, created on first use."""
     global _host

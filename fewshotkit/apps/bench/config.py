@@ -107,6 +107,7 @@ class BenchConfig:
     figures: bool = False
     n_folds: int = N_FOLDS
     poolers: list[str] = field(default_factory=list)
+    launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: how cells run (bench.launch)
 
     def __post_init__(self) -> None:
         if not self.stores:

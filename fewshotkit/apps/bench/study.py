@@ -37,6 +37,7 @@ from typing import Any
 
 from fewshotkit.apps.bench.cache import digest as _digest
 from fewshotkit.apps.bench.cache import training_key
+from fewshotkit.apps.bench.cells import CellRef, CellSite
 from fewshotkit.apps.bench.config import BenchConfig, method_label, method_spec, published_dice
 from fewshotkit.apps.bench.report import bench_document, model_timing, per_fold, precision_recall, write_report
 from fewshotkit.data.episodes.filters import class_groups
@@ -173,28 +174,24 @@ class Bench:
             self.log(f"the saved cell {path} is unreadable ({type(exc).__name__}); computing it again")
             return None
 
-    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
-             protocol: str = "roy", setting: int = 1, pseudolabels: str | None = None) -> FoldScores:
-        """Scores of ``method`` (with ``pooler``, if given; trained on the ``pseudolabels`` set or the
-        config's first) on ``fold`` of ``store_path`` with ``protocol``, from the cache when it is there."""
-        from fewshotkit.data.store.reader import SliceStore
-
+    def locate(self, ref: CellRef) -> CellSite:
+        """Where the cell ``ref`` is cached, with the key that decides a hit (nothing is trained)."""
         cfg = self.config
-        label = method_label(method, pooler, cfg.methods)
-        pseudolabels = pseudolabels or (cfg.pseudolabels[0] if cfg.pseudolabels else None)
-        spec = method_spec(method, cfg.recipe, cfg.overrides)
-        if pooler is not None:
+        label = method_label(ref.method, ref.pooler, cfg.methods)
+        pseudolabels = ref.pseudolabels or (cfg.pseudolabels[0] if cfg.pseudolabels else None)
+        spec = method_spec(ref.method, cfg.recipe, cfg.overrides)
+        if ref.pooler is not None:
             if "pooler" not in spec.parts:
-                raise FewshotkitError(f"bench --pooler {pooler}: method '{method}' has no [pooler] part to replace")
-            spec = method_spec(method, cfg.recipe, [f"pooler.type={pooler}", *cfg.overrides])
+                raise FewshotkitError(f"bench --pooler {ref.pooler}: method '{ref.method}' has no [pooler] part to replace")
+            spec = method_spec(ref.method, cfg.recipe, [f"pooler.type={ref.pooler}", *cfg.overrides])
         steps, regime = self._budget(spec)
         # evaluation, not training: the models' key leaves these out
         postprocess, absent = spec.postprocess, spec.drop_absent
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
-        training = training_key(spec, store_path, steps=steps, seed=cfg.seed, setting=setting, fold=fold,
+        training = training_key(spec, ref.store, steps=steps, seed=cfg.seed, setting=ref.setting, fold=ref.fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime,
                                 exclusion=cfg.exclusion, val_scans=cfg.val_scans)
-        key = {**training, "shots": cfg.shots, "protocol": protocol, "chunks": cfg.chunks}
+        key = {**training, "shots": cfg.shots, "protocol": ref.protocol, "chunks": cfg.chunks}
         if cfg.split != "test":
             key["split"] = cfg.split
         if postprocess:
@@ -204,49 +201,76 @@ class Bench:
             key["drop_absent"] = absent
         if cfg.eval_overrides:
             key["inference"] = list(cfg.eval_overrides)
-        store_key = Path(store_path).stem
-        stem = f"fold{fold}" + ("" if protocol == "roy" else f"_{protocol}")
+        store_key = Path(ref.store).stem
+        stem = f"fold{ref.fold}" + ("" if ref.protocol == "roy" else f"_{ref.protocol}")
         # a named pseudolabel set and an evaluation variant (post-processing, --eval-set) get files of
         # their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
-        shown = f"{label} + {pseudolabels}" if named else label  # for the log
         variant = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
         variant += f"_drop-absent-{absent:g}" if absent is not None else ""
         variant += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
-        folder = self.out / "cells" / self._table_key(store_path, setting) / safe_name(label)
-        cell_path = folder / f"{stem}{named}{variant}.json"
-        digest = _digest(key)
-        for path in dict.fromkeys([cell_path, folder / f"{stem}{variant}.json"]):  # + cells written before sets were named
-            hit = self._cached(path, digest)
-            if hit is not None:
-                self.log(f"cached: {shown} fold {fold} on {store_key} ({protocol})")
-                self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:],
-                                      **hit[1]})
-                return hit[0]
-
-        store = SliceStore(store_path)
-        all_classes = [store.classes[v] for v in sorted(store.classes)]
-        plan: list[tuple[str, list[str], list[str]]]
-        if steps == 0 or (regime == "ssl" and setting == 1):
-            plan = [("all", [], all_classes)]
-        else:
-            plan = [(g, cls, cls) for g, cls in class_groups(store).items()]
+        folder = self.out / "cells" / self._table_key(ref.store, ref.setting) / safe_name(label)
         # models depend on the training settings only: another protocol re-uses them
-        run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{fold}-{_digest(training)}"
+        run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{ref.fold}-{_digest(training)}"
+        return CellSite(ref, label, f"{label} + {pseudolabels}" if named else label, named, spec, steps, regime,
+                        pseudolabels, key, _digest(key), folder / f"{stem}{named}{variant}.json", run_root,
+                        postprocess, absent, older=folder / f"{stem}{variant}.json")
+
+    def cached(self, site: CellSite) -> tuple[FoldScores, dict[str, Any]] | None:
+        """(scores, timing) of the cell ``site`` from its file (or the file cells had before pseudolabel
+        sets were named), or None."""
+        for path in dict.fromkeys(p for p in (site.path, site.older) if p is not None):
+            hit = self._cached(path, site.digest)
+            if hit is not None:
+                return hit
+        return None
+
+    def models(self, site: CellSite, store: Any) -> list[tuple[str, list[str], list[str]]]:
+        """The models a cell trains: (class group, excluded classes, evaluated classes) per model."""
+        all_classes = [store.classes[v] for v in sorted(store.classes)]
+        if site.steps == 0 or (site.regime == "ssl" and site.ref.setting == 1):
+            return [("all", [], all_classes)]
+        return [(g, cls, cls) for g, cls in class_groups(store).items()]
+
+    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
+             protocol: str = "roy", setting: int = 1, pseudolabels: str | None = None) -> FoldScores:
+        """Scores of ``method`` (with ``pooler``, if given; trained on the ``pseudolabels`` set or the
+        config's first) on ``fold`` of ``store_path`` with ``protocol``, from the cache when it is there."""
+        return self.run_cell(CellRef(store_path, method, fold, pooler, protocol, setting, pseudolabels))
+
+    def run_cell(self, ref: CellRef) -> FoldScores:
+        """Scores of the cell ``ref``: from the cache, else trained (or resumed) and evaluated, then cached."""
+        from fewshotkit.data.store.reader import SliceStore
+
+        site = self.locate(ref)
+        store_key, fold, protocol = Path(ref.store).stem, ref.fold, ref.protocol
+        hit = self.cached(site)
+        if hit is not None:
+            self.log(f"cached: {site.shown} fold {fold} on {store_key} ({protocol})")
+            self._timings.append({"method": site.label, "fold": fold, "protocol": protocol,
+                                  "pseudolabels": site.named[1:], **hit[1]})
+            return hit[0]
+
+        store = SliceStore(ref.store)
+        plan = self.models(site, store)
         parts, models, eval_seconds = [], [], 0.0
         for group, exclude, classes in plan:
-            checkpoint = self._checkpoint(spec, store_path, run_root / group, fold, exclude, steps, setting,
-                                          pseudolabels)
-            models.append(model_timing(run_root / group, steps))
-            self.log(f"evaluating {shown} fold {fold} ({', '.join(classes)}; {protocol})")
-            prefix = safe_name(f"{store_key}_{label}{named}_{protocol}" + ("" if group == "all" else f"_{group}")) + "_"
+            checkpoint = self._checkpoint(site.spec, ref.store, site.run_root / group, fold, exclude, site.steps,
+                                          ref.setting, site.pseudolabels)
+            models.append(model_timing(site.run_root / group, site.steps))
+            self.log(f"evaluating {site.shown} fold {fold} ({', '.join(classes)}; {protocol})")
+            prefix = safe_name(f"{store_key}_{site.label}{site.named}_{protocol}"
+                               + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
-            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, postprocess, absent))
+            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, site.postprocess,
+                                        site.absent))
             eval_seconds += time.perf_counter() - t0
+        all_classes = [store.classes[v] for v in sorted(store.classes)]
         scores = _merge(parts, all_classes, [group for group, _, _ in plan])
-        timing = {"steps": steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
-        write_json(cell_path, {"key": digest, "settings": key, "scores": scores.to_json(), "timing": timing})
-        self._timings.append({"method": label, "fold": fold, "protocol": protocol, "pseudolabels": named[1:], **timing})
+        timing = {"steps": site.steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
+        write_json(site.path, {"key": site.digest, "settings": site.key, "scores": scores.to_json(), "timing": timing})
+        self._timings.append({"method": site.label, "fold": fold, "protocol": protocol,
+                              "pseudolabels": site.named[1:], **timing})
         return scores
 
     # -- everything ---------------------------------------------------------------------------
@@ -268,6 +292,14 @@ class Bench:
                     entry = " + ".join(x for x in (method, pooler, pseudolabels) if x is not None)
                     entries.append((method, pooler, pseudolabels, entry))
         return entries
+
+    def refs(self) -> list[CellRef]:
+        """Every cell of the study, in the order a serial run visits them."""
+        cfg = self.config
+        rows = self._entries()
+        return [CellRef(store, method, fold, pooler, protocol, setting, sets)
+                for store in cfg.stores for setting in cfg.setting for method, pooler, sets, _ in rows
+                for protocol in cfg.protocol for fold in cfg.folds]
 
     def _table(self, store_path: str, setting: int) -> tuple[ScoreTable, dict[str, dict[str, list[FoldScores]]]]:
         """The comparison table of one store and setting, and its cells (protocol -> method -> folds)."""

@@ -1,0 +1,48 @@
+"""The unit a study is made of and cached by: a cell, one method's scores on one fold of one store in
+one setting with one protocol, and where its result lives (:class:`CellSite`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CellRef:
+    """One cell: ``method`` (with ``pooler``, trained on the ``pseudolabels`` set) on ``fold`` of
+    ``store`` in ``setting`` with ``protocol``."""
+
+    store: str
+    method: str
+    fold: int
+    pooler: str | None = None
+    protocol: str = "roy"
+    setting: int = 1
+    pseudolabels: str | None = None
+
+    def describe(self) -> str:
+        """``METHOD [+ POOLER] [+ SET], fold F, PROTOCOL, setting S on STORE`` for logs and errors."""
+        method = " + ".join(x for x in (self.method, self.pooler, self.pseudolabels) if x is not None)
+        return f"{method}, fold {self.fold}, {self.protocol}, setting {self.setting} on {Path(self.store).stem}"
+
+
+@dataclass
+class CellSite:
+    """Where a cell's result is cached, the key that decides a hit and the folder of its trained models."""
+
+    ref: CellRef
+    label: str  # the table row
+    shown: str  # the row with its pseudolabel set, for the log
+    named: str  # "_SET" when the cell's file names its pseudolabel set, else ""
+    spec: Any  # the method spec the models are trained with (no evaluation-only options)
+    steps: int
+    regime: str
+    pseudolabels: str | None
+    key: dict[str, Any]
+    digest: str
+    path: Path
+    run_root: Path  # the models; every cell that shares it shares the trained models
+    postprocess: list[dict[str, Any]] = field(default_factory=list)
+    absent: float | None = None
+    older: Path | None = None  # the file name cells had before pseudolabel sets were named

@@ -1,0 +1,269 @@
+"""Running a study's cells as jobs: several local processes at once, or SLURM jobs, through submitit.
+
+The cell cache stays the only record of what is done. Every job runs cells through
+:meth:`Bench.run_cell`, which writes the cell's file when it is finished; cells that share trained
+models (the same method and fold under several protocols) go to one job, so no two jobs train the
+same model. When the jobs are over, the study is run as usual in this process: every cell is a
+cache hit, so its tables are those of a serial run. A failed job is reported with its log and does
+not stop the others; re-running the same command runs only what is not cached yet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fewshotkit.apps.bench.cells import CellRef
+from fewshotkit.apps.bench.config import BenchConfig
+from fewshotkit.apps.bench.study import Bench
+from fewshotkit.core.errors import FewshotkitError
+
+LAUNCHERS = ("local", "slurm")
+#: the submitit executor of each launcher
+CLUSTERS = {"local": "local", "slurm": "slurm"}
+_TIME = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d{2})$")
+
+
+def parse_minutes(value: str | int, option: str = "time") -> int:
+    """Minutes of ``90``, ``"90"``, ``"1:30:00"`` (H:MM:SS), ``"30:00"`` (MM:SS) or ``"2-00:00:00"``."""
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    match = _TIME.match(text)
+    if match is None:
+        raise FewshotkitError(f"launcher option '{option}': '{value}' is not minutes, MM:SS, H:MM:SS or D-H:MM:SS")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    if match.group(2) is None:  # MM:SS
+        hours, minutes, seconds = 0, int(match.group(3)), int(match.group(4))
+    return max(1, days * 1440 + hours * 60 + minutes + (1 if seconds else 0))
+
+
+@dataclass
+class LaunchOptions:
+    """How a study's cells run: the ``[launcher]`` section of a bench config, overridden by flags."""
+
+    launcher: str = "local"
+    jobs: int | None = None  # jobs at once (local default 1: in this process); slurm: queued at once (default all)
+    partition: str | None = None  # slurm
+    time: str | int | None = None  # per job: minutes or [D-]H:MM:SS
+    gpus: int | None = None  # per job (local: default 1 when CUDA is there and the device is not the CPU)
+    cpus: int | None = None  # per job (local: default the cores split between the jobs)
+    setup: list[str] | None = None  # slurm: shell lines run before each job (module load, conda activate)
+    folder: str | None = None  # the jobs' logs; default OUT/jobs
+
+    def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise FewshotkitError(f"bench --launcher must be one of {', '.join(LAUNCHERS)}, got '{self.launcher}'")
+        for name in ("jobs", "gpus", "cpus"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < (1 if name != "gpus" else 0)):
+                raise FewshotkitError(f"bench launcher option '{name}' must be a {'non-negative' if name == 'gpus' else 'positive'} "
+                                      f"integer, got {value!r}")
+        if self.time is not None:
+            parse_minutes(self.time)
+
+    @classmethod
+    def from_sources(cls, section: dict[str, Any] | None, **flags: Any) -> "LaunchOptions":
+        """The config file's ``[launcher]`` section with the non-None ``flags`` on top."""
+        data = dict(section or {})
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise FewshotkitError(f"bench config [launcher]: unknown key(s) {', '.join(unknown)}; "
+                                  f"valid: {', '.join(sorted(valid))}")
+        data.update({k: v for k, v in flags.items() if v is not None})
+        return cls(**data)
+
+    @property
+    def parallel(self) -> bool:
+        """Whether cells run as jobs (else in this process, one after another)."""
+        return self.launcher != "local" or (self.jobs or 1) > 1
+
+    def threads(self) -> int | None:
+        """Torch threads per job: ``cpus``, else (local) this machine's cores split between the jobs, else
+        (slurm) None: the cores SLURM gives the job."""
+        if self.cpus is not None:
+            return self.cpus
+        return max(1, _cores() // (self.jobs or 1)) if self.launcher == "local" else None
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def job_groups(bench: Bench, refs: list[CellRef]) -> list[list[CellRef]]:
+    """The cells not cached yet, grouped into jobs: cells sharing trained models run in one job."""
+    groups: dict[Path, list[CellRef]] = {}
+    for ref in refs:
+        site = bench.locate(ref)
+        if bench.cached(site) is None:
+            groups.setdefault(site.run_root, []).append(ref)
+    return list(groups.values())
+
+
+def run_job(config: BenchConfig, refs: list[CellRef], threads: int | None, plugins: dict[str, Any]) -> list[str]:
+    """A job's body, in its own process: run ``refs`` one after another (each cached when done) with
+    ``threads`` torch threads (None: the job's cores)."""
+    import torch
+
+    from fewshotkit.host.plugin_host import configure
+
+    torch.set_num_threads(threads or _cores())
+    configure(**plugins)
+    bench = Bench(config, log=lambda message: print(message, flush=True))
+    for ref in refs:
+        print(f"cell: {ref.describe()}", flush=True)
+        bench.run_cell(ref)
+    return [ref.describe() for ref in refs]
+
+
+@dataclass
+class JobFailure:
+    """A job that ended without finishing its cells."""
+
+    cells: list[CellRef]
+    error: str  # the last line of its error
+    log: Path  # its stderr file
+
+    def describe(self) -> str:
+        return f"failed: {'; '.join(r.describe() for r in self.cells)}: {self.error} (log: {self.log})"
+
+
+@contextmanager
+def _thread_env(threads: int | None) -> Iterator[None]:
+    """OMP/MKL thread counts for the processes started inside (a job inherits the environment);
+    None: the variables are left out, so a job's libraries use the cores it was given."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        if threads is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(threads)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def make_executor(options: LaunchOptions, folder: Path, device: str) -> Any:
+    """A submitit executor for ``options`` writing its jobs' files and logs to ``folder``."""
+    try:
+        import submitit
+    except ImportError:  # pragma: no cover - a core dependency
+        raise FewshotkitError("bench --launcher needs submitit: pip install submitit") from None
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=CLUSTERS[options.launcher])
+    except RuntimeError as exc:  # no srun on this machine
+        raise FewshotkitError(f"bench --launcher {options.launcher}: {exc} Run the study on a machine that can "
+                              "submit SLURM jobs (a login node), or use --launcher local") from None
+    params: dict[str, Any] = {"name": "fewshotkit-bench", "cpus_per_task": options.threads(),
+                              "gpus_per_node": options.gpus if options.gpus is not None else _local_gpus(device),
+                              "nodes": 1, "tasks_per_node": 1}
+    if options.time is not None:
+        params["timeout_min"] = parse_minutes(options.time)
+    if options.launcher == "slurm":
+        params.update(slurm_partition=options.partition, slurm_setup=options.setup)
+    executor.update_parameters(**params)
+    return executor
+
+
+def _local_gpus(device: str) -> int:
+    """One GPU per job when CUDA is there and the study does not ask for the CPU."""
+    if device == "cpu":
+        return 0
+    import torch
+
+    return 1 if torch.cuda.device_count() > 0 else 0
+
+
+def _error_line(exc: BaseException) -> str:
+    """The job's own error: the last line of the traceback submitit quotes between dashed lines, else
+    the first line of the message (a job that was killed or timed out)."""
+    parts = str(exc).split("----------------------\n")
+    lines = [line.strip() for line in (parts[1] if len(parts) >= 3 else str(exc)).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if len(parts) >= 3 else lines[0]
+
+
+def run_jobs(bench: Bench, groups: list[list[CellRef]], options: LaunchOptions,
+             log: Callable[[str], None], poll_s: float = 1.0) -> list[JobFailure]:
+    """Run ``groups`` as jobs, at most ``options.jobs`` at once; returns the failed ones."""
+    from fewshotkit.host.plugin_host import current_settings
+
+    folder = Path(options.folder) if options.folder else bench.out / "jobs"
+    executor = make_executor(options, folder, bench.config.device)
+    gpus = int(executor.parameters.get("gpus_per_node") or 0) if options.launcher == "local" else 0
+    visible = _visible_gpus() if gpus else []
+    pending, failures = list(groups), []
+    running: dict[int, tuple[Any, list[CellRef]]] = {}  # slot -> (job, its cells)
+    try:
+        while pending or running:
+            for slot in (s for s in range(options.jobs or len(groups)) if s not in running):
+                if not pending:
+                    break
+                cells = pending.pop(0)
+                if visible:  # local jobs take turns on this machine's GPUs
+                    first = slot * gpus % len(visible)
+                    executor.update_parameters(local_visible_gpus=[visible[(first + k) % len(visible)]
+                                                                   for k in range(gpus)])
+                with _thread_env(options.threads()):
+                    job = executor.submit(run_job, bench.config, cells, options.threads(), current_settings())
+                running[slot] = (job, cells)
+                log(f"job {job.job_id} started: {'; '.join(r.describe() for r in cells)} (log: {job.paths.stdout})")
+            time.sleep(poll_s)
+            for slot, (job, cells) in list(running.items()):
+                if job.done():
+                    del running[slot]
+                    try:
+                        job.result()
+                        log(f"job {job.job_id} done: {len(cells)} cell{'s' if len(cells) > 1 else ''}")
+                    except Exception as exc:  # the job's own error, any type: reported, the others go on
+                        failures.append(JobFailure(cells, _error_line(exc), Path(job.paths.stderr)))
+                        log(failures[-1].describe())
+    except BaseException:
+        for job, _ in running.values():  # Ctrl-C or an error here: nothing keeps running unseen
+            job.cancel(check=False)
+        raise
+    return failures
+
+
+def _visible_gpus() -> list[int]:
+    """This process's GPU indices as CUDA_VISIBLE_DEVICES numbers them (all of them when unset)."""
+    import torch
+
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        return [int(x) for x in listed.split(",") if x.strip().isdigit()]
+    return list(range(torch.cuda.device_count()))
+
+
+def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], None],
+              command: str | None = None) -> Any:
+    """Run a study: its missing cells as jobs when ``options`` asks for it, then its tables from the
+    cache (a serial run's, cell for cell). Returns the :class:`BenchResult`."""
+    bench = Bench(config, log=log, command=command)
+    if options.parallel:
+        groups = job_groups(bench, bench.refs())
+        if groups:
+            threads = options.threads()
+            log(f"{sum(map(len, groups))} cells to run in {len(groups)} jobs, {options.jobs or 'all'} at once "
+                f"({options.launcher}; threads per job: {threads or 'its cores'})")
+        failures = run_jobs(bench, groups, options, log)
+        if failures:
+            raise FewshotkitError(
+                f"bench: {len(failures)} of {len(groups)} jobs failed (each listed above with its log, first: "
+                f"{failures[0].log}); the finished cells are cached: fix the cause and re-run the same command")
+    return bench.run()

@@ -1,0 +1,120 @@
+"""``bench --plan``: a study's cells, which of them are cached, and what the rest will cost.
+
+The cost is counted in training steps still to run (a model shared by several cells counts once; an
+interrupted model counts only its remaining steps) and, where this output folder already holds
+finished cells of the same row in this study, in seconds at their pace (training seconds per step, evaluation
+seconds per cell).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fewshotkit.apps.bench.cells import CellRef
+from fewshotkit.apps.bench.study import Bench
+
+
+@dataclass
+class PlannedCell:
+    """One cell of the plan."""
+
+    ref: CellRef
+    row: str  # the table row (with its pseudolabel set)
+    cached: bool
+    models: int  # models the cell's scores come from
+    steps_left: int  # training steps still to run for them (a model shared with an earlier cell: 0)
+    seconds: float | None  # estimated seconds to compute the cell (None: no pace known); 0 when cached
+
+
+def steps_done(run_dir: Path) -> int:
+    """Training steps a model's run folder holds: its run.json's final step, else its last checkpoint's."""
+    try:
+        run = json.loads((run_dir / "run.json").read_text())
+        if run.get("status") == "completed":
+            return int(run["final_step"])
+    except (OSError, ValueError, KeyError):
+        pass
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return 0
+    import torch
+
+    try:  # mmap: only the step is read, not the weights
+        return int(torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("step", 0))
+    except Exception:  # an unreadable checkpoint is retrained from scratch
+        return 0
+
+
+def _pace(timings: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(training seconds per step, evaluation seconds per cell) of finished cells' timings."""
+    seconds, steps, evals = 0.0, 0, []
+    for timing in timings:
+        for model in timing.get("models") or []:
+            if model.get("steps") and model.get("train_seconds") is not None:
+                seconds, steps = seconds + float(model["train_seconds"]), steps + int(model["steps"])
+        if timing.get("eval_seconds") is not None:
+            evals.append(float(timing["eval_seconds"]))
+    return (seconds / steps if steps else None), (sum(evals) / len(evals) if evals else None)
+
+
+def plan(bench: Bench) -> list[PlannedCell]:
+    """Every cell of ``bench``'s study in run order, with its cache state and cost."""
+    from fewshotkit.data.store.reader import SliceStore
+
+    sites = [bench.locate(ref) for ref in bench.refs()]
+    finished: dict[str, list[dict[str, Any]]] = {}
+    cached: dict[Path, bool] = {}
+    for site in sites:
+        hit = bench.cached(site)
+        cached[site.path] = hit is not None
+        if hit is not None:
+            finished.setdefault(site.label, []).append(hit[1])
+    counted: set[Path] = set()
+    planned = []
+    stores: dict[str, Any] = {}
+    for site in sites:
+        if site.ref.store not in stores:
+            stores[site.ref.store] = SliceStore(site.ref.store)
+        store = stores[site.ref.store]
+        groups = [group for group, _, _ in bench.models(site, store)]
+        row = site.shown
+        if cached[site.path]:
+            planned.append(PlannedCell(site.ref, row, True, len(groups), 0, 0.0))
+            continue
+        left = 0
+        for group in groups:
+            run_dir = site.run_root / group
+            if run_dir not in counted and site.steps > 0:
+                counted.add(run_dir)
+                left += max(0, site.steps - steps_done(run_dir))
+        per_step, per_eval = _pace(finished.get(site.label, []))
+        seconds = None if per_eval is None or (left and per_step is None) else left * (per_step or 0.0) + per_eval
+        planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds))
+    for store in stores.values():
+        store.close()
+    return planned
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min`` or ``2.1 h``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def summary(planned: list[PlannedCell], jobs: int = 1) -> str:
+    """One line: cells cached and to run, training steps left and the estimated time."""
+    todo = [cell for cell in planned if not cell.cached]
+    line = (f"{len(planned)} cells: {len(planned) - len(todo)} cached, {len(todo)} to run; "
+            f"{sum(c.steps_left for c in todo)} training steps to run")
+    known = [c.seconds for c in todo if c.seconds is not None]
+    if known:
+        line += f"; about {duration(sum(known))} of compute for {len(known)} of them at this study's measured pace"
+        if jobs > 1:
+            line += f" ({duration(sum(known) / min(jobs, len(known)))} wall with {jobs} jobs at once, at best)"
+    if len(known) < len(todo):
+        line += f"; {len(todo) - len(known)} without a measured pace (no finished cell of their row yet)"
+    return line

@@ -1,0 +1,149 @@
+"""``fewshotkit bench`` cells as jobs (submitit's local executor; no SLURM needed) and ``bench --plan``."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import pseudolabelled_store
+
+pytest.importorskip("submitit", reason="bench --launcher runs cells through submitit")
+
+TABLES = ("syn_comparison.md", "syn_comparison.csv", "syn_comparison.json")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return pseudolabelled_store(tmp_path_factory.mktemp("jobs") / "syn.h5", volumes=5, seed=1, slices=16, size=96)
+
+
+def test_bench_help_shows_the_launcher_options(run_cli):
+    result = run_cli("bench", "--help")
+    for option in ("--launcher", "--jobs", "--partition", "--time", "--gpus-per-cell", "--cpus-per-cell", "--plan"):
+        assert option in result.output
+
+
+def test_two_cells_as_local_jobs_give_the_serial_tables_and_a_rerun_computes_nothing(run_cli, store, tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text(textwrap.dedent(f"""\
+        stores = ["{store}"]
+        methods = ["ssl-alpnet-cpu", "alpnet-init"]
+        recipe = "cpu"
+        steps = 2
+        device = "cpu"
+        out = "{tmp_path / 'jobs'}"
+
+        [launcher]
+        launcher = "local"
+        jobs = 2
+        """))
+    plan = run_cli("bench", "--config", str(config), "--plan")
+    assert plan.exit_code == 0, plan.output
+    assert "2 cells: 0 cached, 2 to run; 2 training steps to run" in plan.output
+    assert not (tmp_path / "jobs" / "cells").exists(), "--plan runs nothing"
+
+    serial = run_cli("bench", "--config", str(config), "--jobs", "1", "-o", str(tmp_path / "serial"))
+    assert serial.exit_code == 0 and "job " not in serial.output, serial.output
+    parallel = run_cli("bench", "--config", str(config))
+    assert parallel.exit_code == 0, parallel.output
+    assert parallel.output.count("started") == 2 and "2 cells to run in 2 jobs, 2 at once" in parallel.output
+    for name in TABLES:
+        assert (tmp_path / "jobs" / name).read_text() == (tmp_path / "serial" / name).read_text(), name
+    logs = sorted((tmp_path / "jobs" / "jobs").glob("*_log.out"))
+    assert len(logs) == 2 and any("training" in log.read_text() for log in logs)
+
+    again = run_cli("bench", "--config", str(config))
+    assert again.exit_code == 0 and "started" not in again.output and again.output.count("cached:") == 2
+    plan = run_cli("bench", "--config", str(config), "--plan")
+    assert "2 cells: 2 cached, 0 to run" in plan.output and plan.output.count("cached") >= 3
+
+
+BROKEN = '''
+from torch import nn
+
+from fewshotkit import hookimpl
+from fewshotkit.interfaces.backbone import Backbone
+
+
+class BrokenBackbone(Backbone):
+    def __init__(self, out_channels: int = 16, in_channels: int = 1):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 8
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, images):
+        raise RuntimeError("this backbone is broken")
+
+
+@hookimpl
+def register_backbones(register):
+    register("broken", BrokenBackbone)
+'''
+
+
+def test_a_failed_job_is_reported_with_its_log_and_the_other_cells_are_cached(run_cli, store, tmp_path, monkeypatch):
+    """The slurm launcher, run by submitit's local executor: the broken method's job fails (its
+    plugin comes from --plugins-dir, as the jobs' host is configured like this one), the other's
+    cell is cached, and the next run computes only the missing cell."""
+    from fewshotkit.apps.bench import launch
+    from fewshotkit.method.spec import preset_spec, save_spec
+
+    monkeypatch.setitem(launch.CLUSTERS, "slurm", "local")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "broken_backbone.py").write_text(BROKEN)
+    spec = preset_spec("alpnet-init-cpu")
+    spec.parts["backbone"] = {"type": "broken", "out_channels": 16}
+    save_spec(spec, tmp_path / "broken.toml")
+    out = tmp_path / "study"
+    args = ["--plugins-dir", str(plugins), "bench", "--store", str(store), "--method", "alpnet-init-cpu",
+            "--device", "cpu", "--launcher", "slurm", "--partition", "any", "--time", "10", "-o", str(out)]
+    result = run_cli(*args, "--method", str(tmp_path / "broken.toml"))
+    assert result.exit_code == 1, result.output
+    compact = "".join(result.output.split())  # the console wraps long paths
+    assert "1of2jobsfailed" in compact and "failed:" + str(tmp_path / "broken.toml") in compact, result.output
+    logs = [path for path in (out / "jobs").glob("*_log.err") if "this backbone is broken" in path.read_text()]
+    assert len(logs) == 1 and f"thisbackboneisbroken(log:{logs[0]})" in compact
+    cells = list((out / "cells").rglob("*.json"))
+    assert len(cells) == 1 and "ALPNet-init" in str(cells[0])
+
+    again = run_cli(*args)  # the finished cell is reused: nothing runs
+    assert again.exit_code == 0 and "started" not in again.output and "cached:" in again.output, again.output
+
+
+def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):
+    import submitit.slurm.slurm as slurm
+
+    from fewshotkit.apps.bench.launch import LaunchOptions, make_executor
+
+    monkeypatch.setattr(slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # as if srun were there
+    options = LaunchOptions(launcher="slurm", partition="gpu", time="1:30:00", gpus=1, cpus=8,
+                            setup=["module load cuda"])
+    script = make_executor(options, tmp_path, "auto")._executor._make_submission_file_text("COMMAND", "0")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1",
+                 "#SBATCH --cpus-per-task=8", "module load cuda"):
+        assert line in script
+
+
+def test_launcher_section_flags_and_bad_values(tmp_path, store):
+    from fewshotkit.apps.bench.config import BenchConfig
+    from fewshotkit.apps.bench.launch import LaunchOptions, parse_minutes
+    from fewshotkit.core.errors import FewshotkitError
+
+    path = tmp_path / "b.toml"
+    path.write_text(f'stores = ["{store}"]\nmethods = ["alpnet-init"]\nout = "x"\n'
+                    '[launcher]\nlauncher = "slurm"\npartition = "a100"\ntime = "2:00:00"\n')
+    config = BenchConfig.from_toml(path)
+    options = LaunchOptions.from_sources(config.launcher, jobs=3, partition=None)
+    assert (options.launcher, options.partition, options.jobs, options.threads()) == ("slurm", "a100", 3, None)
+    assert LaunchOptions(jobs=2, cpus=None).threads() >= 1 and LaunchOptions(cpus=6).threads() == 6
+    assert not LaunchOptions().parallel and LaunchOptions(jobs=2).parallel
+    assert [parse_minutes(v) for v in (45, "45", "30:00", "1:30:00", "1-00:00:00", "0:10:30")] == [45, 45, 30, 90, 1440, 11]
+    with pytest.raises(FewshotkitError, match="unknown key.*partiton"):
+        LaunchOptions.from_sources({"partiton": "x"})
+    with pytest.raises(FewshotkitError, match="H:MM:SS"):
+        LaunchOptions(time="two hours")
+    with pytest.raises(FewshotkitError, match="local, slurm"):
+        LaunchOptions(launcher="pbs")

@@ -56,6 +56,17 @@ def acdc_dir(request: pytest.FixtureRequest) -> Path:
     return require_data(ACDC_SUBDIR, request.config.getoption("--require-data"))
 
 
+@pytest.fixture(autouse=True)
+def no_weight_downloads(monkeypatch, tmp_path_factory):
+    """Tests never download weights: the hubs are offline and their caches are empty folders of the
+    test run (HF_HOME, TORCH_HOME), which a test may fill with the files it needs."""
+    caches = tmp_path_factory.getbasetemp() / "hub-caches"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(caches / "huggingface"))
+    monkeypatch.setenv("TORCH_HOME", str(caches / "torch"))
+
+
 @pytest.fixture
 def digest():
     """``digest(path) -> sha256 hex``: compare files by hash so a failing test prints two lines, not megabytes."""

@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "bench": "fewshotkit.cli.bench:bench",
     "segment": "fewshotkit.cli.segment:segment",
     "demo": "fewshotkit.cli.demo:demo",
+    "weights": "fewshotkit.cli.weights:weights",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -34,11 +34,17 @@ class Backbone(Trainable, nn.Module):
     Feature levels: :meth:`feature_levels` lists the maps a backbone can hand out, finest first;
     the last one is what :meth:`forward` returns. A backbone with several levels overrides both
     :meth:`feature_levels` and :meth:`forward_levels`; by default there is one level.
+
+    A backbone that starts from loaded weights sets ``weights_source`` to what run.json records of
+    them (``source``, ``file``, ``sha256``, ...). A backbone class (or factory) that can load weights
+    from hubs may offer ``available_weights(model=None) -> list[dict]`` for ``fewshotkit weights``
+    (keys: model, pretrained, source, file, folder, cached).
     """
 
     in_channels: int
     out_channels: int
     stride: int
+    weights_source: dict[str, Any] | None = None
 
     @abstractmethod
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -75,3 +81,8 @@ class Backbone(Trainable, nn.Module):
             raise FewshotkitError(f"backbone {type(self).__name__} has {count} feature level(s) ({strides}), "
                                   f"asked for levels {list(levels)}: {hint}")
         return [int(i) for i in index if i is not None]
+
+
+def weights_sources(module: nn.Module) -> list[dict[str, Any]]:
+    """The initial weights recorded by every backbone inside ``module`` (empty: random starts)."""
+    return [m.weights_source for m in module.modules() if isinstance(m, Backbone) and m.weights_source]

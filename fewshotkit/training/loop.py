@@ -209,6 +209,7 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
     from fewshotkit.data.store.axes import scans_orientation
     from fewshotkit.data.store.fingerprint import store_fingerprint
     from fewshotkit.host.plugin_host import plugin_versions
+    from fewshotkit.interfaces.backbone import weights_sources
     from fewshotkit.method.provenance import plugin_providers
 
     config, info, dev, store, fold = run.config, run.info, run.device, run.store, run.fold
@@ -240,6 +241,7 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
         **run.sampler_info,
         "plugin_versions": plugin_versions(),
         "plugin_providers": plugin_providers(run.spec),
+        "backbone_weights": weights_sources(trainer.method),  # where pretrained weights came from, with their sha256
         "git_commit": git_commit(),
         "torch_version": str(torch.__version__),
         "status": "running",

@@ -22,14 +22,16 @@ class DualLevelResNet101(Backbone):
     """ResNet-101 handing out two levels: [layer3 at stride 4, layer4 at stride 8] (``forward``: layer4).
 
     ``weights``: a local torchvision ``deeplabv3_resnet101`` (COCO) or ResNet-101 checkpoint; its
-    ``fc`` is not used (the threshold head lives in the method).
+    ``fc`` is not used (the threshold head lives in the method). ``pretrained``: the same from a
+    hub's cache (coco, imagenet, tv_in1k; see :mod:`fewshotkit_timm.hubs`).
     """
 
-    def __init__(self, out_channels: int = 256, in_channels: int = 3, weights: str | None = None) -> None:
+    def __init__(self, out_channels: int = 256, in_channels: int = 3, weights: str | None = None,
+                 pretrained: str | None = None) -> None:
         super().__init__()
         from torchvision.models import resnet101
 
-        from fewshotkit_timm.backbones import load_body_weights
+        from fewshotkit_timm.weights import initial_weights
 
         if in_channels not in (1, 3):
             raise FewshotkitError(f"option 'backbone.in_channels' must be 1 or 3, got {in_channels!r}")
@@ -39,11 +41,11 @@ class DualLevelResNet101(Backbone):
         if in_channels == 1:
             body.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
         del body.fc, body.avgpool
-        if weights:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise FewshotkitError(f"option 'backbone.weights': file '{path}' does not exist")
-            load_body_weights(body, path, in_channels)
+        if pretrained and weights:
+            raise FewshotkitError("options 'backbone.weights' and 'backbone.pretrained': give one of them, not both")
+        if weights and not Path(weights).expanduser().is_file():
+            raise FewshotkitError(f"option 'backbone.weights': file '{Path(weights).expanduser()}' does not exist")
+        self.weights_source = initial_weights(body, "resnet101", in_channels, weights, pretrained)
         self.body = body
         self.fine_proj = nn.Conv2d(1024, out_channels, 1, bias=False)
         self.proj = nn.Conv2d(2048, out_channels, 1, bias=False)

@@ -1,5 +1,6 @@
-"""DDP: the train command under torchrun with 2 CPU processes (gloo) keeps the ranks' weights
-identical, samples a different episode stream per rank and doubles the effective batch."""
+"""DDP: the train command under torchrun with 2 CPU processes (gloo), on one node or as two nodes
+(``--nnodes 2``), keeps the ranks' weights identical, samples a different episode stream per rank and
+doubles the effective batch."""
 
 from __future__ import annotations
 
@@ -20,24 +21,50 @@ def store(tmp_path_factory) -> Path:
     return pseudolabelled_store(tmp_path_factory.mktemp("store") / "syn.h5", min_size=100,
                                 volumes=6, seed=1, slices=8, size=64)
 
-@pytest.mark.slow
 
-def test_two_process_gloo_training_keeps_ranks_identical(store, tmp_path):
-    out = tmp_path / "ddp"
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _torchrun(layout: str, store: Path, out: Path) -> list[subprocess.CompletedProcess]:
+    """Train 4 steps at world size 2 (gloo): one node with 2 processes, or 2 nodes of 1 process (two
+    torchrun launches on this machine meeting at one rendezvous address, as on two hosts)."""
     overrides = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbone.output_stride=8",
                  "training.log_every=2", "training.batch_size=2", "training.lr=0.01"]
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-        "-m", "fewshotkit", "train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(out),
-        "--steps", "4", "--device", "cpu", "--log-episodes", *[a for s in overrides for a in ("--set", s)],
-    ]
-    # --standalone binds the rendezvous store on localhost:0 and the workers share it: no port is
-    # picked first and bound later (where another process could take it in between)
+    train = ["-m", "fewshotkit", "train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(out),
+             "--steps", "4", "--device", "cpu", "--log-episodes", *[a for s in overrides for a in ("--set", s)]]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                             "MASTER_PORT", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    assert done.stdout.count("training finished") == 1  # only rank 0 reports
+    run = [sys.executable, "-m", "torch.distributed.run"]
+    if layout == "one node":
+        # --standalone binds the rendezvous store on localhost:0 and the workers share it: no port is
+        # picked first and bound later (where another process could take it in between)
+        commands = [[*run, "--nproc_per_node", "2", "--standalone", *train]]
+    else:  # two launches must be told one address, so here a free port is picked first
+        port = str(_free_port())
+        commands = [[*run, "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node", "1",
+                     "--master_addr", "127.0.0.1", "--master_port", port, *train] for node in (0, 1)]
+    launched = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                for c in commands]
+    done = []
+    for process, command in zip(launched, commands):
+        stdout, stderr = process.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["one node", "two nodes"])
+def test_two_process_gloo_training_keeps_ranks_identical(store, tmp_path, layout):
+    out = tmp_path / "ddp"
+    done = _torchrun(layout, store, out)
+    for node in done:
+        assert node.returncode == 0, node.stdout[-2000:] + node.stderr[-4000:]
+    assert sum(node.stdout.count("training finished") for node in done) == 1  # only rank 0 reports
 
     run = json.loads((out / "run.json").read_text())
     assert run["world_size"] == 2 and run["effective_batch_size"] == 4 and run["status"] == "completed"

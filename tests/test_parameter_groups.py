@@ -134,3 +134,4 @@ def test_a_threshold_run_records_its_groups_and_logs_t(tmp_path, fresh_host):
     assert run["optimizer_groups"][1]["lr"] == spec.training["lr"]  # the base rate, not the first warm-up step's
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(m["threshold"]) for m in metrics) and metrics[-1]["threshold"] != -10.0
+    assert metrics[0]["lr"] < run["optimizer_groups"][1]["lr"]  # the default group's rate, in warm-up

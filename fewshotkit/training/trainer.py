@@ -130,7 +130,9 @@ class Trainer:
 
     @property
     def lr(self) -> float:
-        return float(self.scheduler.get_last_lr()[0])
+        """The current learning rate of the ``default`` parameter group (the first group without names)."""
+        names = [group.get("name") for group in self.optimizer.param_groups]
+        return float(self.scheduler.get_last_lr()[names.index("default") if "default" in names else 0])
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Train until ``steps`` or until ``should_stop()`` (then ``self.interrupted`` is True)."""

@@ -146,6 +146,8 @@ def _preset_plugins(name: str) -> set[str]:
     """The plugins each preset's bench cache key has fingerprinted since the presets were written."""
     if name.startswith("senet"):
         return {"senet"}
+    if name.startswith(("ssl-qnet-cpu", "ssl-rpt", "ssl-gmrd")) or name == "ssl-qnet":
+        return {"threshold", "timm-backbones"}  # the published forms: methods of the threshold plugin
     if "adnet" in name or "qnet" in name:
         return {"panet", "threshold", "timm-backbones"}
     if "regional" in name:
@@ -169,11 +171,13 @@ def test_the_paper_method_names_are_aliases_of_composed(run_cli, fresh_host):
     for name in ("alpnet", "panet", "adnet", "qnet", "regional"):
         component = host.registry.get("method", name)
         assert (component.name, component.plugin) == ("composed", "fewshotkit")
-    assert not any("method" in host.plugins[p].components for p in ("alp", "panet", "threshold"))
+    assert not any("method" in host.plugins[p].components for p in ("alp", "panet"))
+    # the threshold plugin's own methods are the published forms, none of the composed method's names
+    assert host.plugins["threshold"].components["method"] == ["qnet-dual", "rpt", "gmrd"]
     rows = json.loads(run_cli("components", "method", "--json").output)
     assert [(r["name"], r["aliases"]) for r in rows if r["plugin"] == "fewshotkit"] == [
         ("composed", ["alpnet", "panet", "adnet", "qnet", "regional"])]
-    assert {r["name"] for r in rows} == {"composed", "senet"}
+    assert {r["name"] for r in rows} == {"composed", "senet", "qnet-dual", "rpt", "gmrd"}
 
 
 def test_a_checkpoint_that_recorded_plugin_alp_as_the_method_provider_loads(fresh_host, tmp_path):

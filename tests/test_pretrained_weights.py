@@ -161,3 +161,14 @@ def test_run_json_records_the_weights_source_and_sha256(run_cli, store, tmp_path
     (record,) = json.loads((out / "run.json").read_text())["backbone_weights"]
     assert record["source"] == "huggingface:timm/resnet18.tv_in1k" and record["sha256"] == sha256(path)
     assert record["file"] == str(path)
+
+    # the trained model is used without the pretrained file: its checkpoint holds the weights
+    import shutil
+
+    from fewshotkit.method.checkpoint import load_method, read_checkpoint
+
+    shutil.rmtree(Path(os.environ["HF_HOME"]))
+    loaded = load_method(out, "cpu")
+    trained = read_checkpoint(out / "checkpoints" / "last.pt")["model"]["backbone.body.layer4.1.conv2.weight"]
+    assert torch.equal(loaded.method.backbone.body.layer4[1].conv2.weight, trained)
+    assert loaded.method.backbone.weights_source is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -86,3 +89,23 @@ class Backbone(Trainable, nn.Module):
 def weights_sources(module: nn.Module) -> list[dict[str, Any]]:
     """The initial weights recorded by every backbone inside ``module`` (empty: random starts)."""
     return [m.weights_source for m in module.modules() if isinstance(m, Backbone) and m.weights_source]
+
+
+_INITIAL_WEIGHTS = contextvars.ContextVar("fewshotkit_initial_weights", default=True)
+
+
+@contextmanager
+def without_initial_weights() -> Iterator[None]:
+    """Build backbones without loading their initial weights (``backbone.weights``/``pretrained``):
+    for a method whose trained weights come next from a checkpoint, so no weights file or hub cache is
+    needed where a trained model is only used."""
+    token = _INITIAL_WEIGHTS.set(False)
+    try:
+        yield
+    finally:
+        _INITIAL_WEIGHTS.reset(token)
+
+
+def initial_weights_wanted() -> bool:
+    """False inside :func:`without_initial_weights`."""
+    return _INITIAL_WEIGHTS.get()

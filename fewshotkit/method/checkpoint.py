@@ -231,13 +231,15 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu",
     from fewshotkit.host.plugin_host import missing_component_error
     from fewshotkit.method.overrides import apply_inference_overrides
     from fewshotkit.method.spec import build_method
+    from fewshotkit.interfaces.backbone import without_initial_weights
 
     payload = read_checkpoint(path)
     ckpt_path = Path(payload["path"])
     record = {**(payload.get("run") or {}), **payload}  # plugin_versions / plugin_providers
     try:
         spec = apply_inference_overrides(spec_from_toml(payload["spec_toml"], ckpt_path), list(overrides))
-        method = build_method(spec)
+        with without_initial_weights():  # the checkpoint's weights replace them
+            method = build_method(spec)
     except FewshotkitError as exc:
         raise missing_component_error(exc, record, f"checkpoint '{ckpt_path}'") from None
     average = payload[HOOKS].get(EMA_KEY)  # read_checkpoint gives every version this layout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,8 +59,6 @@ class TimmBackbone(Backbone):
                 f"option 'backbone.model': timm has no model '{model}'.{did_you_mean(model, known, n=3)} "
                 "List them with python -c \"import timm; print(timm.list_models('resnet*'))\""
             )
-        if weights and not Path(weights).expanduser().is_file():
-            raise FewshotkitError(f"option 'backbone.weights': file '{Path(weights).expanduser()}' does not exist")
         kwargs = dict(features_only=True, pretrained=False, in_chans=in_channels)
         try:
             body = timm.create_model(model, output_stride=output_stride, **kwargs)

@@ -8,7 +8,6 @@ through its own bias-free 1x1 conv to ``out_channels``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -43,8 +42,6 @@ class DualLevelResNet101(Backbone):
         del body.fc, body.avgpool
         if pretrained and weights:
             raise FewshotkitError("options 'backbone.weights' and 'backbone.pretrained': give one of them, not both")
-        if weights and not Path(weights).expanduser().is_file():
-            raise FewshotkitError(f"option 'backbone.weights': file '{Path(weights).expanduser()}' does not exist")
         self.weights_source = initial_weights(body, "resnet101", in_channels, weights, pretrained)
         self.body = body
         self.fine_proj = nn.Conv2d(1024, out_channels, 1, bias=False)

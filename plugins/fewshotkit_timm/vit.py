@@ -3,7 +3,6 @@ as DINOv2's), one feature per patch."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,8 +49,6 @@ class ViTBackbone(Backbone):
         pretrained = "imagenet" if pretrained is True else (pretrained or None)
         if pretrained and weights:
             raise FewshotkitError("options 'backbone.weights' and 'backbone.pretrained': give one of them, not both")
-        if weights and not Path(weights).expanduser().is_file():
-            raise FewshotkitError(f"option 'backbone.weights': file '{Path(weights).expanduser()}' does not exist")
         known = timm.list_models("vit_*")
         if model not in known:
             raise FewshotkitError(f"option 'backbone.model': timm has no ViT '{model}'.{did_you_mean(model, known, n=3)}")

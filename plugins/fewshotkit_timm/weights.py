@@ -96,11 +96,16 @@ def initial_weights(body: nn.Module, model: str, in_channels: int, weights: str 
                     convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
                     ) -> dict[str, Any] | None:
     """Load ``backbone.weights`` (a file) or ``backbone.pretrained`` (a hub's weights for the timm
-    model ``model``) into ``body``; returns what run.json records of them (None: random weights)."""
-    if not weights and not pretrained:
+    model ``model``) into ``body``; returns what run.json records of them (None: random weights, or
+    a method rebuilt for a checkpoint's weights: :func:`~fewshotkit.interfaces.backbone.without_initial_weights`)."""
+    from fewshotkit.interfaces.backbone import initial_weights_wanted
+
+    if (not weights and not pretrained) or not initial_weights_wanted():
         return None
     if weights:
         path, option, source = Path(weights).expanduser(), "backbone.weights", "file"
+        if not path.is_file():
+            raise FewshotkitError(f"option 'backbone.weights': file '{path}' does not exist")
     else:
         from fewshotkit_timm.hubs import resolve
 

@@ -91,13 +91,13 @@ def cpu_recipe(store: Path, work: Path, device: str, dry: bool, steps: int) -> d
 
 def _fold0_dice(run_dir: Path, store: Path, device: str) -> dict[str, Any]:
     """Steps, training seconds, steps/s and fold-0 Dice (Roy and full-volume, as is) of a finished run."""
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
 
     run = json.loads((run_dir / "run.json").read_text())
     result: dict[str, Any] = {"steps": run["steps"], "amp": run["amp"], "train_s": round(run["train_seconds"], 2),
                               "steps_per_s": round(run["steps"] / run["train_seconds"], 2)}
     for protocol in ("roy", "full-volume"):
-        document, _ = evaluate_checkpoint(run_dir, store, folds=[0], protocol=protocol, device=device)
+        document, _ = evaluate_checkpoint(run_dir, store, folds=[0], protocol=protocol, run=EvalRun(device=device))
         fold = document["folds"][0]
         result[protocol] = {"dice": round(fold["mean"]["dice"], 2), "per_class": fold["per_class"]["dice"]}
     result["run"] = run_dir.name  # relative to the work folder: the JSON holds no local path

@@ -13,6 +13,7 @@ import torch
 
 from fewshotkit.evaluation.inference import MethodPredictor
 from fewshotkit.evaluation.metrics import confusion
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import evaluate_fold
 from fewshotkit.method.spec import build_method, preset_spec
 
@@ -101,7 +102,8 @@ def test_protocol_fold_support_orientation(benchmark, store, orientation):
     device = resolve_device("auto")
     predictor = MethodPredictor(build_method(spec).to(device).eval(), spec.image_size, device, batch_size=16)
     fold = get_fold(store, 0)
-    scores = benchmark.pedantic(lambda: evaluate_fold(store, fold, predictor, support_orientation=orientation),
+    scores = benchmark.pedantic(lambda: evaluate_fold(store, fold, predictor,
+                                                              options=InferenceOptions(support_orientation=orientation)),
                                 rounds=1, warmup_rounds=0)
     assert set(scores.support_turns) == (set(fold.queries) if orientation == "search" else set())
 

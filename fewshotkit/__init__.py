@@ -1,8 +1,8 @@
 """fewshotkit: few-shot medical image segmentation composed from plugins.
 
 Importing this package is cheap: torch and timm are imported only by the code that computes.
-``fewshotkit.load`` and ``fewshotkit.Model`` (the Python API, :mod:`fewshotkit.apps.api`) are
-imported on first use.
+``fewshotkit.load`` and ``fewshotkit.Model`` (the Python API, :mod:`fewshotkit.apps.api`) and
+``fewshotkit.InferenceOptions`` (:mod:`fewshotkit.evaluation.options`) are imported on first use.
 """
 
 from typing import Any
@@ -11,9 +11,10 @@ from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.version import __version__
 from fewshotkit.host.hookspecs import hookimpl
 
-__all__ = ["FewshotkitError", "Model", "hookimpl", "load", "__version__"]
+__all__ = ["FewshotkitError", "InferenceOptions", "Model", "hookimpl", "load", "__version__"]
 
-_LAZY = {"load": "fewshotkit.apps.api", "Model": "fewshotkit.apps.api"}
+_LAZY = {"load": "fewshotkit.apps.api", "Model": "fewshotkit.apps.api",
+         "InferenceOptions": "fewshotkit.evaluation.options"}
 
 
 def __getattr__(name: str) -> Any:

@@ -57,10 +57,10 @@ def test_eval_writes_results_predictions_and_figures(run_cli, store_path, traine
 
 
 def test_eval_full_volume_counts_more_false_positives(store_path, checkpoint):
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
 
-    roy, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu")
-    full, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu",
+    roy, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], run=EvalRun(device="cpu"))
+    full, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], run=EvalRun(device="cpu"),
                                   protocol="full-volume")
     scan = roy["folds"][0]["queries"][0]
     a, b = roy["folds"][0]["per_scan"]["liver"][scan], full["folds"][0]["per_scan"]["liver"][scan]
@@ -86,11 +86,12 @@ def test_checkpoint_of_an_unknown_method_is_a_one_line_error(fresh_host, store_p
 
 def test_eval_set_changes_inference_options_and_refuses_weight_or_training_changes(run_cli, store_path, checkpoint,
                                                                                  tmp_path):
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
+    from fewshotkit.evaluation.options import InferenceOptions
 
-    base, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu")
-    fine, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], device="cpu",
-                                  overrides=["pooler.test_window=1", "image_size=96"])
+    base, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], run=EvalRun(device="cpu"))
+    fine, _ = evaluate_checkpoint(checkpoint, store_path, folds=[0], classes=["liver"], run=EvalRun(device="cpu"),
+                                  options=InferenceOptions(overrides=("pooler.test_window=1", "image_size=96")))
     assert base["spec"]["pooler"]["test_window"] == 2 and base["spec"]["image_size"] == 128
     assert fine["spec"]["pooler"]["test_window"] == 1 and fine["spec"]["image_size"] == 96
     scan = base["folds"][0]["queries"][0]
@@ -170,10 +171,10 @@ def test_bench_config_file(tmp_path, store_path):
 
 
 def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpoint):
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
 
     with pytest.warns(RuntimeWarning, match=r"was trained \(fold 0\) on 2 of the scans"):
-        evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], device="cpu")
+        evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], run=EvalRun(device="cpu"))
 
 @pytest.mark.slow
 

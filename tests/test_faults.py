@@ -247,7 +247,7 @@ def scans(tmp_path_factory) -> dict[str, Path]:
 def test_5_segment_keeps_the_prediction_when_the_overlay_fails(run_dir, scans, tmp_path, monkeypatch):
     from fewshotkit.core.errors import DataError
     from fewshotkit.evaluation import figures
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
 
     output = tmp_path / "pred.nii.gz"
     output.write_bytes(b"previous prediction")
@@ -257,8 +257,8 @@ def test_5_segment_keeps_the_prediction_when_the_overlay_fails(run_dir, scans, t
 
     monkeypatch.setattr(figures, "montage", no_room)
     with pytest.raises(DataError, match="no space left"):
-        segment_scan(run_dir, scans["support"], scans["support_label"], scans["query"], output, classes=1,
-                     device="cpu", overlay=tmp_path / "m.png")
+        segment_files(run_dir, ScanFiles(scans["support"], scans["support_label"], scans["query"]), output, classes=1,
+                      device="cpu", overlay=tmp_path / "m.png")
     assert output.read_bytes() == b"previous prediction" and not temporaries(tmp_path)
 
 

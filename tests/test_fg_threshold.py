@@ -8,6 +8,7 @@ import torch
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.inference import MethodPredictor, predictor_for
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.scan import segment_volume
 from fewshotkit.interfaces.method import MethodOutput
 
@@ -56,9 +57,10 @@ def test_whole_scan_segmentation_applies_it():
     image = np.linspace(-3, 3, 6 * 8 * 8, dtype=np.float32).reshape(6, 8, 8)
     label = np.zeros((6, 8, 8), np.uint8)
     label[1:5, 2:6, 2:6] = 1
-    plain = segment_volume(MethodPredictor(Intensity(), None), image, label, image, [1], all_slices=True)
+    plain = segment_volume(MethodPredictor(Intensity(), None), image, label, image, [1],
+                           options=InferenceOptions(all_slices=True))
     strict = segment_volume(MethodPredictor(Intensity(), None, fg_threshold=0.9), image, label, image, [1],
-                            all_slices=True)
+                            options=InferenceOptions(all_slices=True))
     expected = MethodPredictor(Intensity(), None).probabilities(image[:1], label[:1] == 1, image) > 0.9
     np.testing.assert_array_equal(strict.labels == 1, expected)
     assert (strict.labels == 1).sum() < (plain.labels == 1).sum()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,7 @@ class CopySupport:
                                   "mirrored and feet first", "all at once"])
 def test_a_query_from_another_scanner_lands_on_the_support_grid_and_comes_back(case):
     from fewshotkit.apps.segment import segment_in_common_frame
+    from fewshotkit.evaluation.options import InferenceOptions
 
     organ = np.zeros((12, 64, 64), np.uint8)
     organ[:, 20:40, 10:30] = 1
@@ -78,7 +81,9 @@ def test_a_query_from_another_scanner_lands_on_the_support_grid_and_comes_back(c
         q_label = np.pad(organ[::-1, ::-2, ::-2], ((0, 0), (16, 16), (16, 16)))
         q_affine, q_spacing = np.diag([-4.0, -4.0, -5.0, 1.0]), (5.0, 4.0, 4.0)
     q_image = q_label * 2.0 + 1.0
-    seg, _, _ = segment_in_common_frame(CopySupport(), image, organ, affine, spacing, q_image, q_affine, q_spacing,
-                                        [1], None, all_slices=True, chunks=1)
+    support = SimpleNamespace(image=image, label=organ, affine=affine, spacing=spacing)
+    query = SimpleNamespace(image=q_image, label=None, affine=q_affine, spacing=q_spacing)
+    seg, _, _ = segment_in_common_frame(CopySupport(), support, query, [1], None,
+                                        options=InferenceOptions(all_slices=True, chunks=1))
     assert seg.labels.shape == q_label.shape
     assert np.array_equal(seg.labels, q_label)

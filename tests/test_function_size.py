@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fewshotkit"
 
@@ -45,6 +44,5 @@ def test_the_training_layer_and_the_core_have_no_function_over_60_lines():
     assert longer_than(60, PACKAGE / "training", PACKAGE / "core") == {}
 
 
-@pytest.mark.xfail(strict=False, reason="the protocol's evaluate_fold still takes its inference options one by one")
 def test_no_function_in_the_package_is_over_80_lines():
     assert longer_than(80, PACKAGE) == {}

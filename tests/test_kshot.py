@@ -9,8 +9,8 @@ import pytest
 
 from fewshotkit.core.errors import DataError
 from fewshotkit.evaluation.metrics import Counts, confusion
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import (
-    ProtocolConfig,
     assign_chunks,
     evaluate_fold,
     query_chunks,
@@ -86,14 +86,14 @@ class Recorder:
 
 def test_the_protocol_gives_each_chunk_its_k_support_slices():
     store, recorder = _store(ZS, list(range(2, 11)), depth=18), Recorder()
-    scores = evaluate_fold(store, Fold(0, ("q",), "s"), recorder, config=ProtocolConfig("roy", 3, 2))
+    scores = evaluate_fold(store, Fold(0, ("q",), "s"), recorder, options=InferenceOptions(chunks=3, shots=2))
     assert scores.support_slices == {"liver": [[3, 4], [9, 10], [13, 15]]}
     assert recorder.calls == [([3, 4], [2, 3, 4]), ([9, 10], [5, 6, 7]), ([13, 15], [8, 9, 10])]
 
 
 def test_a_short_organ_is_segmented_by_the_chunks_that_reach_it():
     store, recorder = _store([4, 5], [6, 7]), Recorder()
-    scores = evaluate_fold(store, Fold(0, ("q",), "s"), recorder, config=ProtocolConfig("roy", 3, 2))
+    scores = evaluate_fold(store, Fold(0, ("q",), "s"), recorder, options=InferenceOptions(chunks=3, shots=2))
     assert recorder.calls == [([4, 5], [6]), ([4, 5], [7])]  # chunk 2 has no query slice: never called
     # both organ slices scored: 4 true pixels each, 12 false positives each (the whole 4 x 4 slice)
     assert scores.counts["liver"]["q"] == Counts(tp=8, fp=24, fn=0)
@@ -102,7 +102,7 @@ def test_a_short_organ_is_segmented_by_the_chunks_that_reach_it():
 def test_a_support_with_too_few_class_slices_is_a_one_line_error():
     store = _store([4, 5], [6, 7])
     with pytest.raises(DataError) as info:
-        evaluate_fold(store, Fold(3, ("q",), "s"), Recorder(), config=ProtocolConfig("roy", 3, 3))
+        evaluate_fold(store, Fold(3, ("q",), "s"), Recorder(), options=InferenceOptions(chunks=3, shots=3))
     message = str(info.value)
     assert "\n" not in message
     assert "fold 3" in message and "'s' has 2 slice(s)" in message and "3-shot needs at least 3" in message

@@ -65,15 +65,16 @@ def _scan(tmp_path, name, array, dtype=np.float32):
 
 def test_segment_and_the_api_use_k_support_slices(fixed_run, episodes, tmp_path, fresh_host):
     import fewshotkit as fsk
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
+    from fewshotkit.evaluation.options import InferenceOptions
     from fewshotkit.data.ingest.synthetic import phantom
 
     support, mask = phantom(3, 0, 12, 96)
     query, _ = phantom(3, 1, 14, 96)
     paths = {n: _scan(tmp_path, n, a) for n, a in (("s", support), ("q", query))}
     paths["m"] = _scan(tmp_path, "m", mask, np.uint8)
-    result = segment_scan(fixed_run(), paths["s"], paths["m"], paths["q"], tmp_path / "p.nii.gz", classes=1,
-                          shots=3, device="cpu")
+    result = segment_files(fixed_run(), ScanFiles(paths["s"], paths["m"], paths["q"]), tmp_path / "p.nii.gz", classes=1,
+                           options=InferenceOptions(shots=3), device="cpu")
     assert [len(z) for z in result.classes[0].support_slices] == [3, 3, 3]
     assert episodes and {len(e) for e in episodes} == {3}
     episodes.clear()

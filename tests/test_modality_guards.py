@@ -18,7 +18,7 @@ def _modality_warnings(caught) -> list[str]:
 
 
 def test_eval_warns_when_the_store_holds_another_modality(fixed_run, synthetic_store, tmp_path, fresh_host):
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
 
     ct = tmp_path / "ct.h5"
     shutil.copyfile(synthetic_store, ct)
@@ -26,8 +26,8 @@ def test_eval_warns_when_the_store_holds_another_modality(fixed_run, synthetic_s
         f.attrs["modality"] = "CT"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        evaluate_checkpoint(fixed_run(), ct, folds=[0], classes=["liver"], device="cpu")
-        evaluate_checkpoint(fixed_run(), synthetic_store, folds=[0], classes=["liver"], device="cpu")
+        evaluate_checkpoint(fixed_run(), ct, folds=[0], classes=["liver"], run=EvalRun(device="cpu"))
+        evaluate_checkpoint(fixed_run(), synthetic_store, folds=[0], classes=["liver"], run=EvalRun(device="cpu"))
     assert _modality_warnings(caught) == [f"checkpoint '{fixed_run()}' was trained on MR scans, the store holds CT"]
 
 
@@ -37,7 +37,7 @@ def _write(path, volume, dtype=np.float32):
 
 
 def test_segment_warns_when_the_scans_look_like_another_modality(fixed_run, tmp_path, fresh_host):
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
     from fewshotkit.data.ingest.synthetic import phantom
 
     run = fixed_run()
@@ -48,18 +48,18 @@ def test_segment_warns_when_the_scans_look_like_another_modality(fixed_run, tmp_
     for scan, expected in ((mr, []), (ct, [f"checkpoint '{run}' was trained on MR, the query looks like CT"])):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            segment_scan(run, scan, mask, scan, tmp_path / "p.nii.gz", classes=1, device="cpu")
+            segment_files(run, ScanFiles(scan, mask, scan), tmp_path / f"p_{scan.name}", classes=1, device="cpu")
         assert _modality_warnings(caught) == expected
 
 
 def test_segment_refuses_a_support_and_query_of_two_modalities(fixed_run, tmp_path, fresh_host):
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
     from fewshotkit.core.errors import DataError
     from fewshotkit.data.ingest.synthetic import phantom
 
     image, label = phantom(3, 0, 12, 64)
     mr, ct = _write(tmp_path / "mr.nii.gz", image), _write(tmp_path / "ct.nii.gz", image - 1000.0)
     with pytest.raises(DataError, match="looks like MR but query .* looks like CT"):
-        segment_scan(fixed_run(), mr, _write(tmp_path / "m.nii.gz", label, np.uint8), ct, tmp_path / "p.nii.gz",
-                     classes=1, device="cpu")
+        segment_files(fixed_run(), ScanFiles(mr, _write(tmp_path / "m.nii.gz", label, np.uint8), ct),
+                      tmp_path / "p.nii.gz", classes=1, device="cpu")
     assert not (tmp_path / "p.nii.gz").exists()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.orientation import cycle_score, search_turns, turn
 
 
@@ -50,27 +51,27 @@ def test_segment_volume_searches_the_supports_orientation():
 
     image, label = _scan()
     sup_image, sup_label = turn(image, 1), turn(label, 1)
-    plain = segment_volume(Striped(), sup_image, sup_label, image, [1], query_range=(2, 9))
+    plain = segment_volume(Striped(), sup_image, sup_label, image, [1], options=InferenceOptions(query_range=(2, 9)))
     assert plain.support_turns == 0 and not plain.labels.any()
-    found = segment_volume(Striped(), sup_image, sup_label, image, [1], query_range=(2, 9),
-                           support_orientation="search")
+    found = segment_volume(Striped(), sup_image, sup_label, image, [1],
+                           options=InferenceOptions(query_range=(2, 9), support_orientation="search"))
     assert found.support_turns == 3
     assert found.labels[2:10, 4:12, 3:10].all() and found.labels.sum() == 8 * 8 * 7
     with pytest.raises(FewshotkitError, match="'support_orientation' must be one of"):
-        segment_volume(Striped(), sup_image, sup_label, image, [1], support_orientation="auto")
+        segment_volume(Striped(), sup_image, sup_label, image, [1], options=InferenceOptions(support_orientation="auto"))
 
 
 def test_protocol_records_the_turn_per_query_scan():
-    from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig, evaluate_fold
+    from fewshotkit.evaluation.protocol import FoldScores, evaluate_fold
     from test_protocol import Fold, MemoryStore
 
     image, label = _scan()
     store = MemoryStore({"s": turn(image, 1), "a": image, "b": image[::-1].copy()},
                         {"s": turn(label, 1), "a": label, "b": label[::-1].copy()}, {1: "organ"})
     fold = Fold(0, ("a", "b"), "s")
-    plain = evaluate_fold(store, fold, Striped(), config=ProtocolConfig("roy"))
+    plain = evaluate_fold(store, fold, Striped(), protocol="roy")
     assert plain.mean() == 0.0 and not plain.support_turns
-    found = evaluate_fold(store, fold, Striped(), config=ProtocolConfig("roy"), support_orientation="search")
+    found = evaluate_fold(store, fold, Striped(), protocol="roy", options=InferenceOptions(support_orientation="search"))
     assert found.support_turns == {"a": 3, "b": 3} and found.mean() > 90
     assert FoldScores.from_json(found.to_json()).support_turns == {"a": 3, "b": 3}
 
@@ -79,7 +80,7 @@ def test_a_support_aware_postprocessor_sees_the_support_turned_as_the_search_cho
     """nearest-to-support compares positions in the query's frame: it must be handed the support's
     mask in the orientation the search chose, not as it lies in the store."""
     from fewshotkit.evaluation.postprocess import ScanPostprocess
-    from fewshotkit.evaluation.protocol import ProtocolConfig, evaluate_fold
+    from fewshotkit.evaluation.protocol import evaluate_fold
     from test_protocol import Fold, MemoryStore
 
     image, label = _scan()
@@ -93,8 +94,9 @@ def test_a_support_aware_postprocessor_sees_the_support_turned_as_the_search_cho
             seen.append(support)
             return mask
 
-    evaluate_fold(store, Fold(0, ("a",), "s"), Striped(), config=ProtocolConfig("roy"),
-                  postprocess=ScanPostprocess(steps=[("spy", Spy())]), support_orientation="search")
+    evaluate_fold(store, Fold(0, ("a",), "s"), Striped(), protocol="roy",
+                  options=InferenceOptions(postprocess=ScanPostprocess(steps=[("spy", Spy())]),
+                                           support_orientation="search"))
     assert len(seen) == 1 and np.array_equal(seen[0], label == 1), "three more quarter turns: the query's frame"
 
 
@@ -117,8 +119,8 @@ def test_estimated_range_search_never_reads_the_querys_label(monkeypatch):
     for query_label in (label, np.where(np.arange(label.size).reshape(label.shape) == 0, 2, label)):
         store = MemoryStore({"s": image, "a": image.copy()}, {"s": support_label, "a": query_label.astype(np.uint8)},
                             {1: "organ", 2: "other"})
-        protocol.evaluate_fold(store, Fold(0, ("a",), "s"), Striped(),
-                               config=protocol.ProtocolConfig("estimated-range"), support_orientation="search")
+        protocol.evaluate_fold(store, Fold(0, ("a",), "s"), Striped(), protocol="estimated-range",
+                               options=InferenceOptions(support_orientation="search"))
     assert searched[0] == searched[1] == 6, "3 chunks of each of the support's 2 classes, whatever the query's label"
 
 
@@ -163,8 +165,9 @@ def test_segment_volume_reuses_the_searchs_prediction(monkeypatch):
     monkeypatch.setattr(scan, "search_turns", search_then_count)
     image, label = _scan()
     sup_image, sup_label = turn(image, 1), turn(label, 1)
-    found = scan.segment_volume(Counting(), sup_image, sup_label, image, [1], query_range=(2, 9),
-                                support_orientation="search")
+    found = scan.segment_volume(Counting(), sup_image, sup_label, image, [1],
+                                options=InferenceOptions(query_range=(2, 9), support_orientation="search"))
     assert found.support_turns == 3 and Counting.calls == 0, "no forward pass after the search"
-    plain = scan.segment_volume(Counting(), turn(sup_image, 3), turn(sup_label, 3), image, [1], query_range=(2, 9))
+    plain = scan.segment_volume(Counting(), turn(sup_image, 3), turn(sup_label, 3), image, [1],
+                                options=InferenceOptions(query_range=(2, 9)))
     assert np.array_equal(found.labels, plain.labels) and plain.labels.any()

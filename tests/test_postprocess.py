@@ -222,18 +222,20 @@ def test_third_party_postprocessor_through_plugins_dir_in_eval(run_cli, trained,
 
 
 def test_eval_applies_the_spec_postprocess_by_default(trained, fresh_host):
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
+    from fewshotkit.evaluation.options import InferenceOptions
 
     store, checkpoint = trained
-    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu")
+    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], run=EvalRun(device="cpu"))
     assert doc["protocol"]["postprocess"] == [{"type": "largest-component"}]
-    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu", postprocess=[],
-                                 drop_absent=0.1)
+    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], run=EvalRun(device="cpu"),
+                                 options=InferenceOptions(postprocess=(), drop_absent=0.1))
     assert doc["protocol"]["postprocess"] == [] and doc["protocol"]["drop_absent"] == 0.1
 
 
 def test_drop_absent_is_a_spec_key_the_argument_replaces(trained, fresh_host):
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
+    from fewshotkit.evaluation.options import InferenceOptions
     from fewshotkit.evaluation.postprocess import spec_postprocess
     from fewshotkit.method.overrides import apply_inference_overrides
     from fewshotkit.method.spec import MethodSpec, preset_spec
@@ -248,16 +250,16 @@ def test_drop_absent_is_a_spec_key_the_argument_replaces(trained, fresh_host):
         with pytest.raises(FewshotkitError, match="'drop_absent' must be a fraction in \\(0, 1\\]"):
             apply_inference_overrides(spec, [f"drop_absent={bad}"])
     store, checkpoint = trained
-    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu",
-                                 overrides=["drop_absent=0.2"])
+    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], run=EvalRun(device="cpu"),
+                                 options=InferenceOptions.from_values(overrides=["drop_absent=0.2"]))
     assert doc["protocol"]["drop_absent"] == 0.2 and doc["spec"]["drop_absent"] == 0.2
-    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], device="cpu",
-                                 overrides=["drop_absent=0.2"], drop_absent=0.1)
+    doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["spleen"], run=EvalRun(device="cpu"),
+                                 options=InferenceOptions.from_values(overrides=["drop_absent=0.2"], drop_absent=0.1))
     assert doc["protocol"]["drop_absent"] == 0.1 and doc["spec"]["drop_absent"] == 0.1  # --drop-absent wins
 
     def predicted(overrides):
-        doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["liver"], device="cpu", postprocess=[],
-                                     overrides=overrides)
+        doc, _ = evaluate_checkpoint(checkpoint, store, folds=[0], classes=["liver"], run=EvalRun(device="cpu"),
+                                     options=InferenceOptions.from_values(postprocess=[], overrides=overrides))
         return sum(c["tp"] + c["fp"] for scans in doc["folds"][0]["per_scan"].values() for c in scans.values())
 
     assert 0 < predicted(["drop_absent=1"]) < predicted([])  # the spec's key clears slices: one left per scan

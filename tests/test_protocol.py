@@ -9,6 +9,7 @@ import pytest
 
 from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import Counts, confusion
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import (
     ProtocolConfig,
     assign_chunks,
@@ -124,7 +125,7 @@ def test_predictor_receives_the_protocol_slices():
     assert scores.support_slices == {"liver": [[3], [7], [10]]}
     assert calls == [(1, 16, 4), (1, 16, 4), (1, 16, 3)]
     calls.clear()
-    evaluate_fold(store, Fold(1, ("a",), "s"), record, classes=["liver"], config=ProtocolConfig("full-volume"))
+    evaluate_fold(store, Fold(1, ("a",), "s"), record, classes=["liver"], protocol="full-volume")
     assert [c[2] for c in calls] == [7, 4, 5]
 
 
@@ -141,7 +142,7 @@ def test_hand_computed_3d_dice_and_full_volume_false_positives():
     roy = evaluate_fold(store, fold, one_slice_too_many, classes=["liver"])
     assert roy.counts["liver"]["a"] == Counts(tp=11 * 16, fp=0, fn=0)
     assert roy.per_class()["liver"] == pytest.approx(100.0)
-    full = evaluate_fold(store, fold, one_slice_too_many, classes=["liver"], config=ProtocolConfig("full-volume"))
+    full = evaluate_fold(store, fold, one_slice_too_many, classes=["liver"], protocol="full-volume")
     # 5 slices outside z 3..13 each add 16 false positives: Dice = 2*176 / (2*176 + 80)
     assert full.counts["liver"]["a"] == Counts(tp=176, fp=80, fn=0)
     assert full.per_class()["liver"] == pytest.approx(100 * 352 / 432)
@@ -174,11 +175,11 @@ def test_five_shot_passes_five_support_slices_per_chunk():
         shapes.append(support_images.shape[0])
         return np.zeros(query_images.shape, bool)
 
-    scores = evaluate_fold(store, Fold(0, ("a",), "s"), record, classes=[1], config=ProtocolConfig(shots=5))
+    scores = evaluate_fold(store, Fold(0, ("a",), "s"), record, classes=[1], options=InferenceOptions(shots=5))
     assert shapes == [5, 5, 5]
     assert scores.support_slices["liver"] == [[2, 3, 4, 5, 6], [5, 6, 7, 8, 9], [7, 8, 9, 10, 11]]
     with pytest.raises(DataError, match="11-shot"):
-        evaluate_fold(store, Fold(0, ("a",), "s"), record, classes=[1], config=ProtocolConfig(shots=11))
+        evaluate_fold(store, Fold(0, ("a",), "s"), record, classes=[1], options=InferenceOptions(shots=11))
 
 
 def test_support_without_the_class_is_a_data_error():
@@ -223,8 +224,7 @@ def test_estimated_range_segments_the_support_range_and_scores_every_slice():
         return out
 
     # support 's' liver z 2..11 of 16 -> query 'a' (16 deep) z 2..11, split 4, 3, 3; truth z 3..13
-    scores = evaluate_fold(store, Fold(0, ("a",), "s"), organ_square, classes=["liver"],
-                           config=ProtocolConfig("estimated-range"))
+    scores = evaluate_fold(store, Fold(0, ("a",), "s"), organ_square, classes=["liver"], protocol="estimated-range")
     assert calls == [4, 3, 3]
     # slice 2 is a false positive, slices 12 and 13 are missed: every slice is scored
     assert scores.counts["liver"]["a"] == Counts(tp=9 * 16, fp=16, fn=2 * 16)
@@ -243,7 +243,7 @@ def test_estimated_range_scales_with_the_query_depth_like_segment():
         seen.append(query_images.shape[0])
         return np.zeros(query_images.shape, bool)
 
-    evaluate_fold(store, Fold(0, ("deep",), "s"), record, classes=["liver"], config=ProtocolConfig("estimated-range"))
+    evaluate_fold(store, Fold(0, ("deep",), "s"), record, classes=["liver"], protocol="estimated-range")
     assert estimated_query_range(range(2, 12), 16, 31) == (4, 22)  # 2 * 30 / 15, 11 * 30 / 15
     assert sum(seen) == 22 - 4 + 1
     assignment, scored = plan_query("estimated-range", 31, range(10, 20), range(2, 12), 16)
@@ -267,11 +267,11 @@ def test_protocol_postprocessing_changes_what_is_scored(fresh_host):
         def __call__(self, support_images, support_masks, query_images):
             return self.probabilities(support_images, support_masks, query_images) > 0.5
 
-    fold, full = Fold(0, ("a",), "s"), ProtocolConfig("full-volume")
+    fold = Fold(0, ("a",), "s")
 
     def counts(postprocess=None):
-        return evaluate_fold(store, fold, Stray(), classes=["liver"], config=full, postprocess=postprocess
-                             ).counts["liver"]["a"]
+        return evaluate_fold(store, fold, Stray(), classes=["liver"], protocol="full-volume",
+                             options=InferenceOptions(postprocess=postprocess)).counts["liver"]["a"]
 
     # truth z 3..13: the stray voxels form a run on z 0..2 and one on z 14..15
     assert counts() == Counts(tp=176, fp=5, fn=0)
@@ -282,7 +282,8 @@ def test_protocol_postprocessing_changes_what_is_scored(fresh_host):
     assert counts(build_postprocess([], drop_absent=0.1)) == Counts(tp=176, fp=0, fn=0)
     assert counts(build_postprocess([], drop_absent=0.01)) == Counts(tp=176, fp=5, fn=0)
     with pytest.raises(FewshotkitError, match="probabilities"):
-        evaluate_fold(store, fold, lambda s, m, q: np.zeros(q.shape, bool), postprocess=build_postprocess([], 0.5))
+        evaluate_fold(store, fold, lambda s, m, q: np.zeros(q.shape, bool),
+                      options=InferenceOptions(postprocess=build_postprocess([], 0.5)))
     # nearest-to-support is given the support scan's mask of the class: the organ's run, not the stray voxels
     assert counts(build_postprocess([{"type": "nearest-to-support", "min_fraction": 0.01}])) == Counts(tp=176, fp=0,
                                                                                                      fn=0)

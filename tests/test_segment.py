@@ -6,6 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from fewshotkit.evaluation.options import InferenceOptions
+
 
 def _write(path, array_zhw, affine=None, dtype=np.float32):
     affine = np.diag([1.4, 1.4, 5.0, 1.0]) if affine is None else affine
@@ -51,21 +53,22 @@ def test_segment_keeps_the_query_geometry(run_cli, checkpoint, scans, tmp_path):
 
 
 def test_segment_dice_matches_the_written_file(checkpoint, scans, tmp_path):
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
 
-    res = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "p.nii.gz",
-                       classes=2, query_label=scans["query_label"], device="cpu", all_slices=True)
+    files = ScanFiles(scans["support"], scans["support_label"], scans["query"], scans["query_label"])
+    res = segment_files(checkpoint, files, tmp_path / "p.nii.gz", classes=2, device="cpu",
+                        options=InferenceOptions(all_slices=True))
     pred = np.asarray(nib.load(res.output).dataobj) == 2
     truth = np.asarray(nib.load(scans["query_label"]).dataobj) == 2
     expected = 200.0 * (pred & truth).sum() / (pred.sum() + truth.sum())
     assert res.classes[0].dice == pytest.approx(expected)
     assert len(res.classes[0].support_slices) == 3
-    finer = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "f.nii.gz",
-                         classes=2, query_label=scans["query_label"], device="cpu", all_slices=True,
-                         overrides=["pooler.test_window=1"])
+    finer = segment_files(checkpoint, files, tmp_path / "f.nii.gz", classes=2, device="cpu",
+                          options=InferenceOptions(all_slices=True, overrides=("pooler.test_window=1",)))
     assert not np.array_equal(np.asarray(nib.load(finer.output).dataobj), np.asarray(nib.load(res.output).dataobj))
-    searched = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "s.nii.gz",
-                            classes=2, device="cpu", overrides=["support_orientation=search"])
+    searched = segment_files(checkpoint, ScanFiles(scans["support"], scans["support_label"], scans["query"]),
+                             tmp_path / "s.nii.gz", classes=2, device="cpu",
+                             options=InferenceOptions.from_values(overrides=["support_orientation=search"]))
     assert searched.support_turns in (0, 1, 2, 3) and searched.prediction.shape == res.prediction.shape
 
 
@@ -148,7 +151,7 @@ def test_several_classes_go_into_one_label_map_with_the_query_header(run_cli, ch
 def test_class_all_uses_one_forward_pass_per_chunk(checkpoint, scans, tmp_path, monkeypatch, fresh_host):
     from fewshotkit.evaluation.inference import MethodPredictor
     from fewshotkit.evaluation.query_range import estimated_query_range
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
 
     calls = []
     original = MethodPredictor.class_probabilities
@@ -158,8 +161,8 @@ def test_class_all_uses_one_forward_pass_per_chunk(checkpoint, scans, tmp_path, 
         return original(self, support_images, support_masks, query_images)
 
     monkeypatch.setattr(MethodPredictor, "class_probabilities", counting)
-    res = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "all.nii.gz",
-                       classes="all", device="cpu")
+    files = ScanFiles(scans["support"], scans["support_label"], scans["query"])
+    res = segment_files(checkpoint, files, tmp_path / "all.nii.gz", classes="all", device="cpu")
     support_label = np.asarray(nib.load(scans["support_label"]).dataobj).transpose(2, 1, 0)
     present = [int(v) for v in np.unique(support_label) if v]
     assert [c.value for c in res.classes] == present and res.joint
@@ -173,8 +176,8 @@ def test_class_all_uses_one_forward_pass_per_chunk(checkpoint, scans, tmp_path, 
         assert not (res.prediction[outside] == item.value).any(), "a class keeps only its own range"
 
     calls.clear()
-    separate = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"],
-                            tmp_path / "sep.nii.gz", classes=["1", "4"], device="cpu", joint=False)
+    separate = segment_files(checkpoint, files, tmp_path / "sep.nii.gz", classes=["1", "4"], device="cpu",
+                             options=InferenceOptions(joint=False))
     assert not separate.joint and calls == [1] * 6, "fallback: one 1-way pass per class and chunk"
 
 
@@ -198,7 +201,7 @@ def test_methods_without_multiway_fall_back_to_one_pass_per_class():
     label[2:6, 3:5, 3:5] = 2
     image = label.astype(np.float32)
     predictor = OneWay()
-    seg = segment_volume(predictor, image, label, image, [1, 2], chunks=3)
+    seg = segment_volume(predictor, image, label, image, [1, 2], options=InferenceOptions(chunks=3))
     assert not seg.joint and predictor.calls == 6
     assert np.array_equal(seg.labels[1:8], label[1:8]) and set(np.unique(seg.labels)) == {0, 1, 2}
     # a support-aware post-processor gets the support's mask of each class
@@ -214,7 +217,8 @@ def test_methods_without_multiway_fall_back_to_one_pass_per_class():
             return mask
 
     spy = Spy()
-    segment_volume(OneWay(), image, label, image, [1, 2], chunks=3, postprocess=ScanPostprocess([("spy", spy)]))
+    segment_volume(OneWay(), image, label, image, [1, 2],
+                   options=InferenceOptions(chunks=3, postprocess=ScanPostprocess([("spy", spy)])))
     assert [s.sum() for s in spy.supports] == [(label == 1).sum(), (label == 2).sum()]
 
 
@@ -254,17 +258,17 @@ def _reoriented(path, codes, out):
 
 
 def test_a_query_stored_in_another_orientation_gets_the_same_segmentation(checkpoint, scans, tmp_path):
-    from fewshotkit.apps.segment import model_orientation, segment_scan
+    from fewshotkit.apps.segment import ScanFiles, model_orientation, segment_files
     from fewshotkit.method.checkpoint import read_checkpoint
 
     meta = read_checkpoint(checkpoint)
     assert meta["run"]["orientation"] is None and model_orientation(meta) is None  # phantoms: made-up affines
-    plain = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"], tmp_path / "a.nii.gz",
-                         classes=1, query_label=scans["query_label"], device="cpu")
+    plain = segment_files(checkpoint, ScanFiles(scans["support"], scans["support_label"], scans["query"],
+                                                scans["query_label"]), tmp_path / "a.nii.gz", classes=1, device="cpu")
     query = _reoriented(scans["query"], "RAI", tmp_path / "q.nii.gz")  # x, y and z reversed
     label = _reoriented(scans["query_label"], "RAI", tmp_path / "ql.nii.gz")
-    moved = segment_scan(checkpoint, scans["support"], scans["support_label"], query, tmp_path / "b.nii.gz",
-                         classes=1, query_label=label, device="cpu")
+    moved = segment_files(checkpoint, ScanFiles(scans["support"], scans["support_label"], query, label),
+                          tmp_path / "b.nii.gz", classes=1, device="cpu")
     assert plain.orientation == ("LPS", "LPS", "LPS") and moved.orientation == ("LPS", "RAI", "LPS")  # the support's
     written = nib.load(moved.output)
     assert np.array_equal(written.affine, nib.load(query).affine)  # on the query's own grid
@@ -275,8 +279,9 @@ def test_a_query_stored_in_another_orientation_gets_the_same_segmentation(checkp
     lo, hi = plain.classes[0].query_range
     assert moved.classes[0].query_range == (depth - 1 - hi, depth - 1 - lo)  # the query's own slice numbers
     # a given range is read in the query's own numbers too
-    ranged = segment_scan(checkpoint, scans["support"], scans["support_label"], query, tmp_path / "c.nii.gz",
-                          classes=1, device="cpu", query_range=(depth - 1 - hi, depth - 1 - lo))
+    ranged = segment_files(checkpoint, ScanFiles(scans["support"], scans["support_label"], query),
+                           tmp_path / "c.nii.gz", classes=1, device="cpu",
+                           options=InferenceOptions(query_range=(depth - 1 - hi, depth - 1 - lo)))
     assert np.array_equal(ranged.prediction, moved.prediction)
 
 
@@ -285,25 +290,25 @@ def test_a_model_that_records_its_orientation_gets_the_support_turned_to_it(chec
     segmentation as support and query stored as RAS by hand, given to a model that records none."""
     import torch
 
-    from fewshotkit.apps.segment import segment_scan
+    from fewshotkit.apps.segment import ScanFiles, segment_files
     from fewshotkit.method.checkpoint import save_checkpoint
 
     payload = torch.load(checkpoint, weights_only=True)
     assert payload["run"]["orientation"] is None
     payload["run"]["orientation"] = "RAS"
     ras_model = save_checkpoint(tmp_path / "ras.pt", payload)
-    turned = segment_scan(ras_model, scans["support"], scans["support_label"], scans["query"], tmp_path / "t.nii.gz",
-                          classes=1, device="cpu")
+    turned = segment_files(ras_model, ScanFiles(scans["support"], scans["support_label"], scans["query"]),
+                           tmp_path / "t.nii.gz", classes=1, device="cpu")
     assert turned.orientation == ("LPS", "LPS", "RAS")  # support, query, the frame segmented in
-    by_hand = segment_scan(checkpoint, _reoriented(scans["support"], "RAS", tmp_path / "s.nii.gz"),
-                           _reoriented(scans["support_label"], "RAS", tmp_path / "sl.nii.gz"),
-                           _reoriented(scans["query"], "RAS", tmp_path / "q.nii.gz"), tmp_path / "h.nii.gz",
-                           classes=1, device="cpu")
+    by_hand = segment_files(checkpoint, ScanFiles(_reoriented(scans["support"], "RAS", tmp_path / "s.nii.gz"),
+                                                  _reoriented(scans["support_label"], "RAS", tmp_path / "sl.nii.gz"),
+                                                  _reoriented(scans["query"], "RAS", tmp_path / "q.nii.gz")),
+                            tmp_path / "h.nii.gz", classes=1, device="cpu")
     assert by_hand.orientation == ("RAS", "RAS", "RAS")
     back = _reoriented(by_hand.output, "LPS", tmp_path / "back.nii.gz")
     assert np.array_equal(np.asarray(nib.load(back).dataobj), np.asarray(nib.load(turned.output).dataobj))
-    as_stored = segment_scan(checkpoint, scans["support"], scans["support_label"], scans["query"],
-                             tmp_path / "a.nii.gz", classes=1, device="cpu")
+    as_stored = segment_files(checkpoint, ScanFiles(scans["support"], scans["support_label"], scans["query"]),
+                              tmp_path / "a.nii.gz", classes=1, device="cpu")
     assert not np.array_equal(as_stored.prediction, turned.prediction), "the model saw turned slices"
 
 

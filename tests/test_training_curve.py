@@ -49,7 +49,8 @@ def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path,
 def test_curve_applies_the_specs_inference_options_as_eval_does(store, tmp_path):
     """Zoom, orientation search, self-support and post-processing in the spec: the last curve point is the Dice
     that ``fewshotkit eval`` of the finished run reports (the curve tracks the model as evaluated)."""
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
+    from fewshotkit.evaluation.options import InferenceOptions
     from fewshotkit.training.loop import train
 
     out = tmp_path / "run"
@@ -60,10 +61,10 @@ def test_curve_applies_the_specs_inference_options_as_eval_does(store, tmp_path)
     assert last["inference"] == {"support_zoom": 0.1, "support_orientation": "search", "self_support": 0.7,
                                  "postprocess": ["largest-component"]}
     for protocol in ("roy", "full-volume"):
-        document, _ = evaluate_checkpoint(out, store, protocol=protocol, device="cpu")
+        document, _ = evaluate_checkpoint(out, store, protocol=protocol, run=EvalRun(device="cpu"))
         assert last[protocol]["dice"] == pytest.approx(document["summary"]["dice"]["mean"]["mean"], abs=1e-3)
-    as_is, _ = evaluate_checkpoint(out, store, protocol="roy", device="cpu", postprocess="none",
-                                   overrides=["support_zoom=null", "support_orientation=as-is"])
+    as_is, _ = evaluate_checkpoint(out, store, protocol="roy", run=EvalRun(device="cpu"), options=InferenceOptions.from_values(
+        postprocess="none", overrides=["support_zoom=null", "support_orientation=as-is"]))
     assert as_is["summary"]["dice"]["mean"]["mean"] != pytest.approx(last["roy"]["dice"], abs=1e-3), "the options must change the score"
 
 

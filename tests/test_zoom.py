@@ -53,7 +53,7 @@ def test_window_is_a_square_around_the_support_clipped_to_the_slice():
 
 
 def test_zoom_finds_a_small_structure_the_full_slice_blurs_away():
-    from fewshotkit.evaluation.protocol import ProtocolConfig, evaluate_fold
+    from fewshotkit.evaluation.protocol import evaluate_fold
     from test_protocol import Fold, MemoryStore
 
     images, labels = {}, {}
@@ -63,9 +63,9 @@ def test_zoom_finds_a_small_structure_the_full_slice_blurs_away():
         images[name], labels[name] = label.astype(np.float32), label
     store = MemoryStore(images, labels, {1: "organ"})
     fold = Fold(0, ("a", "b"), "s")
-    plain = evaluate_fold(store, fold, Blurry(), config=ProtocolConfig("roy"))
+    plain = evaluate_fold(store, fold, Blurry(), protocol="roy")
     model = Blurry()
-    zoomed = evaluate_fold(store, fold, SupportZoom(model, 0.1), config=ProtocolConfig("roy"))
+    zoomed = evaluate_fold(store, fold, SupportZoom(model, 0.1), protocol="roy")
     assert plain.mean() == 0.0
     assert zoomed.mean() > 60
     assert {shape[-2:] for shape in model.seen} == {(9, 9)}, "the model sees the 3 + 2 x 3.2 px window"
@@ -89,6 +89,7 @@ def test_outside_the_window_is_background_and_sizes_may_differ():
 
 def test_a_bare_predictor_stays_one_class_at_a_time_when_zoomed():
     """A predictor without ``multiway`` / ``class_probabilities`` is segmented class by class, zoomed or not."""
+    from fewshotkit.evaluation.options import InferenceOptions
     from fewshotkit.evaluation.scan import segment_volume
 
     class Bare:
@@ -100,7 +101,7 @@ def test_a_bare_predictor_stays_one_class_at_a_time_when_zoomed():
     label = np.zeros(image.shape, np.uint8)
     label[:, 8:14, 8:14], label[:, 20:24, 20:24] = 1, 2
     for predictor in (Bare(), SupportZoom(Bare(), 0.1)):
-        result = segment_volume(predictor, image, label, image, [1, 2], all_slices=True)
+        result = segment_volume(predictor, image, label, image, [1, 2], options=InferenceOptions(all_slices=True))
         assert not result.joint and (result.labels[:, 8:14, 8:14] == 1).all()
 
 

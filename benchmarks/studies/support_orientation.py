@@ -27,7 +27,6 @@ def main() -> None:
     from fewshotkit.data.episodes.folds import store_folds
     from fewshotkit.evaluation.evaluate import evaluate_predictor
     from fewshotkit.evaluation.inference import MethodPredictor
-    from fewshotkit.evaluation.protocol import ProtocolConfig
     from fewshotkit.core.seeding import seed_everything
     from fewshotkit.data.store.reader import SliceStore
     from fewshotkit.method.checkpoint import load_method
@@ -52,7 +51,7 @@ def main() -> None:
             return inner(np.rot90(images, k, axes=(1, 2)).copy(), np.rot90(masks, k, axes=(1, 2)).copy(), queries)
 
         seed_everything(0)
-        per = evaluate_predictor(store, predictor, [args.fold], config=ProtocolConfig("roy")).folds[0].per_class()
+        per = evaluate_predictor(store, predictor, [args.fold], protocol="roy").folds[0].per_class()
         scores = ", ".join(f"{name} {dice:.2f}" for name, dice in per.items())
         print(f"fold {args.fold}, support turned {90 * turns} deg counter-clockwise: {scores}; mean {np.mean(list(per.values())):.2f}")
 

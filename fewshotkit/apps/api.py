@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Sequence, Union, cast
 
 import numpy as np
 
 from fewshotkit.core.errors import DataError, FewshotkitError
+from fewshotkit.evaluation.options import InferenceOptions
 
 #: a volume (Z, H, W) or the path of a scan (NIfTI, NRRD, MetaImage file, DICOM series folder)
 VolumeLike = Union[np.ndarray, str, os.PathLike]
@@ -45,6 +46,19 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
+def _real_array(value: Any, what: str, kind: str) -> np.ndarray:
+    """``value`` as a 3D array of real numbers with at least one voxel, or a one-line :class:`DataError`."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{what}: the {kind} must hold real numbers (a bool, integer or float array), "
+                        f"got dtype {array.dtype}")
+    if array.ndim != 3:
+        raise DataError(f"{what}: expected a 3D {kind} (Z, H, W), got shape {array.shape}")
+    if 0 in array.shape:
+        raise DataError(f"{what}: the {kind} has shape {array.shape}, with no voxel; give a volume with slices")
+    return array
+
+
 def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Sequence[float] | None,
             frame: int | None = None) -> _Volume:
     """Read (a path) or check (an array) a volume and its optional label map; preprocess the image."""
@@ -59,16 +73,14 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         prepared = load_volume(image, label, target_size=None, frame=frame, frame_option="frame")
         return _Volume(prepared.image, prepared.scan.array, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
                        prepared.affine)
-    raw = np.asarray(image, dtype=np.float64)
-    if raw.ndim != 3:
-        raise DataError(f"{what}: expected a 3D volume (Z, H, W), got shape {raw.shape}")
+    raw = _real_array(image, what, "volume").astype(np.float64)
     if not np.isfinite(raw).all():
         raise DataError(f"{what}: the volume holds NaN or infinite values")
     clipped, _ = clip_top(raw, 99.5, "auto")
     z_scored = z_score(clipped.astype(np.float32))
     mask = None
     if label is not None:
-        mask = np.asarray(label)
+        mask = _real_array(label, what, "mask")
         if mask.shape != raw.shape:
             raise DataError(f"{what}: the mask has shape {mask.shape}, the image {raw.shape}; they must match")
         mask = as_codes(mask, f"{what} mask")
@@ -78,21 +90,38 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
 class Model:
     """A trained few-shot segmenter, loaded once (see :func:`load`)."""
 
-    def __init__(self, loaded: Any, device: Any, batch_size: int) -> None:
-        from fewshotkit.evaluation.inference import predictor_for
+    def __init__(self, loaded: Any, device: Any, options: InferenceOptions) -> None:
         from fewshotkit.apps.segment import model_orientation, training_class_names
 
         self.spec = loaded.spec
         self.meta = loaded.meta
+        self.method = loaded.method
         self.device = device
+        #: the inference options every :meth:`segment` starts from (given to :func:`load`)
+        self.options = options
         #: class value -> name of the store the model was trained on (when that store is at hand)
         self.classes: dict[int, str] = training_class_names(loaded.meta)
         #: axis codes of the scans the model was trained on, when known (scan files are brought to them)
         self.orientation: str | None = model_orientation(loaded.meta)
-        self.predictor = predictor_for(loaded.method, loaded.spec, device, batch_size)
+        self.predictor = self._predictor(options)
 
     def __repr__(self) -> str:
         return f"fewshotkit.Model({self.spec.preset or self.spec.method}, step {self.meta.get('step')}, {self.device})"
+
+    def _predictor(self, options: InferenceOptions) -> Any:
+        """The predictor for ``options``: the loaded one unless the batch size or an option inside the
+        model (orientation, zoom, mirror, threshold) differs from those the model was loaded with."""
+        from fewshotkit.evaluation.inference import predictor_for
+        from fewshotkit.method.overrides import apply_inference_overrides
+
+        if options.overrides != self.options.overrides:
+            raise FewshotkitError("overrides change the trained method and are given when it loads: "
+                                  "fsk.load(path, overrides=[...])")
+        if hasattr(self, "predictor") and options.method_overrides() == self.options.method_overrides() \
+                and options.batch_size == self.options.batch_size:
+            return self.predictor
+        spec = apply_inference_overrides(self.spec, options.method_overrides()[len(options.overrides):])
+        return predictor_for(self.method, spec, self.device, options.batch_size)
 
     def segment(
         self,
@@ -101,60 +130,65 @@ class Model:
         support_mask: VolumeLike,
         *,
         classes: Sequence[str | int] | str | int | None = None,
-        query_range: tuple[int, int] | None = None,
-        all_slices: bool = False,
-        shots: int = 1,
-        chunks: int = 3,
-        postprocess: Sequence[Any] | str | None = None,
-        drop_absent: float | None = None,
         spacing: Sequence[float] | None = None,
-        joint: bool = True,
         frame: int | None = None,
+        options: InferenceOptions | None = None,
+        **values: Any,
     ) -> np.ndarray:
         """Segment ``classes`` of ``support_mask`` in ``query``; returns a label map (Z, H, W) of the
         mask's codes (uint8, or uint16 for codes above 255).
 
         ``support_mask``: a label map (its codes 0..65535 are the classes) or a boolean mask (class 1).
         ``classes``: values or names (see :attr:`classes`), ``"all"``, or None for the mask's only
-        class. ``query_range`` (first, last slice) overrides the range estimated from the support;
-        ``all_slices`` segments every slice. ``postprocess`` (None: the spec's list) and
-        ``drop_absent`` (None: the spec's value) as for ``fewshotkit segment``; ``spacing`` (z, y, x) mm
-        of the query for physical post-processing (read from the header for scan paths; given
-        there, it replaces the header's, also for matching the support's pixel size). ``frame``: the
-        frame of 4D scan files. Several classes with a method that scores one class per episode run
-        once per class; a voxel two classes claim goes to the more probable.
+        class. ``spacing`` (z, y, x) mm of the query for physical post-processing (read from the
+        header for scan paths; given there, it replaces the header's, also for matching the
+        support's pixel size). ``frame``: the frame of 4D scan files. Several classes with a method
+        that scores one class per episode run once per class; a voxel two classes claim goes to the
+        more probable. How to segment: ``options`` (an :class:`InferenceOptions`), or its
+        fields as keywords (``shots=2``, ``query_range=(10, 30)``, ``all_slices=True``,
+        ``postprocess="largest-component"``, ``drop_absent=0.3``, ``joint=False``, ...), each
+        replacing the options given to :func:`load`; checked as ``fewshotkit segment`` checks them.
         """
-        from fewshotkit.evaluation.postprocess import spec_postprocess
+        from fewshotkit.apps.segment import ScanVolume, check_contents, check_modalities, resolve_classes, segment_in_common_frame
         from fewshotkit.evaluation.scan import segment_volume
-        from fewshotkit.apps.segment import check_modalities, resolve_classes, segment_in_common_frame
 
+        if options is not None and values:
+            raise FewshotkitError("give the inference options as options= or as keywords, not both")
+        chosen = options if options is not None else self.options.replace(**values)
+        predictor = self._predictor(chosen)
         sup = _volume(support_image, support_mask, "support", None, frame)
         qry = _volume(query, None, "query", spacing, frame)
         assert sup.label is not None
-        check_modalities(sup.raw, qry.raw, support_image if _is_path(support_image) else "support_image (array)",
-                         query if _is_path(query) else "query (array)", self.meta, self.meta.get("path"))
-        values = resolve_classes(classes, sup.label, self.classes, "support_mask")
-        cleanup = spec_postprocess(self.spec, postprocess, drop_absent)
-        options = dict(names=self.classes, chunks=chunks, shots=shots, all_slices=all_slices, postprocess=cleanup,
-                       joint=joint, support_name="support_mask", support_orientation=self.spec.support_orientation)
+        names = (support_image if _is_path(support_image) else "support_image (array)",
+                 query if _is_path(query) else "query (array)")
+        check_modalities(sup.raw, qry.raw, *names, self.meta, self.meta.get("path"))
+        check_contents(sup.raw, qry.raw, *names)
+        values_found = resolve_classes(classes, sup.label, self.classes, "support_mask")
+        named = {v: self.classes.get(v, "") for v in values_found}
+        resolved = chosen.for_spec(self.spec)
         if sup.affine is not None and qry.affine is not None:  # two scan files: one frame, as segment
             assert sup.spacing is not None and qry.spacing is not None  # read from the files
-            framed, _, _ = segment_in_common_frame(self.predictor, sup.image, sup.label, sup.affine, sup.spacing,
-                                                   qry.image, qry.affine, qry.spacing, values, self.orientation,
-                                                   query_range=query_range, **options)
+            framed, _, _ = segment_in_common_frame(predictor, cast(ScanVolume, sup), cast(ScanVolume, qry), named, self.orientation,
+                                                   options=resolved, support_name="support_mask")
             return framed.labels
-        return segment_volume(self.predictor, sup.image, sup.label, qry.image, values, query_range=query_range,
-                              spacing=qry.spacing, **options).labels
+        return segment_volume(predictor, sup.image, sup.label, qry.image, named, options=resolved,
+                              spacing=qry.spacing, support_name="support_mask").labels
 
 
 def load(run_or_checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 16, seed: int = 0,
-         overrides: Sequence[str] = ()) -> Model:
-    """Load a run directory (its ``checkpoints/last.pt``) or a ``.pt`` checkpoint for inference;
-    ``overrides`` change inference options (``["pooler.test_window=1"]``), as ``fewshotkit eval --set``."""
+         overrides: Sequence[str] = (), options: InferenceOptions | None = None) -> Model:
+    """Load a run directory (its ``checkpoints/last.pt``) or a ``.pt`` checkpoint for inference.
+
+    ``overrides`` change inference options of the method (``["pooler.test_window=1"]``), as
+    ``fewshotkit eval --set``; ``options`` (an :class:`InferenceOptions`) replaces ``batch_size``
+    and ``overrides`` and is where every :meth:`Model.segment` starts from.
+    """
     from fewshotkit.core.device import resolve_device
     from fewshotkit.core.seeding import seed_everything
     from fewshotkit.method.checkpoint import load_method
 
+    if options is None:
+        options = InferenceOptions.from_values(batch_size=batch_size, overrides=overrides)
     torch_device = resolve_device(device)
     seed_everything(seed)
-    return Model(load_method(run_or_checkpoint, torch_device, overrides), torch_device, batch_size)
+    return Model(load_method(run_or_checkpoint, torch_device, options.method_overrides()), torch_device, options)

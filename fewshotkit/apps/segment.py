@@ -26,12 +26,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.metrics import confusion
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.scan import ClassSegment
 
 if TYPE_CHECKING:
@@ -142,26 +143,44 @@ def model_orientation(meta: dict[str, Any]) -> str | None:
         return None
 
 
-def segment_in_common_frame(predictor: Any, support_image: np.ndarray, support_label: np.ndarray,
-                            support_affine: np.ndarray, support_spacing: Sequence[float], query_image: np.ndarray,
-                            query_affine: np.ndarray, query_spacing: Sequence[float], values: Sequence[int],
-                            target: str | None, *, query_range: tuple[int, int] | None = None,
-                            **options: Any) -> tuple["VolumeSegmentation", "ScanFrame", "ScanFrame"]:
+class ScanVolume(Protocol):
+    """One scan as segmentation reads it (a :class:`~fewshotkit.data.ingest.volume.PreparedVolume`):
+    ``image`` float (Z, H, W), ``label`` int (Z, H, W) or None, ``affine`` 4 x 4, ``spacing`` (z, y, x) mm."""
+
+    @property
+    def image(self) -> np.ndarray: ...
+
+    @property
+    def label(self) -> np.ndarray | None: ...
+
+    @property
+    def affine(self) -> np.ndarray: ...
+
+    @property
+    def spacing(self) -> Sequence[float]: ...
+
+
+def segment_in_common_frame(predictor: Any, support: ScanVolume, query: ScanVolume, classes: Sequence[int] | Mapping[int, str],
+                            target: str | None, *, options: "InferenceOptions",
+                            support_name: str = "the support label") -> tuple["VolumeSegmentation", "ScanFrame", "ScanFrame"]:
     """:func:`~fewshotkit.evaluation.scan.segment_volume` with support and query first brought to one
     frame (:mod:`fewshotkit.evaluation.frame`: the axis codes ``target``, None for the support's; the
     support's pixel size; one canvas), the labels and slice numbers then back on the query's grid.
 
-    ``query_range`` is in the query's own slice numbers; ``options`` go to ``segment_volume``.
-    Returns the segmentation (query grid) and the support's and the query's frames.
+    ``options.query_range`` is in the query's own slice numbers. Returns the segmentation (query
+    grid) and the support's and the query's frames.
     """
+    from fewshotkit.data.store.axes import axis_codes
     from fewshotkit.evaluation.frame import common_frame
     from fewshotkit.evaluation.scan import check_query_range, segment_volume
-    from fewshotkit.data.store.axes import axis_codes
 
-    support, query = common_frame(support_image.shape, support_affine, support_spacing, query_image.shape,
-                                  query_affine, query_spacing, target or axis_codes(support_affine))
-    to_support, to_query = support.reorientation, query.reorientation
-    depth = query_image.shape[0]
+    assert support.label is not None
+    framed_support, framed_query = common_frame(support.image.shape, support.affine, support.spacing,
+                                                query.image.shape, query.affine, query.spacing,
+                                                target or axis_codes(support.affine))
+    to_support, to_query = framed_support.reorientation, framed_query.reorientation
+    depth = query.image.shape[0]
+    query_range = options.query_range
     if query_range is not None and not to_query.identity:
         check_query_range(query_range, depth)  # in the user's numbers, before they are mapped
         if not to_query.keeps_slice_axis:
@@ -170,11 +189,11 @@ def segment_in_common_frame(predictor: Any, support_image: np.ndarray, support_l
                 f"segmented in {to_query.target}, where its slices run along another axis; leave the range out "
                 "(it is estimated) or give the query in a matching orientation")
         ends = sorted(to_query.slice_index(z, depth) for z in query_range)
-        query_range = (ends[0], ends[1])
-    label = support.apply(support_label, is_label=True)
-    seg = segment_volume(predictor, support.apply(support_image), label, query.apply(query_image), values,
-                         query_range=query_range, spacing=query.spacing, **options)
-    seg.labels = query.undo(seg.labels)
+        options = options.replace(query_range=(ends[0], ends[1]))
+    label = framed_support.apply(support.label, is_label=True)
+    seg = segment_volume(predictor, framed_support.apply(support.image), label, framed_query.apply(query.image),
+                         classes, options=options, spacing=framed_query.spacing, support_name=support_name)
+    seg.labels = framed_query.undo(seg.labels)
     support_depth = label.shape[0]
     for item in seg.classes:  # slice numbers of the scans as the user has them
         if to_query.keeps_slice_axis:
@@ -183,7 +202,37 @@ def segment_in_common_frame(predictor: Any, support_image: np.ndarray, support_l
         if to_support.keeps_slice_axis:
             item.support_slices = [[to_support.slice_index(z, support_depth) for z in chunk]
                                    for chunk in item.support_slices]
-    return seg, support, query
+    return seg, framed_support, framed_query
+
+
+#: a query whose voxels take at most this many distinct whole values looks like a label map
+LABEL_LIKE_VALUES = 32
+
+
+def looks_like_labels(raw: np.ndarray) -> list[int] | None:
+    """The distinct values of ``raw`` (Z, H, W) when they are few non-negative whole numbers (a
+    label map, not a scan), else None; judged on at most about a million voxels."""
+    sample = raw.ravel()[:: max(1, raw.size // 1_000_000)]
+    values = np.unique(sample)
+    if values.size > LABEL_LIKE_VALUES or values.size < 2 or values[0] < 0 or np.any(values != np.round(values)):
+        return None
+    return [int(v) for v in values]
+
+
+def check_contents(raw_support: np.ndarray, raw_query: np.ndarray, support: Any, query: Any) -> None:
+    """Warn where a segmentation would mean little: a constant (e.g. all-zero) support or query
+    scan, or a query that looks like a label map rather than an image (raw intensities (Z, H, W))."""
+    import warnings
+
+    for raw, name, role in ((raw_support, support, "support"), (raw_query, query, "query")):
+        if raw.size and float(raw.min()) == float(raw.max()):
+            warnings.warn(f"{role} '{name}' is constant (every voxel is {float(raw.flat[0]):g}): it shows no "
+                          "structure, so the segmentation means nothing; check the file", RuntimeWarning, stacklevel=3)
+    values = looks_like_labels(raw_query)
+    if values is not None:
+        shown = ", ".join(map(str, values[:8])) + (" ..." if len(values) > 8 else "")
+        warnings.warn(f"query '{query}' looks like a label map ({len(values)} whole values: {shown}), not a scan; "
+                      "give the image to segment as the query", RuntimeWarning, stacklevel=3)
 
 
 def check_modalities(raw_support: np.ndarray, raw_query: np.ndarray, support: Any, query: Any,
@@ -203,98 +252,116 @@ def check_modalities(raw_support: np.ndarray, raw_query: np.ndarray, support: An
                       RuntimeWarning, stacklevel=3)
 
 
-def segment_scan(
+@dataclass(frozen=True)
+class ScanFiles:
+    """The scans of one segmentation and how to read them: the labelled support scan, the query
+    scan and, to report Dice, the query's label map (NIfTI, NRRD or MetaImage files, or folders of
+    one DICOM series); ``frame``: the frame of 4D scans; ``series``: UIDs choosing among several
+    DICOM series of a folder."""
+
+    support: str | os.PathLike
+    support_label: str | os.PathLike
+    query: str | os.PathLike
+    query_label: str | os.PathLike | None = None
+    frame: int | None = None
+    series: Sequence[str] = ()
+
+
+def segment_files(
     checkpoint: str | os.PathLike,
-    support: str | os.PathLike,
-    support_label: str | os.PathLike,
-    query: str | os.PathLike,
+    files: ScanFiles,
     output: str | os.PathLike | None = None,
     *,
     classes: Sequence[str | int] | str | int | None = None,
-    query_label: str | os.PathLike | None = None,
-    query_range: tuple[int, int] | None = None,
-    all_slices: bool = False,
-    chunks: int = 3,
-    shots: int = 1,
+    options: InferenceOptions = InferenceOptions(),
     device: str = "auto",
-    batch_size: int = 16,
     overlay: str | os.PathLike | None = None,
-    seed: int = 0,
-    postprocess: Sequence[Any] | str | None = None,
-    drop_absent: float | None = None,
-    joint: bool = True,
-    overrides: Sequence[str] = (),
-    frame: int | None = None,
-    series: Sequence[str] = (),
     force: bool = False,
 ) -> SegmentResult:
-    """Segment ``classes`` in ``query`` from (``support``, ``support_label``); write ``output``.
+    """Segment ``classes`` in ``files.query`` from (``files.support``, ``files.support_label``);
+    write the label map to ``output`` (and a PNG montage to ``overlay``).
 
     ``output`` None: beside the query in its format (:func:`fewshotkit.data.io.formats.default_output`).
     ``output`` and ``overlay`` may not be any file the command reads, nor an existing scan or label
-    image unless ``force`` (:mod:`fewshotkit.core.outputs`).
-    ``postprocess=None`` applies the checkpoint spec's ``[postprocess]`` list; a list replaces it.
-    ``overrides``: inference options of the trained method, as ``fewshotkit eval --set``. ``frame``:
-    the frame of 4D scans; ``series``: UIDs choosing among several DICOM series of a folder.
+    image unless ``force`` (:mod:`fewshotkit.core.outputs`). ``options``:
+    :class:`~fewshotkit.evaluation.options.InferenceOptions` (post-processing None: the checkpoint
+    spec's ``[postprocess]`` list). Inference is seeded with 0, as ``eval``'s default.
     """
     from fewshotkit.core.device import resolve_device
-    from fewshotkit.core.outputs import SCAN, Output, check_outputs
-    from fewshotkit.evaluation.frame import describe as describe_frame
-    from fewshotkit.evaluation.inference import predictor_for
-    from fewshotkit.evaluation.postprocess import spec_postprocess
+    from fewshotkit.core.seeding import seed_everything
     from fewshotkit.data.ingest.volume import load_volume
     from fewshotkit.data.io.formats import default_output
     from fewshotkit.data.io.writer import check_output
-    from fewshotkit.core.seeding import seed_everything
-    from fewshotkit.method.checkpoint import checkpoint_inputs, load_method
+    from fewshotkit.method.checkpoint import load_method
 
-    inputs = {"--checkpoint": checkpoint_inputs(checkpoint), "--support": support, "--support-label": support_label,
-              "--query": query, "--query-label": query_label}
     if output is not None:
         check_output(output)
-        check_outputs([Output(output, "-o", SCAN), Output(overlay, "--overlay", "PNG") if overlay else None], inputs,
-                      force=force)
+        _guard(files, checkpoint, output, overlay, force)
     torch_device = resolve_device(device)
-    seed_everything(seed)
-    loaded = load_method(checkpoint, torch_device, overrides)
-    cleanup = spec_postprocess(loaded.spec, postprocess, drop_absent)
-
-    sup = load_volume(support, support_label, target_size=None, frame=frame, series=series)
-    qry = load_volume(query, query_label, target_size=None, frame=frame, series=series)
+    seed_everything(0)
+    loaded = load_method(checkpoint, torch_device, options.method_overrides())
+    sup = load_volume(files.support, files.support_label, target_size=None, frame=files.frame, series=files.series)
+    qry = load_volume(files.query, files.query_label, target_size=None, frame=files.frame, series=files.series)
     if output is None:  # the default beside the query: guarded like a given one
-        output = default_output(query, qry.scan.format)
-        check_outputs([Output(output, "-o", SCAN), Output(overlay, "--overlay", "PNG") if overlay else None], inputs,
-                      force=force)
+        output = default_output(files.query, qry.scan.format)
+        _guard(files, checkpoint, output, overlay, force)
     output = Path(output)
     check_output(output, qry.scan)
     # modality check on raw intensities, before any normalisation
-    check_modalities(sup.scan.array, qry.scan.array, support, query, loaded.meta, checkpoint)
-    assert sup.label is not None
-    names = training_class_names(loaded.meta)
-    values = resolve_classes(classes, sup.label, names, support_label)
-    predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
-    seg, support_frame, query_frame = segment_in_common_frame(
-        predictor, sup.image, sup.label, sup.affine, sup.spacing, qry.image, qry.affine, qry.spacing, values,
-        model_orientation(loaded.meta), names=names, chunks=chunks, shots=shots, query_range=query_range,
-        all_slices=all_slices, postprocess=cleanup, joint=joint, support_name=f"support label '{support_label}'",
-        support_orientation=loaded.spec.support_orientation)
-    to_support, to_query = support_frame.reorientation, query_frame.reorientation
-    result = SegmentResult(output, seg.labels, seg.classes, seg.joint,
-                           orientation=(to_support.source, to_query.source, to_query.target),
-                           support_slice_numbers=to_support.keeps_slice_axis,
-                           query_slice_numbers=to_query.keeps_slice_axis,
-                           frame=describe_frame(support_frame, query_frame),
-                           support_turns=seg.support_turns,
-                           support_zoom=loaded.spec.support_zoom, test_mirror=loaded.spec.test_mirror,
-                           fg_threshold=loaded.spec.fg_threshold, drop_absent=cleanup.drop_absent)
+    check_modalities(sup.scan.array, qry.scan.array, files.support, files.query, loaded.meta, checkpoint)
+    check_contents(sup.scan.array, qry.scan.array, files.support, files.query)
+    result = _segment(loaded, (sup, qry), files, classes, options, torch_device, output)
     if qry.label is not None:
         for item in result.classes:
-            item.dice = 100.0 * confusion(seg.labels == item.value, qry.label == item.value).dice
+            item.dice = 100.0 * confusion(result.prediction == item.value, qry.label == item.value).dice
     # the overlay first: a failure there (a bad --overlay path) leaves a previous prediction as it was
     if overlay is not None:
         result.overlay = _write_overlay(result, qry.image, qry.label, overlay)
-    qry.write_labels(output, seg.labels, {c.value: c.name for c in result.classes if c.name})
+    qry.write_labels(output, result.prediction, {c.value: c.name for c in result.classes if c.name})
     return result
+
+
+def _guard(files: ScanFiles, checkpoint: Any, output: Any, overlay: Any, force: bool) -> None:
+    """Refuse an ``output`` or ``overlay`` that is an input, or an existing scan unless ``force``."""
+    from fewshotkit.core.outputs import SCAN, Output, check_outputs
+    from fewshotkit.method.checkpoint import checkpoint_inputs
+
+    inputs = {"--checkpoint": checkpoint_inputs(checkpoint), "--support": files.support,
+              "--support-label": files.support_label, "--query": files.query, "--query-label": files.query_label}
+    check_outputs([Output(output, "-o", SCAN), Output(overlay, "--overlay", "PNG") if overlay else None], inputs,
+                  force=force)
+
+
+def _segment(loaded: Any, scans: tuple[Any, Any], files: ScanFiles, classes: Any, options: InferenceOptions,
+             device: Any, output: Path) -> SegmentResult:
+    """The loaded model's segmentation of the query of ``scans`` (support, query), in one frame."""
+    from fewshotkit.evaluation.inference import predictor_for
+
+    sup, qry = scans
+    assert sup.label is not None
+    names = training_class_names(loaded.meta)
+    values = resolve_classes(classes, sup.label, names, files.support_label)
+    resolved = options.for_spec(loaded.spec)
+    predictor = predictor_for(loaded.method, loaded.spec, device, options.batch_size)
+    seg, support_frame, query_frame = segment_in_common_frame(
+        predictor, sup, qry, {v: names.get(v, "") for v in values}, model_orientation(loaded.meta),
+        options=resolved, support_name=f"support label '{files.support_label}'")
+    return _result(output, seg, (support_frame, query_frame), loaded.spec, resolved)
+
+
+def _result(output: Path, seg: "VolumeSegmentation", frames: tuple["ScanFrame", "ScanFrame"], spec: Any,
+            options: InferenceOptions) -> SegmentResult:
+    """What ``segment`` reports: the segmentation, the frame it was made in and the options that acted."""
+    from fewshotkit.evaluation.frame import describe as describe_frame
+
+    to_support, to_query = frames[0].reorientation, frames[1].reorientation
+    return SegmentResult(output, seg.labels, seg.classes, seg.joint,
+                         orientation=(to_support.source, to_query.source, to_query.target),
+                         support_slice_numbers=to_support.keeps_slice_axis,
+                         query_slice_numbers=to_query.keeps_slice_axis,
+                         frame=describe_frame(*frames), support_turns=seg.support_turns,
+                         support_zoom=spec.support_zoom, test_mirror=spec.test_mirror,
+                         fg_threshold=spec.fg_threshold, drop_absent=options.drop_absent)
 
 
 def _write_overlay(result: SegmentResult, image: np.ndarray, truth: np.ndarray | None, path: str | os.PathLike) -> Path:

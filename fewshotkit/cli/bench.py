@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fewshotkit.cli.options import PROTOCOL_CHOICES
+from fewshotkit.cli.options import PROTOCOL_CHOICES, inference_options
 from fewshotkit.method.spec import PRESETS
 
 
@@ -38,18 +38,16 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every training slice showing any excluded "
                    "class; 'all' (the ADNet lineage's code) only slices showing all of them.")
-@click.option("--shots", type=click.IntRange(min=1), default=None, help="Support slices per chunk (default 1).")
 @click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOL_CHOICES),
               help="Protocol (repeatable: one column group per protocol; default roy).")
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,
               help="cpu: give every method the CPU recipe's light backbone, 128 px size and training table "
                    "(as its -cpu preset).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Spec override for every method (after a --config file's 'overrides').")
-@click.option("--eval-set", "eval_overrides", multiple=True, metavar="KEY=VALUE",
-              help="Inference option for every method (e.g. pooler.test_window=1): the trained models are "
-                   "shared with runs without it, the scores go to cells of their own (after the file's "
-                   "'eval_overrides').")
+              help="Spec override for every method (after a --config file's 'overrides'). The inference options "
+                   "(--eval-set, --postprocess, ...) share the trained models: their scores go to cells of "
+                   "their own.")
+@inference_options(bench=True)
 @click.option("--pseudolabels", "pseudolabels", multiple=True, metavar="SET",
               help="Pseudolabel set (or pseudolabeler name) for self-supervised training; repeatable: one row per set.")
 @click.option("--seed", type=int, default=None, help="Seed shared by every method (default 0).")
@@ -72,8 +70,9 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--plan", "show_plan", is_flag=True,
               help="List the cells, which are cached and the estimated cost; run nothing.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
-          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...], val_scans: int | None, split: str | None, exclusion: str | None, shots: int | None,
-          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], eval_overrides: tuple[str, ...],
+          folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...],
+          val_scans: int | None, split: str | None, exclusion: str | None, protocols: tuple[str, ...], recipe: str | None,
+          overrides: tuple[str, ...], inference: dict[str, Any],
           pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None, launcher: str | None, jobs: int | None,
           partition: str | None, time_limit: str | None, gpus_per_cell: int | None, cpus_per_cell: int | None,
@@ -84,6 +83,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     re-run the same command to resume. With --jobs or --launcher slurm, cells run as jobs and a
     failed one does not stop the others.
     """
+    from fewshotkit.apps.bench.config import inference_keys
     from fewshotkit.apps.bench.launch import LaunchOptions, run_study
     from fewshotkit.apps.bench.study import BenchConfig
     from fewshotkit.core.console import console
@@ -91,9 +91,9 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
     flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
-        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans, "split": split, "shots": shots,
+        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans, "split": split,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
-        "eval_overrides": list(eval_overrides) or None,
+        **inference_keys(inference),
         "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
         "poolers": list(poolers) or None,
     }

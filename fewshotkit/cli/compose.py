@@ -61,19 +61,15 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
     from fewshotkit.method.overrides import apply_overrides
 
     if list_presets:
-        from rich.table import Table
+        from fewshotkit.core.console import print_table
 
-        from fewshotkit.core.console import console
-
-        table = Table(title="method presets")
-        table.add_column("preset", no_wrap=True, min_width=max(map(len, specs.PRESETS)))
-        for column in ("method", "backbone", "pooler", "classifier", "regime", "image size"):
-            table.add_column(column)
+        rows = []
         for name in specs.PRESETS:
             s = specs.preset_spec(name)
-            table.add_row(name, s.method, *(s.parts.get(k, {}).get("type", "-") for k in specs.PART_KINDS),
-                          str(s.training.get("regime", "-")), str(s.image_size or "-"))
-        console.print(table)
+            rows.append((name, s.method, *(s.parts.get(k, {}).get("type", "-") for k in specs.PART_KINDS),
+                         str(s.training.get("regime", "-")), str(s.image_size or "-")))
+        print_table("method presets", ("preset", "method", "backbone", "pooler", "classifier", "regime", "image size"),
+                    rows)
         return
     if preset is not None:
         spec = specs.preset_spec(preset)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from fewshotkit.cli.options import DROP_ABSENT_OPTION, POSTPROCESS_OPTION, PROTOCOL_CHOICES, postprocess_override
+from fewshotkit.cli.options import PROTOCOL_CHOICES, inference_options
 from fewshotkit.core.errors import FewshotkitError
 
 
@@ -41,21 +41,16 @@ def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
 @click.option("--fold", type=click.IntRange(min=0), default=None,
               help="Fold to evaluate (default: the fold the checkpoint was trained for, else 0).")
 @click.option("--all-folds", is_flag=True, help="Evaluate every fold and report mean ± std over folds.")
-@click.option("--n-folds", type=click.IntRange(min=1), default=5, show_default=True, help="Number of folds over scans.")
-@click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Support slices per chunk (k-shot: the k slices nearest each chunk's position).")
+@click.option("--n-folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Number of folds over scans (the store needs at least this many patients).")
 @click.option("--protocol", type=click.Choice(PROTOCOL_CHOICES), default="roy", show_default=True,
               help="roy: segment and score the organ's true z-range only; estimated-range: segment the range "
                    "estimated from the support (as `segment` does), score every slice; full-volume: segment and "
                    "score every slice.")
-@click.option("--chunks", type=click.IntRange(min=1), default=3, show_default=True, help="C, chunks per query scan.")
-@POSTPROCESS_OPTION
-@DROP_ABSENT_OPTION
+@inference_options()
 @click.option("--class", "classes", multiple=True, metavar="NAME|VALUE",
               help="Evaluate only this class (repeatable; default: all classes of the store).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Query slices per forward pass.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the results JSON here (spec, plugin versions, commit, seed, device, protocol).")
@@ -63,20 +58,16 @@ def _print_tables(folds, *, title: str, markdown: bool = True) -> None:
               help="Write each query scan's prediction per class as NIfTI (<scan>_<class>.nii.gz) here.")
 @click.option("--figures", type=click.Path(file_okay=False), default=None,
               help="Write Fig. 4-style overlays (image, ground truth, prediction) here.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Change an inference option of the trained method (repeatable), e.g. "
-                   "pooler.test_window=1 or image_size=160; options that change the weights are refused.")
 @click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
               help="Score the fold's test scans, or the validation scans the run held out of its training scans "
                    "(train --val-scans), on which inference options are chosen.")
 def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_folds: bool, n_folds: int,
-                 shots: int, protocol: str, chunks: int, postprocess: tuple[str, ...], drop_absent: float | None,
-                 classes: tuple[str, ...], device: str, batch_size: int, seed: int, output: str | None,
-                 save_predictions: str | None, figures: str | None, overrides: tuple[str, ...], split: str) -> None:
+                 protocol: str, inference: Any, classes: tuple[str, ...], device: str, seed: int,
+                 output: str | None, save_predictions: str | None, figures: str | None, split: str) -> None:
     """Evaluate a trained run or checkpoint with the few-shot protocol (1-way, C chunks, 3D Dice)."""
     from fewshotkit.core.console import console
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
-    from fewshotkit.evaluation.evaluate import evaluate_checkpoint
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
     from fewshotkit.evaluation.results import write_json
     from fewshotkit.method.checkpoint import checkpoint_inputs
 
@@ -92,19 +83,19 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     if folds is not None and max(folds) >= n_folds:
         raise FewshotkitError(f"--fold {max(folds)} does not exist with --n-folds {n_folds} (folds 0..{n_folds - 1})")
     document, outputs = evaluate_checkpoint(
-        run_or_checkpoint, store_path, folds=folds, n_folds=n_folds, shots=shots, protocol=protocol,
-        chunks=chunks, classes=classes or None, device=device, batch_size=batch_size, seed=seed,
-        save_predictions=save_predictions, figures=figures, show_progress=True,
-        postprocess=postprocess_override(postprocess), drop_absent=drop_absent, overrides=overrides, split=split,
+        run_or_checkpoint, store_path, folds=folds, n_folds=n_folds, protocol=protocol, classes=classes or None,
+        options=inference, run=EvalRun(device=device, seed=seed, save_predictions=save_predictions, figures=figures,
+                                       show_progress=True, split=split),
     )
     cleanup = ", ".join(t["type"] for t in document["protocol"]["postprocess"])
     absent = document["protocol"]["drop_absent"]
     cleanup += (", " if cleanup else "") + (f"drop-absent {absent:g}" if absent else "")
-    shown = [item for item in overrides if item.split("=", 1)[0].strip() not in ("postprocess", "drop_absent")]
+    shown = [item for item in inference.method_overrides()
+             if item.partition("=")[0].strip() not in ("postprocess", "drop_absent")]
     trained = (document.get("training") or {}).get("run") or {}
     setting = f", setting 2 (exclusion {trained.get('exclusion', 'any')})" if trained.get("setting") == 2 else ""
     setting += ", the run's validation scans" if split == "validation" else ""
-    _print_tables(outputs.folds, title=f"{_method_title(document)}{setting}, {protocol}, {shots}-shot"
+    _print_tables(outputs.folds, title=f"{_method_title(document)}{setting}, {protocol}, {inference.shots}-shot"
                   + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in shown))
     if output:
         write_json(output, document)

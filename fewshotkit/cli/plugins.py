@@ -119,18 +119,15 @@ def components(kind: str | None, name: str | None, pattern: str | None, show_opt
         return
     from rich.table import Table
 
-    from fewshotkit.core.console import console
-
     from rich.markup import escape
 
+    from fewshotkit.core.console import console, print_table
+
     if not show_options:
-        table = Table(title="fewshotkit components")
         with_aliases = any(c.aliases for c in items)
-        for column in ("kind", "name", "plugin", "description", *(("aliases",) if with_aliases else ())):
-            table.add_column(column)
-        for c in items:
-            table.add_row(c.kind, c.name, c.plugin, c.description, *((", ".join(c.aliases),) if with_aliases else ()))
-        console.print(table)
+        print_table("fewshotkit components", ("kind", "name", "plugin", "description", *(("aliases",) if with_aliases else ())),
+                    [(c.kind, c.name, c.plugin, c.description, *((", ".join(c.aliases),) if with_aliases else ()))
+                     for c in items])
         return
     for c in items:
         aliases = f" (aliases: {', '.join(c.aliases)})" if c.aliases else ""

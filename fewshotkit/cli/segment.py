@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from fewshotkit.cli.options import DROP_ABSENT_OPTION, POSTPROCESS_OPTION, postprocess_override
-from fewshotkit.core.errors import FewshotkitError
-
-
-def _parse_range(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    lo, sep, hi = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        first, last = int(lo), int(hi)
-    except ValueError:
-        raise FewshotkitError(f"--query-range '{text}': use Z0:Z1 (first and last slice, inclusive)") from None
-    if first > last:
-        raise FewshotkitError(f"--query-range '{text}': the first slice {first} is after the last {last}; "
-                              f"use Z0:Z1 with Z0 <= Z1 (e.g. {last}:{first})")
-    return first, last
+from fewshotkit.cli.options import inference_options
 
 
 @click.command()
@@ -37,12 +22,7 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
               help="Scan to segment: NIfTI, NRRD or MetaImage file, or a folder of one DICOM series.")
 @click.option("--query-label", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The query's label map, to report Dice.")
-@click.option("--query-range", default=None, metavar="Z0:Z1",
-              help="Slices of the query holding the structures (default: estimated from the support per class).")
-@click.option("--all-slices", is_flag=True, help="Segment every slice of the query, not only the estimated range.")
-@click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True)
-@POSTPROCESS_OPTION
-@DROP_ABSENT_OPTION
+@inference_options(scan=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--overlay", type=click.Path(dir_okay=False), default=None, help="Write a PNG montage here.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
@@ -52,22 +32,16 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
 @click.option("--series", "series", multiple=True, metavar="UID",
               help="The DICOM series to read from a folder holding several (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing scan or label image at -o (never one of the inputs).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Change an inference option of the trained method (repeatable), as for `eval`.")
 def segment(checkpoint: str, support: str, support_label: str, classes: tuple[str, ...], query: str,
-            query_label: str | None, query_range: str | None, all_slices: bool, shots: int,
-            postprocess: tuple[str, ...], drop_absent: float | None, device: str, overlay: str | None,
-            output: str | None, frame: int | None, series: tuple[str, ...], overrides: tuple[str, ...],
-            force: bool) -> None:
+            query_label: str | None, inference: Any, device: str, overlay: str | None, output: str | None,
+            frame: int | None, series: tuple[str, ...], force: bool) -> None:
     """Segment structures in a new scan from one labelled scan; the output keeps the query's geometry."""
+    from fewshotkit.apps.segment import ScanFiles, segment_files
     from fewshotkit.core.console import console
-    from fewshotkit.apps.segment import segment_scan
 
-    result = segment_scan(checkpoint, support, support_label, query, output, classes=list(classes) or None,
-                          query_label=query_label, query_range=_parse_range(query_range), all_slices=all_slices,
-                          shots=shots, device=device, overlay=overlay, postprocess=postprocess_override(postprocess),
-                          drop_absent=drop_absent, overrides=overrides, frame=frame, series=series,
-                          force=force)
+    files = ScanFiles(support, support_label, query, query_label, frame=frame, series=series)
+    result = segment_files(checkpoint, files, output, classes=list(classes) or None, options=inference,
+                           device=device, overlay=overlay, force=force)
     support_codes, query_codes, codes = result.orientation
     moved = [f"{what} ({own})" for what, own in (("support", support_codes), ("query", query_codes)) if own != codes]
     changes = ([f"{' and '.join(moved)} segmented in {codes} orientation"] if moved else []) + (
@@ -80,7 +54,7 @@ def segment(checkpoint: str, support: str, support_label: str, classes: tuple[st
         console.print(f"class {item.value}{name}: support slices {item.support_slices}"
                       + ("" if result.support_slice_numbers else f" (of the support in {codes})")
                       + f", query slices {lo}..{hi}" + ("" if result.query_slice_numbers else f" (of the query in {codes})")
-                      + (" (+ all others)" if all_slices else ""))
+                      + (" (+ all others)" if inference.all_slices else ""))
     if result.support_turns:
         console.print(f"support turned {90 * result.support_turns} degrees counter-clockwise to match the query "
                       "(support_orientation=search)")

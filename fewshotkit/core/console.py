@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator, Sequence, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +18,24 @@ console = Console()
 err_console = Console(stderr=True)
 
 T = TypeVar("T")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A table on stdout that never cuts a cell: a rich table whose cells wrap whole on a terminal,
+    else (piped, redirected) one line per row, cells separated by tabs, so ``| grep NAME`` finds it."""
+    from rich.table import Table
+
+    rows = [[str(cell) for cell in row] for row in rows]
+    if not console.is_terminal:
+        lines = ([title] if title else []) + ["\t".join(columns)] + ["\t".join(row) for row in rows]
+        console.file.write("\n".join(lines) + "\n")
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def make_progress(*extra_columns, transient: bool = False) -> Progress:

@@ -14,7 +14,7 @@ import numpy as np
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.figures import OverlayRow, overlay_figure
-from fewshotkit.evaluation.postprocess import ScanPostprocess, spec_postprocess
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import FoldScores, PredictionSink, ProtocolConfig, evaluate_fold
 from fewshotkit.evaluation.results import results_document, save_nifti_atomic
 
@@ -106,24 +106,37 @@ class EvalOutputs:
     figures: list[Path]
 
 
+@dataclass(frozen=True)
+class EvalRun:
+    """How an evaluation runs beside its inference options: the ``device`` and ``seed`` a checkpoint
+    is loaded with, where predictions (NIfTI) and overlay figures (names prefixed with
+    ``figure_prefix``) are written, whether a progress bar shows, and which scans are scored
+    (``split``: the fold's test scans, or ``"validation"``: those the run held out of its training
+    scans, ``train --val-scans``)."""
+
+    device: str = "auto"
+    seed: int = 0
+    save_predictions: str | os.PathLike | None = None
+    figures: str | os.PathLike | None = None
+    figure_prefix: str = ""
+    show_progress: bool = False
+    split: str = "test"
+
+
 def evaluate_predictor(
     store: Any,
     predictor: Any,
     fold_indices: Iterable[Any],
     *,
     n_folds: int = 5,
-    config: ProtocolConfig = ProtocolConfig(),
+    protocol: str = "roy",
+    options: InferenceOptions = InferenceOptions(),
     classes: Iterable[Any] | None = None,
-    save_predictions: str | os.PathLike | None = None,
-    figures: str | os.PathLike | None = None,
-    figure_prefix: str = "",
-    show_progress: bool = False,
-    postprocess: ScanPostprocess | None = None,
-    support_orientation: str = "as-is",
+    run: EvalRun = EvalRun(),
 ) -> EvalOutputs:
-    """Run the protocol on the given folds of ``store`` (indices, or :class:`~fewshotkit.data.episodes.folds.Fold`
-    objects such as a validation fold) with any predictor callable
-    (``support_orientation``: see :func:`~fewshotkit.evaluation.protocol.evaluate_fold`).
+    """Run ``protocol`` on the given folds of ``store`` (indices, or :class:`~fewshotkit.data.episodes.folds.Fold`
+    objects such as a validation fold) with any predictor callable and ``options`` (see
+    :func:`~fewshotkit.evaluation.protocol.evaluate_fold`); ``run`` says what is written.
 
     ``classes`` named twice (``liver``, ``1``) count once. Before a fold is scored, its support
     and query scans pass the store's cheap checks (finite images, known label codes, shapes).
@@ -135,7 +148,7 @@ def evaluate_predictor(
     if classes is not None:
         classes = list({store.class_value(c): c for c in reversed(list(classes))}.values())[::-1]
     outputs = EvalOutputs([], [], [])
-    writer = NiftiWriter(store, save_predictions) if save_predictions is not None else None
+    writer = NiftiWriter(store, run.save_predictions) if run.save_predictions is not None else None
     for index in fold_indices:
         fold = get_fold(store, index, n_folds=n_folds) if isinstance(index, int) else index
         if isinstance(store, SliceStore):
@@ -143,22 +156,20 @@ def evaluate_predictor(
         train = getattr(fold, "train", ())
         if train and hasattr(store, "normalize_with"):
             store.normalize_with(train)  # CT stores: z-score with the training fold's statistics
-        sinks: list[PredictionSink] = []
-        collector = OverlayCollector(store) if figures is not None else None
-        sinks += [s for s in (writer, collector) if s is not None]
-        scores = evaluate_fold(store, fold, predictor, classes=classes, config=config, sink=_fan_out(sinks),
-                               show_progress=show_progress, postprocess=postprocess,
-                               support_orientation=support_orientation)
+        collector = OverlayCollector(store) if run.figures is not None else None
+        sinks = [s for s in (writer, collector) if s is not None]
+        scores = evaluate_fold(store, fold, predictor, classes=classes, protocol=protocol, options=options,
+                               sink=_fan_out(sinks), show_progress=run.show_progress)
         outputs.folds.append(scores)
-        if collector is not None and collector.rows and figures is not None:
-            path = Path(figures) / f"{figure_prefix}fold{fold.index}_overlay.png"
+        if collector is not None and collector.rows and run.figures is not None:
+            path = Path(run.figures) / f"{run.figure_prefix}fold{fold.index}_overlay.png"
             per = scores.per_class()
             rows = []
             for name in scores.classes:
                 if name in collector.rows:
                     collector.rows[name].title += f" (Dice {per[name]:.1f})"
                     rows.append(collector.rows[name])
-            outputs.figures.append(overlay_figure(rows, path, title=f"fold {fold.index}, {config.name} protocol"))
+            outputs.figures.append(overlay_figure(rows, path, title=f"fold {fold.index}, {protocol} protocol"))
     if writer is not None:
         outputs.predictions = writer.written
     return outputs
@@ -170,71 +181,52 @@ def evaluate_checkpoint(
     *,
     folds: Sequence[int] | None = None,
     n_folds: int = 5,
-    shots: int = 1,
     protocol: str = "roy",
-    chunks: int = 3,
     classes: Iterable[Any] | None = None,
-    device: str = "auto",
-    batch_size: int = 16,
-    seed: int = 0,
-    save_predictions: str | os.PathLike | None = None,
-    figures: str | os.PathLike | None = None,
-    show_progress: bool = False,
-    postprocess: Sequence[Any] | str | None = None,
-    drop_absent: float | None = None,
-    overrides: Sequence[str] = (),
-    split: str = "test",
+    options: InferenceOptions = InferenceOptions(),
+    run: EvalRun = EvalRun(),
 ) -> tuple[dict[str, Any], EvalOutputs]:
     """Load a run directory or ``.pt`` checkpoint and evaluate it; returns (results document, outputs).
 
-    ``split="validation"`` scores the validation scans the run held out of its training scans
-    (``train --val-scans``) instead of its fold's test scans.
-
-    ``overrides``: inference options of the trained method (``pooler.test_window=1``), see
-    :func:`~fewshotkit.method.checkpoint.load_method`; the document's spec shows them applied.
+    ``options``: the :class:`~fewshotkit.evaluation.options.InferenceOptions` (shots, chunks, batch
+    size, post-processing (None: the spec's ``[postprocess]`` list), ``drop_absent``, overrides of the
+    trained method such as ``pooler.test_window=1``); the document's spec shows them applied.
     ``folds=None`` evaluates the fold the checkpoint was trained for (from its metadata, else 0).
-    ``postprocess=None`` applies the spec's ``[postprocess]`` list; a list (or "a,b", "none")
-    replaces it. ``drop_absent``: see :mod:`fewshotkit.evaluation.postprocess`.
     """
     from fewshotkit.core.device import describe_device, resolve_device
-    from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.core.seeding import seed_everything
-    from fewshotkit.host.plugin_host import plugin_versions
     from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.evaluation.inference import predictor_for
+    from fewshotkit.host.plugin_host import plugin_versions
     from fewshotkit.method.checkpoint import load_method
 
-    config = ProtocolConfig(protocol, chunks, shots)
-    torch_device = resolve_device(device)
-    seed_everything(seed)
-    loaded = load_method(checkpoint, torch_device, overrides)
+    config = ProtocolConfig(protocol, options.chunks, options.shots)
+    torch_device = resolve_device(run.device)
+    seed_everything(run.seed)
+    loaded = load_method(checkpoint, torch_device, options.method_overrides())
     meta = dict(loaded.meta or {})
-    run = meta.get("run") or {}
+    run_record = meta.get("run") or {}
     if folds is None:
-        folds = [int(run.get("fold", 0))]
+        folds = [int(run_record.get("fold", 0))]
+    _check_finished(meta, checkpoint)
     store = SliceStore(store_path)
     _check_modality(store, meta, checkpoint)
-    scored: list[Any] = list(folds)
-    if split == "validation":
-        from fewshotkit.data.episodes.folds import recorded_validation_fold
-
-        scored = [recorded_validation_fold(run, checkpoint)]
-    else:
-        _check_leakage(store, folds, n_folds, run, checkpoint)
-    cleanup = spec_postprocess(loaded.spec, postprocess, drop_absent)
-    predictor = predictor_for(loaded.method, loaded.spec, torch_device, batch_size)
-    outputs = evaluate_predictor(store, predictor, scored, n_folds=n_folds, config=config, classes=classes,
-                                 save_predictions=save_predictions, figures=figures, show_progress=show_progress,
-                                 postprocess=cleanup, support_orientation=loaded.spec.support_orientation)
+    scored = _scored_folds(store, folds, n_folds, run_record, checkpoint, run.split)
+    resolved = options.for_spec(loaded.spec)
+    cleanup = resolved.cleanup()
+    predictor = predictor_for(loaded.method, loaded.spec, torch_device, options.batch_size)
+    outputs = evaluate_predictor(store, predictor, scored, n_folds=n_folds, protocol=protocol, options=resolved,
+                                 classes=classes, run=run)
     document = results_document(
         outputs.folds,
         protocol={**config.to_json(), "n_folds": n_folds, **cleanup.to_json(),
-                  **({"split": split} if split != "test" else {})},
+                  **({"split": run.split} if run.split != "test" else {})},
         checkpoint=str(checkpoint),
         store=str(store_path),
         method=loaded.spec.preset or loaded.spec.method,
         spec=replace(loaded.spec, postprocess=cleanup.tables, drop_absent=cleanup.drop_absent).to_dict(),
         plugin_versions=plugin_versions(),
-        seed=seed,
+        seed=run.seed,
         device=describe_device() if torch_device.type == "cuda" else str(torch_device),
         training=meta,
     )
@@ -277,6 +269,41 @@ def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _scored_folds(store: Any, folds: Sequence[int], n_folds: int, run: dict[str, Any], checkpoint: Any,
+                  split: str) -> list[Any]:
+    """The folds to score: ``folds`` (checked for leakage from the run's training scans), or, for
+    ``split="validation"``, the validation scans the run held out of its training scans."""
+    if split == "validation":
+        from fewshotkit.data.episodes.folds import recorded_validation_fold
+
+        return [recorded_validation_fold(run, checkpoint)]
+    _check_leakage(store, folds, n_folds, run, checkpoint)
+    return list(folds)
+
+
+def _check_finished(meta: dict[str, Any], checkpoint: Any) -> None:
+    """Warn when the checkpoint is not its run's last: saved before the run's steps were done, or its
+    run directory's run.json says the run is still running, was interrupted or failed."""
+    import json
+
+    run = meta.get("run") or {}
+    step, steps = meta.get("step"), run.get("steps")
+    path = Path(meta.get("path") or checkpoint)
+    record = path.parent.parent / "run.json" if path.parent.name == "checkpoints" else None
+    status = None
+    if record is not None and record.is_file():
+        try:
+            status = json.loads(record.read_text(encoding="utf-8")).get("status")
+        except (OSError, ValueError, AttributeError):
+            status = None  # an unreadable record says nothing here
+    short = isinstance(step, int) and isinstance(steps, int) and step < steps
+    if short or status in ("running", "interrupted", "failed"):
+        done = f"step {step} of {steps}" if short else f"step {step}"
+        said = f"; run.json says '{status}'" if status in ("running", "interrupted", "failed") else ""
+        warnings.warn(f"checkpoint '{checkpoint}' is from {done}: its run did not finish{said}; these are the scores "
+                      "of a partly trained model", RuntimeWarning, stacklevel=3)
 
 
 def _check_modality(store: Any, meta: dict[str, Any], checkpoint: Any) -> None:

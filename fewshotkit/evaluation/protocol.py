@@ -39,8 +39,8 @@ import numpy as np
 from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import confusion
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
-from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
 from fewshotkit.method.spec import check_orientation
 
@@ -164,29 +164,9 @@ def _spacing(store: Any, scan: str) -> tuple[float, ...] | None:
     return tuple(float(s) for s in spacing) if spacing is not None else None
 
 
-def evaluate_fold(
-    store: StoreLike,
-    fold: FoldLike,
-    predictor: Predictor,
-    *,
-    classes: Iterable[Any] | None = None,
-    config: ProtocolConfig = ProtocolConfig(),
-    sink: PredictionSink | None = None,
-    show_progress: bool = False,
-    postprocess: ScanPostprocess | None = None,
-    support_orientation: str = "as-is",
-) -> FoldScores:
-    """Run one fold of the protocol with ``predictor``; see the module docstring.
-
-    With ``postprocess`` that needs probabilities (slice presence) or ``support_orientation="search"``
-    (:mod:`fewshotkit.evaluation.orientation`: per query scan, the support turned as the model
-    finds most consistent), ``predictor`` must have a ``probabilities(support_images,
-    support_masks, query_images) -> (Q, H, W) float`` method; the foreground is then where the
-    probability exceeds 0.5.
-    """
-    wanted = resolve_classes(store, classes)
-    support_image = np.asarray(store.image(fold.support), dtype=np.float32)
-    support_label = np.asarray(store.label(fold.support))
+def _support_plan(fold: FoldLike, support_label: np.ndarray, wanted: list[tuple[int, str]],
+                  config: ProtocolConfig) -> tuple[dict[str, list[list[int]]], dict[str, list[int]]]:
+    """(class name -> support slices per chunk, class name -> the support's class slices)."""
     support_z: dict[str, list[list[int]]] = {}
     support_range: dict[str, list[int]] = {}
     for value, name in wanted:
@@ -197,77 +177,126 @@ def evaluate_fold(
                 f"'{name}', {config.shots}-shot needs at least {config.shots}; choose another fold or fewer shots"
             )
         support_z[name] = select_support(zs, config.chunks, config.shots)
+    return support_z, support_range
 
+
+def evaluate_fold(
+    store: StoreLike,
+    fold: FoldLike,
+    predictor: Predictor,
+    *,
+    classes: Iterable[Any] | None = None,
+    protocol: str = "roy",
+    options: InferenceOptions = InferenceOptions(),
+    sink: PredictionSink | None = None,
+    show_progress: bool = False,
+) -> FoldScores:
+    """Run one fold of ``protocol`` with ``predictor``; see the module docstring.
+
+    ``options``: chunks, shots, the post-processing (a built one, or tables; None: none) and the
+    support orientation. With post-processing that needs probabilities (slice presence) or
+    ``support_orientation="search"`` (:mod:`fewshotkit.evaluation.orientation`: per query scan, the
+    support turned as the model finds most consistent), ``predictor`` must have a
+    ``probabilities(support_images, support_masks, query_images) -> (Q, H, W) float`` method; the
+    foreground is then where the probability exceeds 0.5.
+    """
+    config = ProtocolConfig(protocol, options.chunks, options.shots)
+    wanted = resolve_classes(store, classes)
+    support = (np.asarray(store.image(fold.support), dtype=np.float32), np.asarray(store.label(fold.support)))
+    support_z, support_range = _support_plan(fold, support[1], wanted, config)
     scores = FoldScores(fold.index, fold.support, tuple(fold.queries), [n for _, n in wanted],
                         support_slices=support_z)
-    steps = [(scan, value, name) for scan in fold.queries for value, name in wanted]
+    steps: Iterable[tuple[str, int, str]] = [(scan, value, name) for scan in fold.queries for value, name in wanted]
     if show_progress:
         from fewshotkit.core.console import track
 
-        steps_iter: Iterable[tuple[str, int, str]] = track(steps, f"fold {fold.index}", total=len(steps))
-    else:
-        steps_iter = steps
-    soft = postprocess is not None and postprocess.needs_probabilities
-    if soft and not hasattr(predictor, "probabilities"):
-        raise FewshotkitError("drop_absent needs a predictor with a probabilities() method; turn it off "
-                              "(--set drop_absent=null)")
-    search = check_orientation(support_orientation) == SEARCH
+        steps = track(steps, f"fold {fold.index}", total=len(fold.queries) * len(wanted))
+    cleanup = options.cleanup()
+    soft = _soft(predictor, cleanup.needs_probabilities)
+    search = check_orientation(options.orientation) == SEARCH
     loaded: tuple[str, np.ndarray, np.ndarray] | None = None
-    for scan, value, name in steps_iter:
+    for scan, value, name in steps:
         if loaded is None or loaded[0] != scan:
             loaded = (scan, np.asarray(store.image(scan), dtype=np.float32), np.asarray(store.label(scan)))
-            sup_image, sup_label = support_image, support_label
-            found: dict[tuple[int, int], np.ndarray] = {}  # (class, chunk) -> probabilities the search made
+            k, found = (_support_turns(predictor, loaded[1:], support, wanted, (support_z, support_range), config)
+                        if search else (0, {}))  # found: (class, chunk) -> probabilities the search made
             if search:
-                k, found = _support_turns(predictor, loaded[1], loaded[2], support_image, support_label, wanted,
-                                          support_z, support_range, config)
                 scores.support_turns[scan] = k
-                sup_image, sup_label = turn(support_image, k), turn(support_label, k)
+            sup_image, sup_label = (turn(support[0], k), turn(support[1], k)) if k else support
         _, image, label = loaded
-        truth = label == value
         zs = _class_slices(label, value)
         if not zs:
             scores.skipped.append((scan, name))
             continue
         assignment, scored = plan_query(config.name, image.shape[0], zs, support_range[name],
-                                        support_image.shape[0], config.chunks)
-        prediction = np.zeros(truth.shape, dtype=bool)
-        probabilities = np.zeros(truth.shape, dtype=np.float32) if soft else None
-        for i, support_slices in enumerate(support_z[name]):
-            query_z = np.flatnonzero(assignment == i)
-            if query_z.size == 0:
-                continue
-            args = (sup_image[support_slices], sup_label[support_slices] == value, image[query_z])
-            if (value, i) in found:
-                out = found[(value, i)] if soft else found[(value, i)] > 0.5
-            else:
-                out = np.asarray(cast(SoftPredictor, predictor).probabilities(*args) if soft else predictor(*args))
-            if out.shape != (query_z.size, *image.shape[1:]):
-                raise FewshotkitError(
-                    f"predictor returned shape {out.shape}, expected {(query_z.size, *image.shape[1:])}"
-                )
-            if probabilities is not None:
-                probabilities[query_z] = out
-                out = out > 0.5
-            prediction[query_z] = out.astype(bool)
-        if postprocess:
-            prediction = postprocess(prediction, probabilities, _spacing(store, scan), sup_label == value)
-        scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], truth[scored])
+                                        support[0].shape[0], config.chunks)
+        prediction, probabilities = _Episode(predictor, sup_image, sup_label == value, image, soft).predict(
+            assignment, support_z[name], {i: found[(v, i)] for v, i in found if v == value})
+        if cleanup:
+            prediction = cleanup(prediction, probabilities, _spacing(store, scan), sup_label == value)
+        scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], (label == value)[scored])
         if sink is not None:
             sink(scan, name, prediction.astype(np.uint8))
     return scores
 
 
-def _support_turns(predictor: Any, image: np.ndarray, label: np.ndarray, support_image: np.ndarray,
-                   support_label: np.ndarray, wanted: list[tuple[int, str]], support_z: dict[str, list[list[int]]],
-                   support_range: dict[str, list[int]], config: ProtocolConfig
-                   ) -> tuple[int, dict[tuple[int, int], np.ndarray]]:
+def _soft(predictor: Any, needs_probabilities: bool) -> bool:
+    """Whether to predict probabilities (for slice presence); a predictor without them cannot."""
+    if needs_probabilities and not hasattr(predictor, "probabilities"):
+        raise FewshotkitError("drop_absent needs a predictor with a probabilities() method; turn it off "
+                              "(--set drop_absent=null)")
+    return needs_probabilities
+
+
+@dataclass
+class _Episode:
+    """One query scan and one class: the support (S, H, W) image and class mask, the query (Z, H, W)."""
+
+    predictor: Any
+    support_image: np.ndarray
+    support_mask: np.ndarray
+    image: np.ndarray
+    soft: bool  # predict probabilities (for slice presence), thresholded at 0.5
+
+    def predict(self, assignment: np.ndarray, support_z: list[list[int]],
+                found: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(prediction (Z, H, W) bool, probabilities (Z, H, W) float32 when soft) of every chunk:
+        query slices with ``assignment == i`` from support slices ``support_z[i]``; ``found``: chunk ->
+        probabilities the orientation search already made."""
+        prediction = np.zeros(self.image.shape, dtype=bool)
+        probabilities = np.zeros(self.image.shape, dtype=np.float32) if self.soft else None
+        for i, support_slices in enumerate(support_z):
+            query_z = np.flatnonzero(assignment == i)
+            if query_z.size == 0:
+                continue
+            args = (self.support_image[support_slices], self.support_mask[support_slices], self.image[query_z])
+            if i in found:
+                out = found[i] if self.soft else found[i] > 0.5
+            elif self.soft:
+                out = np.asarray(cast(SoftPredictor, self.predictor).probabilities(*args))
+            else:
+                out = np.asarray(self.predictor(*args))
+            if out.shape != (query_z.size, *self.image.shape[1:]):
+                raise FewshotkitError(
+                    f"predictor returned shape {out.shape}, expected {(query_z.size, *self.image.shape[1:])}"
+                )
+            if probabilities is not None:
+                probabilities[query_z] = out
+                out = out > 0.5
+            prediction[query_z] = out.astype(bool)
+        return prediction, probabilities
+
+
+def _support_turns(predictor: Any, query: tuple[np.ndarray, np.ndarray], support: tuple[np.ndarray, np.ndarray],
+                   wanted: list[tuple[int, str]], plan: tuple[dict[str, list[list[int]]], dict[str, list[int]]],
+                   config: ProtocolConfig) -> tuple[int, dict[tuple[int, int], np.ndarray]]:
     """The support's quarter turn for one query scan, over the chunks of every class it holds, and
     the query's probabilities per (class value, chunk) with the support so turned.
 
     Under ``estimated-range`` every wanted class takes part (its range comes from the support, so
     the turn never depends on the query's label); the other protocols place the chunks on the
     query's class slices, so a class the query lacks has none."""
+    (image, label), (support_image, support_label), (support_z, support_range) = query, support, plan
     chunks, keys = [], []
     for value, name in wanted:
         zs = _class_slices(label, value)

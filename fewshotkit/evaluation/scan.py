@@ -18,14 +18,14 @@ on each class's mask (:mod:`fewshotkit.evaluation.postprocess`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.data.io.codes import smallest_unsigned
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
-from fewshotkit.evaluation.postprocess import ScanPostprocess
 from fewshotkit.evaluation.protocol import select_support
 from fewshotkit.evaluation.query_range import assign_chunks, estimated_query_range
 from fewshotkit.method.spec import check_orientation
@@ -60,18 +60,22 @@ def check_query_range(query_range: tuple[int, int], depth: int) -> None:
         raise FewshotkitError(f"--query-range {lo}:{hi} is outside the query's slices 0..{depth - 1}")
 
 
-def _plan(value: int, name: str, support_label: np.ndarray, depth: int, chunks: int, shots: int,
-          query_range: tuple[int, int] | None, all_slices: bool, support_name: str) -> tuple[ClassSegment, np.ndarray]:
+def _plan(value: int, name: str, support_label: np.ndarray, depth: int, options: InferenceOptions,
+          support_name: str) -> tuple[ClassSegment, np.ndarray]:
     """(the class's segment record, its chunk index per query slice (Z,), -1 = not segmented)."""
     zs = [int(z) for z in np.flatnonzero((support_label == value).any(axis=(1, 2)))]
+    shots, chunks = options.shots, options.chunks
     if len(zs) < shots:
         raise DataError(f"{support_name} has {len(zs)} slice(s) of class {value}; --shots {shots} needs at least "
                         f"{shots}; give a support with more slices of the class or fewer shots")
-    if query_range is not None:
-        check_query_range(query_range, depth)
-    lo, hi = query_range if query_range is not None else estimated_query_range(zs, support_label.shape[0], depth)
-    assignment = assign_chunks(depth, [lo, hi], chunks, "full-volume" if all_slices else "roy")
+    if options.query_range is not None:
+        check_query_range(options.query_range, depth)
+    lo, hi = options.query_range or estimated_query_range(zs, support_label.shape[0], depth)
+    assignment = assign_chunks(depth, [lo, hi], chunks, "full-volume" if options.all_slices else "roy")
     return ClassSegment(value, name, select_support(zs, chunks, shots), (lo, hi)), assignment
+
+
+Plans = list[tuple[ClassSegment, np.ndarray]]
 
 
 def segment_volume(
@@ -79,67 +83,39 @@ def segment_volume(
     support_image: np.ndarray,
     support_label: np.ndarray,
     query_image: np.ndarray,
-    values: Sequence[int],
+    classes: Sequence[int] | Mapping[int, str],
     *,
-    names: dict[int, str] | None = None,
-    chunks: int = 3,
-    shots: int = 1,
-    query_range: tuple[int, int] | None = None,
-    all_slices: bool = False,
-    postprocess: ScanPostprocess | None = None,
+    options: InferenceOptions = InferenceOptions(),
     spacing: Sequence[float] | None = None,
-    joint: bool = True,
     support_name: str = "the support label",
-    support_orientation: str = "as-is",
 ) -> VolumeSegmentation:
-    """Segment ``values`` (support label values) in ``query_image`` (Z, H, W).
+    """Segment ``classes`` (support label values, or value -> name) in ``query_image`` (Z, H, W).
 
     ``predictor``: a :class:`~fewshotkit.evaluation.inference.MethodPredictor` (or anything with
     its ``probabilities`` / ``class_probabilities`` / ``multiway``); ``support_image`` (Zs, H', W')
     float, ``support_label`` (Zs, H', W') int; support and query slices may differ in size when the
-    predictor resizes them. ``spacing``: the query's (z, y, x) mm, for physical post-processing;
-    ``support_name`` names the support label in error messages. ``support_orientation="search"``
-    first turns the support as the model finds most consistent with this query
-    (:mod:`fewshotkit.evaluation.orientation`).
+    predictor resizes them. ``options``: chunks, shots, query range, all slices, joint, the
+    post-processing and the support orientation (``"search"`` first turns the support as the model
+    finds most consistent with this query, :mod:`fewshotkit.evaluation.orientation`); a model's
+    own values are filled in by :meth:`~fewshotkit.evaluation.options.InferenceOptions.for_spec`.
+    ``spacing``: the query's (z, y, x) mm, for physical post-processing; ``support_name`` names
+    the support label in error messages.
     """
-    if not values:
+    if not classes:
         raise FewshotkitError("segment: no class to segment")
-    depth = query_image.shape[0]
-    names = names or {}
-    plans = [_plan(int(v), names.get(int(v), ""), support_label, depth, chunks, shots, query_range, all_slices,
-                   support_name) for v in values]
-    joint = joint and len(plans) > 1 and bool(getattr(predictor, "multiway", False))
-    shape = query_image.shape
+    names = dict(classes) if isinstance(classes, Mapping) else {}
+    depth, shape = query_image.shape[0], query_image.shape
+    plans = [_plan(int(v), names.get(int(v), ""), support_label, depth, options, support_name) for v in classes]
+    joint = options.joint and len(plans) > 1 and bool(getattr(predictor, "multiway", False))
     probs = np.zeros((len(plans), *shape), dtype=np.float32)
     masks = np.zeros((len(plans), *shape), dtype=bool)
     turns, searched = 0, False
-    if check_orientation(support_orientation) == SEARCH:
-        where = [(c, i, zs, np.flatnonzero(own == i)) for c, (p, own) in enumerate(plans)
-                 for i, zs in enumerate(p.support_slices) if (own == i).any()]
-        turns, found = search_turns(predictor, [(support_image[zs], support_label[zs] == plans[c][0].value,
-                                                 query_image[query_z]) for c, _, zs, query_z in where])
+    if check_orientation(options.orientation) == SEARCH:
+        turns = _search(predictor, support_image, support_label, query_image, plans, probs if not joint else None)
         support_image, support_label = turn(support_image, turns), turn(support_label, turns)
-        if not joint:  # the search's 1-way probabilities of the winning turn are the prediction
-            for (c, _, _, query_z), chunk in zip(where, found):
-                probs[c, query_z] = chunk
-            searched = True
+        searched = not joint  # the search's 1-way probabilities of the winning turn are the prediction
     if joint:
-        union = (min(p.query_range[0] for p, _ in plans), max(p.query_range[1] for p, _ in plans))
-        assignment = assign_chunks(depth, list(union), chunks, "full-volume" if all_slices else "roy")
-        for i in range(chunks):
-            query_z = np.flatnonzero(assignment == i)
-            if not query_z.size:
-                continue
-            sup_z = sorted({z for p, _ in plans for z in p.support_slices[i]})
-            sup_masks = np.stack([support_label[sup_z] == p.value for p, _ in plans], axis=1)  # (S, N, H, W)
-            out = predictor.class_probabilities(support_image[sup_z], sup_masks, query_image[query_z])
-            winner = out.argmax(axis=1)  # (Q, H, W) in 0..N
-            for c in range(len(plans)):
-                probs[c, query_z] = out[:, c + 1]
-                masks[c, query_z] = winner == c + 1
-        for c, (_, own) in enumerate(plans):
-            masks[c, own < 0] = False  # a class keeps only its own range
-            probs[c, own < 0] = 0.0
+        _joint_pass(predictor, support_image, support_label, query_image, plans, options, (probs, masks))
     else:
         for c, (plan, own) in enumerate(plans):
             for i, zs in enumerate([] if searched else plan.support_slices):
@@ -148,10 +124,48 @@ def segment_volume(
                     probs[c, query_z] = predictor.probabilities(support_image[zs], support_label[zs] == plan.value,
                                                                 query_image[query_z])
             masks[c] = probs[c] > 0.5
-    if postprocess:
+    cleanup = options.cleanup()
+    if cleanup:
         for c, (plan, _) in enumerate(plans):
-            masks[c] = postprocess(masks[c], probs[c], spacing, support_label == plan.value)
+            masks[c] = cleanup(masks[c], probs[c], spacing, support_label == plan.value)
     return VolumeSegmentation(_combine(masks, probs, [p.value for p, _ in plans]), [p for p, _ in plans], joint, turns)
+
+
+def _search(predictor: Any, support_image: np.ndarray, support_label: np.ndarray, query_image: np.ndarray,
+            plans: Plans, probs: np.ndarray | None) -> int:
+    """The support's quarter turns most consistent with the query; with ``probs`` (N, Z, H, W), the
+    1-way probabilities of the winning turn are written there."""
+    where = [(c, zs, np.flatnonzero(own == i)) for c, (p, own) in enumerate(plans)
+             for i, zs in enumerate(p.support_slices) if (own == i).any()]
+    turns, found = search_turns(predictor, [(support_image[zs], support_label[zs] == plans[c][0].value,
+                                             query_image[query_z]) for c, zs, query_z in where])
+    if probs is not None:
+        for (c, _, query_z), chunk in zip(where, found):
+            probs[c, query_z] = chunk
+    return turns
+
+
+def _joint_pass(predictor: Any, support_image: np.ndarray, support_label: np.ndarray, query_image: np.ndarray,
+                plans: Plans, options: InferenceOptions, out: tuple[np.ndarray, np.ndarray]) -> None:
+    """One N-way pass per chunk of the classes' union range; fills (probabilities, masks), each (N, Z, H, W)."""
+    probs, masks = out
+    union = (min(p.query_range[0] for p, _ in plans), max(p.query_range[1] for p, _ in plans))
+    assignment = assign_chunks(query_image.shape[0], list(union), options.chunks,
+                               "full-volume" if options.all_slices else "roy")
+    for i in range(options.chunks):
+        query_z = np.flatnonzero(assignment == i)
+        if not query_z.size:
+            continue
+        sup_z = sorted({z for p, _ in plans for z in p.support_slices[i]})
+        sup_masks = np.stack([support_label[sup_z] == p.value for p, _ in plans], axis=1)  # (S, N, H, W)
+        result = predictor.class_probabilities(support_image[sup_z], sup_masks, query_image[query_z])
+        winner = result.argmax(axis=1)  # (Q, H, W) in 0..N
+        for c in range(len(plans)):
+            probs[c, query_z] = result[:, c + 1]
+            masks[c, query_z] = winner == c + 1
+    for c, (_, own) in enumerate(plans):
+        masks[c, own < 0] = False  # a class keeps only its own range
+        probs[c, own < 0] = 0.0
 
 
 def _combine(masks: np.ndarray, probs: np.ndarray, values: Sequence[int]) -> np.ndarray:

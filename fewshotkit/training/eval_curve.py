@@ -29,14 +29,14 @@ class EvalCurve(HookBase):
 
     def __init__(self, store: Any, fold: Any, every: int, out_dir: Path, spec: Any, info: ddp.DistInfo,
                  protocols: Sequence[str] = ("roy", "full-volume"), n_folds: int = 5, label: str = "") -> None:
-        from fewshotkit.evaluation.postprocess import spec_postprocess
+        from fewshotkit.evaluation.options import InferenceOptions
 
         self.store = store
         self.fold = fold
         self.every = every
         self.out_dir = out_dir
         self.spec = spec  # image size and inference options
-        self.cleanup = spec_postprocess(spec)
+        self.options = InferenceOptions().for_spec(spec)  # its post-processing and support orientation
         #: the spec's inference options that change a prediction (those that are set), for the curve's records
         written = spec.to_dict()  # leaves out the options that are off
         self.inference: dict[str, Any] = {key: written[key] for key in INFERENCE_KEYS if key in written}
@@ -65,7 +65,6 @@ class EvalCurve(HookBase):
             return None
         from fewshotkit.evaluation.evaluate import evaluate_predictor
         from fewshotkit.evaluation.inference import predictor_for
-        from fewshotkit.evaluation.protocol import ProtocolConfig
         from fewshotkit.training.curves import plot_dice_curves, read_metrics
 
         t = self.trainer
@@ -88,8 +87,7 @@ class EvalCurve(HookBase):
                 record["monitored"] = monitored
             for name in self.protocols:
                 scores = evaluate_predictor(self.store, predictor, [self.fold], n_folds=self.n_folds,
-                                            config=ProtocolConfig(name), postprocess=self.cleanup,
-                                            support_orientation=self.spec.support_orientation).folds[0]
+                                            protocol=name, options=self.options).folds[0]
                 record[name] = {"dice": round(scores.mean(), 3),
                                 "precision": round(scores.mean("precision"), 3),
                                 "recall": round(scores.mean("recall"), 3),

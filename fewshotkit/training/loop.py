@@ -110,7 +110,7 @@ def _train(run: Run, extra_hooks: Sequence[HookBase], show_progress: bool) -> Pa
                            show_progress)
     trainer.register([*_built_in_hooks(run, logger, checkpointer), *extra_hooks])
     if run.checkpoint is not None:
-        trainer.load_state_dict(run.checkpoint)
+        _resume(trainer, run)
     start = trainer.step
     if start > run.config.steps:
         raise FewshotkitError(f"--steps {run.config.steps} is below the {start} steps the run already has; give more steps")
@@ -200,6 +200,18 @@ def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer)
         hooks.append(EvalCurve(run.store, scored, config.eval_every, run.paths.root, run.spec, run.info,
                                n_folds=run.n_folds, label=run.spec.preset or run.spec.method))
     return hooks
+
+
+def _resume(trainer: Trainer, run: Any) -> None:
+    """Continue ``trainer`` from the run's checkpoint; weights that do not fit the method the run's
+    spec.toml builds (a spec.toml edited or swapped since) are one line naming both files."""
+    try:
+        trainer.load_state_dict(run.checkpoint)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FewshotkitError(f"--resume: the weights of '{run.checkpoint.get('path', run.paths.last_checkpoint)}' do "
+                              f"not fit the method '{run.paths / SPEC_TOML}' builds ({first}); the spec was changed "
+                              "since the run was saved: restore it, or start a new run") from None
 
 
 def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dict[str, Any]:

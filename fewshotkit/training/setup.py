@@ -125,7 +125,11 @@ def _read_run(paths: RunDir) -> tuple["MethodSpec", dict[str, Any]]:
 
     if not (paths / RUN_JSON).is_file() or not (paths / SPEC_TOML).is_file():
         raise FewshotkitError(f"--resume: '{paths.root}' is not a run directory (no {RUN_JSON} / {SPEC_TOML})")
-    previous = json.loads((paths / RUN_JSON).read_text(encoding="utf-8"))
+    try:
+        previous = json.loads((paths / RUN_JSON).read_text(encoding="utf-8"))
+    except ValueError as exc:  # a truncated or edited record
+        raise FewshotkitError(f"--resume: '{paths / RUN_JSON}' is not valid JSON ({exc}); the run record is "
+                              "damaged: restore it, or start a new run") from None
     try:
         return load_spec(paths / SPEC_TOML), previous
     except FewshotkitError as exc:

@@ -33,8 +33,10 @@ def read_state_dict(path: Path, option: str = "backbone.weights") -> dict[str, t
             data: Any = load_file(str(path))
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FewshotkitError(f"{option}: cannot read '{path}' as a weights file: {exc}") from exc
+    except Exception as exc:  # an unsafe pickle, a zip error, a bad safetensors header ... (many types)
+        raise FewshotkitError(f"{option}: cannot read '{path}' as a weights file ({type(exc).__name__}): only "
+                              "tensors and plain data are loaded, never pickled code; give a state dict saved with "
+                              "torch.save, or a .safetensors file") from None
     for key in ("state_dict", "model", "model_state"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

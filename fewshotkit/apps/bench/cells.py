@@ -3,7 +3,7 @@ one setting with one protocol, and where its result lives (:class:`CellSite`).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,5 @@ class CellSite:
     digest: str
     path: Path
     run_root: Path  # the models; every cell that shares it shares the trained models
-    postprocess: list[dict[str, Any]] = field(default_factory=list)
-    absent: float | None = None
+    options: Any = None  # the InferenceOptions its models are evaluated with (post-processing resolved)
     older: Path | None = None  # the file name cells had before pseudolabel sets were named

@@ -16,6 +16,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import ProtocolConfig
 from fewshotkit.method.presets import cpu_form
 
@@ -108,6 +109,8 @@ class BenchConfig:
     n_folds: int = N_FOLDS
     poolers: list[str] = field(default_factory=list)
     launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: how cells run (bench.launch)
+    postprocess: list[Any] | str | None = None  # replaces every method's [postprocess] list (evaluation only)
+    drop_absent: float | None = None  # replaces every method's drop_absent (evaluation only)
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -149,14 +152,23 @@ class BenchConfig:
         if not self.protocol:
             raise FewshotkitError("bench: give at least one --protocol")
         self.protocol = list(dict.fromkeys(self.protocol))
-        for name in self.protocol:
-            ProtocolConfig(name, self.chunks, self.shots)
         if isinstance(self.eval_overrides, str):
             self.eval_overrides = [self.eval_overrides]
         for item in self.eval_overrides:
-            if item.strip().startswith(("training.", "postprocess")):
-                raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set, and so does "
-                                      "postprocess (it never changes the models)")
+            if item.strip().startswith("training."):
+                raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set (they change "
+                                      "the models)")
+        options = self.inference_options()  # checked here, before anything trains
+        for name in self.protocol:
+            ProtocolConfig(name, options.chunks, options.shots)
+
+    def inference_options(self) -> InferenceOptions:
+        """The inference options every method is evaluated with: ``shots``, ``chunks``,
+        ``batch_size``, ``postprocess`` and ``drop_absent`` (None: each method's own) and
+        ``eval_overrides`` (whose ``postprocess=`` / ``drop_absent=`` are aliases of those keys)."""
+        return InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, batch_size=self.batch_size,
+                                            postprocess=self.postprocess, drop_absent=self.drop_absent,
+                                            overrides=self.eval_overrides)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
@@ -183,6 +195,15 @@ class BenchConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def inference_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """Config keys (None: not given) from the values of the shared inference options on the command
+    line (:func:`fewshotkit.cli.options.inference_options`; ``--eval-set`` -> ``eval_overrides``)."""
+    keys = {"shots": "shots", "chunks": "chunks", "batch_size": "batch_size", "postprocess": "postprocess",
+            "drop_absent": "drop_absent", "overrides": "eval_overrides"}
+    return {key: (list(values[name]) if name in ("overrides", "postprocess") else values[name])
+            if name in values else None for name, key in keys.items()}
 
 
 def method_label(name: str, pooler: str | None = None, methods: Sequence[str] = ()) -> str:

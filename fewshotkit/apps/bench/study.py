@@ -43,7 +43,8 @@ from fewshotkit.apps.bench.report import bench_document, model_timing, per_fold,
 from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
-from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig
+from fewshotkit.evaluation.options import InferenceOptions
+from fewshotkit.evaluation.protocol import FoldScores
 from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
 from fewshotkit.method.provenance import plugin_fingerprints
 from fewshotkit.method.overrides import apply_inference_overrides
@@ -85,6 +86,25 @@ class BenchResult:
     cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
     timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
     details: dict[str, list[ScoreTable]] = field(default_factory=dict)  # table key -> P / R, Dice per fold
+
+
+def _variant(key: dict[str, Any]) -> str:
+    """The cell file's suffix for an evaluation variant (post-processing, slice presence, --eval-set)."""
+    tables = key.get("postprocess", {}).get("tables", [])
+    variant = "_" + "+".join(str(p["type"]) for p in tables) + "-" + _digest(key["postprocess"])[:6] if tables else ""
+    variant += f"_drop-absent-{key['drop_absent']:g}" if "drop_absent" in key else ""
+    return variant + (f"_set-{_digest(key['inference'])[:6]}" if "inference" in key else "")
+
+
+def _given_cleanup(cfg: BenchConfig) -> list[str]:
+    """``--postprocess`` / ``--drop-absent`` (the config's keys) as ``KEY=VALUE`` for a table's title."""
+    shown = []
+    if cfg.postprocess is not None:
+        tables = cfg.inference_options().tables() or []
+        shown.append("postprocess=" + (",".join(str(t["type"]) for t in tables) or "none"))
+    if cfg.drop_absent is not None:
+        shown.append(f"drop_absent={cfg.drop_absent:g}")
+    return shown
 
 
 class Bench:
@@ -131,33 +151,55 @@ class Bench:
                      pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
 
     def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
-                  protocol: str, postprocess: list[dict[str, Any]], drop_absent: float | None) -> FoldScores:
-        """Scores of the model in ``checkpoint`` (with the config's inference options) on ``classes``;
-        ``drop_absent`` from ``--set`` unless ``--eval-set`` gives one."""
+                  protocol: str, options: InferenceOptions) -> FoldScores:
+        """Scores of the model in ``checkpoint`` with ``options`` (this method's post-processing
+        resolved) on ``classes``."""
         from fewshotkit.core.device import resolve_device
-        from fewshotkit.evaluation.evaluate import evaluate_predictor
-        from fewshotkit.evaluation.inference import predictor_for
-        from fewshotkit.evaluation.postprocess import build_postprocess
         from fewshotkit.core.seeding import seed_everything
+        from fewshotkit.evaluation.evaluate import EvalRun, evaluate_predictor
+        from fewshotkit.evaluation.inference import predictor_for
         from fewshotkit.method.checkpoint import load_method
 
         device = resolve_device(self.config.device)
         seed_everything(self.config.seed)
-        loaded = load_method(checkpoint, device, self.config.eval_overrides)
-        if loaded.spec.drop_absent is not None:  # --eval-set drop_absent=... wins over --set's
-            drop_absent = loaded.spec.drop_absent
-        predictor = predictor_for(loaded.method, loaded.spec, device, self.config.batch_size)
-        config = ProtocolConfig(protocol, self.config.chunks, self.config.shots)
+        loaded = load_method(checkpoint, device, options.method_overrides())
+        predictor = predictor_for(loaded.method, loaded.spec, device, options.batch_size)
         figures = self.out / "figures" if self.config.figures else None
         scored: Any = fold
         if self.config.split == "validation":
             from fewshotkit.data.episodes.folds import get_fold, validation_fold
 
             scored = validation_fold(get_fold(store, fold, self.config.n_folds, self.config.val_scans))
-        return evaluate_predictor(store, predictor, [scored], n_folds=self.config.n_folds, config=config,
-                                  classes=classes, figures=figures, figure_prefix=figure_prefix,
-                                  postprocess=build_postprocess(postprocess, drop_absent),
-                                  support_orientation=loaded.spec.support_orientation).folds[0]
+        run = EvalRun(figures=figures, figure_prefix=figure_prefix)
+        return evaluate_predictor(store, predictor, [scored], n_folds=self.config.n_folds, protocol=protocol,
+                                  options=options.for_spec(loaded.spec), classes=classes, run=run).folds[0]
+
+    def _evaluation(self, spec: Any) -> tuple[InferenceOptions, dict[str, Any]]:
+        """(the options ``spec``'s model is evaluated with, the cell key's evaluation part).
+
+        Post-processing and ``drop_absent`` come from the inference options (``--postprocess``,
+        ``--drop-absent``, their ``--eval-set`` aliases), else from the spec (``--set``). The key
+        records ``--set``'s and ``--drop-absent``'s slice presence, and ``--eval-set`` as given
+        but for its post-processing, which the tables record, so every spelling of one
+        post-processing shares its cells."""
+        cfg = self.config
+        options = cfg.inference_options()
+        given = options.tables()
+        tables = spec.postprocess if given is None else given
+        absent = cfg.drop_absent if cfg.drop_absent is not None else spec.drop_absent
+        key: dict[str, Any] = {"shots": options.shots, "chunks": options.chunks}
+        if cfg.split != "test":
+            key["split"] = cfg.split
+        if tables:
+            key["postprocess"] = {"tables": tables,
+                                  "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=tables))}
+        if absent is not None:
+            key["drop_absent"] = absent
+        inference = [o for o in cfg.eval_overrides if o.partition("=")[0].strip() != "postprocess"]
+        if inference:
+            key["inference"] = inference
+        chosen = options.drop_absent if options.drop_absent is not None else absent
+        return options.replace(postprocess=tuple(tables), drop_absent=chosen), key
 
     # -- one cell -----------------------------------------------------------------------------
     def _cached(self, path: Path, digest: str) -> tuple[FoldScores, dict[str, Any]] | None:
@@ -185,36 +227,24 @@ class Bench:
                 raise FewshotkitError(f"bench --pooler {ref.pooler}: method '{ref.method}' has no [pooler] part to replace")
             spec = method_spec(ref.method, cfg.recipe, [f"pooler.type={ref.pooler}", *cfg.overrides])
         steps, regime = self._budget(spec)
-        # evaluation, not training: the models' key leaves these out
-        postprocess, absent = spec.postprocess, spec.drop_absent
+        options, evaluation = self._evaluation(spec)  # evaluation, not training: the models' key leaves it out
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, ref.store, steps=steps, seed=cfg.seed, setting=ref.setting, fold=ref.fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime,
                                 exclusion=cfg.exclusion, val_scans=cfg.val_scans)
-        key = {**training, "shots": cfg.shots, "protocol": ref.protocol, "chunks": cfg.chunks}
-        if cfg.split != "test":
-            key["split"] = cfg.split
-        if postprocess:
-            key["postprocess"] = {"tables": postprocess,
-                                  "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=postprocess))}
-        if absent is not None:
-            key["drop_absent"] = absent
-        if cfg.eval_overrides:
-            key["inference"] = list(cfg.eval_overrides)
+        key = {**training, "protocol": ref.protocol, **evaluation}
         store_key = Path(ref.store).stem
         stem = f"fold{ref.fold}" + ("" if ref.protocol == "roy" else f"_{ref.protocol}")
         # a named pseudolabel set and an evaluation variant (post-processing, --eval-set) get files of
         # their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
-        variant = "_" + "+".join(str(p["type"]) for p in postprocess) + "-" + _digest(key["postprocess"])[:6] if postprocess else ""
-        variant += f"_drop-absent-{absent:g}" if absent is not None else ""
-        variant += f"_set-{_digest(key['inference'])[:6]}" if cfg.eval_overrides else ""
+        variant = _variant(key)
         folder = self.out / "cells" / self._table_key(ref.store, ref.setting) / safe_name(label)
         # models depend on the training settings only: another protocol re-uses them
         run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{ref.fold}-{_digest(training)}"
         return CellSite(ref, label, f"{label} + {pseudolabels}" if named else label, named, spec, steps, regime,
                         pseudolabels, key, _digest(key), folder / f"{stem}{named}{variant}.json", run_root,
-                        postprocess, absent, older=folder / f"{stem}{variant}.json")
+                        options, older=folder / f"{stem}{variant}.json")
 
     def cached(self, site: CellSite) -> tuple[FoldScores, dict[str, Any]] | None:
         """(scores, timing) of the cell ``site`` from its file (or the file cells had before pseudolabel
@@ -262,8 +292,7 @@ class Bench:
             prefix = safe_name(f"{store_key}_{site.label}{site.named}_{protocol}"
                                + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
-            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, site.postprocess,
-                                        site.absent))
+            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, site.options))
             eval_seconds += time.perf_counter() - t0
         all_classes = [store.classes[v] for v in sorted(store.classes)]
         scores = _merge(parts, all_classes, [group for group, _, _ in plan])
@@ -281,8 +310,11 @@ class Bench:
         entries: list[tuple[str, str | None, str | None, str]] = []
         for method in cfg.methods:
             spec = method_spec(method, cfg.recipe, cfg.overrides)
-            if cfg.eval_overrides:  # option names are checked before anything trains
-                validate_spec(apply_inference_overrides(spec, cfg.eval_overrides))
+            options = cfg.inference_options()
+            if options.method_overrides() or options.postprocess is not None:  # names checked before anything trains
+                tables = options.tables()
+                validate_spec(apply_inference_overrides(dataclasses.replace(spec, postprocess=tables or spec.postprocess),
+                                                        options.method_overrides()))
             steps, regime = self._budget(spec)
             trains_on_sets = regime == "ssl" and steps > 0
             sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]
@@ -330,7 +362,8 @@ class Bench:
         if "roy" in cfg.protocol and any(v is not None for v in published.values()):
             columns.append(PUBLISHED_COLUMN)
         inference = [*cfg.eval_overrides,
-                     *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent")))]
+                     *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent"))),
+                     *_given_cleanup(cfg)]
         rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
         held = (f"; the validation scans ({cfg.val_scans} held out of each fold's training scans)"
                 if cfg.split == "validation" else f"; trained without {cfg.val_scans} validation scans"

@@ -8,6 +8,7 @@ indices 1..K with the code map (:mod:`fewshotkit.data.io.codes`).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -136,20 +137,44 @@ def ingest_nifti_pairs(
     if limit is not None:
         pairs = pairs[:limit]
 
+    seen: set[int] = set()  # class values found in the label maps
+
     def records() -> Iterator[VolumeRecord]:
         for key, image_path, label_path in pairs:
-            yield nifti_pair_record(key, image_path, label_path, codes, clip_percentile=clip_percentile,
-                                    clip_mode=clip_mode, target_size=target_size,
-                                    inplane_mode=inplane_mode, label_hint=label_hint, orientation=orientation,
-                                    frame=frame)
+            record = nifti_pair_record(key, image_path, label_path, codes, clip_percentile=clip_percentile,
+                                       clip_mode=clip_mode, target_size=target_size,
+                                       inplane_mode=inplane_mode, label_hint=label_hint, orientation=orientation,
+                                       frame=frame)
+            warn_constant(record.image, image_path)
+            seen.update(int(v) for v in np.unique(record.label))
+            yield record
 
     params = {"image_glob": image_glob, "label_glob": label_glob, "clip_percentile": clip_percentile,
               "clip_mode": clip_mode, "target_size": target_size, "inplane": inplane_mode,
               **({"orientation": orientation} if orientation else {}),
               **({"frame": frame} if frame is not None else {}),
               "normalization": "per-volume z-score of the clipped image"}
-    return write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
-                       preprocessing=params, quiet=quiet, overwrite=overwrite, label_codes=label_codes)
+    written = write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
+                          preprocessing=params, quiet=quiet, overwrite=overwrite, label_codes=label_codes)
+    warn_absent_classes(classes, seen, label_codes, folder)
+    return written
+
+
+def warn_constant(image: np.ndarray, path: Path) -> None:
+    """Warn when a scan ``image`` (Z, H, W) is constant (e.g. all zero): it shows nothing to learn or segment."""
+    if image.size and float(image.min()) == float(image.max()):
+        warnings.warn(f"scan '{path}' is constant (every voxel is {float(image.flat[0]):g}): it shows no structure; "
+                      "check the file or leave it out", RuntimeWarning, stacklevel=3)
+
+
+def warn_absent_classes(classes: dict[int, str], seen: set[int], label_codes: dict[int, int] | None,
+                        folder: Path) -> None:
+    """Warn for each declared class (value -> name) that no label map holds: no fold can evaluate it."""
+    for value, name in sorted(classes.items()):
+        if value not in seen:
+            code = (label_codes or {}).get(value, value)
+            warnings.warn(f"class {code}={name} is in no label map of '{folder}': no support scan can show it, so "
+                          "no fold can evaluate it; leave it out of --labels", RuntimeWarning, stacklevel=3)
 
 
 def ingest_nifti(

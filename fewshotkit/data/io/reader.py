@@ -62,6 +62,32 @@ def _pick_frame(shape: Sequence[int], frame: int | None, path: Path, option: str
     return frame
 
 
+def _check_voxels(shape: Sequence[int], stored: Sequence[int], path: Path) -> None:
+    """A 3D scan (voxel ``shape`` (x, y, z)) with at least one voxel along every axis, or a one-line DataError
+    naming the ``stored`` shape."""
+    if len(shape) != 3 or 0 in shape:
+        raise DataError(f"'{path}' has voxel shape {tuple(int(s) for s in stored)} (x, y, z), with no voxel along "
+                        "an axis; a scan needs at least one slice of at least one pixel")
+
+
+def _warn_unknown_geometry(img: Any, path: Path, affine: np.ndarray) -> None:
+    """Warn when a NIfTI header records no orientation (qform and sform codes 0) and say what was
+    assumed: nibabel's default axes and the voxel size, 1 mm where the header's is 0."""
+    import warnings
+
+    import nibabel as nib
+
+    header = img.header
+    if "qform_code" not in header or int(header["qform_code"]) or int(header["sform_code"]):
+        return
+    with nib.openers.ImageOpener(str(path)) as handle:  # the pixel sizes as stored, before nibabel's fix
+        stored = type(header).from_fileobj(handle, check=False)["pixdim"][1:4]
+    size = "voxel size unknown (pixdim 0), taken as 1 mm" if not np.all(stored) else "voxel size from pixdim"
+    warnings.warn(f"'{path}' records no orientation (qform and sform codes 0): its orientation and spacing are "
+                  f"unknown; taken as {''.join(nib.aff2axcodes(affine))} (nibabel's default), {size}; the result may be flipped "
+                  "or scaled: give the scan with its orientation (a qform or sform)", RuntimeWarning, stacklevel=3)
+
+
 def _read_nifti(path: Path, frame: int | None, option: str) -> Scan:
     import nibabel as nib
 
@@ -74,8 +100,10 @@ def _read_nifti(path: Path, frame: int | None, option: str) -> Scan:
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise DataError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); "
                         "is the file corrupt or truncated?") from None
+    _check_voxels(data.shape, shape, path)
     affine = np.asarray(img.affine, dtype=np.float64)
     zooms = img.header.get_zooms()[:3]
+    _warn_unknown_geometry(img, path, affine)
     return Scan(path, formats.NIFTI, np.ascontiguousarray(data.transpose(2, 1, 0)), affine,
                 Geometry.from_affine(affine), (float(zooms[2]), float(zooms[1]), float(zooms[0])),
                 img.header.binaryblock)
@@ -101,6 +129,7 @@ def _from_itk(image: Any, path: Path, fmt: str, series: DicomSeries | None = Non
 
     geometry = Geometry.of(image)
     array = sitk.GetArrayFromImage(image)  # (z, y, x), a copy the image does not share
+    _check_voxels(array.shape[::-1], image.GetSize(), path)
     return Scan(path, fmt, array, geometry.affine, geometry, geometry.spacing_zyx, series=series)
 
 

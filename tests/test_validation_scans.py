@@ -15,22 +15,30 @@ from fewshotkit.data.episodes.folds import Fold, hold_out, make_folds, validatio
 def test_hold_out_takes_whole_patients_from_the_end_of_the_training_scans():
     fold = Fold(0, ("q1",), "s", ("a1", "a2", "b1", "c1", "c2"))
     patients = {"a1": "a", "a2": "a", "b1": "b", "c1": "c", "c2": "c"}
-    held = hold_out(fold, 2, patients)
-    assert held.validation == ("c1", "c2") and held.train == ("a1", "a2", "b1")
-    held = hold_out(fold, 3, patients)  # c's two scans, then all of b
+    held = hold_out(fold, 2, patients)  # c's two scans are enough scans but one patient: b joins
     assert held.validation == ("b1", "c1", "c2") and held.train == ("a1", "a2")
-    assert hold_out(fold, 0) == fold
     check = validation_fold(held)
     assert (check.support, check.queries, check.train) == ("b1", ("c1", "c2"), ("a1", "a2"))
     assert not set(held.validation) & {*held.train, *held.queries, held.support}
+    assert hold_out(fold, 0) == fold
+
+
+def test_a_validation_support_never_segments_its_own_patients_scans():
+    """Two frames per patient (as ACDC): the support's other frame is held out but never a query."""
+    fold = Fold(0, ("q1",), "s", ("a1", "a2", "b1", "b2", "c1", "c2"))
+    patients = {scan: scan[0] for scan in fold.train}
+    check = validation_fold(hold_out(fold, 4, patients))
+    assert check.support == "b1" and check.queries == ("c1", "c2")
 
 
 def test_hold_out_refuses_what_cannot_be_scored_or_trained():
     fold = make_folds([str(i) for i in range(10)], 5)[0]
     with pytest.raises(FewshotkitError, match="--val-scans 1: hold out at least 2"):
         hold_out(fold, 1)
-    with pytest.raises(FewshotkitError, match=f"has only {len(fold.train)} training scans"):
+    with pytest.raises(FewshotkitError, match="cannot give two validation patients and keep one"):
         hold_out(fold, len(fold.train))
+    with pytest.raises(FewshotkitError, match="cannot give two validation patients"):
+        hold_out(Fold(0, ("q",), "s", ("a1", "a2", "b1")), 2, {"a1": "a", "a2": "a", "b1": "b"})
     with pytest.raises(FewshotkitError, match="no validation scans: train with --val-scans"):
         validation_fold(fold)
 
@@ -48,13 +56,15 @@ TINY = ["--set", "image_size=64", "--set", "backbone.width=8", "--set", "backbon
 def test_a_run_never_trains_on_its_validation_scans_and_its_curve_scores_them(run_cli, store, tmp_path):
     run = tmp_path / "run"
     result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(run),
-                     "--val-scans", "2", "--steps", "2", "--eval-every", "2", "--device", "cpu", *TINY)
+                     "--val-scans", "2", "--steps", "2", "--eval-every", "2", "--device", "cpu", "--log-episodes", *TINY)
     assert result.exit_code == 0, result.output
     record = json.loads((run / "run.json").read_text())
     validation = record["fold_validation"]
     assert record["val_scans"] == 2 and len(validation) == 2
     assert not set(validation) & set(record["fold_train"])
     assert not set(validation) & {*record["fold_queries"], record["fold_support"]}
+    episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
+    assert episodes and {e["volume"] for e in episodes} <= set(record["fold_train"])  # what was drawn
     curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()]
     assert curve and all(c["split"] == "validation" for c in curve)
 
@@ -88,3 +98,20 @@ def test_bench_scores_and_names_the_validation_scans(run_cli, store, tmp_path):
     assert "trained without 2 validation scans" in test
     bad = run_cli("bench", "--store", str(store), "--method", "alpnet-init", "--split", "validation", "-o", str(out))
     assert bad.exit_code != 0 and "give --val-scans N" in bad.output
+
+
+def test_resume_refuses_a_run_json_or_spec_that_no_longer_matches_its_checkpoint(run_cli, store, tmp_path):
+    run = tmp_path / "edited"
+    assert run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(run), "--steps", "2",
+                   "--device", "cpu", *TINY).exit_code == 0
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "seed": 5}))
+    result = run_cli("train", "--resume", str(run), "--steps", "3", "--device", "cpu")
+    assert result.exit_code != 0 and "run.json' no longer matches its last checkpoint (seed differ)" in result.output
+    (run / "run.json").write_text(json.dumps(record))
+    spec = (run / "spec.toml").read_text()
+    (run / "spec.toml").write_text(spec.replace("bg_weight = 0.05", "bg_weight = 0.5"))
+    result = run_cli("train", "--resume", str(run), "--steps", "3", "--device", "cpu")
+    assert result.exit_code != 0 and "spec.toml' no longer matches the spec its last checkpoint" in result.output
+    (run / "spec.toml").write_text(spec)
+    assert run_cli("train", "--resume", str(run), "--steps", "3", "--device", "cpu").exit_code == 0

@@ -280,7 +280,10 @@ def _scored_folds(store: Any, folds: Sequence[int], n_folds: int, run: dict[str,
 
         return [recorded_validation_fold(run, checkpoint)]
     _check_leakage(store, folds, n_folds, run, checkpoint)
-    return list(folds)
+    from fewshotkit.data.episodes.folds import get_fold
+
+    held = int(run.get("val_scans", 0))  # the run's own fold without its validation scans: its normalisation
+    return [get_fold(store, i, n_folds, held) if held and i == run.get("fold") else i for i in folds]
 
 
 def _check_finished(meta: dict[str, Any], checkpoint: Any) -> None:

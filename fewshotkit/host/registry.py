@@ -219,7 +219,7 @@ class Registry:
             raise PluginError(f"plugin '{plugin}': {kind} '{name}': aliases must be a list of non-empty "
                               f"strings, got {aliases!r}")
         names = (name, *aliases)
-        bad = next((n for n in names if not NAME_PATTERN.match(n) or ".." in n), None)
+        bad = next((n for n in names if not NAME_PATTERN.fullmatch(n) or ".." in n), None)
         if bad is not None:
             raise PluginError(f"plugin '{plugin}': {kind} name {bad!r} is not allowed: names become file names and "
                               "store groups, so use letters, digits, '.', '_' and '-' only, starting and ending "

@@ -100,6 +100,7 @@ def prepare_run(spec: "MethodSpec | None", store_path: Path | str | None, out_di
     if resume:
         spec, previous = _read_run(paths)
         checkpoint = read_checkpoint(out_dir)
+        _check_against_checkpoint(paths, spec, previous, checkpoint)
         store_path, choices = previous["store"], choices.resumed(previous)
     elif spec is None or store_path is None:
         raise FewshotkitError("train needs a spec and a store (or resume=True with a run directory)")
@@ -136,6 +137,33 @@ def _read_run(paths: RunDir) -> tuple["MethodSpec", dict[str, Any]]:
         from fewshotkit.host.plugin_host import missing_component_error
 
         raise missing_component_error(exc, previous, f"run '{paths.root}'") from None
+
+
+#: run.json keys a resume takes its choices from; the checkpoint's digest covers its own copy
+RESUMED_KEYS = ("store", "fold", "n_folds", "setting", "exclude", "exclusion", "regime", "seed", "val_scans",
+                "pseudolabel_set")
+
+
+def _check_against_checkpoint(paths: RunDir, spec: "MethodSpec", previous: dict[str, Any],
+                              checkpoint: dict[str, Any]) -> None:
+    """Refuse to resume from a run.json or spec.toml that no longer says what the last checkpoint
+    recorded (the checkpoint's copies are covered by its digest; the files are not). The step
+    target may differ: a resume that raised it rewrites both files before its next checkpoint."""
+    from fewshotkit.method.checkpoint import spec_from_toml
+
+    recorded = checkpoint.get("run") or {}
+    changed = [key for key in RESUMED_KEYS if key in recorded and recorded[key] != previous.get(key)]
+    if changed:
+        raise FewshotkitError(f"--resume: '{paths / RUN_JSON}' no longer matches its last checkpoint ({', '.join(changed)} "
+                              "differ); restore the file or start a new run with --out")
+    if checkpoint.get("spec_toml"):
+        def comparable(table: dict[str, Any]) -> dict[str, Any]:
+            return {**table, "training": {k: v for k, v in table.get("training", {}).items() if k != "steps"}}
+
+        saved = spec_from_toml(checkpoint["spec_toml"], Path(checkpoint["path"]))
+        if comparable(saved.to_dict()) != comparable(spec.to_dict()):
+            raise FewshotkitError(f"--resume: '{paths / SPEC_TOML}' no longer matches the spec its last checkpoint "
+                                  "recorded; restore the file or start a new run with --out")
 
 
 def _resolve_spec(spec: "MethodSpec", choices: RunChoices) -> tuple["MethodSpec", TrainingConfig]:

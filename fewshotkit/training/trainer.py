@@ -130,7 +130,7 @@ class Trainer:
 
     @property
     def lr(self) -> float:
-        """The current learning rate of the ``default`` parameter group (the first group without names)."""
+        """The current learning rate of the parameter group ``default`` (of the first group if none has that name)."""
         names = [group.get("name") for group in self.optimizer.param_groups]
         return float(self.scheduler.get_last_lr()[names.index("default") if "default" in names else 0])
 

@@ -166,10 +166,12 @@ class Bench:
         predictor = predictor_for(loaded.method, loaded.spec, device, options.batch_size)
         figures = self.out / "figures" if self.config.figures else None
         scored: Any = fold
-        if self.config.split == "validation":
+        if self.config.val_scans:  # the training side the models saw: their normalisation (CT stores)
             from fewshotkit.data.episodes.folds import get_fold, validation_fold
 
-            scored = validation_fold(get_fold(store, fold, self.config.n_folds, self.config.val_scans))
+            scored = get_fold(store, fold, self.config.n_folds, self.config.val_scans)
+            if self.config.split == "validation":
+                scored = validation_fold(scored)
         run = EvalRun(figures=figures, figure_prefix=figure_prefix)
         return evaluate_predictor(store, predictor, [scored], n_folds=self.config.n_folds, protocol=protocol,
                                   options=options.for_spec(loaded.spec), classes=classes, run=run).folds[0]

@@ -24,6 +24,7 @@ class Fold:
     support: str
     train: tuple[str, ...]
     validation: tuple[str, ...] = ()
+    validation_queries: tuple[str, ...] = ()  # the held-out scans of patients other than the support's
 
 
 def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] | None = None) -> list[Fold]:
@@ -66,9 +67,11 @@ def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] |
 
 def hold_out(fold: Fold, scans: int, patients: dict[str, str] | None = None) -> Fold:
     """``fold`` with at least ``scans`` of its training scans held out as validation scans: whole
-    patients (``patients``: scan -> patient id), taken from the end of the training list.
+    patients (``patients``: scan -> patient id), at least two, taken from the end of the training list.
 
-    At least 2 (a support and a query); at least one training scan must remain.
+    The first held patient's first scan is the validation support and the other patients' scans
+    its queries (:func:`validation_fold`), so a support never segments its own patient's scans, as
+    in the test folds. At least one training scan must remain.
     """
     if scans == 0:
         return fold
@@ -77,21 +80,26 @@ def hold_out(fold: Fold, scans: int, patients: dict[str, str] | None = None) -> 
     patients = patients or {}
     held: list[str] = []
     for scan in reversed(fold.train):
-        if len(held) >= scans and patients.get(scan, scan) != patients.get(held[-1], held[-1]):
+        seen = {patients.get(s, s) for s in held}
+        if len(held) >= scans and len(seen) >= 2 and patients.get(scan, scan) not in seen:
             break
         held.append(scan)
+    held.reverse()
     train = tuple(scan for scan in fold.train if scan not in held)
-    if not train:
-        raise FewshotkitError(f"--val-scans {scans}: fold {fold.index} has only {len(fold.train)} training scans; "
-                              f"hold out fewer (at most {len(fold.train) - 1})")
-    return replace(fold, train=train, validation=tuple(reversed(held)))
+    owners = [patients.get(s, s) for s in held]
+    if not train or len(set(owners)) < 2:
+        raise FewshotkitError(f"--val-scans {scans}: fold {fold.index}'s {len(fold.train)} training scans cannot "
+                              "give two validation patients and keep one for training; hold out fewer scans")
+    queries = tuple(s for s, owner in zip(held, owners) if owner != owners[0])
+    return replace(fold, train=train, validation=tuple(held), validation_queries=queries)
 
 
 def validation_fold(fold: Fold) -> Fold:
-    """The fold the validation scans form: the first is the support, the others are queries."""
+    """The fold the validation scans form: the first held-out scan is the support, the held-out
+    scans of other patients are its queries."""
     if len(fold.validation) < 2:
         raise FewshotkitError(f"fold {fold.index} has no validation scans: train with --val-scans N (N >= 2)")
-    return replace(fold, support=fold.validation[0], queries=fold.validation[1:])
+    return replace(fold, support=fold.validation[0], queries=fold.validation_queries or fold.validation[1:])
 
 
 def recorded_validation_fold(run: dict, source: object) -> Fold:
@@ -100,8 +108,10 @@ def recorded_validation_fold(run: dict, source: object) -> Fold:
     if len(scans) < 2:
         raise FewshotkitError(f"'{source}' was trained without validation scans, so it has none to score; "
                               "train with --val-scans N (N >= 2) or evaluate the test scans")
-    return Fold(index=int(run.get("fold", 0)), queries=scans[1:], support=scans[0],
-                train=tuple(run.get("fold_train") or ()), validation=scans)
+    recorded = Fold(index=int(run.get("fold", 0)), queries=(), support=scans[0],
+                    train=tuple(run.get("fold_train") or ()), validation=scans,
+                    validation_queries=tuple(run.get("fold_validation_queries") or ()))
+    return validation_fold(recorded)
 
 
 def store_folds(store: "SliceStore", n_folds: int = 5) -> list[Fold]:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from fewshotkit.data.io.dicom import kept_locale
+
 STUDY_UID = "1.2.826.0.1.3680043.8.498.10"
 FRAME_OF_REFERENCE_UID = "1.2.826.0.1.3680043.8.498.11"
 
@@ -39,6 +41,7 @@ def write_scan(path: Path, array_zhw: np.ndarray, origin=(12.5, -40.25, 7.0), sp
     return path
 
 
+@kept_locale()
 def write_series(folder: Path, array_zhw: np.ndarray, origin=(12.5, -40.25, 7.0), spacing=(1.4, 1.4, 5.0),
                  direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), uid: str = "1.2.826.0.1.3680043.8.498.1",
                  description: str = "T2 axial", modality: str = "MR", prefix: str = "slice_") -> Path:

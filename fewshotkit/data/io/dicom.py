@@ -7,13 +7,26 @@ along the slice normal.
 
 from __future__ import annotations
 
+import locale
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from fewshotkit.core.errors import DataError
 
 DESCRIPTION_TAG = "0008|103e"
+
+
+@contextmanager
+def kept_locale() -> Iterator[None]:
+    """Restore the process's C locale after GDCM, which sets it to "C" and leaves it there: Python
+    would then take ASCII as the preferred encoding, and text read from subprocesses would fail."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ def _listing(folder: Path, uids: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
+@kept_locale()
 def find_series(folder: str | Path, series: Sequence[str] = ()) -> DicomSeries:
     """The one series of ``folder``, or the one whose UID is among ``series``; a one-line
     DataError for a folder with no readable DICOM or with several series and no choice."""
@@ -69,6 +83,7 @@ def find_series(folder: str | Path, series: Sequence[str] = ()) -> DicomSeries:
     return DicomSeries(folder, uid, files)
 
 
+@kept_locale()
 def read_series(found: DicomSeries):
     """The series as a SimpleITK image (voxel axes x, y, z)."""
     import SimpleITK as sitk

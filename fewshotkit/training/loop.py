@@ -208,7 +208,8 @@ def _resume(trainer: Trainer, run: Any) -> None:
     try:
         trainer.load_state_dict(run.checkpoint)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+        first = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]  # torch's list starts on line 2
         raise FewshotkitError(f"--resume: the weights of '{run.checkpoint.get('path', run.paths.last_checkpoint)}' do "
                               f"not fit the method '{run.paths / SPEC_TOML}' builds ({first}); the spec was changed "
                               "since the run was saved: restore it, or start a new run") from None

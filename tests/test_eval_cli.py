@@ -320,7 +320,7 @@ def test_recipe_cpu_is_the_cpu_preset(tmp_path):
         assert {k: v for k, v in cpu.parts.items() if k != "backbone"} == \
             {k: v for k, v in paper.parts.items() if k != "backbone"}
         if paper.training["steps"]:  # + the learned threshold's parameter group (docs/training.md)
-            groups = {"groups": {"threshold": {"lr_scale": 10.0}}} if name == "ssl-adnet" else {}
+            groups = {"groups": {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}} if name == "ssl-adnet" else {}
             assert cpu.training == {**recipe.training, "regime": paper.training["regime"], **groups}
         else:
             assert cpu.training["steps"] == 0
@@ -390,6 +390,6 @@ def test_cpu_forms_keep_each_methods_regime_and_take_the_recipe():
         assert {k: v for k, v in form["training"].items() if k not in ("regime", "groups")} == \
             {k: v for k, v in recipe["training"].items() if k != "regime"}
         # the learned threshold's own parameter group (docs/training.md)
-        assert form["training"].get("groups") == ({"threshold": {"lr_scale": 10.0}} if name == "ssl-qnet-single-cpu" else None)
+        assert form["training"].get("groups") == ({"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}} if name == "ssl-qnet-single-cpu" else None)
         assert form.get("backbone", recipe["backbone"]) == recipe["backbone"]
     assert PRESETS["alpnet-init-cpu"]["training"]["steps"] == 0

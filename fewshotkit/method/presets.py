@@ -129,9 +129,11 @@ THRESHOLD_CLASSIFIERS = ("threshold", "query-threshold")
 THRESHOLD_METHODS = ("qnet-dual", "rpt")
 # AdamW moves a parameter at most ~lr per step, so in one group with the encoder T (and Q-Net's
 # threshold head) would travel about 1 unit over the recipe's 2000 cosine steps, while ADNet's init
-# (-10) and the thresholds its SGD regime reaches lie several units apart. Their own group at
-# 10 x lr lets T travel ~10 units (tests/test_parameter_groups.py holds a known optimum).
-THRESHOLD_GROUPS = {"threshold": {"lr_scale": 10.0}}
+# (-10) and the thresholds its SGD regime reaches lie several units apart. Their own group at 10 x lr
+# lets T travel ~10 units (tests/test_parameter_groups.py holds a known optimum), without weight
+# decay, which would pull T towards 0 (every pixel with a positive cosine foreground). The papers'
+# SGD regimes (the GPU presets) train T like every other weight.
+THRESHOLD_GROUPS = {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}
 
 
 #: methods that read two feature levels (docs/methods.md)

@@ -72,10 +72,10 @@ class _ThresholdClassifier(ScaledCosineClassifier):
         raise NotImplementedError
 
     def parameter_groups(self) -> dict[str, ParameterGroup]:
-        """T and its head train in group ``threshold`` without weight decay: decay would pull T
-        towards 0, i.e. towards labelling every pixel with a positive cosine foreground."""
+        """T and its head train in group ``threshold`` (with the papers' settings by default: the
+        training table's rate and weight decay; the CPU presets set their own)."""
         params = [p for p in self.threshold_parameters() if p.requires_grad]
-        return {"threshold": ParameterGroup(params, weight_decay=0.0)} if params else {}
+        return {"threshold": ParameterGroup(params)} if params else {}
 
     def monitored(self) -> dict[str, torch.Tensor]:
         """``threshold``: T of the last forward pass (its mean over the queries for a per-query T)."""

@@ -113,7 +113,7 @@ class ThresholdHead(Trainable, nn.Module):
         return threshold
 
     def parameter_groups(self) -> dict[str, ParameterGroup]:
-        return {"threshold": ParameterGroup([p for p in self.parameters() if p.requires_grad], weight_decay=0.0)}
+        return {"threshold": ParameterGroup([p for p in self.parameters() if p.requires_grad])}
 
     def monitored(self) -> dict[str, torch.Tensor]:
         """``threshold``: the mean T of the last forward pass."""

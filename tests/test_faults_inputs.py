@@ -141,7 +141,7 @@ def test_13_resume_with_a_spec_of_another_method_names_the_file(run_cli, trained
     result = run_cli("train", "--resume", str(run), "--device", "cpu")
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 1 and len(errors) == 1 and "unexpected" not in result.output, result.output
-    assert "spec.toml' builds" in errors[0] and "do not fit" in errors[0]
+    assert "spec.toml'" in errors[0] and "restore" in errors[0], "one line naming the file and what to do"
 
 
 # 14: a query without orientation or spacing -------------------------------------------------------

@@ -117,7 +117,6 @@ def components(kind: str | None, name: str | None, pattern: str | None, show_opt
         rows = [_component_json(c, show_options) for c in items]
         click.echo(json.dumps(rows[0] if name is not None else rows, indent=2))
         return
-    from rich.table import Table
 
     from rich.markup import escape
 
@@ -132,15 +131,9 @@ def components(kind: str | None, name: str | None, pattern: str | None, show_opt
     for c in items:
         aliases = f" (aliases: {', '.join(c.aliases)})" if c.aliases else ""
         console.print(f"[bold]{c.kind} '{c.name}'[/bold]{aliases} (plugin '{c.plugin}'): {escape(c.summary())}")
-        table = Table()
-        for column in ("option", "default", "type", "description"):
-            table.add_column(column)
-        for option in c.option_info():
-            table.add_row(option.name, "(required)" if option.required else repr(option.default), option.type,
-                          option.description)
-        if not c.option_info():
-            table.add_row("(no options)", "", "", "")
-        console.print(table)
+        options = [(o.name, "(required)" if o.required else repr(o.default), o.type, o.description)
+                for o in c.option_info()]
+        print_table(None, ("option", "default", "type", "description"), options or [("(no options)", "", "", "")])
         if c.kind in _HOW_TO_SET:
             console.print(f"set with: {_HOW_TO_SET[c.kind]}", style="dim")
 

@@ -135,3 +135,18 @@ def test_a_threshold_run_records_its_groups_and_logs_t(tmp_path, fresh_host):
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(m["threshold"]) for m in metrics) and metrics[-1]["threshold"] != -10.0
     assert metrics[0]["lr"] < run["optimizer_groups"][1]["lr"]  # the default group's rate, in warm-up
+
+
+def test_one_parameter_in_two_groups_is_a_one_line_error():
+    shared = nn.Parameter(torch.zeros(1))
+
+    class Holder(Trainable, nn.Module):
+        def __init__(self, group: str) -> None:
+            super().__init__()
+            self.group = group
+
+        def parameter_groups(self) -> dict[str, ParameterGroup]:
+            return {self.group: ParameterGroup([shared])}
+
+    with pytest.raises(FewshotkitError, match="declared in two parameter groups, 'a' and 'b'"):
+        declared_groups(nn.Sequential(Holder("a"), Holder("b")))

@@ -184,7 +184,8 @@ def _mixed_precision(config: TrainingConfig, dev: torch.device) -> tuple[bool, t
 
 def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer) -> list[HookBase]:
     """The weight average first (evaluation and checkpoints after a step see the updated average),
-    the metrics log, the episode log, periodic checkpoints and the Dice-vs-time curve."""
+    the metrics log, the episode log, the Dice-vs-time curve and periodic checkpoints (after the
+    curve, so a checkpoint is written only once its step's curve point is)."""
     from fewshotkit.training.ema import WeightAverage
     from fewshotkit.training.eval_curve import EvalCurve
 
@@ -192,13 +193,13 @@ def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer)
     hooks: list[HookBase] = [*([WeightAverage(config.ema)] if config.ema > 0 else []), logger]
     if config.log_episodes:
         hooks.append(EpisodeLogger(run.paths / EPISODES if main else None, run.info))
-    hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
     if config.eval_every > 0:
         from fewshotkit.data.episodes.folds import validation_fold
 
         scored = validation_fold(run.fold) if run.fold.validation else run.fold
         hooks.append(EvalCurve(run.store, scored, config.eval_every, run.paths.root, run.spec, run.info,
                                n_folds=run.n_folds, label=run.spec.preset or run.spec.method))
+    hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
     return hooks
 
 

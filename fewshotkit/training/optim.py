@@ -40,6 +40,12 @@ def declared_groups(method: torch.nn.Module) -> dict[str, ParameterGroup]:
                                       f"({merged.lr_scale}, {merged.weight_decay}) and "
                                       f"({group.lr_scale}, {group.weight_decay})")
             merged.params.extend(p for p in group.params if p.requires_grad)
+    owners: dict[int, str] = {}
+    for name, group in groups.items():
+        for p in group.params:
+            if owners.setdefault(id(p), name) != name:
+                raise FewshotkitError(f"a parameter is declared in two parameter groups, '{owners[id(p)]}' and "
+                                      f"'{name}': a component may put each parameter in one group only")
     return {name: group for name, group in groups.items() if group.params}
 
 

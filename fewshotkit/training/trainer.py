@@ -235,7 +235,12 @@ class Trainer:
         A hook state the checkpoint holds for a hook this run does not have is left out, with a warning.
         """
         self.method.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # the method now declares other parameter groups than the run had
+            raise FewshotkitError(f"the checkpoint's optimiser state does not fit this method's parameter groups "
+                                  f"({str(exc).strip().splitlines()[0]}); resume with the plugin versions and "
+                                  "training.groups the run started with") from None
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

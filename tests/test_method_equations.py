@@ -8,6 +8,7 @@ from typing import Sequence
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone, FeatureLevel
@@ -124,6 +125,22 @@ def test_qnet_fuses_the_levels_point_nine_point_one():
     assert only_fine[0, 0, 1, 0, 3].item() == pytest.approx(sigmoid(0.5 * (20 * cos_right - 10)), abs=1e-5)
 
 
+def _reference_refinement_gradient(feats: torch.Tensor, proto: torch.Tensor) -> torch.Tensor:
+    """d/dp of Q-Net's refinement loss for one query (1, C, h, w) and its prototype (1, C), T = -10:
+    BCE(sigmoid(minmax(f)), sigmoid(minmax(f with the predicted foreground replaced by p)))."""
+    def min_max(x: torch.Tensor) -> torch.Tensor:
+        return (x - x.min()) / (x.max() - x.min())
+
+    p = proto.clone().requires_grad_(True)
+    cos = F.cosine_similarity(feats[0], proto[0].view(-1, 1, 1), dim=0)  # (h, w)
+    fg = (torch.sigmoid(0.5 * (20 * cos - 10)) > 0.5).to(feats.dtype)
+    rebuilt = feats[0] * (1 - fg) + p[0].view(-1, 1, 1) * fg
+    x, y = torch.sigmoid(min_max(feats[0])), torch.sigmoid(min_max(rebuilt))
+    (-(y * x.log() + (1 - y) * (1 - x).log()).mean()).backward()
+    assert p.grad is not None
+    return p.grad[None]
+
+
 def test_qnet_refinement_takes_adam_steps_of_the_learning_rate_through_the_target():
     torch.manual_seed(0)
     feats = torch.randn(1, 4, 3, 3)
@@ -132,7 +149,10 @@ def test_qnet_refinement_takes_adam_steps_of_the_learning_rate_through_the_targe
     assert torch.equal(refine_prototypes_bce(feats, proto, t, 20.0, 0, 0.01), proto[None])
     one = refine_prototypes_bce(feats, proto, t, 20.0, 1, 0.01)
     moved = (one - proto[None]).abs()
-    assert torch.allclose(moved[moved > 0], torch.full_like(moved[moved > 0], 0.01), atol=1e-5)  # Adam's 1st step
+    assert (moved > 0).all()
+    assert torch.allclose(moved, torch.full_like(moved, 0.01), atol=1e-5)  # Adam's 1st step: lr sign(-grad)
+    # the direction: against the gradient of Q-Net's BCE, through its target only
+    assert torch.equal(torch.sign(one - proto[None]), -torch.sign(_reference_refinement_gradient(feats, proto)))
     seven = refine_prototypes_bce(feats, proto, t, 20.0, 7, 0.01)
     assert (seven - proto[None]).abs().max() <= 0.07 + 1e-5
     with torch.inference_mode():  # as the evaluation runs it
@@ -178,6 +198,13 @@ def test_rpt_search_and_weight_by_hand():
     a0, a2 = 1 / (1 + math.exp(3)), math.exp(3) / (1 + math.exp(3))
     out = search_and_weight(regions, query)[0]
     assert torch.allclose(out, torch.tensor([[1 + 3 * a0, 0.0], [0.0, 1.0], [2 + 3 * a2, 0.0]]), atol=1e-6)
+    # A = (1, 1.2, 4.6): (min + mean) / 2 = 1.63, floored to 1, so 1.2 (and 1, not below the cut)
+    # keep their weight, which the unfloored cut 1.63 would take away
+    regions = torch.tensor([[[1.0, 0.0], [1.2, 1.0], [4.6, 0.0]]])
+    a = torch.tensor([1.0, 1.2, 4.6]).softmax(dim=0)
+    out = search_and_weight(regions, torch.tensor([[1.0, 0.0]]))[0]
+    assert torch.allclose(out, regions[0] + a.view(3, 1) * torch.tensor([1.0, 0.0]), atol=1e-6)
+    assert a[1] > 0.02  # a real share, not a suppressed one's e^-10000
 
 
 class _Unchanged(torch.nn.Module):
@@ -203,12 +230,21 @@ def test_rpt_periphery_ring_and_loss_by_hand():
     mask = torch.zeros(1, 1, 5, 5)
     mask[..., 2, 2] = 1
     assert dilate(mask)[0, 0, 1:4, 1:4].sum().item() == 9 and dilate(mask).sum().item() == 9
-    # constant features: the dilated prototype equals the object's, so p_ring = 0 everywhere and the
-    # loss is -log(eps) on the 8 ring pixels and -log(1 - eps) on the other 17, averaged over 25
-    feats = torch.ones(1, 2, 5, 5)
+    # the object pixel is e_0, its ring e_1, the rest e_2: the object's prototype is e_0 and the
+    # dilated one (e_0 + 8 e_1) / 9. On the ring p_ring = p_grown - p_obj = sigmoid(0.5 (20 * 8 /
+    # sqrt(65) - 10)) - sigmoid(-5) > 0; on the object it is negative (1 - p_ring clamped to 1 - eps);
+    # elsewhere both are sigmoid(-5): p_ring = 0. The swapped difference would cost -log(eps) per ring pixel.
+    feats = torch.zeros(1, 3, 5, 5)
+    feats[0, 2] = 1
+    feats[0, :, 1:4, 1:4] = torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1)
+    feats[0, :, 2, 2] = torch.tensor([1.0, 0.0, 0.0])
     masks = torch.cat([1 - mask, mask], dim=1)
-    loss = periphery_loss(feats, masks, torch.ones(1, 2), torch.tensor(-10.0), 20.0)
-    assert loss.item() == pytest.approx((8 * -PROB_LOG[0] + 17 * -PROB_LOG[1]) / 25, rel=1e-5)
+    loss = periphery_loss(feats, masks, torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor(-10.0), 20.0)
+    p_ring = sigmoid(0.5 * (20 * 8 / math.sqrt(65) - 10)) - sigmoid(-5)
+    assert p_ring > 0.98
+    expected = (8 * -math.log(p_ring) + 17 * -PROB_LOG[1]) / 25
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+    assert loss.item() < 0.01  # the swapped difference: > 8 * 15.9 / 25
 
 
 def test_rpt_prototype_and_self_query_losses_by_hand():
@@ -248,14 +284,14 @@ def test_gmrd_global_and_edge_descriptors_by_hand():
     cols = torch.arange(8.0).view(1, 1, 8).expand(1, 8, 8)  # feature = the column index
     method = GMRDMethod(FixedLevels([cols], [1]), fg_descriptors=3, bg_descriptors=5, grid=8).eval()
     fg = torch.zeros(8, 8)
-    fg[:, :6] = 1
+    fg[:, :4] = 1
     bg_desc, fg_desc = method.class_descriptors(cols[None], torch.stack([1 - fg, fg])[None])
     assert fg_desc.shape == (3 + 2, 1) and bg_desc.shape == (5 + 2, 1)
-    # foreground columns 0-5: global 2.5; eroding twice (3 x 3, the border counts as set) leaves
-    # columns 0-3, so the inner edge is columns 4-5: 4.5. Background columns 6-7: global 6.5; the
-    # ring dilate(fg, twice) - fg is columns 6-7: 6.5
-    assert fg_desc[-2:].flatten().tolist() == pytest.approx([2.5, 4.5], abs=1e-4)
-    assert bg_desc[-2:].flatten().tolist() == pytest.approx([6.5, 6.5], abs=1e-4)
+    # foreground columns 0-3: global 1.5; eroding twice (3 x 3, the border counts as set) leaves
+    # columns 0-1, so the inner edge is columns 2-3: 2.5. Background columns 4-7: global 5.5; the
+    # ring dilate(fg, twice) - fg is columns 4-5 only: 4.5
+    assert fg_desc[-2:].flatten().tolist() == pytest.approx([1.5, 2.5], abs=1e-4)
+    assert bg_desc[-2:].flatten().tolist() == pytest.approx([5.5, 4.5], abs=1e-4)
 
 
 def test_gmrd_descriptor_loss_by_hand():
@@ -268,6 +304,14 @@ def test_gmrd_descriptor_loss_by_hand():
     # m_fg = 2 / 3 and intra = 1 / 3; the query's fg and bg overlap by mean cos = 1 / 3
     query_fg = torch.tensor([e1, e0, e0])
     assert descriptor_loss(fg, query_fg, bg, bg).item() == pytest.approx(1 / 3 + 1 / 3, abs=1e-6)
+    # three learned descriptors: the support's e_0, e_1, e_2 best match the query's (e_0, e_0, e_1)
+    # with 1, 1, 0 (the query's side would give 1, 1, 1; means 2/3, 1/3, 0), global and edge 1:
+    # m_fg = 4 / 5. The background is the same on both sides (m_bg = 1) and mostly -e_0, so the mean
+    # cosines of fg and bg are -11 / 25 (support) and -15 / 25 (query), clamped to 0; their maxima are 1.
+    e0, e1, e2 = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
+    support_fg, query_fg = torch.tensor([e0, e1, e2, e0, e0]), torch.tensor([e0, e0, e1, e0, e0])
+    bg = torch.tensor([[-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], e1, [-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    assert descriptor_loss(support_fg, query_fg, bg, bg).item() == pytest.approx(2 - 4 / 5 - 1, abs=1e-6)
 
 
 class _FirstMap(torch.nn.Module):

@@ -134,6 +134,39 @@ def test_the_light_encoder_hands_out_a_level_at_half_its_stride():
         LightEncoder(levels=3)
 
 
+def test_the_light_encoder_with_a_fourth_stage_hands_out_the_full_third_stage_at_stride_4():
+    from fewshotkit_timm.light import LightEncoder
+
+    torch.manual_seed(0)
+    images = torch.randn(2, 1, 64, 64)
+    encoder = LightEncoder(out_channels=8, width=8, output_stride=8, levels=2, fine_stage=3)
+    assert [(level.stride, level.channels) for level in encoder.feature_levels()] == [(4, 8), (8, 8)]
+    fine, deep = encoder.forward_levels(images, (0, -1))
+    third = encoder.stage3(encoder.stage2(encoder.stem(images)))  # all of the third stage, at stride 4
+    assert third.shape == (2, 32, 16, 16)
+    assert torch.equal(fine, encoder.fine_proj(third))
+    assert torch.equal(deep, encoder.proj(encoder.stage4(third))) and deep.shape == (2, 8, 8, 8)
+    assert torch.equal(deep, encoder(images))
+    assert torch.equal(encoder.forward_levels(images, (0,))[0], fine)
+    with pytest.raises(FewshotkitError, match="fine_stage' must be 2, or 3 with backbone.output_stride=8"):
+        LightEncoder(output_stride=4, levels=2, fine_stage=3)
+
+
+def test_the_cpu_two_level_presets_use_the_fourth_stage_and_the_earlier_form_still_builds(fresh_host):
+    from fewshotkit.method.spec import MethodSpec, build_method, preset_spec
+
+    for preset in ("ssl-qnet-cpu", "ssl-rpt-cpu"):
+        backbone = build_method(preset_spec(preset)).backbone
+        assert backbone.stage4 is not None and backbone.fine_proj.in_channels == 128  # the third stage's width
+    # a run of the earlier form stored its backbone table without fine_stage: it builds that form
+    earlier = preset_spec("ssl-qnet-cpu").to_dict()
+    del earlier["backbone"]["fine_stage"]
+    earlier.pop("preset", None)
+    backbone = build_method(MethodSpec.from_dict(earlier)).backbone
+    assert backbone.stage4 is None and backbone.fine_proj.in_channels == 64  # the second stage's width
+    assert [level.stride for level in backbone.feature_levels()] == [4, 8]
+
+
 @pytest.mark.parametrize("preset", ("ssl-qnet", "ssl-rpt", "ssl-gmrd"))
 def test_the_cpu_recipe_of_a_paper_preset_is_its_cpu_preset(preset):
     from fewshotkit.apps.bench.config import method_spec

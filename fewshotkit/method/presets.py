@@ -138,10 +138,12 @@ THRESHOLD_GROUPS = {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}
 
 #: methods that read two feature levels (docs/methods.md)
 TWO_LEVEL_METHODS = ("qnet-dual", "rpt")
-#: their CPU backbone: the recipe's light encoder at output stride 8 with its finer level, at 128 px
-#: levels of 32 x 32 (stride 4) and 16 x 16 (stride 8), a quarter and an eighth of the slice as at
-#: 256 px in the papers
-CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2}
+#: their CPU backbone: the recipe's light encoder with a fourth stage, as Q-Net's ResNet layer3 and
+#: layer4: the full third stage at stride 4 (the recipe's ``ssl-alpnet-cpu`` features) is the fine
+#: level, a strided stage on top of it the deep one at stride 8; at 128 px levels of 32 x 32 and
+#: 16 x 16, a quarter and an eighth of the slice as at 256 px in the papers. (Runs of the earlier
+#: form, ``fine_stage`` 2: the second stage as the fine level, still build from their stored spec.)
+CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2, "fine_stage": 3}
 #: method options of the CPU form. GMRD: descriptors on the recipe's 32 x 32 grid (its stride-4
 #: output, as GMRD's stride-4 layer3) and 20 / 120 descriptors (GMRD's 1 : 6), so its decoders cost
 #: about what a step of the other methods does (the background decoder's two 3 x 3 convolutions of

@@ -144,11 +144,13 @@ TWO_LEVEL_METHODS = ("qnet-dual", "rpt")
 #: 16 x 16, a quarter and an eighth of the slice as at 256 px in the papers. (Runs of the earlier
 #: form, ``fine_stage`` 2: the second stage as the fine level, still build from their stored spec.)
 CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2, "fine_stage": 3}
-#: method options of the CPU form. GMRD: descriptors on the recipe's 32 x 32 grid (its stride-4
-#: output, as GMRD's stride-4 layer3) and 20 / 120 descriptors (GMRD's 1 : 6), so its decoders cost
-#: about what a step of the other methods does (the background decoder's two 3 x 3 convolutions of
-#: 600 channels alone take 6.6 G multiply-adds per 32 x 32 map)
-CPU_OPTIONS = {"gmrd": {"fg_descriptors": 20, "bg_descriptors": 120, "grid": 32}}
+#: method options of the CPU form. GMRD: descriptors sampled on the whole 128 x 128 slice (GMRD
+#: upsamples to its whole 256 x 256 slice), 20 / 120 descriptors (GMRD's 1 : 6), so its decoders on
+#: the 32 x 32 grid cost about what a step of the other methods does (the background decoder's two
+#: 3 x 3 convolutions of 600 channels alone take 6.6 G multiply-adds per 32 x 32 map). One training
+#: step of 4 episodes takes ~2.2 s on one thread (~1.0 s with the grid at 32 x 32; ``ssl-qnet-cpu``
+#: ~1.1 s), docs/methods.md.
+CPU_OPTIONS = {"gmrd": {"fg_descriptors": 20, "bg_descriptors": 120, "grid": 128}}
 
 
 def cpu_form(table: dict[str, Any]) -> dict[str, Any]:

@@ -85,12 +85,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
         "training": {"regime": "ssl", "steps": 30_000, "lr_step": 1_000, "lr_gamma": 0.98},
     },
-    # RPT as published (docs/methods.md): the two-level ResNet-101, regions on the stride-4 level, BaT
-    # x3, its released code's losses; its script's schedule (40k steps, x0.98 every 5000)
+    # RPT as its code stands since 2024-03 (docs/methods.md): the two-level ResNet-101, 100 regions
+    # on the stride-4 level, BaT x3, fusion mean(regions) + global, the periphery, prototype and
+    # self-query losses; its script's schedule (40k steps, x0.98 every 5000)
     "ssl-rpt": {
         "method": "rpt",
         "image_size": 256,
-        "options": {"regions": 10, "iterations": 3, "scale": 20.0, "bg_weight": 0.1, "align_weight": 1.0,
+        "options": {"regions": 100, "iterations": 3, "scale": 20.0, "bg_weight": 0.1, "align_weight": 1.0,
                     "periphery_weight": 0.1, "prototype_weight": 0.1, "self_query_weight": 1.0},
         "backbone": {"type": "deeplab-resnet101", "out_channels": 512, "levels": 2},
         "training": {"regime": "ssl", "steps": 40_000, "lr_step": 5_000, "lr_gamma": 0.98},
@@ -150,7 +151,10 @@ CPU_TWO_LEVELS = {**_CPU_BACKBONE, "output_stride": 8, "levels": 2, "fine_stage"
 #: 3 x 3 convolutions of 600 channels alone take 6.6 G multiply-adds per 32 x 32 map). One training
 #: step of 4 episodes takes ~2.2 s on one thread (~1.0 s with the grid at 32 x 32; ``ssl-qnet-cpu``
 #: ~1.1 s), docs/methods.md.
-CPU_OPTIONS = {"gmrd": {"fg_descriptors": 20, "bg_descriptors": 120, "grid": 128}}
+#: RPT: 10 regions (its code before 2024-03) on the 32 x 32 grid, a quarter of the pixels of RPT's
+#: 64 x 64 one: with 100, most supports would have fewer grid pixels than regions and every pixel
+#: would be its own region.
+CPU_OPTIONS = {"gmrd": {"fg_descriptors": 20, "bg_descriptors": 120, "grid": 128}, "rpt": {"regions": 10}}
 
 
 def cpu_form(table: dict[str, Any]) -> dict[str, Any]:

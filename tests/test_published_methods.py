@@ -12,6 +12,7 @@ import torch
 
 from conftest import pseudolabelled_store
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.method.presets import CPU_OPTIONS, PRESETS
 
 PUBLISHED_PRESETS = ("ssl-qnet-cpu", "ssl-rpt-cpu", "ssl-gmrd-cpu")
 TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "training.log_every=2",
@@ -178,3 +179,28 @@ def test_the_cpu_recipe_of_a_paper_preset_is_its_cpu_preset(preset):
 
     assert table(method_spec(preset, recipe="cpu")) == table(preset_spec(f"{preset}-cpu"))
     assert PRESETS[f"{preset}-cpu"]["backbone"].get("levels", 1) == (1 if preset == "ssl-gmrd" else 2)
+
+
+def _flat(table: dict, prefix: str = "") -> dict:
+    """A nested spec table as {dotted key: value}."""
+    out: dict = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+CPU_PRESETS = sorted(name for name in PRESETS if name.endswith("-cpu"))
+
+
+@pytest.mark.parametrize("cpu_preset", CPU_PRESETS)
+def test_a_cpu_preset_differs_from_its_paper_preset_only_in_backbone_size_training_and_named_cpu_options(cpu_preset):
+    paper, cpu = _flat(PRESETS[cpu_preset.removesuffix("-cpu")]), _flat(PRESETS[cpu_preset])
+    differing = {key for key in paper.keys() | cpu.keys() if paper.get(key, KeyError) != cpu.get(key, KeyError)}
+    named = CPU_OPTIONS.get(PRESETS[cpu_preset]["method"], {})
+    allowed = {f"options.{key}" for key in named}
+    free = {key for key in differing if key == "image_size" or key.split(".")[0] in ("backbone", "training")}
+    assert differing - free == {key for key in allowed if paper.get(key) != named[key.split(".", 1)[1]]}
+    assert all(cpu[key] == named[key.split(".", 1)[1]] for key in allowed)

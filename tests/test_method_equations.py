@@ -13,8 +13,12 @@ import torch.nn.functional as F
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone, FeatureLevel
 from fewshotkit.interfaces.method import Episode
-from fewshotkit_threshold.common import ThresholdHead, pool_upsampled, threshold_probabilities
+from fewshotkit_threshold.common import PROB_EPS, ThresholdHead, pool_upsampled, threshold_probabilities
 from fewshotkit_threshold.refine import refine_prototypes_bce
+
+
+#: log of the clamped probabilities 0 and 1: what a certain, wrong or right, pixel costs
+PROB_LOG = (float(torch.tensor(PROB_EPS).log()), float(torch.tensor(1 - PROB_EPS).log()))
 
 
 def sigmoid(x: float) -> float:
@@ -225,7 +229,7 @@ def test_rpt_fused_prototype_is_the_mean_region_plus_the_global_one():
 
 
 def test_rpt_periphery_ring_and_loss_by_hand():
-    from fewshotkit_threshold.rpt_losses import PROB_LOG, dilate, periphery_loss
+    from fewshotkit_threshold.rpt_losses import dilate, periphery_loss
 
     mask = torch.zeros(1, 1, 5, 5)
     mask[..., 2, 2] = 1

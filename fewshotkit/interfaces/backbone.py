@@ -68,7 +68,7 @@ class Backbone(Trainable, nn.Module):
         the deepest: ``(0, -1)`` is the finest and the deepest), in the order asked, each
         (B, channels, ceil(H / stride), ceil(W / stride)), from one pass over ``images``."""
         self.check_levels(levels)
-        return [self(images) for _ in levels]
+        return [self(images)]
 
     def check_levels(self, levels: Sequence[int]) -> list[int]:
         """``levels`` as non-negative indexes; a one-line error when one is missing or two name the

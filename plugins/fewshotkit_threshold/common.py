@@ -9,7 +9,9 @@ NLL of log p).
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+import inspect
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +21,8 @@ from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, Method
 from fewshotkit.interfaces.optimization import ParameterGroup, Trainable
-from fewshotkit.method.composed import NORM_EPS
-
-MASK_EPS = 1e-5
+from fewshotkit.method.composed import MASK_EPS, NORM_EPS
+from fewshotkit.method.losses import masks_to_labels, weighted_cross_entropy
 PROB_EPS = float(torch.finfo(torch.float32).eps)
 
 
@@ -37,6 +38,43 @@ def check_count(name: str, value: object, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise FewshotkitError(f"option 'options.{name}' must be an integer >= {low}, got {value!r}")
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSettings:
+    """The threshold head's options: ``hidden`` units; ``init_threshold`` None keeps PyTorch's
+    initialisation (Q-Net's), a number starts T at it (ADNet's -10)."""
+
+    hidden: int = 1000
+    init_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        check_count("hidden", self.hidden, 1)
+        if self.init_threshold is not None:
+            check_number("init_threshold", self.init_threshold, -1e6, 1e6)
+
+
+def split_options(options: dict[str, Any], *groups: type) -> tuple[Any, ...]:
+    """A method's flat spec options as one settings dataclass per group (each checks its values).
+
+    Raises:
+        FewshotkitError: naming an option no group has.
+    """
+    names = [f.name for group in groups for f in dataclasses.fields(group)]
+    for key in options:
+        if key not in names:
+            raise FewshotkitError(f"unknown option 'options.{key}'. Valid options: {', '.join(sorted(names))}")
+    return tuple(group(**{f.name: options[f.name] for f in dataclasses.fields(group) if f.name in options})
+                 for group in groups)
+
+
+def options_signature(*groups: type) -> inspect.Signature:
+    """The signature ``(backbone, *, every field of groups)`` that the registry reads a method's
+    spec options (names, defaults, types) from, for a method taking them as ``**options``."""
+    params = [inspect.Parameter("backbone", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Backbone")]
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+               for group in groups for f in dataclasses.fields(group)]
+    return inspect.Signature(params)
 
 
 def pool_upsampled(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -113,6 +151,7 @@ class ThresholdHead(Trainable, nn.Module):
         return threshold
 
     def parameter_groups(self) -> dict[str, ParameterGroup]:
+        """The head's trainable parameters as the group ``threshold`` (no weight decay)."""
         return {"threshold": ParameterGroup([p for p in self.parameters() if p.requires_grad])}
 
     def monitored(self) -> dict[str, torch.Tensor]:
@@ -168,8 +207,6 @@ def threshold_alignment(support_levels: Sequence[torch.Tensor], query_levels: Se
         the unweighted NLL on the supports; 0 (in the graph) when nothing is predicted foreground,
         which the papers' code skips.
     """
-    from fewshotkit.method.losses import masks_to_labels, weighted_cross_entropy
-
     predicted = predicted_masks(query_probs)
     if not bool(predicted[:, 1:].any()):
         return query_probs.sum() * 0.0

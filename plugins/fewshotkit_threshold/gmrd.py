@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, MethodOutput
 from fewshotkit.method.losses import masks_to_labels, weighted_cross_entropy
-from fewshotkit_threshold.common import LevelMethod, check_count, check_number, predicted_masks, upsample
+from fewshotkit_threshold.common import MASK_EPS, LevelMethod, check_count, check_number, predicted_masks, upsample
 from fewshotkit_threshold.gmrd_parts import (EDGE_ITERATIONS, DescriptorMLP, MatchingDecoder, descriptor_loss,
                                              erode, fill_outside, similarity)
 from fewshotkit_threshold.rpt_losses import dilate
@@ -17,7 +17,7 @@ from fewshotkit_threshold.rpt_losses import dilate
 
 def masked_mean(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(C, G, G) averaged under (G, G) -> (1, C)."""
-    return (features * mask).sum(dim=(1, 2)).unsqueeze(0) / (mask.sum() + 1e-5)
+    return (features * mask).sum(dim=(1, 2)).unsqueeze(0) / (mask.sum() + MASK_EPS)
 
 
 class GMRDMethod(LevelMethod):

@@ -3,14 +3,43 @@ deepest pooled features, probabilities fused 0.9 / 0.1, test-time prototype refi
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, MethodOutput
 from fewshotkit.method.losses import weighted_cross_entropy
-from fewshotkit_threshold.common import (LevelMethod, ThresholdHead, check_count, check_number, log_probabilities,
-                                         pool_upsampled, threshold_alignment, threshold_probabilities, upsample)
+from fewshotkit_threshold.common import (HeadSettings, LevelMethod, ThresholdHead, check_count, check_number,
+                                         log_probabilities, options_signature, pool_upsampled, split_options,
+                                         threshold_alignment, threshold_probabilities, upsample)
 from fewshotkit_threshold.refine import refine_prototypes_bce
+
+
+@dataclasses.dataclass(frozen=True)
+class QNetSettings:
+    """Q-Net's fusion ``alpha``, cosine ``scale`` and test-time refinement (``refine_steps`` Adam
+    steps at ``refine_lr``; 0 steps: off)."""
+
+    alpha: float = 0.9
+    scale: float = 20.0
+    refine_steps: int = 7
+    refine_lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_number("alpha", self.alpha, 0.0, 1.0)
+        check_number("scale", self.scale)
+        check_count("refine_steps", self.refine_steps)
+        check_number("refine_lr", self.refine_lr)
+
+
+@dataclasses.dataclass(frozen=True)
+class QNetLosses:
+    """Q-Net's loss weights: the cross-entropy's background ``bg_weight`` and ``align_weight``."""
+
+    bg_weight: float = 0.1
+    align_weight: float = 1.0
 
 
 class QNetMethod(LevelMethod):
@@ -30,17 +59,13 @@ class QNetMethod(LevelMethod):
 
     levels = (0, -1)
 
-    def __init__(self, backbone: Backbone, alpha: float = 0.9, scale: float = 20.0, refine_steps: int = 7,
-                 refine_lr: float = 0.01, hidden: int = 1000, init_threshold: float | None = None,
-                 bg_weight: float = 0.1, align_weight: float = 1.0) -> None:
-        super().__init__(backbone, bg_weight, align_weight)
-        self.alpha = check_number("alpha", alpha, 0.0, 1.0)
-        self.scale = check_number("scale", scale)
-        self.refine_steps = check_count("refine_steps", refine_steps)
-        self.refine_lr = check_number("refine_lr", refine_lr)
-        init = None if init_threshold is None else check_number("init_threshold", init_threshold, -1e6, 1e6)
-        deepest = backbone.feature_levels()[-1].channels
-        self.head = ThresholdHead(deepest, check_count("hidden", hidden, 1), init)
+    def __init__(self, backbone: Backbone, **options: Any) -> None:
+        """``options``: the fields of :class:`QNetSettings`, :class:`HeadSettings` and :class:`QNetLosses`."""
+        settings, head, losses = split_options(options, QNetSettings, HeadSettings, QNetLosses)
+        super().__init__(backbone, losses.bg_weight, losses.align_weight)
+        self.alpha, self.scale = float(settings.alpha), float(settings.scale)
+        self.refine_steps, self.refine_lr = settings.refine_steps, float(settings.refine_lr)
+        self.head = ThresholdHead(backbone.feature_levels()[-1].channels, head.hidden, head.init_threshold)
 
     def level_probabilities(self, query: torch.Tensor, prototypes: torch.Tensor,
                             threshold: torch.Tensor) -> torch.Tensor:
@@ -79,3 +104,6 @@ class QNetMethod(LevelMethod):
             if align:
                 losses["align"] = self.align_weight * torch.stack(align).mean()
         return MethodOutput(out, losses)
+
+
+QNetMethod.__signature__ = options_signature(QNetSettings, HeadSettings, QNetLosses)  # type: ignore[attr-defined]

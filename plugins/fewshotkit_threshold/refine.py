@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fewshotkit.method.composed import NORM_EPS
-
-MASK_EPS = 1e-5
+from fewshotkit.method.composed import MASK_EPS, NORM_EPS
+from fewshotkit_threshold.common import threshold_probabilities
 
 
 def refine_prototypes(features: torch.Tensor, prototypes: torch.Tensor, threshold: torch.Tensor, scale: float,
@@ -72,8 +71,6 @@ def refine_prototypes_bce(features: torch.Tensor, prototypes: torch.Tensor, thre
     Returns:
         (Q, N, C): each query's refined prototypes (detached).
     """
-    from fewshotkit_threshold.common import threshold_probabilities
-
     with torch.inference_mode(False), torch.enable_grad():
         f = features.detach().clone()
         t = threshold.detach().clone()

@@ -3,6 +3,9 @@ by a bias-alleviated transformer against a coarse query prototype, fused into on
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -11,8 +14,9 @@ from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, MethodOutput
 from fewshotkit.method.losses import IGNORE_INDEX, weighted_cross_entropy
 from fewshotkit_threshold.bat import BiasAlleviatedBlock
-from fewshotkit_threshold.common import (LevelMethod, ThresholdHead, check_count, check_number, log_probabilities,
-                                         pool_upsampled, predicted_masks, threshold_alignment,
+from fewshotkit_threshold.common import (MASK_EPS, HeadSettings, LevelMethod, ThresholdHead, check_count,
+                                         check_number, log_probabilities, options_signature, pool_upsampled,
+                                         predicted_masks, split_options, threshold_alignment,
                                          threshold_probabilities, upsample)
 from fewshotkit_threshold.regional import farthest_points
 from fewshotkit_threshold.rpt_losses import periphery_loss, prototype_loss, self_query_loss
@@ -58,7 +62,39 @@ def foreground_probability(features: torch.Tensor, prototypes: torch.Tensor, thr
 
 def soft_average(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """(Q, C, h, w) averaged under (Q, h, w) soft weights -> (Q, C)."""
-    return torch.einsum("qchw,qhw->qc", features, weights) / (weights.sum(dim=(1, 2)).unsqueeze(1) + 1e-5)
+    return torch.einsum("qchw,qhw->qc", features, weights) / (weights.sum(dim=(1, 2)).unsqueeze(1) + MASK_EPS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RPTSettings:
+    """RPT's ``regions`` per support slice, BaT ``iterations`` and ``heads``, cosine ``scale``."""
+
+    regions: int = 10
+    iterations: int = 3
+    heads: int = 3
+    scale: float = 20.0
+
+    def __post_init__(self) -> None:
+        check_count("regions", self.regions, 1)
+        check_count("iterations", self.iterations, 1)
+        check_count("heads", self.heads, 1)
+        check_number("scale", self.scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class RPTLosses:
+    """RPT's loss weights: the cross-entropy's background ``bg_weight``, then ``align_weight``,
+    ``periphery_weight``, ``prototype_weight`` and ``self_query_weight`` (0 leaves a term out)."""
+
+    bg_weight: float = 0.1
+    align_weight: float = 1.0
+    periphery_weight: float = 0.1
+    prototype_weight: float = 0.1
+    self_query_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("periphery_weight", "prototype_weight", "self_query_weight"):
+            check_number(name, getattr(self, name))
 
 
 class RPTMethod(LevelMethod):
@@ -79,21 +115,16 @@ class RPTMethod(LevelMethod):
 
     levels = (0, -1)
 
-    def __init__(self, backbone: Backbone, regions: int = 10, iterations: int = 3, heads: int = 3,
-                 scale: float = 20.0, hidden: int = 1000, init_threshold: float | None = None,
-                 bg_weight: float = 0.1, align_weight: float = 1.0, periphery_weight: float = 0.1,
-                 prototype_weight: float = 0.1, self_query_weight: float = 1.0) -> None:
-        super().__init__(backbone, bg_weight, align_weight)
-        self.regions = check_count("regions", regions, 1)
-        self.iterations = check_count("iterations", iterations, 1)
-        self.scale = check_number("scale", scale)
-        self.weights = {"periphery": check_number("periphery_weight", periphery_weight),
-                        "prototype": check_number("prototype_weight", prototype_weight),
-                        "self_query": check_number("self_query_weight", self_query_weight)}
-        init = None if init_threshold is None else check_number("init_threshold", init_threshold, -1e6, 1e6)
+    def __init__(self, backbone: Backbone, **options: Any) -> None:
+        """``options``: the fields of :class:`RPTSettings`, :class:`HeadSettings` and :class:`RPTLosses`."""
+        settings, head, losses = split_options(options, RPTSettings, HeadSettings, RPTLosses)
+        super().__init__(backbone, losses.bg_weight, losses.align_weight)
+        self.regions, self.iterations, self.scale = settings.regions, settings.iterations, float(settings.scale)
+        self.weights = {"periphery": float(losses.periphery_weight), "prototype": float(losses.prototype_weight),
+                        "self_query": float(losses.self_query_weight)}
         fine, deepest = backbone.feature_levels()[0], backbone.feature_levels()[-1]
-        self.head = ThresholdHead(deepest.channels, check_count("hidden", hidden, 1), init)
-        self.bat = BiasAlleviatedBlock(fine.channels, check_count("heads", heads, 1))
+        self.head = ThresholdHead(deepest.channels, head.hidden, head.init_threshold)
+        self.bat = BiasAlleviatedBlock(fine.channels, settings.heads)
 
     def class_prototype(self, support: torch.Tensor, masks: torch.Tensor, glob: torch.Tensor, query: torch.Tensor,
                         threshold: torch.Tensor) -> torch.Tensor:
@@ -153,7 +184,18 @@ class RPTMethod(LevelMethod):
     def episode_losses(self, probs: torch.Tensor, glob: torch.Tensor, masks: torch.Tensor,
                        labels: torch.Tensor, t_support: torch.Tensor, t_query: torch.Tensor, support: torch.Tensor,
                        query: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One episode's weighted auxiliary terms (those with weight > 0)."""
+        """One episode's weighted auxiliary terms (those with weight > 0).
+
+        Args:
+            probs: the query's fused probabilities (Q, N + 1, H, W); glob: the global prototypes
+                (N + 1, C), background first; masks: the supports' (S, N + 1, H, W); labels: the
+                queries' (Q, H, W), 255 ignored; t_support: each support's T (S,); t_query: each
+                query's T (Q,); support: the supports' finest features (S, C, h, w); query: the
+                queries' (Q, C, h, w).
+
+        Returns:
+            {``align``, ``periphery``, ``prototype``, ``self_query``}: scalar tensors, weighted.
+        """
         terms: dict[str, torch.Tensor] = {}
         if self.align_weight > 0:
             terms["align"] = self.align_weight * threshold_alignment(
@@ -170,3 +212,6 @@ class RPTMethod(LevelMethod):
             terms["self_query"] = self.weights["self_query"] * self_query_loss(query, own, labels, t_query,
                                                                                self.scale)
         return terms
+
+
+RPTMethod.__signature__ = options_signature(RPTSettings, HeadSettings, RPTLosses)  # type: ignore[attr-defined]

@@ -6,11 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fewshotkit.method.losses import IGNORE_INDEX, weighted_cross_entropy
-from fewshotkit_threshold.common import (PROB_EPS, log_probabilities, pool_upsampled, threshold_probabilities,
-                                         upsample)
-
-#: log of the clamped probabilities 0 and 1: what a certain, wrong or right, pixel costs
-PROB_LOG = (float(torch.tensor(PROB_EPS).log()), float(torch.tensor(1 - PROB_EPS).log()))
+from fewshotkit_threshold.common import log_probabilities, pool_upsampled, threshold_probabilities, upsample
 
 
 def dilate(masks: torch.Tensor, iterations: int = 1) -> torch.Tensor:

@@ -60,6 +60,7 @@ class DualLevelResNet101(Backbone):
         return self.proj(self.body.layer4(self._layer3(images)))
 
     def feature_levels(self) -> list[FeatureLevel]:
+        """[layer3 at stride 4, layer4 at stride 8], each reduced to ``out_channels``."""
         return [FeatureLevel(4, self.out_channels), FeatureLevel(8, self.out_channels)]
 
     def forward_levels(self, images: torch.Tensor, levels: Sequence[int]) -> list[torch.Tensor]:

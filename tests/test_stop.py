@@ -3,7 +3,6 @@ a second signal acts at once, and leaving the training clears it."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -14,10 +13,10 @@ def test_training_and_writers_share_one_stop_flag():
 
     assert not stop.requested()
     with stop.StopRequest() as request:
-        os.kill(os.getpid(), signal.SIGINT)  # the first signal only sets the flag
+        signal.raise_signal(signal.SIGINT)  # the first signal only sets the flag (raised in this thread: no race)
         assert request.requested and stop.requested()
         with pytest.raises(KeyboardInterrupt):
             stop.check()
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)  # the previous handler is back: a second signal stops
+            signal.raise_signal(signal.SIGINT)  # the previous handler is back: a second signal stops
     assert not stop.requested() and signal.getsignal(signal.SIGINT) is signal.default_int_handler

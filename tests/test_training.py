@@ -228,7 +228,7 @@ def test_resume_after_ctrl_c_is_exact(store, tmp_path, fresh_host):
 
     def interrupt(step: int) -> None:
         if step == 10:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # in this thread: set before the next step
 
     with pytest.raises(KeyboardInterrupt):
         train(spec, store, tmp_path / "b", steps=20, device="cpu", seed=3, on_step=interrupt)

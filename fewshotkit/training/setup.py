@@ -139,8 +139,9 @@ def _read_run(paths: RunDir) -> tuple["MethodSpec", dict[str, Any]]:
         raise missing_component_error(exc, previous, f"run '{paths.root}'") from None
 
 
-#: run.json keys a resume takes its choices from; the checkpoint's digest covers its own copy
-RESUMED_KEYS = ("store", "fold", "n_folds", "setting", "exclude", "exclusion", "regime", "seed", "val_scans",
+#: run.json keys a resume takes its choices from; the checkpoint's digest covers its own copy (the
+#: store's path may change: a moved store is recognised by its fingerprint, check_resume_store)
+RESUMED_KEYS = ("fold", "n_folds", "setting", "exclude", "exclusion", "regime", "seed", "val_scans",
                 "pseudolabel_set")
 
 

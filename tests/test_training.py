@@ -4,7 +4,6 @@ exact resume after Ctrl-C, and the train command's one-line errors. All on a tin
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 

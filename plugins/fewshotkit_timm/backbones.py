@@ -11,7 +11,7 @@ from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.core.userinput import did_you_mean
 from fewshotkit_timm.hubs import listing
-from fewshotkit_timm.weights import initial_weights
+from fewshotkit_timm.weights import check_channels, initial_weights
 
 
 class TimmBackbone(Backbone):
@@ -44,10 +44,7 @@ class TimmBackbone(Backbone):
         super().__init__()
         import timm
 
-        if in_channels not in (1, 3):
-            raise FewshotkitError(f"option 'backbone.in_channels' must be 1 or 3, got {in_channels!r}")
-        if not isinstance(out_channels, int) or out_channels < 1:
-            raise FewshotkitError(f"option 'backbone.out_channels' must be a positive integer, got {out_channels!r}")
+        check_channels(in_channels, out_channels)
         if output_stride not in (8, 16, 32):
             raise FewshotkitError(f"option 'backbone.output_stride' must be 8, 16 or 32, got {output_stride!r}")
         pretrained = "imagenet" if pretrained is True else (pretrained or None)

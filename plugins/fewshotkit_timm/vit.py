@@ -12,7 +12,7 @@ from fewshotkit import FewshotkitError
 from fewshotkit.core.userinput import did_you_mean
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit_timm.hubs import listing
-from fewshotkit_timm.weights import initial_weights
+from fewshotkit_timm.weights import check_channels, initial_weights
 
 
 class ViTBackbone(Backbone):
@@ -42,10 +42,7 @@ class ViTBackbone(Backbone):
         import timm
         from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
-        if in_channels not in (1, 3):
-            raise FewshotkitError(f"option 'backbone.in_channels' must be 1 or 3, got {in_channels!r}")
-        if not isinstance(out_channels, int) or out_channels < 1:
-            raise FewshotkitError(f"option 'backbone.out_channels' must be a positive integer, got {out_channels!r}")
+        check_channels(in_channels, out_channels)
         pretrained = "imagenet" if pretrained is True else (pretrained or None)
         if pretrained and weights:
             raise FewshotkitError("options 'backbone.weights' and 'backbone.pretrained': give one of them, not both")

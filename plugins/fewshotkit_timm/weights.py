@@ -116,3 +116,12 @@ def initial_weights(body: nn.Module, model: str, in_channels: int, weights: str 
     matched = load_body_weights(body, path, in_channels, option, convert)
     return {"source": source, "file": str(path), "sha256": file_sha256(path), "matched": matched,
             "tensors": len(body.state_dict())}
+
+
+def check_channels(in_channels: int, out_channels: int) -> None:
+    """The channel options every timm backbone checks the same way: 1 or 3 input channels and a
+    positive output width."""
+    if in_channels not in (1, 3):
+        raise FewshotkitError(f"option 'backbone.in_channels' must be 1 or 3, got {in_channels!r}")
+    if not isinstance(out_channels, int) or out_channels < 1:
+        raise FewshotkitError(f"option 'backbone.out_channels' must be a positive integer, got {out_channels!r}")

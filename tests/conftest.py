@@ -46,14 +46,15 @@ def require_data(subdir: Path, required: bool = False) -> Path:
 
 @pytest.fixture(scope="session")
 def chaos_dir(request: pytest.FixtureRequest) -> Path:
-    """``$FEWSHOTKIT_DATA/CHAOST2/chaos_MR_T2_normalized`` (image_N.nii.gz / label_N.nii.gz)."""
-    return require_data(CHAOS_SUBDIR, request.config.getoption("--require-data"))
+    """``$FEWSHOTKIT_DATA/CHAOST2/chaos_MR_T2_normalized`` (image_N.nii.gz / label_N.nii.gz). The
+    benchmarks share these fixtures without the ``--require-data`` option: they skip."""
+    return require_data(CHAOS_SUBDIR, request.config.getoption("--require-data", default=False))
 
 
 @pytest.fixture(scope="session")
 def acdc_dir(request: pytest.FixtureRequest) -> Path:
     """``$FEWSHOTKIT_DATA/ACDC`` (patientNNN_frameNN.h5)."""
-    return require_data(ACDC_SUBDIR, request.config.getoption("--require-data"))
+    return require_data(ACDC_SUBDIR, request.config.getoption("--require-data", default=False))
 
 
 @pytest.fixture(autouse=True)

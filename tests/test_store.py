@@ -12,7 +12,7 @@ import pytest
 from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.data.episodes.filters import allowed_slices, resolve_classes
 from fewshotkit.data.episodes.folds import get_fold, make_folds, store_folds
-from fewshotkit.data.episodes.sampling import AnnotatedSampler, EpisodeStream, SelfSupervisedSampler
+from fewshotkit.data.episodes.sampling import AnnotatedSampler, SelfSupervisedSampler
 from fewshotkit.data.ingest.synthetic import ingest_synthetic
 from fewshotkit.data.store import format as fmt
 from fewshotkit.data.store.check import check_store
@@ -160,25 +160,3 @@ def test_self_supervised_sampler_all_ids_and_streams(demo, tmp_path):
     assert max(seen) == 64 and len(seen) > 55  # the largest id is drawn too
     with pytest.raises(FewshotkitError, match="no slice"):
         SelfSupervisedSampler(s, "grid", allowed_slices(s, fold.train), min_segment_size=65)
-    it1, it2 = iter(EpisodeStream(sampler, seed=5)), iter(EpisodeStream(sampler, seed=5))
-    first = [next(it1).segment for _ in range(10)]
-    assert first == [next(it2).segment for _ in range(10)]
-    it3 = iter(EpisodeStream(sampler, seed=5, rank=1))
-    assert [next(it3).segment for _ in range(10)] != first
-
-
-def test_episode_stream_workers_differ(demo, tmp_path):
-    import torch.utils.data
-
-    path = tmp_path / "pl.h5"
-    path.write_bytes(demo.read_bytes())
-    _fake_pseudolabels(path)
-    s = SliceStore(path)
-    sampler = SelfSupervisedSampler(s, "grid", allowed_slices(s, s.volumes), min_segment_size=64)
-    loader = torch.utils.data.DataLoader(EpisodeStream(sampler, seed=0), batch_size=None, num_workers=2,
-                                         collate_fn=lambda x: x)
-    it = iter(loader)
-    draws = [next(it) for _ in range(8)]  # workers alternate: 0, 1, 0, 1, ...
-    w0 = [(d.volume, d.z, d.segment) for d in draws[0::2]]
-    w1 = [(d.volume, d.z, d.segment) for d in draws[1::2]]
-    assert w0 != w1

@@ -57,13 +57,6 @@ def _round_trip(predictor: Any, support_images: np.ndarray, support_masks: np.nd
     return score, probabilities
 
 
-def cycle_score(predictor: Any, support_images: np.ndarray, support_masks: np.ndarray,
-                query_images: np.ndarray) -> float:
-    """Dice in [0, 1] between ``support_masks`` (S, H, W) and the model's segmentation of the support
-    slices from the query slices (Q, H', W') it segmented first; 0 when it finds nothing there."""
-    return _round_trip(predictor, support_images, support_masks, query_images)[0]
-
-
 def search_turns(predictor: Any, chunks: Sequence[Chunk]) -> tuple[int, list[np.ndarray]]:
     """(the quarter turn (0-3) of the support that scores best over ``chunks``, the query's foreground
     probabilities of each chunk with the support so turned), so the caller need not predict again."""

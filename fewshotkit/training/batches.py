@@ -17,13 +17,14 @@ slice of it alike (the query of another scan at the same fractions of the slice)
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.data.episodes.sampling import Sampler
 from fewshotkit.evaluation.zoom import window_slices, zoom_window
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.training.augment import Augmenter
@@ -32,10 +33,6 @@ from fewshotkit.training.config import TrainingConfig
 if TYPE_CHECKING:
     from fewshotkit.data.episodes.folds import Fold
     from fewshotkit.data.store.reader import SliceStore
-
-
-class Sampler(Protocol):
-    def sample(self, rng: np.random.Generator) -> Any: ...
 
 
 def _size(image_size: int | Sequence[int]) -> tuple[int, int]:

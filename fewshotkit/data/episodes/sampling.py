@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
-import torch.utils.data
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.data.store import format as fmt
@@ -166,21 +165,6 @@ class AnnotatedSampler:
 
 
 class Sampler(Protocol):
+    """What training draws episodes from: one sample per call, from the caller's generator."""
+
     def sample(self, rng: np.random.Generator) -> Any: ...
-
-
-class EpisodeStream(torch.utils.data.IterableDataset):
-    """Infinite samples of ``sampler``; each DataLoader worker (and rank) gets its own seeded stream."""
-
-    def __init__(self, sampler: Sampler, seed: int, rank: int = 0) -> None:
-        super().__init__()
-        self.sampler = sampler
-        self.seed = seed
-        self.rank = rank
-
-    def __iter__(self) -> Iterator[Any]:
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info is not None else 0
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, worker, self.rank]))
-        while True:
-            yield self.sampler.sample(rng)

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from fewshotkit.core.atomic import atomic_path, write_bytes
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.core.git import git_commit
 from fewshotkit.evaluation.fold_scores import FoldScores
 
 RESULTS_FORMAT = 1
@@ -46,19 +46,6 @@ def save_nifti_atomic(image: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def git_commit() -> str | None:
-    """The commit of the fewshotkit source tree (with ``+dirty`` if modified), or None."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{commit}+dirty" if dirty else commit
-
-
 # -- aggregation -----------------------------------------------------------------------------
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation, ignoring NaN; (nan, nan) when empty."""
@@ -83,7 +70,7 @@ def results_document(folds: Sequence[FoldScores], *, protocol: dict[str, Any], *
     return {
         "format": RESULTS_FORMAT,
         **context,
-        "git_commit": context.get("git_commit", git_commit()),
+        "git_commit": context.get("git_commit", git_commit(mark_dirty=True)),
         "protocol": protocol,
         "classes": list(folds[0].classes) if folds else [],
         "folds": [f.to_json() for f in folds],

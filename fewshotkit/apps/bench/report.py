@@ -92,7 +92,7 @@ def bench_document(config: Mapping[str, Any], cells: Mapping[str, Mapping[str, M
     """``bench.json``: the config, every fold's scores (table key -> protocol -> method -> folds), the
     tables, the mean and std over folds of Dice, precision and recall per class and ``"mean"``, the
     commit, the command and the timings."""
-    from fewshotkit.evaluation.results import git_commit
+    from fewshotkit.core.git import git_commit
 
     return {
         "config": dict(config),
@@ -106,7 +106,7 @@ def bench_document(config: Mapping[str, Any], cells: Mapping[str, Mapping[str, M
                   for protocol, by_method in by_protocol.items()}
             for key, by_protocol in cells.items()
         },
-        "git_commit": git_commit(),
+        "git_commit": git_commit(mark_dirty=True),
         "command": command,
         "timings": dict(timings),
     }

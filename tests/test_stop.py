@@ -8,9 +8,12 @@ import signal
 import pytest
 
 
-def test_training_and_writers_share_one_stop_flag():
+def test_training_and_writers_share_one_stop_flag(monkeypatch):
     from fewshotkit.core import stop
 
+    # start from Python's own handler, whatever an earlier test or library left installed
+    monkeypatch.setattr(signal, "_fewshotkit_saved", signal.signal(signal.SIGINT, signal.default_int_handler),
+                        raising=False)
     assert not stop.requested()
     with stop.StopRequest() as request:
         signal.raise_signal(signal.SIGINT)  # the first signal only sets the flag (raised in this thread: no race)

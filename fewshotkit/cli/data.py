@@ -242,7 +242,7 @@ def store_info(path: str, as_json: bool) -> None:
     classes = list(info["classes"].values())
     table = Table(title="volumes (slices containing each class)")
     for col in ("volume", "Z x H x W", "axes", *classes):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for v in info["volumes"]:
         table.add_row(v["id"], " x ".join(map(str, v["shape"])), v["orientation"] or "-",
                       *(str(v["class_slices"][c]) for c in classes))
@@ -255,7 +255,7 @@ def store_info(path: str, as_json: bool) -> None:
     if info["pseudolabel_sets"]:
         sets = Table(title="pseudolabel sets")
         for col in ("set", "pseudolabeler", "parameters", "plugin", "version"):
-            sets.add_column(col)
+            sets.add_column(col, overflow="fold")
         for name, s in info["pseudolabel_sets"].items():
             params = " ".join(f"{k}={v}" for k, v in sorted((s["params"] or {}).items()))
             sets.add_row(name, str(s["component"]), params, str(s["plugin"]), str(s["plugin_version"]))

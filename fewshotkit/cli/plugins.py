@@ -39,7 +39,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 
     table = Table(title="fewshotkit plugins")
     for column in ("plugin", "version", "source", "hooks", "components / error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # identifiers wrap, never cut
     for info in infos:
         if info.error:
             detail = f"[red]FAILED: {escape(info.error)}[/red]"
@@ -184,8 +184,8 @@ def env(as_json: bool) -> None:
     from fewshotkit.core.console import console
 
     table = Table(title="fewshotkit environment", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
+    table.add_column("what", overflow="fold")
+    table.add_column("value", overflow="fold")
     for key, value in info.items():
         table.add_row(key, value)
     console.print(table)

@@ -154,9 +154,9 @@ class ScoreTable:
         from rich.table import Table
 
         table = Table(title=self.title)
-        table.add_column(self.row_header)
+        table.add_column(self.row_header, overflow="fold")
         for c in self.columns:
-            table.add_column(c, justify="right", style="bold" if c == "mean" else None)
+            table.add_column(c, justify="right", style="bold" if c == "mean" else None, overflow="fold")
         for label, values in self.rows:
             table.add_row(label, *(self._cell(v, digits) for v in values))
         return table

@@ -13,8 +13,8 @@ def print_summary(console: Any, run: dict[str, Any], last: Path, curve: Path | N
     from rich.table import Table
 
     table = Table(title="training finished", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
+    table.add_column("what", overflow="fold")
+    table.add_column("value", overflow="fold")
     rows = [
         ("steps", f"{run['final_step']} (regime {run['regime']}, setting {run['setting']}, fold {run['fold']})"),
         ("excluded", ", ".join(run["exclude"]) or "-"),

@@ -184,7 +184,7 @@ def print_summary(out: str | os.PathLike, rows: list[tuple]) -> None:
 
     table = Table(title=f"{out}: {len(rows)} volumes, {sum(r[1][0] for r in rows)} slices")
     for col in ("volume", "Z x H x W", "spacing z,y,x (mm)", "intensity min..max", "classes"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for vid, shape, spacing, lo, hi, present in rows:
         table.add_row(vid, " x ".join(map(str, shape)), ", ".join(f"{s:.3g}" for s in spacing),
                       f"{lo:.4g}..{hi:.4g}", ", ".join(present) or "-")

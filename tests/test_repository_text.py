@@ -19,14 +19,14 @@ THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 # How the code was made is no part of the product: work logs, tickets, reviews, scratch code, machines.
 PROCESS_WORDS = [
     r"(?<![\"'])\bsessions?\b(?![\"'])",  # pytest's scope="session" is code, not a work log
-    r"\bsessions? [0-9]",
+    r"\bsessions?[ ][0-9]",  # character classes: this file holds no phrase it forbids
     r"\bsession-[0-9]",
-    r"\bfirst session\b",
+    r"\bfirst[ ]session\b",
     r"\b(earlier|later|previous|next|this) session\b",
-    r"\bissues? [0-9]+",
+    r"\bissues?[ ][0-9]+",
     r"\bthe issue('s)?\b",
-    r"\bthrowaway\b",
-    r"\bdevelopment machine\b",
+    r"\bthrow[a]way\b",
+    r"\bdevelopment[ ]machine\b",
     r"\breview(s|ed|ers?)?\b",
     r"\bthe lead\b",
     r"\bWhy ~[0-9]+ lines\b",
@@ -75,9 +75,9 @@ def test_no_absolute_local_paths():
 
 
 @pytest.mark.parametrize("line, patterns", [
-    ("as measured in session 13", PROCESS_WORDS),
-    ("fixed for issue 10", PROCESS_WORDS),
-    ("a throwaway script", PROCESS_WORDS),
+    ("as measured in session " + "13", PROCESS_WORDS),
+    ("fixed for issue " + "10", PROCESS_WORDS),
+    ("a throw" + "away script", PROCESS_WORDS),
     ("measured in an earlier session", PROCESS_WORDS),
     ("after the review", PROCESS_WORDS),
     ("run = '/tmp/gcwork/run'", LOCAL_PATHS),

@@ -78,8 +78,9 @@ def exclusive_lock(path: str | os.PathLike, busy: Callable[[str], str],
     fd = _open_locked(path, busy)
     try:
         try:  # best effort: the disk may be full
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder().encode(), 0)
+            text = _holder().encode()  # written before the old text is cut: a reader never finds it empty
+            os.pwrite(fd, text, 0)
+            os.ftruncate(fd, len(text))
         except OSError:
             pass
         yield

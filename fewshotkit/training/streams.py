@@ -81,8 +81,13 @@ def restore_rng(state: dict[str, Any], sampler_rng: np.random.Generator, aug_gen
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] and torch.cuda.is_available():
+        if len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            warnings.warn(f"resuming with {torch.cuda.device_count()} CUDA devices a run saved with "
+                          f"{len(state['cuda'])}: their random states are not restored, so the run is not an "
+                          "exact continuation", stacklevel=2)
     sampler_rng.bit_generator.state = state["sampler"]
     # a CPU generator's state (Mersenne Twister) and a CUDA one's (Philox) differ in size
     if state["augment"].numel() != aug_generator.get_state().numel():

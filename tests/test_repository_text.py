@@ -78,7 +78,7 @@ def test_no_absolute_local_paths():
     ("as measured in session " + "13", PROCESS_WORDS),
     ("fixed for issue " + "10", PROCESS_WORDS),
     ("a throw" + "away script", PROCESS_WORDS),
-    ("measured in an earlier session", PROCESS_WORDS),
+    ("measured in an earlier " + "sess" + "ion", PROCESS_WORDS),
     ("after the review", PROCESS_WORDS),
     ("run = '/tmp/gcwork/run'", LOCAL_PATHS),
     ("see /work/shared/notes", LOCAL_PATHS),

@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from fewshotkit.core.atomic import write_text
+
 HEADLINE = re.compile(r"<!-- headline: ([^>]*?) -->\n(.*?)<!-- /headline -->", re.S)
 TITLE = re.compile(r"^#### (\w[\w-]*): Dice \(%\), setting (\d), (\d+)-shot, (.*?) protocols?, folds? ([\d,]+)(?:; inference (.*))?$",
                    re.M)
@@ -101,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.readme}: the headline table is out of date: run {Path(__file__).name}", file=sys.stderr)
             return 1
         return 0
-    tmp = args.readme.with_suffix(args.readme.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.readme)
+    write_text(args.readme, text)  # atomic: a temporary file, then a rename
     print(f"{args.readme}: headline table updated from {args.results}")
     return 0
 

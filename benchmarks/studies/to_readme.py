@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fewshotkit.core.atomic import write_text
+
 
 def replace_section(readme: str, name: str, body: str) -> str:
     """``readme`` with the text between the two markers of ``name`` replaced by ``body``."""
@@ -39,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {args.readme}: {exc}", file=sys.stderr)
         return 1
-    tmp = args.readme.with_suffix(args.readme.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.readme)
+    write_text(args.readme, text)  # atomic: a temporary file, then a rename
     print(f"{args.readme}: section '{name}' updated from {results}")
     return 0
 

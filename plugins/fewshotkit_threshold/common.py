@@ -175,6 +175,12 @@ class LevelMethod(Method):
         self.align_weight = check_number("align_weight", align_weight)
         backbone.check_levels(self.levels)
 
+    def query_loss(self, logits: torch.Tensor, episode: Episode) -> torch.Tensor:
+        """The weighted cross-entropy (background ``bg_weight``) of logits (B, Q, 2, H, W) against
+        the episode's query labels (B, Q, H, W)."""
+        assert episode.query_labels is not None
+        return weighted_cross_entropy(logits.flatten(0, 1), episode.query_labels.flatten(0, 1).long(), self.bg_weight)
+
     def level_features(self, episode: Episode) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per level: support features (B, S, C, h, w) and query features (B, Q, C, h, w)."""
         sup, qry, masks = episode.support_images, episode.query_images, episode.support_masks

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, MethodOutput
-from fewshotkit.method.losses import masks_to_labels, weighted_cross_entropy
+from fewshotkit.method.losses import masks_to_labels
 from fewshotkit_threshold.common import MASK_EPS, LevelMethod, check_count, check_number, predicted_masks, upsample
 from fewshotkit_threshold.gmrd_parts import (EDGE_ITERATIONS, DescriptorMLP, MatchingDecoder, descriptor_loss,
                                              erode, fill_outside, similarity)
@@ -91,9 +91,7 @@ class GMRDMethod(LevelMethod):
         logits = torch.stack(out)
         losses: dict[str, torch.Tensor] = {}
         if with_losses:
-            assert episode.query_labels is not None
-            losses["ce"] = weighted_cross_entropy(logits.flatten(0, 1), episode.query_labels.flatten(0, 1).long(),
-                                                  self.bg_weight)
+            losses["ce"] = self.query_loss(logits, episode)
             for name in terms[0]:
                 losses[name] = torch.stack([t[name] for t in terms]).mean()
         return MethodOutput(logits, losses)

@@ -10,7 +10,6 @@ import torch
 
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, MethodOutput
-from fewshotkit.method.losses import weighted_cross_entropy
 from fewshotkit_threshold.common import (HeadSettings, LevelMethod, ThresholdHead, check_count, check_number,
                                          log_probabilities, options_signature, pool_upsampled, split_options,
                                          threshold_alignment, threshold_probabilities, upsample)
@@ -98,9 +97,7 @@ class QNetMethod(LevelMethod):
         out = torch.stack(logits)
         losses: dict[str, torch.Tensor] = {}
         if with_losses:
-            assert episode.query_labels is not None
-            losses["ce"] = weighted_cross_entropy(out.flatten(0, 1), episode.query_labels.flatten(0, 1).long(),
-                                                  self.bg_weight)
+            losses["ce"] = self.query_loss(out, episode)
             if align:
                 losses["align"] = self.align_weight * torch.stack(align).mean()
         return MethodOutput(out, losses)

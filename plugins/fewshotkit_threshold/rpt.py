@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fewshotkit import FewshotkitError
 from fewshotkit.interfaces.backbone import Backbone
 from fewshotkit.interfaces.method import Episode, MethodOutput
-from fewshotkit.method.losses import IGNORE_INDEX, weighted_cross_entropy
+from fewshotkit.method.losses import IGNORE_INDEX
 from fewshotkit_threshold.bat import BiasAlleviatedBlock
 from fewshotkit_threshold.common import (MASK_EPS, HeadSettings, LevelMethod, ThresholdHead, check_count,
                                          check_number, log_probabilities, options_signature, pool_upsampled,
@@ -174,9 +174,7 @@ class RPTMethod(LevelMethod):
         out = torch.stack(logits)
         losses: dict[str, torch.Tensor] = {}
         if with_losses:
-            assert episode.query_labels is not None
-            losses["ce"] = weighted_cross_entropy(out.flatten(0, 1), episode.query_labels.flatten(0, 1).long(),
-                                                  self.bg_weight)
+            losses["ce"] = self.query_loss(out, episode)
             for name in terms[0]:
                 losses[name] = torch.stack([t[name] for t in terms]).mean()
         return MethodOutput(out, losses)

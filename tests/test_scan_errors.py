@@ -63,6 +63,16 @@ def test_two_series_in_a_folder_are_listed_and_series_picks_one(run_cli, tiny_ch
     assert written.shape == (12, 64, 64)
 
 
+def test_a_series_uid_that_no_folder_holds_is_refused(run_cli, tiny_checkpoint, scans, tmp_path):
+    out = tmp_path / "p.nii.gz"
+    typo = UID_B + "9"
+    result = _segment(run_cli, tiny_checkpoint, scans, out, "--series", UID_B, "--series", typo, query=scans["two"])
+    _one_line(result, f"--series {typo}", "no DICOM folder given holds this series", UID_B)
+    files = _segment(run_cli, tiny_checkpoint, scans, out, "--series", UID_A)  # no folder read at all
+    _one_line(files, f"--series {UID_A}", "no scan was read from a DICOM folder")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case, parts", [
     ("empty", ["holds no readable DICOM series (1 file)"]),
     ("grid", ["lies on another grid than its image", "resample the label"]),

@@ -302,6 +302,7 @@ def segment_files(
     loaded = load_method(checkpoint, torch_device, options.method_overrides())
     sup = load_volume(files.support, files.support_label, target_size=None, frame=files.frame, series=files.series)
     qry = load_volume(files.query, files.query_label, target_size=None, frame=files.frame, series=files.series)
+    _check_series_used(files.series, sup.series_uids + qry.series_uids)
     if output is None:  # the default beside the query: guarded like a given one
         output = default_output(files.query, qry.scan.format)
         _guard(files, checkpoint, output, overlay, force)
@@ -319,6 +320,16 @@ def segment_files(
         result.overlay = _write_overlay(result, qry.image, qry.label, overlay)
     qry.write_labels(output, result.prediction, {c.value: c.name for c in result.classes if c.name})
     return result
+
+
+def _check_series_used(series: Sequence[str], read: Sequence[str]) -> None:
+    """Refuse a ``--series`` UID that no folder read holds: a mistyped UID is otherwise silently
+    ignored by a folder of one series."""
+    unused = [uid for uid in series if uid not in read]
+    if unused:
+        held = ", ".join(dict.fromkeys(read)) or "none: no scan was read from a DICOM folder"
+        raise DataError(f"--series {unused[0]}: no DICOM folder given holds this series (the series read: {held}); "
+                        "check the UID")
 
 
 def _guard(files: ScanFiles, checkpoint: Any, output: Any, overlay: Any, force: bool) -> None:

@@ -21,12 +21,14 @@ from fewshotkit.data.io.reader import Scan, read_scan, same_grid
 @dataclass
 class PreparedVolume:
     """``image`` float32 (Z, H, W) per-volume z-scored; ``label`` (Z, H, W) codes (uint8 or uint16) or None;
-    ``scan`` the image as read (raw intensities, its grid and format)."""
+    ``scan`` the image as read (raw intensities, its grid and format); ``series_uids`` the DICOM series
+    read for the image and the label (none for files)."""
 
     image: np.ndarray
     label: np.ndarray | None
     scan: Scan
     inplane: list[dict[str, Any]] = field(default_factory=list)
+    series_uids: tuple[str, ...] = ()
 
     @property
     def affine(self) -> np.ndarray:
@@ -68,9 +70,10 @@ def load_volume(
     a 4D scan (``frame_option`` names it in errors), ``series`` the series of a DICOM folder holding several
     (:func:`~fewshotkit.data.io.reader.read_scan`)."""
     scan = read_scan(image_path, frame=frame, series=series, option=frame_option)
-    label = None
+    label, read = None, [scan]
     if label_path is not None:
         label_scan = read_scan(label_path, frame=frame, series=series, option=frame_option)
+        read.append(label_scan)
         check_pair(scan.array, label_scan.array, Path(image_path), Path(label_path))
         same_grid(scan, label_scan)
         label = as_codes(label_scan.array, label_path)
@@ -81,4 +84,5 @@ def load_volume(
     image = z_score(apply_inplane(image.astype(np.float32), ops, is_label=False))
     if label is not None:
         label = apply_inplane(label, ops, is_label=True)
-    return PreparedVolume(image=image, label=label, scan=scan, inplane=ops)
+    uids = tuple(s.series.uid for s in read if s.series is not None)
+    return PreparedVolume(image=image, label=label, scan=scan, inplane=ops, series_uids=uids)

@@ -127,6 +127,21 @@ def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):
         assert line in script
 
 
+def test_job_time_limits(tmp_path, monkeypatch):
+    import submitit.slurm.slurm as slurm
+
+    from fewshotkit.apps.bench.launch import NO_LIMIT_MIN, LaunchOptions, make_executor
+    from fewshotkit.core.errors import FewshotkitError
+
+    local = make_executor(LaunchOptions(jobs=2), tmp_path / "local", "cpu")._executor.parameters
+    assert local["timeout_min"] == NO_LIMIT_MIN >= 60 * 24 * 30  # a long training is not stopped
+    assert make_executor(LaunchOptions(jobs=2, time="0:30:00"), tmp_path / "l30", "cpu")._executor.parameters[
+        "timeout_min"] == 30
+    monkeypatch.setattr(slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
+    with pytest.raises(FewshotkitError, match="--launcher slurm needs --time"):
+        make_executor(LaunchOptions(launcher="slurm", partition="gpu"), tmp_path / "slurm", "cpu")
+
+
 def test_launcher_section_flags_and_bad_values(tmp_path, store):
     from fewshotkit.apps.bench.config import BenchConfig
     from fewshotkit.apps.bench.launch import LaunchOptions, parse_minutes

@@ -157,6 +157,10 @@ def _thread_env(threads: int | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
+#: A local job's time limit when ``--time`` is not given: none in practice (a year).
+NO_LIMIT_MIN = 365 * 24 * 60
+
+
 def make_executor(options: LaunchOptions, folder: Path, device: str) -> Any:
     """A submitit executor for ``options`` writing its jobs' files and logs to ``folder``."""
     try:
@@ -173,6 +177,11 @@ def make_executor(options: LaunchOptions, folder: Path, device: str) -> Any:
                               "nodes": 1, "tasks_per_node": 1}
     if options.time is not None:
         params["timeout_min"] = parse_minutes(options.time)
+    elif options.launcher == "local":
+        params["timeout_min"] = NO_LIMIT_MIN  # submitit's own default would stop a local job after 2 minutes
+    else:  # submitit would ask for 5 minutes, and a batch script cannot leave the limit to the partition
+        raise FewshotkitError("bench --launcher slurm needs --time (each job's limit, e.g. --time 1:00:00 or "
+                              "'time' in the config's [launcher]); `bench --plan` estimates each cell's cost")
     if options.launcher == "slurm":
         params.update(slurm_partition=options.partition, slurm_setup=options.setup)
     executor.update_parameters(**params)

@@ -44,8 +44,21 @@ def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path,
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c.png").stat().st_size > 0 and "last step 8" in result.output
 
-@pytest.mark.slow
 
+def test_curves_are_labelled_by_method(tmp_path):
+    from fewshotkit.cli.curves import default_labels
+    from fewshotkit.method.spec import preset_spec, save_spec
+
+    runs = {name: tmp_path / name for name in ("a", "b", "c", "d")}
+    for name, preset in (("a", "ssl-adnet-cpu"), ("b", "ssl-gmrd-cpu"), ("c", "ssl-gmrd-cpu")):
+        runs[name].mkdir()
+        save_spec(preset_spec(preset), runs[name] / "spec.toml")
+    runs["d"].mkdir()  # no spec: the folder's name
+    assert default_labels(list(runs.values())) == ["ADNet (CPU recipe)", "GMRD (CPU recipe) (b)",
+                                                   "GMRD (CPU recipe) (c)", "d"]
+
+
+@pytest.mark.slow
 def test_curve_applies_the_specs_inference_options_as_eval_does(store, tmp_path):
     """Zoom, orientation search, self-support and post-processing in the spec: the last curve point is the Dice
     that ``fewshotkit eval`` of the finished run reports (the curve tracks the model as evaluated)."""

@@ -11,7 +11,8 @@ from fewshotkit.core.errors import FewshotkitError
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--label", "labels", multiple=True, metavar="TEXT", help="Legend label per run, in order (default: the folder name).")
+@click.option("--label", "labels", multiple=True, metavar="TEXT",
+              help="Legend label per run, in order (default: the method's table name, else the folder name).")
 @click.option("--protocol", "protocols", multiple=True, default=("roy", "full-volume"), show_default=True,
               help="Protocols to draw (solid, dashed, ...).")
 @click.option("--title", default="", help="Figure title.")
@@ -34,11 +35,12 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
     if labels and len(labels) != len(runs):
         raise FewshotkitError(f"--label given {len(labels)} times for {len(runs)} runs; give one per run or none")
     series = []
+    names = list(labels) or default_labels([Path(run) for run in runs])
     for index, run in enumerate(runs):
         path = Path(run) / CURVE_JSONL
         if not path.is_file():
             raise FewshotkitError(f"'{run}' has no {CURVE_JSONL}; train it with --eval-every N")
-        series.append((labels[index] if labels else Path(run).name, read_metrics(path)))
+        series.append((names[index], read_metrics(path)))
     check_outputs([Output(out_path, "-o", "PNG")], {"RUN": [Path(run) / CURVE_JSONL for run in runs]})
     written = plot_dice_curves(series, Path(out_path), protocols=protocols, title=title, clock=clock)
     if written is None:
@@ -51,3 +53,21 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
                       + f"; best roy {best.get('roy', {}).get('dice', float('nan')):.2f} at step {best['step']}",
                       highlight=False)
     console.print(f"wrote {written}", highlight=False)
+
+
+def default_labels(runs: list[Path]) -> list[str]:
+    """Each run's legend label: its preset's table name (``ADNet (CPU recipe)``), else its folder's
+    name; runs that would share one get their folder's name added."""
+    from fewshotkit.apps.bench.config import METHOD_LABELS
+    from fewshotkit.method.spec import load_spec
+
+    def label(run: Path) -> str:
+        try:
+            preset = load_spec(run / "spec.toml").preset
+        except (FewshotkitError, OSError):
+            return run.name
+        return METHOD_LABELS.get(preset or "", run.name)
+
+    found = [label(run) for run in runs]
+    return [f"{name} ({run.name})" if found.count(name) > 1 and name != run.name else name
+            for name, run in zip(found, runs)]

@@ -9,7 +9,7 @@ import datetime as _dt
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -96,6 +96,22 @@ class MetricsLogger(HookBase):
         self.n = 0
         self.start = time.perf_counter()
         self.start_train_s = self.trainer.train_seconds
+        resumed, self._resumed = getattr(self, "_resumed", None), None
+        if resumed:  # the steps of the window a checkpoint cut: the next record averages them too
+            self.window = {k: torch.tensor(v, dtype=torch.float32, device=self.trainer.device)
+                           for k, v in resumed["window"].items()}
+            self.n, self.data_s = int(resumed["n"]), float(resumed["data_s"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loss window in progress (the steps since the last record), averaged over ranks: a resumed
+        run's next record then averages the same steps as an uninterrupted run's. Empty between windows."""
+        if not getattr(self, "n", 0):
+            return {}
+        window = ddp.mean_over_ranks({k: v.item() for k, v in self.window.items()}, self.info, self.trainer.device)
+        return {"window": window, "n": self.n, "data_s": self.data_s}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._resumed = dict(state)
 
     def after_step(self) -> None:
         t, out = self.trainer, self.trainer.last

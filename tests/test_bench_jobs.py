@@ -113,6 +113,25 @@ def test_a_failed_job_is_reported_with_its_log_and_the_other_cells_are_cached(ru
     assert again.exit_code == 0 and "started" not in again.output and "cached:" in again.output, again.output
 
 
+def test_a_steps_table_gives_methods_their_own_budget(run_cli, store, tmp_path):
+    from fewshotkit.method.spec import preset_spec
+
+    config = tmp_path / "study.toml"
+    body = f'stores = ["{store}"]\nmethods = ["ssl-alpnet-cpu", "ssl-panet-cpu", "alpnet-init"]\nout = "{tmp_path / "o"}"\n'
+    config.write_text(body + 'steps = {"ssl-alpnet-cpu" = 3, "alpnet-init" = 5}\n')
+    plan = run_cli("bench", "--config", str(config), "--plan")
+    assert plan.exit_code == 0, plan.output
+    preset = int(preset_spec("ssl-panet-cpu").training["steps"])  # not in the table: the preset's own
+    assert f"3 cells: 0 cached, 3 to run; {3 + preset} training steps to run" in plan.output  # alpnet-init trains none
+    shared = run_cli("bench", "--config", str(config), "--steps", "4", "--plan")  # the flag overrides the table
+    assert "8 training steps to run" in shared.output, shared.output
+    for table, message in (('{"ssl-alpnet" = 3}', "names 'ssl-alpnet', which is not one of the bench's methods"),
+                           ('{"ssl-alpnet-cpu" = -1}', "steps for ssl-alpnet-cpu must be a whole number >= 0")):
+        config.write_text(body + f"steps = {table}\n")
+        bad = run_cli("bench", "--config", str(config), "--plan")
+        assert bad.exit_code == 1 and message in " ".join(bad.output.split()), bad.output
+
+
 def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):
     import submitit.slurm.slurm as slurm
 

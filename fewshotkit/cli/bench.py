@@ -27,7 +27,8 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--n-folds", type=click.IntRange(min=2), default=None,
               help="Folds over each store's scans (default 5; a store needs at least this many patients).")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Training steps for every trained method (the shared budget; default: each preset's).")
+              help="Training steps for every trained method (the shared budget; default: each preset's). A config "
+                   "file's 'steps' may instead be a table giving methods their own (equal training time).")
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["1", "2"]),
               help="1 (default) or 2 (exclude test classes); repeatable: one table per setting.")
 @click.option("--val-scans", type=click.IntRange(min=0), default=None, metavar="N",

@@ -91,7 +91,7 @@ class BenchConfig:
     out: str
     folds: list[int] = field(default_factory=lambda: [0])  # or "all"
     seed: int = 0
-    steps: int | None = None
+    steps: int | dict[str, int] | None = None  # shared, or per method (a table: method -> steps)
     setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
     exclusion: str = "any"  # setting 2's rule: "any" (SSL-ALPNet) or "all" (the ADNet lineage)
     val_scans: int = 0  # training scans held out of every fold's training side (whole patients)
@@ -117,6 +117,7 @@ class BenchConfig:
             raise FewshotkitError("bench: give at least one store (--store or 'stores' in the config file)")
         if not self.methods:
             raise FewshotkitError("bench: give at least one method (--method or 'methods' in the config file)")
+        self._check_steps()
         if isinstance(self.setting, int):
             self.setting = [self.setting]
         self.setting = list(dict.fromkeys(self.setting))
@@ -161,6 +162,18 @@ class BenchConfig:
         options = self.inference_options()  # checked here, before anything trains
         for name in self.protocol:
             ProtocolConfig(name, options.chunks, options.shots)
+
+    def _check_steps(self) -> None:
+        """``steps``: None, a count, or a table giving methods of this bench their own count (equal
+        training time for methods whose steps cost differently); the others keep their preset's."""
+        table = self.steps if isinstance(self.steps, dict) else {"--steps": self.steps}
+        for method, count in table.items():
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+                raise FewshotkitError(f"bench: steps for {method} must be a whole number >= 0, got {count!r}")
+        unknown = [m for m in table if m != "--steps" and m not in self.methods]
+        if unknown:
+            raise FewshotkitError(f"bench: the steps table names '{unknown[0]}', which is not one of the bench's "
+                                  f"methods ({', '.join(self.methods)})")
 
     def inference_options(self) -> InferenceOptions:
         """The inference options every method is evaluated with: ``shots``, ``chunks``,

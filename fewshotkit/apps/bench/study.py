@@ -119,11 +119,12 @@ class Bench:
         self._done, self._total = 0, 0  # cells visited / in the whole run (the log's progress)
         self._rows: list[tuple[str, str | None, str | None, str]] = []
 
-    def _budget(self, spec: Any) -> tuple[int, str]:
-        """(training steps, regime) of ``spec`` under this bench: 0 steps for untrained methods,
-        else ``steps`` of the config or of the preset."""
+    def _budget(self, method: str, spec: Any) -> tuple[int, str]:
+        """(training steps, regime) of ``method`` (its ``spec``) under this bench: 0 steps for untrained
+        methods, else the config's ``steps`` (shared, or this method's entry of a table), else the preset's."""
         preset_steps = int(spec.training.get("steps", 0))
-        steps = 0 if preset_steps == 0 else (self.config.steps if self.config.steps is not None else preset_steps)
+        chosen = self.config.steps.get(method) if isinstance(self.config.steps, dict) else self.config.steps
+        steps = 0 if preset_steps == 0 else (chosen if chosen is not None else preset_steps)
         return steps, spec.training.get("regime", "ssl")
 
     # -- one model ----------------------------------------------------------------------------
@@ -228,7 +229,7 @@ class Bench:
             if "pooler" not in spec.parts:
                 raise FewshotkitError(f"bench --pooler {ref.pooler}: method '{ref.method}' has no [pooler] part to replace")
             spec = method_spec(ref.method, cfg.recipe, [f"pooler.type={ref.pooler}", *cfg.overrides])
-        steps, regime = self._budget(spec)
+        steps, regime = self._budget(ref.method, spec)
         options, evaluation = self._evaluation(spec)  # evaluation, not training: the models' key leaves it out
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, ref.store, steps=steps, seed=cfg.seed, setting=ref.setting, fold=ref.fold,
@@ -317,7 +318,7 @@ class Bench:
                 tables = options.tables()
                 validate_spec(apply_inference_overrides(dataclasses.replace(spec, postprocess=tables or spec.postprocess),
                                                         options.method_overrides()))
-            steps, regime = self._budget(spec)
+            steps, regime = self._budget(method, spec)
             trains_on_sets = regime == "ssl" and steps > 0
             sets: list[str | None] = [*cfg.pseudolabels] if trains_on_sets and len(cfg.pseudolabels) > 1 else [None]
             poolers: list[str | None] = [*cfg.poolers] or [None]

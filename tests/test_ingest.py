@@ -140,6 +140,7 @@ def test_ingest_can_store_every_scan_in_one_orientation_and_map_back_to_each_fil
 
 @pytest.mark.parametrize("inplane", ["crop_pad", "resize"])
 def test_a_reorientation_that_swaps_axes_keeps_spacing_geometry_and_the_way_back(tmp_path, inplane):
+    from fewshotkit.data.ingest.common import ScanPrep
     from fewshotkit.data.ingest.nifti import ingest_nifti_pairs
     from fewshotkit.data.store.fingerprint import store_fingerprint
 
@@ -150,8 +151,8 @@ def test_a_reorientation_that_swaps_axes_keeps_spacing_geometry_and_the_way_back
     for codes in (None, "ASL"):  # ASL: voxel x runs along A (source y), y along S (source z), z along L (source x)
         stores[codes] = ingest_nifti_pairs(src, tmp_path / f"{codes}.h5", preset="nifti", image_glob="image_*.nii.gz",
                                            label_glob="label_*.nii.gz", classes={1: "a", 2: "b"},
-                                           codes={1.0: 1, 2.0: 2}, target_size=32, inplane_mode=inplane, quiet=True,
-                                           orientation=codes)
+                                           codes={1.0: 1, 2.0: 2}, quiet=True,
+                                           prep=ScanPrep(target_size=32, inplane_mode=inplane, orientation=codes))
     with SliceStore(stores["ASL"]) as store, SliceStore(stores[None]) as plain:
         assert store.shape("1") == (40, 32, 32)  # 40 slices along L; (S 6, A 30) cropped/padded or resized to 32
         expected = [1.2, 5.0, 1.5] if inplane == "crop_pad" else [1.2, 5.0 * 6 / 32, 1.5 * 30 / 32]

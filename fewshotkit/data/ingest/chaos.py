@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fewshotkit.data.ingest.common import ScanPrep
 from fewshotkit.data.ingest.nifti import ingest_nifti_pairs
 
 CLASSES = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
@@ -22,6 +23,5 @@ def ingest_chaos_t2(src: str | os.PathLike, out: str | os.PathLike, *, clip_mode
     return ingest_nifti_pairs(
         src, out, preset="chaos-t2", image_glob="image_*.nii.gz", label_glob="label_*.nii.gz",
         classes=CLASSES, codes={float(v): v for v in CLASSES}, modality="MR",
-        clip_percentile=clip_percentile, clip_mode=clip_mode, target_size=256, inplane_mode="crop_pad",
-        limit=limit, quiet=quiet, overwrite=overwrite,
+        prep=ScanPrep(clip_percentile, clip_mode, target_size=256), limit=limit, quiet=quiet, overwrite=overwrite,
     )

@@ -6,6 +6,7 @@ import gzip
 import os
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -96,6 +97,30 @@ def clip_top(image: np.ndarray, percentile: float | None, mode: str = "auto") ->
         return image, {"clip": "skipped: already clipped", "clip_value": float(image.max())}
     value = float(np.percentile(image, percentile))
     return np.minimum(image, value), {"clip": f"{percentile} percentile", "clip_value": value}
+
+
+@dataclass(frozen=True)
+class ScanPrep:
+    """How each scan of an ingest is preprocessed before it is stored.
+
+    ``clip_percentile`` / ``clip_mode``: :func:`clip_top`; ``target_size``: the in-plane size (None:
+    as read), reached by centre crop/pad (``inplane_mode`` "crop_pad") or resampling ("resize");
+    ``orientation``: axis codes every scan is stored in (None: as read); ``frame``: the frame of 4D scans.
+    """
+
+    clip_percentile: float | None = 99.5
+    clip_mode: str = "auto"
+    target_size: int | None = None
+    inplane_mode: str = "crop_pad"
+    orientation: str | None = None
+    frame: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The store's record of these choices (its ``preprocessing`` attribute)."""
+        return {"clip_percentile": self.clip_percentile, "clip_mode": self.clip_mode, "target_size": self.target_size,
+                "inplane": self.inplane_mode, **({"orientation": self.orientation} if self.orientation else {}),
+                **({"frame": self.frame} if self.frame is not None else {}),
+                "normalization": "per-volume z-score of the clipped image"}
 
 
 def require_dir(src: str | os.PathLike) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fewshotkit.data.ingest.common import ScanPrep
 from fewshotkit.data.ingest.nifti import ingest_nifti_pairs
 
 CLASSES = {1: "LV-MYO", 2: "LV-BP", 3: "RV"}
@@ -17,7 +18,7 @@ def ingest_ms_cmrseg(src: str | os.PathLike, out: str | os.PathLike, *, clip_per
     """Clip the top 0.5 %, labels 200/500/600 -> LV-MYO/LV-BP/RV, centre crop or pad to 256 x 256."""
     return ingest_nifti_pairs(
         src, out, preset="ms-cmrseg", image_glob="image_*.nii.gz", label_glob="label_*.nii.gz",
-        classes=CLASSES, codes=CODES, modality="MR", clip_percentile=clip_percentile, clip_mode="always",
-        target_size=256, inplane_mode="crop_pad", label_hint=" (MS-CMRSeg uses 200, 500, 600)",
+        classes=CLASSES, codes=CODES, modality="MR", prep=ScanPrep(clip_percentile, "always", target_size=256),
+        label_hint=" (MS-CMRSeg uses 200, 500, 600)",
         limit=limit, quiet=quiet, overwrite=overwrite,
     )

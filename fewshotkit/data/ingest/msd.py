@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fewshotkit.core.errors import DataError
-from fewshotkit.data.ingest.common import natural_key, require_dir, write_store
+from fewshotkit.data.ingest.common import ScanPrep, natural_key, require_dir, write_store
 from fewshotkit.data.ingest.nifti import nifti_pair_record
 from fewshotkit.data.store.writer import VolumeRecord
 
@@ -168,16 +168,13 @@ def ingest_msd(
     for _, image_path, _ in cases:
         _check_single_channel(image_path)
     codes = {float(v): v for v in info.classes}
+    prep = ScanPrep(clip_percentile, clip_mode, target_size, "resize" if resize else "crop_pad")
 
     def records() -> Iterator[VolumeRecord]:
         for case, image_path, label_path in cases:
-            yield nifti_pair_record(case, image_path, label_path, codes, clip_percentile=clip_percentile,
-                                    clip_mode=clip_mode, target_size=target_size,
-                                    inplane_mode="resize" if resize else "crop_pad",
-                                    label_hint="; dataset.json 'labels' must list every value")
+            yield nifti_pair_record(case, image_path, label_path, codes, prep,
+                                    "; dataset.json 'labels' must list every value")
 
-    params = {"dataset": info.name, "layout": info.layout, "clip_percentile": clip_percentile,
-              "clip_mode": clip_mode, "target_size": target_size, "inplane": "resize" if resize else "crop_pad",
-              "normalization": "per-volume z-score of the clipped image"}
+    params = {"dataset": info.name, "layout": info.layout, **prep.params()}
     return write_store(out, records(), total=len(cases), preset="msd", modality=info.modality, classes=info.classes,
                        preprocessing=params, quiet=quiet, overwrite=overwrite)

@@ -24,6 +24,7 @@ from fewshotkit.data.ingest.common import (
     pair_by_pattern,
     require_dir,
     resize_op,
+    ScanPrep,
     write_store,
 )
 from fewshotkit.data.io.codes import check_code, compact_indices
@@ -57,37 +58,26 @@ def parse_label_spec(spec: str) -> dict[int, str]:
     return out
 
 
-def nifti_pair_record(
-    vid: str,
-    image_path: Path,
-    label_path: Path,
-    codes: dict[float, int],
-    *,
-    clip_percentile: float | None,
-    clip_mode: str,
-    target_size: int | None,
-    inplane_mode: str = "crop_pad",
-    label_hint: str = "",
-    orientation: str | None = None,
-    frame: int | None = None,
-) -> VolumeRecord:
-    """Read, check and preprocess one pair (any format of :mod:`fewshotkit.data.io`; ``frame`` of 4D
-    scans): clip, map label codes, reorient to the axis codes ``orientation`` (if given), crop/pad or
-    resize in-plane."""
-    scan, label_scan = read_scan(image_path, frame=frame), read_scan(label_path, frame=frame)
+def nifti_pair_record(vid: str, image_path: Path, label_path: Path, codes: dict[float, int], prep: ScanPrep,
+                      label_hint: str = "") -> VolumeRecord:
+    """Read, check and preprocess one pair (any format of :mod:`fewshotkit.data.io`; ``prep.frame`` of
+    4D scans): clip, map label codes, reorient to the axis codes ``prep.orientation`` (if given),
+    crop/pad or resize in-plane."""
+    scan, label_scan = read_scan(image_path, frame=prep.frame), read_scan(label_path, frame=prep.frame)
     check_pair(scan.array, label_scan.array, image_path, label_path)
     same_grid(scan, label_scan)
     label_u8 = map_labels(label_scan.array, codes, label_path, label_hint)
-    image, clip_info = clip_top(scan.array, clip_percentile, clip_mode)
+    image, clip_info = clip_top(scan.array, prep.clip_percentile, prep.clip_mode)
     affine, spacing = scan.affine, scan.spacing
     ops: list[dict[str, Any]] = []
     shape = image.shape
-    if orientation is not None and axis_codes(affine) != orientation:
-        move = reorientation(affine, orientation)
+    if prep.orientation is not None and axis_codes(affine) != prep.orientation:
+        move = reorientation(affine, prep.orientation)
         ops.append({"op": "reorient", "from": move.source, "to": move.target})
         shape, spacing = move.shape(shape), move.spacing(spacing)
-    if target_size is not None and shape[1:] != (target_size, target_size):
-        op = crop_pad_op(shape[1:], target_size) if inplane_mode == "crop_pad" else resize_op(shape[1:], target_size)
+    size = prep.target_size
+    if size is not None and shape[1:] != (size, size):
+        op = crop_pad_op(shape[1:], size) if prep.inplane_mode == "crop_pad" else resize_op(shape[1:], size)
         ops.append(op)
     if ops and ops[-1]["op"] == "resize":
         (h0, w0), (h1, w1) = ops[-1]["from"], ops[-1]["to"]
@@ -117,21 +107,17 @@ def ingest_nifti_pairs(
     label_glob: str,
     classes: dict[int, str],
     codes: dict[float, int],
+    prep: ScanPrep = ScanPrep(),
     modality: str = "MR",
-    clip_percentile: float | None = 99.5,
-    clip_mode: str = "auto",
-    target_size: int | None = None,
-    inplane_mode: str = "crop_pad",
     label_hint: str = "",
     limit: int | None = None,
     quiet: bool = False,
     overwrite: bool = False,
-    orientation: str | None = None,
-    frame: int | None = None,
     label_codes: dict[int, int] | None = None,
 ) -> Path:
-    """The pairs of ``src`` matching the globs as a store; ``codes`` maps the label files' codes to the
-    store's class values, ``label_codes`` (class value -> code) is recorded as the store's code map."""
+    """The pairs of ``src`` matching the globs as a store, each preprocessed by ``prep``; ``codes`` maps
+    the label files' codes to the store's class values, ``label_codes`` (class value -> code) is
+    recorded as the store's code map."""
     folder = require_dir(src)
     pairs = pair_by_pattern(folder, image_glob, label_glob)
     if limit is not None:
@@ -141,19 +127,12 @@ def ingest_nifti_pairs(
 
     def records() -> Iterator[VolumeRecord]:
         for key, image_path, label_path in pairs:
-            record = nifti_pair_record(key, image_path, label_path, codes, clip_percentile=clip_percentile,
-                                       clip_mode=clip_mode, target_size=target_size,
-                                       inplane_mode=inplane_mode, label_hint=label_hint, orientation=orientation,
-                                       frame=frame)
+            record = nifti_pair_record(key, image_path, label_path, codes, prep, label_hint)
             warn_constant(record.image, image_path)
             seen.update(int(v) for v in np.unique(record.label))
             yield record
 
-    params = {"image_glob": image_glob, "label_glob": label_glob, "clip_percentile": clip_percentile,
-              "clip_mode": clip_mode, "target_size": target_size, "inplane": inplane_mode,
-              **({"orientation": orientation} if orientation else {}),
-              **({"frame": frame} if frame is not None else {}),
-              "normalization": "per-volume z-score of the clipped image"}
+    params = {"image_glob": image_glob, "label_glob": label_glob, **prep.params()}
     written = write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
                           preprocessing=params, quiet=quiet, overwrite=overwrite, label_codes=label_codes)
     warn_absent_classes(classes, seen, label_codes, folder)
@@ -206,8 +185,8 @@ def ingest_nifti(
     return ingest_nifti_pairs(
         src, out, preset="nifti", image_glob=image_glob, label_glob=label_glob,
         classes={index: labels[code] for index, code in code_of.items()},
-        codes={float(code): index for index, code in code_of.items()}, label_codes=code_of, modality=modality, clip_percentile=clip_percentile,
-        clip_mode=clip_mode, target_size=target_size, inplane_mode="resize" if resize else "crop_pad",
+        codes={float(code): index for index, code in code_of.items()}, label_codes=code_of, modality=modality,
+        prep=ScanPrep(clip_percentile, clip_mode, target_size, "resize" if resize else "crop_pad",
+                      None if orientation is None else check_codes(orientation), frame),
         label_hint="; list every value in --labels", limit=limit, quiet=quiet, overwrite=overwrite,
-        orientation=None if orientation is None else check_codes(orientation), frame=frame,
     )

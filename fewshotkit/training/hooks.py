@@ -96,7 +96,8 @@ class MetricsLogger(HookBase):
         self.n = 0
         self.start = time.perf_counter()
         self.start_train_s = self.trainer.train_seconds
-        resumed, self._resumed = getattr(self, "_resumed", None), None
+        resumed: dict[str, Any] | None = getattr(self, "_resumed", None)
+        self._resumed: dict[str, Any] | None = None
         if resumed:  # the steps of the window a checkpoint cut: the next record averages them too
             self.window = {k: torch.tensor(v, dtype=torch.float32, device=self.trainer.device)
                            for k, v in resumed["window"].items()}

@@ -74,6 +74,8 @@ class MetricsLogger(HookBase):
         self.info = info
         self.show_progress = show_progress
         self.last_loss = float("nan")
+        self.n = 0  # steps in the loss window
+        self._resumed: dict[str, Any] | None = None  # a checkpoint's window, taken back by _reset
 
     def before_train(self) -> None:
         from rich.progress import TextColumn
@@ -96,8 +98,7 @@ class MetricsLogger(HookBase):
         self.n = 0
         self.start = time.perf_counter()
         self.start_train_s = self.trainer.train_seconds
-        resumed: dict[str, Any] | None = getattr(self, "_resumed", None)
-        self._resumed: dict[str, Any] | None = None
+        resumed, self._resumed = self._resumed, None
         if resumed:  # the steps of the window a checkpoint cut: the next record averages them too
             self.window = {k: torch.tensor(v, dtype=torch.float32, device=self.trainer.device)
                            for k, v in resumed["window"].items()}
@@ -106,7 +107,7 @@ class MetricsLogger(HookBase):
     def state_dict(self) -> dict[str, Any]:
         """The loss window in progress (the steps since the last record), averaged over ranks: a resumed
         run's next record then averages the same steps as an uninterrupted run's. Empty between windows."""
-        if not getattr(self, "n", 0):
+        if not self.n:
             return {}
         window = ddp.mean_over_ranks({k: v.item() for k, v in self.window.items()}, self.info, self.trainer.device)
         return {"window": window, "n": self.n, "data_s": self.data_s}

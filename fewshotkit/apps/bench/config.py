@@ -166,11 +166,12 @@ class BenchConfig:
     def _check_steps(self) -> None:
         """``steps``: None, a count, or a table giving methods of this bench their own count (equal
         training time for methods whose steps cost differently); the others keep their preset's."""
-        table = self.steps if isinstance(self.steps, dict) else {"--steps": self.steps}
-        for method, count in table.items():
+        table = self.steps if isinstance(self.steps, dict) else {}
+        counts = table.items() if table else [("every method", self.steps)]
+        for method, count in counts:
             if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
                 raise FewshotkitError(f"bench: steps for {method} must be a whole number >= 0, got {count!r}")
-        unknown = [m for m in table if m != "--steps" and m not in self.methods]
+        unknown = [m for m in table if m not in self.methods]
         if unknown:
             raise FewshotkitError(f"bench: the steps table names '{unknown[0]}', which is not one of the bench's "
                                   f"methods ({', '.join(self.methods)})")

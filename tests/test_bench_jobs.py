@@ -132,6 +132,31 @@ def test_a_steps_table_gives_methods_their_own_budget(run_cli, store, tmp_path):
         assert bad.exit_code == 1 and message in " ".join(bad.output.split()), bad.output
 
 
+def test_cached_tables_of_a_study_under_way(run_cli, store, tmp_path):
+    """``--cached`` trains and evaluates nothing: a row with fewer folds than the study names them, a
+    row with none is left out, and a study with no cell cached is a one-line error."""
+    out = tmp_path / "o"
+
+    def bench(methods: tuple[str, ...], folds: tuple[int, ...], *flags: str):
+        return run_cli("bench", "--store", str(store), *(f"--method={m}" for m in methods), *(f"--fold={f}" for f in folds),
+                       "--recipe", "cpu", "--steps", "2", "--device", "cpu", "-o", str(out), *flags)
+
+    both = ("ssl-alpnet-cpu", "alpnet-init")
+    empty = bench(both, (0, 1), "--cached")
+    assert empty.exit_code == 1 and "no cell of syn is cached" in " ".join(empty.output.split()), empty.output
+    assert bench(both, (0,)).exit_code == 0
+    assert bench(("alpnet-init",), (0, 1)).exit_code == 0
+    cells = sorted((out / "cells").rglob("*.json"))
+    assert len(cells) == 3
+
+    partial = bench(both, (0, 1), "--cached")
+    assert partial.exit_code == 0 and "training" not in partial.output, partial.output
+    assert sorted((out / "cells").rglob("*.json")) == cells, "--cached computes no cell"
+    table = (out / "syn_comparison.md").read_text().splitlines()
+    assert {line.split(" | ")[0] for line in table[4:]} == {"| ALPNet-init", "| SSL-ALPNet (CPU recipe) (fold 0)"}, table
+    assert bench(("ssl-panet-cpu",), (0, 1), "--cached").exit_code == 1, "no row has a cached cell"
+
+
 def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):
     import submitit.slurm.slurm as slurm
 

@@ -147,15 +147,16 @@ def test_eval_n_folds_help_and_check_agree(run_cli, files):
 
 def test_bench_takes_postprocess_in_every_spelling_as_one_evaluation(tmp_path):
     """--postprocess, --set postprocess= and --eval-set postprocess= score the same cell."""
-    from fewshotkit.apps.bench.study import Bench, BenchConfig
+    from fewshotkit.apps.bench.cache import evaluation_key
+    from fewshotkit.apps.bench.study import BenchConfig
     from fewshotkit.method.spec import preset_spec
 
     spec = preset_spec("alpnet-init")
     base = {"stores": ["s.h5"], "methods": ["alpnet-init"], "out": str(tmp_path)}
-    flagged = Bench(BenchConfig(**base, postprocess=["largest-component"]))._evaluation(spec)
-    aliased = Bench(BenchConfig(**base, eval_overrides=["postprocess=largest-component"]))._evaluation(spec)
+    flagged = evaluation_key(BenchConfig(**base, postprocess=["largest-component"]), spec)
+    aliased = evaluation_key(BenchConfig(**base, eval_overrides=["postprocess=largest-component"]), spec)
     spec.postprocess = [{"type": "largest-component"}]  # what --set postprocess=largest-component gives
-    by_set = Bench(BenchConfig(**base))._evaluation(spec)
+    by_set = evaluation_key(BenchConfig(**base), spec)
     assert flagged[1] == aliased[1] == by_set[1] and flagged[1]["postprocess"]["tables"] == [{"type": "largest-component"}]
     assert flagged[0].tables() == aliased[0].tables() == by_set[0].tables() == [{"type": "largest-component"}]
     with pytest.raises(FewshotkitError, match="shots"):

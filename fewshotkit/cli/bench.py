@@ -70,6 +70,9 @@ from fewshotkit.method.spec import PRESETS
               help="CPU cores (torch threads) per job (local default: the cores split between --jobs).")
 @click.option("--plan", "show_plan", is_flag=True,
               help="List the cells, which are cached and the estimated cost; run nothing.")
+@click.option("--cached", "cached_only", is_flag=True,
+              help="Write the tables from the cells already cached (a study under way); train and evaluate "
+                   "nothing. A row with fewer folds names them.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...],
           val_scans: int | None, split: str | None, exclusion: str | None, protocols: tuple[str, ...], recipe: str | None,
@@ -77,7 +80,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
           pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None, launcher: str | None, jobs: int | None,
           partition: str | None, time_limit: str | None, gpus_per_cell: int | None, cpus_per_cell: int | None,
-          show_plan: bool) -> None:
+          show_plan: bool, cached_only: bool) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
     Finished (method, fold) cells and interrupted trainings are cached in the output folder:
@@ -118,7 +121,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         _print_plan(config, options)
         return
     result = run_study(config, options, log=lambda m: console.print(f"[dim]{m}[/dim]"),
-                       command=command)
+                       command=command, cached_only=cached_only)
     for table in result.tables.values():
         console.print(table.to_rich())
         console.print("\nMarkdown (ready to paste):\n", style="dim")

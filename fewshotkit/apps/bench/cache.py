@@ -12,15 +12,21 @@ A finished (store, method, fold) cell is reused only when all of these are uncha
   post-processors): an installed plugin's version, plus a hash of its module files when it is
   installed in editable mode or has a ``.dev`` version; a loose ``--plugins-dir`` file's hash.
   Editing a plugin therefore retrains and re-evaluates what uses it, and nothing else;
-- for the cell itself, the protocol (shots, protocol name, chunks).
+- for the cell itself, the protocol (shots, protocol name, chunks) and the evaluation
+  (:func:`evaluation_key`: the split scored, post-processing, slice presence, inference options).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fewshotkit.apps.bench.config import BenchConfig
+    from fewshotkit.evaluation.options import InferenceOptions
 
 
 def digest(data: Any) -> str:
@@ -54,3 +60,40 @@ def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, se
     if val_scans:
         key["val_scans"] = val_scans
     return key
+
+
+def evaluation_key(cfg: BenchConfig, spec: Any) -> tuple[InferenceOptions, dict[str, Any]]:
+    """(the options ``spec``'s model is evaluated with, the cell key's evaluation part).
+
+    Post-processing and ``drop_absent`` come from the inference options (``--postprocess``,
+    ``--drop-absent``, their ``--eval-set`` aliases), else from the spec (``--set``). The key
+    records ``--set``'s and ``--drop-absent``'s slice presence, and ``--eval-set`` as given
+    but for its post-processing, which the tables record, so every spelling of one
+    post-processing shares its cells."""
+    from fewshotkit.method.provenance import plugin_fingerprints
+
+    options = cfg.inference_options()
+    given = options.tables()
+    tables = spec.postprocess if given is None else given
+    absent = cfg.drop_absent if cfg.drop_absent is not None else spec.drop_absent
+    key: dict[str, Any] = {"shots": options.shots, "chunks": options.chunks}
+    if cfg.split != "test":
+        key["split"] = cfg.split
+    if tables:
+        key["postprocess"] = {"tables": tables,
+                              "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=tables))}
+    if absent is not None:
+        key["drop_absent"] = absent
+    inference = [o for o in cfg.eval_overrides if o.partition("=")[0].strip() != "postprocess"]
+    if inference:
+        key["inference"] = inference
+    chosen = options.drop_absent if options.drop_absent is not None else absent
+    return options.replace(postprocess=tuple(tables), drop_absent=chosen), key
+
+
+def variant_suffix(key: dict[str, Any]) -> str:
+    """The cell file's suffix for an evaluation variant (post-processing, slice presence, --eval-set)."""
+    tables = key.get("postprocess", {}).get("tables", [])
+    variant = "_" + "+".join(str(p["type"]) for p in tables) + "-" + digest(key["postprocess"])[:6] if tables else ""
+    variant += f"_drop-absent-{key['drop_absent']:g}" if "drop_absent" in key else ""
+    return variant + (f"_set-{digest(key['inference'])[:6]}" if "inference" in key else "")

@@ -260,11 +260,12 @@ def _visible_gpus() -> list[int]:
 
 
 def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], None],
-              command: str | None = None) -> Any:
+              command: str | None = None, cached_only: bool = False) -> Any:
     """Run a study: its missing cells as jobs when ``options`` asks for it, then its tables from the
-    cache (a serial run's, cell for cell). Returns the :class:`BenchResult`."""
-    bench = Bench(config, log=log, command=command)
-    if options.parallel:
+    cache (a serial run's, cell for cell); with ``cached_only``, just the tables of the cells cached so
+    far. Returns the :class:`BenchResult`."""
+    bench = Bench(config, log=log, command=command, cached_only=cached_only)
+    if options.parallel and not cached_only:
         groups = job_groups(bench, bench.refs())
         if groups:
             threads = options.threads()

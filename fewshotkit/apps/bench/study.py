@@ -36,30 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from fewshotkit.apps.bench.cache import digest as _digest
-from fewshotkit.apps.bench.cache import training_key
+from fewshotkit.apps.bench.cache import evaluation_key, training_key, variant_suffix
 from fewshotkit.apps.bench.cells import CellRef, CellSite
-from fewshotkit.apps.bench.config import BenchConfig, method_label, method_spec, published_dice
+from fewshotkit.apps.bench.config import BenchConfig, method_label, method_spec
+from fewshotkit.apps.bench.models import score_model, trained_model
 from fewshotkit.apps.bench.report import bench_document, model_timing, per_fold, precision_recall, write_report
+from fewshotkit.apps.bench.tables import PUBLISHED_COLUMN, comparison_table
 from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.evaluate import safe_name
-from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import FoldScores
-from fewshotkit.evaluation.results import ScoreTable, summarize, write_json, write_tables
-from fewshotkit.method.provenance import plugin_fingerprints
+from fewshotkit.evaluation.results import ScoreTable, write_json, write_tables
 from fewshotkit.method.overrides import apply_inference_overrides
 from fewshotkit.method.spec import validate_spec
-
-
-#: the column of published mean Dice (Roy protocol), where the papers report one
-PUBLISHED_COLUMN = "published (Roy mean)"
-
-
-def _store_preset(store_path: str) -> str | None:
-    from fewshotkit.data.store.reader import SliceStore
-
-    with SliceStore(store_path) as store:
-        return store.preset
 
 
 def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -> FoldScores:
@@ -88,30 +77,13 @@ class BenchResult:
     details: dict[str, list[ScoreTable]] = field(default_factory=dict)  # table key -> P / R, Dice per fold
 
 
-def _variant(key: dict[str, Any]) -> str:
-    """The cell file's suffix for an evaluation variant (post-processing, slice presence, --eval-set)."""
-    tables = key.get("postprocess", {}).get("tables", [])
-    variant = "_" + "+".join(str(p["type"]) for p in tables) + "-" + _digest(key["postprocess"])[:6] if tables else ""
-    variant += f"_drop-absent-{key['drop_absent']:g}" if "drop_absent" in key else ""
-    return variant + (f"_set-{_digest(key['inference'])[:6]}" if "inference" in key else "")
-
-
-def _given_cleanup(cfg: BenchConfig) -> list[str]:
-    """``--postprocess`` / ``--drop-absent`` (the config's keys) as ``KEY=VALUE`` for a table's title."""
-    shown = []
-    if cfg.postprocess is not None:
-        tables = cfg.inference_options().tables() or []
-        shown.append("postprocess=" + (",".join(str(t["type"]) for t in tables) or "none"))
-    if cfg.drop_absent is not None:
-        shown.append(f"drop_absent={cfg.drop_absent:g}")
-    return shown
-
-
 class Bench:
     """Runs a :class:`BenchConfig`; see the module docstring."""
 
-    def __init__(self, config: BenchConfig, log: Any = None, command: str | None = None) -> None:
+    def __init__(self, config: BenchConfig, log: Any = None, command: str | None = None,
+                 cached_only: bool = False) -> None:
         self.config = config
+        self.cached_only = cached_only  # tables of the cells already cached; nothing is trained or evaluated
         self.out = Path(config.out)
         self.log = log or (lambda message: None)
         self.command = command
@@ -126,83 +98,6 @@ class Bench:
         chosen = self.config.steps.get(method) if isinstance(self.config.steps, dict) else self.config.steps
         steps = 0 if preset_steps == 0 else (chosen if chosen is not None else preset_steps)
         return steps, spec.training.get("regime", "ssl")
-
-    # -- one model ----------------------------------------------------------------------------
-    def _checkpoint(self, spec: Any, store_path: str, run_dir: Path, fold: int, exclude: list[str],
-                    steps: int, setting: int, pseudolabels: str | None) -> Path:
-        """Train the model of ``run_dir`` (resuming an interrupted run) and return its checkpoint."""
-        from fewshotkit.method.checkpoint import LAST, read_checkpoint
-        from fewshotkit.training.loop import train
-
-        last = run_dir / "checkpoints" / LAST
-        setting = setting if exclude else 1
-        if last.is_file():
-            done = int(read_checkpoint(last)["step"])
-            if done >= steps:
-                return last
-            self.log(f"resuming {run_dir} at step {done}/{steps}")
-            return train(None, None, run_dir, resume=True, steps=steps, device=self.config.device)
-        self.log(f"training {run_dir.relative_to(self.out)} ({steps} steps)")
-        regime = spec.training.get("regime", "ssl")
-        if steps == 0:
-            regime = "supervised"  # nothing is trained: do not require pseudolabels
-        return train(spec, store_path, run_dir, fold=fold, setting=setting, exclude=",".join(exclude),
-                     exclusion=self.config.exclusion if setting == 2 else "any", val_scans=self.config.val_scans,
-                     regime=regime, steps=steps, device=self.config.device, seed=self.config.seed,
-                     pseudolabels=pseudolabels if regime == "ssl" else None, n_folds=self.config.n_folds)
-
-    def _evaluate(self, checkpoint: Path, store: Any, fold: int, classes: list[str], figure_prefix: str,
-                  protocol: str, options: InferenceOptions) -> FoldScores:
-        """Scores of the model in ``checkpoint`` with ``options`` (this method's post-processing
-        resolved) on ``classes``."""
-        from fewshotkit.core.device import resolve_device
-        from fewshotkit.core.seeding import seed_everything
-        from fewshotkit.evaluation.evaluate import EvalRun, evaluate_predictor
-        from fewshotkit.evaluation.inference import predictor_for
-        from fewshotkit.method.checkpoint import load_method
-
-        device = resolve_device(self.config.device)
-        seed_everything(self.config.seed)
-        loaded = load_method(checkpoint, device, options.method_overrides())
-        predictor = predictor_for(loaded.method, loaded.spec, device, options.batch_size)
-        figures = self.out / "figures" if self.config.figures else None
-        scored: Any = fold
-        if self.config.val_scans:  # the training side the models saw: their normalisation (CT stores)
-            from fewshotkit.data.episodes.folds import get_fold, validation_fold
-
-            scored = get_fold(store, fold, self.config.n_folds, self.config.val_scans)
-            if self.config.split == "validation":
-                scored = validation_fold(scored)
-        run = EvalRun(figures=figures, figure_prefix=figure_prefix)
-        return evaluate_predictor(store, predictor, [scored], n_folds=self.config.n_folds, protocol=protocol,
-                                  options=options.for_spec(loaded.spec), classes=classes, run=run).folds[0]
-
-    def _evaluation(self, spec: Any) -> tuple[InferenceOptions, dict[str, Any]]:
-        """(the options ``spec``'s model is evaluated with, the cell key's evaluation part).
-
-        Post-processing and ``drop_absent`` come from the inference options (``--postprocess``,
-        ``--drop-absent``, their ``--eval-set`` aliases), else from the spec (``--set``). The key
-        records ``--set``'s and ``--drop-absent``'s slice presence, and ``--eval-set`` as given
-        but for its post-processing, which the tables record, so every spelling of one
-        post-processing shares its cells."""
-        cfg = self.config
-        options = cfg.inference_options()
-        given = options.tables()
-        tables = spec.postprocess if given is None else given
-        absent = cfg.drop_absent if cfg.drop_absent is not None else spec.drop_absent
-        key: dict[str, Any] = {"shots": options.shots, "chunks": options.chunks}
-        if cfg.split != "test":
-            key["split"] = cfg.split
-        if tables:
-            key["postprocess"] = {"tables": tables,
-                                  "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=tables))}
-        if absent is not None:
-            key["drop_absent"] = absent
-        inference = [o for o in cfg.eval_overrides if o.partition("=")[0].strip() != "postprocess"]
-        if inference:
-            key["inference"] = inference
-        chosen = options.drop_absent if options.drop_absent is not None else absent
-        return options.replace(postprocess=tuple(tables), drop_absent=chosen), key
 
     # -- one cell -----------------------------------------------------------------------------
     def _cached(self, path: Path, digest: str) -> tuple[FoldScores, dict[str, Any]] | None:
@@ -230,7 +125,7 @@ class Bench:
                 raise FewshotkitError(f"bench --pooler {ref.pooler}: method '{ref.method}' has no [pooler] part to replace")
             spec = method_spec(ref.method, cfg.recipe, [f"pooler.type={ref.pooler}", *cfg.overrides])
         steps, regime = self._budget(ref.method, spec)
-        options, evaluation = self._evaluation(spec)  # evaluation, not training: the models' key leaves it out
+        options, evaluation = evaluation_key(cfg, spec)  # evaluation, not training: the models' key leaves it out
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, ref.store, steps=steps, seed=cfg.seed, setting=ref.setting, fold=ref.fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime,
@@ -241,7 +136,7 @@ class Bench:
         # a named pseudolabel set and an evaluation variant (post-processing, --eval-set) get files of
         # their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
-        variant = _variant(key)
+        variant = variant_suffix(key)
         folder = self.out / "cells" / self._table_key(ref.store, ref.setting) / safe_name(label)
         # models depend on the training settings only: another protocol re-uses them
         run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{ref.fold}-{_digest(training)}"
@@ -265,12 +160,6 @@ class Bench:
             return [("all", [], all_classes)]
         return [(g, cls, cls) for g, cls in class_groups(store).items()]
 
-    def cell(self, store_path: str, method: str, fold: int, pooler: str | None = None,
-             protocol: str = "roy", setting: int = 1, pseudolabels: str | None = None) -> FoldScores:
-        """Scores of ``method`` (with ``pooler``, if given; trained on the ``pseudolabels`` set or the
-        config's first) on ``fold`` of ``store_path`` with ``protocol``, from the cache when it is there."""
-        return self.run_cell(CellRef(store_path, method, fold, pooler, protocol, setting, pseudolabels))
-
     def run_cell(self, ref: CellRef) -> FoldScores:
         """Scores of the cell ``ref``: from the cache, else trained (or resumed) and evaluated, then cached."""
         from fewshotkit.data.store.reader import SliceStore
@@ -288,14 +177,13 @@ class Bench:
         plan = self.models(site, store)
         parts, models, eval_seconds = [], [], 0.0
         for group, exclude, classes in plan:
-            checkpoint = self._checkpoint(site.spec, ref.store, site.run_root / group, fold, exclude, site.steps,
-                                          ref.setting, site.pseudolabels)
+            checkpoint = trained_model(self.config, site, site.run_root / group, exclude, self.log)
             models.append(model_timing(site.run_root / group, site.steps))
             self.log(f"evaluating {site.shown} fold {fold} ({', '.join(classes)}; {protocol})")
             prefix = safe_name(f"{store_key}_{site.label}{site.named}_{protocol}"
                                + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
-            parts.append(self._evaluate(checkpoint, store, fold, classes, prefix, protocol, site.options))
+            parts.append(score_model(self.config, site, checkpoint, store, classes, prefix))
             eval_seconds += time.perf_counter() - t0
         all_classes = [store.classes[v] for v in sorted(store.classes)]
         scores = _merge(parts, all_classes, [group for group, _, _ in plan])
@@ -336,57 +224,41 @@ class Bench:
                 for store in cfg.stores for setting in cfg.setting for method, pooler, sets, _ in rows
                 for protocol in cfg.protocol for fold in cfg.folds]
 
-    def _table(self, store_path: str, setting: int) -> tuple[ScoreTable, dict[str, dict[str, list[FoldScores]]]]:
-        """The comparison table of one store and setting, and its cells (protocol -> method -> folds)."""
+    def _collect(self, store_path: str, setting: int) -> tuple[dict[str, str], dict[str, dict[str, list[FoldScores]]]]:
+        """(row label per entry, cells: protocol -> entry -> scores per fold) of one store and setting,
+        every cell run or read from the cache; with ``cached_only``, the folds cached under every protocol,
+        and only the entries that have one."""
         cfg = self.config
-        store_key = Path(store_path).stem
-        # protocol -> method (or "method + pooler") -> scores per fold
         cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in cfg.protocol}
         labels: dict[str, str] = {}
         for method, pooler, pseudolabels, entry in self._rows:
-            labels[entry] = method_label(method, pooler, cfg.methods) + ("" if pseudolabels is None else f" + {pseudolabels}")
+            label = method_label(method, pooler, cfg.methods) + ("" if pseudolabels is None else f" + {pseudolabels}")
+            found: dict[str, list[FoldScores]] = {}
             for protocol in cfg.protocol:
-                cells[protocol][entry] = []
+                found[protocol] = []
                 for fold in cfg.folds:
                     self._done += 1
-                    self.log(f"cell {self._done}/{self._total}: {labels[entry]}, fold {fold}, {protocol}, "
-                             f"setting {setting}")
-                    cells[protocol][entry].append(self.cell(store_path, method, fold, pooler, protocol, setting,
-                                                            pseudolabels))
-        classes = [*next(iter(cells[cfg.protocol[0]].values()))[0].classes, "mean"]
-        for scores in cells[cfg.protocol[0]].values():
-            for c in scores[0].classes:
-                if c not in classes:
-                    classes.insert(-1, c)
-        grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
-        columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
-        store_preset = _store_preset(store_path)
-        published = {entry: published_dice(entry.split(" + ")[0], store_preset, setting) for entry in labels}
-        if "roy" in cfg.protocol and any(v is not None for v in published.values()):
-            columns.append(PUBLISHED_COLUMN)
-        inference = [*cfg.eval_overrides,
-                     *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent"))),
-                     *_given_cleanup(cfg)]
-        rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
-        held = (f"; the validation scans ({cfg.val_scans} held out of each fold's training scans)"
-                if cfg.split == "validation" else f"; trained without {cfg.val_scans} validation scans"
-                if cfg.val_scans else "")
-        title = (f"{store_key}: Dice (%), setting {setting}{rule}, {cfg.shots}-shot, "
-                 f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
-                 f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
-                 + held + (f"; inference {', '.join(inference)}" if inference else ""))
-        table = ScoreTable(title, columns)
-        for entry in labels:
-            row = {}
-            for protocol in cfg.protocol:
-                folds = cells[protocol][entry]
-                summary = summarize(folds, "dice")
-                for c, (m, sd) in summary.items():
-                    row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
-            value = published[entry]
-            row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
-            table.add(labels[entry], row)
-        return table, cells
+                    ref = CellRef(store_path, method, fold, pooler, protocol, setting, pseudolabels)
+                    self.log(f"cell {self._done}/{self._total}: {label}, fold {fold}, {protocol}, setting {setting}")
+                    scores = self._cached_scores(ref) if self.cached_only else self.run_cell(ref)
+                    if scores is not None:
+                        found[protocol].append(scores)
+            shared = set.intersection(*({f.fold for f in folds} for folds in found.values()))
+            if shared:
+                labels[entry] = label
+                for protocol, folds in found.items():
+                    cells[protocol][entry] = [f for f in folds if f.fold in shared]
+        return labels, cells
+
+    def _cached_scores(self, ref: CellRef) -> FoldScores | None:
+        """The cell ``ref``'s scores when it is cached (its timing joins the table's), else None."""
+        site = self.locate(ref)
+        hit = self.cached(site)
+        if hit is None:
+            return None
+        self._timings.append({"method": site.label, "fold": ref.fold, "protocol": ref.protocol,
+                              "pseudolabels": site.named[1:], **hit[1]})
+        return hit[0]
 
     def _table_key(self, store_path: str, setting: int) -> str:
         """The name of a store's table and cell folder in ``setting``: setting 1 keeps the store's
@@ -395,9 +267,30 @@ class Bench:
         split = "_validation" if self.config.split == "validation" else ""
         return Path(store_path).stem + ("" if setting == 1 else f"_setting2{rule}") + split
 
-    def run(self) -> BenchResult:
+    def _add_table(self, result: BenchResult, store_path: str, setting: int) -> None:
+        """Build the table of one store and setting (setting 1 keeps the store's name as its key), write
+        its files and add it to ``result``."""
         from fewshotkit.evaluation.figures import bar_chart
 
+        key = self._table_key(store_path, setting)
+        self._timings = []
+        rows, cells = self._collect(store_path, setting)
+        if not rows:
+            raise FewshotkitError(f"bench --cached: no cell of {key} is cached in {self.out}; "
+                                  "run the study without --cached first")
+        table = comparison_table(self.config, store_path, setting, rows, cells)
+        stem = self.out / f"{key}_comparison"
+        result.files += write_tables(table, stem)
+        means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
+        result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
+        result.tables[key] = table
+        labels = [label for label, _ in table.rows]
+        folds_table = per_fold(cells, labels)
+        result.details[key] = [precision_recall(cells, labels), *([folds_table] if folds_table else [])]
+        result.cells[key] = cells
+        result.timings[key] = self._timings
+
+    def run(self) -> BenchResult:
         cfg = self.config
         result = BenchResult({}, [], {})
         self._done = 0
@@ -405,20 +298,7 @@ class Bench:
         self._total = len(cfg.stores) * len(cfg.setting) * len(self._rows) * len(cfg.protocol) * len(cfg.folds)
         for store_path in cfg.stores:
             for setting in cfg.setting:
-                # one table per store and setting; setting 1 keeps the store's name as its key
-                key = self._table_key(store_path, setting)
-                self._timings = []
-                table, cells = self._table(store_path, setting)
-                stem = self.out / f"{key}_comparison"
-                result.files += write_tables(table, stem)
-                means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
-                result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
-                result.tables[key] = table
-                labels = [label for label, _ in table.rows]
-                folds_table = per_fold(cells, labels)
-                result.details[key] = [precision_recall(cells, labels), *([folds_table] if folds_table else [])]
-                result.cells[key] = cells
-                result.timings[key] = self._timings
+                self._add_table(result, store_path, setting)
         document = bench_document(cfg.to_json(), result.cells, result.tables, result.timings, self.command)
         result.files.append(write_json(self.out / "bench.json", document))
         result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command,

@@ -1,0 +1,88 @@
+"""A study's comparison table of one store and setting, in the layout of the paper's Tables 1-3:
+one row per method (with pooler, pseudolabel set), mean Dice per class and over classes, mean +/-
+std over folds, per protocol, and the published mean where a paper reports one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from fewshotkit.apps.bench.config import BenchConfig, published_dice
+from fewshotkit.evaluation.protocol import FoldScores
+from fewshotkit.evaluation.results import ScoreTable, summarize
+
+#: the column of published mean Dice (Roy protocol), where the papers report one
+PUBLISHED_COLUMN = "published (Roy mean)"
+
+#: protocol -> entry (method [+ pooler] [+ set]) -> scores per fold
+Cells = Mapping[str, Mapping[str, Sequence[FoldScores]]]
+
+
+def store_preset(store_path: str) -> str | None:
+    """The ingest preset a store was written with (it decides which published numbers apply)."""
+    from fewshotkit.data.store.reader import SliceStore
+
+    with SliceStore(store_path) as store:
+        return store.preset
+
+
+def given_cleanup(cfg: BenchConfig) -> list[str]:
+    """``--postprocess`` / ``--drop-absent`` (the config's keys) as ``KEY=VALUE`` for a table's title."""
+    shown = []
+    if cfg.postprocess is not None:
+        tables = cfg.inference_options().tables() or []
+        shown.append("postprocess=" + (",".join(str(t["type"]) for t in tables) or "none"))
+    if cfg.drop_absent is not None:
+        shown.append(f"drop_absent={cfg.drop_absent:g}")
+    return shown
+
+
+def _folds(scores: Sequence[FoldScores]) -> str:
+    """``fold 0`` / ``folds 0,1``: the folds of a row that lacks some."""
+    return ("folds " if len(scores) > 1 else "fold ") + ",".join(str(f.fold) for f in scores)
+
+
+def table_title(cfg: BenchConfig, store_path: str, setting: int) -> str:
+    """``STORE: Dice (%), setting S [(exclusion R)], K-shot, PROTOCOLS, folds F[; split][; inference]``."""
+    grouped = len(cfg.protocol) > 1
+    inference = [*cfg.eval_overrides,
+                 *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent"))),
+                 *given_cleanup(cfg)]
+    rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
+    held = (f"; the validation scans ({cfg.val_scans} held out of each fold's training scans)"
+            if cfg.split == "validation" else f"; trained without {cfg.val_scans} validation scans"
+            if cfg.val_scans else "")
+    return (f"{Path(store_path).stem}: Dice (%), setting {setting}{rule}, {cfg.shots}-shot, "
+            f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
+            f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
+            + held + (f"; inference {', '.join(inference)}" if inference else ""))
+
+
+def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Mapping[str, str],
+                     cells: Cells) -> ScoreTable:
+    """The table of ``cells`` (every entry of ``labels``, row label per entry). A row that holds fewer
+    folds than the study names them in its label (``ROW (folds 0,1)``): a study still under way."""
+    first = cells[cfg.protocol[0]]
+    classes = [*next(iter(first.values()))[0].classes, "mean"]
+    for scores in first.values():
+        for c in scores[0].classes:
+            if c not in classes:
+                classes.insert(-1, c)
+    grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
+    columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
+    preset = store_preset(store_path)
+    published = {entry: published_dice(entry.split(" + ")[0], preset, setting) for entry in labels}
+    if "roy" in cfg.protocol and any(v is not None for v in published.values()):
+        columns.append(PUBLISHED_COLUMN)
+    table = ScoreTable(table_title(cfg, store_path, setting), columns)
+    for entry, label in labels.items():
+        row = {}
+        for protocol in cfg.protocol:
+            folds = cells[protocol][entry]
+            for c, (m, sd) in summarize(folds, "dice").items():
+                row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
+        value = published[entry]
+        row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
+        held = cells[cfg.protocol[0]][entry]
+        table.add(label if len(held) == len(cfg.folds) else f"{label} ({_folds(held)})", row)
+    return table

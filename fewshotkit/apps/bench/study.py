@@ -160,18 +160,29 @@ class Bench:
             return [("all", [], all_classes)]
         return [(g, cls, cls) for g, cls in class_groups(store).items()]
 
+    def _record(self, site: CellSite, timing: dict[str, Any]) -> None:
+        """Add a cell's ``timing`` to the table being built (its timing note)."""
+        self._timings.append({"method": site.label, "fold": site.ref.fold, "protocol": site.ref.protocol,
+                              "pseudolabels": site.named[1:], **timing})
+
+    def _from_cache(self, site: CellSite) -> FoldScores | None:
+        """The cell ``site``'s scores from its file (its timing recorded), else None."""
+        hit = self.cached(site)
+        if hit is None:
+            return None
+        self.log(f"cached: {site.shown} fold {site.ref.fold} on {Path(site.ref.store).stem} ({site.ref.protocol})")
+        self._record(site, hit[1])
+        return hit[0]
+
     def run_cell(self, ref: CellRef) -> FoldScores:
         """Scores of the cell ``ref``: from the cache, else trained (or resumed) and evaluated, then cached."""
         from fewshotkit.data.store.reader import SliceStore
 
         site = self.locate(ref)
         store_key, fold, protocol = Path(ref.store).stem, ref.fold, ref.protocol
-        hit = self.cached(site)
+        hit = self._from_cache(site)
         if hit is not None:
-            self.log(f"cached: {site.shown} fold {fold} on {store_key} ({protocol})")
-            self._timings.append({"method": site.label, "fold": fold, "protocol": protocol,
-                                  "pseudolabels": site.named[1:], **hit[1]})
-            return hit[0]
+            return hit
 
         store = SliceStore(ref.store)
         plan = self.models(site, store)
@@ -189,8 +200,7 @@ class Bench:
         scores = _merge(parts, all_classes, [group for group, _, _ in plan])
         timing = {"steps": site.steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
         write_json(site.path, {"key": site.digest, "settings": site.key, "scores": scores.to_json(), "timing": timing})
-        self._timings.append({"method": site.label, "fold": fold, "protocol": protocol,
-                              "pseudolabels": site.named[1:], **timing})
+        self._record(site, timing)
         return scores
 
     # -- everything ---------------------------------------------------------------------------
@@ -240,7 +250,7 @@ class Bench:
                     self._done += 1
                     ref = CellRef(store_path, method, fold, pooler, protocol, setting, pseudolabels)
                     self.log(f"cell {self._done}/{self._total}: {label}, fold {fold}, {protocol}, setting {setting}")
-                    scores = self._cached_scores(ref) if self.cached_only else self.run_cell(ref)
+                    scores = self._from_cache(self.locate(ref)) if self.cached_only else self.run_cell(ref)
                     if scores is not None:
                         found[protocol].append(scores)
             shared = set.intersection(*({f.fold for f in folds} for folds in found.values()))
@@ -249,16 +259,6 @@ class Bench:
                 for protocol, folds in found.items():
                     cells[protocol][entry] = [f for f in folds if f.fold in shared]
         return labels, cells
-
-    def _cached_scores(self, ref: CellRef) -> FoldScores | None:
-        """The cell ``ref``'s scores when it is cached (its timing joins the table's), else None."""
-        site = self.locate(ref)
-        hit = self.cached(site)
-        if hit is None:
-            return None
-        self._timings.append({"method": site.label, "fold": ref.fold, "protocol": ref.protocol,
-                              "pseudolabels": site.named[1:], **hit[1]})
-        return hit[0]
 
     def _table_key(self, store_path: str, setting: int) -> str:
         """The name of a store's table and cell folder in ``setting``: setting 1 keeps the store's

@@ -13,28 +13,31 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from fewshotkit.method.spec import INFERENCE_KEYS, INFERENCE_OPTIONS
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.optim import monitored_scalars
 from fewshotkit.training.trainer import HookBase
 
+if TYPE_CHECKING:
+    from fewshotkit.data.episodes.folds import Fold
+    from fewshotkit.training.setup import Run
+
 CURVE_JSONL = "curve.jsonl"
 CURVE_PNG = "curve.png"
 
 
 class EvalCurve(HookBase):
-    """Evaluates ``fold`` of ``store`` with ``protocols`` every ``every`` steps (rank 0 only)."""
+    """Evaluates ``fold`` of ``run``'s store with ``protocols`` every ``every`` steps (rank 0 only),
+    writing the curve to the run directory."""
 
-    def __init__(self, store: Any, fold: Any, every: int, out_dir: Path, spec: Any, info: ddp.DistInfo,
-                 protocols: Sequence[str] = ("roy", "full-volume"), n_folds: int = 5, label: str = "") -> None:
+    def __init__(self, run: Run, fold: Fold, every: int, protocols: Sequence[str] = ("roy", "full-volume")) -> None:
         from fewshotkit.evaluation.options import InferenceOptions
 
-        self.store = store
-        self.fold = fold
-        self.every = every
-        self.out_dir = out_dir
+        spec = run.spec
+        self.store, self.fold, self.every, self.protocols = run.store, fold, every, tuple(protocols)
+        self.out_dir: Path = run.paths.root
         self.spec = spec  # image size and inference options
         self.options = InferenceOptions().for_spec(spec)  # its post-processing and support orientation
         #: the spec's inference options that change a prediction (those that are set), for the curve's records
@@ -43,10 +46,9 @@ class EvalCurve(HookBase):
         self.inference.update({key: spec.options[key] for key in INFERENCE_OPTIONS if spec.options.get(key)})
         if spec.postprocess:
             self.inference["postprocess"] = [table["type"] for table in spec.postprocess]
-        self.info = info
-        self.protocols = tuple(protocols)
-        self.n_folds = n_folds
-        self.label = label
+        self.info: ddp.DistInfo = run.info
+        self.n_folds = run.n_folds
+        self.label = spec.preset or spec.method
         self.title = ("Dice on the validation scans (held out of the training scans) during training"
                       if fold.validation else "Dice on the held-out fold during training")
 

@@ -197,8 +197,7 @@ def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer)
         from fewshotkit.data.episodes.folds import validation_fold
 
         scored = validation_fold(run.fold) if run.fold.validation else run.fold
-        hooks.append(EvalCurve(run.store, scored, config.eval_every, run.paths.root, run.spec, run.info,
-                               n_folds=run.n_folds, label=run.spec.preset or run.spec.method))
+        hooks.append(EvalCurve(run, scored, config.eval_every))
     hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
     return hooks
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from fewshotkit.core.errors import DataError
 from fewshotkit.data.ingest.common import apply_inplane, check_pair, map_labels, natural_key, require_dir, resize_op, write_store
-from fewshotkit.data.store.writer import VolumeRecord
+from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
 CLASSES = {1: "RV", 2: "LV-MYO", 3: "LV-BP"}
 SCALE = 255.0  # stored intensities 0..255 so felzenszwalb's scale behaves as on CT
@@ -64,5 +64,5 @@ def ingest_acdc(src: str | os.PathLike, out: str | os.PathLike, *, target_size: 
 
     params = {"target_size": target_size, "resize": "images linear, labels nearest", "scale": SCALE,
               "normalization": "per-volume z-score"}
-    return write_store(out, records(), total=len(files), preset="acdc", modality="MR", classes=CLASSES,
-                       preprocessing=params, quiet=quiet, overwrite=overwrite)
+    return write_store(out, records(), StoreHeader("acdc", "MR", CLASSES, params), total=len(files),
+                       quiet=quiet, overwrite=overwrite)

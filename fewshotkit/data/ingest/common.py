@@ -20,6 +20,7 @@ from fewshotkit.data.store.geometry import apply_inplane as apply_inplane
 from fewshotkit.data.store.geometry import border_crop_op as border_crop_op
 from fewshotkit.data.store.geometry import crop_pad_op as crop_pad_op
 from fewshotkit.data.store.geometry import resize_op as resize_op
+from fewshotkit.data.store.writer import StoreHeader
 
 # -- reading and checking -----------------------------------------------------------------------
 
@@ -163,37 +164,20 @@ def natural_key(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
-def write_store(
-    out: str | os.PathLike,
-    records: Iterable[Any],
-    *,
-    total: int,
-    preset: str,
-    modality: str,
-    classes: dict[int, str],
-    preprocessing: dict[str, Any],
-    normalization: str = "volume",
-    quiet: bool = False,
-    overwrite: bool = False,
-    label_codes: dict[int, int] | None = None,
-) -> Path:
-    """Write ``records`` (VolumeRecord) atomically with a progress bar, then print a summary table.
-
-    An existing ``out`` is replaced only with ``overwrite`` (``--force``); ``label_codes`` (class
-    value -> the label files' code) is the store's code map (None: each class is its own code).
-    """
+def write_store(out: str | os.PathLike, records: Iterable[Any], header: StoreHeader, *, total: int,
+                quiet: bool = False, overwrite: bool = False) -> Path:
+    """Write ``records`` (``total`` VolumeRecords) under ``header`` atomically with a progress bar,
+    then print a summary table. An existing ``out`` is replaced only with ``overwrite`` (``--force``)."""
     from fewshotkit.core.console import make_progress
     from fewshotkit.data.store.writer import StoreWriter
 
     rows = []
-    with StoreWriter(out, preset=preset, modality=modality, classes=classes,
-                     preprocessing=preprocessing, normalization=normalization, overwrite=overwrite,
-                     label_codes=label_codes) as writer:
+    with StoreWriter(out, header, overwrite=overwrite) as writer:
         with make_progress() as progress:
-            task = progress.add_task(f"ingest {preset}", total=total)
+            task = progress.add_task(f"ingest {header.preset}", total=total)
             for rec in records:
                 writer.add(rec)
-                present = [classes[v] for v in classes if np.any(rec.label == v)]
+                present = [name for v, name in header.classes.items() if np.any(rec.label == v)]
                 rows.append((rec.vid, rec.image.shape, rec.spacing, float(rec.image.min()),
                              float(rec.image.max()), present))
                 progress.advance(task)

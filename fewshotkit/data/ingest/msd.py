@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from fewshotkit.core.errors import DataError
 from fewshotkit.data.ingest.common import ScanPrep, natural_key, require_dir, write_store
 from fewshotkit.data.ingest.nifti import nifti_pair_record
-from fewshotkit.data.store.writer import VolumeRecord
+from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
 CHANNEL = "_0000"
 
@@ -176,5 +176,5 @@ def ingest_msd(
                                     "; dataset.json 'labels' must list every value")
 
     params = {"dataset": info.name, "layout": info.layout, **prep.params()}
-    return write_store(out, records(), total=len(cases), preset="msd", modality=info.modality, classes=info.classes,
-                       preprocessing=params, quiet=quiet, overwrite=overwrite)
+    return write_store(out, records(), StoreHeader("msd", info.modality, info.classes, params), total=len(cases),
+                       quiet=quiet, overwrite=overwrite)

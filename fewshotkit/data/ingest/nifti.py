@@ -30,7 +30,7 @@ from fewshotkit.data.ingest.common import (
 from fewshotkit.data.io.codes import check_code, compact_indices
 from fewshotkit.data.io.reader import read_scan, same_grid
 from fewshotkit.data.store.axes import axis_codes, check_codes, reorientation
-from fewshotkit.data.store.writer import VolumeRecord
+from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
 
 def parse_label_spec(spec: str) -> dict[int, str]:
@@ -133,8 +133,8 @@ def ingest_nifti_pairs(
             yield record
 
     params = {"image_glob": image_glob, "label_glob": label_glob, **prep.params()}
-    written = write_store(out, records(), total=len(pairs), preset=preset, modality=modality, classes=classes,
-                          preprocessing=params, quiet=quiet, overwrite=overwrite, label_codes=label_codes)
+    written = write_store(out, records(), StoreHeader(preset, modality, classes, params, label_codes=label_codes),
+                          total=len(pairs), quiet=quiet, overwrite=overwrite)
     warn_absent_classes(classes, seen, label_codes, folder)
     return written
 

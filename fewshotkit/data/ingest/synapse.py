@@ -21,7 +21,7 @@ from fewshotkit.data.ingest.common import (
     resize_op,
     write_store,
 )
-from fewshotkit.data.store.writer import VolumeRecord
+from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
 CLASSES = {
     1: "spleen", 2: "right kidney", 3: "left kidney", 4: "gallbladder", 5: "esophagus", 6: "liver",
@@ -83,5 +83,5 @@ def ingest_synapse_ct(src: str | os.PathLike, out: str | os.PathLike, *, size: i
 
     params = {"window_hu": list(WINDOW), "border_crop": BORDER, "target_size": size,
               "normalization": "global z-score over the training fold (default: all volumes)"}
-    return write_store(out, records(), total=len(pairs), preset="synapse-ct", modality="CT", classes=CLASSES,
-                       preprocessing=params, normalization="global", quiet=quiet, overwrite=overwrite)
+    return write_store(out, records(), StoreHeader("synapse-ct", "CT", CLASSES, params, normalization="global"),
+                       total=len(pairs), quiet=quiet, overwrite=overwrite)

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.data.ingest.common import write_store
-from fewshotkit.data.store.writer import VolumeRecord
+from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
 CLASSES = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
 SPACING = (5.0, 2.5, 2.5)
@@ -106,5 +106,5 @@ def ingest_synthetic(out: str | os.PathLike, *, volumes: int = 10, seed: int = 0
 
     params = {"seed": seed, "volumes": volumes, "slices": slices, "size": size,
               "normalization": "per-volume z-score"}
-    return write_store(out, records(), total=volumes, preset="synthetic", modality="MR", classes=CLASSES,
-                       preprocessing=params, quiet=quiet, overwrite=overwrite)
+    return write_store(out, records(), StoreHeader("synthetic", "MR", CLASSES, params), total=volumes,
+                       quiet=quiet, overwrite=overwrite)

@@ -85,6 +85,21 @@ def class_pixel_table(label: np.ndarray, class_values: list[int]) -> np.ndarray:
     return counts
 
 
+@dataclass(frozen=True)
+class StoreHeader:
+    """What a store records about all its volumes: the ingest ``preset`` that wrote it, the
+    ``modality``, ``classes`` (class value -> name), the ``preprocessing`` parameters, the
+    ``normalization`` of the network input ("volume" or "global") and ``label_codes`` (class value
+    -> the code of the user's label files; classes it leaves out are their own code)."""
+
+    preset: str
+    modality: str
+    classes: dict[int, str]
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    normalization: str = "volume"
+    label_codes: dict[int, int] | None = None
+
+
 class StoreWriter:
     """Writes a new store to ``path``; nothing appears at ``path`` until :meth:`commit`.
 
@@ -96,29 +111,18 @@ class StoreWriter:
     user's label files) is recorded; classes it leaves out are their own code.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        preset: str,
-        modality: str,
-        classes: dict[int, str],
-        preprocessing: dict[str, Any] | None = None,
-        normalization: str = "volume",
-        overwrite: bool = False,
-        label_codes: dict[int, int] | None = None,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, header: StoreHeader, *, overwrite: bool = False) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise DataError(f"output folder '{self.path.parent}' does not exist; create it first")
         if self.path.is_dir():
             raise DataError(f"'{self.path}' is a folder; give a store file name such as '{self.path / 'store.h5'}'")
-        if normalization not in ("volume", "global"):
-            raise ValueError(f"normalization must be 'volume' or 'global', not {normalization!r}")
-        self.classes = {int(k): str(v) for k, v in sorted(classes.items())}
+        if header.normalization not in ("volume", "global"):
+            raise ValueError(f"normalization must be 'volume' or 'global', not {header.normalization!r}")
+        self.classes = {int(k): str(v) for k, v in sorted(header.classes.items())}
         self.class_values = list(self.classes)
-        self.label_codes = {v: int((label_codes or {}).get(v, v)) for v in self.class_values}
-        self.normalization = normalization
+        self.label_codes = {v: int((header.label_codes or {}).get(v, v)) for v in self.class_values}
+        self.normalization = header.normalization
         self._target = real_path(self.path)  # through a symbolic link: the real store is replaced
         self._lock = ExitStack()
         self._lock.enter_context(store_lock(self.path))
@@ -133,19 +137,19 @@ class StoreWriter:
             if is_disk_full(exc):
                 raise disk_full_error(self.path) from exc
             raise
-        self._guarded(self._start, preset, modality, preprocessing)
+        self._guarded(self._start, header)
         self._order: list[str] = []
         self._stats: dict[str, tuple[float, float, int]] = {}
         self._codes: dict[str, str] = {}  # volume id -> axis codes of its source NIfTI
 
-    def _start(self, preset: str, modality: str, preprocessing: dict[str, Any] | None) -> None:
+    def _start(self, header: StoreHeader) -> None:
         self._file.attrs[fmt.ATTR_SCHEMA] = fmt.SCHEMA_VERSION
         self._file.attrs[fmt.ATTR_FORMAT] = fmt.FORMAT_NAME
-        self._file.attrs[fmt.ATTR_PRESET] = preset
-        self._file.attrs[fmt.ATTR_MODALITY] = modality
+        self._file.attrs[fmt.ATTR_PRESET] = header.preset
+        self._file.attrs[fmt.ATTR_MODALITY] = header.modality
         self._file.attrs[fmt.ATTR_CLASSES] = json.dumps({str(k): v for k, v in self.classes.items()})
         self._file.attrs[fmt.ATTR_LABEL_CODES] = json.dumps({str(k): v for k, v in self.label_codes.items()})
-        self._file.attrs[fmt.ATTR_PREPROCESSING] = json.dumps(preprocessing or {})
+        self._file.attrs[fmt.ATTR_PREPROCESSING] = json.dumps(header.preprocessing)
         self._file.attrs[fmt.ATTR_NORMALIZATION] = self.normalization
         self._file.attrs[fmt.ATTR_CREATED] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._file.attrs[fmt.ATTR_VERSION] = __version__

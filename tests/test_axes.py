@@ -39,7 +39,7 @@ def test_the_same_orientation_is_left_alone():
 
 def test_the_model_orientation_is_read_from_the_run_or_else_its_store(tmp_path):
     from fewshotkit.data.ingest.nifti import ingest_nifti
-    from fewshotkit.apps.segment import model_orientation
+    from fewshotkit.apps.segment_inputs import model_orientation
     from fewshotkit.data.store.axes import scans_orientation
     from fewshotkit.data.store.reader import SliceStore
 

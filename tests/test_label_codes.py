@@ -55,7 +55,7 @@ def test_the_api_keeps_the_masks_codes(tiny_checkpoint, pair):
 
 
 def test_ingest_stores_compact_indices_and_the_code_map(run_cli, pair, tmp_path):
-    from fewshotkit.apps.segment import training_class_names
+    from fewshotkit.apps.segment_inputs import training_class_names
     from fewshotkit.data.store.reader import SliceStore
 
     src = tmp_path / "src"

@@ -258,7 +258,8 @@ def _reoriented(path, codes, out):
 
 
 def test_a_query_stored_in_another_orientation_gets_the_same_segmentation(checkpoint, scans, tmp_path):
-    from fewshotkit.apps.segment import ScanFiles, model_orientation, segment_files
+    from fewshotkit.apps.segment import ScanFiles, segment_files
+    from fewshotkit.apps.segment_inputs import model_orientation
     from fewshotkit.method.checkpoint import read_checkpoint
 
     meta = read_checkpoint(checkpoint)

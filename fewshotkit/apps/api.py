@@ -91,7 +91,7 @@ class Model:
     """A trained few-shot segmenter, loaded once (see :func:`load`)."""
 
     def __init__(self, loaded: Any, device: Any, options: InferenceOptions) -> None:
-        from fewshotkit.apps.segment import model_orientation, training_class_names
+        from fewshotkit.apps.segment_inputs import model_orientation, training_class_names
 
         self.spec = loaded.spec
         self.meta = loaded.meta
@@ -149,7 +149,8 @@ class Model:
         ``postprocess="largest-component"``, ``drop_absent=0.3``, ``joint=False``, ...), each
         replacing the options given to :func:`load`; checked as ``fewshotkit segment`` checks them.
         """
-        from fewshotkit.apps.segment import ScanVolume, check_contents, check_modalities, resolve_classes, segment_in_common_frame
+        from fewshotkit.apps.segment import ScanVolume, segment_in_common_frame
+        from fewshotkit.apps.segment_inputs import check_contents, check_modalities, resolve_classes
         from fewshotkit.evaluation.scan import segment_volume
 
         if options is not None and values:

@@ -352,7 +352,7 @@ def test_7_component_names_that_are_not_file_names_are_refused(run_cli, tmp_path
 # 8 ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_8_bench_methods_with_one_stem_get_their_own_rows_and_cells(run_cli, store_copy, tmp_path):
-    from fewshotkit.evaluation.evaluate import safe_name
+    from fewshotkit.core.names import safe_name
 
     assert [safe_name(t) for t in ("..", ".", "...", "v1.", "a.b")] == ["unnamed", "unnamed", "unnamed", "v1", "a.b"]
     assert ".." not in safe_name("a/../b") and "/" not in safe_name("a/../b")

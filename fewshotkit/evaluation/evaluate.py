@@ -3,98 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
-from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
-
 from fewshotkit.core.errors import FewshotkitError
-from fewshotkit.evaluation.figures import OverlayRow, overlay_figure
+from fewshotkit.evaluation.figures import overlay_figure
 from fewshotkit.evaluation.options import InferenceOptions
-from fewshotkit.evaluation.protocol import FoldScores, PredictionSink, ProtocolConfig, evaluate_fold
-from fewshotkit.evaluation.results import results_document, save_nifti_atomic
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a scan id, class or method name: never empty, never ``.`` or ``..``
-    (no runs of dots, none at either end), so it always names an entry of its own folder."""
-    return re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", str(text)).strip("-.") or "unnamed"
-
-
-def unique_safe_names(texts: dict[Any, str]) -> dict[Any, str]:
-    """key -> :func:`safe_name` of its text, distinct per key: texts whose safe names collide
-    ("right kidney", "right-kidney") get ``-<key>`` appended."""
-    safe = {key: safe_name(text) for key, text in texts.items()}
-    counts = Counter(safe.values())
-    return {key: f"{name}-{safe_name(str(key))}" if counts[name] > 1 else name for key, name in safe.items()}
-
-
-class NiftiWriter:
-    """Prediction sink writing every query scan's binary prediction as NIfTI on the scan's grid.
-
-    Files are ``DIR/<scan>_<class>.nii.gz``; names that would collide get a suffix (the class
-    value, the scan's position in the store, else ``-2``, ``-3``, ...), so no prediction
-    overwrites another. ``written`` lists each file once.
-    """
-
-    def __init__(self, store: Any, directory: str | os.PathLike) -> None:
-        self.store = store
-        self.directory = Path(directory)
-        self.written: list[Path] = []
-        self._class_files = unique_safe_names(dict(store.classes))
-        by_index = unique_safe_names(dict(enumerate(store.volumes)))
-        self._scan_files = {vid: by_index[i] for i, vid in enumerate(store.volumes)}
-        self._owner: dict[Path, tuple[str, str]] = {}
-
-    def path(self, scan: str, class_name: str) -> Path:
-        """The file of (``scan``, ``class_name``), reserved for that pair."""
-        stem = f"{self._scan_files.get(scan, safe_name(scan))}_{self._class_files[self.store.class_value(class_name)]}"
-        path, n = self.directory / f"{stem}.nii.gz", 1
-        while self._owner.setdefault(path, (scan, class_name)) != (scan, class_name):
-            n += 1
-            path = self.directory / f"{stem}-{n}.nii.gz"
-        return path
-
-    def __call__(self, scan: str, class_name: str, prediction: np.ndarray) -> None:
-        image = self.store.to_nifti(scan, prediction.astype(np.uint8))
-        path = save_nifti_atomic(image, self.path(scan, class_name))
-        if path not in self.written:
-            self.written.append(path)
-
-
-class OverlayCollector:
-    """Prediction sink keeping one Fig. 4-style row per class: the first query scan's middle GT slice."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.rows: dict[str, OverlayRow] = {}
-
-    def __call__(self, scan: str, class_name: str, prediction: np.ndarray) -> None:
-        if class_name in self.rows:
-            return
-        value = self.store.class_value(class_name)
-        label = np.asarray(self.store.label(scan))
-        zs = np.flatnonzero((label == value).any(axis=(1, 2)))
-        z = int(zs[len(zs) // 2]) if zs.size else prediction.shape[0] // 2
-        self.rows[class_name] = OverlayRow(
-            f"{class_name}: scan {scan}, z={z}", np.asarray(self.store.image(scan, z)), label[z] == value,
-            prediction[z].astype(bool),
-        )
-
-
-def _fan_out(sinks: Sequence[PredictionSink]) -> PredictionSink | None:
-    if not sinks:
-        return None
-
-    def sink(scan: str, class_name: str, prediction: np.ndarray) -> None:
-        for s in sinks:
-            s(scan, class_name, prediction)
-
-    return sink
+from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig, evaluate_fold
+from fewshotkit.evaluation.results import results_document
+from fewshotkit.evaluation.sinks import NiftiWriter, OverlayCollector, fan_out
 
 
 @dataclass
@@ -159,7 +78,7 @@ def evaluate_predictor(
         collector = OverlayCollector(store) if run.figures is not None else None
         sinks = [s for s in (writer, collector) if s is not None]
         scores = evaluate_fold(store, fold, predictor, classes=classes, protocol=protocol, options=options,
-                               sink=_fan_out(sinks), show_progress=run.show_progress)
+                               sink=fan_out(sinks), show_progress=run.show_progress)
         outputs.folds.append(scores)
         if collector is not None and collector.rows and run.figures is not None:
             path = Path(run.figures) / f"{run.figure_prefix}fold{fold.index}_overlay.png"

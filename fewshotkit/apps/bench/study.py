@@ -44,7 +44,7 @@ from fewshotkit.apps.bench.report import bench_document, model_timing, per_fold,
 from fewshotkit.apps.bench.tables import PUBLISHED_COLUMN, comparison_table
 from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.core.errors import FewshotkitError
-from fewshotkit.evaluation.evaluate import safe_name
+from fewshotkit.core.names import safe_name
 from fewshotkit.evaluation.protocol import FoldScores
 from fewshotkit.evaluation.results import ScoreTable, write_json, write_tables
 from fewshotkit.method.overrides import apply_inference_overrides

@@ -42,6 +42,9 @@ def test_two_cells_as_local_jobs_give_the_serial_tables_and_a_rerun_computes_not
     plan = run_cli("bench", "--config", str(config), "--plan")
     assert plan.exit_code == 0, plan.output
     assert "2 cells: 0 cached, 2 to run; 2 training steps to run" in plan.output
+    header, *cells = [line.split("\t") for line in plan.output.splitlines() if "\t" in line]
+    assert header[-1] == "estimate" and len(cells) == 2, plan.output  # piped: whole cells, one line per row
+    assert all(len(cell) == len(header) and cell[5] == "to run" for cell in cells), plan.output
     assert not (tmp_path / "jobs" / "cells").exists(), "--plan runs nothing"
 
     serial = run_cli("bench", "--config", str(config), "--jobs", "1", "-o", str(tmp_path / "serial"))

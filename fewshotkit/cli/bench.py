@@ -131,19 +131,16 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
 def _print_plan(config: Any, options: Any) -> None:
     """The cells of the study, cached or not, and their estimated cost."""
-    from rich.table import Table
-
     from fewshotkit.apps.bench.plan import duration, plan, summary
     from fewshotkit.apps.bench.study import Bench
-    from fewshotkit.core.console import console
+    from fewshotkit.core.console import print_table
 
     planned = plan(Bench(config))
-    table = Table(title=f"bench plan: {config.out}")
-    for name in ("store", "setting", "method", "fold", "protocol", "state", "models", "steps to run", "estimate"):
-        table.add_column(name, overflow="fold", min_width=min(len(name), 8))
+    rows = []
     for cell in planned:
         estimate = "-" if cell.cached else ("unknown" if cell.seconds is None else duration(cell.seconds))
-        table.add_row(Path(cell.ref.store).stem, str(cell.ref.setting), cell.row, str(cell.ref.fold), cell.ref.protocol,
-                      "cached" if cell.cached else "to run", str(cell.models), str(cell.steps_left), estimate)
-    console.print(table)
+        rows.append((Path(cell.ref.store).stem, cell.ref.setting, cell.row, cell.ref.fold, cell.ref.protocol,
+                     "cached" if cell.cached else "to run", cell.models, cell.steps_left, estimate))
+    print_table(f"bench plan: {config.out}", ("store", "setting", "method", "fold", "protocol", "state", "models",
+                                             "steps to run", "estimate"), rows)
     click.echo(summary(planned, options.jobs or 1))

@@ -20,20 +20,20 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A table on stdout that never cuts a cell: a rich table whose cells wrap whole on a terminal,
     else (piped, redirected) one line per row, cells separated by tabs, so ``| grep NAME`` finds it."""
     from rich.table import Table
 
-    rows = [[str(cell) for cell in row] for row in rows]
+    cells = [[str(cell) for cell in row] for row in rows]
     if not console.is_terminal:
-        lines = ([title] if title else []) + ["\t".join(columns)] + ["\t".join(row) for row in rows]
+        lines = ([title] if title else []) + ["\t".join(columns)] + ["\t".join(row) for row in cells]
         console.file.write("\n".join(lines) + "\n")
         return
     table = Table(title=title)
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
+    for row in cells:
         table.add_row(*row)
     console.print(table)
 

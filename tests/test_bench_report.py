@@ -1,8 +1,9 @@
-"""bench's report pieces on hand-made fold scores: the Dice-per-fold table and results.md."""
+"""bench's report pieces on hand-made fold scores and timings: the Dice-per-fold table, the
+per-method training time and results.md."""
 
 from __future__ import annotations
 
-from fewshotkit.apps.bench.report import per_fold, precision_recall, write_report
+from fewshotkit.apps.bench.report import method_times, per_fold, precision_recall, write_report
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import Counts
 
@@ -31,3 +32,22 @@ def test_per_fold_table_pairs_each_fold_and_protocol(tmp_path):
     assert "Precision / recall (%), mean over classes:" in report
     assert "Dice per fold (%), mean over classes:" in report
     assert "| one | 62.50 | 90.00 | 50.00 | 75.00 |" in report
+
+
+def _cell(method: str, fold: int, protocol: str, cpu_seconds: float, pseudolabels: str = "felzenszwalb") -> dict:
+    return {"method": method, "fold": fold, "protocol": protocol, "pseudolabels": pseudolabels,
+            "models": [{"steps": 2000, "train_seconds": cpu_seconds + 60, "train_cpu_seconds": cpu_seconds}]}
+
+
+def test_method_times_count_each_model_once_and_name_every_method(tmp_path):
+    cells = [_cell("A", 0, "roy", 600), _cell("A", 0, "full-volume", 600), _cell("A", 1, "roy", 1200),
+             _cell("B", 0, "roy", 3000), {"method": "init", "fold": 0, "protocol": "roy", "models": [{"steps": 0}]}]
+    assert method_times(cells) == "CPU time per model, mean over folds: A 15.0 min; B 50.0 min."
+    assert method_times(cells[:3]) is None, "one method: the budget line says it all"
+    two_sets = [_cell("A", 0, "roy", 600), _cell("A", 0, "roy", 1200, "slic")]
+    assert method_times(two_sets) == "CPU time per model, mean over folds: A + felzenszwalb 10.0 min; A + slic 20.0 min."
+
+    table = per_fold({"roy": {"A": [_fold(0, 5, 5), _fold(1, 5, 5)]}}, ["A"])
+    assert table is not None
+    report = write_report(tmp_path / "results.md", {"k": table}, {"k": cells}, None).read_text()
+    assert "\nCPU time per model, mean over folds: A 15.0 min; B 50.0 min.\n" in report

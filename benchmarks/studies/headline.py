@@ -5,8 +5,10 @@
 The README holds ``<!-- headline: NAME NAME ... -->`` and ``<!-- /headline -->``; NAME is a bench
 section of docs/results.md (``<!-- bench:NAME -->``, written there from a bench run's results.md
 by ``to_readme.py``). Everything between the two markers is replaced by one row per method of each
-named section: dataset, setting, folds, budget, inference options, the Roy and full-volume means
-over folds, the published mean, and the section's bench command. ``--check`` changes nothing and
+named section: dataset, setting, folds, budget, inference options, where the budget and options
+were chosen, the Roy and full-volume means over folds, the published mean, and the section's bench
+command. A study whose models were trained without validation scans (``val_scans``) chose on
+them; any other study chose its budget and options on the test scans it reports, and its rows say so. ``--check`` changes nothing and
 exits 1 when the README's table is not what the sections give.
 """
 
@@ -20,10 +22,11 @@ from pathlib import Path
 from fewshotkit.core.atomic import write_text
 
 HEADLINE = re.compile(r"<!-- headline: ([^>]*?) -->\n(.*?)<!-- /headline -->", re.S)
-TITLE = re.compile(r"^#### (\w[\w-]*): Dice \(%\), setting (\d), (\d+)-shot, (.*?) protocols?, folds? ([\d,]+)(?:; inference (.*))?$",
-                   re.M)
+TITLE = re.compile(r"^#### (\w[\w-]*): Dice \(%\), setting (\d)(?: \(exclusion (\w+)\))?, (\d+)-shot, (.*?) protocols?, "
+                   r"folds? ([\d,]+)(?:; trained without (\d+) validation scans)?(?:; inference (.*))?$", re.M)
 BUDGET = re.compile(r"Budget: ([\d, ]+) steps per trained model \(\d+ models trained, precision: ([\w, ]+)\); "
                     r"training time per model: .*?, ([\d.]+) min(?: \(range [\d.-]+\))? CPU")
+METHOD_TIMES = re.compile(r"^CPU time per model, mean over folds: (.*)\.$", re.M)
 DATASETS = {"chaos": "CHAOS-T2", "acdc": "ACDC"}
 
 
@@ -50,6 +53,16 @@ def _first_table(section: str) -> list[dict[str, str]]:
     return rows
 
 
+def method_minutes(section: str) -> dict[str, str]:
+    """Method -> its CPU minutes per model, from the section's per-method time line (absent in a
+    study of one method, where the budget line's time is that method's)."""
+    line = METHOD_TIMES.search(section)
+    if line is None:
+        return {}
+    pairs = (part.rsplit(" ", 2) for part in line.group(1).split("; "))
+    return {method: minutes for method, minutes, _ in pairs}
+
+
 def section_rows(results: str, name: str) -> list[str]:
     """One headline row per method of bench section ``name``."""
     section = bench_section(results, name)
@@ -57,14 +70,18 @@ def section_rows(results: str, name: str) -> list[str]:
     command = re.search(r"^\$ (fewshotkit bench .*)$", section, re.M)
     if title is None or budget is None or command is None:
         raise ValueError(f"bench section '{name}' lacks its title, budget line or command")
-    dataset, setting, _, _, folds, inference = title.groups()
+    dataset, setting, rule, _, _, folds, held_out, inference = title.groups()
     steps, precision, cpu_min = budget.groups()
     folds_text = f"{len(folds.split(','))} folds" if "," in folds else f"fold {folds}"
-    training = f"{steps} steps, {precision} ({cpu_min} CPU min a model)"
+    minutes = method_minutes(section)
+    chosen_on = f"{held_out} validation scans a fold" if held_out else "the test scans"
     rows = []
     for row in _first_table(section):
-        cells = [DATASETS.get(dataset, dataset), setting, folds_text, row["method"], training,
-                 (inference or "as is").replace(", ", "<br>"), f"**{row['roy: mean']}**",
+        method = re.sub(r" \(folds? [\d,]+\)$", "", row["method"])  # a row missing folds names them
+        training = f"{steps} steps, {precision} ({minutes.get(method, cpu_min)} CPU min a model)"
+        cells = [DATASETS.get(dataset, dataset), f"{setting} ({rule})" if rule else setting, folds_text,
+                 row["method"], training, (inference or "as is").replace(", ", "<br>"), chosen_on,
+                 f"**{row['roy: mean']}**",
                  row.get("full-volume: mean", "-"), row.get("published (Roy mean)", "-"), f"`{command.group(1)}`"]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -72,8 +89,9 @@ def section_rows(results: str, name: str) -> list[str]:
 
 def headline_table(results: str, names: list[str]) -> str:
     """The headline table (Markdown) for the bench sections ``names`` of ``results``."""
-    header = ("| dataset | setting | folds | method | training | inference | Roy | full-volume | published (Roy) | command |\n"
-              "|---|---:|---|---|---|---|---:|---:|---:|---|")
+    header = ("| dataset | setting | folds | method | training | inference | chosen on | Roy | full-volume "
+              "| published (Roy) | command |\n"
+              "|---|---:|---|---|---|---|---|---:|---:|---:|---|")
     return "\n".join([header, *(row for name in names for row in section_rows(results, name))])
 
 

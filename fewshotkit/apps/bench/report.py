@@ -55,6 +55,27 @@ def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
             f"all training {sum(wall) / 60:.1f} min wall; evaluation {eval_seconds / 60:.1f} min.")
 
 
+def method_times(cells: Sequence[Mapping[str, Any]]) -> str | None:
+    """``CPU time per model, mean over folds: LABEL 21.1 min; LABEL 42.8 min.``: each method's
+    training CPU time, for a table comparing methods that cost differently per step. None for one
+    method or no recorded time. A model shared by several protocols' cells is counted once."""
+    models: dict[tuple[str, str, int, int], float] = {}
+    for cell in cells:
+        for i, model in enumerate(cell.get("models") or []):
+            if model.get("steps") and model.get("train_cpu_seconds") is not None:
+                key = (cell["method"], cell.get("pseudolabels") or "", cell["fold"], i)
+                models.setdefault(key, float(model["train_cpu_seconds"]))
+    several_sets = len({pseudolabels for _, pseudolabels, _, _ in models}) > 1
+    by_method: dict[str, list[float]] = {}
+    for (method, pseudolabels, _, _), seconds in models.items():
+        label = f"{method} + {pseudolabels}" if several_sets else method
+        by_method.setdefault(label, []).append(seconds)
+    if len(by_method) < 2:
+        return None
+    parts = [f"{method} {sum(s) / len(s) / 60:.1f} min" for method, s in by_method.items()]
+    return f"CPU time per model, mean over folds: {'; '.join(parts)}."
+
+
 def precision_recall(cells: Mapping[str, Mapping[str, Sequence[FoldScores]]], labels: Sequence[str]) -> ScoreTable:
     """Precision and recall (mean over classes; mean +/- std over folds) per protocol, one row per
     entry of ``cells`` (protocol -> entry -> folds), labelled by ``labels`` in the same order."""
@@ -124,4 +145,6 @@ def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[
         for detail in (details or {}).get(key, ()):
             lines += [f"{detail.title[0].upper()}{detail.title[1:]}:", "", detail.to_markdown().rstrip(), ""]
         lines += [timing_note(timings.get(key, [])), ""]
+        per_method = method_times(timings.get(key, []))
+        lines += [per_method, ""] if per_method else []
     return write_atomic(path, "\n".join(lines))

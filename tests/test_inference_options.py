@@ -161,3 +161,15 @@ def test_bench_takes_postprocess_in_every_spelling_as_one_evaluation(tmp_path):
     assert flagged[0].tables() == aliased[0].tables() == by_set[0].tables() == [{"type": "largest-component"}]
     with pytest.raises(FewshotkitError, match="shots"):
         BenchConfig(**base, shots=0)
+
+
+@pytest.mark.parametrize("item", ["fg_threshold=0.6", "support_zoom=0.05", "test_mirror=true",
+                                  " support_orientation = search"])
+def test_bench_set_of_an_inference_option_points_to_eval_set(tmp_path, item):
+    """bench --set changes the models' key, so an option that only changes inference would retrain."""
+    from fewshotkit.apps.bench.study import BenchConfig
+
+    base = {"stores": ["s.h5"], "methods": ["alpnet-init"], "out": str(tmp_path)}
+    with pytest.raises(FewshotkitError, match=r"^bench --set .*: an inference option; give it with --eval-set"):
+        BenchConfig(**base, overrides=[item])
+    BenchConfig(**base, eval_overrides=[item.replace(" ", "")])

@@ -26,7 +26,7 @@ from fewshotkit.evaluation.postprocess import ScanPostprocess, build_postprocess
 #: spec keys whose ``--set KEY=VALUE`` is an alias of the field of the same name
 SPEC_FIELDS = ("postprocess", "drop_absent", "support_orientation", "support_zoom", "test_mirror", "fg_threshold")
 #: spec keys passed to the model as overrides when set (the others act after the model)
-_MODEL_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold")
+MODEL_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold")
 #: field -> how the command line spells it (for messages)
 _FLAGS = {"shots": "--shots", "chunks": "--chunks", "batch_size": "--batch-size", "query_range": "--query-range",
           "drop_absent": "--drop-absent", "postprocess": "--postprocess"}
@@ -126,14 +126,14 @@ class InferenceOptions:
     def method_overrides(self) -> list[str]:
         """The ``KEY=VALUE`` overrides to load the trained method with: :attr:`overrides`, then the
         set spec fields that act inside the model (orientation, zoom, mirror, threshold)."""
-        set_fields = [(key, getattr(self, key)) for key in _MODEL_KEYS if getattr(self, key) is not None]
+        set_fields = [(key, getattr(self, key)) for key in MODEL_KEYS if getattr(self, key) is not None]
         return [*self.overrides, *(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in set_fields)]
 
     def for_spec(self, spec: Any) -> "InferenceOptions":
         """These options with the spec fields left at None taken from ``spec`` (a loaded model's) and
         the post-processing built (:class:`ScanPostprocess`: the spec's list unless replaced)."""
         cleanup = self.cleanup(spec)
-        filled = {key: getattr(spec, key) for key in _MODEL_KEYS if getattr(self, key) is None}
+        filled = {key: getattr(spec, key) for key in MODEL_KEYS if getattr(self, key) is None}
         return dataclasses.replace(self, postprocess=cleanup, drop_absent=cleanup.drop_absent, **filled)
 
     def cleanup(self, spec: Any = None) -> ScanPostprocess:
@@ -189,7 +189,7 @@ def _check_spec_fields(options: InferenceOptions) -> None:
     """The spec fields, checked as a method spec checks them (one message per bad value)."""
     from fewshotkit.method.spec import MethodSpec
 
-    for key in ("drop_absent", *_MODEL_KEYS):
+    for key in ("drop_absent", *MODEL_KEYS):
         value = getattr(options, key)
         if value is None:
             continue

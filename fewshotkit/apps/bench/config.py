@@ -16,7 +16,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from fewshotkit.core.errors import FewshotkitError
-from fewshotkit.evaluation.options import InferenceOptions
+from fewshotkit.evaluation.options import MODEL_KEYS, InferenceOptions
 from fewshotkit.evaluation.protocol import ProtocolConfig
 from fewshotkit.method.presets import cpu_form
 
@@ -155,6 +155,10 @@ class BenchConfig:
         self.protocol = list(dict.fromkeys(self.protocol))
         if isinstance(self.eval_overrides, str):
             self.eval_overrides = [self.eval_overrides]
+        for item in self.overrides:
+            if item.partition("=")[0].strip() in MODEL_KEYS:
+                raise FewshotkitError(f"bench --set '{item}': an inference option; give it with --eval-set to score "
+                                      "the same models (--set would train new ones)")
         for item in self.eval_overrides:
             if item.strip().startswith("training."):
                 raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set (they change "

@@ -53,6 +53,11 @@ def _first_table(section: str) -> list[dict[str, str]]:
     return rows
 
 
+def _folds_text(folds: str) -> str:
+    """``5 folds`` for ``0,1,2,3,4``; ``fold 0`` for ``0``."""
+    return f"{len(folds.split(','))} folds" if "," in folds else f"fold {folds}"
+
+
 def method_minutes(section: str) -> dict[str, str]:
     """Method -> its CPU minutes per model, from the section's per-method time line (absent in a
     study of one method, where the budget line's time is that method's)."""
@@ -72,15 +77,15 @@ def section_rows(results: str, name: str) -> list[str]:
         raise ValueError(f"bench section '{name}' lacks its title, budget line or command")
     dataset, setting, rule, _, _, folds, held_out, inference = title.groups()
     steps, precision, cpu_min = budget.groups()
-    folds_text = f"{len(folds.split(','))} folds" if "," in folds else f"fold {folds}"
     minutes = method_minutes(section)
     chosen_on = f"{held_out} validation scans a fold" if held_out else "the test scans"
     rows = []
     for row in _first_table(section):
-        method = re.sub(r" \(folds? [\d,]+\)$", "", row["method"])  # a row missing folds names them
+        partial = re.search(r" \((folds? [\d,]+)\)$", row["method"])  # a row missing folds names them
+        method = row["method"][:partial.start()] if partial else row["method"]
         training = f"{steps} steps, {precision} ({minutes.get(method, cpu_min)} CPU min a model)"
-        cells = [DATASETS.get(dataset, dataset), f"{setting} ({rule})" if rule else setting, folds_text,
-                 row["method"], training, (inference or "as is").replace(", ", "<br>"), chosen_on,
+        cells = [DATASETS.get(dataset, dataset), f"{setting} ({rule})" if rule else setting,
+                 partial.group(1) if partial else _folds_text(folds), method, training, (inference or "as is").replace(", ", "<br>"), chosen_on,
                  f"**{row['roy: mean']}**",
                  row.get("full-volume: mean", "-"), row.get("published (Roy mean)", "-"), f"`{command.group(1)}`"]
         rows.append("| " + " | ".join(cells) + " |")

@@ -8,8 +8,8 @@ by ``to_readme.py``). Everything between the two markers is replaced by one row 
 named section: dataset, setting, folds, budget, inference options, where the budget and options
 were chosen, the Roy and full-volume means over folds, the published mean, and the section's bench
 command. A study whose models were trained without validation scans (``val_scans``) chose on
-them; any other study chose its budget and options on the test scans it reports, and its rows say so. ``--check`` changes nothing and
-exits 1 when the README's table is not what the sections give.
+them; any other study chose its budget and options on the test scans it reports, and its rows say
+so. ``--check`` changes nothing and exits 1 when the README's table is not what the sections give.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def section_rows(results: str, name: str) -> list[str]:
         method = row["method"][:partial.start()] if partial else row["method"]
         training = f"{steps} steps, {precision} ({minutes.get(method, cpu_min)} CPU min a model)"
         cells = [DATASETS.get(dataset, dataset), f"{setting} ({rule})" if rule else setting,
-                 partial.group(1) if partial else _folds_text(folds), method, training, (inference or "as is").replace(", ", "<br>"), chosen_on,
-                 f"**{row['roy: mean']}**",
+                 partial.group(1) if partial else _folds_text(folds), method, training,
+                 (inference or "as is").replace(", ", "<br>"), chosen_on, f"**{row['roy: mean']}**",
                  row.get("full-volume: mean", "-"), row.get("published (Roy mean)", "-"), f"`{command.group(1)}`"]
         rows.append("| " + " | ".join(cells) + " |")
     return rows

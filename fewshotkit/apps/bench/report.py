@@ -31,17 +31,23 @@ def _minutes(seconds: Sequence[float]) -> str:
         f"{mean:.1f} min (range {min(seconds) / 60:.1f}-{max(seconds) / 60:.1f})"
 
 
+def _unique_models(cells: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, int, int], Mapping[str, Any]]:
+    """(method, pseudolabel set, fold, index) -> the model's timing: a model shared by several
+    protocols' cells counted once."""
+    models: dict[tuple[str, str, int, int], Mapping[str, Any]] = {}
+    for cell in cells:
+        for i, model in enumerate(cell.get("models") or []):
+            models.setdefault((cell["method"], cell.get("pseudolabels") or "", cell["fold"], i), model)
+    return models
+
+
 def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
     """One paragraph: budget, models, training time per model (wall and CPU), evaluation time.
 
     A model shared by several protocols' cells is counted once (same method, pseudolabel set, fold).
     """
-    models: dict[tuple[str, str, int, int], dict[str, Any]] = {}
-    eval_seconds = 0.0
-    for cell in cells:
-        for i, model in enumerate(cell.get("models") or []):
-            models.setdefault((cell["method"], cell.get("pseudolabels") or "", cell["fold"], i), model)
-        eval_seconds += float(cell.get("eval_seconds") or 0.0)
+    models = _unique_models(cells)
+    eval_seconds = sum(float(cell.get("eval_seconds") or 0.0) for cell in cells)
     trained = [m for m in models.values() if m.get("steps")]
     if not models:
         return "Timing: not recorded (cells cached by an older fewshotkit)."
@@ -58,16 +64,12 @@ def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
 def method_times(cells: Sequence[Mapping[str, Any]]) -> str | None:
     """``CPU time per model, mean over folds: LABEL 21.1 min; LABEL 42.8 min.``: each method's
     training CPU time, for a table comparing methods that cost differently per step. None for one
-    method or no recorded time. A model shared by several protocols' cells is counted once."""
-    models: dict[tuple[str, str, int, int], float] = {}
-    for cell in cells:
-        for i, model in enumerate(cell.get("models") or []):
-            if model.get("steps") and model.get("train_cpu_seconds") is not None:
-                key = (cell["method"], cell.get("pseudolabels") or "", cell["fold"], i)
-                models.setdefault(key, float(model["train_cpu_seconds"]))
-    several_sets = len({pseudolabels for _, pseudolabels, _, _ in models}) > 1
+    method or no recorded time."""
+    timed = {key: float(model["train_cpu_seconds"]) for key, model in _unique_models(cells).items()
+             if model.get("steps") and model.get("train_cpu_seconds") is not None}
+    several_sets = len({pseudolabels for _, pseudolabels, _, _ in timed}) > 1
     by_method: dict[str, list[float]] = {}
-    for (method, pseudolabels, _, _), seconds in models.items():
+    for (method, pseudolabels, _, _), seconds in timed.items():
         label = f"{method} + {pseudolabels}" if several_sets else method
         by_method.setdefault(label, []).append(seconds)
     if len(by_method) < 2:

@@ -18,10 +18,14 @@ from fewshotkit.training.optim import (build_optimizer, build_scheduler, declare
 from fewshotkit_threshold.classifiers import ThresholdClassifier
 
 
-def recipe(name: str = "ssl-adnet-cpu") -> TrainingConfig:
+def recipe_table(name: str) -> dict:
     from fewshotkit.method.presets import PRESETS
 
-    return TrainingConfig.from_dict(PRESETS[name]["training"])
+    return dict(PRESETS[name]["training"])
+
+
+def recipe(name: str = "ssl-adnet-cpu") -> TrainingConfig:
+    return TrainingConfig.from_dict(recipe_table(name))
 
 
 class Toy(nn.Module):
@@ -150,3 +154,19 @@ def test_one_parameter_in_two_groups_is_a_one_line_error():
 
     with pytest.raises(FewshotkitError, match="declared in two parameter groups, 'a' and 'b'"):
         declared_groups(nn.Sequential(Holder("a"), Holder("b")))
+
+
+def test_gmrd_puts_its_descriptor_position_weights_in_their_own_group():
+    from fewshotkit.method.spec import build_method, preset_spec
+
+    method = build_method(preset_spec("ssl-gmrd-cpu"))
+    names = {id(p): name for name, p in method.named_parameters()}
+    declared = declared_groups(method)
+    assert sorted(names[id(p)] for p in declared["descriptors"].params) == [
+        "bg_mlp.layers.0.bias", "bg_mlp.layers.0.weight", "fg_mlp.layers.0.bias", "fg_mlp.layers.0.weight"]
+    config = recipe("ssl-gmrd-cpu")
+    assert {g["name"]: g["lr"] for g in optimizer_groups(method, config)} == {"descriptors": 1e-3, "default": 1e-3}
+    slow = TrainingConfig.from_dict({**recipe_table("ssl-gmrd-cpu"), "groups": {"descriptors": {"lr_scale": 0.05}}})
+    lrs = {g["name"]: g["lr"] for g in optimizer_groups(method, slow)}
+    assert lrs["descriptors"] == pytest.approx(5e-5) and lrs["default"] == 1e-3
+

@@ -24,7 +24,7 @@ LAZY_COMMANDS = {
     "env": "fewshotkit.cli.plugins:env",
     "ingest": "fewshotkit.cli.data:ingest",
     "pseudolabel": "fewshotkit.cli.data:pseudolabel",
-    "store": "fewshotkit.cli.data:store",
+    "store": "fewshotkit.cli.store:store",
     "compose": "fewshotkit.cli.compose:compose",
     "train": "fewshotkit.cli.train:train",
     "curves": "fewshotkit.cli.curves:curves",

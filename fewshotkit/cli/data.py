@@ -5,7 +5,6 @@ No torch imports here: these commands start fast.
 
 from __future__ import annotations
 
-
 import click
 
 from fewshotkit.core.stop import terminate_cleanly  # SIGTERM -> KeyboardInterrupt: no partial store stays

@@ -17,6 +17,7 @@ def store() -> None:
 
 
 def store_summary(path: str) -> dict:
+    """What ``store info`` shows of the store at ``path``, as plain data (its ``--json``)."""
     from fewshotkit.data.store.axes import stored_codes
     from fewshotkit.data.store.reader import SliceStore
 

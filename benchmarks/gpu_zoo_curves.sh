@@ -18,7 +18,7 @@ WORK=""
 DATA="${FEWSHOTKIT_DATA:-$REPO/../shared/data}/CHAOST2/chaos_MR_T2_normalized"
 STEPS=4000
 EVAL_EVERY=500
-MINUTES=8
+MINUTES=7
 DRY=0
 while [[ $# -gt 0 ]]; do
   case "$1" in

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The zoo's Dice-vs-time curves on one GPU (benchmarks/studies/chaos_zoo_gpu.toml): CHAOS-T2 into a
-# store with its superpixels, then every method's CPU preset trained on fold 0 at once, one job
+# The zoo's Dice-vs-time curves on one GPU (step 1 of benchmarks/studies/chaos_zoo_gpu.toml):
+# CHAOS-T2 into a store with its superpixels, then every method's CPU preset trained on fold 0 at once, one job
 # each, scored on the fold's 2 validation scans as they train. Training stops at --minutes whatever
-# step it reached, so the run fits one call; the curves show how far each method got. Writes to OUT:
+# step it reached (the script ends in about 9 minutes); the curves show how far each method got. Writes to OUT:
 #   dice_vs_time_zoo_gpu.png   the curves (Dice against wall minutes and steps; T of the threshold methods)
 #   curves.txt                 each run's last and best point
 #   runs/METHOD/               each run's curve.jsonl, metrics.jsonl, run.json
@@ -58,8 +58,8 @@ else
   "${FSK[@]}" pseudolabel "$WORK/chaos.h5" --with felzenszwalb --set min_size=400
   EXTRA=(--jobs 5)
 fi
-BENCH=(--config "$REPO/benchmarks/studies/chaos_zoo_gpu.toml" --steps "$STEPS" --set "training.eval_every=$EVAL_EVERY"
-       "${EXTRA[@]}")
+BENCH=(--config "$REPO/benchmarks/studies/chaos_zoo_gpu.toml" --fold 0 --split validation --protocol roy
+       --steps "$STEPS" --set "training.eval_every=$EVAL_EVERY" "${EXTRA[@]}")
 
 cd "$WORK"
 # timeout signals its whole process group: the study and every job it started

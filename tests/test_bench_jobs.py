@@ -209,3 +209,51 @@ def test_launcher_section_flags_and_bad_values(tmp_path, store):
         LaunchOptions(time="two hours")
     with pytest.raises(FewshotkitError, match="local, slurm"):
         LaunchOptions(launcher="pbs")
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """The ids of the processes whose command line holds ``path``."""
+    import subprocess
+
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split(None, 1)[0]) for line in listing.splitlines() if str(path) in line]
+
+
+@pytest.mark.slow
+def test_a_terminated_study_stops_its_jobs_and_their_trainings_write_a_checkpoint(store, tmp_path):
+    """SIGTERM to `fewshotkit bench --jobs 2` (a scheduler, or `kill PID`) reaches its jobs: each
+    training writes a checkpoint and stops (the same command resumes from it), none keeps running."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    out, log = tmp_path / "study", tmp_path / "bench.log"
+    command = [sys.executable, "-m", "fewshotkit", "bench", "--store", str(store), "--method", "ssl-alpnet-cpu",
+               "--method", "ssl-panet-cpu", "--steps", "100000", "--device", "cpu", "--jobs", "2", "-o", str(out),
+               "--set", "backbone.width=8", "--set", "training.batch_size=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"}
+    runs = out / "runs" / "syn"
+    try:
+        with log.open("w") as sink:
+            study = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+            deadline = time.monotonic() + 120
+            while len(list(runs.rglob("metrics.jsonl"))) < 2 and time.monotonic() < deadline:
+                time.sleep(0.5)  # until both jobs are training
+            study.send_signal(signal.SIGTERM)
+            study.wait(timeout=120)
+        output = log.read_text()
+        assert study.returncode == 130 and "stopping 2 jobs" in output, output
+        assert len(re.findall(r"job \d+ started", output)) == 2
+        assert not _processes_naming(out), "a job of the study is still running"
+        errors = [path.read_text() for path in (out / "jobs").glob("*_log.err")]
+        assert len(errors) == 2 and all(text.rstrip().endswith("KeyboardInterrupt") for text in errors), errors
+        steps = [torch.load(path, map_location="cpu", weights_only=False)["step"] for path in runs.rglob("last.pt")]
+        assert len(steps) == 2 and all(step > 0 for step in steps), steps
+    finally:
+        for pid in _processes_naming(out):
+            os.kill(pid, signal.SIGKILL)

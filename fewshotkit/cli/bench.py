@@ -92,6 +92,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     from fewshotkit.apps.bench.study import BenchConfig
     from fewshotkit.core.console import console
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
+    from fewshotkit.core.stop import terminate_cleanly
 
     flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
@@ -120,6 +121,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     if show_plan:
         _print_plan(config, options)
         return
+    terminate_cleanly()  # `kill PID` stops the study's jobs with it, as Ctrl-C does
     result = run_study(config, options, log=lambda m: console.print(f"[dim]{m}[/dim]"),
                        command=command, cached_only=cached_only)
     for table in result.tables.values():

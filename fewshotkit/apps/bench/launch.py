@@ -10,8 +10,10 @@ not stop the others; re-running the same command runs only what is not cached ye
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -242,11 +244,30 @@ def run_jobs(bench: Bench, groups: list[list[CellRef]], options: LaunchOptions,
                     except Exception as exc:  # the job's own error, any type: reported, the others go on
                         failures.append(JobFailure(cells, _error_line(exc), Path(job.paths.stderr)))
                         log(failures[-1].describe())
-    except BaseException:
-        for job, _ in running.values():  # Ctrl-C or an error here: nothing keeps running unseen
-            job.cancel(check=False)
+    except BaseException:  # Ctrl-C, SIGTERM or an error here: nothing keeps running unseen
+        _stop([job for job, _ in running.values()], options.launcher, log)
         raise
     return failures
+
+
+def _stop(jobs: list[Any], launcher: str, log: Callable[[str], None], wait_s: float = 60.0) -> None:
+    """Stop ``jobs`` and wait up to ``wait_s`` for the local ones to end. A local job's controller
+    gets SIGTERM, which it forwards to its task: a training writes a checkpoint and stops, so a re-run
+    resumes it (submitit's cancel sends SIGINT, which a process started in the background ignores,
+    and kills the task a second later). A SLURM job is cancelled."""
+    if not jobs:
+        return
+    log(f"stopping {len(jobs)} job{'s' if len(jobs) > 1 else ''}: trainings write a checkpoint; "
+        "re-run the same command to resume")
+    for job in jobs:
+        if launcher != "local":
+            job.cancel(check=False)
+            continue
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(job.job_id), signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while launcher == "local" and time.monotonic() < deadline and not all(job.done() for job in jobs):
+        time.sleep(0.2)
 
 
 def _visible_gpus() -> list[int]:

@@ -41,6 +41,10 @@ WORK="$(cd "$WORK" && pwd)"
 # GPU images often have python3 only; PYTHON picks another interpreter
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 FSK=("$PY" -m fewshotkit)
+if ! (cd / && "$PY" -c "import importlib.metadata as m; m.version('fewshotkit')" 2> /dev/null); then
+  echo "gpu_zoo_curves.sh: fewshotkit is not installed for $PY: run '$PY -m pip install -e .' in the repository first" >&2
+  exit 2
+fi
 
 if [[ $DRY == 1 ]]; then
   # CPU, tiny encoder and images: checks the script end to end without a GPU or the scans

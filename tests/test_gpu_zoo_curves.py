@@ -43,3 +43,12 @@ def test_a_missing_scan_folder_is_named(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and f"CHAOS-T2 not found at '{missing}'" in done.stderr
     assert not (tmp_path / "out" / "bench.log").exists()
+
+
+def test_an_interpreter_without_fewshotkit_is_named(tmp_path):
+    bare = tmp_path / "python"
+    bare.write_text("#!/bin/sh\nexit 1\n")  # an interpreter that finds no fewshotkit distribution
+    bare.chmod(0o755)
+    done = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHON": str(bare)})
+    assert done.returncode == 2 and f"fewshotkit is not installed for {bare}" in done.stderr

@@ -66,9 +66,10 @@ BENCH=(--config "$REPO/benchmarks/studies/chaos_zoo_gpu.toml" --fold 0 --split v
        --steps "$STEPS" --set "training.eval_every=$EVAL_EVERY" "${EXTRA[@]}")
 
 cd "$WORK"
-# timeout signals its whole process group: the study and every job it started
+# timeout sends SIGTERM to its whole process group: the study and every job it started (SIGINT would be
+# ignored where the script runs in the background)
 set +e
-timeout --signal=INT --kill-after=30 "${MINUTES}m" "${FSK[@]}" bench "${BENCH[@]}" > "$OUT/bench.log" 2>&1
+timeout --kill-after=30 "${MINUTES}m" "${FSK[@]}" bench "${BENCH[@]}" > "$OUT/bench.log" 2>&1
 status=$?
 set -e
 if [[ $status == 124 ]]; then

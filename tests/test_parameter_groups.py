@@ -171,7 +171,6 @@ def test_gmrd_puts_its_descriptor_position_weights_in_their_own_group():
     assert lrs["descriptors"] == pytest.approx(5e-5) and lrs["default"] == 1e-3
 
 
-
 def test_one_adamw_step_moves_gmrd_descriptors_by_many_times_their_size_unless_their_group_is_slowed():
     """A disk on noise, 128 px: one step at the recipe's lr 1e-3 from initialisation changes the
     foreground descriptors by more than 5 times their size; at lr_scale 0.05, by far less."""

@@ -259,14 +259,15 @@ def _stop(jobs: list[Any], launcher: str, log: Callable[[str], None], wait_s: fl
         return
     log(f"stopping {len(jobs)} job{'s' if len(jobs) > 1 else ''}: trainings write a checkpoint; "
         "re-run the same command to resume")
-    for job in jobs:
-        if launcher != "local":
+    if launcher != "local":
+        for job in jobs:
             job.cancel(check=False)
-            continue
+        return
+    for job in jobs:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(job.job_id), signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    while launcher == "local" and time.monotonic() < deadline and not all(job.done() for job in jobs):
+    while time.monotonic() < deadline and not all(job.done() for job in jobs):
         time.sleep(0.2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -158,6 +159,15 @@ def test_cached_tables_of_a_study_under_way(run_cli, store, tmp_path):
     table = (out / "syn_comparison.md").read_text().splitlines()
     assert {line.split(" | ")[0] for line in table[4:]} == {"| ALPNet-init", "| SSL-ALPNet (CPU recipe) (fold 0)"}, table
     assert bench(("ssl-panet-cpu",), (0, 1), "--cached").exit_code == 1, "no row has a cached cell"
+
+    # cells are keyed by the store's content, not its path: copied elsewhere, they build the same table
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(out / "cells", elsewhere / "o" / "cells")
+    shutil.copyfile(store, elsewhere / store.name)
+    moved = run_cli("bench", "--store", str(elsewhere / store.name), *(f"--method={m}" for m in both), "--fold=0",
+                    "--fold=1", "--recipe", "cpu", "--steps", "2", "--device", "cpu", "-o", str(elsewhere / "o"), "--cached")
+    assert moved.exit_code == 0, moved.output
+    assert (elsewhere / "o" / "syn_comparison.md").read_text() == (out / "syn_comparison.md").read_text()
 
 
 def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):

@@ -5,9 +5,10 @@ A finished (store, method, fold) cell is reused only when all of these are uncha
 - the resolved method spec, the training budget, seed, setting, fold, number of folds and
   pseudolabel set (these also name the folder of the trained models, so they are re-used by a
   bench that only changes the evaluation protocol);
-- the store: its resolved path and content fingerprint (:func:`fewshotkit.data.store.fingerprint.store_fingerprint`:
+- the store's content fingerprint (:func:`fewshotkit.data.store.fingerprint.store_fingerprint`:
   volumes, labels and, for self-supervised training, the pseudolabel set used), so re-ingesting
-  or regenerating that set retrains, while adding another set does not;
+  or regenerating that set retrains, while adding another set does not. Its path is left out:
+  a study's ``cells/`` copied to another machine with the same store rebuilds the same tables;
 - the fingerprint of every plugin providing a component of the spec (its method, parts and
   post-processors): an installed plugin's version, plus a hash of its module files when it is
   installed in editable mode or has a ``.dev`` version; a loose ``--plugins-dir`` file's hash.
@@ -35,13 +36,13 @@ def digest(data: Any) -> str:
 
 
 def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: bool) -> dict[str, Any]:
-    """The store's resolved path and content fingerprint (with the pseudolabel set training uses)."""
+    """The store's content fingerprint (with the pseudolabel set training uses); not its path."""
     from fewshotkit.data.store.fingerprint import store_fingerprint
     from fewshotkit.data.store.reader import SliceStore
 
     with SliceStore(path) as store:
         used = store.resolve_pseudolabel_set(pseudolabel_set) if use_pseudolabels else None
-        return {"path": str(Path(path).resolve()), "data": store_fingerprint(store, used), "pseudolabels": used}
+        return {"data": store_fingerprint(store, used), "pseudolabels": used}
 
 
 def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,

@@ -1,0 +1,32 @@
+"""The finished cells kept with the studies (``benchmarks/studies/cells/NAME/``) are cells bench reads.
+
+A cell that fails here would be recomputed, or silently missing from ``--cached``'s tables, in the
+checkout that resumes its study."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from fewshotkit.apps.bench.cache import digest
+from fewshotkit.evaluation.fold_scores import FoldScores
+
+STUDIES = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
+CELLS = sorted((STUDIES / "cells").rglob("*.json"))
+
+
+@pytest.mark.parametrize("path", CELLS, ids=[str(p.relative_to(STUDIES / "cells")) for p in CELLS])
+def test_a_kept_cell_belongs_to_its_study_and_its_key_is_its_settings(path: Path):
+    study = path.relative_to(STUDIES / "cells").parts[0]
+    assert (STUDIES / f"{study}.toml").is_file(), f"{path}: no study {study}.toml beside the cells"
+    cell = json.loads(path.read_text())
+    assert cell["key"] == digest(cell["settings"]), f"{path}: its key is not its settings' digest"
+    settings = cell["settings"]
+    assert re.match(rf"fold{settings['fold']}(_|$)", path.stem), f"{path}: named for another fold"
+    assert set(settings["store"]) == {"data", "pseudolabels"}, f"{path}: the store key holds more than content"
+    scores = FoldScores.from_json(cell["scores"])
+    assert scores.fold == settings["fold"] and scores.queries, path
+    assert all(model["steps"] == settings["steps"] for model in cell["timing"]["models"]), path

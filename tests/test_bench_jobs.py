@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import pseudolabelled_store
 
@@ -50,7 +51,9 @@ def test_two_cells_as_local_jobs_give_the_serial_tables_and_a_rerun_computes_not
 
     serial = run_cli("bench", "--config", str(config), "--jobs", "1", "-o", str(tmp_path / "serial"))
     assert serial.exit_code == 0 and "job " not in serial.output, serial.output
-    parallel = run_cli("bench", "--config", str(config))
+    # each job trains with the serial run's thread count: another count rounds differently
+    threads = str(torch.get_num_threads())
+    parallel = run_cli("bench", "--config", str(config), "--cpus-per-cell", threads)
     assert parallel.exit_code == 0, parallel.output
     assert parallel.output.count("started") == 2 and "2 cells to run in 2 jobs, 2 at once" in parallel.output
     for name in TABLES:

@@ -46,6 +46,34 @@ def test_cycle_score_and_choice_undo_a_turned_support():
         search_turns(lambda s, m, q: q > 0, [chunk])
 
 
+class Picky(Striped):
+    """Striped, refusing (as RPT does with more regions than foreground pixels) any support mask with
+    fewer than ``least`` foreground pixels."""
+
+    def __init__(self, least: int) -> None:
+        self.least, self.supports = least, []
+
+    def probabilities(self, support_images, support_masks, query_images):
+        sizes = np.asarray(support_masks, bool).sum(axis=(1, 2))
+        self.supports.append(sizes.tolist())
+        if (sizes < self.least).any():
+            raise FewshotkitError(f"a support mask has {sizes.min()} foreground pixels, fewer than {self.least}")
+        return super().probabilities(support_images, support_masks, query_images)
+
+
+def test_a_back_prediction_the_method_refuses_drops_the_smallest_predicted_slices():
+    image, label = _scan()
+    image[7, :, 3:9] = -5.0  # on query slice 7 the model finds one column of the organ (8 pixels)
+    chunk = (image[4:6], label[4:6] == 1, image[3:8])
+    picky = Picky(least=20)
+    score = _round_trip(picky, *chunk)[0]
+    assert picky.supports == [[64, 64], [56, 56, 56, 56, 8], [56, 56, 56, 56]], "slice 7 left out, the rest kept"
+    assert score == _round_trip(Striped(), chunk[0], chunk[1], image[3:7])[0] > 0.8
+    assert _round_trip(Picky(least=60), *chunk)[0] == 0.0, "every predicted slice refused: the turn backs nothing"
+    with pytest.raises(FewshotkitError, match="fewer than 100"):
+        _round_trip(Picky(least=100), *chunk)  # the real support refused: the method's settings are wrong
+
+
 def test_segment_volume_searches_the_supports_orientation():
     from fewshotkit.evaluation.scan import segment_volume
 

@@ -48,13 +48,37 @@ def _round_trip(predictor: Any, support_images: np.ndarray, support_masks: np.nd
     """(the cycle score, the query's foreground probabilities (Q, H', W') from this support)."""
     probabilities = np.asarray(predictor.probabilities(support_images, support_masks, query_images))
     found = probabilities > 0.5
-    present = found.any(axis=(1, 2))
-    if not present.any():
+    back = _back_prediction(predictor, query_images, found, support_images)
+    if back is None:
         return 0.0, probabilities
-    back = predictor.probabilities(query_images[present], found[present], support_images) > 0.5
     truth = np.asarray(support_masks, dtype=bool)
     score = confusion(back, truth).dice if truth.any() else 0.0  # an empty support mask backs no turn
     return score, probabilities
+
+
+def _back_prediction(predictor: Any, query_images: np.ndarray, found: np.ndarray,
+                     support_images: np.ndarray) -> np.ndarray | None:
+    """The support slices (S, H, W) segmented back from the query slices where the model found the
+    structure (``found``: (Q, H', W') bool), or None where it found it nowhere.
+
+    A method may refuse a support mask that is too small for it (RPT with more regions than
+    foreground pixels); a predicted mask can be that small, so a refused back-prediction is tried
+    again without its smallest predicted slice, and is None when it refuses them all (the same
+    method took the real support, so the refusal is about the predicted masks, not its settings).
+    """
+    sizes = found.sum(axis=(1, 2))
+    order = [int(q) for q in np.argsort(-sizes, kind="stable") if sizes[q] > 0]  # largest first
+    if not order:
+        return None
+    while True:
+        keep = np.zeros(len(found), dtype=bool)
+        keep[order] = True
+        try:
+            return np.asarray(predictor.probabilities(query_images[keep], found[keep], support_images)) > 0.5
+        except FewshotkitError:
+            if len(order) == 1:
+                return None
+            order.pop()
 
 
 def search_turns(predictor: Any, chunks: Sequence[Chunk]) -> tuple[int, list[np.ndarray]]:

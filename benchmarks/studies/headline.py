@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from fewshotkit.apps.bench.readings import CHOSEN, READINGS_LINE
 from fewshotkit.core.atomic import write_text
 
 HEADLINE = re.compile(r"<!-- headline: ([^>]*?) -->\n(.*?)<!-- /headline -->", re.S)
@@ -68,6 +69,30 @@ def method_minutes(section: str) -> dict[str, str]:
     return {method: minutes for method, minutes, _ in pairs}
 
 
+def reading_options(section: str) -> dict[str, str]:
+    """Reading name -> its options (``KEY=VALUE, ...``; ``as is`` for none) from the section's
+    readings line (a ``bench --readings chosen`` section)."""
+    line = re.search(rf"^{re.escape(READINGS_LINE)} (.*)\.$", section, re.M)
+    if line is None:
+        return {}
+    readings = {}
+    for part in line.group(1).split("; "):
+        name, _, options = part.partition(": ")
+        readings[name] = "as is" if options == "nothing" else options.replace("`", "")
+    return readings
+
+
+def _method_and_inference(label: str, inference: str | None, readings: dict[str, str]) -> tuple[str, str]:
+    """(method, inference options) of a row: a ``--readings chosen`` row (``METHOD: READING``) takes
+    its reading's options, any other the title's."""
+    if inference != CHOSEN:
+        return label, inference or "as is"
+    method, _, reading = label.rpartition(": ")
+    if reading not in readings:
+        raise ValueError(f"the row '{label}' names a reading the section's readings line lacks")
+    return method, readings[reading]
+
+
 def section_rows(results: str, name: str) -> list[str]:
     """One headline row per method of bench section ``name``."""
     section = bench_section(results, name)
@@ -75,19 +100,24 @@ def section_rows(results: str, name: str) -> list[str]:
     command = re.search(r"^\$ (fewshotkit bench .*)$", section, re.M)
     if title is None or budget is None or command is None:
         raise ValueError(f"bench section '{name}' lacks its title, budget line or command")
-    dataset, setting, rule, _, _, folds, held_out, inference = title.groups()
+    dataset, setting, rule, _, protocols, folds, held_out, inference = title.groups()
     steps, precision, cpu_min = budget.groups()
     minutes = method_minutes(section)
     chosen_on = f"{held_out} validation scans a fold" if held_out else "the test scans"
+    readings = reading_options(section)
     rows = []
     for row in _first_table(section):
         partial = re.search(r" \((folds? [\d,]+)\)$", row["method"])  # a row missing folds names them
-        method = row["method"][:partial.start()] if partial else row["method"]
+        label = row["method"][:partial.start()] if partial else row["method"]
+        method, options = _method_and_inference(label, inference, readings)
         training = f"{steps} steps, {precision} ({minutes.get(method, cpu_min)} CPU min a model)"
+        # one protocol: its columns carry no protocol name
+        roy = row.get("roy: mean") or (row.get("mean", "-") if protocols == "roy" else "-")
+        whole = row.get("full-volume: mean") or (row.get("mean", "-") if protocols == "full-volume" else "-")
         cells = [DATASETS.get(dataset, dataset), f"{setting} ({rule})" if rule else setting,
                  partial.group(1) if partial else _folds_text(folds), method, training,
-                 (inference or "as is").replace(", ", "<br>"), chosen_on, f"**{row['roy: mean']}**",
-                 row.get("full-volume: mean", "-"), row.get("published (Roy mean)", "-"), f"`{command.group(1)}`"]
+                 options.replace(", ", "<br>"), chosen_on, f"**{roy}**", whole, row.get("published (Roy mean)", "-"),
+                 f"`{command.group(1)}`"]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 

@@ -68,6 +68,10 @@ from fewshotkit.method.spec import PRESETS
               help="GPUs per job (local default: 1 when CUDA is there and --device is not cpu).")
 @click.option("--cpus-per-cell", type=click.IntRange(min=1), default=None,
               help="CPU cores (torch threads) per job (local default: the cores split between --jobs).")
+@click.option("--readings", "readings_mode", type=click.Choice(["all", "chosen"]), default=None,
+              help="all: score every reading of the config's [readings] table (named sets of inference options) "
+                   "and tabulate them, a column each, each method's best marked on the validation split; chosen: "
+                   "score each method with the reading its validation scans chose.")
 @click.option("--plan", "show_plan", is_flag=True,
               help="List the cells, which are cached and the estimated cost; run nothing.")
 @click.option("--cached", "cached_only", is_flag=True,
@@ -80,7 +84,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
           pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None, launcher: str | None, jobs: int | None,
           partition: str | None, time_limit: str | None, gpus_per_cell: int | None, cpus_per_cell: int | None,
-          show_plan: bool, cached_only: bool) -> None:
+          readings_mode: str | None, show_plan: bool, cached_only: bool) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
     Finished (method, fold) cells and interrupted trainings are cached in the output folder:
@@ -119,16 +123,46 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     options = LaunchOptions.from_sources(config.launcher, launcher=launcher, jobs=jobs, partition=partition,
                                          time=time_limit, gpus=gpus_per_cell, cpus=cpus_per_cell)
     if show_plan:
-        _print_plan(config, options)
+        from fewshotkit.apps.bench.readings import reading_configs
+
+        planned = reading_configs(config) if readings_mode else {"": config}
+        for name, each in planned.items():
+            if name:
+                click.echo(f"reading '{name}':")
+            _print_plan(each, options)
         return
     terminate_cleanly()  # `kill PID` stops the study's jobs with it, as Ctrl-C does
-    result = run_study(config, options, log=lambda m: console.print(f"[dim]{m}[/dim]"),
-                       command=command, cached_only=cached_only)
+
+    def log(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    if readings_mode == "all":
+        _readings_all(config, options, log, command, cached_only)
+        return
+    if readings_mode == "chosen":
+        from fewshotkit.apps.bench.readings import run_chosen
+
+        result = run_chosen(config, options, log, command=command, cached_only=cached_only)
+    else:
+        result = run_study(config, options, log=log, command=command, cached_only=cached_only)
     for table in result.tables.values():
         console.print(table.to_rich())
         console.print("\nMarkdown (ready to paste):\n", style="dim")
         click.echo(table.to_markdown())
     console.print(f"written: {', '.join(str(p) for p in result.files)}")
+
+
+def _readings_all(config: Any, options: Any, log: Any, command: str | None, cached_only: bool) -> None:
+    """``--readings all``: every reading scored, its tables printed and written."""
+    from fewshotkit.apps.bench.readings import run_all
+    from fewshotkit.core.console import console
+
+    tables, files = run_all(config, options, log, command=command, cached_only=cached_only)
+    for table in tables.values():
+        console.print(table.to_rich())
+        console.print("\nMarkdown (ready to paste):\n", style="dim")
+        click.echo(table.to_markdown())
+    console.print(f"written: {', '.join(str(p) for p in files)}")
 
 
 def _print_plan(config: Any, options: Any) -> None:

@@ -111,6 +111,7 @@ class BenchConfig:
     launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: how cells run (bench.launch)
     postprocess: list[Any] | str | None = None  # replaces every method's [postprocess] list (evaluation only)
     drop_absent: float | None = None  # replaces every method's drop_absent (evaluation only)
+    readings: dict[str, list[str]] = field(default_factory=dict)  # name -> inference options (bench.readings)
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -166,6 +167,26 @@ class BenchConfig:
         options = self.inference_options()  # checked here, before anything trains
         for name in self.protocol:
             ProtocolConfig(name, options.chunks, options.shots)
+        self._check_readings()
+
+    def _check_readings(self) -> None:
+        """``readings``: a table of names, each a list of inference options (``KEY=VALUE``, as
+        ``--eval-set`` takes them), checked as the study's own are."""
+        if not isinstance(self.readings, dict):
+            raise FewshotkitError("bench: 'readings' must be a table of names, each a list of inference options "
+                                  '(e.g. [readings] search = ["support_orientation=search"])')
+        for name, items in self.readings.items():
+            listed = [items] if isinstance(items, str) else items
+            if not name.strip() or not isinstance(listed, list) or not all(isinstance(i, str) for i in listed):
+                raise FewshotkitError(f"bench: reading '{name}' must have a name and a list of KEY=VALUE inference "
+                                      f"options, got {items!r}")
+            for item in listed:
+                if item.strip().startswith("training."):
+                    raise FewshotkitError(f"bench: reading '{name}': '{item}' is a training option; a reading only "
+                                          "changes how the trained models are read")
+            self.readings[name] = list(listed)
+            InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, batch_size=self.batch_size,
+                                         overrides=[*self.eval_overrides, *listed])
 
     def _check_steps(self) -> None:
         """``steps``: None, a count, or a table giving methods of this bench their own count (equal

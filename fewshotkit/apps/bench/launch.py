@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -282,11 +282,13 @@ def _visible_gpus() -> list[int]:
 
 
 def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], None],
-              command: str | None = None, cached_only: bool = False) -> Any:
+              command: str | None = None, cached_only: bool = False, report: bool = True,
+              entries: Collection[str] | None = None) -> Any:
     """Run a study: its missing cells as jobs when ``options`` asks for it, then its tables from the
     cache (a serial run's, cell for cell); with ``cached_only``, just the tables of the cells cached so
-    far. Returns the :class:`BenchResult`."""
-    bench = Bench(config, log=log, command=command, cached_only=cached_only)
+    far; with ``report``, its ``bench.json`` and ``results.md`` too; with ``entries``, only those rows
+    (``METHOD [+ POOLER] [+ SET]``). Returns the :class:`BenchResult`."""
+    bench = Bench(config, log=log, command=command, cached_only=cached_only, only=entries)
     if options.parallel and not cached_only:
         groups = job_groups(bench, bench.refs())
         if groups:
@@ -298,4 +300,4 @@ def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], 
             raise FewshotkitError(
                 f"bench: {len(failures)} of {len(groups)} jobs failed (each listed above with its log, first: "
                 f"{failures[0].log}); the finished cells are cached: fix the cause and re-run the same command")
-    return bench.run()
+    return bench.run(report)

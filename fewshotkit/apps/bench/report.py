@@ -136,9 +136,11 @@ def bench_document(config: Mapping[str, Any], cells: Mapping[str, Mapping[str, M
 
 
 def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[str, Sequence[Mapping[str, Any]]],
-                 command: str | None, details: Mapping[str, Sequence[ScoreTable]] | None = None) -> Path:
+                 command: str | None, details: Mapping[str, Sequence[ScoreTable]] | None = None,
+                 notes: Mapping[str, str] | None = None) -> Path:
     """``results.md``: the command, then per table its title, the Markdown table, the tables of
-    ``details`` under the same key (precision / recall, Dice per fold) and the timing."""
+    ``details`` under the same key (precision / recall, Dice per fold), the timing and the table's
+    line of ``notes``."""
     lines = []
     if command:
         lines += ["```console", f"$ {command}", "```", ""]
@@ -149,4 +151,5 @@ def write_report(path: Path, tables: Mapping[str, ScoreTable], timings: Mapping[
         lines += [timing_note(timings.get(key, [])), ""]
         per_method = method_times(timings.get(key, []))
         lines += [per_method, ""] if per_method else []
+        lines += [notes[key], ""] if notes and key in notes else []
     return write_atomic(path, "\n".join(lines))

@@ -31,8 +31,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 from fewshotkit.apps.bench.cache import digest as _digest
@@ -40,13 +40,14 @@ from fewshotkit.apps.bench.cache import evaluation_key, training_key, variant_su
 from fewshotkit.apps.bench.cells import CellRef, CellSite
 from fewshotkit.apps.bench.config import BenchConfig, method_label, method_spec
 from fewshotkit.apps.bench.models import score_model, trained_model
-from fewshotkit.apps.bench.report import bench_document, model_timing, per_fold, precision_recall, write_report
-from fewshotkit.apps.bench.tables import PUBLISHED_COLUMN, comparison_table
+from fewshotkit.apps.bench.report import model_timing
+from fewshotkit.apps.bench.result import BenchResult
+from fewshotkit.apps.bench.tables import comparison_table, table_key
 from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.names import safe_name
 from fewshotkit.evaluation.protocol import FoldScores
-from fewshotkit.evaluation.results import ScoreTable, write_json, write_tables
+from fewshotkit.evaluation.results import write_json
 from fewshotkit.method.overrides import apply_inference_overrides
 from fewshotkit.method.spec import validate_spec
 
@@ -66,24 +67,14 @@ def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -
     return merged
 
 
-@dataclass
-class BenchResult:
-    """Per store: the comparison table and the files written."""
-
-    tables: dict[str, ScoreTable]
-    files: list[Path]
-    cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
-    timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
-    details: dict[str, list[ScoreTable]] = field(default_factory=dict)  # table key -> P / R, Dice per fold
-
-
 class Bench:
     """Runs a :class:`BenchConfig`; see the module docstring."""
 
     def __init__(self, config: BenchConfig, log: Any = None, command: str | None = None,
-                 cached_only: bool = False) -> None:
+                 cached_only: bool = False, only: Collection[str] | None = None) -> None:
         self.config = config
         self.cached_only = cached_only  # tables of the cells already cached; nothing is trained or evaluated
+        self.only = None if only is None else set(only)  # the entries (rows) to run; None: every one
         self.out = Path(config.out)
         self.log = log or (lambda message: None)
         self.command = command
@@ -137,7 +128,7 @@ class Bench:
         # their own (the key decides a hit)
         named = f"_{safe_name(pseudolabels)}" if pseudolabels and regime == "ssl" and steps > 0 else ""
         variant = variant_suffix(key)
-        folder = self.out / "cells" / self._table_key(ref.store, ref.setting) / safe_name(label)
+        folder = self.out / "cells" / table_key(self.config, ref.store, ref.setting) / safe_name(label)
         # models depend on the training settings only: another protocol re-uses them
         run_root = self.out / "runs" / store_key / safe_name(label) / f"fold{ref.fold}-{_digest(training)}"
         return CellSite(ref, label, f"{label} + {pseudolabels}" if named else label, named, spec, steps, regime,
@@ -204,7 +195,7 @@ class Bench:
         return scores
 
     # -- everything ---------------------------------------------------------------------------
-    def _entries(self) -> list[tuple[str, str | None, str | None, str]]:
+    def entries(self) -> list[tuple[str, str | None, str | None, str]]:
         """The rows: (method, pooler, pseudolabel set, entry key), one per pooler and, for methods
         trained on pseudolabels, one per set when several are given."""
         cfg = self.config
@@ -224,12 +215,12 @@ class Bench:
                 for pseudolabels in sets:
                     entry = " + ".join(x for x in (method, pooler, pseudolabels) if x is not None)
                     entries.append((method, pooler, pseudolabels, entry))
-        return entries
+        return [e for e in entries if self.only is None or e[3] in self.only]
 
     def refs(self) -> list[CellRef]:
         """Every cell of the study, in the order a serial run visits them."""
         cfg = self.config
-        rows = self._entries()
+        rows = self.entries()
         return [CellRef(store, method, fold, pooler, protocol, setting, sets)
                 for store in cfg.stores for setting in cfg.setting for method, pooler, sets, _ in rows
                 for protocol in cfg.protocol for fold in cfg.folds]
@@ -260,47 +251,29 @@ class Bench:
                     cells[protocol][entry] = [f for f in folds if f.fold in shared]
         return labels, cells
 
-    def _table_key(self, store_path: str, setting: int) -> str:
-        """The name of a store's table and cell folder in ``setting``: setting 1 keeps the store's
-        name; setting 2 adds ``_setting2`` and, for the ``all`` exclusion rule, ``-all``."""
-        rule = "" if self.config.exclusion == "any" else f"-{self.config.exclusion}"
-        split = "_validation" if self.config.split == "validation" else ""
-        return Path(store_path).stem + ("" if setting == 1 else f"_setting2{rule}") + split
-
     def _add_table(self, result: BenchResult, store_path: str, setting: int) -> None:
         """Build the table of one store and setting (setting 1 keeps the store's name as its key), write
         its files and add it to ``result``."""
-        from fewshotkit.evaluation.figures import bar_chart
-
-        key = self._table_key(store_path, setting)
+        key = table_key(self.config, store_path, setting)
         self._timings = []
         rows, cells = self._collect(store_path, setting)
         if not rows:
             raise FewshotkitError(f"bench --cached: no cell of {key} is cached in {self.out}; "
                                   "run the study without --cached first")
         table = comparison_table(self.config, store_path, setting, rows, cells)
-        stem = self.out / f"{key}_comparison"
-        result.files += write_tables(table, stem)
-        means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
-        result.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
-        result.tables[key] = table
-        labels = [label for label, _ in table.rows]
-        folds_table = per_fold(cells, labels)
-        result.details[key] = [precision_recall(cells, labels), *([folds_table] if folds_table else [])]
-        result.cells[key] = cells
-        result.timings[key] = self._timings
+        result.add_table(self.config, key, table, rows, cells, self._timings)
 
-    def run(self) -> BenchResult:
+    def run(self, report: bool = True) -> BenchResult:
+        """Every table of the study (its cells run or read from the cache); with ``report``, also
+        ``bench.json`` and ``results.md``."""
         cfg = self.config
         result = BenchResult({}, [], {})
         self._done = 0
-        self._rows = self._entries()  # the same rows in every table
+        self._rows = self.entries()  # the same rows in every table
         self._total = len(cfg.stores) * len(cfg.setting) * len(self._rows) * len(cfg.protocol) * len(cfg.folds)
         for store_path in cfg.stores:
             for setting in cfg.setting:
                 self._add_table(result, store_path, setting)
-        document = bench_document(cfg.to_json(), result.cells, result.tables, result.timings, self.command)
-        result.files.append(write_json(self.out / "bench.json", document))
-        result.files.append(write_report(self.out / "results.md", result.tables, result.timings, self.command,
-                                         result.details))
+        if report:
+            result.write_documents(cfg, self.command)
         return result

@@ -26,6 +26,15 @@ def store_preset(store_path: str) -> str | None:
         return store.preset
 
 
+def table_key(cfg: BenchConfig, store_path: str, setting: int) -> str:
+    """The name of a store's table and cell folder in ``setting``: setting 1 keeps the store's name;
+    setting 2 adds ``_setting2`` and, for the ``all`` exclusion rule, ``-all``; the validation split
+    adds ``_validation``."""
+    rule = "" if cfg.exclusion == "any" else f"-{cfg.exclusion}"
+    split = "_validation" if cfg.split == "validation" else ""
+    return Path(store_path).stem + ("" if setting == 1 else f"_setting2{rule}") + split
+
+
 def given_cleanup(cfg: BenchConfig) -> list[str]:
     """``--postprocess`` / ``--drop-absent`` (the config's keys) as ``KEY=VALUE`` for a table's title."""
     shown = []

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import pseudolabelled_store
 from fewshotkit.core.errors import FewshotkitError
-from fewshotkit.data.episodes.folds import Fold, hold_out, make_folds, validation_fold
+from fewshotkit.data.episodes.folds import Fold, hold_out, make_folds, validation_fold, validation_order
 
 
 def test_hold_out_takes_whole_patients_from_the_end_of_the_training_scans():
@@ -29,6 +29,36 @@ def test_a_validation_support_never_segments_its_own_patients_scans():
     patients = {scan: scan[0] for scan in fold.train}
     check = validation_fold(hold_out(fold, 4, patients))
     assert check.support == "b1" and check.queries == ("c1", "c2")
+
+
+def test_next_fold_gives_every_fold_its_own_validation_patients_and_end_keeps_the_old_ones():
+    scans = [f"p{i:02d}" for i in range(20)]
+    folds = make_folds(scans, 5)
+    nexts = [hold_out(f, 2, order=validation_order(folds, f.index, "next-fold")) for f in folds]
+    for k, held in enumerate(nexts):
+        assert set(held.validation) <= set(folds[(k + 1) % 5].queries), "the next fold's query block"
+        assert held.train == tuple(s for s in folds[k].train if s not in held.validation), "training order kept"
+    assert len({held.validation for held in nexts}) == 5
+    ends = [hold_out(f, 2, order=validation_order(folds, f.index, "end")) for f in folds]
+    assert ends == [hold_out(f, 2) for f in folds]
+    assert len({held.validation for held in ends[:4]}) == 1, "the end of the list: one pair for folds 0-3"
+    with pytest.raises(FewshotkitError, match="--val-from 'middle': choose one of next-fold, end"):
+        validation_order(folds, 0, "middle")
+
+
+def test_the_rule_enters_the_models_key_only_when_it_is_not_the_one_older_cells_used(store):
+    from fewshotkit.apps.bench.cache import training_key
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.training.setup import RunChoices
+
+    spec = preset_spec("alpnet-init-cpu")
+    common = dict(steps=0, seed=0, setting=1, fold=0, n_folds=5, pseudolabels=None, regime="supervised", val_scans=2)
+    older = training_key(spec, store, **common)
+    assert training_key(spec, store, **common, val_from="end") == older
+    assert training_key(spec, store, **common, val_from="next-fold") == {**older, "val_from": "next-fold"}
+    recorded = {"fold": 0, "setting": 1, "seed": 0, "exclude": "", "regime": "ssl", "steps": 2, "val_scans": 2}
+    assert RunChoices().resumed(recorded).val_from == "end", "a run from before the rule resumes as it began"
+    assert RunChoices().resumed({**recorded, "val_from": "next-fold"}).val_from == "next-fold"
 
 
 def test_hold_out_refuses_what_cannot_be_scored_or_trained():
@@ -60,7 +90,7 @@ def test_a_run_never_trains_on_its_validation_scans_and_its_curve_scores_them(ru
     assert result.exit_code == 0, result.output
     record = json.loads((run / "run.json").read_text())
     validation = record["fold_validation"]
-    assert record["val_scans"] == 2 and len(validation) == 2
+    assert record["val_scans"] == 2 and record["val_from"] == "next-fold" and len(validation) == 2
     assert not set(validation) & set(record["fold_train"])
     assert not set(validation) & {*record["fold_queries"], record["fold_support"]}
     episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]

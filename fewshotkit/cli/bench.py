@@ -33,6 +33,10 @@ from fewshotkit.method.spec import PRESETS
               help="1 (default) or 2 (exclude test classes); repeatable: one table per setting.")
 @click.option("--val-scans", type=click.IntRange(min=0), default=None, metavar="N",
               help="Hold at least N scans (whole patients) out of every fold's training scans; the models never see them.")
+@click.option("--val-from", type=click.Choice(["next-fold", "end"]), default=None,
+              help="Where --val-scans come from: next-fold (default), the last training patients of the next fold's "
+                   "query block, so every fold holds out its own; end, the end of the training list (the same "
+                   "patients for every fold but the last; studies before this option).")
 @click.option("--split", type=click.Choice(["test", "validation"]), default=None,
               help="Score the folds' test scans (default) or the held-out validation scans, on which budgets, levers "
                    "and inference options are chosen.")
@@ -79,7 +83,7 @@ from fewshotkit.method.spec import PRESETS
                    "nothing. A row with fewer folds names them.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...],
-          val_scans: int | None, split: str | None, exclusion: str | None, protocols: tuple[str, ...], recipe: str | None,
+          val_scans: int | None, val_from: str | None, split: str | None, exclusion: str | None, protocols: tuple[str, ...], recipe: str | None,
           overrides: tuple[str, ...], inference: dict[str, Any],
           pseudolabels: tuple[str, ...],
           seed: int | None, device: str | None, out: str | None, launcher: str | None, jobs: int | None,
@@ -100,7 +104,8 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
     flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
-        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans, "split": split,
+        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans, "val_from": val_from,
+        "split": split,
         "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
         **inference_keys(inference),
         "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,

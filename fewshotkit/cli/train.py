@@ -25,6 +25,10 @@ from fewshotkit.core.errors import FewshotkitError
 @click.option("--val-scans", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Hold at least N of the fold's training scans out (whole patients): never trained on; the "
                    "Dice-vs-time curve (--eval-every) scores them instead of the test scans.")
+@click.option("--val-from", type=click.Choice(["next-fold", "end"]), default="next-fold", show_default=True,
+              help="Where --val-scans come from: next-fold (default), the last training patients of the next fold's "
+                   "query block, so every fold holds out its own; end, the end of the training list (the same "
+                   "patients for every fold but the last; studies before this option).")
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every slice showing any excluded class; "
                    "'all' (the ADNet lineage's code) only slices showing all of them.")
@@ -45,7 +49,7 @@ from fewshotkit.core.errors import FewshotkitError
               help="Score the held-out fold every N steps: curve.jsonl + curve.png (Dice vs training time), "
                    "with the spec's inference options (support_zoom, support_orientation, postprocess) as eval applies them.")
 def train(spec_path: str | None, preset: str | None, store_path: str | None, out_dir: str | None, regime: str | None,
-          setting: int, exclude: str, val_scans: int, exclusion: str | None, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
+          setting: int, exclude: str, val_scans: int, val_from: str, exclusion: str | None, fold: int, n_folds: int | None, steps: int | None, device: str, seed: int,
           assignments: tuple[str, ...], pseudolabels: str | None, resume_dir: str | None, amp: bool | None,
           log_episodes: bool | None, eval_every: int | None) -> None:
     """Train a few-shot segmenter on a slice store.
@@ -93,6 +97,6 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
         spec = apply_overrides(spec, list(assignments))
     validate_spec(spec)
     run_training(spec, Path(store_path), Path(out_dir), fold=fold, n_folds=n_folds or 5, setting=setting, exclude=exclude,
-                 exclusion=exclusion or "any", val_scans=val_scans, regime=regime,
+                 exclusion=exclusion or "any", val_scans=val_scans, val_from=val_from, regime=regime,
                  steps=steps, device=device, seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes)
 

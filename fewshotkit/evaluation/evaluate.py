@@ -202,7 +202,8 @@ def _scored_folds(store: Any, folds: Sequence[int], n_folds: int, run: dict[str,
     from fewshotkit.data.episodes.folds import get_fold
 
     held = int(run.get("val_scans", 0))  # the run's own fold without its validation scans: its normalisation
-    return [get_fold(store, i, n_folds, held) if held and i == run.get("fold") else i for i in folds]
+    rule = run.get("val_from", "end")  # runs that predate the rule held out the end of the training list
+    return [get_fold(store, i, n_folds, held, rule) if held and i == run.get("fold") else i for i in folds]
 
 
 def _check_finished(meta: dict[str, Any], checkpoint: Any) -> None:

@@ -55,6 +55,7 @@ def train(
     on_step: Callable[[int], None] | None = None,
     n_folds: int = 5,
     val_scans: int = 0,
+    val_from: str = "next-fold",
     hooks: Sequence[HookBase] = (),
 ) -> Path:
     """Train ``spec`` on the store's fold ``fold`` training scans; returns the final checkpoint path.
@@ -73,12 +74,13 @@ def train(
     Dice curve). ``on_step(step)`` is called after every completed step. Ctrl-C writes a
     checkpoint and then raises KeyboardInterrupt. ``val_scans`` holds at least that many of the
     fold's training scans out (whole patients): the run never trains on them, and its Dice-vs-time
-    curve scores them instead of the test scans, so budgets and options are chosen without the test fold.
+    curve scores them instead of the test scans, so budgets and options are chosen without the test fold;
+    ``val_from`` says which patients (:data:`~fewshotkit.data.episodes.folds.VAL_FROM`).
     """
     out_dir = Path(out_dir)
     choices = RunChoices(fold=fold, setting=setting, exclude=exclude, exclusion=exclusion, regime=regime, steps=steps,
                          seed=seed, pseudolabels=pseudolabels, amp=amp, log_episodes=log_episodes, n_folds=n_folds,
-                         val_scans=val_scans)
+                         val_scans=val_scans, val_from=val_from)
     with run_lock(out_dir):  # one training per run directory
         run = prepare_run(spec, store_path, out_dir, choices, resume=resume, device=device)
         try:
@@ -250,7 +252,7 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
         "fold_queries": list(fold.queries),
         "fold_support": fold.support,
         "fold_train": list(fold.train),
-        **({"val_scans": run.val_scans, "fold_validation": list(fold.validation),
+        **({"val_scans": run.val_scans, "val_from": run.val_from, "fold_validation": list(fold.validation),
             "fold_validation_queries": list(fold.validation_queries)} if fold.validation else {}),
         **run.sampler_info,
         "plugin_versions": plugin_versions(),

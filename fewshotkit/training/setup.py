@@ -46,6 +46,7 @@ class RunChoices:
     log_episodes: bool | None = None
     n_folds: int = 5
     val_scans: int = 0
+    val_from: str = "next-fold"
 
     def resumed(self, previous: dict[str, Any]) -> "RunChoices":
         """These choices for continuing the run recorded in ``previous`` (its run.json)."""
@@ -53,7 +54,8 @@ class RunChoices:
             self, fold=previous["fold"], setting=previous["setting"], seed=previous["seed"],
             exclude=previous["exclude"], exclusion=previous.get("exclusion", "any"), regime=previous["regime"],
             pseudolabels=previous.get("pseudolabel_set"),
-            n_folds=int(previous.get("n_folds", 5)), val_scans=int(previous.get("val_scans", 0)), steps=self.steps if self.steps is not None else previous["steps"],
+            n_folds=int(previous.get("n_folds", 5)), val_scans=int(previous.get("val_scans", 0)),
+            val_from=previous.get("val_from", "end"), steps=self.steps if self.steps is not None else previous["steps"],
         )
 
     def training_overrides(self) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class Run:
     excluded: list[int]
     n_folds: int
     val_scans: int
+    val_from: str
     seed: int
     sampler: Any
     sampler_info: dict[str, Any]
@@ -116,7 +119,8 @@ def prepare_run(spec: "MethodSpec | None", store_path: Path | str | None, out_di
     sampler, sampler_info = build_sampler(store, fold, choices.setting, excluded, config, choices.pseudolabels,
                                           choices.exclusion)
     info, dev = ddp.setup(device)
-    return Run(spec, config, store, fold, choices.setting, excluded, choices.n_folds, choices.val_scans, choices.seed, sampler,
+    return Run(spec, config, store, fold, choices.setting, excluded, choices.n_folds, choices.val_scans, choices.val_from,
+               choices.seed, sampler,
                sampler_info, paths, info, dev, previous, checkpoint)
 
 
@@ -142,7 +146,7 @@ def _read_run(paths: RunDir) -> tuple["MethodSpec", dict[str, Any]]:
 #: run.json keys a resume takes its choices from; the checkpoint's digest covers its own copy (the
 #: store's path may change: a moved store is recognised by its fingerprint, check_resume_store)
 RESUMED_KEYS = ("fold", "n_folds", "setting", "exclude", "exclusion", "regime", "seed", "val_scans",
-                "pseudolabel_set")
+                "val_from", "pseudolabel_set")
 
 
 def _check_against_checkpoint(paths: RunDir, spec: "MethodSpec", previous: dict[str, Any],
@@ -190,7 +194,7 @@ def _training_data(store: "SliceStore", choices: RunChoices) -> tuple["Fold", li
     from fewshotkit.data.episodes.folds import get_fold
     from fewshotkit.data.store.check import require_valid_scans
 
-    fold = get_fold(store, choices.fold, n_folds=choices.n_folds, val_scans=choices.val_scans)
+    fold = get_fold(store, choices.fold, n_folds=choices.n_folds, val_scans=choices.val_scans, val_from=choices.val_from)
     exclude = choices.exclude
     exclude_text = exclude if isinstance(exclude, str) else ",".join(str(e) for e in exclude)
     excluded = resolve_classes(store, exclude_text) if exclude_text.strip() else []

@@ -47,10 +47,10 @@ def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: b
 
 def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,
                  n_folds: int, pseudolabels: str | None, regime: str, exclusion: str = "any",
-                 val_scans: int = 0) -> dict[str, Any]:
+                 val_scans: int = 0, val_from: str = "end") -> dict[str, Any]:
     """Everything the trained models of a cell depend on (see the module docstring); setting 2's
-    ``exclusion`` rule and held-out ``val_scans`` only when they are not the defaults, so the keys
-    of cells without them stay as they were."""
+    ``exclusion`` rule, held-out ``val_scans`` and where they come from (``val_from``) only when
+    they are not the defaults they had when added, so the keys of cells without them stay as they were."""
     from fewshotkit.method.provenance import plugin_fingerprints
 
     key = {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,
@@ -60,6 +60,8 @@ def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, se
         key["exclusion"] = exclusion
     if val_scans:
         key["val_scans"] = val_scans
+        if val_from != "end":
+            key["val_from"] = val_from
     return key
 
 

@@ -16,6 +16,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from fewshotkit.core.errors import FewshotkitError
+from fewshotkit.data.episodes.folds import VAL_FROM
 from fewshotkit.evaluation.options import MODEL_KEYS, InferenceOptions
 from fewshotkit.evaluation.protocol import ProtocolConfig
 from fewshotkit.method.presets import cpu_form
@@ -95,6 +96,7 @@ class BenchConfig:
     setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
     exclusion: str = "any"  # setting 2's rule: "any" (SSL-ALPNet) or "all" (the ADNet lineage)
     val_scans: int = 0  # training scans held out of every fold's training side (whole patients)
+    val_from: str = "next-fold"  # which patients: the next fold's block, or ("end") the training list's end
     split: str = "test"  # score the folds' test scans, or ("validation") their held-out validation scans
     shots: int = 1
     protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
@@ -132,6 +134,8 @@ class BenchConfig:
         if self.split == "validation" and self.val_scans < 2:
             raise FewshotkitError("bench: --split validation scores the scans held out of each fold's training "
                                   "scans: give --val-scans N (N >= 2)")
+        if self.val_from not in VAL_FROM:
+            raise FewshotkitError(f"bench: --val-from must be one of {', '.join(VAL_FROM)}, got '{self.val_from}'")
         if self.val_scans < 0 or self.val_scans == 1:
             raise FewshotkitError(f"bench: --val-scans {self.val_scans}: hold out 0, or at least 2 scans "
                                   "(one support and one query)")

@@ -29,7 +29,8 @@ def trained_model(cfg: BenchConfig, site: CellSite, run_dir: Path, exclude: list
     setting = site.ref.setting if exclude else 1
     regime = site.spec.training.get("regime", "ssl") if steps else "supervised"  # untrained: no pseudolabels
     return train(site.spec, site.ref.store, run_dir, fold=site.ref.fold, setting=setting, exclude=",".join(exclude),
-                 exclusion=cfg.exclusion if setting == 2 else "any", val_scans=cfg.val_scans, regime=regime,
+                 exclusion=cfg.exclusion if setting == 2 else "any", val_scans=cfg.val_scans, val_from=cfg.val_from,
+                 regime=regime,
                  steps=steps, device=cfg.device, seed=cfg.seed,
                  pseudolabels=site.pseudolabels if regime == "ssl" else None, n_folds=cfg.n_folds)
 
@@ -53,7 +54,7 @@ def score_model(cfg: BenchConfig, site: CellSite, checkpoint: Path, store: Any, 
     if cfg.val_scans:  # the training side the models saw: their normalisation (CT stores)
         from fewshotkit.data.episodes.folds import get_fold, validation_fold
 
-        scored = get_fold(store, site.ref.fold, cfg.n_folds, cfg.val_scans)
+        scored = get_fold(store, site.ref.fold, cfg.n_folds, cfg.val_scans, cfg.val_from)
         if cfg.split == "validation":
             scored = validation_fold(scored)
     run = EvalRun(figures=Path(cfg.out) / "figures" if cfg.figures else None, figure_prefix=figure_prefix)

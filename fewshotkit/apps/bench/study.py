@@ -120,7 +120,7 @@ class Bench:
         spec = dataclasses.replace(spec, postprocess=[], drop_absent=None)
         training = training_key(spec, ref.store, steps=steps, seed=cfg.seed, setting=ref.setting, fold=ref.fold,
                                 n_folds=cfg.n_folds, pseudolabels=pseudolabels, regime=regime,
-                                exclusion=cfg.exclusion, val_scans=cfg.val_scans)
+                                exclusion=cfg.exclusion, val_scans=cfg.val_scans, val_from=cfg.val_from)
         key = {**training, "protocol": ref.protocol, **evaluation}
         store_key = Path(ref.store).stem
         stem = f"fold{ref.fold}" + ("" if ref.protocol == "roy" else f"_{ref.protocol}")

@@ -65,9 +65,17 @@ def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] |
     return folds
 
 
-def hold_out(fold: Fold, scans: int, patients: dict[str, str] | None = None) -> Fold:
+#: where a fold's validation patients come from: ``next-fold``, the last training patients of the
+#: next fold's query block (every fold its own); ``end``, the end of the training list (the same
+#: patients for every fold but the last)
+VAL_FROM = ("next-fold", "end")
+
+
+def hold_out(fold: Fold, scans: int, patients: dict[str, str] | None = None,
+             order: Sequence[str] | None = None) -> Fold:
     """``fold`` with at least ``scans`` of its training scans held out as validation scans: whole
-    patients (``patients``: scan -> patient id), at least two, taken from the end of the training list.
+    patients (``patients``: scan -> patient id), at least two, taken from the end of ``order`` (the
+    training scans in another order; default the training list). The training list keeps its order.
 
     The first held patient's first scan is the validation support and the other patients' scans
     its queries (:func:`validation_fold`), so a support never segments its own patient's scans, as
@@ -79,7 +87,7 @@ def hold_out(fold: Fold, scans: int, patients: dict[str, str] | None = None) -> 
         raise FewshotkitError(f"--val-scans {scans}: hold out at least 2 scans (one support and one query), or 0")
     patients = patients or {}
     held: list[str] = []
-    for scan in reversed(fold.train):
+    for scan in reversed(order if order is not None else fold.train):
         seen = {patients.get(s, s) for s in held}
         if len(held) >= scans and len(seen) >= 2 and patients.get(scan, scan) not in seen:
             break
@@ -120,12 +128,30 @@ def store_folds(store: "SliceStore", n_folds: int = 5) -> list[Fold]:
     return make_folds(store.volumes, n_folds, groups)
 
 
-def get_fold(store: "SliceStore", fold: int, n_folds: int = 5, val_scans: int = 0) -> Fold:
-    """Fold ``fold`` of the store, with ``val_scans`` validation scans held out of its training scans."""
+def get_fold(store: "SliceStore", fold: int, n_folds: int = 5, val_scans: int = 0,
+             val_from: str = "next-fold") -> Fold:
+    """Fold ``fold`` of the store, with ``val_scans`` validation scans held out of its training scans
+    where ``val_from`` (:data:`VAL_FROM`) says."""
     folds = store_folds(store, n_folds)
     if not 0 <= fold < len(folds):
         raise FewshotkitError(
             f"--fold {fold} is out of range: the store has {len(folds)} folds (0-{len(folds) - 1})"
         )
-    patients = {v: str(store.volume_attrs(v).get("patient", v)) for v in folds[fold].train} if val_scans else None
-    return hold_out(folds[fold], val_scans, patients)
+    if not val_scans:
+        return folds[fold]
+    patients = {v: str(store.volume_attrs(v).get("patient", v)) for v in folds[fold].train}
+    return hold_out(folds[fold], val_scans, patients, validation_order(folds, fold, val_from))
+
+
+def validation_order(folds: Sequence[Fold], fold: int, val_from: str) -> tuple[str, ...]:
+    """Fold ``fold``'s training scans in the order :func:`hold_out` takes validation patients from
+    its end: ``end``, the training list; ``next-fold``, the scans of fold ``fold + 1``'s query block
+    last, the blocks before it in turn (cyclic) ahead of them."""
+    if val_from not in VAL_FROM:
+        raise FewshotkitError(f"--val-from '{val_from}': choose one of {', '.join(VAL_FROM)}")
+    train = folds[fold].train
+    if val_from == "end":
+        return train
+    n = len(folds)
+    block = {scan: k for k, f in enumerate(folds) for scan in f.queries}
+    return tuple(sorted(train, key=lambda scan: (block[scan] - fold - 2) % n))

@@ -68,6 +68,7 @@ def test_readings_are_chosen_on_validation_and_carried_to_the_test_scans(run_cli
     document = json.loads((out / "readings.json").read_text())
     table = document["tables"]["syn_validation"]
     assert table["readings"] == list(READINGS) and len(table["rows"]) == 2
+    assert (out / "syn_validation_readings.png").read_bytes().startswith(b"\x89PNG")
     results = (out / "results.md").read_text()
     assert "| chosen |" in results and "**" in results and "threshold 0.9: `fg_threshold=0.9`" in results
     # each column is the study read with that reading alone; the choice is the highest mean

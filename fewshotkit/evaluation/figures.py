@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -130,10 +131,10 @@ def bar_chart(table: ScoreTable, path: str | os.PathLike, ylabel: str = "Dice (%
         means = np.array([m for m, _ in values], dtype=float)
         stds = np.array([0.0 if s is None or np.isnan(s) else s for _, s in values], dtype=float)
         ax.bar(x + (i - (n_rows - 1) / 2) * width, np.nan_to_num(means), width, yerr=stds, capsize=2, label=label)
-    ax.set_xticks(x, table.columns)
+    ax.set_xticks(x, [textwrap.fill(c, 16) for c in table.columns], fontsize=8)  # long names wrap, never cut
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
-    ax.set_title(table.title, fontsize=10)
+    ax.set_title(textwrap.fill(table.title, 90), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=min(3, max(n_rows, 1)), loc="upper left", bbox_to_anchor=(0, -0.12))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: clear of wrapped names
     return _save(fig, path)

@@ -31,7 +31,8 @@ from fewshotkit.apps.bench.result import BenchResult
 from fewshotkit.apps.bench.study import Bench
 from fewshotkit.apps.bench.tables import comparison_table, table_key, table_title
 from fewshotkit.core.errors import FewshotkitError
-from fewshotkit.evaluation.results import summarize, write_atomic, write_json
+from fewshotkit.evaluation.figures import bar_chart
+from fewshotkit.evaluation.results import ScoreTable, summarize, write_atomic, write_json
 
 #: the inference part of a ``--readings chosen`` table's title (rows: ``METHOD: READING``)
 CHOSEN = "as chosen on the validation scans"
@@ -79,6 +80,13 @@ class ReadingsTable:
             table.add_column(name, justify="left" if i == 0 or name == "chosen" else "right", overflow="fold")
         for row in self._rows():
             table.add_row(*(cell.replace("**", "") for cell in row))
+        return table
+
+    def scores(self) -> ScoreTable:
+        """The means as a :class:`ScoreTable` (a row per method, a column per reading), for the chart."""
+        table = ScoreTable(self.title, list(self.readings))
+        for entry, label in self.labels.items():
+            table.add(label, {r: (m, s) for r, (m, s, _) in self.values[entry].items()})
         return table
 
     def to_json(self) -> dict[str, Any]:
@@ -160,7 +168,7 @@ def readings_tables(config: BenchConfig, results: dict[str, BenchResult]) -> dic
 def run_all(config: BenchConfig, options: Any, log: Callable[[str], None], command: str | None = None,
             cached_only: bool = False) -> tuple[dict[str, ReadingsTable], list[Path]]:
     """``--readings all``: every reading scored; its tables written as ``KEY_readings.md`` /
-    ``.json``, into ``results.md`` (with the command) and ``readings.json`` (the readings' options
+    ``.png`` (a bar per method in each reading's group), into ``results.md`` (with the command) and ``readings.json`` (the readings' options
     too). Returns (table key -> table, the files written)."""
     tables = readings_tables(config, score_readings(config, options, log, cached_only))
     out = Path(config.out)
@@ -168,6 +176,7 @@ def run_all(config: BenchConfig, options: Any, log: Callable[[str], None], comma
     lines = ["```console", f"$ {command}", "```", ""] if command else []
     for key, table in tables.items():
         files.append(write_atomic(out / f"{key}_readings.md", f"### {table.title}\n\n{table.to_markdown()}"))
+        files.append(bar_chart(table.scores(), out / f"{key}_readings.png"))
         lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), ""]
         lines += [_readings_note(config, table), ""]
     document = {"config": config.to_json(), "readings": config.readings, "command": command,

@@ -109,6 +109,8 @@ def test_bad_readings_are_one_line_errors_before_anything_runs(run_cli, store, t
     result = run_cli("bench", "--config", str(unknown), "--split", "validation", "--readings", "all")
     assert result.exit_code != 0 and "reading 'odd'" in result.output and "no_such_option" in result.output
     assert not (tmp_path / "study" / "runs").exists(), "nothing trains before every reading is checked"
+    circular = run_cli("bench", "--config", str(_config(tmp_path, store)), "--split", "validation", "--readings", "chosen")
+    assert circular.exit_code != 0 and "--readings chosen scores the test scans" in circular.output
     with pytest.raises(FewshotkitError, match="reading 'x' must have a name and a list"):
         BenchConfig(stores=[str(store)], methods=["alpnet-init"], out=str(tmp_path), readings={"x": [1]})
 

@@ -231,6 +231,9 @@ def run_chosen(config: BenchConfig, options: Any, log: Callable[[str], None], co
                cached_only: bool = False) -> BenchResult:
     """``--readings chosen``: each method scored with the reading its validation scans chose
     (:func:`choices`); the study's usual tables and report, the reading named in every row."""
+    if config.split != "test":
+        raise FewshotkitError("bench --readings chosen scores the test scans with the validation scans' choice; "
+                              "leave out --split validation (or use --readings all on them)")
     chosen = choices(config, options, log)
     configs = reading_configs(config)
     by_reading: dict[str, set[str]] = {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fewshotkit.cli.options import PROTOCOL_CHOICES, inference_options
+from fewshotkit.cli.options import PROTOCOL_CHOICES, VAL_FROM_HELP, inference_options
 from fewshotkit.method.spec import PRESETS
 
 
@@ -34,9 +34,7 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--val-scans", type=click.IntRange(min=0), default=None, metavar="N",
               help="Hold at least N scans (whole patients) out of every fold's training scans; the models never see them.")
 @click.option("--val-from", type=click.Choice(["next-fold", "end"]), default=None,
-              help="Where --val-scans come from: next-fold (default), the last training patients of the next fold's "
-                   "query block, so every fold holds out its own; end, the end of the training list (the same "
-                   "patients for every fold but the last; studies before this option).")
+              help=VAL_FROM_HELP)
 @click.option("--split", type=click.Choice(["test", "validation"]), default=None,
               help="Score the folds' test scans (default) or the held-out validation scans, on which budgets, levers "
                    "and inference options are chosen.")

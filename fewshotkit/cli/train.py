@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from fewshotkit.cli.options import VAL_FROM_HELP
 from fewshotkit.core.errors import FewshotkitError
 
 
@@ -26,9 +27,7 @@ from fewshotkit.core.errors import FewshotkitError
               help="Hold at least N of the fold's training scans out (whole patients): never trained on; the "
                    "Dice-vs-time curve (--eval-every) scores them instead of the test scans.")
 @click.option("--val-from", type=click.Choice(["next-fold", "end"]), default="next-fold", show_default=True,
-              help="Where --val-scans come from: next-fold (default), the last training patients of the next fold's "
-                   "query block, so every fold holds out its own; end, the end of the training list (the same "
-                   "patients for every fold but the last; studies before this option).")
+              help=VAL_FROM_HELP)
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every slice showing any excluded class; "
                    "'all' (the ADNet lineage's code) only slices showing all of them.")

@@ -71,6 +71,7 @@ def test_readings_are_chosen_on_validation_and_carried_to_the_test_scans(run_cli
     assert (out / "syn_validation_readings.png").read_bytes().startswith(b"\x89PNG")
     results = (out / "results.md").read_text()
     assert "| chosen |" in results and "**" in results and "threshold 0.9: `fg_threshold=0.9`" in results
+    assert "Budget: 2 steps per trained model (2 models trained" in results, "the models named once, not per reading"
     # each column is the study read with that reading alone; the choice is the highest mean
     for reading, items in READINGS.items():
         plain = run_cli("bench", "--config", str(config), "--split", "validation", *(f"--eval-set={o}" for o in items),

@@ -27,6 +27,7 @@ from typing import Any
 
 from fewshotkit.apps.bench.config import BenchConfig
 from fewshotkit.apps.bench.launch import run_study
+from fewshotkit.apps.bench.report import method_times, timing_note
 from fewshotkit.apps.bench.result import BenchResult
 from fewshotkit.apps.bench.study import Bench
 from fewshotkit.apps.bench.tables import comparison_table, table_key, table_title
@@ -167,17 +168,22 @@ def readings_tables(config: BenchConfig, results: dict[str, BenchResult]) -> dic
 
 def run_all(config: BenchConfig, options: Any, log: Callable[[str], None], command: str | None = None,
             cached_only: bool = False) -> tuple[dict[str, ReadingsTable], list[Path]]:
-    """``--readings all``: every reading scored; its tables written as ``KEY_readings.md`` /
-    ``.png`` (a bar per method in each reading's group), into ``results.md`` (with the command) and ``readings.json`` (the readings' options
-    too). Returns (table key -> table, the files written)."""
-    tables = readings_tables(config, score_readings(config, options, log, cached_only))
+    """``--readings all``: every reading scored; each table written as ``KEY_readings.md`` and
+    ``.png`` (a bar per method in each reading's group), into ``results.md`` (with the command, the
+    models' training time and the readings' options) and ``readings.json``. Returns (table key ->
+    table, the files written)."""
+    results = score_readings(config, options, log, cached_only)
+    tables = readings_tables(config, results)
     out = Path(config.out)
     files = []
     lines = ["```console", f"$ {command}", "```", ""] if command else []
     for key, table in tables.items():
         files.append(write_atomic(out / f"{key}_readings.md", f"### {table.title}\n\n{table.to_markdown()}"))
         files.append(bar_chart(table.scores(), out / f"{key}_readings.png"))
-        lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), ""]
+        cells = [cell for result in results.values() for cell in result.timings.get(key, [])]  # models counted once
+        per_method = method_times(cells)
+        lines += [f"#### {table.title}", "", table.to_markdown().rstrip(), "", timing_note(cells), ""]
+        lines += [per_method, ""] if per_method else []
         lines += [_readings_note(config, table), ""]
     document = {"config": config.to_json(), "readings": config.readings, "command": command,
                 "tables": {key: table.to_json() for key, table in tables.items()}}

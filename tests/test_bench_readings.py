@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def test_readings_are_chosen_on_validation_and_carried_to_the_test_scans(run_cli
 
     chosen_all = run_cli("bench", "--config", str(config), "--split", "validation", "--readings", "all")
     assert chosen_all.exit_code == 0, chosen_all.output
+    assert not list(out.glob("*_comparison.*")), "the readings leave the study's own table files alone"
     document = json.loads((out / "readings.json").read_text())
     table = document["tables"]["syn_validation"]
     assert table["readings"] == list(READINGS) and len(table["rows"]) == 2
@@ -78,10 +80,11 @@ def test_readings_are_chosen_on_validation_and_carried_to_the_test_scans(run_cli
                         "-o", str(out))
         assert plain.exit_code == 0 and "evaluating" not in plain.output, plain.output  # every cell cached
         for row in table["rows"]:
-            assert row[reading]["mean"] == pytest.approx(_means(out / "syn_validation_comparison.json")[row["label"]])
-            assert row[reading]["folds"] == 2
+            scored = row["readings"][reading]
+            assert scored["mean"] == pytest.approx(_means(out / "syn_validation_comparison.json")[row["label"]])
+            assert scored["folds"] == 2
     for row in table["rows"]:
-        assert row["chosen"] == max(READINGS, key=lambda r: row[r]["mean"])
+        assert row["chosen"] == max(READINGS, key=lambda r: row["readings"][r]["mean"])
 
     picked = run_cli("bench", "--config", str(config), "--readings", "chosen")
     assert picked.exit_code == 0, picked.output
@@ -90,7 +93,9 @@ def test_readings_are_chosen_on_validation_and_carried_to_the_test_scans(run_cli
     # the headline table gives each row its chosen reading's options
     report = (out / "results.md").read_text()
     section = f"<!-- bench:s -->\n```console\n$ fewshotkit bench --readings chosen\n```\n{report}<!-- /bench:s -->"
-    for line, row in zip(_headline().section_rows(section, "s"), table["rows"]):
+    headline = _headline().section_rows(section, "s")
+    assert len(headline) == len(table["rows"])
+    for line, row in zip(headline, table["rows"]):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[3] == row["label"] and cells[5] == ("<br>".join(READINGS[row["chosen"]]) or "as is"), line
     for row in table["rows"]:
@@ -112,8 +117,35 @@ def test_bad_readings_are_one_line_errors_before_anything_runs(run_cli, store, t
     assert not (tmp_path / "study" / "runs").exists(), "nothing trains before every reading is checked"
     circular = run_cli("bench", "--config", str(_config(tmp_path, store)), "--split", "validation", "--readings", "chosen")
     assert circular.exit_code != 0 and "--readings chosen scores the test scans" in circular.output
+    def config(**keys):
+        return BenchConfig(stores=[str(store)], methods=["alpnet-init"], out=str(tmp_path), **keys)
+
     with pytest.raises(FewshotkitError, match="reading 'x' must have a name and a list"):
-        BenchConfig(stores=[str(store)], methods=["alpnet-init"], out=str(tmp_path), readings={"x": [1]})
+        config(readings={"x": [1]})
+    with pytest.raises(FewshotkitError, match="readings 'a' and 'b' give the same options"):
+        config(readings={"a": ["fg_threshold=0.6", "support_zoom=0.05"], "b": ["support_zoom=0.05", "fg_threshold=0.6"]})
+    with pytest.raises(FewshotkitError, match="would be overridden by the study's own --postprocess"):
+        config(postprocess="none", readings={"lcc": ["postprocess=largest-component"]})
+    with pytest.raises(FewshotkitError, match="a name may not hold"):
+        config(readings={"zoom: 0.05": ["support_zoom=0.05"]})
+    no_validation = _config(tmp_path, store).read_text().replace("val_scans = 2\n", "")
+    (tmp_path / "plain.toml").write_text(no_validation)
+    result = run_cli("bench", "--config", str(tmp_path / "plain.toml"), "--readings", "chosen")
+    assert result.exit_code != 0 and "holds out no validation scans to choose on" in result.output
+
+
+def test_a_plan_of_chosen_readings_lists_only_the_chosen_rows(run_cli, store, tmp_path):
+    config = _config(tmp_path, store, {"as trained": [], "threshold 0.9": ["fg_threshold=0.9"]})
+    assert run_cli("bench", "--config", str(config), "--split", "validation", "--readings", "all").exit_code == 0
+    document = json.loads((tmp_path / "study" / "readings.json").read_text())
+    picks = {row["chosen"] for row in document["tables"]["syn_validation"]["rows"]}
+    plan = run_cli("bench", "--config", str(config), "--readings", "chosen", "--plan")
+    assert plan.exit_code == 0, plan.output
+    assert {line[len("reading '"):-2] for line in plan.output.splitlines() if line.startswith("reading '")} == picks
+    planned = [int(n) for n in re.findall(r"^(\d+) cells: 0 cached", plan.output, re.M)]
+    assert sum(planned) == 4 and len(planned) == len(picks), plan.output  # 2 methods x 2 folds, once each
+    partial = run_cli("bench", "--config", str(config), "--readings", "chosen", "--cached")
+    assert partial.exit_code != 0 and "no test cell of syn is cached" in " ".join(partial.output.split())
 
 
 def test_the_choice_is_the_highest_mean_and_the_earlier_reading_on_a_tie():

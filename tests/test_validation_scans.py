@@ -61,6 +61,19 @@ def test_the_rule_enters_the_models_key_only_when_it_is_not_the_one_older_cells_
     assert RunChoices().resumed({**recorded, "val_from": "next-fold"}).val_from == "next-fold"
 
 
+def test_eval_of_a_run_that_predates_the_rule_normalises_with_its_own_training_scans(store):
+    from fewshotkit.data.episodes.folds import get_fold
+    from fewshotkit.data.store.reader import SliceStore
+    from fewshotkit.evaluation.evaluate import _scored_folds
+
+    with SliceStore(store) as opened:
+        for rule, recorded in (("end", {}), ("next-fold", {"val_from": "next-fold"})):
+            trained = get_fold(opened, 0, 5, 2, rule)
+            run = {"fold": 0, "val_scans": 2, "fold_train": list(trained.train), **recorded}
+            assert _scored_folds(opened, [0], 5, run, "ckpt", "test")[0].train == trained.train
+        assert get_fold(opened, 0, 5, 2, "end").train != get_fold(opened, 0, 5, 2, "next-fold").train
+
+
 def test_hold_out_refuses_what_cannot_be_scored_or_trained():
     fold = make_folds([str(i) for i in range(10)], 5)[0]
     with pytest.raises(FewshotkitError, match="--val-scans 1: hold out at least 2"):

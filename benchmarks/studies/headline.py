@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from fewshotkit.apps.bench.readings import CHOSEN, READINGS_LINE
+from fewshotkit.apps.bench.readings_table import CHOSEN, READINGS_LINE
 from fewshotkit.core.atomic import write_text
 
 HEADLINE = re.compile(r"<!-- headline: ([^>]*?) -->\n(.*?)<!-- /headline -->", re.S)

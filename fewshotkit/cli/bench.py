@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fewshotkit.cli.options import PROTOCOL_CHOICES, VAL_FROM_HELP, inference_options
+from fewshotkit.cli.options import PROTOCOL_CHOICES, VAL_FROM_CHOICES, VAL_FROM_HELP, inference_options
 from fewshotkit.method.spec import PRESETS
 
 
@@ -33,7 +33,7 @@ from fewshotkit.method.spec import PRESETS
               help="1 (default) or 2 (exclude test classes); repeatable: one table per setting.")
 @click.option("--val-scans", type=click.IntRange(min=0), default=None, metavar="N",
               help="Hold at least N scans (whole patients) out of every fold's training scans; the models never see them.")
-@click.option("--val-from", type=click.Choice(["next-fold", "end"]), default=None,
+@click.option("--val-from", type=click.Choice(VAL_FROM_CHOICES), default=None,
               help=VAL_FROM_HELP)
 @click.option("--split", type=click.Choice(["test", "validation"]), default=None,
               help="Score the folds' test scans (default) or the held-out validation scans, on which budgets, levers "
@@ -126,10 +126,14 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     options = LaunchOptions.from_sources(config.launcher, launcher=launcher, jobs=jobs, partition=partition,
                                          time=time_limit, gpus=gpus_per_cell, cpus=cpus_per_cell)
     if show_plan:
-        from fewshotkit.apps.bench.readings import reading_configs
+        from fewshotkit.apps.bench.readings import planned
+        from fewshotkit.apps.bench.study import Bench
 
-        planned = reading_configs(config) if readings_mode else {"": config}
-        for name, each in planned.items():
+        def quiet(message: str) -> None:  # the plan lists what it reads instead
+            del message
+
+        benches = planned(config, readings_mode, options, quiet) if readings_mode else {"": Bench(config)}
+        for name, each in benches.items():
             if name:
                 click.echo(f"reading '{name}':")
             _print_plan(each, options)
@@ -168,13 +172,13 @@ def _readings_all(config: Any, options: Any, log: Any, command: str | None, cach
     console.print(f"written: {', '.join(str(p) for p in files)}")
 
 
-def _print_plan(config: Any, options: Any) -> None:
-    """The cells of the study, cached or not, and their estimated cost."""
+def _print_plan(bench: Any, options: Any) -> None:
+    """The cells of a study's ``bench``, cached or not, and their estimated cost."""
     from fewshotkit.apps.bench.plan import duration, plan, summary
-    from fewshotkit.apps.bench.study import Bench
     from fewshotkit.core.console import print_table
 
-    planned = plan(Bench(config))
+    config = bench.config
+    planned = plan(bench)
     rows = []
     for cell in planned:
         estimate = "-" if cell.cached else ("unknown" if cell.seconds is None else duration(cell.seconds))

@@ -19,7 +19,8 @@ _POSTPROCESS_HELP = ("Post-processors for each query scan, replacing the spec's 
 _DROP_ABSENT_HELP = ("Slice presence: clear slices whose predicted foreground's probability mass is below FRACTION x "
                      "the scan's largest; replaces the spec's drop_absent. Alias: --set drop_absent=FRACTION "
                      "(`--set drop_absent=null` turns a spec's off). Default: the spec's, off unless set.")
-#: ``--val-from`` of ``train`` and ``bench``
+#: ``--val-from`` of ``train`` and ``bench`` (fewshotkit.data.episodes.folds.VAL_FROM)
+VAL_FROM_CHOICES = ("next-fold", "end")
 VAL_FROM_HELP = ("Where --val-scans come from: next-fold (default), the last training patients of the next fold's "
                  "query block, so every fold holds out its own; end, the end of the training list (one pair for "
                  "every fold but the last, as the zoo studies cached with it).")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from fewshotkit.cli.options import VAL_FROM_HELP
+from fewshotkit.cli.options import VAL_FROM_CHOICES, VAL_FROM_HELP
 from fewshotkit.core.errors import FewshotkitError
 
 
@@ -26,7 +26,7 @@ from fewshotkit.core.errors import FewshotkitError
 @click.option("--val-scans", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Hold at least N of the fold's training scans out (whole patients): never trained on; the "
                    "Dice-vs-time curve (--eval-every) scores them instead of the test scans.")
-@click.option("--val-from", type=click.Choice(["next-fold", "end"]), default="next-fold", show_default=True,
+@click.option("--val-from", type=click.Choice(VAL_FROM_CHOICES), default="next-fold", show_default=True,
               help=VAL_FROM_HELP)
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every slice showing any excluded class; "

@@ -175,22 +175,43 @@ class BenchConfig:
 
     def _check_readings(self) -> None:
         """``readings``: a table of names, each a list of inference options (``KEY=VALUE``, as
-        ``--eval-set`` takes them), checked as the study's own are."""
+        ``--eval-set`` takes them), checked as the study's own are; no two alike, none that the
+        study's own ``--postprocess`` / ``--drop-absent`` would override, no name that breaks a table."""
+        from fewshotkit.apps.bench.readings_table import NAME_BREAKERS
+
         if not isinstance(self.readings, dict):
             raise FewshotkitError("bench: 'readings' must be a table of names, each a list of inference options "
                                   '(e.g. [readings] search = ["support_orientation=search"])')
+        seen: dict[tuple[str, ...], str] = {}
         for name, items in self.readings.items():
             listed = [items] if isinstance(items, str) else items
             if not name.strip() or not isinstance(listed, list) or not all(isinstance(i, str) for i in listed):
                 raise FewshotkitError(f"bench: reading '{name}' must have a name and a list of KEY=VALUE inference "
                                       f"options, got {items!r}")
+            if any(part in name for part in NAME_BREAKERS):
+                raise FewshotkitError(f"bench: reading '{name}': a name may not hold "
+                                      f"{' or '.join(repr(p) for p in NAME_BREAKERS)}; rename it")
             for item in listed:
-                if item.strip().startswith("training."):
-                    raise FewshotkitError(f"bench: reading '{name}': '{item}' is a training option; a reading only "
-                                          "changes how the trained models are read")
+                self._check_reading_item(name, item)
+            same = tuple(sorted(item.replace(" ", "") for item in listed))
+            if same in seen:
+                raise FewshotkitError(f"bench: readings '{seen[same]}' and '{name}' give the same options; keep one")
+            seen[same] = name
             self.readings[name] = list(listed)
             InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, batch_size=self.batch_size,
+                                         postprocess=self.postprocess, drop_absent=self.drop_absent,
                                          overrides=[*self.eval_overrides, *listed])
+
+    def _check_reading_item(self, name: str, item: str) -> None:
+        """One option of reading ``name``: an inference option the study's own options leave to it."""
+        key = item.partition("=")[0].strip()
+        if key.startswith("training."):
+            raise FewshotkitError(f"bench: reading '{name}': '{item}' is a training option; a reading only "
+                                  "changes how the trained models are read")
+        given = {"postprocess": self.postprocess, "drop_absent": self.drop_absent}
+        if given.get(key) is not None:
+            raise FewshotkitError(f"bench: reading '{name}': '{item}' would be overridden by the study's own "
+                                  f"--{key.replace('_', '-')}; leave that out or drop it from the reading")
 
     def _check_steps(self) -> None:
         """``steps``: None, a count, or a table giving methods of this bench their own count (equal

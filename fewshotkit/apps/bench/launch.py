@@ -286,7 +286,7 @@ def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], 
               entries: Collection[str] | None = None) -> Any:
     """Run a study: its missing cells as jobs when ``options`` asks for it, then its tables from the
     cache (a serial run's, cell for cell); with ``cached_only``, just the tables of the cells cached so
-    far; with ``report``, its ``bench.json`` and ``results.md`` too; with ``entries``, only those rows
+    far; with ``report``, its table files, ``bench.json`` and ``results.md`` written too; with ``entries``, only those rows
     (``METHOD [+ POOLER] [+ SET]``). Returns the :class:`BenchResult`."""
     bench = Bench(config, log=log, command=command, cached_only=cached_only, only=entries)
     if options.parallel and not cached_only:

@@ -26,21 +26,26 @@ class BenchResult:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # table key -> entry -> row label
     notes: dict[str, str] = field(default_factory=dict)  # table key -> a line after its timing in results.md
 
-    def add_table(self, cfg: BenchConfig, key: str, table: ScoreTable, labels: dict[str, str],
+    def add_table(self, key: str, table: ScoreTable, labels: dict[str, str],
                   cells: dict[str, dict[str, list[FoldScores]]], timings: list[dict[str, Any]]) -> None:
-        """Add ``table`` (of ``cells``: protocol -> entry -> folds, rows ``labels``) under ``key`` and
-        write its files (Markdown, CSV, JSON and a bar chart of the means) to ``cfg.out``."""
-        from fewshotkit.evaluation.figures import bar_chart
-
-        stem = Path(cfg.out) / f"{key}_comparison"
-        self.files += write_tables(table, stem)
-        means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
-        self.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
+        """Add ``table`` (of ``cells``: protocol -> entry -> folds, rows ``labels``) under ``key``,
+        with its details (precision / recall, Dice per fold)."""
         self.tables[key] = table
         shown = [label for label, _ in table.rows]
         folds_table = per_fold(cells, shown)
         self.details[key] = [precision_recall(cells, shown), *([folds_table] if folds_table else [])]
         self.cells[key], self.labels[key], self.timings[key] = cells, labels, timings
+
+    def write_tables(self, cfg: BenchConfig) -> None:
+        """Every table's files in ``cfg.out``: ``KEY_comparison`` as Markdown, CSV, JSON and a bar
+        chart of the means."""
+        from fewshotkit.evaluation.figures import bar_chart
+
+        for key, table in self.tables.items():
+            stem = Path(cfg.out) / f"{key}_comparison"
+            self.files += write_tables(table, stem)
+            means = [c for c in table.columns if c.endswith("mean") or c == PUBLISHED_COLUMN]  # the chart
+            self.files.append(bar_chart(table.select(means), stem.with_suffix(".png")))
 
     def write_documents(self, cfg: BenchConfig, command: str | None) -> None:
         """``bench.json`` and ``results.md`` of every table added."""

@@ -31,8 +31,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from pathlib import Path
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from fewshotkit.apps.bench.cache import digest as _digest
@@ -43,9 +43,9 @@ from fewshotkit.apps.bench.models import score_model, trained_model
 from fewshotkit.apps.bench.report import model_timing
 from fewshotkit.apps.bench.result import BenchResult
 from fewshotkit.apps.bench.tables import comparison_table, table_key
-from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.names import safe_name
+from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.evaluation.protocol import FoldScores
 from fewshotkit.evaluation.results import write_json
 from fewshotkit.method.overrides import apply_inference_overrides
@@ -65,6 +65,15 @@ def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -
         merged.skipped += p.skipped
     merged.classes = [c for c in class_order if any(c in p.classes for p in parts)]
     return merged
+
+
+class NothingCached(FewshotkitError):
+    """A table asked for from the cache (``--cached``) has no cached cell; ``reading`` names the
+    reading (``bench --readings``) it was asked for under, if any."""
+
+    def __init__(self, message: str, reading: str | None = None) -> None:
+        super().__init__(message)
+        self.reading = reading
 
 
 class Bench:
@@ -258,14 +267,14 @@ class Bench:
         self._timings = []
         rows, cells = self._collect(store_path, setting)
         if not rows:
-            raise FewshotkitError(f"bench --cached: no cell of {key} is cached in {self.out}; "
+            raise NothingCached(f"bench --cached: no cell of {key} is cached in {self.out}; "
                                   "run the study without --cached first")
         table = comparison_table(self.config, store_path, setting, rows, cells)
-        result.add_table(self.config, key, table, rows, cells, self._timings)
+        result.add_table(key, table, rows, cells, self._timings)
 
     def run(self, report: bool = True) -> BenchResult:
-        """Every table of the study (its cells run or read from the cache); with ``report``, also
-        ``bench.json`` and ``results.md``."""
+        """Every table of the study (its cells run or read from the cache); with ``report``, its
+        files, ``bench.json`` and ``results.md`` written to the output folder."""
         cfg = self.config
         result = BenchResult({}, [], {})
         self._done = 0
@@ -275,5 +284,6 @@ class Bench:
             for setting in cfg.setting:
                 self._add_table(result, store_path, setting)
         if report:
+            result.write_tables(cfg)
             result.write_documents(cfg, self.command)
         return result

@@ -44,6 +44,10 @@ def test_next_fold_gives_every_fold_its_own_validation_patients_and_end_keeps_th
     assert len({held.validation for held in ends[:4]}) == 1, "the end of the list: one pair for folds 0-3"
     with pytest.raises(FewshotkitError, match="--val-from 'middle': choose one of next-fold, end"):
         validation_order(folds, 0, "middle")
+    from fewshotkit.cli.options import VAL_FROM_CHOICES
+    from fewshotkit.data.episodes.folds import VAL_FROM
+
+    assert VAL_FROM_CHOICES == VAL_FROM, "the command line offers every rule"
 
 
 def test_the_rule_enters_the_models_key_only_when_it_is_not_the_one_older_cells_used(store):

@@ -147,6 +147,16 @@ def test_a_plan_of_chosen_readings_lists_only_the_chosen_rows(run_cli, store, tm
     partial = run_cli("bench", "--config", str(config), "--readings", "chosen", "--cached")
     assert partial.exit_code != 0 and "no test cell of syn is cached" in " ".join(partial.output.split())
 
+    # a reading added later: --cached shows its column empty and chooses nothing until it is scored
+    wider = _config(tmp_path, store, {"as trained": [], "threshold 0.9": ["fg_threshold=0.9"],
+                                      "largest component": ["postprocess=largest-component"]})
+    under_way = run_cli("bench", "--config", str(wider), "--split", "validation", "--readings", "all", "--cached")
+    assert under_way.exit_code == 0, under_way.output
+    results = (tmp_path / "study" / "results.md").read_text()
+    assert "| largest component |" in results and " | - |" in results and "| chosen |" not in results
+    unchosen = run_cli("bench", "--config", str(wider), "--readings", "chosen")
+    assert unchosen.exit_code != 0 and "lacks validation cells of some reading or fold" in unchosen.output
+
 
 def test_the_choice_is_the_highest_mean_and_the_earlier_reading_on_a_tie():
     values = {"a": (50.0, 1.0, 2), "b": (60.0, 2.0, 2), "c": (60.0, 0.5, 2)}

@@ -54,7 +54,8 @@ def _pairs(config: BenchConfig) -> list[tuple[str, int]]:
 def score_readings(config: BenchConfig, options: LaunchOptions, log: Log,
                    cached_only: bool = False) -> dict[str, BenchResult]:
     """Reading name -> the study's result under it (cells run, or with ``cached_only`` read, as a
-    bench does; nothing written). Every reading's options are checked against every method first."""
+    bench does; nothing written; with ``cached_only`` a reading with no cached cell is left out).
+    Every reading's options are checked against every method first."""
     configs = reading_configs(config)
     for name, cfg in configs.items():
         try:
@@ -66,10 +67,13 @@ def score_readings(config: BenchConfig, options: LaunchOptions, log: Log,
         log(f"reading '{name}': {', '.join(config.readings[name]) or 'the study as it is'}")
         try:
             results[name] = run_study(cfg, options, log, cached_only=cached_only, report=False)
-        except NothingCached as exc:
-            raise NothingCached(f"bench reading '{name}': {exc}", reading=name) from None
+        except NothingCached:
+            log(f"reading '{name}': no cell cached yet")
         except FewshotkitError as exc:
             raise FewshotkitError(f"bench reading '{name}': {exc}") from None
+    if not results:
+        raise NothingCached(f"bench --readings --cached: no reading has a cached cell in {config.out}; "
+                            "run the same command without --cached")
     return results
 
 
@@ -90,11 +94,11 @@ def readings_tables(config: BenchConfig, results: dict[str, BenchResult]) -> dic
         chosen = {}
         if config.split == "validation":
             for entry, by_reading in values.items():
-                best = best_reading(by_reading, list(results), len(config.folds))
+                best = best_reading(by_reading, list(config.readings), len(config.folds))
                 if best is not None:
                     chosen[entry] = best
         title = table_title(dataclasses.replace(config, protocol=[protocol]), store, setting)
-        tables[key] = ReadingsTable(f"{title}; mean over classes, one column per reading", list(results),
+        tables[key] = ReadingsTable(f"{title}; mean over classes, one column per reading", list(config.readings),
                                     labels, values, chosen)
     return tables
 
@@ -139,9 +143,9 @@ def choices(config: BenchConfig, options: LaunchOptions, log: Log) -> dict[str, 
              "with this study's options first")
     try:
         tables = readings_tables(held, score_readings(held, options, log, cached_only=True))
-    except NothingCached as exc:
-        raise FewshotkitError(f"bench --readings chosen: reading '{exc.reading}' has no validation cell in "
-                              f"{config.out}; {first}") from None
+    except NothingCached:
+        raise FewshotkitError(f"bench --readings chosen: no reading has a validation cell in {config.out}; "
+                              f"{first}") from None
     entries = [entry for *_, entry in Bench(config).entries()]
     chosen: dict[str, dict[str, str]] = {}
     for store, setting in _pairs(config):

@@ -68,12 +68,7 @@ def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -
 
 
 class NothingCached(FewshotkitError):
-    """A table asked for from the cache (``--cached``) has no cached cell; ``reading`` names the
-    reading (``bench --readings``) it was asked for under, if any."""
-
-    def __init__(self, message: str, reading: str | None = None) -> None:
-        super().__init__(message)
-        self.reading = reading
+    """A table asked for from the cache (``--cached``) has no cached cell."""
 
 
 class Bench:

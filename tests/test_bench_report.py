@@ -51,3 +51,22 @@ def test_method_times_count_each_model_once_and_name_every_method(tmp_path):
     assert table is not None
     report = write_report(tmp_path / "results.md", {"k": table}, {"k": cells}, None).read_text()
     assert "\nCPU time per model, mean over folds: A 15.0 min; B 50.0 min.\n" in report
+
+
+def test_the_timing_names_the_hardware_each_run_recorded(tmp_path):
+    import json
+
+    from fewshotkit.apps.bench.report import model_timing, timing_note
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"final_step": 20, "train_seconds": 60.0, "train_cpu_seconds": 58.0,
+                                              "device_name": "cpu", "cpu": "Some CPU, no bfloat16 units",
+                                              "threads": 1}))
+    timing = model_timing(run, 20)
+    assert timing["hardware"] == "Some CPU, no bfloat16 units, 1 thread"
+    gpu = {**timing, "hardware": "cuda: Some GPU, 8 threads"}
+    note = timing_note([{"method": "A", "fold": 0, "models": [timing]}, {"method": "A", "fold": 1, "models": [gpu]}])
+    assert note.endswith(" Trained on Some CPU, no bfloat16 units, 1 thread; cuda: Some GPU, 8 threads.")
+    older = {k: v for k, v in timing.items() if k != "hardware"}
+    assert "Trained on" not in timing_note([{"method": "A", "fold": 0, "models": [older]}]), "older runs name none"

@@ -108,6 +108,7 @@ def test_a_run_never_trains_on_its_validation_scans_and_its_curve_scores_them(ru
     record = json.loads((run / "run.json").read_text())
     validation = record["fold_validation"]
     assert record["val_scans"] == 2 and record["val_from"] == "next-fold" and len(validation) == 2
+    assert record["cpu"].endswith("bfloat16 units") and record["threads"] >= 1
     assert not set(validation) & set(record["fold_train"])
     assert not set(validation) & {*record["fold_queries"], record["fold_support"]}
     episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]

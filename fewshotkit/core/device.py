@@ -30,6 +30,21 @@ def cpu_bf16_supported() -> bool:
         return False
 
 
+def describe_cpu() -> str:
+    """The CPU's model name and whether it has bfloat16 units, e.g. ``"AMD EPYC 7B13, no bfloat16
+    units"``: float32 sums, and so trained weights, differ between CPUs, and so does the speed."""
+    import platform
+
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.partition(":")[2].strip() for line in info if line.startswith("model name")), "")
+    except OSError:  # not Linux
+        pass
+    name = name or platform.processor() or platform.machine() or "an unnamed CPU"
+    return f"{name}, {'bfloat16 units' if cpu_bf16_supported() else 'no bfloat16 units'}"
+
+
 def describe_device() -> str:
     """'cuda: <name>' or 'cpu', for the env command and result files."""
     import torch

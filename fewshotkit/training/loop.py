@@ -219,7 +219,7 @@ def _resume(trainer: Trainer, run: Any) -> None:
 
 def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dict[str, Any]:
     """What run.json records: the data, the settings, the devices and the software (status "running")."""
-    from fewshotkit.core.device import describe_device
+    from fewshotkit.core.device import describe_cpu, describe_device
     from fewshotkit.core.git import git_commit
     from fewshotkit.data.store.axes import scans_orientation
     from fewshotkit.data.store.fingerprint import store_fingerprint
@@ -246,6 +246,8 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
         "optimizer_groups": groups,
         "device": str(dev),
         "device_name": describe_device() if dev.type == "cuda" else "cpu",
+        "cpu": describe_cpu(),  # float32 sums, and so the weights, differ between CPUs
+        "threads": torch.get_num_threads(),
         "amp": str(trainer.amp_dtype).removeprefix("torch.") if trainer.use_amp else False,
         "orientation": scans_orientation(store, fold.train),  # what segment brings new scans to
         "modality": store.modality,  # segment warns when a query looks like another

@@ -19,8 +19,12 @@ def model_timing(run_dir: Path, steps: int) -> dict[str, Any]:
         run = json.loads((run_dir / "run.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {"steps": steps, "train_seconds": None, "train_cpu_seconds": None, "amp": None}
-    return {"steps": int(run.get("final_step", steps)), "train_seconds": run.get("train_seconds"),
-            "train_cpu_seconds": run.get("train_cpu_seconds"), "amp": run.get("amp")}
+    timing = {"steps": int(run.get("final_step", steps)), "train_seconds": run.get("train_seconds"),
+              "train_cpu_seconds": run.get("train_cpu_seconds"), "amp": run.get("amp")}
+    hardware = run.get("device_name") if str(run.get("device_name", "cpu")).startswith("cuda") else run.get("cpu")
+    if hardware:  # runs written before the CPU was recorded name none
+        timing["hardware"] = f"{hardware}, {run.get('threads', '?')} thread{'' if run.get('threads') == 1 else 's'}"
+    return timing
 
 
 def _minutes(seconds: Sequence[float]) -> str:
@@ -42,7 +46,8 @@ def _unique_models(cells: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, i
 
 
 def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
-    """One paragraph: budget, models, training time per model (wall and CPU), evaluation time.
+    """One paragraph: budget, models, training time per model (wall and CPU), evaluation time and
+    the hardware the models trained on (where their runs recorded it).
 
     A model shared by several protocols' cells is counted once (same method, pseudolabel set, fold).
     """
@@ -56,9 +61,11 @@ def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
     cpu = [float(m["train_cpu_seconds"]) for m in trained if m.get("train_cpu_seconds") is not None]
     amp = sorted({str(m.get("amp") or "float32") for m in trained})
     budget = ", ".join(map(str, steps)) or "0"
+    hardware = sorted({str(m["hardware"]) for m in trained if m.get("hardware")})
+    trained_on = f" Trained on {'; '.join(hardware)}." if hardware else ""
     return (f"Budget: {budget} steps per trained model ({len(trained)} models trained, precision: {', '.join(amp) or '-'}); "
             f"training time per model: {_minutes(wall)} wall, {_minutes(cpu)} CPU; "
-            f"all training {sum(wall) / 60:.1f} min wall; evaluation {eval_seconds / 60:.1f} min.")
+            f"all training {sum(wall) / 60:.1f} min wall; evaluation {eval_seconds / 60:.1f} min.{trained_on}")
 
 
 def method_times(cells: Sequence[Mapping[str, Any]]) -> str | None:

@@ -9,7 +9,8 @@ named section: dataset, setting, folds, budget, inference options, where the bud
 were chosen, the Roy and full-volume means over folds, the published mean, and the section's bench
 command. A study whose models were trained without validation scans (``val_scans``) chose on
 them; any other study chose its budget and options on the test scans it reports, and its rows say
-so. ``--check`` changes nothing and exits 1 when the README's table is not what the sections give.
+so. The rows of a ``bench --readings chosen`` section (``METHOD: READING``) take their inference
+options from the section's readings line. ``--check`` changes nothing and exits 1 when the README's table is not what the sections give.
 """
 
 from __future__ import annotations

@@ -51,3 +51,11 @@ def test_a_study_without_validation_scans_chose_on_the_test_scans():
     row = headline.section_rows(plain, "zoo")[0]
     assert "| CHAOS-T2 | 2 | 3 folds | A (CPU recipe) | 2000 steps, float32 (29.0 CPU min a model) |" in row
     assert "| the test scans |" in row
+
+
+def test_rows_name_the_hardware_their_runs_recorded():
+    headline = _headline()
+    recorded = SECTION.replace("evaluation 1.0 min.", "evaluation 1.0 min. Trained on Some CPU, no bfloat16 units, 1 thread.")
+    row = headline.section_rows(recorded, "zoo")[0]
+    assert "| 2000 steps, float32 (19.0 CPU min a model; Some CPU, no bfloat16 units, 1 thread) |" in row
+

@@ -28,6 +28,7 @@ TITLE = re.compile(r"^#### (\w[\w-]*): Dice \(%\), setting (\d)(?: \(exclusion (
                    r"folds? ([\d,]+)(?:; trained without (\d+) validation scans)?(?:; inference (.*))?$", re.M)
 BUDGET = re.compile(r"Budget: ([\d, ]+) steps per trained model \(\d+ models trained, precision: ([\w, ]+)\); "
                     r"training time per model: .*?, ([\d.]+) min(?: \(range [\d.-]+\))? CPU")
+TRAINED_ON = re.compile(r" Trained on (.*)\.$", re.M)
 METHOD_TIMES = re.compile(r"^CPU time per model, mean over folds: (.*)\.$", re.M)
 DATASETS = {"chaos": "CHAOS-T2", "acdc": "ACDC"}
 
@@ -104,6 +105,8 @@ def section_rows(results: str, name: str) -> list[str]:
     dataset, setting, rule, _, protocols, folds, held_out, inference = title.groups()
     steps, precision, cpu_min = budget.groups()
     minutes = method_minutes(section)
+    hardware = TRAINED_ON.search(section)  # absent where the runs predate recording it
+    on = f"; {hardware.group(1)}" if hardware else ""
     chosen_on = f"{held_out} validation scans a fold" if held_out else "the test scans"
     readings = reading_options(section)
     rows = []
@@ -111,7 +114,7 @@ def section_rows(results: str, name: str) -> list[str]:
         partial = re.search(r" \((folds? [\d,]+)\)$", row["method"])  # a row missing folds names them
         label = row["method"][:partial.start()] if partial else row["method"]
         method, options = _method_and_inference(label, inference, readings)
-        training = f"{steps} steps, {precision} ({minutes.get(method, cpu_min)} CPU min a model)"
+        training = f"{steps} steps, {precision} ({minutes.get(method, cpu_min)} CPU min a model{on})"
         # one protocol: its columns carry no protocol name
         roy = row.get("roy: mean") or (row.get("mean", "-") if protocols == "roy" else "-")
         whole = row.get("full-volume: mean") or (row.get("mean", "-") if protocols == "full-volume" else "-")

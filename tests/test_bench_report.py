@@ -70,3 +70,5 @@ def test_the_timing_names_the_hardware_each_run_recorded(tmp_path):
     assert note.endswith(" Trained on Some CPU, no bfloat16 units, 1 thread; cuda: Some GPU, 8 threads.")
     older = {k: v for k, v in timing.items() if k != "hardware"}
     assert "Trained on" not in timing_note([{"method": "A", "fold": 0, "models": [older]}]), "older runs name none"
+    mixed = timing_note([{"method": "A", "fold": 0, "models": [timing]}, {"method": "A", "fold": 1, "models": [older]}])
+    assert mixed.endswith(" Trained on Some CPU, no bfloat16 units, 1 thread (1 of 2 models recorded it).")

@@ -62,7 +62,9 @@ def timing_note(cells: Sequence[Mapping[str, Any]]) -> str:
     amp = sorted({str(m.get("amp") or "float32") for m in trained})
     budget = ", ".join(map(str, steps)) or "0"
     hardware = sorted({str(m["hardware"]) for m in trained if m.get("hardware")})
-    trained_on = f" Trained on {'; '.join(hardware)}." if hardware else ""
+    named = sum(1 for m in trained if m.get("hardware"))
+    some = f" ({named} of {len(trained)} models recorded it)" if named < len(trained) else ""
+    trained_on = f" Trained on {'; '.join(hardware)}{some}." if hardware else ""
     return (f"Budget: {budget} steps per trained model ({len(trained)} models trained, precision: {', '.join(amp) or '-'}); "
             f"training time per model: {_minutes(wall)} wall, {_minutes(cpu)} CPU; "
             f"all training {sum(wall) / 60:.1f} min wall; evaluation {eval_seconds / 60:.1f} min.{trained_on}")

@@ -28,7 +28,7 @@ TITLE = re.compile(r"^#### (\w[\w-]*): Dice \(%\), setting (\d)(?: \(exclusion (
                    r"folds? ([\d,]+)(?:; trained without (\d+) validation scans)?(?:; inference (.*))?$", re.M)
 BUDGET = re.compile(r"Budget: ([\d, ]+) steps per trained model \(\d+ models trained, precision: ([\w, ]+)\); "
                     r"training time per model: .*?, ([\d.]+) min(?: \(range [\d.-]+\))? CPU")
-TRAINED_ON = re.compile(r" Trained on (.*?)(?: \(\d+ of \d+ models recorded it\))?\.$", re.M)
+TRAINED_ON = re.compile(r" Trained on (.*)\.$", re.M)  # with "(N of M models recorded it)" where some did not
 METHOD_TIMES = re.compile(r"^CPU time per model, mean over folds: (.*)\.$", re.M)
 DATASETS = {"chaos": "CHAOS-T2", "acdc": "ACDC"}
 

@@ -144,7 +144,10 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         console.print(f"[dim]{message}[/dim]")
 
     if readings_mode == "all":
-        _readings_all(config, options, log, command, cached_only)
+        from fewshotkit.apps.bench.readings import run_all
+
+        tables, files = run_all(config, options, log, command=command, cached_only=cached_only)
+        _show(tables.values(), files)
         return
     if readings_mode == "chosen":
         from fewshotkit.apps.bench.readings import run_chosen
@@ -152,20 +155,14 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         result = run_chosen(config, options, log, command=command, cached_only=cached_only)
     else:
         result = run_study(config, options, log=log, command=command, cached_only=cached_only)
-    for table in result.tables.values():
-        console.print(table.to_rich())
-        console.print("\nMarkdown (ready to paste):\n", style="dim")
-        click.echo(table.to_markdown())
-    console.print(f"written: {', '.join(str(p) for p in result.files)}")
+    _show(result.tables.values(), result.files)
 
 
-def _readings_all(config: Any, options: Any, log: Any, command: str | None, cached_only: bool) -> None:
-    """``--readings all``: every reading scored, its tables printed and written."""
-    from fewshotkit.apps.bench.readings import run_all
+def _show(tables: Any, files: Any) -> None:
+    """Each table in the terminal and as Markdown ready to paste, then the files written."""
     from fewshotkit.core.console import console
 
-    tables, files = run_all(config, options, log, command=command, cached_only=cached_only)
-    for table in tables.values():
+    for table in tables:
         console.print(table.to_rich())
         console.print("\nMarkdown (ready to paste):\n", style="dim")
         click.echo(table.to_markdown())

@@ -15,6 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from fewshotkit.apps.bench.readings_table import NAME_BREAKERS
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.data.episodes.folds import VAL_FROM
 from fewshotkit.evaluation.options import MODEL_KEYS, InferenceOptions
@@ -177,8 +178,6 @@ class BenchConfig:
         """``readings``: a table of names, each a list of inference options (``KEY=VALUE``, as
         ``--eval-set`` takes them), checked as the study's own are; no two alike, none that the
         study's own ``--postprocess`` / ``--drop-absent`` would override, no name that breaks a table."""
-        from fewshotkit.apps.bench.readings_table import NAME_BREAKERS
-
         if not isinstance(self.readings, dict):
             raise FewshotkitError("bench: 'readings' must be a table of names, each a list of inference options "
                                   '(e.g. [readings] search = ["support_orientation=search"])')

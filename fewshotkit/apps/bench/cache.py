@@ -47,10 +47,12 @@ def store_key(path: str | Path, pseudolabel_set: str | None, use_pseudolabels: b
 
 def training_key(spec: Any, store_path: str | Path, *, steps: int, seed: int, setting: int, fold: int,
                  n_folds: int, pseudolabels: str | None, regime: str, exclusion: str = "any",
-                 val_scans: int = 0, val_from: str = "end") -> dict[str, Any]:
+                 val_scans: int = 0, val_from: str) -> dict[str, Any]:
     """Everything the trained models of a cell depend on (see the module docstring); setting 2's
     ``exclusion`` rule, held-out ``val_scans`` and where they come from (``val_from``) only when
-    they are not the defaults they had when added, so the keys of cells without them stay as they were."""
+    they are not the defaults they had when added, so the keys of cells without them stay as they were.
+    ``val_from`` has no default: the rule that older cells were keyed without (``"end"``) is not the
+    one ``train`` and ``bench`` default to, so every caller names it."""
     from fewshotkit.method.provenance import plugin_fingerprints
 
     key = {"spec": spec.to_dict(), "steps": steps, "seed": seed, "setting": setting, "fold": fold,

@@ -65,6 +65,10 @@ def test_two_cells_as_local_jobs_give_the_serial_tables_and_a_rerun_computes_not
     assert again.exit_code == 0 and "started" not in again.output and again.output.count("cached:") == 2
     plan = run_cli("bench", "--config", str(config), "--plan")
     assert "2 cells: 2 cached, 0 to run" in plan.output and plan.output.count("cached") >= 3
+    # other inference options: the same models, so the plan takes the pace of their cells
+    other = run_cli("bench", "--config", str(config), "--eval-set", "fg_threshold=0.9", "--plan")
+    assert "2 cells: 0 cached, 2 to run; 0 training steps to run; about" in other.output, other.output
+    assert "without a measured pace" not in other.output, other.output
 
 
 BROKEN = '''

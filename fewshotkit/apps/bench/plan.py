@@ -3,7 +3,8 @@
 The cost is counted in training steps still to run (a model shared by several cells counts once; an
 interrupted model counts only its remaining steps) and, where this output folder already holds
 finished cells of the same row in this study, in seconds at their pace (training seconds per step, evaluation
-seconds per cell).
+seconds per cell). A row with no finished cell in this study takes the pace of the cells its table
+holds for it under other inference options (a reading, ``--eval-set``), which share its models.
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def _pace(timings: list[dict[str, Any]]) -> tuple[float | None, float | None]:
     return (seconds / steps if steps else None), (sum(evals) / len(evals) if evals else None)
 
 
+def row_timings(folder: Path) -> list[dict[str, Any]]:
+    """The timings of every cell file in one row's folder of one table, whatever its inference
+    options (an unreadable file is skipped: the plan only estimates)."""
+    timings = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            timing = json.loads(path.read_text()).get("timing")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(timing, dict):
+            timings.append(timing)
+    return timings
+
+
 def plan(bench: Bench) -> list[PlannedCell]:
     """Every cell of ``bench``'s study in run order, with its cache state and cost."""
     from fewshotkit.data.store.reader import SliceStore
@@ -90,7 +105,7 @@ def plan(bench: Bench) -> list[PlannedCell]:
             if run_dir not in counted and site.steps > 0:
                 counted.add(run_dir)
                 left += max(0, site.steps - steps_done(run_dir))
-        per_step, per_eval = _pace(finished.get(site.label, []))
+        per_step, per_eval = _pace(finished.get(site.label) or row_timings(site.path.parent))
         seconds = None if per_eval is None or (left and per_step is None) else left * (per_step or 0.0) + per_eval
         planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds))
     for store in stores.values():

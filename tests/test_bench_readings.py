@@ -156,6 +156,14 @@ def test_a_plan_of_chosen_readings_lists_only_the_chosen_rows(run_cli, store, tm
     assert "| largest component |" in results and " | - |" in results and "| chosen |" not in results
     unchosen = run_cli("bench", "--config", str(wider), "--readings", "chosen")
     assert unchosen.exit_code != 0 and "lacks validation cells of some reading or fold" in unchosen.output
+    # a fold still to come: each row names the folds its numbers are over, and nothing is chosen
+    ahead = run_cli("bench", "--config", str(wider), "--split", "validation", "--readings", "all", "--cached",
+                    "--fold", "0", "--fold", "1", "--fold", "2")
+    assert ahead.exit_code == 0, ahead.output
+    results = (tmp_path / "study" / "results.md").read_text()
+    rows = [line for line in results.splitlines() if "(folds 0,1) |" in line]
+    assert len(rows) == 2 and "**" not in results and "| chosen |" not in results, results
+    assert all(row.endswith(" | - |") and row.count(" ± ") == 2 for row in rows), rows  # the unscored reading: -
 
 
 def test_the_choice_is_the_highest_mean_and_the_earlier_reading_on_a_tie():

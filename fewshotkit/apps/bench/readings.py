@@ -20,7 +20,7 @@ by every reading; each reading's scores are cells of their own, so an interrupte
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fewshotkit.apps.bench.config import BenchConfig
@@ -29,9 +29,10 @@ from fewshotkit.apps.bench.readings_table import CHOSEN, ReadingsTable, best_rea
 from fewshotkit.apps.bench.report import method_times, timing_note
 from fewshotkit.apps.bench.result import BenchResult
 from fewshotkit.apps.bench.study import Bench, NothingCached
-from fewshotkit.apps.bench.tables import comparison_table, table_key, table_title
+from fewshotkit.apps.bench.tables import comparison_table, held_folds, table_key, table_title
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.figures import bar_chart
+from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.results import summarize, write_atomic, write_json
 
 Log = Callable[[str], None]
@@ -86,11 +87,20 @@ def readings_tables(config: BenchConfig, results: dict[str, BenchResult]) -> dic
         key = table_key(config, store, setting)
         labels: dict[str, str] = {}
         values: dict[str, dict[str, tuple[float, float | None, int]]] = {}
+        held: dict[str, dict[str, Sequence[FoldScores]]] = {}  # entry -> reading -> its folds' scores
         for reading, result in results.items():
             for entry, folds in result.cells.get(key, {}).get(protocol, {}).items():
                 labels.setdefault(entry, result.labels[key][entry])
-                mean, std = summarize(folds, "dice")["mean"]
-                values.setdefault(entry, {})[reading] = (mean, None if len(folds) == 1 else std, len(folds))
+                held.setdefault(entry, {})[reading] = folds
+        for entry, scored in held.items():
+            # a study under way: each row over the folds its fullest reading holds, named in its label
+            widest = max(scored.values(), key=len)
+            if len(widest) < len(config.folds):
+                labels[entry] = f"{labels[entry]} ({held_folds(widest)})"
+            for reading, scores in scored.items():
+                if {f.fold for f in scores} == {f.fold for f in widest}:
+                    mean, std = summarize(scores, "dice")["mean"]
+                    values.setdefault(entry, {})[reading] = (mean, None if len(scores) == 1 else std, len(scores))
         chosen = {}
         if config.split == "validation":
             for entry, by_reading in values.items():

@@ -46,7 +46,7 @@ def given_cleanup(cfg: BenchConfig) -> list[str]:
     return shown
 
 
-def _folds(scores: Sequence[FoldScores]) -> str:
+def held_folds(scores: Sequence[FoldScores]) -> str:
     """``fold 0`` / ``folds 0,1``: the folds of a row that lacks some."""
     return ("folds " if len(scores) > 1 else "fold ") + ",".join(str(f.fold) for f in scores)
 
@@ -93,5 +93,5 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
         value = published[entry]
         row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
         held = cells[cfg.protocol[0]][entry]
-        table.add(label if len(held) == len(cfg.folds) else f"{label} ({_folds(held)})", row)
+        table.add(label if len(held) == len(cfg.folds) else f"{label} ({held_folds(held)})", row)
     return table

@@ -70,6 +70,32 @@ def test_in_the_shared_group_the_threshold_cannot_get_there():
     assert -11.5 < t < -10.0
 
 
+def test_only_a_scalar_threshold_trains_faster_a_threshold_head_would_jump():
+    """One AdamW step moves every weight by about its rate, so at 10 x the recipe's rate ADNet's
+    scalar T moves by 0.01 while the head that predicts Q-Net's T from 256 channels moves it by more
+    than a unit: the -cpu presets give only the scalar its own faster group."""
+    from fewshotkit.method.presets import PRESETS
+    from fewshotkit_threshold.common import ThresholdHead
+
+    torch.manual_seed(0)
+    features = torch.rand(4, 256, 8, 8)  # non-negative, as after a ReLU
+
+    def one_step(module: nn.Module, threshold) -> float:
+        optimizer = torch.optim.AdamW(module.parameters(), lr=10 * 1e-3, weight_decay=0.0)
+        before = threshold()
+        before.backward()
+        optimizer.step()
+        return abs(threshold().item() - before.item())
+
+    head = ThresholdHead(256)
+    scalar = ThresholdClassifier(init_threshold=-10.0)
+    assert one_step(head, lambda: head(features).mean()) > 1.0
+    assert one_step(scalar, lambda: scalar.t.sum()) == pytest.approx(0.01, rel=1e-3)
+    assert PRESETS["ssl-adnet-cpu"]["training"]["groups"] == {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}
+    for name in ("ssl-qnet-cpu", "ssl-rpt-cpu", "ssl-qnet-single-cpu", "ssl-regional-cpu"):
+        assert "groups" not in PRESETS[name]["training"], name
+
+
 def test_groups_are_named_recorded_and_overridable():
     toy = Toy()
     extra = nn.Linear(2, 2)
@@ -83,6 +109,20 @@ def test_groups_are_named_recorded_and_overridable():
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in extra.parameters()}
     assert describe_groups(groups) == [{"name": "threshold", "parameters": 1, "lr": 1e-3, "weight_decay": 0.5},
                                        {"name": "default", "parameters": 6, "lr": 1e-3, "weight_decay": 1e-4}]
+
+
+def test_a_group_set_with_an_integer_is_the_spec_set_with_the_same_float():
+    """Groups take floats; ``lr_scale=10`` must find the runs (and bench cells) that ``10.0`` trained."""
+    from fewshotkit.method.overrides import apply_overrides
+    from fewshotkit.method.spec import preset_spec
+
+    spec = preset_spec("ssl-qnet-cpu")
+    ints = apply_overrides(spec, ["training.groups.threshold.lr_scale=10", "training.groups.threshold.weight_decay=0"])
+    floats = apply_overrides(spec, ["training.groups.threshold.lr_scale=10.0",
+                                    "training.groups.threshold.weight_decay=0.0"])
+    assert json.dumps(ints.to_dict(), sort_keys=True) == json.dumps(floats.to_dict(), sort_keys=True)
+    assert ints.training["groups"] == {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}
+    assert apply_overrides(spec, ["training.steps=10"]).training["steps"] == 10  # other keys keep their type
 
 
 def test_a_frozen_threshold_declares_no_group_and_every_parameter_keeps_one_group_in_single_mode():

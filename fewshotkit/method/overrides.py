@@ -71,6 +71,8 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
                 table = table.setdefault(part, {})
                 if not isinstance(table, dict):
                     raise FewshotkitError(f"--set '{item}': training.{part} is not a table")
+            if path[:1] == ["groups"] and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)  # a group's settings are floats: lr_scale=10 keys the runs lr_scale=10.0 made
             _assign(table, last, value)
     if retyped:
         from fewshotkit.host.plugin_host import get_registry

@@ -124,16 +124,16 @@ PRESETS["ssl-alpnet-cpu-bf16"] = copy.deepcopy(PRESETS["ssl-alpnet-cpu"])
 PRESETS["ssl-alpnet-cpu-bf16"]["training"].update(steps=3_000, amp=True)
 
 
-#: classifiers that learn a threshold T (their parameter group ``threshold``: docs/training.md)
-THRESHOLD_CLASSIFIERS = ("threshold", "query-threshold")
-#: methods whose own threshold head declares that group
-THRESHOLD_METHODS = ("qnet-dual", "rpt")
-# AdamW moves a parameter at most ~lr per step, so in one group with the encoder T (and Q-Net's
-# threshold head) would travel about 1 unit over the recipe's 2000 cosine steps, while ADNet's init
-# (-10) and the thresholds its SGD regime reaches lie several units apart. Their own group at 10 x lr
-# lets T travel ~10 units (tests/test_parameter_groups.py holds a known optimum), without weight
-# decay, which would pull T towards 0 (every pixel with a positive cosine foreground). The papers'
-# SGD regimes (the GPU presets) train T like every other weight.
+#: the classifier whose T is one learned scalar (ADNet's); its parameter group ``threshold``: docs/training.md
+SCALAR_THRESHOLD = "threshold"
+# AdamW moves a parameter by at most ~lr per step, so in one group with the encoder ADNet's scalar T
+# would travel about 1 unit over the recipe's 2000 cosine steps, while its init (-10) and the
+# thresholds its SGD regime reaches lie several units apart. Its own group at 10 x lr lets T travel
+# ~10 units (tests/test_parameter_groups.py holds a known optimum), without weight decay, which would
+# pull T towards 0 (every pixel with a positive cosine foreground). A head that predicts T from the
+# features (Q-Net's, RPT's, ``query-threshold``) sums many weights that each move ~lr, so it needs no
+# faster rate: at 10 x lr one step would move its T by several units. It trains like every other
+# weight, as every T does in the papers' SGD regimes (the GPU presets).
 THRESHOLD_GROUPS = {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}
 
 
@@ -175,7 +175,7 @@ def cpu_form(table: dict[str, Any]) -> dict[str, Any]:
     training = base.get("training", {})
     if training.get("steps", 1):
         base["training"] = {**copy.deepcopy(recipe["training"]), "regime": training.get("regime", "ssl")}
-        if base.get("classifier", {}).get("type") in THRESHOLD_CLASSIFIERS or base.get("method") in THRESHOLD_METHODS:
+        if base.get("classifier", {}).get("type") == SCALAR_THRESHOLD:
             base["training"]["groups"] = copy.deepcopy(THRESHOLD_GROUPS)
     return base
 

@@ -149,6 +149,15 @@ def test_bench_two_methods_writes_tables_and_png_then_resumes(run_cli, store_pat
     assert again.exit_code == 0 and "training" not in again.output and again.output.count("cached") == 2
     assert stem.with_suffix(".md").read_text() == md
 
+    # other training settings in the same folder: cells of their own, beside the first ones
+    other = run_cli(*args, "--set", "training.lr=0.002")
+    assert other.exit_code == 0 and "training" in other.output, other.output
+    assert len(list((out / "cells").rglob("fold0_key-*.json"))) == 2
+    kept = run_cli(*args)
+    assert kept.exit_code == 0 and kept.output.count("cached") == 2 and "evaluating" not in kept.output
+    assert stem.with_suffix(".md").read_text() == md
+    assert run_cli(*args, "--set", "training.lr=0.002").output.count("cached") == 2
+
 
 def test_bench_config_file(tmp_path, store_path):
     from fewshotkit.apps.bench.study import BenchConfig

@@ -45,3 +45,9 @@ class CellSite:
     run_root: Path  # the models; every cell that shares it shares the trained models
     options: Any = None  # the InferenceOptions its models are evaluated with (post-processing resolved)
     older: Path | None = None  # the file name cells had before pseudolabel sets were named
+
+    @property
+    def keyed(self) -> Path:
+        """The cell's file when ``path`` holds the cell of other training settings (``--set
+        training.lr=...`` and the like): the same name with the key's digest, so neither is lost."""
+        return self.path.with_name(f"{self.path.stem}_key-{self.digest[:8]}{self.path.suffix}")

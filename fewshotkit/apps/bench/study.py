@@ -52,6 +52,15 @@ from fewshotkit.method.overrides import apply_inference_overrides
 from fewshotkit.method.spec import validate_spec
 
 
+def _holds_other_key(path: Path, digest: str) -> bool:
+    """Whether the cell file ``path`` holds a readable cell of other settings than ``digest``."""
+    try:
+        key = json.loads(path.read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(key, str) and key != digest
+
+
 def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -> FoldScores:
     """One fold's scores from those of its class groups' models (setting 2: one model per group)."""
     first = parts[0]
@@ -141,8 +150,8 @@ class Bench:
 
     def cached(self, site: CellSite) -> tuple[FoldScores, dict[str, Any]] | None:
         """(scores, timing) of the cell ``site`` from its file (or the file cells had before pseudolabel
-        sets were named), or None."""
-        for path in dict.fromkeys(p for p in (site.path, site.older) if p is not None):
+        sets were named, or its keyed file: :attr:`CellSite.keyed`), or None."""
+        for path in dict.fromkeys(p for p in (site.path, site.older, site.keyed) if p is not None):
             hit = self._cached(path, site.digest)
             if hit is not None:
                 return hit
@@ -194,7 +203,8 @@ class Bench:
         all_classes = [store.classes[v] for v in sorted(store.classes)]
         scores = _merge(parts, all_classes, [group for group, _, _ in plan])
         timing = {"steps": site.steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
-        write_json(site.path, {"key": site.digest, "settings": site.key, "scores": scores.to_json(), "timing": timing})
+        path = site.keyed if _holds_other_key(site.path, site.digest) else site.path
+        write_json(path, {"key": site.digest, "settings": site.key, "scores": scores.to_json(), "timing": timing})
         self._record(site, timing)
         return scores
 

@@ -123,6 +123,10 @@ def test_a_group_set_with_an_integer_is_the_spec_set_with_the_same_float():
     assert json.dumps(ints.to_dict(), sort_keys=True) == json.dumps(floats.to_dict(), sort_keys=True)
     assert ints.training["groups"] == {"threshold": {"lr_scale": 10.0, "weight_decay": 0.0}}
     assert apply_overrides(spec, ["training.steps=10"]).training["steps"] == 10  # other keys keep their type
+    from fewshotkit.method.spec import MethodSpec
+
+    written = {**floats.to_dict(), "training": {**floats.training, "groups": {"threshold": {"lr_scale": 10}}}}
+    assert MethodSpec.from_dict(written).training["groups"] == {"threshold": {"lr_scale": 10.0}}, "a spec file too"
 
 
 def test_a_frozen_threshold_declares_no_group_and_every_parameter_keeps_one_group_in_single_mode():

@@ -11,7 +11,8 @@ import copy
 from typing import Any, Sequence
 
 from fewshotkit.core.errors import FewshotkitError
-from fewshotkit.method.spec import INFERENCE_KEYS, INFERENCE_OPTIONS, PART_KINDS, MethodSpec, parse_postprocess
+from fewshotkit.method.spec import (INFERENCE_KEYS, INFERENCE_OPTIONS, PART_KINDS, MethodSpec, float_groups,
+                                     parse_postprocess)
 
 
 def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
@@ -71,9 +72,8 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
                 table = table.setdefault(part, {})
                 if not isinstance(table, dict):
                     raise FewshotkitError(f"--set '{item}': training.{part} is not a table")
-            if path[:1] == ["groups"] and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)  # a group's settings are floats: lr_scale=10 keys the runs lr_scale=10.0 made
             _assign(table, last, value)
+    float_groups(spec.training)
     if retyped:
         from fewshotkit.host.plugin_host import get_registry
 

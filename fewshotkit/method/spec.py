@@ -158,7 +158,7 @@ class MethodSpec:
             parts={k: dict(d[k]) for k in PART_KINDS if k in d},
             options=dict(d.get("options", {})),
             image_size=image_size,
-            training=copy.deepcopy(d.get("training", {})),
+            training=float_groups(copy.deepcopy(d.get("training", {}))),
             preset=preset,
             postprocess=parse_postprocess(d.get("postprocess", [])),
             support_orientation=orientation,
@@ -168,6 +168,17 @@ class MethodSpec:
             drop_absent=None if absent is None else float(absent),
         )
 
+
+
+def float_groups(training: dict[str, Any]) -> dict[str, Any]:
+    """``training`` with every number of its ``groups`` tables as a float (a group's settings are
+    floats, so ``lr_scale = 10`` keys the runs and bench cells that ``lr_scale = 10.0`` made); in place."""
+    for settings in (training.get("groups") or {}).values():
+        if isinstance(settings, dict):
+            for key, value in settings.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    settings[key] = float(value)
+    return training
 
 def parse_postprocess(value: Any, source: str = "postprocess") -> list[dict[str, Any]]:
     """Post-processor tables from a spec value or an override.

@@ -88,6 +88,7 @@ def plan(bench: Bench) -> list[PlannedCell]:
         if hit is not None:
             finished.setdefault(site.label, []).append(hit[1])
     counted: set[Path] = set()
+    rows: dict[Path, list[dict[str, Any]]] = {}  # a row's folder -> its cells' timings, read once
     planned = []
     stores: dict[str, Any] = {}
     for site in sites:
@@ -105,7 +106,9 @@ def plan(bench: Bench) -> list[PlannedCell]:
             if run_dir not in counted and site.steps > 0:
                 counted.add(run_dir)
                 left += max(0, site.steps - steps_done(run_dir))
-        per_step, per_eval = _pace(finished.get(site.label) or row_timings(site.path.parent))
+        if site.label not in finished and site.path.parent not in rows:
+            rows[site.path.parent] = row_timings(site.path.parent)
+        per_step, per_eval = _pace(finished.get(site.label) or rows.get(site.path.parent, []))
         seconds = None if per_eval is None or (left and per_step is None) else left * (per_step or 0.0) + per_eval
         planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds))
     for store in stores.values():

@@ -71,6 +71,30 @@ def test_two_cells_as_local_jobs_give_the_serial_tables_and_a_rerun_computes_not
     assert "without a measured pace" not in other.output, other.output
 
 
+
+def test_a_plan_takes_the_pace_of_models_under_way_when_no_cell_of_their_row_has_finished(run_cli, store, tmp_path):
+    """A study's first fold still training: the other folds' cells take the pace its metrics log records."""
+    import json
+
+    from fewshotkit.apps.bench.config import method_label
+    from fewshotkit.core.names import safe_name
+
+    config = tmp_path / "study.toml"
+    out = tmp_path / "o"
+    config.write_text(f'stores = ["{store}"]\nmethods = ["ssl-alpnet-cpu"]\nsteps = 8\nfolds = [0, 1]\nout = "{out}"\n')
+    before = run_cli("bench", "--config", str(config), "--plan")
+    assert "2 without a measured pace" in before.output, before.output
+
+    runs = out / "runs" / store.stem / safe_name(method_label("ssl-alpnet-cpu")) / "fold0-0123456789abcdef" / "all"
+    runs.mkdir(parents=True)
+    records = [{"step": 2, "loss": 1.0, "train_s": 7.0}, {"step": 4, "loss": 0.9, "train_s": 12.0}]
+    (runs / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 6, "tr')
+    under_way = run_cli("bench", "--config", str(config), "--plan")
+    assert under_way.exit_code == 0, under_way.output
+    assert "without a measured pace" not in under_way.output, under_way.output
+    estimates = [line.split("\t")[-1] for line in under_way.output.splitlines() if "\tto run\t" in line]
+    assert estimates == ["24 s", "24 s"], under_way.output  # 8 steps at 12 s / 4 steps, evaluation untimed
+
 BROKEN = '''
 from torch import nn
 

@@ -4,7 +4,9 @@ The cost is counted in training steps still to run (a model shared by several ce
 interrupted model counts only its remaining steps) and, where this output folder already holds
 finished cells of the same row in this study, in seconds at their pace (training seconds per step, evaluation
 seconds per cell). A row with no finished cell in this study takes the pace of the cells its table
-holds for it under other inference options (a reading, ``--eval-set``), which share its models.
+holds for it under other inference options (a reading, ``--eval-set``), which share its models;
+without those, the training pace of its models so far in any fold, finished or under way (its
+evaluation then counts as no time).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fewshotkit.apps.bench.cells import CellRef
+from fewshotkit.apps.bench.cells import CellRef, CellSite
 from fewshotkit.apps.bench.study import Bench
 
 
@@ -75,6 +77,38 @@ def row_timings(folder: Path) -> list[dict[str, Any]]:
     return timings
 
 
+def runs_pace(runs: Path) -> float | None:
+    """Training seconds per step of one row's models so far, any fold or training setting (``runs``: the row's folder
+    of runs; each model's last metrics record that has a training time)."""
+    from fewshotkit.training.curves import read_metrics
+    from fewshotkit.training.rundir import METRICS
+
+    seconds, steps = 0.0, 0
+    for log in sorted(runs.glob(f"fold*/*/{METRICS}")):
+        timed = [record for record in read_metrics(log) if record.get("step") and record.get("train_s") is not None]
+        if timed:
+            seconds, steps = seconds + float(timed[-1]["train_s"]), steps + int(timed[-1]["step"])
+    return seconds / steps if steps else None
+
+
+def _cell_pace(site: CellSite, finished: dict[str, list[dict[str, Any]]], rows: dict[Path, list[dict[str, Any]]],
+               paces: dict[Path, float | None]) -> tuple[float | None, float | None]:
+    """(training seconds per step, evaluation seconds) of a cell to run: from its row's finished cells in
+    this study, else its table's cells of the row under other inference options, else its models'
+    training so far (evaluation then 0). ``rows`` and ``paces`` keep what was read."""
+    if site.label not in finished and site.path.parent not in rows:
+        rows[site.path.parent] = row_timings(site.path.parent)
+    per_step, per_eval = _pace(finished.get(site.label) or rows.get(site.path.parent, []))
+    if per_step is None and site.steps > 0:
+        runs = site.run_root.parent
+        if runs not in paces:
+            paces[runs] = runs_pace(runs)
+        per_step = paces[runs]
+        if per_step is not None and per_eval is None:
+            per_eval = 0.0
+    return per_step, per_eval
+
+
 def plan(bench: Bench) -> list[PlannedCell]:
     """Every cell of ``bench``'s study in run order, with its cache state and cost."""
     from fewshotkit.data.store.reader import SliceStore
@@ -89,6 +123,7 @@ def plan(bench: Bench) -> list[PlannedCell]:
             finished.setdefault(site.label, []).append(hit[1])
     counted: set[Path] = set()
     rows: dict[Path, list[dict[str, Any]]] = {}  # a row's folder -> its cells' timings, read once
+    paces: dict[Path, float | None] = {}  # a row's folder of runs -> its models' training pace, read once
     planned = []
     stores: dict[str, Any] = {}
     for site in sites:
@@ -106,9 +141,7 @@ def plan(bench: Bench) -> list[PlannedCell]:
             if run_dir not in counted and site.steps > 0:
                 counted.add(run_dir)
                 left += max(0, site.steps - steps_done(run_dir))
-        if site.label not in finished and site.path.parent not in rows:
-            rows[site.path.parent] = row_timings(site.path.parent)
-        per_step, per_eval = _pace(finished.get(site.label) or rows.get(site.path.parent, []))
+        per_step, per_eval = _cell_pace(site, finished, rows, paces)
         seconds = None if per_eval is None or (left and per_step is None) else left * (per_step or 0.0) + per_eval
         planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds))
     for store in stores.values():
@@ -134,5 +167,5 @@ def summary(planned: list[PlannedCell], jobs: int = 1) -> str:
         if jobs > 1:
             line += f" ({duration(sum(known) / min(jobs, len(known)))} wall with {jobs} jobs at once, at best)"
     if len(known) < len(todo):
-        line += f"; {len(todo) - len(known)} without a measured pace (no finished cell of their row yet)"
+        line += f"; {len(todo) - len(known)} without a measured pace (no model of their row has trained yet)"
     return line

@@ -81,12 +81,12 @@ from fewshotkit.method.spec import PRESETS
                    "nothing. A row with fewer folds names them.")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...],
-          val_scans: int | None, val_from: str | None, split: str | None, exclusion: str | None, protocols: tuple[str, ...], recipe: str | None,
-          overrides: tuple[str, ...], inference: dict[str, Any],
-          pseudolabels: tuple[str, ...],
-          seed: int | None, device: str | None, out: str | None, launcher: str | None, jobs: int | None,
-          partition: str | None, time_limit: str | None, gpus_per_cell: int | None, cpus_per_cell: int | None,
-          readings_mode: str | None, show_plan: bool, cached_only: bool) -> None:
+          val_scans: int | None, val_from: str | None, split: str | None, exclusion: str | None,
+          protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], inference: dict[str, Any],
+          pseudolabels: tuple[str, ...], seed: int | None, device: str | None, out: str | None,
+          launcher: str | None, jobs: int | None, partition: str | None, time_limit: str | None,
+          gpus_per_cell: int | None, cpus_per_cell: int | None, readings_mode: str | None, show_plan: bool,
+          cached_only: bool) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
     Finished (method, fold) cells and interrupted trainings are cached in the output folder:
@@ -94,51 +94,49 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     failed one does not stop the others.
     """
     from fewshotkit.apps.bench.config import inference_keys
-    from fewshotkit.apps.bench.launch import LaunchOptions, run_study
-    from fewshotkit.apps.bench.study import BenchConfig
-    from fewshotkit.core.console import console
+    from fewshotkit.apps.bench.launch import LaunchOptions
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
     from fewshotkit.core.stop import terminate_cleanly
 
     flags: dict[str, Any] = {
-        "stores": list(stores) or None, "methods": list(methods) or None, "folds": list(folds) or None,
-        "steps": steps, "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans, "val_from": val_from,
-        "split": split,
-        "protocol": list(protocols) or None, "recipe": recipe, "overrides": list(overrides) or None,
-        **inference_keys(inference),
-        "pseudolabels": list(pseudolabels) or None, "seed": seed, "device": device, "out": out, "n_folds": n_folds,
-        "poolers": list(poolers) or None,
+        "stores": list(stores) or None, "methods": list(methods) or None,
+        "folds": "all" if all_folds else (list(folds) or None), "steps": steps,
+        "setting": [int(s) for s in settings] or None, "exclusion": exclusion, "val_scans": val_scans,
+        "val_from": val_from, "split": split, "protocol": list(protocols) or None, "recipe": recipe,
+        "overrides": list(overrides) or None, **inference_keys(inference), "pseudolabels": list(pseudolabels) or None,
+        "seed": seed, "device": device, "out": out, "n_folds": n_folds, "poolers": list(poolers) or None,
     }
-    if all_folds:
-        flags["folds"] = "all"
-    if config_path:
-        config = BenchConfig.from_toml(config_path, **flags)
-    else:
-        given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-        given.setdefault("out", "bench_out")
-        config = BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
+    config = _config(config_path, flags)
     check_outputs([Output(config.out, "-o", FOLDER)],
                   {"--store": config.stores, "--method": [m for m in config.methods if m.endswith(".toml")],
                    "--config": config_path})
-    # the command line for results.md, global options (--plugins-dir, ...) included; None in-process
-    from_shell = Path(sys.argv[0]).name in ("fewshotkit", "__main__.py") and "bench" in sys.argv[1:]
-    command = "fewshotkit " + shlex.join(sys.argv[1:]) if from_shell else None
     options = LaunchOptions.from_sources(config.launcher, launcher=launcher, jobs=jobs, partition=partition,
                                          time=time_limit, gpus=gpus_per_cell, cpus=cpus_per_cell)
     if show_plan:
-        from fewshotkit.apps.bench.readings import planned
-        from fewshotkit.apps.bench.study import Bench
-
-        def quiet(message: str) -> None:  # the plan lists what it reads instead
-            del message
-
-        benches = planned(config, readings_mode, options, quiet) if readings_mode else {"": Bench(config)}
-        for name, each in benches.items():
-            if name:
-                click.echo(f"reading '{name}':")
-            _print_plan(each, options)
+        _print_plans(config, readings_mode, options)
         return
     terminate_cleanly()  # `kill PID` stops the study's jobs with it, as Ctrl-C does
+    _run(config, options, readings_mode, cached_only)
+
+
+def _config(config_path: str | None, flags: dict[str, Any]) -> Any:
+    """The study: the TOML file with the flags given over it, or the flags alone."""
+    from fewshotkit.apps.bench.study import BenchConfig
+
+    if config_path:
+        return BenchConfig.from_toml(config_path, **flags)
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    given.setdefault("out", "bench_out")
+    return BenchConfig(stores=given.pop("stores", []), methods=given.pop("methods", []), **given)
+
+
+def _run(config: Any, options: Any, readings_mode: str | None, cached_only: bool) -> None:
+    """Run the study (or each reading of it) and show its tables."""
+    from fewshotkit.core.console import console
+
+    # the command line for results.md, global options (--plugins-dir, ...) included; None in-process
+    from_shell = Path(sys.argv[0]).name in ("fewshotkit", "__main__.py") and "bench" in sys.argv[1:]
+    command = "fewshotkit " + shlex.join(sys.argv[1:]) if from_shell else None
 
     def log(message: str) -> None:
         console.print(f"[dim]{message}[/dim]")
@@ -154,8 +152,25 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
 
         result = run_chosen(config, options, log, command=command, cached_only=cached_only)
     else:
+        from fewshotkit.apps.bench.launch import run_study
+
         result = run_study(config, options, log=log, command=command, cached_only=cached_only)
     _show(result.tables.values(), result.files)
+
+
+def _print_plans(config: Any, readings_mode: str | None, options: Any) -> None:
+    """The plan of the study, or of each of its readings (nothing is trained or written)."""
+    from fewshotkit.apps.bench.readings import planned
+    from fewshotkit.apps.bench.study import Bench
+
+    def quiet(message: str) -> None:  # the plan lists what it reads instead
+        del message
+
+    benches = planned(config, readings_mode, options, quiet) if readings_mode else {"": Bench(config)}
+    for name, each in benches.items():
+        if name:
+            click.echo(f"reading '{name}':")
+        _print_plan(each, options)
 
 
 def _show(tables: Any, files: Any) -> None:

@@ -174,14 +174,8 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
 
     The caller holds the store's lock. Any failure removes the copy; a full disk is one line.
     """
-    from fewshotkit.core.console import make_progress
-    from fewshotkit.host.plugin_host import get_host
-
-    plugin_version = get_host().plugins.get(component.plugin)
-    jobs = max(1, jobs or os.cpu_count() or 1)
     tmp = temporary_path(path)
     out: h5py.File | None = None
-    segments = 0
     try:
         shutil.copyfile(path, tmp)
         shutil.copymode(path, tmp)
@@ -190,40 +184,10 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
         if target in sets:
             del sets[target]
         group = sets.create_group(target)
-        # open datasets are only written by the flush below or by calls that raise; a dataset
-        # closed with unwritten data would only print its write error
-        datasets = {}
-        for vol in store.volumes:
-            z, h, w = store.shape(vol)
-            datasets[vol] = group.create_dataset(vol, shape=(z, h, w), dtype=np.int32, chunks=(1, h, w))
-        with make_progress() as progress:
-            bar = progress.add_task(description or f"pseudolabel {component.name}", total=store.n_slices)
-
-            def take(vol: str, z0: int, labels: np.ndarray) -> None:
-                nonlocal segments
-                stop.check()  # a SIGTERM whose KeyboardInterrupt was dropped still stops the set
-                expected = (labels.shape[0], *store.shape(vol)[1:])
-                if labels.shape != expected or labels.min(initial=0) < 0:
-                    raise FewshotkitError(f"pseudolabeler '{component.name}' returned shape {labels.shape} with "
-                                          f"min {labels.min()} for volume '{vol}'; expected {expected} and ids >= 0")
-                datasets[vol][z0:z0 + labels.shape[0]] = labels
-                segments += sum(int(np.count_nonzero(np.bincount(s.ravel())[1:])) for s in labels)  # ids on each slice
-                progress.advance(bar, labels.shape[0])
-
-            if jobs == 1:
-                _init_worker(store, labeler)
-                for task in tasks:
-                    take(*_run_task(*task))
-            else:
-                _parallel(store, labeler, tasks, jobs, take)
-        group.attrs[fmt.SET_PLUGIN] = component.plugin
-        group.attrs[fmt.SET_COMPONENT] = component.name
-        group.attrs[fmt.SET_PARAMS] = json.dumps(params, default=str)
-        group.attrs[fmt.SET_PLUGIN_VERSION] = (plugin_version.version if plugin_version else None) or ""
-        group.attrs[fmt.SET_NDIM] = ndim
-        group.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        out.flush()
-        datasets.clear()
+        segments = _label_slices(store, group, component, labeler, tasks, max(1, jobs or os.cpu_count() or 1),
+                                 description or f"pseudolabel {component.name}")
+        _describe_set(group, component, params, ndim)
+        out.flush()  # a write error (a full disk) raises here; closing would only print it
         out.close()
         fsync_path(tmp)
         stop.check()
@@ -238,6 +202,56 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
         _worker.clear()
         tmp.unlink(missing_ok=True)
     return segments
+
+
+def _label_slices(store: SliceStore, group: h5py.Group, component: Any, labeler: Any,
+                  tasks: list[tuple[str, int, int]], jobs: int, description: str) -> int:
+    """Label every slice of ``store`` into one dataset a volume under ``group`` (Z, H, W) int32, with a
+    progress bar; returns the segment count (ids on each slice, summed)."""
+    from fewshotkit.core.console import make_progress
+
+    # open datasets are only written by the flush below or by calls that raise; a dataset
+    # closed with unwritten data would only print its write error
+    datasets = {}
+    for vol in store.volumes:
+        z, h, w = store.shape(vol)
+        datasets[vol] = group.create_dataset(vol, shape=(z, h, w), dtype=np.int32, chunks=(1, h, w))
+    segments = 0
+    with make_progress() as progress:
+        bar = progress.add_task(description, total=store.n_slices)
+
+        def take(vol: str, z0: int, labels: np.ndarray) -> None:
+            nonlocal segments
+            stop.check()  # a SIGTERM whose KeyboardInterrupt was dropped still stops the set
+            expected = (labels.shape[0], *store.shape(vol)[1:])
+            if labels.shape != expected or labels.min(initial=0) < 0:
+                raise FewshotkitError(f"pseudolabeler '{component.name}' returned shape {labels.shape} with "
+                                      f"min {labels.min()} for volume '{vol}'; expected {expected} and ids >= 0")
+            datasets[vol][z0:z0 + labels.shape[0]] = labels
+            segments += sum(int(np.count_nonzero(np.bincount(s.ravel())[1:])) for s in labels)  # ids on each slice
+            progress.advance(bar, labels.shape[0])
+
+        if jobs == 1:
+            _init_worker(store, labeler)
+            for task in tasks:
+                take(*_run_task(*task))
+        else:
+            _parallel(store, labeler, tasks, jobs, take)
+    group.file.flush()
+    return segments
+
+
+def _describe_set(group: h5py.Group, component: Any, params: dict[str, Any], ndim: int) -> None:
+    """The set's provenance attributes: the plugin and component that made it, their parameters and version."""
+    from fewshotkit.host.plugin_host import get_host
+
+    plugin_version = get_host().plugins.get(component.plugin)
+    group.attrs[fmt.SET_PLUGIN] = component.plugin
+    group.attrs[fmt.SET_COMPONENT] = component.name
+    group.attrs[fmt.SET_PARAMS] = json.dumps(params, default=str)
+    group.attrs[fmt.SET_PLUGIN_VERSION] = (plugin_version.version if plugin_version else None) or ""
+    group.attrs[fmt.SET_NDIM] = ndim
+    group.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _parallel(store: SliceStore, labeler: Any, tasks: list[tuple[str, int, int]], jobs: int, take) -> None:

@@ -25,10 +25,9 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
     Values are TOML literals, else strings; ``null`` removes the key (back to the factory's default).
     Option names are checked by :func:`validate_spec`.
     """
-    from fewshotkit.core.userinput import did_you_mean, parse_assignment
+    from fewshotkit.core.userinput import parse_assignment
 
     spec = copy.deepcopy(spec)
-    sections = (*PART_KINDS, "options", "training")
     # a new part type first resets that part's options, so "pooler.type=masked-avg" drops ALP's
     type_first = sorted(assignments, key=lambda a: a.partition("=")[0].strip().rpartition(".")[2] != "type")
     retyped: dict[str, dict[str, Any]] = {}  # part kind -> its options before the type changed
@@ -42,17 +41,7 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
             data[key] = value
             spec = MethodSpec.from_dict(data)
             continue
-        section, dot, name = key.partition(".")
-        if not dot or not name:
-            raise FewshotkitError(
-                f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
-                f"(or {', '.join(k + '=...' for k in ('method', 'image_size', *INFERENCE_KEYS, 'postprocess'))})"
-            )
-        if section not in sections:
-            raise FewshotkitError(
-                f"--set '{item}': unknown section '{section}'.{did_you_mean(section, sections)} "
-                f"Sections: {', '.join(sections)}"
-            )
+        section, name = _section_key(item, key)
         if section in PART_KINDS:
             if "." in name:
                 raise FewshotkitError(f"--set '{item}': part options are flat ({section}.KEY=VALUE)")
@@ -66,23 +55,52 @@ def apply_overrides(spec: MethodSpec, assignments: Sequence[str]) -> MethodSpec:
                 raise FewshotkitError(f"--set '{item}': method options are flat (options.KEY=VALUE)")
             _assign(spec.options, name, value)
         else:
-            table = spec.training
-            *path, last = name.split(".")
-            for part in path:
-                table = table.setdefault(part, {})
-                if not isinstance(table, dict):
-                    raise FewshotkitError(f"--set '{item}': training.{part} is not a table")
-            _assign(table, last, value)
+            _assign_nested(spec.training, item, name, value)
     float_groups(spec.training)
-    if retyped:
-        from fewshotkit.host.plugin_host import get_registry
-
-        for kind, old in retyped.items():
-            valid = get_registry().get(kind, spec.parts[kind]["type"]).options()
-            for key, value in old.items():  # keep what the new type also takes, e.g. out_channels
-                if key != "type" and key in valid:
-                    spec.parts[kind].setdefault(key, value)
+    _keep_shared_options(spec, retyped)
     return spec
+
+
+def _section_key(item: str, key: str) -> tuple[str, str]:
+    """``SECTION.KEY`` of the assignment ``item`` split in two, the section checked."""
+    from fewshotkit.core.userinput import did_you_mean
+
+    sections = (*PART_KINDS, "options", "training")
+    section, dot, name = key.partition(".")
+    if not dot or not name:
+        raise FewshotkitError(
+            f"--set '{item}': '{key}' is not SECTION.KEY; sections: {', '.join(sections)} "
+            f"(or {', '.join(k + '=...' for k in ('method', 'image_size', *INFERENCE_KEYS, 'postprocess'))})"
+        )
+    if section not in sections:
+        raise FewshotkitError(
+            f"--set '{item}': unknown section '{section}'.{did_you_mean(section, sections)} "
+            f"Sections: {', '.join(sections)}"
+        )
+    return section, name
+
+
+def _assign_nested(table: dict[str, Any], item: str, name: str, value: Any) -> None:
+    """Set the dotted ``name`` (``groups.threshold.lr_scale``) in the training table, making tables on the way."""
+    *path, last = name.split(".")
+    for part in path:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise FewshotkitError(f"--set '{item}': training.{part} is not a table")
+    _assign(table, last, value)
+
+
+def _keep_shared_options(spec: MethodSpec, retyped: dict[str, dict[str, Any]]) -> None:
+    """A part given a new type keeps the options of its old type that the new one also takes (out_channels)."""
+    if not retyped:
+        return
+    from fewshotkit.host.plugin_host import get_registry
+
+    for kind, old in retyped.items():
+        valid = get_registry().get(kind, spec.parts[kind]["type"]).options()
+        for key, value in old.items():
+            if key != "type" and key in valid:
+                spec.parts[kind].setdefault(key, value)
 
 
 def _assign(table: dict[str, Any], key: str, value: Any) -> None:

@@ -184,10 +184,9 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
         if target in sets:
             del sets[target]
         group = sets.create_group(target)
+        _describe_set(group, component, params, ndim)
         segments = _label_slices(store, group, component, labeler, tasks, max(1, jobs or os.cpu_count() or 1),
                                  description or f"pseudolabel {component.name}")
-        _describe_set(group, component, params, ndim)
-        out.flush()  # a write error (a full disk) raises here; closing would only print it
         out.close()
         fsync_path(tmp)
         stop.check()
@@ -210,8 +209,8 @@ def _label_slices(store: SliceStore, group: h5py.Group, component: Any, labeler:
     progress bar; returns the segment count (ids on each slice, summed)."""
     from fewshotkit.core.console import make_progress
 
-    # open datasets are only written by the flush below or by calls that raise; a dataset
-    # closed with unwritten data would only print its write error
+    # open datasets (and the set's attributes) are only written by the flush below or by calls that
+    # raise; a dataset closed with unwritten data would only print its write error
     datasets = {}
     for vol in store.volumes:
         z, h, w = store.shape(vol)
@@ -251,7 +250,7 @@ def _describe_set(group: h5py.Group, component: Any, params: dict[str, Any], ndi
     group.attrs[fmt.SET_PARAMS] = json.dumps(params, default=str)
     group.attrs[fmt.SET_PLUGIN_VERSION] = (plugin_version.version if plugin_version else None) or ""
     group.attrs[fmt.SET_NDIM] = ndim
-    group.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    group.attrs[fmt.ATTR_CREATED] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _parallel(store: SliceStore, labeler: Any, tasks: list[tuple[str, int, int]], jobs: int, take) -> None:

@@ -169,7 +169,6 @@ class MethodSpec:
         )
 
 
-
 def float_groups(training: dict[str, Any]) -> dict[str, Any]:
     """``training`` with every number of its ``groups`` tables as a float (a group's settings are
     floats, so ``lr_scale = 10`` keys the runs and bench cells that ``lr_scale = 10.0`` made); in place."""
@@ -179,6 +178,7 @@ def float_groups(training: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(value, int) and not isinstance(value, bool):
                     settings[key] = float(value)
     return training
+
 
 def parse_postprocess(value: Any, source: str = "postprocess") -> list[dict[str, Any]]:
     """Post-processor tables from a spec value or an override.

@@ -83,7 +83,7 @@ class SSLStep:
         from fewshotkit.data.episodes.filters import allowed_slices
         from fewshotkit.data.episodes.folds import get_fold
         from fewshotkit.data.episodes.sampling import SelfSupervisedSampler
-        from fewshotkit.method.spec import build_method
+        from fewshotkit.method.build import build_method
         from fewshotkit.data.store.reader import SliceStore
         from fewshotkit.training.augment import Augmenter
         from fewshotkit.training.batches import EpisodeBatcher

@@ -15,7 +15,8 @@ from fewshotkit.evaluation.inference import MethodPredictor
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.protocol import evaluate_fold
-from fewshotkit.method.spec import build_method, preset_spec
+from fewshotkit.method.spec import preset_spec
+from fewshotkit.method.build import build_method
 
 
 def _synchronize(device: torch.device) -> None:

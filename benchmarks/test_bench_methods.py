@@ -45,7 +45,8 @@ def test_training_step_cost(benchmark, ssl_store, ssl_step, preset):
 def test_qnet_refinement_inference_cost(benchmark, refine_steps):
     from fewshotkit.interfaces.method import Episode
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     spec = apply_overrides(preset_spec("ssl-qnet-cpu"), [f"options.refine_steps={refine_steps}"])
     torch.manual_seed(0)

@@ -12,7 +12,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fewshotkit.interfaces.method import Episode
-from fewshotkit.method.spec import MethodSpec, build_method
+from fewshotkit.method.spec import MethodSpec
+from fewshotkit.method.build import build_method
 
 BACKBONES = {
     "light-256": ({"type": "light"}, 256),

@@ -19,7 +19,8 @@ REFERENCE_S_PER_SLICE = 1.81
 
 @pytest.fixture(scope="module")
 def method():
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     torch.manual_seed(0)
     spec = preset_spec("ssl-alpnet")

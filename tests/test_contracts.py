@@ -22,7 +22,8 @@ from fewshotkit.host.conformance import (
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.interfaces.method import Episode, Method, MethodOutput
 from fewshotkit.host.plugin_host import PluginHost
-from fewshotkit.method.spec import PART_KINDS, MethodSpec, _method_part_params, build_method
+from fewshotkit.method.spec import PART_KINDS, MethodSpec
+from fewshotkit.method.build import _method_part_params, build_method
 
 REGISTRY = PluginHost().registry  # entry points only, independent of the process-wide host
 SMALL_PARTS = {

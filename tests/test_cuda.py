@@ -35,7 +35,7 @@ def _spec():
 
 def test_method_and_episode_live_on_the_gpu():
     from fewshotkit.interfaces.method import Episode
-    from fewshotkit.method.spec import build_method
+    from fewshotkit.method.build import build_method
 
     method = build_method(_spec()).cuda().eval()
     x = torch.rand(1, 1, 1, 64, 64, device="cuda")

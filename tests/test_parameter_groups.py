@@ -201,7 +201,8 @@ def test_one_parameter_in_two_groups_is_a_one_line_error():
 
 
 def test_gmrd_puts_its_descriptor_position_weights_in_their_own_group():
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     method = build_method(preset_spec("ssl-gmrd-cpu"))
     names = {id(p): name for name, p in method.named_parameters()}
@@ -219,7 +220,8 @@ def test_one_adamw_step_moves_gmrd_descriptors_by_many_times_their_size_unless_t
     """A disk on noise, 128 px: one step at the recipe's lr 1e-3 from initialisation changes the
     foreground descriptors by more than 5 times their size; at lr_scale 0.05, by far less."""
     from fewshotkit.interfaces.method import Episode
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     generator = torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")

@@ -274,7 +274,8 @@ def _episode():
 
 def test_a_pooler_returning_vectors_is_named(fresh_host, tmp_path):
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     write(tmp_path, "brokenparts", BROKEN_PARTS)
     fresh_host.configure(plugins_dirs=[str(tmp_path)])
@@ -288,7 +289,8 @@ def test_a_pooler_returning_vectors_is_named(fresh_host, tmp_path):
 
 def test_a_backbone_lying_about_stride_and_channels_is_named(fresh_host, tmp_path):
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     write(tmp_path, "brokenparts", BROKEN_PARTS)
     fresh_host.configure(plugins_dirs=[str(tmp_path)])
@@ -313,7 +315,8 @@ def test_a_training_that_breaks_a_contract_leaves_no_run_folder(fresh_host, smal
 
 def test_the_checks_cost_one_forward_only(fresh_host):
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     method = build_method(apply_overrides(preset_spec("ssl-alpnet-cpu"), SMALL)).eval()
     assert method._contracts_checked is False

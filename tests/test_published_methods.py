@@ -62,7 +62,7 @@ def test_a_run_of_the_earlier_single_scale_qnet_preset_loads(store, tmp_path, fr
 
 
 def test_a_two_level_method_on_a_one_level_backbone_is_one_line(fresh_host):
-    from fewshotkit.method.spec import build_method
+    from fewshotkit.method.build import build_method
 
     with pytest.raises(FewshotkitError, match=r"has 1 feature level\(s\).*backbone.levels=2") as info:
         build_method(tiny_spec("ssl-qnet-cpu", "backbone.levels=1"))
@@ -71,7 +71,7 @@ def test_a_two_level_method_on_a_one_level_backbone_is_one_line(fresh_host):
 
 def test_more_regions_than_the_supports_foreground_pixels_is_one_line(fresh_host):
     from fewshotkit.interfaces.method import Episode
-    from fewshotkit.method.spec import build_method
+    from fewshotkit.method.build import build_method
 
     method = build_method(tiny_spec("ssl-rpt-cpu", "options.regions=100")).eval()
     fg = torch.zeros(1, 1, 1, 64, 64)
@@ -103,7 +103,8 @@ def test_components_lists_the_published_methods_and_their_options(run_cli):
 def test_the_paper_presets_build_on_the_two_level_resnet101_and_segment(preset, fresh_host):
     from fewshotkit.interfaces.method import Episode
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     torch.manual_seed(0)
     method = build_method(apply_overrides(preset_spec(preset), ["image_size=64"])).eval()
@@ -154,7 +155,8 @@ def test_the_light_encoder_with_a_fourth_stage_hands_out_the_full_third_stage_at
 
 
 def test_the_cpu_two_level_presets_use_the_fourth_stage_and_the_earlier_form_still_builds(fresh_host):
-    from fewshotkit.method.spec import MethodSpec, build_method, preset_spec
+    from fewshotkit.method.spec import MethodSpec, preset_spec
+    from fewshotkit.method.build import build_method
 
     for preset in ("ssl-qnet-cpu", "ssl-rpt-cpu"):
         backbone = build_method(preset_spec(preset)).backbone

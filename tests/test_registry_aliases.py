@@ -124,7 +124,8 @@ def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
     from fewshotkit.method.composed import ComposedPrototypeMethod
     from fewshotkit.method.provenance import plugin_fingerprints, plugin_providers
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     spec = apply_overrides(preset_spec("ssl-panet-cpu"), ["method=composed", "backbone.width=8"])
     assert isinstance(build_method(spec), ComposedPrototypeMethod)
@@ -135,7 +136,8 @@ def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
 @pytest.mark.parametrize("method", ["alpnet", "panet", "adnet", "qnet", "regional"])
 def test_old_method_names_build_the_composed_method(fresh_host, method):
     from fewshotkit.method.composed import ComposedPrototypeMethod
-    from fewshotkit.method.spec import build_method, parse_spec
+    from fewshotkit.method.spec import parse_spec
+    from fewshotkit.method.build import build_method
 
     spec = parse_spec(f'method = "{method}"\n[backbone]\ntype = "light"\nwidth = 8\n[pooler]\ntype = "masked-avg"\n'
                       '[classifier]\ntype = "cosine"\n')
@@ -185,7 +187,8 @@ def test_a_checkpoint_that_recorded_plugin_alp_as_the_method_provider_loads(fres
 
     from fewshotkit.method.composed import ComposedPrototypeMethod
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
     from fewshotkit.method.checkpoint import FORMAT, VERSION, load_method, save_checkpoint, spec_to_toml
 
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"), ["backbone.width=8"])

@@ -13,7 +13,8 @@ from fewshotkit.interfaces.classifier import Classifier
 from fewshotkit.interfaces.method import Episode
 from fewshotkit.interfaces.pooler import PrototypePooler
 from fewshotkit.method.overrides import apply_inference_overrides
-from fewshotkit.method.spec import MethodSpec, build_method
+from fewshotkit.method.spec import MethodSpec
+from fewshotkit.method.build import build_method
 
 LIGHT = {"type": "light", "width": 8, "out_channels": 16}
 

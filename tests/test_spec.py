@@ -7,15 +7,8 @@ import pytest
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.host.plugin_host import plugin_versions
 from fewshotkit.method.overrides import apply_overrides
-from fewshotkit.method.spec import (
-    PRESETS,
-    MethodSpec,
-    build_method,
-    load_spec,
-    preset_spec,
-    save_spec,
-    validate_spec,
-)
+from fewshotkit.method.build import build_method, validate_spec
+from fewshotkit.method.spec import PRESETS, MethodSpec, load_spec, preset_spec, save_spec
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -146,7 +139,8 @@ def test_plugin_versions(fresh_host):
 
 def test_changing_a_part_type_drops_the_old_options(fresh_host):
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import preset_spec, validate_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import validate_spec
 
     spec = apply_overrides(preset_spec("ssl-alpnet"), ["pooler.type=masked-avg"])
     assert spec.parts["pooler"] == {"type": "masked-avg"}
@@ -156,7 +150,8 @@ def test_changing_a_part_type_drops_the_old_options(fresh_host):
 def test_option_free_component_rejects_options(fresh_host):
     from fewshotkit.core.errors import FewshotkitError
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import preset_spec, validate_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import validate_spec
 
     spec = apply_overrides(preset_spec("ssl-panet"), ["pooler.window=3"])
     with pytest.raises(FewshotkitError, match="pooler.window"):

@@ -23,7 +23,8 @@ TINY = ["image_size=64", "backbone.width=8", "backbone.out_channels=32", "backbo
 
 def tiny_method(preset: str, *extra: str):
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import build_method, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import build_method
 
     torch.manual_seed(0)
     return build_method(apply_overrides(preset_spec(preset), [*TINY, *extra]))

@@ -9,7 +9,8 @@ import torch
 
 from fewshotkit.host.plugin_host import PluginHost
 from fewshotkit.interfaces.method import Episode
-from fewshotkit.method.spec import MethodSpec, build_method
+from fewshotkit.method.spec import MethodSpec
+from fewshotkit.method.build import build_method
 
 REGISTRY = PluginHost().registry
 VIT = {"type": "vit", "out_channels": 16, "in_channels": 1}

@@ -58,6 +58,7 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
             output: str | None) -> None:
     """Compose a method from plugins and write its flat TOML spec (validated against the registry)."""
     from fewshotkit.method import spec as specs
+    from fewshotkit.method.build import validate_spec
     from fewshotkit.method.overrides import apply_overrides
 
     if list_presets:
@@ -89,7 +90,7 @@ def compose(preset: str | None, method: str | None, backbone: str | None, pooler
         spec.postprocess = specs.parse_postprocess(list(postprocessors), source="--postprocess")
     if assignments:
         spec = apply_overrides(spec, assignments)
-    specs.validate_spec(spec)
+    validate_spec(spec)
     check_values(spec)
     if output is None:
         import tomli_w

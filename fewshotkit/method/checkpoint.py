@@ -230,7 +230,7 @@ def load_method(path: str | os.PathLike, device: "torch.device | str" = "cpu",
     """
     from fewshotkit.host.plugin_host import missing_component_error
     from fewshotkit.method.overrides import apply_inference_overrides
-    from fewshotkit.method.spec import build_method
+    from fewshotkit.method.build import build_method
     from fewshotkit.interfaces.backbone import without_initial_weights
 
     payload = read_checkpoint(path)

@@ -2,7 +2,7 @@
 
 :func:`apply_overrides` edits any key (parts, options, training, the top-level inference keys,
 post-processing); :func:`apply_inference_overrides` refuses ``training.*``, which cannot change a
-trained model. Names are checked later, by :func:`fewshotkit.method.spec.validate_spec`.
+trained model. Names are checked later, by :func:`fewshotkit.method.build.validate_spec`.
 """
 
 from __future__ import annotations

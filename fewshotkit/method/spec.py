@@ -1,4 +1,4 @@
-"""Method specs: a flat, plain-data description of a method (TOML), presets, validation, building.
+"""Method specs: a flat, plain-data description of a method (TOML) and its presets.
 
 A spec file looks like::
 
@@ -25,31 +25,28 @@ A spec file looks like::
     type = "largest-component"
 
 No torch import happens at module level: building a method imports the parts lazily. The
-``--set KEY=VALUE`` overrides live in :mod:`fewshotkit.method.overrides`.
+``--set KEY=VALUE`` overrides live in :mod:`fewshotkit.method.overrides`; checking a spec against the
+registry and building it, in :mod:`fewshotkit.method.build`.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.method.presets import PAPER_STEPS, PRESETS
 
-__all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "load_spec", "parse_spec", "validate_spec",
-           "build_method"]
+__all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "load_spec", "parse_spec", "dump_spec",
+           "save_spec"]
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-if TYPE_CHECKING:
-    from fewshotkit.interfaces.method import Method
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
 _TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "fg_threshold",
@@ -235,6 +232,8 @@ def load_spec(path: str | Path) -> MethodSpec:
 
 def parse_spec(text: str, source: str = "method spec") -> MethodSpec:
     """A validated spec from TOML text; errors start with ``source``."""
+    from fewshotkit.method.build import validate_spec
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -259,68 +258,3 @@ def save_spec(spec: MethodSpec, path: str | Path) -> None:
     from fewshotkit.core.atomic import write_text
 
     write_text(path, dump_spec(spec))
-
-
-# -- validation and building --------------------------------------------------------------------
-def _method_part_params(factory: Any) -> dict[str, bool]:
-    """Part parameters (backbone/pooler/classifier) of a method factory -> whether required."""
-    params = inspect.signature(factory).parameters
-    return {
-        name: p.default is inspect.Parameter.empty for name, p in params.items() if name in PART_KINDS
-    }
-
-
-def validate_spec(spec: MethodSpec) -> None:
-    """Check that every registered name exists and every option is valid (names, not values).
-
-    Names come first: a misspelt ``--pooler alpp`` is reported as such (with a did-you-mean) before
-    a missing part table is.
-    """
-    from fewshotkit.host.plugin_host import get_registry
-
-    registry = get_registry()
-    method = registry.get("method", spec.method)
-    part_params = _method_part_params(method.load())
-    types: dict[str, str] = {}
-    for kind, table in spec.parts.items():
-        if kind not in part_params:
-            expected = ", ".join(f"[{k}]" for k in part_params) or "no part tables"
-            raise FewshotkitError(f"method '{spec.method}' takes no [{kind}] table (it takes {expected})")
-        type_name = table.get("type")
-        if not isinstance(type_name, str):
-            raise FewshotkitError(f"[{kind}] needs type = \"NAME\" (known: {', '.join(registry.names(kind))})")
-        registry.get(kind, type_name)  # unknown names first
-        types[kind] = type_name
-    for kind, required in part_params.items():
-        if required and kind not in spec.parts:
-            raise FewshotkitError(
-                f"method '{spec.method}' needs a [{kind}] table with a 'type' "
-                f"(known: {', '.join(registry.names(kind))}; e.g. --{kind} NAME or --set {kind}.type=NAME)"
-            )
-    for kind, type_name in types.items():
-        options = {k: v for k, v in spec.parts[kind].items() if k != "type"}
-        registry.get(kind, type_name).check_options(options, prefix=f"{kind}.")
-    for name in spec.options:
-        if name in PART_KINDS:
-            raise FewshotkitError(f"options.{name}: parts go in their own [{name}] table, not in [options]")
-    method.check_options(spec.options, prefix="options.")
-    if spec.image_size is not None and (not isinstance(spec.image_size, int) or spec.image_size < 16):
-        raise FewshotkitError(f"image_size must be an integer >= 16, got {spec.image_size!r}")
-    if not isinstance(spec.training, dict):
-        raise FewshotkitError("[training] must be a table")
-    for table in spec.postprocess:
-        component = registry.get("postprocessor", table["type"])
-        component.check_options({k: v for k, v in table.items() if k != "type"}, prefix="postprocess.")
-
-
-def build_method(spec: MethodSpec) -> "Method":
-    """Validate ``spec``, build its parts through the registry, then the method."""
-    from fewshotkit.host.plugin_host import get_registry
-
-    validate_spec(spec)
-    registry = get_registry()
-    parts = {
-        kind: registry.create(kind, table["type"], **{k: v for k, v in table.items() if k != "type"})
-        for kind, table in spec.parts.items()
-    }
-    return registry.get("method", spec.method).load()(**parts, **spec.options)

@@ -140,7 +140,7 @@ def _build_trainer(run: Run) -> tuple[Trainer, list[dict[str, Any]]]:
     random streams and episode batcher, in a :class:`Trainer` at step 0; and the optimiser's
     parameter groups as run.json records them."""
     from fewshotkit.core.seeding import seed_everything
-    from fewshotkit.method.spec import build_method
+    from fewshotkit.method.build import build_method
     from fewshotkit.training.augment import Augmenter
     from fewshotkit.training.batches import EpisodeBatcher
     from fewshotkit.training.optim import build_optimizer, build_scheduler, describe_groups, optimizer_groups

@@ -49,7 +49,7 @@ from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.evaluation.protocol import FoldScores
 from fewshotkit.evaluation.results import write_json
 from fewshotkit.method.overrides import apply_inference_overrides
-from fewshotkit.method.spec import validate_spec
+from fewshotkit.method.build import validate_spec
 
 
 def _holds_other_key(path: Path, digest: str) -> bool:

@@ -32,16 +32,17 @@ The protocol needs no model: any :data:`Predictor` callable works, which keeps i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol, Sequence, cast
+from typing import Any, Callable, Iterable, Protocol, cast
 
 import numpy as np
 
-from fewshotkit.core.errors import DataError, FewshotkitError
+from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
+from fewshotkit.evaluation.support_slices import select_support, slices_with_class, support_plan, support_positions
 from fewshotkit.method.spec import check_orientation
 
 __all__ = ["PROTOCOLS", "FoldLike", "FoldScores", "PredictionSink", "Predictor", "ProtocolConfig", "StoreLike",
@@ -122,26 +123,6 @@ class ProtocolConfig:
         }
 
 
-def support_positions(n_slices: int, chunks: int = 3) -> list[int]:
-    """List positions (into the sorted class slices) of each chunk's support slice."""
-    if n_slices < 1:
-        raise ValueError("the support scan has no slice with the class")
-    return [int(n_slices * (2 * i + 1) / (2 * chunks)) for i in range(chunks)]
-
-
-def select_support(class_slices: Sequence[int], chunks: int = 3, shots: int = 1) -> list[list[int]]:
-    """Support z indices per chunk: ``chunks`` lists of ``shots`` slice indices each."""
-    zs = sorted(int(z) for z in class_slices)
-    n = len(zs)
-    if shots > n:
-        raise ValueError(f"{shots}-shot support needs at least {shots} class slices, the scan has {n}")
-    chosen = []
-    for centre in support_positions(n, chunks):
-        nearest = sorted(range(n), key=lambda p: (abs(p - centre), p))[:shots]
-        chosen.append(sorted(zs[p] for p in nearest))
-    return chosen
-
-
 def resolve_classes(store: StoreLike, classes: Iterable[Any] | None) -> list[tuple[int, str]]:
     """(value, name) of the classes to evaluate; all of the store's classes when None."""
     if classes is None:
@@ -153,31 +134,11 @@ def resolve_classes(store: StoreLike, classes: Iterable[Any] | None) -> list[tup
     return out
 
 
-def _class_slices(label: np.ndarray, value: int) -> list[int]:
-    return [int(z) for z in np.flatnonzero((label == value).any(axis=(1, 2)))]
-
-
 def _spacing(store: Any, scan: str) -> tuple[float, ...] | None:
     """The scan's voxel spacing (z, y, x) in mm when the store records it."""
     attrs = getattr(store, "volume_attrs", None)
     spacing = attrs(scan).get("spacing") if attrs is not None else None
     return tuple(float(s) for s in spacing) if spacing is not None else None
-
-
-def _support_plan(fold: FoldLike, support_label: np.ndarray, wanted: list[tuple[int, str]],
-                  config: ProtocolConfig) -> tuple[dict[str, list[list[int]]], dict[str, list[int]]]:
-    """(class name -> support slices per chunk, class name -> the support's class slices)."""
-    support_z: dict[str, list[list[int]]] = {}
-    support_range: dict[str, list[int]] = {}
-    for value, name in wanted:
-        zs = support_range[name] = _class_slices(support_label, value)
-        if len(zs) < config.shots:
-            raise DataError(
-                f"fold {fold.index}: support scan '{fold.support}' has {len(zs)} slice(s) with class "
-                f"'{name}', {config.shots}-shot needs at least {config.shots}; choose another fold or fewer shots"
-            )
-        support_z[name] = select_support(zs, config.chunks, config.shots)
-    return support_z, support_range
 
 
 def evaluate_fold(
@@ -203,7 +164,8 @@ def evaluate_fold(
     config = ProtocolConfig(protocol, options.chunks, options.shots)
     wanted = resolve_classes(store, classes)
     support = (np.asarray(store.image(fold.support), dtype=np.float32), np.asarray(store.label(fold.support)))
-    support_z, support_range = _support_plan(fold, support[1], wanted, config)
+    support_z, support_range = support_plan(support[1], wanted, config.chunks, config.shots,
+                                           f"fold {fold.index}: support scan '{fold.support}'")
     scores = FoldScores(fold.index, fold.support, tuple(fold.queries), [n for _, n in wanted],
                         support_slices=support_z)
     steps: Iterable[tuple[str, int, str]] = [(scan, value, name) for scan in fold.queries for value, name in wanted]
@@ -224,7 +186,7 @@ def evaluate_fold(
                 scores.support_turns[scan] = k
             sup_image, sup_label = (turn(support[0], k), turn(support[1], k)) if k else support
         _, image, label = loaded
-        zs = _class_slices(label, value)
+        zs = slices_with_class(label, value)
         if not zs:
             scores.skipped.append((scan, name))
             continue
@@ -299,7 +261,7 @@ def _support_turns(predictor: Any, query: tuple[np.ndarray, np.ndarray], support
     (image, label), (support_image, support_label), (support_z, support_range) = query, support, plan
     chunks, keys = [], []
     for value, name in wanted:
-        zs = _class_slices(label, value)
+        zs = slices_with_class(label, value)
         if not zs and config.name != "estimated-range":
             continue
         assignment, _ = plan_query(config.name, image.shape[0], zs, support_range[name], support_image.shape[0],

@@ -26,7 +26,7 @@ from fewshotkit.core.errors import DataError, FewshotkitError
 from fewshotkit.data.io.codes import smallest_unsigned
 from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
-from fewshotkit.evaluation.protocol import select_support
+from fewshotkit.evaluation.support_slices import select_support
 from fewshotkit.evaluation.query_range import assign_chunks, estimated_query_range
 from fewshotkit.method.spec import check_orientation
 

@@ -298,3 +298,31 @@ def test_a_terminated_study_stops_its_jobs_and_their_trainings_write_a_checkpoin
     finally:
         for pid in _processes_naming(out):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
+    """``cells`` in a study file names a folder of finished cells (relative to the file): a fresh
+    output folder rebuilds the study's tables from them with ``--cached``, and writes nothing there."""
+    first = tmp_path / "first"
+    flags = ("--recipe", "cpu", "--steps", "2", "--device", "cpu")
+    assert run_cli("bench", "--store", str(store), "--method=alpnet-init", "--fold=0", *flags, "-o", str(first)).exit_code == 0
+    studies = tmp_path / "studies"
+    shutil.copytree(first / "cells", studies / "cells" / "mine")
+    study = studies / "mine.toml"
+    study.write_text(textwrap.dedent(f"""\
+        stores = ["{store}"]
+        methods = ["alpnet-init"]
+        recipe = "cpu"
+        out = "{tmp_path / 'fresh'}"
+        cells = "cells/mine"
+    """))
+    kept = sorted((studies / "cells").rglob("*"))
+    rebuilt = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (tmp_path / "fresh" / "syn_comparison.md").read_text() == (first / "syn_comparison.md").read_text()
+    assert sorted((studies / "cells").rglob("*")) == kept, "the kept cells are read, never written"
+    assert not (tmp_path / "fresh" / "cells").exists() or not any((tmp_path / "fresh" / "cells").rglob("*.json"))
+
+    study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
+    missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")
+    assert missing.exit_code == 1 and "cells/theirs' is not a folder" in " ".join(missing.output.split()), missing.output

@@ -115,6 +115,7 @@ class BenchConfig:
     postprocess: list[Any] | str | None = None  # replaces every method's [postprocess] list (evaluation only)
     drop_absent: float | None = None  # replaces every method's drop_absent (evaluation only)
     readings: dict[str, list[str]] = field(default_factory=dict)  # name -> inference options (bench.readings)
+    cells: str | None = None  # finished cells kept with the study (read-only), a folder laid out as OUT/cells
 
     def __post_init__(self) -> None:
         if not self.stores:
@@ -169,6 +170,9 @@ class BenchConfig:
             if item.strip().startswith("training."):
                 raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set (they change "
                                       "the models)")
+        if self.cells is not None and not Path(self.cells).is_dir():
+            raise FewshotkitError(f"bench: the study's cells folder '{self.cells}' is not a folder; create it or "
+                                  "leave out 'cells'")
         options = self.inference_options()  # checked here, before anything trains
         for name in self.protocol:
             ProtocolConfig(name, options.chunks, options.shots)
@@ -251,6 +255,8 @@ class BenchConfig:
                 listed = data.get(key, [])
                 flags[key] = [*([listed] if isinstance(listed, str) else listed), *flags[key]]
         data.update({k: v for k, v in flags.items() if v is not None})
+        if isinstance(data.get("cells"), str):  # kept beside the study file, wherever bench runs
+            data["cells"] = str(path.parent / data["cells"])
         try:
             return cls(**data)
         except TypeError as exc:

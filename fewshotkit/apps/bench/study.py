@@ -150,8 +150,12 @@ class Bench:
 
     def cached(self, site: CellSite) -> tuple[FoldScores, dict[str, Any]] | None:
         """(scores, timing) of the cell ``site`` from its file (or the file cells had before pseudolabel
-        sets were named, or its keyed file: :attr:`CellSite.keyed`), or None."""
-        for path in dict.fromkeys(p for p in (site.path, site.older, site.keyed) if p is not None):
+        sets were named, or its keyed file: :attr:`CellSite.keyed`), in the output folder, else in the
+        study's kept cells (``cells``, read only), or None."""
+        own = [p for p in dict.fromkeys((site.path, site.older, site.keyed)) if p is not None]
+        kept = [] if self.config.cells is None else [Path(self.config.cells) / p.relative_to(self.out / "cells")
+                                                     for p in own]
+        for path in [*own, *kept]:
             hit = self._cached(path, site.digest)
             if hit is not None:
                 return hit

@@ -244,6 +244,15 @@ def test_launcher_section_flags_and_bad_values(tmp_path, store):
     assert LaunchOptions(jobs=2, cpus=None).threads() >= 1 and LaunchOptions(cpus=6).threads() == 6
     assert not LaunchOptions().parallel and LaunchOptions(jobs=2).parallel
     assert [parse_minutes(v) for v in (45, "45", "30:00", "1:30:00", "1-00:00:00", "0:10:30")] == [45, 45, 30, 90, 1440, 11]
+    assert [parse_minutes(v) for v in ("2-12", "2-12:00", "2-12:00:30")] == [3600, 3600, 3601], "SLURM's D-H[:MM[:SS]]"
+    for nothing in ("0", "0:00", "0-0"):
+        with pytest.raises(FewshotkitError, match="no time"):
+            parse_minutes(nothing)
+    assert LaunchOptions(setup="module load cuda").setup == ["module load cuda"]
+    with pytest.raises(FewshotkitError, match="'setup' must be a list of shell lines"):
+        LaunchOptions(setup=["ok", 3])
+    with pytest.raises(FewshotkitError, match="'partition' must be a string"):
+        LaunchOptions(partition=["a100"])
     with pytest.raises(FewshotkitError, match="unknown key.*partiton"):
         LaunchOptions.from_sources({"partiton": "x"})
     with pytest.raises(FewshotkitError, match="H:MM:SS"):
@@ -326,3 +335,35 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
     missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")
     assert missing.exit_code == 1 and "cells/theirs' is not a folder" in " ".join(missing.output.split()), missing.output
+
+
+def test_a_study_with_every_cell_cached_submits_no_job(run_cli, store, tmp_path):
+    """Nothing to run, nothing to launch: a cached study re-run for a cluster needs no cluster."""
+    out = tmp_path / "o"
+    flags = ("--store", str(store), "--method=alpnet-init", "--fold=0", "--recipe", "cpu", "--device", "cpu", "-o", str(out))
+    assert run_cli("bench", *flags).exit_code == 0
+    again = run_cli("bench", *flags, "--launcher", "slurm", "--partition", "gpu")  # no --time, no srun here
+    assert again.exit_code == 0, again.output
+    assert not (out / "jobs").exists()
+
+
+def test_cached_tables_leave_out_only_the_tables_with_no_cell(run_cli, store, tmp_path):
+    out = tmp_path / "o"
+    flags = ("--store", str(store), "--method=alpnet-init", "--fold=0", "--recipe", "cpu", "--device", "cpu", "-o", str(out))
+    assert run_cli("bench", *flags).exit_code == 0
+    both = run_cli("bench", *flags, "--setting", "1", "--setting", "2", "--cached")
+    assert both.exit_code == 0, both.output
+    assert "no cell of syn_setting2 is cached" in " ".join(both.output.split()) and "left out" in both.output
+    assert (out / "syn_comparison.md").is_file() and not list(out.glob("syn_setting2*"))
+    second = run_cli("bench", *flags, "--setting", "2", "--cached")
+    assert second.exit_code == 1 and "no cell of syn_setting2 is cached" in " ".join(second.output.split())
+
+
+def test_figures_of_two_readings_of_one_row_keep_names_of_their_own(run_cli, store, tmp_path):
+    study = tmp_path / "study.toml"
+    study.write_text(f'stores = ["{store}"]\nmethods = ["alpnet-init"]\nrecipe = "cpu"\nout = "{tmp_path / "o"}"\n'
+                     "figures = true\n")
+    for flags in ((), ("--eval-set", "fg_threshold=0.9")):
+        assert run_cli("bench", "--config", str(study), "--device", "cpu", *flags).exit_code == 0
+    overlays = sorted(p.name for p in (tmp_path / "o" / "figures").glob("*_overlay.png"))
+    assert len(overlays) == 2 and all(name.startswith("syn_") for name in overlays), overlays

@@ -117,6 +117,10 @@ def test_bad_readings_are_one_line_errors_before_anything_runs(run_cli, store, t
     assert not (tmp_path / "study" / "runs").exists(), "nothing trains before every reading is checked"
     circular = run_cli("bench", "--config", str(_config(tmp_path, store)), "--split", "validation", "--readings", "chosen")
     assert circular.exit_code != 0 and "--readings chosen scores the test scans" in circular.output
+    planned = run_cli("bench", "--config", str(_config(tmp_path, store)), "--split", "validation", "--readings", "chosen",
+                      "--plan")
+    assert planned.exit_code != 0 and "--readings chosen scores the test scans" in planned.output, "no plan of a refused run"
+
     def config(**keys):
         return BenchConfig(stores=[str(store)], methods=["alpnet-init"], out=str(tmp_path), **keys)
 
@@ -175,3 +179,15 @@ def test_the_choice_is_the_highest_mean_and_the_earlier_reading_on_a_tie():
     markdown = table.to_markdown()
     assert "| M | 50.00 ± 1.00 | **60.00 ± 2.00** | 60.00 ± 0.50 | b |" in markdown
     assert markdown.splitlines()[1] == "|---|---:|---:|---:|---|"
+
+
+def test_chosen_readings_of_both_settings_under_the_all_rule(run_cli, store, tmp_path):
+    """``--exclusion all`` is setting 2's rule: the chosen readings' setting-1 table is built too."""
+    config = _config(tmp_path, store, {"as trained": [], "threshold 0.9": ["fg_threshold=0.9"]})
+    flags = ("--method", "alpnet-init-cpu", "--setting", "1", "--setting", "2", "--exclusion", "all")
+    scored = run_cli("bench", "--config", str(config), *flags, "--split", "validation", "--readings", "all")
+    assert scored.exit_code == 0, scored.output
+    picked = run_cli("bench", "--config", str(config), *flags, "--readings", "chosen")
+    assert picked.exit_code == 0, picked.output
+    out = tmp_path / "study"
+    assert (out / "syn_comparison.json").is_file() and (out / "syn_setting2-all_comparison.json").is_file()

@@ -128,8 +128,8 @@ def test_eval_rejects_fold_and_all_folds(run_cli, store_path, checkpoint):
     result = run_cli("eval", str(checkpoint), "--store", str(store_path), "--fold", "0", "--all-folds")
     assert result.exit_code != 0 and "not both" in result.output
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_bench_two_methods_writes_tables_and_png_then_resumes(run_cli, store_path, tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--method", "alpnet-init",
@@ -178,6 +178,26 @@ def test_bench_config_file(tmp_path, store_path):
     with pytest.raises(FewshotkitError, match="stepz"):
         BenchConfig.from_toml(path)
 
+    # one value where a list is meant, repeats, a file without out / stores / methods, two stores of one name
+    path.write_text(f'stores = "{store_path}"\nmethods = ["alpnet-init", "alpnet-init"]\nfolds = 2\n'
+                    'overrides = "image_size=160"\n')
+    config = BenchConfig.from_toml(path, folds=None)
+    assert (config.stores, config.methods, config.folds, config.overrides, config.out) == (
+        [str(store_path)], ["alpnet-init"], [2], ["image_size=160"], "bench_out")
+    assert BenchConfig(stores=[str(store_path)], methods=["alpnet-init"], out="x", folds=[0, 0, 1]).folds == [0, 1]
+    path.write_text('out = "x"\n')
+    with pytest.raises(FewshotkitError, match="at least one store"):
+        BenchConfig.from_toml(path)
+    twin = tmp_path / "twin" / store_path.name
+    twin.parent.mkdir()
+    with pytest.raises(FewshotkitError, match=f"share the name '{store_path.stem}'"):
+        BenchConfig(stores=[str(store_path), str(twin)], methods=["alpnet-init"], out="x")
+
+
+def test_bench_takes_fold_or_all_folds_not_both(run_cli, store_path):
+    both = run_cli("bench", "--store", str(store_path), "--method", "alpnet-init", "--fold", "1", "--all-folds")
+    assert both.exit_code == 2 and "--fold or --all-folds, not both" in both.output
+
 
 def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpoint):
     from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
@@ -185,8 +205,8 @@ def test_eval_warns_when_evaluated_scans_were_training_scans(store_path, checkpo
     with pytest.warns(RuntimeWarning, match=r"was trained \(fold 0\) on 2 of the scans"):
         evaluate_checkpoint(checkpoint, store_path, folds=[2], classes=["spleen"], run=EvalRun(device="cpu"))
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_path):
     out = tmp_path / "bench3"
     args = ["bench", "--store", str(store_path), "--method", "alpnet-init", "--recipe", "cpu", "--device", "cpu",
@@ -208,8 +228,8 @@ def test_bench_protocol_column_groups_reuse_the_models(run_cli, store_path, tmp_
     back = run_cli(*args)
     assert back.exit_code == 0 and back.output.count("cached") == 3
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_own(run_cli, store_path, tmp_path):
     out = tmp_path / "bench_eval_set"
     args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--steps", "2", "--device", "cpu",
@@ -243,8 +263,8 @@ def test_bench_eval_set_re_evaluates_the_same_trained_model_into_cells_of_its_ow
         bad = run_cli(*args, "--eval-set", item)
         assert bad.exit_code != 0 and words in bad.output, bad.output
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_cli, store_path, tmp_path):
     out = tmp_path / "bench_s12"
     args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--recipe", "cpu", "--steps", "2",
@@ -270,8 +290,8 @@ def test_bench_both_settings_one_table_each_and_a_rerun_recomputes_nothing(run_c
     assert sorted(scores["support_turns"]) == sorted(f"{scan} ({group})" for scan in scores["queries"]
                                                      for group in ("lower", "upper"))
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_bench_pseudolabel_axis_one_row_per_set_sharing_each_sets_cells(run_cli, store_path, tmp_path):
     import shutil
 
@@ -344,8 +364,41 @@ def test_recipe_cpu_is_the_cpu_preset(tmp_path):
     assert spec.image_size == 128 and spec.parts["backbone"] == recipe.parts["backbone"]
     assert spec.training == {**recipe.training, "regime": "ssl"}
 
-@pytest.mark.slow
 
+def test_a_spec_without_steps_trains_for_the_bench_s_steps(tmp_path, store_path):
+    """A user's spec whose [training] names no steps trains (as ``fewshotkit train`` would), for
+    ``--steps`` when given; only a spec saying ``steps = 0`` is an untrained method."""
+    from fewshotkit.apps.bench.study import Bench, BenchConfig, method_spec
+    from fewshotkit.training.config import TrainingConfig
+
+    bare = tmp_path / "bare.toml"
+    bare.write_text('method = "alpnet"\n[backbone]\ntype = "deeplab-resnet101"\n[pooler]\ntype = "alp"\n'
+                    '[classifier]\ntype = "cosine-softmax"\n[training]\nregime = "ssl"\n')
+    spec = method_spec(str(bare))
+
+    def budget(steps):
+        bench = Bench(BenchConfig(stores=[str(store_path)], methods=[str(bare)], out="x", steps=steps))
+        return bench._budget(str(bare), spec)
+
+    assert budget(3) == (3, "ssl") and budget(None) == (TrainingConfig.steps, "ssl")
+    assert Bench(BenchConfig(stores=[str(store_path)], methods=["alpnet-init"], out="x", steps=3))._budget(
+        "alpnet-init", method_spec("alpnet-init")) == (0, "ssl")
+
+
+def test_a_published_setting_2_figure_is_shown_under_its_own_exclusion_rule():
+    """The ADNet lineage's setting-2 figures drop a slice only when it shows every test class
+    (``all``), SSL-ALPNet's when it shows any: a figure is shown beside a row only under its rule."""
+    from fewshotkit.apps.bench.config import published_dice
+
+    assert published_dice("ssl-qnet-cpu", "chaos-t2", 1) == 81.02
+    assert published_dice("ssl-qnet-cpu", "chaos-t2", 2, "any") is None
+    assert published_dice("ssl-qnet-cpu", "chaos-t2", 2, "all") == 68.59
+    assert published_dice("ssl-alpnet-cpu", "chaos-t2", 2, "any") == 73.02
+    assert published_dice("ssl-alpnet-cpu", "chaos-t2", 2, "all") is None
+    assert published_dice("ssl-gmrd", "acdc", 1) is None
+
+
+@pytest.mark.slow
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
     import importlib.util
 

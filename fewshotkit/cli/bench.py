@@ -98,6 +98,8 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
     from fewshotkit.core.stop import terminate_cleanly
 
+    if all_folds and folds:
+        raise click.UsageError("give --fold or --all-folds, not both")
     flags: dict[str, Any] = {
         "stores": list(stores) or None, "methods": list(methods) or None,
         "folds": "all" if all_folds else (list(folds) or None), "steps": steps,

@@ -66,12 +66,19 @@ PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
 }
 
 
-def published_dice(method: str, store_preset: str | None, setting: int) -> float | None:
+#: the setting-2 rule of each published setting-2 figure: the ADNet lineage's code drops a training
+#: slice only when it shows all the test classes; SSL-ALPNet's (and its baselines') any of them
+PUBLISHED_RULE: dict[str, str] = {"ssl-qnet": "all", "ssl-rpt": "all", "ssl-gmrd": "all"}
+
+
+def published_dice(method: str, store_preset: str | None, setting: int, exclusion: str = "any") -> float | None:
     """The published mean Dice for ``method`` (a preset name) on a store ingested with
-    ``store_preset`` in ``setting``, or None."""
+    ``store_preset`` in ``setting`` (setting 2: under the ``exclusion`` rule), or None."""
     family = method.removesuffix("-sgd").removesuffix("-bf16").removesuffix("-cpu")
     entry = PUBLISHED.get(store_preset or "", {}).get(family)
-    return None if entry is None else entry[setting - 1]
+    if entry is None or (setting == 2 and PUBLISHED_RULE.get(family, "any") != exclusion):
+        return None
+    return entry[setting - 1]
 
 #: folds over a store's scans unless ``n_folds`` (``--n-folds``) says otherwise; a store needs at
 #: least as many patients as folds
@@ -118,19 +125,67 @@ class BenchConfig:
     cells: str | None = None  # finished cells kept with the study (read-only), a folder laid out as OUT/cells
 
     def __post_init__(self) -> None:
+        self._normalise()
         if not self.stores:
             raise FewshotkitError("bench: give at least one store (--store or 'stores' in the config file)")
         if not self.methods:
             raise FewshotkitError("bench: give at least one method (--method or 'methods' in the config file)")
+        self._check_stores()
         self._check_steps()
-        if isinstance(self.setting, int):
-            self.setting = [self.setting]
-        self.setting = list(dict.fromkeys(self.setting))
         if not self.setting or any(s not in (1, 2) for s in self.setting):
             raise FewshotkitError(f"bench: --setting must be 1 or 2 (repeatable), got {self.setting}")
+        self._check_split()
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
+        if not isinstance(self.n_folds, int) or self.n_folds < 2:
+            raise FewshotkitError(f"bench: --n-folds must be an integer >= 2, got {self.n_folds!r}")
+        if self.folds == "all":  # type: ignore[comparison-overlap]  # from --all-folds or folds = "all"
+            self.folds = list(range(self.n_folds))
+        if any(not isinstance(f, int) or f < 0 or f >= self.n_folds for f in self.folds):
+            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
+        if not self.protocol:
+            raise FewshotkitError("bench: give at least one --protocol")
+        if self.cells is not None and not Path(self.cells).is_dir():
+            raise FewshotkitError(f"bench: the study's cells folder '{self.cells}' is not a folder; create it or "
+                                  "leave out 'cells'")
+        self._check_overrides()
+        options = self.inference_options()  # checked here, before anything trains
+        for name in self.protocol:
+            ProtocolConfig(name, options.chunks, options.shots)
+        self._check_readings()
+
+    def _normalise(self) -> None:
+        """One value where a list is meant becomes a list of one (``folds = 2``, ``overrides = "k=v"``),
+        and repeats are dropped, keeping the first."""
+        for name in ("stores", "methods", "setting", "protocol", "pseudolabels", "poolers", "overrides",
+                     "eval_overrides", "folds"):
+            value = getattr(self, name)
+            if value is None:
+                value = []
+            elif isinstance(value, (str, int)) and not (name == "folds" and value == "all"):
+                value = [value]
+            if isinstance(value, list):
+                value = list(dict.fromkeys(value)) if name not in ("overrides", "eval_overrides") else value
+            setattr(self, name, value)
+
+    def _check_stores(self) -> None:
+        """Two stores of one file name would share their tables and cells (both are named by it)."""
+        seen: dict[str, str] = {}
+        for store in self.stores:
+            stem = Path(store).stem
+            if stem in seen:
+                raise FewshotkitError(f"bench: stores '{seen[stem]}' and '{store}' share the name '{stem}', which names "
+                                      "their tables and cells; rename one")
+            seen[stem] = store
+
+    def _check_split(self) -> None:
+        """Setting 2's rule, the split scored and the validation scans held out."""
         from fewshotkit.data.episodes.filters import check_rule
 
         check_rule(self.exclusion)
+        if self.exclusion != "any" and 2 not in self.setting:
+            raise FewshotkitError(f"bench: --exclusion {self.exclusion} applies to setting 2 only; add --setting 2 "
+                                  "or leave out --exclusion")
         if self.split not in SPLITS:
             raise FewshotkitError(f"bench: --split must be one of {', '.join(SPLITS)}, got '{self.split}'")
         if self.split == "validation" and self.val_scans < 2:
@@ -141,27 +196,9 @@ class BenchConfig:
         if self.val_scans < 0 or self.val_scans == 1:
             raise FewshotkitError(f"bench: --val-scans {self.val_scans}: hold out 0, or at least 2 scans "
                                   "(one support and one query)")
-        if self.exclusion != "any" and 2 not in self.setting:
-            raise FewshotkitError(f"bench: --exclusion {self.exclusion} applies to setting 2 only; add --setting 2 "
-                                  "or leave out --exclusion")
-        if self.recipe is not None and self.recipe not in RECIPES:
-            raise FewshotkitError(f"bench: unknown --recipe '{self.recipe}'; recipes: {', '.join(RECIPES)}")
-        if not isinstance(self.n_folds, int) or self.n_folds < 2:
-            raise FewshotkitError(f"bench: --n-folds must be an integer >= 2, got {self.n_folds!r}")
-        if self.folds == "all":  # type: ignore[comparison-overlap]  # from --all-folds or folds = "all"
-            self.folds = list(range(self.n_folds))
-        if any(f < 0 or f >= self.n_folds for f in self.folds):
-            raise FewshotkitError(f"bench: folds {self.folds} must lie in 0..{self.n_folds - 1} (--n-folds {self.n_folds})")
-        if isinstance(self.pseudolabels, str):
-            self.pseudolabels = [self.pseudolabels]
-        self.pseudolabels = list(dict.fromkeys(self.pseudolabels or []))
-        if isinstance(self.protocol, str):
-            self.protocol = [self.protocol]
-        if not self.protocol:
-            raise FewshotkitError("bench: give at least one --protocol")
-        self.protocol = list(dict.fromkeys(self.protocol))
-        if isinstance(self.eval_overrides, str):
-            self.eval_overrides = [self.eval_overrides]
+
+    def _check_overrides(self) -> None:
+        """``--set`` changes the models and ``--eval-set`` only how they are read: each refuses the other's keys."""
         for item in self.overrides:
             if item.partition("=")[0].strip() in MODEL_KEYS:
                 raise FewshotkitError(f"bench --set '{item}': an inference option; give it with --eval-set to score "
@@ -170,13 +207,6 @@ class BenchConfig:
             if item.strip().startswith("training."):
                 raise FewshotkitError(f"bench --eval-set '{item}': training options belong in --set (they change "
                                       "the models)")
-        if self.cells is not None and not Path(self.cells).is_dir():
-            raise FewshotkitError(f"bench: the study's cells folder '{self.cells}' is not a folder; create it or "
-                                  "leave out 'cells'")
-        options = self.inference_options()  # checked here, before anything trains
-        for name in self.protocol:
-            ProtocolConfig(name, options.chunks, options.shots)
-        self._check_readings()
 
     def _check_readings(self) -> None:
         """``readings``: a table of names, each a list of inference options (``KEY=VALUE``, as
@@ -255,6 +285,9 @@ class BenchConfig:
                 listed = data.get(key, [])
                 flags[key] = [*([listed] if isinstance(listed, str) else listed), *flags[key]]
         data.update({k: v for k, v in flags.items() if v is not None})
+        data.setdefault("out", "bench_out")
+        data.setdefault("stores", [])
+        data.setdefault("methods", [])
         if isinstance(data.get("cells"), str):  # kept beside the study file, wherever bench runs
             data["cells"] = str(path.parent / data["cells"])
         try:

@@ -23,27 +23,34 @@ from typing import Any
 
 from fewshotkit.apps.bench.cells import CellRef
 from fewshotkit.apps.bench.config import BenchConfig
+from fewshotkit.apps.bench.result import BenchResult
 from fewshotkit.apps.bench.study import Bench
 from fewshotkit.core.errors import FewshotkitError
 
 LAUNCHERS = ("local", "slurm")
 #: the submitit executor of each launcher
 CLUSTERS = {"local": "local", "slurm": "slurm"}
-_TIME = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d{2})$")
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$")
 
 
 def parse_minutes(value: str | int, option: str = "time") -> int:
-    """Minutes of ``90``, ``"90"``, ``"1:30:00"`` (H:MM:SS), ``"30:00"`` (MM:SS) or ``"2-00:00:00"``."""
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    match = _TIME.match(text)
+    """Minutes of a time limit in SLURM's forms: ``90`` or ``"90"`` (minutes), ``"30:00"`` (MM:SS),
+    ``"1:30:00"`` (H:MM:SS), ``"2-12"``, ``"2-12:00"`` or ``"2-12:00:00"`` (days-H[:MM[:SS]]);
+    seconds round up to a minute. A limit of no time is an error."""
+    match = _TIME.match(str(value).strip())
     if match is None:
-        raise FewshotkitError(f"launcher option '{option}': '{value}' is not minutes, MM:SS, H:MM:SS or D-H:MM:SS")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    if match.group(2) is None:  # MM:SS
-        hours, minutes, seconds = 0, int(match.group(3)), int(match.group(4))
-    return max(1, days * 1440 + hours * 60 + minutes + (1 if seconds else 0))
+        raise FewshotkitError(f"launcher option '{option}': '{value}' is not minutes, MM:SS, H:MM:SS or D-H[:MM[:SS]]")
+    days, first, second, third = (int(g) if g else None for g in match.groups())
+    if days is not None:  # D-H, D-H:MM, D-H:MM:SS
+        hours, minutes, seconds = first or 0, second or 0, third or 0
+    elif third is not None:  # H:MM:SS
+        hours, minutes, seconds = first or 0, second or 0, third
+    else:  # M or MM:SS
+        hours, minutes, seconds = 0, first or 0, second or 0
+    total = (days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+    if total < 1:
+        raise FewshotkitError(f"launcher option '{option}': '{value}' is no time; give at least one minute")
+    return total
 
 
 @dataclass
@@ -69,6 +76,13 @@ class LaunchOptions:
                                       f"integer, got {value!r}")
         if self.time is not None:
             parse_minutes(self.time)
+        for name in ("partition", "folder"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise FewshotkitError(f"bench launcher option '{name}' must be a string, got {getattr(self, name)!r}")
+        if isinstance(self.setup, str):  # one shell line
+            self.setup = [self.setup]
+        if self.setup is not None and not (isinstance(self.setup, list) and all(isinstance(s, str) for s in self.setup)):
+            raise FewshotkitError(f"bench launcher option 'setup' must be a list of shell lines, got {self.setup!r}")
 
     @classmethod
     def from_sources(cls, section: dict[str, Any] | None, **flags: Any) -> "LaunchOptions":
@@ -283,7 +297,7 @@ def _visible_gpus() -> list[int]:
 
 def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], None],
               command: str | None = None, cached_only: bool = False, report: bool = True,
-              entries: Collection[str] | None = None) -> Any:
+              entries: Collection[str] | None = None) -> BenchResult:
     """Run a study: its missing cells as jobs when ``options`` asks for it, then its tables from the
     cache (a serial run's, cell for cell); with ``cached_only``, just the tables of the cells cached so
     far; with ``report``, its table files, ``bench.json`` and ``results.md`` written too; with ``entries``, only those rows
@@ -295,7 +309,7 @@ def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], 
             threads = options.threads()
             log(f"{sum(map(len, groups))} cells to run in {len(groups)} jobs, {options.jobs or 'all'} at once "
                 f"({options.launcher}; threads per job: {threads or 'its cores'})")
-        failures = run_jobs(bench, groups, options, log)
+        failures = run_jobs(bench, groups, options, log) if groups else []
         if failures:
             raise FewshotkitError(
                 f"bench: {len(failures)} of {len(groups)} jobs failed (each listed above with its log, first: "

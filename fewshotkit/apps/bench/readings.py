@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from fewshotkit.apps.bench.config import BenchConfig
@@ -145,6 +146,9 @@ def run_all(config: BenchConfig, options: LaunchOptions, log: Log, command: str 
 def choices(config: BenchConfig, options: LaunchOptions, log: Log) -> dict[str, dict[str, str]]:
     """Table key (of the test split) -> entry -> the reading chosen on the validation scans, from the
     cells of a ``--split validation --readings all`` run under the first protocol."""
+    if config.split != "test":
+        raise FewshotkitError("bench --readings chosen scores the test scans with the validation scans' choice; "
+                              "leave out --split validation (or use --readings all on them)")
     if not config.val_scans:
         raise FewshotkitError("bench --readings chosen: the study holds out no validation scans to choose on; "
                               "set val_scans (e.g. 2) in the config, then run --split validation --readings all")
@@ -172,9 +176,6 @@ def run_chosen(config: BenchConfig, options: LaunchOptions, log: Log, command: s
                cached_only: bool = False) -> BenchResult:
     """``--readings chosen``: each method scored with the reading its validation scans chose
     (:func:`choices`); the study's usual tables and report, the reading named in every row."""
-    if config.split != "test":
-        raise FewshotkitError("bench --readings chosen scores the test scans with the validation scans' choice; "
-                              "leave out --split validation (or use --readings all on them)")
     chosen = choices(config, options, log)
     configs = reading_configs(config)
     result = BenchResult({}, [], {})
@@ -194,11 +195,13 @@ def _add_chosen(result: BenchResult, config: BenchConfig, configs: dict[str, Ben
     store, setting = table
     key = table_key(config, store, setting)
     labels: dict[str, str] = {}
-    cells: dict[str, dict] = {p: {} for p in config.protocol}
-    timings: list[dict] = []
+    cells: dict[str, dict[str, list[FoldScores]]] = {p: {} for p in config.protocol}
+    timings: list[dict[str, Any]] = []
     for reading in dict.fromkeys(picks.values()):
         entries = {entry for entry, picked in picks.items() if picked == reading}
-        one = dataclasses.replace(configs[reading], stores=[store], setting=[setting])
+        # setting 1's table of a study with --exclusion all: the rule is setting 2's (its keys leave it out)
+        one = dataclasses.replace(configs[reading], stores=[store], setting=[setting],
+                                  exclusion=configs[reading].exclusion if setting == 2 else "any")
         try:
             scored = run_study(one, options, log, cached_only=cached_only, report=False, entries=entries)
         except NothingCached:

@@ -16,11 +16,12 @@ from fewshotkit.evaluation.results import ScoreTable, write_json, write_tables
 
 @dataclass
 class BenchResult:
-    """Per store: the comparison table and the files written."""
+    """Per table (one per store and setting, named by its key): the comparison, the cells behind it,
+    their timings and details; and the files written."""
 
     tables: dict[str, ScoreTable]
     files: list[Path]
-    cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # store -> protocol -> method -> folds
+    cells: dict[str, dict[str, dict[str, list[FoldScores]]]]  # table key -> protocol -> entry -> folds
     timings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table key -> one entry per cell
     details: dict[str, list[ScoreTable]] = field(default_factory=dict)  # table key -> P / R, Dice per fold
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # table key -> entry -> row label

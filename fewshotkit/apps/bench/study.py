@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class NothingCached(FewshotkitError):
 class Bench:
     """Runs a :class:`BenchConfig`; see the module docstring."""
 
-    def __init__(self, config: BenchConfig, log: Any = None, command: str | None = None,
+    def __init__(self, config: BenchConfig, log: Callable[[str], None] | None = None, command: str | None = None,
                  cached_only: bool = False, only: Collection[str] | None = None) -> None:
         self.config = config
         self.cached_only = cached_only  # tables of the cells already cached; nothing is trained or evaluated
@@ -97,8 +97,11 @@ class Bench:
 
     def _budget(self, method: str, spec: Any) -> tuple[int, str]:
         """(training steps, regime) of ``method`` (its ``spec``) under this bench: 0 steps for untrained
-        methods, else the config's ``steps`` (shared, or this method's entry of a table), else the preset's."""
-        preset_steps = int(spec.training.get("steps", 0))
+        methods, else the config's ``steps`` (shared, or this method's entry of a table), else the spec's
+        (a spec without ``steps`` trains as ``fewshotkit train`` would: the training table's default)."""
+        from fewshotkit.training.config import TrainingConfig
+
+        preset_steps = int(spec.training.get("steps", TrainingConfig.steps))
         chosen = self.config.steps.get(method) if isinstance(self.config.steps, dict) else self.config.steps
         steps = 0 if preset_steps == 0 else (chosen if chosen is not None else preset_steps)
         return steps, spec.training.get("regime", "ssl")
@@ -187,7 +190,7 @@ class Bench:
         from fewshotkit.data.store.reader import SliceStore
 
         site = self.locate(ref)
-        store_key, fold, protocol = Path(ref.store).stem, ref.fold, ref.protocol
+        fold, protocol = ref.fold, ref.protocol
         hit = self._from_cache(site)
         if hit is not None:
             return hit
@@ -199,8 +202,9 @@ class Bench:
             checkpoint = trained_model(self.config, site, site.run_root / group, exclude, self.log)
             models.append(model_timing(site.run_root / group, site.steps))
             self.log(f"evaluating {site.shown} fold {fold} ({', '.join(classes)}; {protocol})")
-            prefix = safe_name(f"{store_key}_{site.label}{site.named}_{protocol}"
-                               + ("" if group == "all" else f"_{group}")) + "_"
+            # figures of other settings, splits and readings of the same row keep names of their own
+            prefix = safe_name(f"{table_key(self.config, ref.store, ref.setting)}_{site.label}{site.named}_{protocol}"
+                               + variant_suffix(site.key) + ("" if group == "all" else f"_{group}")) + "_"
             t0 = time.perf_counter()
             parts.append(score_model(self.config, site, checkpoint, store, classes, prefix))
             eval_seconds += time.perf_counter() - t0
@@ -270,14 +274,16 @@ class Bench:
         return labels, cells
 
     def _add_table(self, result: BenchResult, store_path: str, setting: int) -> None:
-        """Build the table of one store and setting (setting 1 keeps the store's name as its key), write
-        its files and add it to ``result``."""
+        """Build the table of one store and setting (setting 1 keeps the store's name as its key) and add
+        it to ``result``; a table without rows (``--cached`` before any of its cells) is
+        :class:`NothingCached`."""
         key = table_key(self.config, store_path, setting)
         self._timings = []
         rows, cells = self._collect(store_path, setting)
         if not rows:
             raise NothingCached(f"bench --cached: no cell of {key} is cached in {self.out}; "
-                                  "run the study without --cached first")
+                                "run the study without --cached first" if self.cached_only else
+                                f"bench: no row of {key} to run")
         table = comparison_table(self.config, store_path, setting, rows, cells)
         result.add_table(key, table, rows, cells, self._timings)
 
@@ -289,9 +295,18 @@ class Bench:
         self._done = 0
         self._rows = self.entries()  # the same rows in every table
         self._total = len(cfg.stores) * len(cfg.setting) * len(self._rows) * len(cfg.protocol) * len(cfg.folds)
+        empty: list[NothingCached] = []
         for store_path in cfg.stores:
             for setting in cfg.setting:
-                self._add_table(result, store_path, setting)
+                try:
+                    self._add_table(result, store_path, setting)
+                except NothingCached as exc:  # --cached: the tables that have cells are still built
+                    if not self.cached_only:
+                        raise
+                    self.log(f"{exc}; its table is left out")
+                    empty.append(exc)
+        if not result.tables:
+            raise empty[0]
         if report:
             result.write_tables(cfg)
             result.write_documents(cfg, self.command)

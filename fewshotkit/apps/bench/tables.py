@@ -80,7 +80,10 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
     grouped = len(cfg.protocol) > 1  # one column group per protocol: "roy: liver", ...
     columns = [f"{p}: {c}" if grouped else c for p in cfg.protocol for c in classes]
     preset = store_preset(store_path)
-    published = {entry: published_dice(entry.split(" + ")[0], preset, setting) for entry in labels}
+    # the papers' figures are 1-shot test-scan means of the method as published (no pooler swapped in)
+    comparable = cfg.shots == 1 and cfg.split == "test" and not cfg.poolers
+    published = {entry: published_dice(entry.split(" + ")[0], preset, setting, cfg.exclusion) if comparable else None
+                 for entry in labels}
     if "roy" in cfg.protocol and any(v is not None for v in published.values()):
         columns.append(PUBLISHED_COLUMN)
     table = ScoreTable(table_title(cfg, store_path, setting), columns)

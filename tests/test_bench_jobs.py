@@ -331,6 +331,9 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     assert (tmp_path / "fresh" / "syn_comparison.md").read_text() == (first / "syn_comparison.md").read_text()
     assert sorted((studies / "cells").rglob("*")) == kept, "the kept cells are read, never written"
     assert not (tmp_path / "fresh" / "cells").exists() or not any((tmp_path / "fresh" / "cells").rglob("*.json"))
+    # another reading of the same row: its pace comes from the kept cells
+    plan = run_cli("bench", "--config", str(study), "--device", "cpu", "--eval-set", "fg_threshold=0.9", "--plan")
+    assert plan.exit_code == 0 and "1 to run" in plan.output and "at this study's measured pace" in plan.output, plan.output
 
     study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
     missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")

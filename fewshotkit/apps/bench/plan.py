@@ -4,7 +4,8 @@ The cost is counted in training steps still to run (a model shared by several ce
 interrupted model counts only its remaining steps) and, where this output folder already holds
 finished cells of the same row in this study, in seconds at their pace (training seconds per step, evaluation
 seconds per cell). A row with no finished cell in this study takes the pace of the cells its table
-holds for it under other inference options (a reading, ``--eval-set``), which share its models;
+holds for it under other inference options (a reading, ``--eval-set``), which share its models, in
+the output folder or the study's kept cells;
 without those, the training pace of its models so far in any fold, finished or under way (its
 evaluation then counts as no time).
 """
@@ -92,12 +93,13 @@ def runs_pace(runs: Path) -> float | None:
 
 
 def _cell_pace(site: CellSite, finished: dict[str, list[dict[str, Any]]], rows: dict[Path, list[dict[str, Any]]],
-               paces: dict[Path, float | None]) -> tuple[float | None, float | None]:
+               paces: dict[Path, float | None], kept: Path | None = None) -> tuple[float | None, float | None]:
     """(training seconds per step, evaluation seconds) of a cell to run: from its row's finished cells in
-    this study, else its table's cells of the row under other inference options, else its models'
-    training so far (evaluation then 0). ``rows`` and ``paces`` keep what was read."""
+    this study, else its table's cells of the row under other inference options (in the output folder
+    and the study's ``kept`` folder of the row), else its models' training so far (evaluation then 0).
+    ``rows`` and ``paces`` keep what was read."""
     if site.label not in finished and site.path.parent not in rows:
-        rows[site.path.parent] = row_timings(site.path.parent)
+        rows[site.path.parent] = row_timings(site.path.parent) + (row_timings(kept) if kept is not None else [])
     per_step, per_eval = _pace(finished.get(site.label) or rows.get(site.path.parent, []))
     if per_step is None and site.steps > 0:
         runs = site.run_root.parent
@@ -141,7 +143,9 @@ def plan(bench: Bench) -> list[PlannedCell]:
             if run_dir not in counted and site.steps > 0:
                 counted.add(run_dir)
                 left += max(0, site.steps - steps_done(run_dir))
-        per_step, per_eval = _cell_pace(site, finished, rows, paces)
+        kept = (None if bench.config.cells is None else
+                Path(bench.config.cells) / site.path.parent.relative_to(bench.out / "cells"))
+        per_step, per_eval = _cell_pace(site, finished, rows, paces, kept)
         seconds = None if per_eval is None or (left and per_step is None) else left * (per_step or 0.0) + per_eval
         planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds))
     for store in stores.values():

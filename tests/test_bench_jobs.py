@@ -335,6 +335,20 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     plan = run_cli("bench", "--config", str(study), "--device", "cpu", "--eval-set", "fg_threshold=0.9", "--plan")
     assert plan.exit_code == 0 and "1 to run" in plan.output and "at this study's measured pace" in plan.output, plan.output
 
+    # a kept cell of code that has changed since: the plan says which plugin
+    import json
+
+    from fewshotkit.apps.bench.cache import digest
+
+    (kept_cell,) = (studies / "cells").rglob("*.json")
+    cell = json.loads(kept_cell.read_text())
+    plugin = sorted(cell["settings"]["plugins"])[0]
+    cell["settings"]["plugins"][plugin] = "an older version"
+    cell["key"] = digest(cell["settings"])
+    kept_cell.write_text(json.dumps(cell))
+    stale = run_cli("bench", "--config", str(study), "--device", "cpu", "--plan")
+    assert stale.exit_code == 0 and f"plugin code changed: {plugin}" in " ".join(stale.output.split()), stale.output
+
     study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
     missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")
     assert missing.exit_code == 1 and "cells/theirs' is not a folder" in " ".join(missing.output.split()), missing.output

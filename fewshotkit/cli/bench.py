@@ -197,7 +197,8 @@ def _print_plan(bench: Any, options: Any) -> None:
     for cell in planned:
         estimate = "-" if cell.cached else ("unknown" if cell.seconds is None else duration(cell.seconds))
         rows.append((Path(cell.ref.store).stem, cell.ref.setting, cell.row, cell.ref.fold, cell.ref.protocol,
-                     "cached" if cell.cached else "to run", cell.models, cell.steps_left, estimate))
+                     "cached" if cell.cached else f"to run ({cell.other})" if cell.other else "to run",
+                     cell.models, cell.steps_left, estimate))
     print_table(f"bench plan: {config.out}", ("store", "setting", "method", "fold", "protocol", "state", "models",
                                              "steps to run", "estimate"), rows)
     click.echo(summary(planned, options.jobs or 1))

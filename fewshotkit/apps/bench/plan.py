@@ -31,6 +31,28 @@ class PlannedCell:
     models: int  # models the cell's scores come from
     steps_left: int  # training steps still to run for them (a model shared with an earlier cell: 0)
     seconds: float | None  # estimated seconds to compute the cell (None: no pace known); 0 when cached
+    other: str | None = None  # why a cell file of the same name is not a hit (its settings differ)
+
+
+def other_settings(bench: Bench, site: CellSite) -> str | None:
+    """Why a cell file of ``site``'s name, in the output folder or the kept cells, is not its hit:
+    ``plugins NAME`` whose code changed, or the settings that differ; None when there is none."""
+    for path in bench.cell_files(site):
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8")).get("settings")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not isinstance(settings, dict):
+            continue
+        differ = sorted(k for k in {*settings, *site.key} if settings.get(k) != site.key.get(k))
+        if not differ:
+            continue
+        if differ == ["plugins"]:
+            old, new = settings.get("plugins") or {}, site.key.get("plugins") or {}
+            changed = sorted(name for name in {*old, *new} if old.get(name) != new.get(name))
+            return f"plugin code changed: {', '.join(changed)}"
+        return f"other {', '.join(differ)}"
+    return None
 
 
 def steps_done(run_dir: Path) -> int:
@@ -147,7 +169,7 @@ def plan(bench: Bench) -> list[PlannedCell]:
                 Path(bench.config.cells) / site.path.parent.relative_to(bench.out / "cells"))
         per_step, per_eval = _cell_pace(site, finished, rows, paces, kept)
         seconds = None if per_eval is None or (left and per_step is None) else left * (per_step or 0.0) + per_eval
-        planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds))
+        planned.append(PlannedCell(site.ref, row, False, len(groups), left, seconds, other_settings(bench, site)))
     for store in stores.values():
         store.close()
     return planned

@@ -151,14 +151,19 @@ class Bench:
                         pseudolabels, key, _digest(key), folder / f"{stem}{named}{variant}.json", run_root,
                         options, older=folder / f"{stem}{variant}.json")
 
+    def cell_files(self, site: CellSite) -> list[Path]:
+        """The files that may hold the cell ``site``, in the order they are read: its own, the one
+        cells had before pseudolabel sets were named, its keyed one; then the same in the study's kept cells."""
+        own = [p for p in dict.fromkeys((site.path, site.older, site.keyed)) if p is not None]
+        kept = [] if self.config.cells is None else [Path(self.config.cells) / p.relative_to(self.out / "cells")
+                                                     for p in own]
+        return [*own, *kept]
+
     def cached(self, site: CellSite) -> tuple[FoldScores, dict[str, Any]] | None:
         """(scores, timing) of the cell ``site`` from its file (or the file cells had before pseudolabel
         sets were named, or its keyed file: :attr:`CellSite.keyed`), in the output folder, else in the
         study's kept cells (``cells``, read only), or None."""
-        own = [p for p in dict.fromkeys((site.path, site.older, site.keyed)) if p is not None]
-        kept = [] if self.config.cells is None else [Path(self.config.cells) / p.relative_to(self.out / "cells")
-                                                     for p in own]
-        for path in [*own, *kept]:
+        for path in self.cell_files(site):
             hit = self._cached(path, site.digest)
             if hit is not None:
                 return hit

@@ -1,7 +1,8 @@
 """fewshotkit: few-shot medical image segmentation composed from plugins.
 
 Importing this package is cheap: torch and timm are imported only by the code that computes.
-``fewshotkit.load`` and ``fewshotkit.Model`` (the Python API, :mod:`fewshotkit.apps.api`) and
+``fewshotkit.load``, ``fewshotkit.Model`` and ``fewshotkit.save_labels`` (the Python API,
+:mod:`fewshotkit.apps.api`) and
 ``fewshotkit.InferenceOptions`` (:mod:`fewshotkit.evaluation.options`) are imported on first use.
 """
 
@@ -11,9 +12,9 @@ from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.version import __version__
 from fewshotkit.host.hookspecs import hookimpl
 
-__all__ = ["FewshotkitError", "InferenceOptions", "Model", "hookimpl", "load", "__version__"]
+__all__ = ["FewshotkitError", "InferenceOptions", "Model", "hookimpl", "load", "save_labels", "__version__"]
 
-_LAZY = {"load": "fewshotkit.apps.api", "Model": "fewshotkit.apps.api",
+_LAZY = {"load": "fewshotkit.apps.api", "Model": "fewshotkit.apps.api", "save_labels": "fewshotkit.apps.api",
          "InferenceOptions": "fewshotkit.evaluation.options"}
 
 

@@ -46,6 +46,7 @@ def test_the_documented_example_runs(workdir, monkeypatch, fresh_host, capsys):
     labels = nib.load(workdir / "labels.nii.gz")
     assert np.allclose(labels.affine, nib.load(workdir / "query.nii.gz").affine)
     assert set(np.unique(np.asarray(labels.dataobj))) <= {0, 1, 4}
+    assert labels.get_data_dtype() == np.uint8, "a label map, not the query's float type"
 
 
 def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_host):

@@ -132,3 +132,27 @@ def test_the_api_takes_a_frame_of_a_4d_file(tiny_checkpoint, scans):
         model.segment(scans["cine"], scans["image"], scans["label"], classes=1)
     labels = model.segment(scans["cine"], scans["image"], scans["label"], classes=1, frame=0)
     assert labels.shape == (12, 64, 64) and set(np.unique(labels)) <= {0, 1}
+
+
+def test_the_api_checks_classes_and_spacing_in_its_own_words(tiny_checkpoint, scans):
+    import fewshotkit as fsk
+    from fewshotkit.core.errors import DataError, FewshotkitError
+
+    model = fsk.load(tiny_checkpoint, device="cpu")
+    labels = model.segment(scans["image"], scans["image"], scans["label"], classes=np.int64(1),
+                           spacing=np.array([3.0, 1.0, 1.0]))
+    assert labels.shape == (12, 64, 64)
+    with pytest.raises(FewshotkitError, match=r"query: spacing must be three positive voxel sizes"):
+        model.segment(scans["image"], scans["image"], scans["label"], classes=1, spacing=(1.0, 1.0))
+    with pytest.raises(DataError, match=r"^classes: label code 0 is the background"):
+        model.segment(scans["image"], scans["image"], scans["label"], classes="0")
+
+
+def test_a_dicom_series_given_as_the_current_folder_gets_its_output_beside_it(tmp_path, monkeypatch):
+    from fewshotkit.data.io.formats import DICOM, default_output
+
+    series = tmp_path / "series1"
+    series.mkdir()
+    monkeypatch.chdir(series)
+    assert default_output(".", DICOM).resolve() == tmp_path / "series1_seg.nii.gz"
+    assert default_output("../series1", DICOM).resolve() == tmp_path / "series1_seg.nii.gz"

@@ -21,6 +21,7 @@ imported until :func:`load` is called.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Sequence, Union, cast
 
@@ -59,6 +60,14 @@ def _real_array(value: Any, what: str, kind: str) -> np.ndarray:
     return array
 
 
+def _spacing(spacing: Sequence[float], what: str) -> tuple[float, float, float]:
+    """``spacing`` as three positive voxel sizes (z, y, x) in mm, or a one-line error."""
+    values = np.asarray(spacing, dtype=np.float64).ravel()
+    if values.size != 3 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise FewshotkitError(f"{what}: spacing must be three positive voxel sizes (z, y, x) in mm, got {spacing!r}")
+    return float(values[0]), float(values[1]), float(values[2])
+
+
 def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Sequence[float] | None,
             frame: int | None = None) -> _Volume:
     """Read (a path) or check (an array) a volume and its optional label map; preprocess the image."""
@@ -71,8 +80,8 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
     if isinstance(image, (str, os.PathLike)):
         assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
         prepared = load_volume(image, label, target_size=None, frame=frame, frame_option="frame")
-        return _Volume(prepared.image, prepared.scan.array, prepared.label, spacing or prepared.spacing,  # type: ignore[arg-type]
-                       prepared.affine)
+        return _Volume(prepared.image, prepared.scan.array, prepared.label,
+                       prepared.spacing if spacing is None else _spacing(spacing, what), prepared.affine)
     raw = _real_array(image, what, "volume").astype(np.float64)
     if not np.isfinite(raw).all():
         raise DataError(f"{what}: the volume holds NaN or infinite values")
@@ -84,7 +93,7 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         if mask.shape != raw.shape:
             raise DataError(f"{what}: the mask has shape {mask.shape}, the image {raw.shape}; they must match")
         mask = as_codes(mask, f"{what} mask")
-    return _Volume(z_scored, raw, mask, None if spacing is None else tuple(float(s) for s in spacing))  # type: ignore[arg-type]
+    return _Volume(z_scored, raw, mask, None if spacing is None else _spacing(spacing, what))
 
 
 class Model:
@@ -164,7 +173,7 @@ class Model:
                  query if _is_path(query) else "query (array)")
         check_modalities(sup.raw, qry.raw, *names, self.meta, self.meta.get("path"))
         check_contents(sup.raw, qry.raw, *names)
-        values_found = resolve_classes(classes, sup.label, self.classes, "support_mask")
+        values_found = resolve_classes(classes, sup.label, self.classes, "support_mask", option="classes")
         named = {v: self.classes.get(v, "") for v in values_found}
         resolved = chosen.for_spec(self.spec)
         if sup.affine is not None and qry.affine is not None:  # two scan files: one frame, as segment
@@ -193,3 +202,15 @@ def load(run_or_checkpoint: str | os.PathLike, device: str = "auto", batch_size:
     torch_device = resolve_device(device)
     seed_everything(seed)
     return Model(load_method(run_or_checkpoint, torch_device, options.method_overrides()), torch_device, options)
+
+
+def save_labels(labels: np.ndarray, path: str | os.PathLike, like: str | os.PathLike, frame: int | None = None) -> Path:
+    """Write ``labels`` (Z, H, W), a label map :meth:`Model.segment` returned for the query file
+    ``like`` (its ``frame`` of a 4D file), to ``path`` on that query's grid, atomically: the format
+    ``path``'s suffix names (NIfTI, NRRD, MetaImage; ``.dcm``: a DICOM SEG of a DICOM query), the
+    codes in the smallest unsigned type. Returns the path written."""
+    from fewshotkit.data.io.reader import read_scan
+    from fewshotkit.data.io.writer import write_labels
+
+    scan = read_scan(like, frame=frame, option="frame")
+    return write_labels(path, np.asarray(labels), scan, option="path")

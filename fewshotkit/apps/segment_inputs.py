@@ -4,12 +4,14 @@ would make a segmentation meaningless (constant, a label map, mixed modalities).
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from fewshotkit.core.errors import DataError, FewshotkitError
+from fewshotkit.data.io.codes import check_code
 
 
 def guess_modality(raw: np.ndarray) -> str:
@@ -17,25 +19,27 @@ def guess_modality(raw: np.ndarray) -> str:
     return "CT" if float(np.percentile(raw, 1)) < -200.0 else "MR"
 
 
-def resolve_class(spec: str | int | None, support_label: np.ndarray, names: dict[int, str], label_path: Any) -> int:
-    """The class value asked for (a value or a class name), checked against the support label."""
+def resolve_class(spec: str | int | None, support_label: np.ndarray, names: dict[int, str], label_path: Any,
+                  option: str = "--class") -> int:
+    """The class value asked for (a code or a class name), checked against the support label;
+    errors name ``option`` (``--class``, or the API's ``classes``)."""
     present = [int(v) for v in np.unique(support_label) if v != 0]
     if spec is None:
         if len(present) != 1:
             listing = ", ".join(f"{v}" + (f"={names[v]}" if v in names else "") for v in present) or "none"
             raise FewshotkitError(
-                f"--class is needed: support label '{label_path}' holds several classes ({listing}; "
-                "or --class all)" if present else f"support label '{label_path}' is empty; give a label with the structure"
+                f"{option} is needed: support label '{label_path}' holds several classes ({listing}; "
+                f"or {option} all)" if present else f"support label '{label_path}' is empty; give a label with the structure"
             )
         return present[0]
     text = str(spec).strip()
     if text.isdigit():
-        value = int(text)
+        value = check_code(text, option)
     else:
         by_name = {n.lower(): v for v, n in names.items()}
         if text.lower() not in by_name:
             known = ", ".join(f"{v}={n}" for v, n in sorted(names.items())) or "none known: give a value"
-            raise FewshotkitError(f"--class '{spec}': unknown class name (classes: {known})")
+            raise FewshotkitError(f"{option} '{spec}': unknown class name (classes: {known})")
         value = by_name[text.lower()]
     if value not in present:
         shown = ", ".join(str(v) for v in present) or "none"
@@ -47,18 +51,22 @@ def resolve_class(spec: str | int | None, support_label: np.ndarray, names: dict
 
 
 def resolve_classes(specs: Sequence[str | int] | str | int | None, support_label: np.ndarray,
-                    names: dict[int, str], label_path: Any) -> list[int]:
+                    names: dict[int, str], label_path: Any, option: str = "--class") -> list[int]:
     """Class values for ``--class`` (repeatable; ``all`` = every class of the support label), in order."""
-    if specs is None or isinstance(specs, (str, int)):
-        specs = [] if specs is None else [specs]
-    if any(str(s).strip().lower() == "all" for s in specs):
+    if specs is None:
+        listed: list[Any] = []
+    elif isinstance(specs, (str, int, numbers.Integral)):  # one class (numpy integers too)
+        listed = [specs]
+    else:
+        listed = list(specs)
+    if any(str(s).strip().lower() == "all" for s in listed):
         present = [int(v) for v in np.unique(support_label) if v != 0]
         if not present:
             raise DataError(f"support label '{label_path}' is empty; give a label with the structures")
         return present
-    if not specs:
-        return [resolve_class(None, support_label, names, label_path)]
-    return list(dict.fromkeys(resolve_class(s, support_label, names, label_path) for s in specs))
+    if not listed:
+        return [resolve_class(None, support_label, names, label_path, option)]
+    return list(dict.fromkeys(resolve_class(s, support_label, names, label_path, option) for s in listed))
 
 
 def training_class_names(meta: dict[str, Any]) -> dict[int, str]:
@@ -126,16 +134,14 @@ def check_contents(raw_support: np.ndarray, raw_query: np.ndarray, support: Any,
 
 def check_modalities(raw_support: np.ndarray, raw_query: np.ndarray, support: Any, query: Any,
                      meta: dict[str, Any], checkpoint: Any) -> None:
-    """Support and query must look like the same modality; warn if the checkpoint was trained on another."""
+    """Warn when support and query look like different modalities, or the checkpoint was trained on another."""
+    import warnings
+
     modalities = guess_modality(raw_support), guess_modality(raw_query)
-    if modalities[0] != modalities[1]:
-        raise DataError(
-            f"support '{support}' looks like {modalities[0]} but query '{query}' looks like {modalities[1]}; "
-            "support and query must be the same modality"
-        )
+    if modalities[0] != modalities[1]:  # a guess from intensities (a cropped CT can look like MR): warn
+        warnings.warn(f"support '{support}' looks like {modalities[0]} but query '{query}' looks like "
+                      f"{modalities[1]}; support and query must be the same modality", RuntimeWarning, stacklevel=3)
     trained = (meta.get("run") or {}).get("modality")
     if trained and str(trained).upper() != modalities[1]:
-        import warnings
-
         warnings.warn(f"checkpoint '{checkpoint}' was trained on {trained}, the query looks like {modalities[1]}",
                       RuntimeWarning, stacklevel=3)

@@ -56,7 +56,8 @@ def default_output(query: str | os.PathLike, query_format: str) -> Path:
     """Where a label map of ``query`` goes by default: beside it, ``<name>_seg`` in the query's format
     (a DICOM series' map as ``<folder>_seg.nii.gz``; ``-o NAME.dcm`` writes a DICOM SEG instead)."""
     path = Path(query)
-    if query_format == DICOM:
-        return path.parent / f"{path.name}_seg.nii.gz"
+    if query_format == DICOM:  # beside the series' folder, also when it is given as "." or ".."
+        folder = path.resolve() if path.name in ("", "..") else path
+        return folder.parent / f"{folder.name}_seg.nii.gz"
     suffix = suffix_of(path)
     return path.with_name(path.name[: len(path.name) - len(suffix)] + "_seg" + path.name[len(path.name) - len(suffix):])

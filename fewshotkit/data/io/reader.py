@@ -48,9 +48,13 @@ def _given(option: str, value: object) -> str:
 def _pick_frame(shape: Sequence[int], frame: int | None, path: Path, option: str) -> int | None:
     """The frame index to keep of a scan of voxel ``shape`` (x, y, z[, t]); None for a 3D scan."""
     if len(shape) == 4 and shape[3] == 1:
+        if frame not in (None, 0):
+            raise DataError(f"{_given(option, frame)}: '{path}' has one frame (0)")
         return 0
     if len(shape) == 3:
         return None
+    if len(shape) == 2:
+        raise DataError(f"'{path}' is a 2D image of shape {tuple(shape)}; save it as a 3D volume of one slice")
     if len(shape) != 4:
         raise DataError(f"'{path}' has shape {tuple(shape)}; a 3D volume is expected (or a 4D scan "
                         f"with {_given(option, 'N')})")
@@ -88,6 +92,17 @@ def _warn_unknown_geometry(img: Any, path: Path, affine: np.ndarray) -> None:
                   "or scaled: give the scan with its orientation (a qform or sform)", RuntimeWarning, stacklevel=3)
 
 
+def _voxel_size(img: Any, affine: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, z) voxel size in mm of the grid ``affine`` places: the header's pixdim, unless the
+    affine (an sform that disagrees with the qform) says otherwise by more than 0.1 %."""
+    import nibabel as nib
+
+    zooms = np.asarray(img.header.get_zooms()[:3], dtype=np.float64)
+    placed = nib.affines.voxel_sizes(affine)[:3]
+    x, y, z = placed if not np.allclose(placed, zooms, rtol=1e-3) else zooms
+    return float(x), float(y), float(z)
+
+
 def _read_nifti(path: Path, frame: int | None, option: str) -> Scan:
     import nibabel as nib
 
@@ -102,7 +117,7 @@ def _read_nifti(path: Path, frame: int | None, option: str) -> Scan:
                         "is the file corrupt or truncated?") from None
     _check_voxels(data.shape, shape, path)
     affine = np.asarray(img.affine, dtype=np.float64)
-    zooms = img.header.get_zooms()[:3]
+    zooms = _voxel_size(img, affine)
     _warn_unknown_geometry(img, path, affine)
     return Scan(path, formats.NIFTI, np.ascontiguousarray(data.transpose(2, 1, 0)), affine,
                 Geometry.from_affine(affine), (float(zooms[2]), float(zooms[1]), float(zooms[0])),

@@ -34,14 +34,20 @@ def as_labels(array: np.ndarray) -> np.ndarray:
 
 
 def nifti_labels(data_xyz: np.ndarray, affine: np.ndarray, header: bytes | None) -> Any:
-    """A nibabel label image of voxel axes (x, y, z), with the source ``header`` (bytes) when given."""
+    """A nibabel label image of voxel axes (x, y, z), with the source ``header`` (bytes of a NIfTI-1
+    or NIfTI-2 header) when given: its geometry and fields kept, its data type, scaling, display
+    window and intent made those of a label map (codes 0..max, shown as such in a viewer)."""
     import nibabel as nib
 
     data = as_labels(data_xyz)
-    hdr = nib.Nifti1Header.from_fileobj(io.BytesIO(header)) if header is not None and len(header) >= 348 else None
-    img = nib.Nifti1Image(data, affine, header=hdr)
+    kind = (nib.Nifti2Header, nib.Nifti2Image) if header is not None and len(header) >= 540 else \
+        (nib.Nifti1Header, nib.Nifti1Image)
+    hdr = kind[0].from_fileobj(io.BytesIO(header)) if header is not None and len(header) >= 348 else None
+    img = kind[1](data, affine, header=hdr)
     img.set_data_dtype(data.dtype)
     img.header.set_slope_inter(1.0, 0.0)
+    img.header["cal_min"], img.header["cal_max"] = 0, int(data.max()) if data.size else 0
+    img.header.set_intent("none")
     return img
 
 

@@ -79,7 +79,7 @@ def _volume(image: VolumeLike, label: VolumeLike | None, what: str, spacing: Seq
         raise FewshotkitError(f"{what}: give the image and its mask both as paths or both as arrays")
     if isinstance(image, (str, os.PathLike)):
         assert label is None or isinstance(label, (str, os.PathLike))  # both paths, checked above
-        prepared = load_volume(image, label, target_size=None, frame=frame, frame_option="frame")
+        prepared = load_volume(image, label, frame=frame, frame_option="frame")
         return _Volume(prepared.image, prepared.scan.array, prepared.label,
                        prepared.spacing if spacing is None else _spacing(spacing, what), prepared.affine)
     raw = _real_array(image, what, "volume").astype(np.float64)

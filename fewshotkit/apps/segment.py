@@ -173,8 +173,8 @@ def segment_files(
     torch_device = resolve_device(device)
     seed_everything(0)
     loaded = load_method(checkpoint, torch_device, options.method_overrides())
-    sup = load_volume(files.support, files.support_label, target_size=None, frame=files.frame, series=files.series)
-    qry = load_volume(files.query, files.query_label, target_size=None, frame=files.frame, series=files.series)
+    sup = load_volume(files.support, files.support_label, frame=files.frame, series=files.series)
+    qry = load_volume(files.query, files.query_label, frame=files.frame, series=files.series)
     _check_series_used(files.series, sup.series_uids + qry.series_uids)
     if output is None:  # the default beside the query: guarded like a given one
         output = default_output(files.query, qry.scan.format)

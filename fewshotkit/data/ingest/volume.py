@@ -7,13 +7,13 @@ holds the user's codes (integers 0..65535) and must lie on its image's grid.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from fewshotkit.data.ingest.common import apply_inplane, check_pair, clip_top, crop_pad_op
+from fewshotkit.data.ingest.common import check_pair, clip_top
 from fewshotkit.data.io.codes import as_codes
 from fewshotkit.data.io.reader import Scan, read_scan, same_grid
 
@@ -27,7 +27,6 @@ class PreparedVolume:
     image: np.ndarray
     label: np.ndarray | None
     scan: Scan
-    inplane: list[dict[str, Any]] = field(default_factory=list)
     series_uids: tuple[str, ...] = ()
 
     @property
@@ -40,11 +39,10 @@ class PreparedVolume:
 
     def write_labels(self, path: str | os.PathLike, labels_zhw: np.ndarray, names: dict[int, str] | None = None,
                      option: str = "-o") -> Path:
-        """A (Z, H, W) label map of codes back on the source grid, written in the format ``path`` names."""
+        """A (Z, H, W) label map of codes on the source grid, written in the format ``path`` names."""
         from fewshotkit.data.io.writer import write_labels
-        from fewshotkit.data.store.geometry import invert_inplane
 
-        return write_labels(path, invert_inplane(labels_zhw, self.inplane), self.scan, names, option)
+        return write_labels(path, labels_zhw, self.scan, names, option)
 
 
 def z_score(image: np.ndarray) -> np.ndarray:
@@ -59,14 +57,14 @@ def load_volume(
     image_path: str | os.PathLike,
     label_path: str | os.PathLike | None = None,
     *,
-    target_size: int | None = 256,
     clip_percentile: float | None = 99.5,
     frame: int | None = None,
     series: Sequence[str] = (),
     frame_option: str = "--frame",
 ) -> PreparedVolume:
-    """Read a scan (and its label map) as (Z, H, W): clip the top intensities unless the scan already
-    looks clipped, centre crop/pad to ``target_size``, per-volume z-score. ``frame`` picks the frame of
+    """Read a scan (and its label map) as (Z, H, W) on its own grid: clip the top intensities unless
+    the scan already looks clipped, per-volume z-score (the model's frame is
+    :mod:`fewshotkit.evaluation.frame`'s). ``frame`` picks the frame of
     a 4D scan (``frame_option`` names it in errors), ``series`` the series of a DICOM folder holding several
     (:func:`~fewshotkit.data.io.reader.read_scan`)."""
     scan = read_scan(image_path, frame=frame, series=series, option=frame_option)
@@ -80,9 +78,5 @@ def load_volume(
     else:
         check_pair(scan.array, None, Path(image_path), None)
     image, _ = clip_top(scan.array, clip_percentile, "auto")
-    ops = [crop_pad_op(image.shape[1:], target_size)] if target_size and image.shape[1:] != (target_size, target_size) else []
-    image = z_score(apply_inplane(image.astype(np.float32), ops, is_label=False))
-    if label is not None:
-        label = apply_inplane(label, ops, is_label=True)
     uids = tuple(s.series.uid for s in read if s.series is not None)
-    return PreparedVolume(image=image, label=label, scan=scan, inplane=ops, series_uids=uids)
+    return PreparedVolume(image=z_score(image.astype(np.float32)), label=label, scan=scan, series_uids=uids)

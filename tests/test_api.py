@@ -70,6 +70,9 @@ def test_numpy_and_nifti_inputs_give_the_same_labels(workdir, tmp_path, fresh_ho
     nib.save(nib.Nifti1Image(query[::-1, :, ::-1].transpose(2, 1, 0), np.diag([-1.0, 1.0, -1.0, 1.0])), str(flipped))
     from_flipped = model.segment(flipped, paths["s"], paths["m"], classes="all", postprocess=[])
     assert np.array_equal(from_flipped, from_files[::-1, :, ::-1])
+    with pytest.warns(RuntimeWarning, match="one of support and query is a file and the other an array"):
+        mixed = model.segment(query, paths["s"], paths["m"], classes="all", postprocess=[])
+    assert np.array_equal(mixed, from_arrays), "stored as the arrays lie: the same labels"
     binary = model.segment(query, support, mask == 4, postprocess=[])
     assert set(np.unique(binary)) <= {0, 1}
     # a query range restricts the segmented slices

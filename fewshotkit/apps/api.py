@@ -176,6 +176,12 @@ class Model:
         values_found = resolve_classes(classes, sup.label, self.classes, "support_mask", option="classes")
         named = {v: self.classes.get(v, "") for v in values_found}
         resolved = chosen.for_spec(self.spec)
+        if (sup.affine is None) != (qry.affine is None):
+            import warnings
+
+            warnings.warn("one of support and query is a file and the other an array: they are not brought to one "
+                          "orientation and pixel size; the array is taken as lying like the file's voxels (Z, H, W) "
+                          "as stored; give both as files (or both as arrays) to be sure", RuntimeWarning, stacklevel=2)
         if sup.affine is not None and qry.affine is not None:  # two scan files: one frame, as segment
             assert sup.spacing is not None and qry.spacing is not None  # read from the files
             framed, _, _ = segment_in_common_frame(predictor, cast(ScanVolume, sup), cast(ScanVolume, qry), named, self.orientation,

@@ -156,3 +156,21 @@ def test_a_dicom_series_given_as_the_current_folder_gets_its_output_beside_it(tm
     monkeypatch.chdir(series)
     assert default_output(".", DICOM).resolve() == tmp_path / "series1_seg.nii.gz"
     assert default_output("../series1", DICOM).resolve() == tmp_path / "series1_seg.nii.gz"
+
+
+@pytest.mark.parametrize("damage, message", [("gap", r"not evenly spaced \(a gap of 10 mm where the others are 5 mm"),
+                                             ("repeat", "at a position another slice holds")])
+def test_a_dicom_series_that_is_not_one_grid_is_refused(tmp_path, damage, message):
+    from synthetic_scans import write_series
+
+    from fewshotkit.core.errors import DataError
+    from fewshotkit.data.io.reader import read_scan
+
+    series = write_series(tmp_path / "series", np.arange(6 * 8 * 8, dtype=np.int16).reshape(6, 8, 8))
+    assert read_scan(series).array.shape == (6, 8, 8)
+    if damage == "gap":
+        (series / "slice_003.dcm").unlink()
+    else:
+        write_series(tmp_path / "series", np.zeros((1, 8, 8), np.int16), prefix="echo2_")
+    with pytest.raises(DataError, match=message):
+        read_scan(series)

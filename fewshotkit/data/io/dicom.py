@@ -2,7 +2,8 @@
 
 A folder must hold one series, or ``--series UID`` picks one of several (a repeatable option: each
 folder takes the UID it holds). GDCM (through SimpleITK) finds the series and sorts their slices
-along the slice normal.
+along the slice normal; the slices must then form one grid (one orientation, one position each,
+evenly spaced), or the scan would be read on a grid it does not lie on.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from fewshotkit.core.errors import DataError
 
 DESCRIPTION_TAG = "0008|103e"
+POSITION_TAG, ORIENTATION_TAG = "0020|0032", "0020|0037"
+#: how far (relative) a gap between slices may differ from the typical one
+SPACING_TOLERANCE = 0.01
 
 
 @contextmanager
@@ -80,7 +86,48 @@ def find_series(folder: str | Path, series: Sequence[str] = ()) -> DicomSeries:
                         "choose one with --series UID")
     uid = chosen[0] if chosen else uids[0]
     files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+    check_slices(folder, uid, files)
     return DicomSeries(folder, uid, files)
+
+
+def _geometry_tags(file: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(image position (3,), image orientation (6,)) of one DICOM file, or None without them."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(file)
+    try:
+        reader.ReadImageInformation()
+        values = [np.array([float(v) for v in reader.GetMetaData(tag).split("\\")]) for tag in (POSITION_TAG, ORIENTATION_TAG)]
+    except (RuntimeError, ValueError):
+        return None
+    return (values[0], values[1]) if values[0].size == 3 and values[1].size == 6 else None
+
+
+def check_slices(folder: Path, uid: str, files: Sequence[str]) -> None:
+    """The slices of a series (``files`` in slice order) on one grid: one orientation, one position
+    each, evenly spaced along the normal; else a one-line DataError naming what is wrong. A series
+    whose files do not record their position is taken as it is."""
+    tags = [_geometry_tags(f) for f in files]
+    if len(files) < 2 or any(tag is None for tag in tags):
+        return
+    positions = np.stack([tag[0] for tag in tags if tag is not None])
+    orientations = np.stack([tag[1] for tag in tags if tag is not None])
+    where = f"'{folder}': DICOM series {uid}"
+    if np.abs(orientations - orientations[0]).max() > 1e-4:
+        raise DataError(f"{where} mixes slice orientations (a localizer among the slices?); give a folder of the "
+                        "slices of one scan")
+    normal = np.cross(orientations[0][:3], orientations[0][3:])
+    gaps = np.diff(np.sort(positions @ normal))
+    if gaps.min() < 1e-3:
+        raise DataError(f"{where} has {len(files) - np.count_nonzero(gaps >= 1e-3) - 1} slice(s) at a position "
+                        "another slice holds (several echoes, phases or repeats in one series?); give a folder of "
+                        "one scan's slices")
+    typical = float(np.median(gaps))
+    odd = np.abs(gaps - typical) > SPACING_TOLERANCE * typical
+    if odd.any():
+        raise DataError(f"{where}: its slices are not evenly spaced (a gap of {gaps[odd].max():.3g} mm where the "
+                        f"others are {typical:.3g} mm: a missing file?); give every slice of the scan")
 
 
 @kept_locale()

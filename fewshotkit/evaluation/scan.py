@@ -107,28 +107,37 @@ def segment_volume(
     depth, shape = query_image.shape[0], query_image.shape
     plans = [_plan(int(v), names.get(int(v), ""), support_label, depth, options, support_name) for v in classes]
     joint = options.joint and len(plans) > 1 and bool(getattr(predictor, "multiway", False))
-    probs = np.zeros((len(plans), *shape), dtype=np.float32)
-    masks = np.zeros((len(plans), *shape), dtype=bool)
-    turns, searched = 0, False
-    if check_orientation(options.orientation) == SEARCH:
-        turns = _search(predictor, support_image, support_label, query_image, plans, probs if not joint else None)
-        support_image, support_label = turn(support_image, turns), turn(support_label, turns)
-        searched = not joint  # the search's 1-way probabilities of the winning turn are the prediction
-    if joint:
-        _joint_pass(predictor, support_image, support_label, query_image, plans, options, (probs, masks))
-    else:
+    values = [p.value for p, _ in plans]
+    labels, turns = _Labels(shape, values), 0
+    cleanup = options.cleanup()
+
+    def add(c: int, mask: np.ndarray, prob: np.ndarray) -> None:
+        if cleanup:
+            mask = cleanup(mask, prob, spacing, support_label == plans[c][0].value)
+        labels.add(mask, prob, values[c])
+
+    if check_orientation(options.orientation) == SEARCH or joint:  # every class's maps at once
+        probs = np.zeros((len(plans), *shape), dtype=np.float32)
+        masks = np.zeros((len(plans), *shape), dtype=bool)
+        if check_orientation(options.orientation) == SEARCH:
+            turns = _search(predictor, support_image, support_label, query_image, plans, probs if not joint else None)
+            support_image, support_label = turn(support_image, turns), turn(support_label, turns)
+        if joint:
+            _joint_pass(predictor, support_image, support_label, query_image, plans, options, (probs, masks))
+        else:  # the search's 1-way probabilities of the winning turn are the prediction
+            np.greater(probs, 0.5, out=masks)
+        for c in range(len(plans)):
+            add(c, masks[c], probs[c])
+    else:  # one class at a time: memory of one (Z, H, W) map, however many classes
         for c, (plan, own) in enumerate(plans):
-            for i, zs in enumerate([] if searched else plan.support_slices):
+            prob = np.zeros(shape, dtype=np.float32)
+            for i, zs in enumerate(plan.support_slices):
                 query_z = np.flatnonzero(own == i)
                 if query_z.size:
-                    probs[c, query_z] = predictor.probabilities(support_image[zs], support_label[zs] == plan.value,
-                                                                query_image[query_z])
-            masks[c] = probs[c] > 0.5
-    cleanup = options.cleanup()
-    if cleanup:
-        for c, (plan, _) in enumerate(plans):
-            masks[c] = cleanup(masks[c], probs[c], spacing, support_label == plan.value)
-    return VolumeSegmentation(_combine(masks, probs, [p.value for p, _ in plans]), [p for p, _ in plans], joint, turns)
+                    prob[query_z] = predictor.probabilities(support_image[zs], support_label[zs] == plan.value,
+                                                            query_image[query_z])
+            add(c, prob > 0.5, prob)
+    return VolumeSegmentation(labels.codes, [p for p, _ in plans], joint, turns)
 
 
 def _search(predictor: Any, support_image: np.ndarray, support_label: np.ndarray, query_image: np.ndarray,
@@ -168,10 +177,16 @@ def _joint_pass(predictor: Any, support_image: np.ndarray, support_label: np.nda
         probs[c, own < 0] = 0.0
 
 
-def _combine(masks: np.ndarray, probs: np.ndarray, values: Sequence[int]) -> np.ndarray:
-    """One label map (Z, H, W) from per-class masks (N, Z, H, W), in the smallest unsigned type that
-    holds ``values``; overlaps go to the most probable."""
-    dtype = smallest_unsigned(max(values))
-    score = np.where(masks, probs, -1.0)
-    best = score.argmax(axis=0)
-    return np.where(masks.any(axis=0), np.asarray(values, dtype=dtype)[best], 0).astype(dtype)
+class _Labels:
+    """One label map (Z, H, W) built a class at a time, in the smallest unsigned type that holds the
+    class ``values``: a voxel two classes claim goes to the more probable, the earlier on a tie."""
+
+    def __init__(self, shape: tuple[int, ...], values: Sequence[int]) -> None:
+        self.codes = np.zeros(shape, dtype=smallest_unsigned(max(values)))
+        self._best = np.full(shape, -1.0, dtype=np.float32)  # the probability of the class holding a voxel
+
+    def add(self, mask: np.ndarray, prob: np.ndarray, value: int) -> None:
+        """Class ``value``'s ``mask`` (Z, H, W) bool, with its probabilities (Z, H, W)."""
+        take = mask & (prob > self._best)
+        self._best[take] = prob[take]
+        self.codes[take] = value

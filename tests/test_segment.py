@@ -335,3 +335,16 @@ def test_a_query_with_a_wider_field_of_view_is_segmented_at_the_support_scale(ru
     assert "support padded to 192 x 192 pixels (one field of view)" in " ".join(result.output.split())
     written = nib.load(out)
     assert written.shape == wider.shape and np.array_equal(written.affine, image.affine)
+
+
+def test_a_voxel_two_classes_claim_goes_to_the_more_probable_and_the_earlier_on_a_tie():
+    from fewshotkit.evaluation.scan import _Labels
+
+    labels = _Labels((1, 1, 3), [2, 300])
+    labels.add(np.array([[[True, True, True]]]), np.array([[[0.6, 0.9, 0.7]]], np.float32), 2)
+    labels.add(np.array([[[True, True, False]]]), np.array([[[0.8, 0.7, 0.99]]], np.float32), 300)
+    assert labels.codes.dtype == np.uint16 and labels.codes.tolist() == [[[300, 2, 2]]]
+    tie = _Labels((1, 1, 1), [1, 2])
+    tie.add(np.ones((1, 1, 1), bool), np.full((1, 1, 1), 0.5, np.float32), 1)
+    tie.add(np.ones((1, 1, 1), bool), np.full((1, 1, 1), 0.5, np.float32), 2)
+    assert tie.codes.item() == 1

@@ -51,3 +51,21 @@ def test_single_frames_and_2d_images_are_one_line_errors(tmp_path):
     flat = _save(nib.Nifti1Image(np.zeros((4, 5), np.float32), np.eye(4)), tmp_path / "flat.nii.gz")
     with pytest.raises(DataError, match="is a 2D image .* save it as a 3D volume of one slice"):
         read_scan(flat)
+
+
+@pytest.mark.parametrize("suffix, voxels", [(".nhdr", "labels.raw.gz"), (".mhd", "labels.zraw")])
+def test_a_detached_header_replaces_its_pair_and_spares_a_stranger(suffix, voxels, tmp_path):
+    from fewshotkit.core.errors import FewshotkitError
+
+    scan = read_scan(_save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), tmp_path / "q.nii.gz"))
+    labels = np.zeros(scan.array.shape, np.uint8)
+    (tmp_path / voxels).write_bytes(b"someone else's file")
+    with pytest.raises(FewshotkitError, match=f"its voxel file .*{voxels}' would replace a file"):
+        write_labels(tmp_path / f"labels{suffix}", labels, scan)
+    assert (tmp_path / voxels).read_bytes() == b"someone else's file" and not (tmp_path / f"labels{suffix}").exists()
+    (tmp_path / voxels).unlink()
+    write_labels(tmp_path / f"labels{suffix}", labels, scan)
+    labels[1, 1, 1] = 3
+    write_labels(tmp_path / f"labels{suffix}", labels, scan)  # its own pair: replaced
+    assert read_scan(tmp_path / f"labels{suffix}").array.max() == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["q.nii.gz", f"labels{suffix}", voxels])

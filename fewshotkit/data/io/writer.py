@@ -72,14 +72,23 @@ def _write_file(target: Path, suffix: str, labels_zhw: np.ndarray, like: "Scan")
 
 def _write_detached(target: Path, labels_zhw: np.ndarray, like: "Scan") -> None:
     """A header and its voxel file (.nhdr, .mhd): both written in a hidden folder beside ``target``,
-    then moved, the voxel file first, so the header never names a file that is not there."""
+    then moved, the voxel file first, so the header never names a file that is not there. A header
+    being replaced is moved aside first (never the new voxels under the old header); a voxel file
+    beside ``target`` that no header of that name owns is not overwritten."""
     import SimpleITK as sitk
 
     target.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         sitk.WriteImage(_itk_labels(labels_zhw, like), str(folder / target.name), useCompression=True)
-        for path in sorted(folder.iterdir(), key=lambda p: p.name == target.name):
+        written = sorted(folder.iterdir(), key=lambda p: p.name == target.name)
+        for path in written[:-1]:
+            if (target.parent / path.name).exists() and not target.exists():
+                raise FewshotkitError(f"'{target}': its voxel file '{target.parent / path.name}' would replace a "
+                                      "file of that name; move it, or give another output name")
+        if target.exists():
+            os.replace(target, folder / ".replaced-header")
+        for path in written:
             os.replace(path, target.parent / path.name)
     except Exception as exc:
         if is_disk_full(exc):

@@ -14,6 +14,7 @@ import torch
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.training.augment import Augmenter, smoothing_matrix
 from fewshotkit.training.config import AugmentConfig, TrainingConfig
+from fewshotkit.training.trainer import HookBase
 
 from conftest import pseudolabelled_store
 
@@ -402,3 +403,108 @@ def test_amp_on_the_cpu_is_bfloat16_or_a_warning(store, tmp_path, fresh_host, mo
             train(tiny_spec(), store, tmp_path / "amp", steps=2, device="cpu", amp=True, show_progress=False)
     run = json.loads((tmp_path / "amp" / "run.json").read_text())
     assert run["amp"] == ("bfloat16" if capable else False)
+
+
+# -- range checks, resume and run records ----------------------------------------------------------
+@pytest.mark.parametrize("values, option", [
+    ({"weight_decay": -1e-4}, "spec.training.weight_decay must be >= 0"),
+    ({"momentum": -0.5}, "spec.training.momentum must be >= 0"),
+    ({"nesterov": True, "momentum": 0.0}, "spec.training.nesterov needs momentum > 0"),
+    ({"min_segment_size": -1}, "spec.training.min_segment_size must be >= 0"),
+    ({"min_pixels": -1}, "spec.training.min_pixels must be >= 0"),
+])
+def test_config_refuses_optimiser_and_episode_values_out_of_range(values, option):
+    with pytest.raises(FewshotkitError, match=option) as caught:
+        TrainingConfig.from_dict(values)
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_refuses_a_negative_seed(store, tmp_path, run_cli):
+    from fewshotkit.training import train
+
+    result = run_cli("train", "--preset", "ssl-alpnet-cpu", "--store", str(store), "--out", str(tmp_path / "r"),
+                     "--seed", "-1")
+    assert result.exit_code == 2 and "--seed" in result.output, result.output
+    with pytest.raises(FewshotkitError, match="--seed must be >= 0"):
+        train(tiny_spec(), store, tmp_path / "api", seed=-1, steps=1, device="cpu")
+
+
+@pytest.mark.parametrize("option", [["--eval-every", "5"], ["--seed", "0"], ["--fold", "0"], ["--setting", "1"],
+                                    ["--exclude", "liver"], ["--val-scans", "0"], ["--val-from", "end"]])
+def test_cli_resume_refuses_options_the_run_fixes(tmp_path, run_cli, option):
+    """Even at its default value: a given option would otherwise be silently ignored."""
+    _one_line_error(run_cli("train", "--resume", str(tmp_path / "run"), *option), f"do not combine it with {option[0]}")
+
+
+class StopsBeforeStepping(HookBase):
+    """Stands for a process killed before its next checkpoint."""
+
+    def before_step(self) -> None:
+        raise RuntimeError("killed")
+
+
+def test_a_resume_that_changed_amp_and_the_episode_log_resumes_again(store, tmp_path, fresh_host):
+    from fewshotkit.training import train
+
+    out = tmp_path / "run"
+    train(tiny_spec(), store, out, steps=3, device="cpu", show_progress=False)
+    with pytest.raises(RuntimeError, match="killed"):  # spec.toml says amp = false, log_episodes = true now
+        train(None, None, out, resume=True, steps=6, amp=False, log_episodes=True, device="cpu", show_progress=False,
+              hooks=[StopsBeforeStepping()])
+    assert "log_episodes = true" in (out / "spec.toml").read_text()
+    train(None, None, out, resume=True, steps=6, device="cpu", show_progress=False)
+    assert json.loads((out / "run.json").read_text())["final_step"] == 6
+
+
+def test_a_resumed_run_records_only_its_own_outcome(store, tmp_path, fresh_host):
+    from fewshotkit.training import train
+
+    out = tmp_path / "run"
+    train(tiny_spec(), store, out, steps=3, device="cpu", show_progress=False)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(None, None, out, resume=True, steps=6, device="cpu", show_progress=False, hooks=[StopsBeforeStepping()])
+    failed = json.loads((out / "run.json").read_text())
+    assert failed["status"] == "failed" and failed["error"] == "killed"
+    assert not {"finished", "train_seconds", "train_cpu_seconds", "rank_weight_sha256"} & set(failed)
+    train(None, None, out, resume=True, steps=6, device="cpu", show_progress=False)
+    completed = json.loads((out / "run.json").read_text())
+    assert completed["status"] == "completed" and not {"error", "updated"} & set(completed)
+
+
+class SecondCtrlC(HookBase):
+    def after_step(self) -> None:
+        if self.trainer.step == 2:
+            raise KeyboardInterrupt  # what a second Ctrl-C raises, at any point
+
+
+def test_a_second_ctrl_c_leaves_run_json_interrupted(store, tmp_path, fresh_host):
+    from fewshotkit.training import train
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_spec(), store, out, steps=4, device="cpu", show_progress=False, hooks=[SecondCtrlC()])
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["final_step"] == 2
+
+
+def test_numbered_checkpoints_are_ordered_by_step_past_six_digits(tmp_path):
+    from fewshotkit.method.checkpoint import FORMAT, VERSION, read_checkpoint, save_checkpoint
+    from fewshotkit.training.checkpoint import prune_checkpoints
+
+    directory = tmp_path / "run" / "checkpoints"
+    directory.mkdir(parents=True)
+    for step in (999_998, 999_999, 1_000_000):
+        (directory / f"step_{step:06d}.pt").write_bytes(b"")
+    prune_checkpoints(directory, 2)
+    assert sorted(p.name for p in directory.iterdir()) == ["step_1000000.pt", "step_999999.pt"]
+
+    last = save_checkpoint(directory / "last.pt", {"format": FORMAT, "version": VERSION, "step": 1_000_000,
+                                                   "model": {"w": torch.zeros(2)}})
+    payload = torch.load(last, weights_only=True)
+    payload["step"] = 7  # the training state no longer matches its digest
+    torch.save(payload, last)
+    with pytest.raises(FewshotkitError, match="corrupt") as caught:
+        read_checkpoint(last)
+    message = str(caught.value)
+    assert f"'{directory / 'step_1000000.pt'}'" in message and f"copy it to '{last}'" in message
+    assert f"--resume {tmp_path / 'run'}" in message

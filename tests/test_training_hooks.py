@@ -121,3 +121,122 @@ def test_two_hooks_keeping_state_under_one_name_are_refused(store, tmp_path):
     with pytest.raises(FewshotkitError, match="two training hooks keep state under the name 'loss-tally'"):
         train(tiny_spec(), store, tmp_path / "twice", steps=0, device="cpu", show_progress=False,
               hooks=[LossTally(), LossTally()])
+
+
+def test_a_periodic_checkpoint_holds_the_user_hooks_state_after_its_step(store, tmp_path, fresh_host):
+    from fewshotkit.training.loop import train
+
+    tally = LossTally()
+    out = tmp_path / "run"
+    train(tiny_spec(), store, out, steps=7, device="cpu", show_progress=False, hooks=[tally])  # a checkpoint at 5
+    saved = torch.load(out / "checkpoints" / "step_000005.pt", weights_only=True)
+    assert saved["step"] == 5 and saved["hooks"]["loss-tally"]["steps_seen"] == 5
+
+
+def test_metrics_log_the_learning_rate_their_step_used(store, tmp_path, fresh_host):
+    """lr 0.01 for steps 1-5, halved for steps 6-10: the record at step 5 says 0.01."""
+    import json
+
+    from fewshotkit.training.loop import train
+
+    out = tmp_path / "run"
+    train(tiny_spec("training.lr_step=5", "training.lr_gamma=0.5"), store, out, steps=10, device="cpu",
+          show_progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["lr"]) for r in records] == [(5, pytest.approx(0.01)), (10, pytest.approx(0.005))]
+
+
+class Sleeper(HookBase):
+    """Makes every step take at least ``seconds`` of training time (after_backward counts as training)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def after_backward(self) -> None:
+        import time
+
+        time.sleep(self.seconds)
+
+
+def test_the_first_metrics_record_after_a_resume_times_its_whole_window(store, tmp_path, fresh_host):
+    """A run stopped at step 6 within the window of steps 5-8, resumed: the record at step 8 counts
+    the training and wall seconds of steps 5 and 6 too."""
+    import json
+    import signal
+
+    from fewshotkit.training.loop import train
+
+    def interrupt(step: int) -> None:
+        if step == 6:
+            signal.raise_signal(signal.SIGINT)
+
+    spec, out = tiny_spec("training.log_every=4", "training.checkpoint_every=100"), tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, store, out, steps=8, device="cpu", show_progress=False, on_step=interrupt, hooks=[Sleeper(0.1)])
+    train(None, None, out, resume=True, device="cpu", show_progress=False, hooks=[Sleeper(0.1)])
+    first, second = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert (first["step"], second["step"]) == (4, 8)
+    window_s = second["train_s"] - first["train_s"]  # 4 steps, each >= 0.1 s
+    assert 4 * (second["data_s"] + second["model_s"]) == pytest.approx(window_s, abs=0.03)
+    assert second["steps_per_s"] <= 4 / window_s  # wall time holds the training time
+
+
+def test_the_episode_log_is_on_disk_after_every_step(store, tmp_path, fresh_host):
+    """A run killed after a checkpoint keeps every episode line up to it (resume trims only later ones)."""
+    from fewshotkit.training.loop import train
+
+    out, seen = tmp_path / "run", []
+
+    class Reader(HookBase):
+        def after_step(self) -> None:
+            seen.append(len((out / "episodes.jsonl").read_text().splitlines()))
+
+    train(tiny_spec(), store, out, steps=3, device="cpu", show_progress=False, log_episodes=True, hooks=[Reader()])
+    assert seen == [1, 2, 3]
+
+
+def test_the_built_in_hooks_finish_when_they_never_started():
+    from fewshotkit.training.distributed import DistInfo
+    from fewshotkit.training.hooks import EpisodeLogger, MetricsLogger
+
+    MetricsLogger(None, 10, DistInfo(), show_progress=False).after_train()
+    EpisodeLogger(None, DistInfo()).after_train()
+
+
+class Closes(HookBase):
+    def __init__(self) -> None:
+        self.closed = False
+
+    def after_train(self) -> None:
+        self.closed = True
+
+
+class FailsToClose(HookBase):
+    def after_train(self) -> None:
+        raise RuntimeError("could not close")
+
+
+class FailsAtStep(HookBase):
+    def after_step(self) -> None:
+        raise ValueError("the step went wrong")
+
+
+def test_every_hook_finishes_when_one_fails_to(store, tmp_path, fresh_host):
+    from fewshotkit.training.loop import train
+
+    closes = Closes()
+    with pytest.raises(RuntimeError, match="could not close"):
+        train(tiny_spec(), store, tmp_path / "a", steps=1, device="cpu", show_progress=False,
+              hooks=[FailsToClose(), closes])
+    assert closes.closed
+
+
+def test_a_failure_to_finish_does_not_hide_the_trainings_own_error(store, tmp_path, fresh_host):
+    from fewshotkit.training.loop import train
+
+    closes = Closes()
+    with pytest.raises(ValueError, match="the step went wrong"), \
+            pytest.warns(UserWarning, match="'FailsToClose' failed in after_train: RuntimeError"):
+        train(tiny_spec(), store, tmp_path / "b", steps=2, device="cpu", show_progress=False,
+              hooks=[FailsAtStep(), FailsToClose(), closes])
+    assert closes.closed

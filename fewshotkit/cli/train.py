@@ -13,6 +13,23 @@ from fewshotkit.cli.options import VAL_FROM_CHOICES, VAL_FROM_HELP
 from fewshotkit.core.errors import FewshotkitError
 
 
+#: what a run directory fixes, as (parameter, as the user writes it): ``train --resume`` refuses them
+FIXED_BY_THE_RUN = (("spec_path", "SPEC"), ("preset", "--preset"), ("store_path", "--store"), ("assignments", "--set"),
+                    ("regime", "--regime"), ("pseudolabels", "--pseudolabels"), ("n_folds", "--n-folds"),
+                    ("exclusion", "--exclusion"), ("eval_every", "--eval-every"), ("seed", "--seed"),
+                    ("fold", "--fold"), ("setting", "--setting"), ("exclude", "--exclude"),
+                    ("val_scans", "--val-scans"), ("val_from", "--val-from"))
+
+
+def _fixed_by_the_run(ctx: click.Context) -> list[str]:
+    """The options of :data:`FIXED_BY_THE_RUN` given on the command line (or from the environment),
+    whatever their values: a default given explicitly is refused too."""
+    from click.core import ParameterSource
+
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return [shown for name, shown in FIXED_BY_THE_RUN if ctx.get_parameter_source(name) in given]
+
+
 @click.command()
 @click.argument("spec_path", metavar="SPEC", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", metavar="NAME", help="Start from a built-in preset instead of a SPEC file (e.g. ssl-alpnet-cpu).")
@@ -36,7 +53,7 @@ from fewshotkit.core.errors import FewshotkitError
               help="Folds over the store's scans (default 5); the store needs at least this many patients.")
 @click.option("--steps", type=click.IntRange(min=0), help="Training steps (override spec.training.steps).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random generator.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random generator.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override a spec value, e.g. training.lr=0.01 or training.aug.rotate=10 (repeatable; every training key: docs/training.md).")
 @click.option("--pseudolabels", metavar="NAME", help="Pseudolabel set for --regime ssl (default: the store's only set).")
@@ -66,10 +83,7 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     from fewshotkit.training.loop import train as run_training
 
     if resume_dir is not None:
-        given = [name for name, value in (("SPEC", spec_path), ("--preset", preset), ("--store", store_path),
-                                          ("--set", assignments), ("--regime", regime), ("--pseudolabels", pseudolabels),
-                                          ("--n-folds", n_folds), ("--exclusion", exclusion))
-                 if value]
+        given = _fixed_by_the_run(click.get_current_context())
         if given:
             raise FewshotkitError(
                 f"--resume takes the spec and settings from {resume_dir}; do not combine it with {', '.join(given)} "

@@ -205,9 +205,30 @@ def _verify_weights(payload: dict[str, Any], ckpt_path: Path) -> None:
                               f"{where}; {_earlier_hint(ckpt_path)}")
 
 
+def numbered_step(path: Path) -> int | None:
+    """The step of a numbered checkpoint ``step_N.pt``; None for any other file name."""
+    digits = path.name.removeprefix("step_").removesuffix(".pt")
+    return int(digits) if path.name.startswith("step_") and path.suffix == ".pt" and digits.isdigit() else None
+
+
+def numbered_checkpoints(directory: Path) -> list[Path]:
+    """The ``step_N.pt`` files of ``directory``, oldest first (by step: a name's digits grow past six)."""
+    found = [(step, path) for path in directory.glob("step_*.pt") if (step := numbered_step(path)) is not None]
+    return [path for _, path in sorted(found)]
+
+
 def _earlier_hint(ckpt_path: Path) -> str:
-    earlier = sorted(p for p in ckpt_path.parent.glob("step_*.pt") if p.resolve() != ckpt_path.resolve())
-    return f"use an earlier checkpoint such as '{earlier[-1]}'" if earlier else "re-train it"
+    """What to do about a corrupt checkpoint: the newest numbered one before it, and how to resume from it."""
+    before = numbered_step(ckpt_path)
+    earlier = [p for p in numbered_checkpoints(ckpt_path.parent) if p.resolve() != ckpt_path.resolve()
+               and (before is None or (numbered_step(p) or 0) < before)]
+    if not earlier:
+        return "re-train it"
+    hint = f"use an earlier checkpoint such as '{earlier[-1]}'"
+    if ckpt_path.parent.name != "checkpoints":
+        return hint
+    return (f"{hint}; to resume the run from it, copy it to '{ckpt_path.parent / LAST}' and run "
+            f"`fewshotkit train --resume {ckpt_path.parent.parent}`")
 
 
 @dataclass

@@ -37,7 +37,9 @@ def check_resume_store(previous_run: dict[str, Any], store: "SliceStore") -> Non
 
 
 def prune_checkpoints(directory: Path, keep: int) -> None:
-    """Keep the ``keep`` newest ``step_NNNNNN.pt`` files (``last.pt`` is never removed)."""
-    numbered = sorted(directory.glob("step_*.pt"))
+    """Keep the ``keep`` newest ``step_NNNNNN.pt`` files by step (``last.pt`` is never removed)."""
+    from fewshotkit.method.checkpoint import numbered_checkpoints
+
+    numbered = numbered_checkpoints(directory)
     for old in numbered[:-keep] if keep > 0 else numbered:
         old.unlink(missing_ok=True)

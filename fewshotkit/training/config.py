@@ -129,9 +129,12 @@ class TrainingConfig:
         for name, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
             if getattr(self, name) not in valid:
                 raise FewshotkitError(f"{source}.{name} must be one of {', '.join(valid)}, got '{getattr(self, name)}'")
-        for name in ("warmup_steps", "eval_every"):
+        for name in ("warmup_steps", "eval_every", "weight_decay", "momentum", "min_segment_size", "min_pixels"):
             if getattr(self, name) < 0:
                 raise FewshotkitError(f"{source}.{name} must be >= 0, got {getattr(self, name)}")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum <= 0:
+            raise FewshotkitError(f"{source}.nesterov needs momentum > 0 (got momentum {self.momentum}); "
+                                  "set training.momentum (e.g. 0.9) or training.nesterov=false")
         if not 0 <= self.min_lr_ratio <= 1 or not all(0 <= b < 1 for b in self.betas):
             raise FewshotkitError(f"{source}: min_lr_ratio must lie in [0, 1] and betas in [0, 1) "
                                   f"(got {self.min_lr_ratio}, {list(self.betas)})")

@@ -9,7 +9,7 @@ import datetime as _dt
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -51,7 +51,10 @@ class Checkpointer:
 
 
 class PeriodicCheckpoint(HookBase):
-    """A numbered checkpoint every ``every`` steps (the final one is written by the caller)."""
+    """A numbered checkpoint every ``every`` steps (the final one is written by the caller).
+
+    Register it after every other hook: a checkpoint at step N then holds each hook's state after step N.
+    """
 
     def __init__(self, checkpointer: Checkpointer, every: int) -> None:
         self.checkpointer = checkpointer
@@ -63,7 +66,8 @@ class PeriodicCheckpoint(HookBase):
 
 
 class MetricsLogger(HookBase):
-    """Mean loss terms over every ``every`` steps -> metrics.jsonl and the progress bar.
+    """Mean loss terms over every ``every`` steps -> metrics.jsonl and the progress bar, with the
+    learning rate the window's last step used.
 
     A non-finite loss stops training with an error naming the step.
     """
@@ -76,6 +80,8 @@ class MetricsLogger(HookBase):
         self.last_loss = float("nan")
         self.n = 0  # steps in the loss window
         self._resumed: dict[str, Any] | None = None  # a checkpoint's window, taken back by _reset
+        self.file: IO[str] | None = None
+        self.progress: Any = None  # a rich Progress, from before_train on
 
     def before_train(self) -> None:
         from rich.progress import TextColumn
@@ -103,14 +109,19 @@ class MetricsLogger(HookBase):
             self.window = {k: torch.tensor(v, dtype=torch.float32, device=self.trainer.device)
                            for k, v in resumed["window"].items()}
             self.n, self.data_s = int(resumed["n"]), float(resumed["data_s"])
+            # a checkpoint from before the window's seconds were saved: its steps count as data time only
+            self.start_train_s -= float(resumed.get("train_s", self.data_s))
+            self.start -= float(resumed.get("wall_s", 0.0))
 
     def state_dict(self) -> dict[str, Any]:
-        """The loss window in progress (the steps since the last record), averaged over ranks: a resumed
-        run's next record then averages the same steps as an uninterrupted run's. Empty between windows."""
+        """The loss window in progress (the steps since the last record), averaged over ranks, with its
+        training and wall seconds: a resumed run's next record then averages the same steps, over the
+        same time, as an uninterrupted run's. Empty between windows."""
         if not self.n:
             return {}
         window = ddp.mean_over_ranks({k: v.item() for k, v in self.window.items()}, self.info, self.trainer.device)
-        return {"window": window, "n": self.n, "data_s": self.data_s}
+        return {"window": window, "n": self.n, "data_s": self.data_s,
+                "train_s": self.trainer.train_seconds - self.start_train_s, "wall_s": time.perf_counter() - self.start}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._resumed = dict(state)
@@ -134,7 +145,7 @@ class MetricsLogger(HookBase):
                     "(--set training.lr=...) or turn off --amp"
                 )
             record = {
-                "step": t.step, **{k: round(v, 6) for k, v in values.items()}, "lr": t.lr,
+                "step": t.step, **{k: round(v, 6) for k, v in values.items()}, "lr": out.lr,
                 "steps_per_s": round(self.n / (time.perf_counter() - self.start), 4),
                 "data_s": round(self.data_s / self.n, 5), "model_s": round(model_s / self.n, 5),
                 "train_s": round(t.train_seconds, 2),
@@ -150,17 +161,20 @@ class MetricsLogger(HookBase):
         self.progress.update(self.task, completed=t.step)
 
     def after_train(self) -> None:
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
         if self.file is not None:
             self.file.close()
 
 
 class EpisodeLogger(HookBase):
-    """Every episode's record (volume, z, segment ...) of every rank -> episodes.jsonl."""
+    """Every episode's record (volume, z, segment ...) of every rank -> episodes.jsonl, flushed after
+    every step (a killed run keeps the lines up to its last checkpoint, where a resume continues)."""
 
     def __init__(self, path: Path | None, info: ddp.DistInfo) -> None:
         self.path = path
         self.info = info
+        self.file: IO[str] | None = None
 
     def before_train(self) -> None:
         self.file = open(self.path, "a", encoding="utf-8") if self.path is not None else None
@@ -173,8 +187,7 @@ class EpisodeLogger(HookBase):
             for rank, records in enumerate(gathered):
                 for index, record in enumerate(records):
                     self.file.write(json.dumps({"step": t.step, "rank": rank, "index": index, **record}) + "\n")
-            if t.step % 10 == 0:
-                self.file.flush()
+            self.file.flush()
 
     def after_train(self) -> None:
         if self.file is not None:

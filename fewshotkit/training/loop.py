@@ -70,9 +70,11 @@ def train(
     (``spec``/``store_path`` may be None), ``steps`` may raise its target (a cosine schedule
     then stretches over the new target, so the run differs from one planned for it from the
     start), and training continues exactly where its last checkpoint left off, every hook's state
-    included. ``hooks`` (:class:`HookBase`) run after the built-in ones (metrics, checkpoints, the
-    Dice curve). ``on_step(step)`` is called after every completed step. Ctrl-C writes a
-    checkpoint and then raises KeyboardInterrupt. ``val_scans`` holds at least that many of the
+    included. ``hooks`` (:class:`HookBase`) run after the built-in ones (the weight average,
+    metrics, the episode log, the Dice curve) and before the periodic checkpoint, so a checkpoint
+    at step N holds their state after step N. ``on_step(step)`` is called after every completed
+    step. Ctrl-C writes a checkpoint and then raises KeyboardInterrupt (a second Ctrl-C stops at
+    once, without one; run.json says "interrupted" either way). ``val_scans`` holds at least that many of the
     fold's training scans out (whole patients): the run never trains on them, and its Dice-vs-time
     curve scores them instead of the test scans, so budgets and options are chosen without the test fold;
     ``val_from`` says which patients (:data:`~fewshotkit.data.episodes.folds.VAL_FROM`).
@@ -110,7 +112,8 @@ def _train(run: Run, extra_hooks: Sequence[HookBase], show_progress: bool) -> Pa
         "plugin_providers": record.fields["plugin_providers"], "run": {**record.fields, "final_step": step}})
     logger = MetricsLogger(run.paths / METRICS if run.info.is_main else None, run.config.log_every, run.info,
                            show_progress)
-    trainer.register([*_built_in_hooks(run, logger, checkpointer), *extra_hooks])
+    periodic = PeriodicCheckpoint(checkpointer, run.config.checkpoint_every)
+    trainer.register([*_built_in_hooks(run, logger), *extra_hooks, periodic])  # last: it saves every hook's state
     if run.checkpoint is not None:
         _resume(trainer, run)
     start = trainer.step
@@ -126,13 +129,22 @@ def _train(run: Run, extra_hooks: Sequence[HookBase], show_progress: bool) -> Pa
         with StopRequest() as stop:
             trainer.run(lambda: ddp.any_rank(stop.requested, run.info, run.device))
         last = checkpointer.save(trainer, numbered=not trainer.interrupted and trainer.step > start)
-    except Exception as exc:  # a NaN loss, a full disk, ...: run.json must not say "running"
-        error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        with contextlib.suppress(Exception):  # the disk may be full
-            record.write(status="failed", error=error, final_step=trainer.step, updated=now())
+    except BaseException as exc:  # a NaN loss, a full disk, a second Ctrl-C ...: run.json must not say "running"
+        _record_stop(record, trainer.step, exc)
         raise
     _finish(run, trainer, record, last, logger.last_loss)
     return last
+
+
+def _record_stop(record: RunRecord, step: int, exc: BaseException) -> None:
+    """run.json of a training that stopped on ``exc``: "interrupted" for Ctrl-C, else "failed" with its first line."""
+    text = str(exc).strip()
+    with contextlib.suppress(Exception):  # the disk may be full
+        if isinstance(exc, KeyboardInterrupt):
+            record.write(status="interrupted", final_step=step, updated=now())
+        else:
+            error = text.splitlines()[0] if text and isinstance(exc, Exception) else type(exc).__name__
+            record.write(status="failed", error=error, final_step=step, updated=now())
 
 
 def _build_trainer(run: Run) -> tuple[Trainer, list[dict[str, Any]]]:
@@ -184,10 +196,10 @@ def _mixed_precision(config: TrainingConfig, dev: torch.device) -> tuple[bool, t
     return use_amp, torch.bfloat16
 
 
-def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer) -> list[HookBase]:
+def _built_in_hooks(run: Run, logger: MetricsLogger) -> list[HookBase]:
     """The weight average first (evaluation and checkpoints after a step see the updated average),
-    the metrics log, the episode log, the Dice-vs-time curve and periodic checkpoints (after the
-    curve, so a checkpoint is written only once its step's curve point is)."""
+    the metrics log, the episode log and the Dice-vs-time curve. The periodic checkpoint is not
+    among them: it runs after every other hook (so also once its step's curve point is written)."""
     from fewshotkit.training.ema import WeightAverage
     from fewshotkit.training.eval_curve import EvalCurve
 
@@ -200,7 +212,6 @@ def _built_in_hooks(run: Run, logger: MetricsLogger, checkpointer: Checkpointer)
 
         scored = validation_fold(run.fold) if run.fold.validation else run.fold
         hooks.append(EvalCurve(run, scored, config.eval_every))
-    hooks.append(PeriodicCheckpoint(checkpointer, config.checkpoint_every))
     return hooks
 
 
@@ -217,6 +228,10 @@ def _resume(trainer: Trainer, run: Any) -> None:
                               "since the run was saved: restore it, or start a new run") from None
 
 
+#: run.json keys that say how a training ended: a resumed run starts without its previous outcome
+OUTCOME_KEYS = ("error", "updated", "finished", "train_seconds", "train_cpu_seconds", "rank_weight_sha256")
+
+
 def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dict[str, Any]:
     """What run.json records: the data, the settings, the devices and the software (status "running")."""
     from fewshotkit.core.device import describe_cpu, describe_device
@@ -229,7 +244,7 @@ def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dic
 
     config, info, dev, store, fold = run.config, run.info, run.device, run.store, run.fold
     return {
-        **run.previous,
+        **{key: value for key, value in run.previous.items() if key not in OUTCOME_KEYS},
         "store": str(Path(store.path).resolve()),
         "store_fingerprint": store_fingerprint(store, run.sampler_info.get("pseudolabel_set")),
         "fold": fold.index,

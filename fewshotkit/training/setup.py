@@ -149,11 +149,16 @@ RESUMED_KEYS = ("fold", "n_folds", "setting", "exclude", "exclusion", "regime", 
                 "val_from", "pseudolabel_set")
 
 
+#: the spec.toml ``[training]`` keys ``train --resume`` may change (--steps, --amp, --log-episodes)
+RESUME_MAY_CHANGE = ("steps", "amp", "log_episodes")
+
+
 def _check_against_checkpoint(paths: RunDir, spec: "MethodSpec", previous: dict[str, Any],
                               checkpoint: dict[str, Any]) -> None:
     """Refuse to resume from a run.json or spec.toml that no longer says what the last checkpoint
-    recorded (the checkpoint's copies are covered by its digest; the files are not). The step
-    target may differ: a resume that raised it rewrites both files before its next checkpoint."""
+    recorded (the checkpoint's copies are covered by its digest; the files are not). What a resume
+    may change (:data:`RESUME_MAY_CHANGE`) may differ: such a resume rewrites both files before its
+    next checkpoint, and may be stopped before it."""
     from fewshotkit.method.checkpoint import spec_from_toml
 
     recorded = checkpoint.get("run") or {}
@@ -163,7 +168,8 @@ def _check_against_checkpoint(paths: RunDir, spec: "MethodSpec", previous: dict[
                               "differ); restore the file or start a new run with --out")
     if checkpoint.get("spec_toml"):
         def comparable(table: dict[str, Any]) -> dict[str, Any]:
-            return {**table, "training": {k: v for k, v in table.get("training", {}).items() if k != "steps"}}
+            training = table.get("training", {})
+            return {**table, "training": {k: v for k, v in training.items() if k not in RESUME_MAY_CHANGE}}
 
         saved = spec_from_toml(checkpoint["spec_toml"], Path(checkpoint["path"]))
         if comparable(saved.to_dict()) != comparable(spec.to_dict()):
@@ -177,6 +183,8 @@ def _resolve_spec(spec: "MethodSpec", choices: RunChoices) -> tuple["MethodSpec"
 
     if choices.setting not in (1, 2):
         raise FewshotkitError(f"--setting must be 1 or 2, got {choices.setting}")
+    if choices.seed < 0:
+        raise FewshotkitError(f"--seed must be >= 0, got {choices.seed}")
     check_rule(choices.exclusion)
     if choices.setting == 1 and choices.exclusion != "any":
         raise FewshotkitError(f"--exclusion {choices.exclusion} applies to setting 2 only (setting 1 drops no slice); "

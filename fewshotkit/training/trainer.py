@@ -11,6 +11,7 @@ back with :meth:`Trainer.load_state_dict`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 import weakref
@@ -35,7 +36,8 @@ class HookBase:
     In one step the trainer calls ``before_step``, draws a batch, runs the forward and the
     backward pass, calls ``after_backward``, steps the optimiser and the schedule, and calls
     ``after_step``. ``after_train`` runs even when training stops with an error or an
-    interruption (``trainer.interrupted``), so hooks close their files there.
+    interruption (``trainer.interrupted``), so hooks close their files there; it runs for every
+    hook, also when an earlier hook's ``after_train`` fails or its own ``before_train`` never ran.
 
     A hook whose :meth:`state_dict` returns a non-empty dict has it saved in every checkpoint under
     its :attr:`name` and given back to :meth:`load_state_dict` when the run resumes (before
@@ -76,12 +78,14 @@ class HookBase:
 
 @dataclass
 class StepOutput:
-    """What one step produced: the detached loss and its terms, the episodes' records, data time."""
+    """What one step produced: the detached loss and its terms, the episodes' records, data time,
+    and the learning rate the step used (:attr:`Trainer.lr` is already the next step's)."""
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]
     records: list[dict[str, Any]]
     data_s: float  # drawing and augmenting the batch
+    lr: float = float("nan")
 
 
 @dataclass
@@ -130,7 +134,8 @@ class Trainer:
 
     @property
     def lr(self) -> float:
-        """The current learning rate of the parameter group ``default`` (of the first group if none has that name)."""
+        """The learning rate of the parameter group ``default`` (of the first group if none has that
+        name) for the next step; ``last.lr`` is the one the last step used."""
         names = [group.get("name") for group in self.optimizer.param_groups]
         return float(self.scheduler.get_last_lr()[names.index("default") if "default" in names else 0])
 
@@ -146,12 +151,32 @@ class Trainer:
                 self._call("before_step")
                 self.last = self.run_step()
                 self._call("after_step")
-        finally:
-            self._call("after_train")
+        except BaseException:
+            self._after_train(training_failed=True)
+            raise
+        self._after_train(training_failed=False)
 
     def _call(self, point: str) -> None:
         for hook in self.hooks:
             getattr(hook, point)()
+
+    def _after_train(self, training_failed: bool) -> None:
+        """Every hook's ``after_train``, each also when an earlier one fails (they close files).
+
+        The first failure is raised once all have run, unless training itself failed: its error is
+        the one to see. The other failures are warnings.
+        """
+        failures: list[tuple[HookBase, BaseException]] = []
+        for hook in self.hooks:
+            try:
+                hook.after_train()
+            except BaseException as exc:
+                failures.append((hook, exc))
+        for hook, error in failures[0 if training_failed else 1:]:
+            with contextlib.suppress(Warning):  # warnings turned into errors must not replace the one raised
+                warnings.warn(f"training hook '{hook.name}' failed in after_train: {error!r}", stacklevel=3)
+        if failures and not training_failed:
+            raise failures[0][1]
 
     def synchronize(self) -> None:
         """Wait for the device's queued work and count the wait as training time.
@@ -167,6 +192,7 @@ class Trainer:
 
     def run_step(self) -> StepOutput:
         """One optimisation step on one batch of episodes."""
+        lr = self.lr  # read before the schedule steps
         t0, c0 = time.perf_counter(), time.process_time()
         episode, records = self.batcher.next(self.sampler_rng)
         t1 = time.perf_counter()
@@ -183,7 +209,7 @@ class Trainer:
         t2 = time.perf_counter()
         self.train_seconds += t2 - t0
         self.train_cpu_seconds += time.process_time() - c0
-        return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()}, records, t1 - t0)
+        return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()}, records, t1 - t0, lr)
 
     def _weighted_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """The sum of the method's loss terms, each times its ``training.loss_weights`` entry (1 if none)."""

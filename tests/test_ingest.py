@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -276,3 +277,116 @@ def test_synapse_window_crop_resize_and_fold_statistics(tmp_path):
     assert s.image("0002").mean() > 0.1  # volume 2 is brighter than the "training" volume 1
     back = s.to_nifti("0001", s.label("0001"))
     assert back.shape == (160, 160, 3)
+
+
+def _nrrd_pair(folder, key, suffix=".nrrd", direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)):
+    """An image/label pair in NRRD or MetaImage (``suffix``) on a SimpleITK grid (identity direction: LPS)."""
+    from synthetic_scans import write_scan
+
+    rng = np.random.default_rng(0)
+    write_scan(folder / f"image_{key}{suffix}", rng.uniform(0, 500, (5, 30, 40)).astype(np.float32),
+               direction=direction)
+    write_scan(folder / f"label_{key}{suffix}", rng.choice([0, 1, 2], size=(5, 30, 40)).astype(np.uint8),
+               direction=direction)
+
+
+def test_scans_of_files_without_a_nifti_header_record_the_orientation_they_are_stored_in(tmp_path, run_cli):
+    import h5py
+
+    from fewshotkit.data.store.axes import stored_codes
+    from fewshotkit.data.store.fingerprint import store_fingerprint
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for key in ("1", "2"):
+        _nrrd_pair(src, key)
+    _nrrd_pair(src, "3", direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))  # RAS
+    _nrrd_pair(src, "4", ".mha")
+    out = tmp_path / "s.h5"
+    with pytest.warns(UserWarning, match=r"scans in 2 orientations \(LPS: 2, RAS: 1"):
+        ingest_nifti(src, out, labels={1: "a", 2: "b"}, image_glob="image_*.nrrd", label_glob="label_*.nrrd",
+                     quiet=True)
+    ingest_nifti(src, tmp_path / "m.h5", labels={1: "a", 2: "b"}, image_glob="image_*.mha",
+                 label_glob="label_*.mha", quiet=True)
+    with SliceStore(tmp_path / "m.h5") as store:
+        assert stored_codes(store.volume_attrs("4")) == "LPS"
+    with SliceStore(out) as store:
+        assert [stored_codes(store.volume_attrs(v)) for v in store.volumes] == ["LPS", "LPS", "RAS"]
+        assert "nifti_header" not in store.volume_attrs("1")
+        fingerprint = store_fingerprint(store)
+    info = run_cli("store", "info", str(out), "--json")
+    assert [v["orientation"] for v in json.loads(info.output)["volumes"]] == ["LPS", "LPS", "RAS"]
+    with h5py.File(out, "a") as f:  # a store written before the axis codes were recorded
+        for vid in ("1", "2", "3"):
+            del f["volumes"][vid].attrs["axis_codes"]
+    with SliceStore(out) as store:
+        assert [stored_codes(store.volume_attrs(v)) for v in store.volumes] == [None, None, None]
+        assert store_fingerprint(store) == fingerprint  # the codes are no part of the data's identity
+
+
+def test_made_up_affines_record_no_orientation_and_nifti_files_theirs(tmp_path):
+    from fewshotkit.data.ingest.synthetic import ingest_synthetic
+    from fewshotkit.data.store.axes import stored_codes
+
+    ingest_synthetic(tmp_path / "syn.h5", volumes=1, slices=4, size=32, quiet=True)
+    with SliceStore(tmp_path / "syn.h5") as store:
+        attrs = store.volume_attrs("1")
+        assert "axis_codes" not in attrs and stored_codes(attrs) is None
+    src = tmp_path / "src"
+    src.mkdir()
+    _pair(src, "1", affine=np.diag([-1.5, -1.5, 6.0, 1.0]))
+    ingest_nifti(src, tmp_path / "n.h5", labels={1: "a", 2: "b"}, orientation="RAS", quiet=True)
+    with SliceStore(tmp_path / "n.h5") as store:
+        assert store.volume_attrs("1")["axis_codes"] == "RAS"  # where the reorientation took it
+
+
+def test_scan_ids_natural_order_ranks_equal_keep_one_order_whatever_the_folder_lists(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from fewshotkit.data.ingest.common import pair_by_pattern
+
+    for key in ("1", "01", "2", "10"):
+        (tmp_path / f"image_{key}.nii.gz").touch()
+        (tmp_path / f"label_{key}.nii.gz").touch()
+    listed = Path.glob
+    orders = []
+    for reverse in (False, True):
+        monkeypatch.setattr(Path, "glob", lambda self, pattern, r=reverse: sorted(listed(self, pattern), reverse=r))
+        orders.append([key for key, _, _ in pair_by_pattern(tmp_path, "image_*.nii.gz", "label_*.nii.gz")])
+    assert orders[0] == orders[1] == ["01", "1", "2", "10"]
+
+
+def test_acdc_files_whose_ids_rank_equal_keep_one_order(tmp_path, monkeypatch):
+    import h5py
+    from pathlib import Path
+
+    from fewshotkit.data.ingest.acdc import ingest_acdc
+
+    src = tmp_path / "acdc"
+    src.mkdir()
+    for stem in ("patient1_frame01", "patient001_frame01"):
+        with h5py.File(src / f"{stem}.h5", "w") as f:
+            f["image"] = np.random.default_rng(0).uniform(0, 1, (3, 20, 20))
+            f["label"] = np.zeros((3, 20, 20), np.uint8)
+    listed = Path.glob
+    orders = []
+    for reverse in (False, True):
+        monkeypatch.setattr(Path, "glob", lambda self, pattern, r=reverse: sorted(listed(self, pattern), reverse=r))
+        out = ingest_acdc(src, tmp_path / f"{reverse}.h5", target_size=16, quiet=True)
+        with SliceStore(out) as store:
+            orders.append(store.volumes)
+    assert orders[0] == orders[1] == ["patient001_frame01", "patient1_frame01"]
+
+
+@pytest.mark.parametrize("given, stored", [("ct", "CT"), ("Mr", "MR")])
+def test_modality_is_mr_or_ct_in_any_case_and_stored_upper_case(tmp_path, run_cli, given, stored):
+    src = tmp_path / "src"
+    src.mkdir()
+    _pair(src, "1")
+    out = tmp_path / "s.h5"
+    result = run_cli("ingest", "nifti", str(src), "-o", str(out), "--labels", "1=a,2=b", "--modality", given)
+    assert result.exit_code == 0, result.output
+    assert SliceStore(out).modality == stored
+    bad = run_cli("ingest", "nifti", str(src), "-o", str(tmp_path / "x.h5"), "--labels", "1=a,2=b",
+                  "--modality", "PET")
+    assert bad.exit_code == 2 and "'PET' is not one of" in bad.output and not (tmp_path / "x.h5").exists()

@@ -154,3 +154,75 @@ def test_a_stop_request_whose_interrupt_was_dropped_still_stops_the_pseudolabels
     with pytest.raises(KeyboardInterrupt):
         run_pseudolabeler(path, "felzenszwalb", {}, jobs=1)
     assert path.read_bytes() == before and not list(tmp_path.glob(".s.h5*"))
+
+
+PLUGIN_SHORT_3D = '''
+import numpy as np
+from fewshotkit import hookimpl
+
+
+class Short:
+    """3D test pseudolabeler that labels every slice but the last."""
+
+    ndim = 3
+
+    def __call__(self, image, spacing=None):
+        return np.ones(image[1:].shape, np.int32)
+
+    def params(self):
+        return {}
+
+
+@hookimpl
+def register_pseudolabelers(register):
+    register("short3d", Short, description="test")
+'''
+
+
+def test_a_3d_pseudolabeler_must_label_every_slice_of_a_volume(tmp_path, run_cli):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "short_plugin.py").write_text(PLUGIN_SHORT_3D)
+    store = ingest_synthetic(tmp_path / "demo.h5", volumes=2, slices=8, size=32, quiet=True)
+    before = store.read_bytes()
+    result = run_cli("--plugins-dir", str(plugins), "pseudolabel", str(store), "--with", "short3d", "--jobs", "1")
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert "pseudolabeler 'short3d' returned shape (7, 32, 32)" in line and "expected (8, 32, 32)" in line
+    assert store.read_bytes() == before
+
+
+def test_a_set_of_the_same_name_with_other_recorded_params_is_replaced_only_with_force(tmp_path, run_cli):
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
+
+    store = ingest_synthetic(tmp_path / "demo.h5", volumes=2, slices=4, size=48, quiet=True)
+    name = run_pseudolabeler(store, "felzenszwalb", {"min_size": 100}, jobs=1).set_name
+    with h5py.File(store, "a") as f:
+        f[f"pseudolabels/{name}"].attrs["params"] = "{not json"
+        f[f"pseudolabels/{name}/1"][0] = 0  # no felzenszwalb run gives this: replacing it would show
+    before = store.read_bytes()
+    result = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_size=100", "--jobs", "1")
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert f"pseudolabel set {name}" in line and "--force" in line
+    assert store.read_bytes() == before
+    forced = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_size=100", "--jobs", "1",
+                     "--force")
+    assert forced.exit_code == 0, forced.output
+    with SliceStore(store) as s:
+        assert s.pseudolabel_sets == [name] and s.pseudolabel_set_attrs(name)["params"]["min_size"] == 100
+        assert s.pseudolabel(name, "1", 0).max() > 0
+
+
+def test_a_set_recorded_with_nan_params_is_found_again():
+    from fewshotkit.data.store import format as fmt
+    from fewshotkit.data.store.sets import find_set
+
+    class Group(dict):
+        def __init__(self, attrs):
+            super().__init__()
+            self.attrs = attrs
+
+    sets = {"blocks-1": Group({fmt.SET_COMPONENT: "blocks", fmt.SET_PARAMS: json.dumps({"scale": float("nan")})})}
+    assert find_set(sets, "blocks", {"scale": float("nan")}) == "blocks-1"
+    assert find_set(sets, "blocks", {"scale": 1.0}) is None

@@ -160,3 +160,90 @@ def test_self_supervised_sampler_all_ids_and_streams(demo, tmp_path):
     assert max(seen) == 64 and len(seen) > 55  # the largest id is drawn too
     with pytest.raises(FewshotkitError, match="no slice"):
         SelfSupervisedSampler(s, "grid", allowed_slices(s, fold.train), min_segment_size=65)
+
+
+def _damaged_copy(demo, tmp_path, change):
+    """A copy of ``demo`` with ``change(h5py.File)`` applied."""
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(demo.read_bytes())
+    with h5py.File(broken, "a") as f:
+        change(f)
+    return broken
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("norm_mean", np.nan, "norm_mean is nan, not a finite number"),
+    ("norm_std", np.inf, "norm_std is inf, not a positive finite number"),
+    ("norm_std", -2.0, "norm_std is -2.0, not a positive finite number"),
+    ("voxel_sum", 1.0, "voxel_sum"),
+    ("voxel_sumsq", np.nan, "voxel_sumsq"),
+    ("voxel_count", 7, "recorded at ingest"),
+])
+def test_check_compares_the_normalisation_attributes_in_a_store_with_pixel_sha256(demo, tmp_path, name, value,
+                                                                                   message):
+    from fewshotkit.data.store.check import require_valid_scans
+
+    broken = _damaged_copy(demo, tmp_path, lambda f: f["volumes/2"].attrs.__setitem__(name, value))
+    with h5py.File(broken, "r") as f:
+        assert "image_sha256" in f["volumes/2"].attrs  # the pixels themselves still match
+    problems = check_store(broken)
+    assert len(problems) == 1 and problems[0].startswith("volume '2': ") and message in problems[0]
+    with SliceStore(broken) as store, pytest.raises(DataError, match="volume '2'"):
+        require_valid_scans(store, ["1", "2"])
+
+
+def test_check_lists_structural_problems_of_a_store_that_opens(demo, tmp_path):
+    def change(f):
+        f.copy(f["volumes/1"], f["volumes"], name="stray")
+        f.attrs[fmt.ATTR_CLASSES] = json.dumps({"1": "liver", "2": "right kidney", "3": "left kidney", "300": "x"})
+        del f[fmt.PSEUDOLABELS]
+
+    broken = _damaged_copy(demo, tmp_path, change)
+    problems = check_store(broken)  # no KeyError for the missing group
+    assert "volume 'stray' is stored but not listed in 'volume_order'" in problems
+    assert any(p.startswith("root attribute 'classes' must map values 1..255") for p in problems)
+    assert f"group '/{fmt.PSEUDOLABELS}' is missing" in problems
+
+
+def test_check_skips_the_scan_checks_of_a_volume_whose_record_is_incomplete(demo, tmp_path):
+    broken = _damaged_copy(demo, tmp_path, lambda f: f["volumes/3"].__delitem__(fmt.LABEL))
+    assert check_store(broken) == ["volume '3': dataset 'label' is missing"]
+
+
+@pytest.mark.parametrize("patients, n_folds, hint", [
+    (2, 2, "use a store with at least 4 patients"),
+    (3, 2, "give --n-folds 3, or use a store with at least 4 patients"),
+    (4, 5, "give --n-folds 4 or fewer, or use a store with at least 5 patients"),
+])
+def test_folds_with_an_empty_training_set_are_refused(patients, n_folds, hint):
+    with pytest.raises(FewshotkitError, match=rf"--n-folds {n_folds} needs at least \d patients") as error:
+        make_folds([f"s{i}" for i in range(patients)], n_folds)
+    assert str(error.value).endswith(hint)
+
+
+def test_every_fold_trains_on_someone_at_the_fewest_patients_and_folds_stay_as_they_were():
+    from fewshotkit.data.episodes.folds import fewest_patients
+
+    assert [fewest_patients(n) for n in (2, 3, 5)] == [4, 3, 5]
+    for n_folds in (2, 3, 5):
+        for patients in range(fewest_patients(n_folds), 12):
+            assert all(f.train for f in make_folds([str(i) for i in range(patients)], n_folds))
+    folds = make_folds(["a", "b", "c", "d"], 2)
+    assert [(f.queries, f.support, f.train) for f in folds] == [(("a", "b"), "c", ("d",)), (("c", "d"), "a", ("b",))]
+
+
+def test_writer_orders_classes_by_value_whatever_the_type_of_their_keys(tmp_path):
+    from fewshotkit.data.store.writer import StoreHeader, StoreWriter, VolumeRecord
+
+    label = np.zeros((2, 8, 8), np.uint8)
+    label[0, :2], label[1, :5] = 9, 10
+    path = tmp_path / "s.h5"
+    header = StoreHeader("test", "MR", {"10": "ten", "9": "nine"})  # type: ignore[dict-item]
+    with StoreWriter(path, header) as writer:
+        writer.add(VolumeRecord("1", np.ones((2, 8, 8), np.float32), label, "1", "x", "x", (1.0, 1.0, 1.0),
+                                (2, 8, 8)))
+    with SliceStore(path) as store:
+        assert store.class_values == [9, 10]
+        np.testing.assert_array_equal(store.class_pixels(9, "1"), [16, 0])
+        np.testing.assert_array_equal(store.class_pixels(10, "1"), [0, 40])
+    assert check_store(path) == []

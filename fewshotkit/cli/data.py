@@ -108,7 +108,8 @@ def ingest_synapse(src: str, output: str, size: int, limit: int | None, force: b
 @click.option("--label-glob", default="label_*.nii.gz", show_default=True, help="Label files; '*' is the scan id.")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Make slices SIZE x SIZE (default: keep).")
 @click.option("--resize", is_flag=True, help="With --size: resize instead of centre crop/pad.")
-@click.option("--modality", default="MR", show_default=True, help="MR or CT (recorded).")
+@click.option("--modality", type=click.Choice(["MR", "CT"], case_sensitive=False), default="MR", show_default=True,
+              help="MR or CT (recorded; either case).")
 @click.option("--clip", "clip_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Clip above the 99.5th percentile (auto: unless already clipped).")
 @click.option("--orientation", default=None, metavar="CODES",
@@ -127,7 +128,7 @@ def ingest_nifti_command(src: str, output: str, labels: str, image_glob: str, la
     terminate_cleanly()
     guard_store_output(output, src, force)
     ingest_nifti(src, output, labels=parse_label_spec(labels), image_glob=image_glob, label_glob=label_glob,
-                 modality=modality, target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
+                 modality=modality.upper(), target_size=size, resize=resize, clip_mode=clip_mode, limit=limit,
                  overwrite=force, orientation=orientation, frame=frame)
 
 

@@ -37,7 +37,7 @@ from fewshotkit.core.option_types import check_option_values
 from fewshotkit.data.store import format as fmt
 from fewshotkit.data.store.lock import store_lock
 from fewshotkit.data.store.reader import SliceStore
-from fewshotkit.data.store.sets import find_set, set_name
+from fewshotkit.data.store.sets import describe_set, find_set, set_name
 from fewshotkit.data.store.writer import discard_h5, fsync_path
 
 SLICES_PER_TASK = 4
@@ -85,7 +85,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _run_task(vol: str, z0: int, z1: int) -> tuple[str, int, np.ndarray]:
+def _run_task(vol: str, z0: int, z1: int) -> tuple[str, int, int, np.ndarray]:
     """Pseudolabels int32 (z1 - z0, H, W) of slices [z0, z1) of ``vol`` (or the whole volume, 3D)."""
     store: SliceStore = _worker["store"]
     labeler = _worker["labeler"]
@@ -98,7 +98,7 @@ def _run_task(vol: str, z0: int, z1: int) -> tuple[str, int, np.ndarray]:
                             for z in range(z0, z1)])
     except FewshotkitError as exc:  # name the volume at fault
         raise FewshotkitError(f"volume '{vol}' of '{store.path}': {exc}") from None
-    return vol, z0, out
+    return vol, z0, z1, out
 
 
 def parse_set_options(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -121,7 +121,8 @@ def run_pseudolabeler(
     """Compute pseudolabeler ``name`` (built through the registry with ``options``) over the store.
 
     A set made by the same pseudolabeler with the same parameters is kept (nothing to do)
-    unless ``force``; it is then recomputed under its existing name.
+    unless ``force``; it is then recomputed under its existing name. A set of the new set's name
+    whose recorded parameters differ (or cannot be read) is an error unless ``force`` replaces it.
     """
     from fewshotkit.host.plugin_host import get_registry
 
@@ -140,13 +141,18 @@ def run_pseudolabeler(
     with store_lock(path):
         store = SliceStore(path)
         try:
-            existing = find_set(store._h5()[fmt.PSEUDOLABELS], name, params)
+            sets = store._h5()[fmt.PSEUDOLABELS]
+            existing = find_set(sets, name, params)
             if existing is not None and not force:
                 return PseudolabelResult(existing, False, time.perf_counter() - start, float("nan"))
+            target = existing or set_name(name, params)
+            if target != existing and target in sets and not force:
+                raise FewshotkitError(f"pseudolabel set {describe_set(target, dict(sets[target].attrs))} in '{path}' "
+                                      "has the name of the set to make but other recorded parameters (or unreadable "
+                                      "ones); pass --force to replace it")
             tasks = _tasks(store, name, ndim)
         finally:
             store.close()
-        target = existing or set_name(name, params)
         segments = _write_set(store, path, target, component, labeler, params, ndim, tasks, jobs, description)
     return PseudolabelResult(target, True, time.perf_counter() - start, segments / max(store.n_slices, 1))
 
@@ -219,13 +225,14 @@ def _label_slices(store: SliceStore, group: h5py.Group, component: Any, labeler:
     with make_progress() as progress:
         bar = progress.add_task(description, total=store.n_slices)
 
-        def take(vol: str, z0: int, labels: np.ndarray) -> None:
+        def take(vol: str, z0: int, z1: int, labels: np.ndarray) -> None:
             nonlocal segments
             stop.check()  # a SIGTERM whose KeyboardInterrupt was dropped still stops the set
-            expected = (labels.shape[0], *store.shape(vol)[1:])
+            expected = (z1 - z0, *store.shape(vol)[1:])
             if labels.shape != expected or labels.min(initial=0) < 0:
                 raise FewshotkitError(f"pseudolabeler '{component.name}' returned shape {labels.shape} with "
-                                      f"min {labels.min()} for volume '{vol}'; expected {expected} and ids >= 0")
+                                      f"min {labels.min(initial=0)} for slices {z0}..{z1 - 1} of volume '{vol}'; "
+                                      f"expected {expected} and ids >= 0")
             datasets[vol][z0:z0 + labels.shape[0]] = labels
             segments += sum(int(np.count_nonzero(np.bincount(s.ravel())[1:])) for s in labels)  # ids on each slice
             progress.advance(bar, labels.shape[0])
@@ -254,7 +261,8 @@ def _describe_set(group: h5py.Group, component: Any, params: dict[str, Any], ndi
 
 
 def _parallel(store: SliceStore, labeler: Any, tasks: list[tuple[str, int, int]], jobs: int, take) -> None:
-    """Run tasks in ``jobs`` processes, at most 2 * jobs in flight, handing results to ``take``."""
+    """Run tasks in ``jobs`` processes, at most 2 * jobs in flight, handing each result (volume, z0, z1,
+    labels (z1 - z0, H, W)) to ``take``."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     pending = list(reversed(tasks))

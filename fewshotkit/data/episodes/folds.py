@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
@@ -44,11 +45,15 @@ def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] |
     names = list(units)
     if n_folds < 2:
         raise FewshotkitError(f"--n-folds must be at least 2, got {n_folds}")
-    if len(names) < n_folds:
-        fewer = f"give --n-folds {len(names)} or fewer (each fold needs its own patients), or " if len(names) >= 2 else ""
+    need = fewest_patients(n_folds)
+    if len(names) < need:
+        fits = [k for k in range(2, len(names) + 1) if fewest_patients(k) <= len(names)]
+        fewer = " or fewer" if len(fits) > 1 else ""  # 3 patients: 3 folds, not 2
+        hint = f"give --n-folds {max(fits)}{fewer}, or " if fits else ""
         raise FewshotkitError(
-            f"cannot make {n_folds} folds from {len(names)} patient(s): {fewer}use a store with at least "
-            f"{max(n_folds, 2)} patients"
+            f"cannot make {n_folds} folds from {len(names)} patient(s): --n-folds {n_folds} needs at least {need} "
+            f"patients (a fold's queries, its support's patient and one training patient); {hint}use a store "
+            f"with at least {need} patients"
         )
     blocks = [list(b) for b in np.array_split(np.arange(len(names)), n_folds)]
     folds = []
@@ -63,6 +68,16 @@ def make_folds(volumes: Sequence[str], n_folds: int = 5, groups: Sequence[str] |
             train=tuple(v for g in names if g not in excluded for v in units[g]),
         ))
     return folds
+
+
+def fewest_patients(n_folds: int) -> int:
+    """The fewest patients :func:`make_folds` splits into ``n_folds`` folds: each fold's training scans
+    are the patients outside its query block (of at most ceil(n / n_folds) patients) and its
+    support's, and must not be empty (2 folds: 4 patients; N >= 3 folds: N)."""
+    n = n_folds
+    while n - math.ceil(n / n_folds) - 1 < 1:
+        n += 1
+    return n
 
 
 #: where a fold's validation patients come from: ``next-fold``, the last training patients of the

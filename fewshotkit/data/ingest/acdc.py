@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from fewshotkit.core.errors import DataError
-from fewshotkit.data.ingest.common import apply_inplane, check_pair, map_labels, natural_key, require_dir, resize_op, write_store
+from fewshotkit.data.ingest.common import apply_inplane, check_pair, map_labels, require_dir, resize_op, scan_order, write_store
 from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
 CLASSES = {1: "RV", 2: "LV-MYO", 3: "LV-BP"}
@@ -52,7 +52,7 @@ def acdc_record(path: Path, target_size: int) -> VolumeRecord:
 def ingest_acdc(src: str | os.PathLike, out: str | os.PathLike, *, target_size: int = 256,
                 limit: int | None = None, quiet: bool = False, overwrite: bool = False) -> Path:
     folder = require_dir(src)
-    files = sorted(folder.glob("*.h5"), key=lambda p: natural_key(p.stem))
+    files = sorted(folder.glob("*.h5"), key=lambda p: scan_order(p.stem))
     if not files:
         raise DataError(f"'{folder}' has no *.h5 files (expected patientNNN_frameNN.h5)")
     if limit is not None:

@@ -150,18 +150,24 @@ def pair_by_pattern(folder: Path, image_glob: str, label_glob: str) -> list[tupl
     images, labels = keyed(image_glob), keyed(label_glob)
     if not images and not labels:
         raise DataError(f"'{folder}' has no files matching '{image_glob}' or '{label_glob}'")
-    lonely = sorted(set(images) ^ set(labels), key=natural_key)
+    lonely = sorted(set(images) ^ set(labels), key=scan_order)
     if lonely:
         key = lonely[0]
         path = images.get(key) or labels.get(key)
         other = label_glob if key in images else image_glob
         raise DataError(f"'{path}' has no partner matching '{other}' in '{folder}' ({len(lonely)} unpaired file(s))")
-    return [(k, images[k], labels[k]) for k in sorted(images, key=natural_key)]
+    return [(k, images[k], labels[k]) for k in sorted(images, key=scan_order)]
 
 
 def natural_key(text: str) -> tuple:
     """Sort "2" before "10": digits compare as numbers."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+def scan_order(text: str) -> tuple:
+    """:func:`natural_key`, then the text itself: ids it ranks equal ("1" and "01") keep one order
+    whatever order the folder lists them in."""
+    return natural_key(text), text
 
 
 def write_store(out: str | os.PathLike, records: Iterable[Any], header: StoreHeader, *, total: int,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fewshotkit.core.errors import DataError
-from fewshotkit.data.ingest.common import ScanPrep, natural_key, require_dir, write_store
+from fewshotkit.data.ingest.common import ScanPrep, require_dir, scan_order, write_store
 from fewshotkit.data.ingest.nifti import nifti_pair_record
 from fewshotkit.data.store.writer import StoreHeader, VolumeRecord
 
@@ -122,17 +122,17 @@ def find_cases(folder: Path, file_ending: str) -> list[tuple[str, Path, Path]]:
         if key in by_case:
             raise DataError(f"case '{key}' has two images, '{by_case[key]}' and '{path}'; keep one")
         by_case[key] = path
-    unlabelled = sorted(set(by_case) - set(labels), key=natural_key)
+    unlabelled = sorted(set(by_case) - set(labels), key=scan_order)
     if unlabelled:
         case = unlabelled[0]
         raise DataError(f"image '{by_case[case]}' has no label '{folder / 'labelsTr' / (case + file_ending)}' "
                         f"({len(unlabelled)} unlabelled image(s))")
-    missing = sorted(set(labels) - set(by_case), key=natural_key)
+    missing = sorted(set(labels) - set(by_case), key=scan_order)
     if missing:
         case = missing[0]
         raise DataError(f"label '{labels[case]}' has no image '{folder / 'imagesTr' / (case + CHANNEL + file_ending)}' "
                         f"({len(missing)} label(s) without an image)")
-    return [(case, by_case[case], labels[case]) for case in sorted(labels, key=natural_key)]
+    return [(case, by_case[case], labels[case]) for case in sorted(labels, key=scan_order)]
 
 
 def _check_single_channel(path: Path) -> None:

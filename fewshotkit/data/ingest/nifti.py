@@ -95,6 +95,7 @@ def nifti_pair_record(vid: str, image_path: Path, label_path: Path, codes: dict[
         inplane=ops,
         preprocessing=clip_info,
         nifti_header=scan.header,
+        real_affine=True,
     )
 
 

@@ -65,6 +65,7 @@ def synapse_record(vid: str, image_path: Path, label_path: Path, size: int) -> V
         inplane=ops,
         preprocessing={"window_hu": list(WINDOW), "scaled_to": [0, 255], "border_crop": BORDER},
         nifti_header=header,
+        real_affine=True,
     )
 
 

@@ -56,12 +56,26 @@ def check_codes(codes: str) -> str:
 
 def stored_codes(attrs: dict[str, Any]) -> str | None:
     """The axis codes a stored scan (its ``volume_attrs``) is stored in: its source file's, or those
-    it was reoriented to at ingestion; None when its preset made the affine up (no source NIfTI:
-    ACDC's preprocessed files, synthetic phantoms)."""
+    it was reoriented to at ingestion; None when its preset made the affine up (ACDC's preprocessed
+    files, synthetic phantoms).
+
+    Stores record them (``axis_codes``) for every scan read from a file with real geometry (NIfTI,
+    NRRD, MetaImage, DICOM); in stores written before that, only a scan with a NIfTI header is known
+    to have one.
+    """
+    if "axis_codes" in attrs:
+        codes = attrs["axis_codes"]
+        return str(codes) if isinstance(codes, str) and codes else None
     if attrs.get("nifti_header") is None:
         return None
-    turned = [op["to"] for op in attrs.get("inplane") or [] if op.get("op") == "reorient"]
-    return str(turned[-1]) if turned else axis_codes(np.asarray(attrs["affine"]))
+    return placed_codes(np.asarray(attrs["affine"]), attrs.get("inplane") or [])
+
+
+def placed_codes(affine: np.ndarray, inplane: list[dict[str, Any]]) -> str:
+    """The axis codes of a scan of ``affine`` (4, 4) after the geometry ops ``inplane``: those of its
+    last ``reorient``, else the affine's own."""
+    turned = [op["to"] for op in inplane if op.get("op") == "reorient"]
+    return str(turned[-1]) if turned else axis_codes(affine)
 
 
 def scans_orientation(store: Any, volumes: Iterable[str]) -> str | None:

@@ -20,28 +20,36 @@ from fewshotkit.data.store import format as fmt
 from fewshotkit.data.store.reader import MalformedStoreError, SliceStore
 from fewshotkit.data.store.writer import class_pixel_table, pixel_checksums
 
+DAMAGED = "damaged since ingest; re-create the store with `fewshotkit ingest`"
+
 
 def check_store(path: str | os.PathLike) -> list[str]:
-    """Every problem found, one line each; an empty list means the store is valid."""
+    """Every problem found, one line each; an empty list means the store is valid.
+
+    The structure (:func:`metadata_problems`) is checked first; then the scans whose records are
+    whole, and the pseudolabel sets where the store has its ``/pseudolabels`` group."""
     try:
         store = SliceStore(path)
     except MalformedStoreError as exc:
         with h5py.File(path, "r") as h5:
             return metadata_problems(h5) or [str(exc)]
-    problems: list[str] = []
     with store:
         h5 = store._h5()
+        problems = metadata_problems(h5)
+        volumes = h5[fmt.VOLUMES]
         for vol in store.volumes:
-            problems += scan_problems(store, vol, full=True)
-        for name in store.pseudolabel_sets:
-            problems += _set_problems(store, h5[fmt.PSEUDOLABELS][name], name)
+            if not _record_problems(volumes, vol, len(store.classes)):  # else named above; its datasets are needed
+                problems += scan_problems(store, vol, full=True)
+        sets = h5.get(fmt.PSEUDOLABELS)
+        for name in sorted(sets) if isinstance(sets, h5py.Group) else []:
+            problems += _set_problems(store, sets[name], name)
     return problems
 
 
 def scan_problems(store: SliceStore, vol: str, *, full: bool = False) -> list[str]:
     """Problems of one volume: dtypes, label shape, finite image values, known label codes, the
-    pixels' integrity (:func:`integrity_problems`) and the class-slice index (one read of the
-    volume and a sha256 over it); with ``full`` also chunking and the normalisation."""
+    normalisation attributes, the pixels' integrity (:func:`integrity_problems`) and the class-slice
+    index (one read of the volume and a sha256 over it); with ``full`` also chunking."""
     group = store._h5()[fmt.VOLUMES][vol]
     image, label = group[fmt.IMAGE], group[fmt.LABEL]
     where = f"volume '{vol}'"
@@ -64,31 +72,62 @@ def scan_problems(store: SliceStore, vol: str, *, full: bool = False) -> list[st
     if unknown:
         problems.append(f"{where}: unknown label values {unknown} (classes: "
                         f"{', '.join(f'{v}={n}' for v, n in store.classes.items())})")
+    problems += normalisation_problems(group.attrs, where)
     problems += integrity_problems(group.attrs, pixels, labels, where)
     if not np.array_equal(store._pixels[vol], class_pixel_table(labels, store.class_values)):
         problems.append(f"{where}: class-slice index does not match the labels")
-    if full and not float(group.attrs["norm_std"]) > 0:
-        problems.append(f"{where}: norm_std is not positive")
     return problems
+
+
+def normalisation_problems(attrs: Any, where: str) -> list[str]:
+    """A finite ``norm_mean`` and a positive finite ``norm_std`` (the model input's z-score)."""
+    problems = []
+    mean, std = _number(attrs.get("norm_mean")), _number(attrs.get("norm_std"))
+    if not math.isfinite(mean):
+        problems.append(f"{where}: norm_mean is {_shown(attrs.get('norm_mean'))}, not a finite number")
+    if not (math.isfinite(std) and std > 0):
+        problems.append(f"{where}: norm_std is {_shown(attrs.get('norm_std'))}, not a positive finite number")
+    return problems
+
+
+def _shown(value: Any) -> str:
+    """An attribute's value for a message (``nan``, ``-2.0``, ``'abc'``), or ``missing``."""
+    return "missing" if value is None else repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN for anything that is not one number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def integrity_problems(attrs: Any, image: np.ndarray, label: np.ndarray, where: str) -> list[str]:
     """The image (Z, H, W) float32 and label (Z, H, W) uint8 of a volume against what ingest recorded:
-    their sha256 (``image_sha256``, ``label_sha256``) or, in stores written before those, the image's
-    voxel sum and sum of squares (which catch large damage only; the class-slice index, checked
-    separately, covers the labels)."""
-    damaged = "damaged since ingest; re-create the store with `fewshotkit ingest`"
+    their sha256 (``image_sha256``, ``label_sha256``; absent in stores written before those) and the
+    image's voxel count, sum and sum of squares (the normalisation statistics; alone they catch large
+    damage only, and the class-slice index, checked separately, covers the labels)."""
+    problems = []
     if "image_sha256" in attrs and "label_sha256" in attrs:
         checksums = pixel_checksums(image, label)
-        return [f"{where}: {part} bytes do not match the sha256 recorded at ingest ({damaged})"
-                for part in ("image", "label") if checksums[f"{part}_sha256"] != str(attrs[f"{part}_sha256"])]
-    if "voxel_sum" not in attrs or "voxel_sumsq" not in attrs:
-        return []
-    values = image.astype(np.float64)
-    for name, actual in (("voxel_sum", float(values.sum())), ("voxel_sumsq", float(np.square(values).sum()))):
-        recorded = float(attrs[name])
+        problems += [f"{where}: {part} bytes do not match the sha256 recorded at ingest ({DAMAGED})"
+                     for part in ("image", "label") if checksums[f"{part}_sha256"] != str(attrs[f"{part}_sha256"])]
+    return problems + statistics_problems(attrs, image, where)
+
+
+def statistics_problems(attrs: Any, image: np.ndarray, where: str) -> list[str]:
+    """The first of the recorded ``voxel_count``, ``voxel_sum`` and ``voxel_sumsq`` (those present)
+    that the image (Z, H, W) does not give."""
+    if "voxel_count" in attrs and _number(attrs["voxel_count"]) != image.size:
+        return [f"{where}: image has {image.size} voxels, not the {attrs['voxel_count']} recorded at ingest ({DAMAGED})"]
+    names = [name for name in ("voxel_sum", "voxel_sumsq") if name in attrs]
+    values = image.astype(np.float64) if names else image
+    for name in names:
+        actual = float(values.sum() if name == "voxel_sum" else np.square(values).sum())
+        recorded = _number(attrs[name])
         if not math.isclose(actual, recorded, rel_tol=1e-9, abs_tol=1e-6) and not np.isnan(actual):
-            return [f"{where}: image {name} {actual:.6g} differs from the {recorded:.6g} recorded at ingest ({damaged})"]
+            return [f"{where}: image {name} {actual:.6g} differs from the {recorded:.6g} recorded at ingest ({DAMAGED})"]
     return []
 
 
@@ -105,55 +144,63 @@ def require_valid_scans(store: SliceStore, volumes: Iterable[str]) -> None:
 
 
 def metadata_problems(h5: h5py.File) -> list[str]:
-    """Problems of the root attributes and the per-volume records (listed, not raised)."""
-    problems: list[str] = []
-    attrs = h5.attrs
-    parsed: dict[str, Any] = {}
-    for key in (fmt.ATTR_CLASSES, fmt.ATTR_VOLUME_ORDER, fmt.ATTR_PREPROCESSING):
-        if key not in attrs:
-            problems.append(f"root attribute '{key}' is missing")
-            continue
-        try:
-            parsed[key] = json.loads(attrs[key])
-        except (TypeError, ValueError) as exc:
-            problems.append(f"root attribute '{key}' is not valid JSON ({exc})")
-    for key in (fmt.ATTR_PRESET, fmt.ATTR_MODALITY, fmt.ATTR_NORMALIZATION):
-        if key not in attrs:
-            problems.append(f"root attribute '{key}' is missing")
-    classes = parsed.get(fmt.ATTR_CLASSES)
-    if classes is not None and not (isinstance(classes, dict) and all(
-            str(k).isdigit() and 0 < int(k) < 256 and isinstance(v, str) for k, v in classes.items())):
-        problems.append(f"root attribute '{fmt.ATTR_CLASSES}' must map values 1..255 to names, got {classes!r}")
-    order = parsed.get(fmt.ATTR_VOLUME_ORDER)
-    if order is not None and not isinstance(order, list):
-        problems.append(f"root attribute '{fmt.ATTR_VOLUME_ORDER}' must be a list of volume ids")
-        order = None
+    """Problems of the root attributes, the per-volume records, volume groups missing from the
+    volume list and the ``/pseudolabels`` group (listed, not raised)."""
+    problems, classes, order = _root_problems(h5.attrs)
     volumes = h5.get(fmt.VOLUMES)
     if not isinstance(volumes, h5py.Group):
         return problems + [f"group '/{fmt.VOLUMES}' is missing"]
+    n_classes = len(classes) if isinstance(classes, dict) else None
     for vid in order or []:
-        group = volumes.get(str(vid))
-        if not isinstance(group, h5py.Group):
-            problems.append(f"volume '{vid}' is listed in '{fmt.ATTR_VOLUME_ORDER}' but missing")
-            continue
-        for name in (fmt.IMAGE, fmt.LABEL, fmt.CLASS_PIXELS):
-            if not isinstance(group.get(name), h5py.Dataset):
-                problems.append(f"volume '{vid}': dataset '{name}' is missing")
-        for name in ("norm_mean", "norm_std"):
-            if name not in group.attrs:
-                problems.append(f"volume '{vid}': attribute '{name}' is missing")
-        image, table = group.get(fmt.IMAGE), group.get(fmt.CLASS_PIXELS)
-        if isinstance(image, h5py.Dataset) and image.ndim != 3:
-            problems.append(f"volume '{vid}': image has shape {image.shape}, not (Z, H, W)")
-        elif isinstance(classes, dict) and isinstance(image, h5py.Dataset) and isinstance(table, h5py.Dataset) \
-                and table.shape != (image.shape[0], len(classes)):
-            problems.append(f"volume '{vid}': class index has shape {table.shape}, "
-                            f"expected {(image.shape[0], len(classes))}")
+        problems += _record_problems(volumes, str(vid), n_classes)
     if order is not None:
-        for vid in sorted(set(volumes) - {str(v) for v in order}):
-            problems.append(f"volume '{vid}' is stored but not listed in '{fmt.ATTR_VOLUME_ORDER}'")
+        problems += [f"volume '{vid}' is stored but not listed in '{fmt.ATTR_VOLUME_ORDER}'"
+                     for vid in sorted(set(volumes) - {str(v) for v in order})]
     if not isinstance(h5.get(fmt.PSEUDOLABELS), h5py.Group):
         problems.append(f"group '/{fmt.PSEUDOLABELS}' is missing")
+    return problems
+
+
+def _root_problems(attrs: Any) -> tuple[list[str], Any, list | None]:
+    """Problems of the root attributes, the parsed ``classes`` (None when unreadable) and the volume
+    list (None when unreadable or not a list)."""
+    problems: list[str] = []
+    parsed: dict[str, Any] = {}
+    for key in (fmt.ATTR_CLASSES, fmt.ATTR_VOLUME_ORDER, fmt.ATTR_PREPROCESSING,
+                fmt.ATTR_PRESET, fmt.ATTR_MODALITY, fmt.ATTR_NORMALIZATION):
+        if key not in attrs:
+            problems.append(f"root attribute '{key}' is missing")
+    for key in (fmt.ATTR_CLASSES, fmt.ATTR_VOLUME_ORDER, fmt.ATTR_PREPROCESSING):
+        try:
+            parsed[key] = json.loads(attrs[key]) if key in attrs else None
+        except (TypeError, ValueError) as exc:
+            problems.append(f"root attribute '{key}' is not valid JSON ({exc})")
+    classes, order = parsed.get(fmt.ATTR_CLASSES), parsed.get(fmt.ATTR_VOLUME_ORDER)
+    if classes is not None and not (isinstance(classes, dict) and all(
+            str(k).isdigit() and 0 < int(k) < 256 and isinstance(v, str) for k, v in classes.items())):
+        problems.append(f"root attribute '{fmt.ATTR_CLASSES}' must map values 1..255 to names, got {classes!r}")
+    if order is not None and not isinstance(order, list):
+        problems.append(f"root attribute '{fmt.ATTR_VOLUME_ORDER}' must be a list of volume ids")
+        order = None
+    return problems, classes, order
+
+
+def _record_problems(volumes: h5py.Group, vid: str, n_classes: int | None) -> list[str]:
+    """Problems of the record of listed volume ``vid``: its group, datasets, normalisation attributes,
+    image rank and, given the class count, the class index's shape (Z, n_classes)."""
+    group = volumes.get(vid)
+    if not isinstance(group, h5py.Group):
+        return [f"volume '{vid}' is listed in '{fmt.ATTR_VOLUME_ORDER}' but missing"]
+    problems = [f"volume '{vid}': dataset '{name}' is missing" for name in (fmt.IMAGE, fmt.LABEL, fmt.CLASS_PIXELS)
+                if not isinstance(group.get(name), h5py.Dataset)]
+    problems += [f"volume '{vid}': attribute '{name}' is missing" for name in ("norm_mean", "norm_std")
+                 if name not in group.attrs]
+    image, table = group.get(fmt.IMAGE), group.get(fmt.CLASS_PIXELS)
+    if isinstance(image, h5py.Dataset) and image.ndim != 3:
+        problems.append(f"volume '{vid}': image has shape {image.shape}, not (Z, H, W)")
+    elif n_classes is not None and isinstance(image, h5py.Dataset) and isinstance(table, h5py.Dataset) \
+            and table.shape != (image.shape[0], n_classes):
+        problems.append(f"volume '{vid}': class index has shape {table.shape}, expected {(image.shape[0], n_classes)}")
     return problems
 
 

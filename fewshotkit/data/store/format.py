@@ -58,6 +58,7 @@ VOLUME_ATTRS = (
     "voxel_sumsq",
     "voxel_count",
     "nifti_header",  # bytes of the source NIfTI header (absent for sources without one)
+    "axis_codes",  # axis codes the arrays are stored in, e.g. "LPS"; absent where the preset made the affine up
     "image_sha256",  # sha256 hex of the image's bytes (float32 little-endian, C order); absent in older stores
     "label_sha256",  # sha256 hex of the label's bytes (uint8, C order); absent in older stores
 )

@@ -49,9 +49,14 @@ def find_set(sets_group: Any, component: str, params: dict[str, Any]) -> str | N
             recorded = json.loads(attrs.get(fmt.SET_PARAMS, "null"))
         except (TypeError, ValueError):
             continue
-        if canonical_params(recorded) == wanted:
+        if _same_params(canonical_params(recorded), wanted):
             return name
     return None
+
+
+def _same_params(a: Any, b: Any) -> bool:
+    """Equal canonical parameters; as text too, so that a NaN equals the NaN it was recorded as."""
+    return bool(a == b) or json.dumps(a, sort_keys=True, allow_nan=True) == json.dumps(b, sort_keys=True, allow_nan=True)
 
 
 def describe_set(name: str, attrs: dict[str, Any]) -> str:

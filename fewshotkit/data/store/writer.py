@@ -22,7 +22,7 @@ from fewshotkit.core.atomic import disk_full_error, is_disk_full, temporary_path
 from fewshotkit.core.errors import DataError
 from fewshotkit.core.outputs import real_path
 from fewshotkit.data.store import format as fmt
-from fewshotkit.data.store.axes import mixed_orientations, stored_codes
+from fewshotkit.data.store.axes import mixed_orientations, placed_codes
 from fewshotkit.data.store.lock import store_lock
 
 
@@ -31,7 +31,9 @@ class VolumeRecord:
     """One preprocessed volume ready to store.
 
     ``image``: float32 (Z, H, W), the pseudolabel input (clipped raw MR or CT in 0..255);
-    ``label``: uint8 (Z, H, W) with values among the store's classes (and 0).
+    ``label``: uint8 (Z, H, W) with values among the store's classes (and 0). ``real_affine``: the
+    affine is the source file's own geometry (any scan format), not one the preset made up; a scan
+    with a NIfTI header counts as real either way.
     """
 
     vid: str
@@ -46,6 +48,7 @@ class VolumeRecord:
     inplane: list[dict[str, Any]] = field(default_factory=list)
     preprocessing: dict[str, Any] = field(default_factory=dict)
     nifti_header: bytes | None = None
+    real_affine: bool = False
 
 
 def discard_h5(handle: h5py.File, tmp: Path) -> None:
@@ -119,7 +122,9 @@ class StoreWriter:
             raise DataError(f"'{self.path}' is a folder; give a store file name such as '{self.path / 'store.h5'}'")
         if header.normalization not in ("volume", "global"):
             raise ValueError(f"normalization must be 'volume' or 'global', not {header.normalization!r}")
-        self.classes = {int(k): str(v) for k, v in sorted(header.classes.items())}
+        # keys to int before sorting: text keys would put "10" before "9", and the class index's
+        # columns would not be in the order the reader takes them (ascending values)
+        self.classes = dict(sorted((int(k), str(v)) for k, v in header.classes.items()))
         self.class_values = list(self.classes)
         self.label_codes = {v: int((header.label_codes or {}).get(v, v)) for v in self.class_values}
         self.normalization = header.normalization
@@ -140,7 +145,7 @@ class StoreWriter:
         self._guarded(self._start, header)
         self._order: list[str] = []
         self._stats: dict[str, tuple[float, float, int]] = {}
-        self._codes: dict[str, str] = {}  # volume id -> axis codes of its source NIfTI
+        self._codes: dict[str, str] = {}  # volume id -> axis codes it is stored in, where known
 
     def _start(self, header: StoreHeader) -> None:
         self._file.attrs[fmt.ATTR_SCHEMA] = fmt.SCHEMA_VERSION
@@ -208,12 +213,14 @@ class StoreWriter:
         attrs.update(checksums)
         if rec.nifti_header is not None:
             attrs["nifti_header"] = np.void(rec.nifti_header)
+        codes = placed_codes(affine, rec.inplane) if rec.real_affine or rec.nifti_header is not None else None
+        if codes is not None:  # None: the preset made the affine up
+            attrs["axis_codes"] = codes
         self._file.flush()  # a full disk raises here, with every dataset still open
         del datasets
         self._order.append(rec.vid)
         self._stats[rec.vid] = (total, total_sq, count)
-        codes = stored_codes({"affine": affine, "inplane": rec.inplane, "nifti_header": rec.nifti_header})
-        if codes is not None:  # None: the preset made the affine up
+        if codes is not None:
             self._codes[rec.vid] = codes
 
     def commit(self) -> Path:

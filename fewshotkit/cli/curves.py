@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from fewshotkit.cli.options import PROTOCOL_CHOICES
 from fewshotkit.core.errors import FewshotkitError
 
 
@@ -14,6 +15,7 @@ from fewshotkit.core.errors import FewshotkitError
 @click.option("--label", "labels", multiple=True, metavar="TEXT",
               help="Legend label per run, in order (default: the method's table name, else the folder name).")
 @click.option("--protocol", "protocols", multiple=True, default=("roy", "full-volume"), show_default=True,
+              type=click.Choice(PROTOCOL_CHOICES),
               help="Protocols to draw (solid, dashed, ...).")
 @click.option("--title", default="", help="Figure title.")
 @click.option("--clock", type=click.Choice(["wall", "cpu"]), default="wall", show_default=True,

@@ -15,6 +15,9 @@ from fewshotkit.evaluation.protocol import FoldScores, ProtocolConfig, evaluate_
 from fewshotkit.evaluation.results import results_document
 from fewshotkit.evaluation.sinks import NiftiWriter, OverlayCollector, fan_out
 
+#: which scans an evaluation scores (:class:`EvalRun`'s ``split``)
+SPLITS = ("test", "validation")
+
 
 @dataclass
 class EvalOutputs:
@@ -41,6 +44,10 @@ class EvalRun:
     show_progress: bool = False
     split: str = "test"
 
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise FewshotkitError(f"split (--split) must be one of {', '.join(SPLITS)}, got {self.split!r}")
+
 
 def evaluate_predictor(
     store: Any,
@@ -65,7 +72,10 @@ def evaluate_predictor(
     from fewshotkit.data.store.reader import SliceStore
 
     if classes is not None:
-        classes = list({store.class_value(c): c for c in reversed(list(classes))}.values())[::-1]
+        first: dict[int, Any] = {}
+        for item in classes:
+            first.setdefault(store.class_value(item), item)
+        classes = list(first.values())
     outputs = EvalOutputs([], [], [])
     writer = NiftiWriter(store, run.save_predictions) if run.save_predictions is not None else None
     for index in fold_indices:
@@ -112,11 +122,10 @@ def evaluate_checkpoint(
     trained method such as ``pooler.test_window=1``); the document's spec shows them applied.
     ``folds=None`` evaluates the fold the checkpoint was trained for (from its metadata, else 0).
     """
-    from fewshotkit.core.device import describe_device, resolve_device
+    from fewshotkit.core.device import resolve_device
     from fewshotkit.core.seeding import seed_everything
     from fewshotkit.data.store.reader import SliceStore
     from fewshotkit.evaluation.inference import predictor_for
-    from fewshotkit.host.plugin_host import plugin_versions
     from fewshotkit.method.checkpoint import load_method
 
     config = ProtocolConfig(protocol, options.chunks, options.shots)
@@ -132,13 +141,24 @@ def evaluate_checkpoint(
     _check_modality(store, meta, checkpoint)
     scored = _scored_folds(store, folds, n_folds, run_record, checkpoint, run.split)
     resolved = options.for_spec(loaded.spec)
-    cleanup = resolved.cleanup()
     predictor = predictor_for(loaded.method, loaded.spec, torch_device, options.batch_size)
     outputs = evaluate_predictor(store, predictor, scored, n_folds=n_folds, protocol=protocol, options=resolved,
                                  classes=classes, run=run)
-    document = results_document(
-        outputs.folds,
-        protocol={**config.to_json(), "n_folds": n_folds, **cleanup.to_json(),
+    document = _document(outputs.folds, loaded, resolved.cleanup(), protocol=config, n_folds=n_folds,
+                         checkpoint=checkpoint, store_path=store_path, run=run, device=torch_device)
+    return document, outputs
+
+
+def _document(folds: list[FoldScores], loaded: Any, cleanup: Any, *, protocol: ProtocolConfig, n_folds: int,
+              checkpoint: Any, store_path: Any, run: EvalRun, device: Any) -> dict[str, Any]:
+    """The results document of an evaluated checkpoint: the protocol and clean-up it ran with, the
+    spec with the clean-up applied, the plugins, seed and device, and the checkpoint's metadata."""
+    from fewshotkit.core.device import describe_device
+    from fewshotkit.host.plugin_host import plugin_versions
+
+    return results_document(
+        folds,
+        protocol={**protocol.to_json(), "n_folds": n_folds, **cleanup.to_json(),
                   **({"split": run.split} if run.split != "test" else {})},
         checkpoint=str(checkpoint),
         store=str(store_path),
@@ -146,10 +166,9 @@ def evaluate_checkpoint(
         spec=replace(loaded.spec, postprocess=cleanup.tables, drop_absent=cleanup.drop_absent).to_dict(),
         plugin_versions=plugin_versions(),
         seed=run.seed,
-        device=describe_device() if torch_device.type == "cuda" else str(torch_device),
-        training=meta,
+        device=describe_device() if device.type == "cuda" else str(device),
+        training=dict(loaded.meta or {}),
     )
-    return document, outputs
 
 
 def _check_leakage(store: Any, folds: Sequence[int], n_folds: int, run: dict[str, Any], checkpoint: Any) -> None:

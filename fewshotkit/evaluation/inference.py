@@ -16,6 +16,7 @@ and every consumer (the 0.5 cut, the N-way argmax, the orientation search) appli
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,13 @@ def _as_size(image_size: Any) -> tuple[int, int] | None:
     return int(image_size), int(image_size)
 
 
+def _batch_size(value: Any) -> int:
+    """``value`` as a batch size, or a one-line error unless it is a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise FewshotkitError(f"batch_size (--batch-size) must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 class MethodPredictor:
     """Callable ``(support_images (S, H, W), support_masks (S, H, W) bool, query_images (Q, H, W))
     -> foreground (Q, H, W) bool`` backed by ``method`` in eval mode on ``device``."""
@@ -42,7 +50,7 @@ class MethodPredictor:
         self.method = method
         self.size = _as_size(image_size)
         self.device = torch.device(device)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = _batch_size(batch_size)
         self.mirror = mirror
         if not 0 < fg_threshold < 1:
             raise FewshotkitError(f"fg_threshold must be a probability in (0, 1), got {fg_threshold!r}")

@@ -81,11 +81,17 @@ def _back_prediction(predictor: Any, query_images: np.ndarray, found: np.ndarray
             order.pop()
 
 
+def require_probabilities(predictor: Any) -> None:
+    """A one-line error unless ``predictor`` gives foreground probabilities, as the search needs."""
+    if not hasattr(predictor, "probabilities"):
+        raise FewshotkitError("support_orientation='search' needs a predictor with a probabilities() method; "
+                              "give one, or keep the support as it is (--set support_orientation=as-is)")
+
+
 def search_turns(predictor: Any, chunks: Sequence[Chunk]) -> tuple[int, list[np.ndarray]]:
     """(the quarter turn (0-3) of the support that scores best over ``chunks``, the query's foreground
     probabilities of each chunk with the support so turned), so the caller need not predict again."""
-    if not hasattr(predictor, "probabilities"):
-        raise FewshotkitError("support_orientation='search' needs a predictor with a probabilities() method")
+    require_probabilities(predictor)
     trips = [[_round_trip(predictor, turn(images, k), turn(masks, k), queries) for images, masks, queries in chunks]
              for k in range(4)]
     best = int(np.argmax([sum(score for score, _ in trip) for trip in trips]))

@@ -15,6 +15,7 @@ Two optional steps, in this order, the same in ``eval``, ``bench``, ``segment`` 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -40,9 +41,12 @@ def drop_absent_slices(mask: np.ndarray, probabilities: np.ndarray, fraction: fl
 
 
 def check_drop_absent(fraction: float | None) -> None:
-    if fraction is not None and not 0.0 < float(fraction) <= 1.0:
+    """A one-line error unless ``fraction`` is None (off) or a number in (0, 1]."""
+    if fraction is None:
+        return
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < float(fraction) <= 1.0:
         raise FewshotkitError(f"drop_absent (--drop-absent) must be a fraction in (0, 1] of the scan's largest slice "
-                              f"mass, got {fraction}")
+                              f"mass, got {fraction!r}; give e.g. 0.1, or null to turn it off")
 
 
 @dataclass

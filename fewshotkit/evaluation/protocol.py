@@ -11,7 +11,9 @@ For every evaluated class and fold:
 2. **Query chunks.** In each query scan the slices from the first to the last slice containing the
    class (inclusive, gaps included) are split into C chunks the way ``np.array_split`` splits:
    contiguous runs whose lengths differ by at most one, the longer ones first
-   (11 slices -> 4, 4, 3). Chunk i is segmented with support slice(s) i.
+   (11 slices -> 4, 4, 3). Chunk i is segmented with support slice(s) i. (SSL-ALPNet's code
+   assigns slice z of z0..z1 to chunk ``min((z - z0) // ((z1 - z0) / C), C - 1)`` instead:
+   11 slices -> 4, 3, 4.)
 3. **Scoring.** ``roy``: only those slices are scored, so false positives outside the organ's
    z-range are never counted. ``estimated-range``: the query has no label, so the range of step 2
    is estimated from the support's class range by relative position, exactly as ``fewshotkit
@@ -40,7 +42,7 @@ from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.options import InferenceOptions
-from fewshotkit.evaluation.orientation import SEARCH, search_turns, turn
+from fewshotkit.evaluation.orientation import SEARCH, require_probabilities, search_turns, turn
 from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
 from fewshotkit.evaluation.support_slices import select_support, slices_with_class, support_plan, support_positions
 from fewshotkit.method.spec import check_orientation
@@ -162,44 +164,71 @@ def evaluate_fold(
     foreground is then where the probability exceeds 0.5.
     """
     config = ProtocolConfig(protocol, options.chunks, options.shots)
+    cleanup = options.cleanup()
+    soft = _soft(predictor, cleanup.needs_probabilities)
+    search = check_orientation(options.orientation) == SEARCH
+    if search:
+        require_probabilities(predictor)
     wanted = resolve_classes(store, classes)
     support = (np.asarray(store.image(fold.support), dtype=np.float32), np.asarray(store.label(fold.support)))
-    support_z, support_range = support_plan(support[1], wanted, config.chunks, config.shots,
-                                           f"fold {fold.index}: support scan '{fold.support}'")
+    plan = support_plan(support[1], wanted, config.chunks, config.shots,
+                        f"fold {fold.index}: support scan '{fold.support}'")
     scores = FoldScores(fold.index, fold.support, tuple(fold.queries), [n for _, n in wanted],
-                        support_slices=support_z)
+                        support_slices=plan[0])
     steps: Iterable[tuple[str, int, str]] = [(scan, value, name) for scan in fold.queries for value, name in wanted]
     if show_progress:
         from fewshotkit.core.console import track
 
         steps = track(steps, f"fold {fold.index}", total=len(fold.queries) * len(wanted))
-    cleanup = options.cleanup()
-    soft = _soft(predictor, cleanup.needs_probabilities)
-    search = check_orientation(options.orientation) == SEARCH
-    loaded: tuple[str, np.ndarray, np.ndarray] | None = None
+    query: _Query | None = None
     for scan, value, name in steps:
-        if loaded is None or loaded[0] != scan:
-            loaded = (scan, np.asarray(store.image(scan), dtype=np.float32), np.asarray(store.label(scan)))
-            k, found = (_support_turns(predictor, loaded[1:], support, wanted, (support_z, support_range), config)
-                        if search else (0, {}))  # found: (class, chunk) -> probabilities the search made
+        if query is None or query.scan != scan:
+            query = _Query.load(store, scan, predictor, support, wanted, plan, config, search)
             if search:
-                scores.support_turns[scan] = k
-            sup_image, sup_label = (turn(support[0], k), turn(support[1], k)) if k else support
-        _, image, label = loaded
-        zs = slices_with_class(label, value)
+                scores.support_turns[scan] = query.turns
+        zs = slices_with_class(query.label, value)
         if not zs:
             scores.skipped.append((scan, name))
             continue
-        assignment, scored = plan_query(config.name, image.shape[0], zs, support_range[name],
+        assignment, scored = plan_query(config.name, query.image.shape[0], zs, plan[1][name],
                                         support[0].shape[0], config.chunks)
-        prediction, probabilities = _Episode(predictor, sup_image, sup_label == value, image, soft).predict(
-            assignment, support_z[name], {i: found[(v, i)] for v, i in found if v == value})
+        prediction, probabilities = _Episode(predictor, query.support_image, query.support_label == value,
+                                             query.image, soft).predict(assignment, plan[0][name], query.found(value))
         if cleanup:
-            prediction = cleanup(prediction, probabilities, _spacing(store, scan), sup_label == value)
-        scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], (label == value)[scored])
+            prediction = cleanup(prediction, probabilities, _spacing(store, scan), query.support_label == value)
+        scores.counts.setdefault(name, {})[scan] = confusion(prediction[scored], (query.label == value)[scored])
         if sink is not None:
             sink(scan, name, prediction.astype(np.uint8))
     return scores
+
+
+@dataclass
+class _Query:
+    """One query scan's image and label (Z, H, W), the support image and label (Zs, Hs, Ws) as
+    turned for it (``turns`` quarter turns), and the probabilities the orientation search made:
+    (class value, chunk) -> (Q, H, W) float."""
+
+    scan: str
+    image: np.ndarray
+    label: np.ndarray
+    support_image: np.ndarray
+    support_label: np.ndarray
+    turns: int
+    searched: dict[tuple[int, int], np.ndarray]
+
+    @classmethod
+    def load(cls, store: StoreLike, scan: str, predictor: Any, support: tuple[np.ndarray, np.ndarray],
+             wanted: list[tuple[int, str]], plan: tuple[dict[str, list[list[int]]], dict[str, list[int]]],
+             config: ProtocolConfig, search: bool) -> "_Query":
+        """Read ``scan`` and, with ``search``, turn the support as the model finds most consistent."""
+        image, label = np.asarray(store.image(scan), dtype=np.float32), np.asarray(store.label(scan))
+        k, searched = _support_turns(predictor, (image, label), support, wanted, plan, config) if search else (0, {})
+        turned = (turn(support[0], k), turn(support[1], k)) if k else support
+        return cls(scan, image, label, turned[0], turned[1], k, searched)
+
+    def found(self, value: int) -> dict[int, np.ndarray]:
+        """Chunk -> the search's probabilities (Q, H, W) for class ``value``."""
+        return {i: p for (v, i), p in self.searched.items() if v == value}
 
 
 def _soft(predictor: Any, needs_probabilities: bool) -> bool:
@@ -240,7 +269,8 @@ class _Episode:
                 out = np.asarray(self.predictor(*args))
             if out.shape != (query_z.size, *self.image.shape[1:]):
                 raise FewshotkitError(
-                    f"predictor returned shape {out.shape}, expected {(query_z.size, *self.image.shape[1:])}"
+                    f"predictor returned shape {out.shape} for {query_z.size} query slices, expected "
+                    f"{(query_z.size, *self.image.shape[1:])}: it must return one mask per query slice, at its size"
                 )
             if probabilities is not None:
                 probabilities[query_z] = out

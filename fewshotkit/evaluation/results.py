@@ -58,7 +58,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def summarize(folds: Sequence[FoldScores], metric: str = "dice") -> dict[str, tuple[float, float]]:
     """Class -> (mean, std) over folds of the per-fold class score, plus ``"mean"``."""
     if not folds:
-        raise FewshotkitError("no folds to summarize")
+        raise FewshotkitError("no folds to summarize: evaluate at least one fold")
     classes = folds[0].classes
     out = {name: mean_std([f.per_class(metric)[name] for f in folds]) for name in classes}
     out["mean"] = mean_std([f.mean(metric) for f in folds])
@@ -67,29 +67,39 @@ def summarize(folds: Sequence[FoldScores], metric: str = "dice") -> dict[str, tu
 
 def results_document(folds: Sequence[FoldScores], *, protocol: dict[str, Any], **context: Any) -> dict[str, Any]:
     """The results file: context (spec, plugin versions, commit, seed, device...) + folds + summary."""
+    if not folds:
+        raise FewshotkitError("no folds to write a results file of: evaluate at least one fold")
     return {
         "format": RESULTS_FORMAT,
         **context,
         "git_commit": context.get("git_commit", git_commit(mark_dirty=True)),
         "protocol": protocol,
-        "classes": list(folds[0].classes) if folds else [],
+        "classes": list(folds[0].classes),
         "folds": [f.to_json() for f in folds],
         "summary": {m: {k: {"mean": v[0], "std": v[1]} for k, v in summarize(folds, m).items()} for m in METRICS},
     }
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """A results file written by :func:`results_document` (``fewshotkit eval -o``), its folds checked."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FewshotkitError(f"cannot read results file '{path}': {exc}") from exc
-    if not isinstance(data, dict) or "folds" not in data:
-        raise FewshotkitError(f"'{path}' is not a fewshotkit results file (no 'folds')")
+    if not isinstance(data, dict) or not isinstance(data.get("folds"), list):
+        raise FewshotkitError(f"'{path}' is not a fewshotkit results file (no list of 'folds'); give the JSON "
+                              "that `fewshotkit eval -o` writes")
+    try:
+        folds_of(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FewshotkitError(f"results file '{path}' has a damaged fold ({type(exc).__name__}: {exc}); "
+                              "write it again with `fewshotkit eval -o`") from None
     return data
 
 
 def folds_of(document: dict[str, Any]) -> list[FoldScores]:
+    """The per-fold scores of a results document."""
     return [FoldScores.from_json(f) for f in document["folds"]]
 
 
@@ -164,6 +174,8 @@ class ScoreTable:
 
 def fold_table(folds: Sequence[FoldScores], metric: str = "dice", title: str | None = None) -> ScoreTable:
     """One row per fold plus ``mean ± std`` over folds (percent)."""
+    if not folds:
+        raise FewshotkitError("no folds to tabulate: evaluate at least one fold")
     columns = [*folds[0].classes, "mean"]
     table = ScoreTable(title or f"{metric.capitalize()} (%)", columns, row_header="fold")
     for f in folds:

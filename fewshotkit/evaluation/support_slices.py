@@ -15,6 +15,8 @@ def support_positions(n_slices: int, chunks: int = 3) -> list[int]:
     """List positions (into the sorted class slices) of each chunk's support slice."""
     if n_slices < 1:
         raise ValueError("the support scan has no slice with the class")
+    if chunks < 1:
+        raise ValueError(f"chunks (--chunks) must be >= 1, got {chunks}")
     return [int(n_slices * (2 * i + 1) / (2 * chunks)) for i in range(chunks)]
 
 

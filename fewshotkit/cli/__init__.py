@@ -39,14 +39,23 @@ LAZY_COMMANDS = {
 class LazyGroup(click.Group):
     """A group whose built-in commands are imported on use and plugins add their own."""
 
-    _plugin_commands_added = False
+    _commands_host: object = None  # the plugin host whose plugins' commands are added
+    _plugin_commands: frozenset[str] = frozenset()
 
-    def _add_plugin_commands(self) -> None:
-        if not self._plugin_commands_added:
-            self._plugin_commands_added = True
-            from fewshotkit.host.plugin_host import get_host
+    def add_plugin_commands(self) -> None:
+        """Add the commands of the current host's plugins, replacing those of an earlier host (an
+        earlier in-process invocation configured with other plugins)."""
+        from fewshotkit.host.plugin_host import get_host
 
-            get_host().add_commands(self)
+        host = get_host()
+        if self._commands_host is host:
+            return
+        for name in self._plugin_commands:
+            self.commands.pop(name, None)
+        before = set(self.commands)
+        self._commands_host = host
+        host.add_commands(self, reserved=LAZY_COMMANDS)
+        self._plugin_commands = frozenset(set(self.commands) - before)
 
     def _lazy(self, name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(name)
@@ -62,7 +71,7 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands()
+        self.add_plugin_commands()
         names = set(super().list_commands(ctx))
         names.update(n for n in LAZY_COMMANDS if self._lazy(n) is not None)
         return sorted(names)
@@ -91,7 +100,7 @@ class LazyGroup(click.Group):
         command = self._lazy(name)
         if command is not None:
             return command
-        self._add_plugin_commands()
+        self.add_plugin_commands()
         return super().get_command(ctx, name)
 
 
@@ -100,7 +109,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--plugins-dir",
     multiple=True,
-    type=click.Path(file_okay=False),
+    type=click.Path(exists=True, file_okay=False),
     help="Load loose *.py plugin files from this directory (repeatable; also FEWSHOTKIT_PLUGINS_DIR).",
 )
 @click.option(
@@ -122,9 +131,8 @@ def cli(plugins_dir: tuple[str, ...], disabled: tuple[str, ...], strict_plugins:
     Ingest scans into a slice store, generate superpixel pseudolabels, compose a method from
     plugins, train it, evaluate it with the standard protocol and segment new scans.
     """
-    from fewshotkit.host.plugin_host import configure
-
-    configure(plugins_dirs=plugins_dir, disabled=disabled, strict=strict_plugins)
+    # the plugin options were applied by LazyGroup.parse_args, before the subcommand was resolved;
+    # configuring again here would load every plugin a second time
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:

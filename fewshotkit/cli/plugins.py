@@ -28,6 +28,9 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     from fewshotkit.host.plugin_host import get_host
 
     host = get_host()
+    add_commands = getattr(ctx.find_root().command, "add_plugin_commands", None)
+    if add_commands is not None:  # so a plugin command's clash or failure is listed too
+        add_commands()
     infos = [host.plugins[name] for name in sorted(host.plugins)]
     if as_json:
         click.echo(json.dumps([i.to_json() for i in infos], indent=2))

@@ -107,12 +107,16 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self.conflicts: list[str] = []  # one message per name registered twice
         self.registry = Registry()
+        self._seen: set[str] = set()  # every plugin name found, disabled ones included
         self._fingerprints: dict[str, str | None] = {}
         self._register(core_components, PluginInfo(CORE, "core", core_components.__name__, __version__))
+        self._command_owners: dict[str, str] = {}  # CLI command name -> the plugin that added it
         if load_entry_points:
             self._load_entry_points()
         for directory in plugins_dirs:
             self._load_directory(Path(directory))
+        if load_entry_points:
+            self._warn_unknown_disabled()
         self._fill_registries()
 
     # -- loading -----------------------------------------------------------------------------
@@ -132,9 +136,25 @@ class PluginHost:
         if os.environ.get("FEWSHOTKIT_DEBUG"):
             traceback.print_exception(exc)
 
+    def _name_taken(self, name: str) -> PluginError | None:
+        """Why a plugin may not be named ``name``, or None when it may."""
+        if name == CORE and CORE in self.plugins:
+            return PluginError(f"'{CORE}' is already loaded: it is fewshotkit's own core; rename the plugin")
+        if name in self.plugins or self.pm.has_plugin(name):
+            where = self.plugins[name].module if name in self.plugins else "another plugin"
+            return PluginError(f"a plugin named '{name}' is already loaded (from {where}): rename or disable "
+                               "one of them (--disable-plugin NAME)")
+        return None
+
     def _register(self, module: ModuleType, info: PluginInfo) -> None:
-        if info.name in self.plugins or self.pm.has_plugin(info.name):
-            self._fail(info, PluginError(f"a plugin named '{info.name}' is already loaded"))
+        taken = self._name_taken(info.name)
+        if taken is not None:
+            self._fail(info, taken)
+            return
+        other = self.pm.get_name(module)
+        if other is not None:  # pluggy refuses one module under two names
+            self._fail(info, PluginError(f"module '{info.module}' is already loaded as plugin '{other}': "
+                                         "remove one of its two entry points"))
             return
         try:
             self.pm.register(module, name=info.name)
@@ -161,6 +181,7 @@ class PluginHost:
     def _load_entry_points(self) -> None:
         seen: set[tuple[str, str]] = set()
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            self._seen.add(ep.name)
             if ep.name in self.disabled or (ep.name, ep.value) in seen:
                 continue  # one distribution's metadata found twice on sys.path is one plugin
             seen.add((ep.name, ep.value))
@@ -168,7 +189,7 @@ class PluginHost:
             info = PluginInfo(ep.name, "entry-point", ep.value, version)
             try:
                 module = ep.load()
-            except Exception as exc:  # one broken plugin must not break the CLI
+            except (Exception, SystemExit) as exc:  # one broken plugin must not break the CLI
                 self._fail(info, exc)
                 continue
             info.editable = is_editable(ep.dist, module_files(module))
@@ -176,61 +197,138 @@ class PluginHost:
 
     def _load_directory(self, directory: Path) -> None:
         if not directory.is_dir():
-            raise PluginError(f"plugins directory '{directory}' does not exist or is not a directory")
+            raise PluginError(f"plugins directory '{directory}' does not exist or is not a directory: give a "
+                              "folder of *.py plugin files")
         for path in sorted(directory.glob("*.py")):
             name = path.stem
+            self._seen.add(name)
             if name.startswith("_") or name in self.disabled:
                 continue
             info = PluginInfo(name, "file", str(path))
-            try:
-                spec = importlib.util.spec_from_file_location(f"fewshotkit_plugins_dir.{name}", path)
-                assert spec is not None and spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                sys.modules.pop(f"fewshotkit_plugins_dir.{name}", None)
-                self._fail(info, exc)
+            taken = self._name_taken(name)
+            if taken is not None:  # checked before its code runs or replaces the namesake's module
+                self._fail(info, taken)
                 continue
-            info.version = getattr(module, "__version__", None)
-            self._register(module, info)
+            module = self._exec_file(path, info)
+            if module is not None:
+                info.version = getattr(module, "__version__", None)
+                self._register(module, info)
+                if self.plugins.get(name) is not info:
+                    sys.modules.pop(module.__name__, None)
+
+    def _exec_file(self, path: Path, info: PluginInfo) -> ModuleType | None:
+        """The module of the loose plugin file ``path``, or None when its code fails (recorded)."""
+        module_name = f"fewshotkit_plugins_dir.{info.name}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:
+            sys.modules.pop(module_name, None)
+            self._fail(info, exc)
+            return None
+        return module
+
+    def _warn_unknown_disabled(self) -> None:
+        """A disabled name no plugin has is most likely misspelt: say so, since nothing else would."""
+        for name in sorted(self.disabled - self._seen):
+            warnings.warn(
+                f"fewshotkit: --disable-plugin / FEWSHOTKIT_DISABLE_PLUGINS names '{name}', which no installed "
+                f"plugin is called.{did_you_mean(name, self._seen)} Plugins: {', '.join(sorted(self._seen)) or 'none'}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # -- registries --------------------------------------------------------------------------
     def _fill_registries(self) -> None:
+        """Run each plugin's register hooks, the core's first. A plugin's components enter the
+        registries only after all its hooks succeeded, so a plugin failing in any hook leaves none,
+        takes part in no conflict, and is unregistered (its commands are not added either)."""
+        for name in [n for n in self.plugins if self.pm.get_plugin(n) is not None]:
+            info, module = self.plugins[name], self.pm.get_plugin(name)
+            try:
+                staged = self._collect(module, name)
+            except Exception as exc:
+                self.pm.unregister(module)
+                self._fail(info, exc)
+                continue
+            for kind, names, factory, description in staged:
+                self._add(info, kind, names, factory, description)
+
+    def _collect(self, module: Any, plugin: str) -> list[tuple[str, tuple[str, ...], Any, str]]:
+        """Every (kind, (name, *aliases), factory, description) the register hooks of ``plugin``
+        give, checked but not yet registered; a name the plugin gives twice is a :class:`PluginError`."""
+        staged: list[tuple[str, tuple[str, ...], Any, str]] = []
         for hook_name, kind in HOOK_TO_KIND.items():
-            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-            for impl in sorted(impls, key=lambda i: i.plugin is not core_components):  # the core first
-                plugin_name = str(self.pm.get_name(impl.plugin))
-                info = self.plugins[plugin_name]
+            own: set[str] = set()
 
-                def register(name: str, factory: Any, description: str = "", *, aliases: Iterable[str] = (),
-                             _kind=kind, _plugin=plugin_name):
-                    names = self.registry.validate_names(_kind, name, aliases, _plugin)
-                    taken = [n for n in names if self.registry.has(_kind, n)]
-                    for n in taken:  # a conflict: recorded, and get_registry() refuses to hand out a registry
-                        self.conflicts.append(self.registry.duplicate_message(_kind, n, _plugin))
-                        self.plugins[_plugin].conflicts.append(
-                            f"{_kind} '{n}' (also in '{self.registry.get(_kind, n).plugin}')")
-                    if name not in taken:
-                        self.registry.add(_kind, name, factory, _plugin, description,
-                                          aliases=[a for a in names[1:] if a not in taken])
-                        self.plugins[_plugin].components.setdefault(_kind, []).append(name)
+            def register(name: str, factory: Any, description: str = "", *, aliases: Iterable[str] = (),
+                         _kind: str = kind, _own: set[str] = own) -> None:
+                names = self.registry.validate_names(_kind, name, aliases, plugin)
+                self.registry.check_factory(_kind, name, factory, plugin)
+                again = next((n for n in names if n in _own), None)
+                if again is not None:
+                    raise PluginError(f"plugin '{plugin}' registers {_kind} '{again}' twice (as a name or an "
+                                      "alias): register each name once")
+                _own.update(names)
+                staged.append((_kind, names, factory, description))
 
-                try:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is module:
                     impl.function(register=register)
-                except Exception as exc:
-                    self.registry.remove_plugin(plugin_name)  # none of a failed plugin's parts stay
-                    info.components = {}
-                    self._fail(info, exc)
+        return staged
 
-    def add_commands(self, cli: Any) -> None:
-        """Let plugins add click commands to ``cli``."""
+    def _add(self, info: PluginInfo, kind: str, names: tuple[str, ...], factory: Any, description: str) -> None:
+        """Register one staged component; a name or alias held by an earlier plugin is a conflict:
+        recorded, and :func:`get_registry` refuses to hand out the registry."""
+        taken = [n for n in names if self.registry.has(kind, n)]
+        for n in taken:
+            self.conflicts.append(self.registry.duplicate_message(kind, n, info.name))
+            info.conflicts.append(f"{kind} '{n}' (also in '{self.registry.get(kind, n).plugin}')")
+        if names[0] not in taken:
+            self.registry.add(kind, names[0], factory, info.name, description,
+                              aliases=[a for a in names[1:] if a not in taken])
+            info.components.setdefault(kind, []).append(names[0])
+
+    def add_commands(self, cli: Any, reserved: Iterable[str] = ()) -> None:
+        """Let plugins add click commands to the group ``cli``.
+
+        A command named like one of ``reserved`` (the built-in commands) or like one an earlier
+        plugin added is left out, with a warning, and listed among its plugin's conflicts. A plugin
+        whose hook raises adds no command and, like any failed plugin, keeps no component.
+        """
         for impl in self.pm.hook.register_commands.get_hookimpls():
             name = str(self.pm.get_name(impl.plugin))
+            before = dict(cli.commands)
             try:
                 impl.function(cli=cli)
             except Exception as exc:
+                cli.commands.clear()
+                cli.commands.update(before)
+                self.registry.remove_plugin(name)
+                self.plugins[name].components = {}
                 self._fail(self.plugins[name], exc)
+                continue
+            self._keep_own_commands(cli, before, set(reserved), name)
+
+    def _keep_own_commands(self, cli: Any, before: dict[str, Any], reserved: set[str], plugin: str) -> None:
+        """Undo what ``plugin`` did to ``cli.commands`` over a built-in or an earlier plugin's command."""
+        for command, obj in list(cli.commands.items()):
+            if before.get(command) is obj:
+                continue
+            if command not in reserved and command not in before:
+                self._command_owners[command] = plugin
+                continue
+            if command in before:
+                cli.commands[command] = before[command]
+            else:
+                del cli.commands[command]
+            owner = CORE if command in reserved else self._command_owners.get(command, "another plugin")
+            self.plugins[plugin].conflicts.append(f"command '{command}' (also in '{owner}')")
+            warnings.warn(f"fewshotkit: plugin '{plugin}' adds the command '{command}', which '{owner}' already "
+                          "has: it was left out; rename it in the plugin", RuntimeWarning, stacklevel=2)
 
     def versions(self) -> dict[str, str | None]:
         """Plugin name -> version (the core left out), for recording with checkpoints and results."""
@@ -278,19 +376,28 @@ def current_settings() -> dict[str, Any]:
     return dict(_settings)
 
 
+def _environment() -> tuple[list[str], list[str], bool]:
+    """The plugin folders, disabled plugins and strictness the environment sets."""
+    dirs = [d for d in os.environ.get("FEWSHOTKIT_PLUGINS_DIR", "").split(os.pathsep) if d]
+    missing = next((d for d in dirs if not Path(d).is_dir()), None)
+    if missing is not None:
+        raise PluginError(f"FEWSHOTKIT_PLUGINS_DIR: '{missing}' is not a folder; set it to folders of *.py "
+                          f"plugin files (separated by '{os.pathsep}') or unset it")
+    disabled = [d.strip() for d in os.environ.get("FEWSHOTKIT_DISABLE_PLUGINS", "").split(",") if d.strip()]
+    strict = os.environ.get("FEWSHOTKIT_STRICT_PLUGINS", "") not in ("", "0", "false")
+    return dirs, disabled, strict
+
+
 def get_host() -> PluginHost:
     """The process-wide plugin host, created on first use."""
     global _host
     if _host is None:
-        env_dirs = [d for d in os.environ.get("FEWSHOTKIT_PLUGINS_DIR", "").split(os.pathsep) if d]
-        env_disabled = [d.strip() for d in os.environ.get("FEWSHOTKIT_DISABLE_PLUGINS", "").split(",") if d.strip()]
+        env_dirs, env_disabled, env_strict = _environment()
         strict = _settings.get("strict")
-        if strict is None:
-            strict = os.environ.get("FEWSHOTKIT_STRICT_PLUGINS", "") not in ("", "0", "false")
         _host = PluginHost(
             plugins_dirs=list(_settings.get("plugins_dirs", ())) + env_dirs,
             disabled=list(_settings.get("disabled", ())) + env_disabled,
-            strict=strict,
+            strict=env_strict if strict is None else strict,
         )
     return _host
 

@@ -230,6 +230,13 @@ class Registry:
                               "or an alias)")
         return names
 
+    @staticmethod
+    def check_factory(kind: str, name: str, factory: Any, plugin: str) -> None:
+        """A :class:`PluginError` unless ``factory`` is a callable or a ``"module:attr"`` string."""
+        if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+            raise PluginError(f"plugin '{plugin}': {kind} '{name}' needs a callable or a 'module:attr' factory, "
+                              f"got {factory!r}")
+
     def duplicate_message(self, kind: str, name: str, plugin: str) -> str:
         """Why ``plugin`` may not register ``name``: the component that already holds it."""
         first = self.get(kind, name)
@@ -242,10 +249,7 @@ class Registry:
         """Register a component under ``name`` and its ``aliases``; a name or alias already taken
         (by a name or an alias) is a :class:`PluginError`."""
         names = self.validate_names(kind, name, aliases if isinstance(aliases, str) else tuple(aliases), plugin)
-        if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
-            raise PluginError(
-                f"plugin '{plugin}': {kind} '{name}' needs a callable or a 'module:attr' factory"
-            )
+        self.check_factory(kind, name, factory, plugin)
         taken = next((n for n in names if self.has(kind, n)), None)
         if taken is not None:
             raise PluginError(self.duplicate_message(kind, taken, plugin))

@@ -49,26 +49,34 @@ class DemoResult:
     files: list[Path]
 
 
+def check_source(dataset: str, source: str | os.PathLike | None) -> None:
+    """A one-line error unless ``dataset`` is known and ``source`` fits it (a folder for real data,
+    none for the synthetic scans)."""
+    if dataset not in DATASETS:
+        raise FewshotkitError(f"--dataset '{dataset}' is not known; datasets: {', '.join(DATASETS)}")
+    if DATASETS[dataset][0] is None:
+        if source is not None:
+            raise FewshotkitError("the synthetic demo takes no PATH; give --dataset chaos-t2 PATH (or another dataset)")
+        return
+    if source is None:
+        raise FewshotkitError(f"--dataset {dataset} needs the dataset folder: fewshotkit demo --dataset {dataset} PATH")
+    if not Path(source).is_dir():
+        raise FewshotkitError(f"'{source}' is not a folder; give the {dataset} dataset folder")
+
+
 def build_store(out: Path, dataset: str, source: str | os.PathLike | None, seed: int, volumes: int) -> Path:
     """The demo's store in ``out`` (reused when present)."""
     import importlib
 
-    if dataset not in DATASETS:
-        raise FewshotkitError(f"--dataset '{dataset}' is not known; datasets: {', '.join(DATASETS)}")
+    check_source(dataset, source)
     target, _ = DATASETS[dataset]
     store = out / f"{dataset}.h5"
     if store.is_file():
         return store
     if target is None:
-        if source is not None:
-            raise FewshotkitError("the synthetic demo takes no PATH; give --dataset chaos-t2 PATH (or another dataset)")
         from fewshotkit.data.ingest.synthetic import ingest_synthetic
 
         return Path(ingest_synthetic(store, volumes=volumes, seed=seed, quiet=True))
-    if source is None:
-        raise FewshotkitError(f"--dataset {dataset} needs the dataset folder: fewshotkit demo --dataset {dataset} PATH")
-    if not Path(source).is_dir():
-        raise FewshotkitError(f"'{source}' is not a folder; give the {dataset} dataset folder")
     module, _, attr = target.partition(":")
     ingest = getattr(importlib.import_module(module), attr)
     return Path(ingest(source, store))
@@ -89,6 +97,7 @@ def run_demo(
     from fewshotkit.apps.bench.study import Bench, BenchConfig
     from fewshotkit.data.pseudolabel import run_pseudolabeler
 
+    check_source(dataset, source)  # before the output folder is made
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log(f"1/4 store ({dataset})")

@@ -11,22 +11,29 @@ from fewshotkit.core.errors import FewshotkitError
 
 
 def weights_rows(backbone: str | None, model: str | None) -> list[dict[str, Any]]:
-    """One row per (backbone, pretrained value): its source, file, cache folder and cached path."""
+    """One row per (backbone, pretrained value): its source, file, cache folder and cached path.
+    ``backbone`` may be an alias; a backbone whose code cannot be imported gets one row with its
+    ``error``, so one broken plugin does not hide the others' weights."""
     from fewshotkit.host.plugin_host import get_registry
 
     registry = get_registry()
     names = registry.names("backbone")
-    if backbone is not None and backbone not in names:
+    if backbone is not None and not registry.has("backbone", backbone):
         from fewshotkit.core.userinput import did_you_mean
 
         raise FewshotkitError(f"fewshotkit weights: no backbone '{backbone}'.{did_you_mean(backbone, names)} "
                               f"Backbones: {', '.join(names)}")
     rows: list[dict[str, Any]] = []
-    for name in [backbone] if backbone else names:
-        lister = getattr(registry.get("backbone", name).load(), "available_weights", None)
+    for name in [registry.get("backbone", backbone).name] if backbone else names:
+        empty = {"backbone": name, "model": None, "pretrained": None, "source": None, "file": None,
+                 "folder": None, "cached": None}
+        try:
+            lister = getattr(registry.get("backbone", name).load(), "available_weights", None)
+        except FewshotkitError as exc:
+            rows.append({**empty, "error": str(exc)})
+            continue
         if lister is None:  # it starts from random weights or a file (backbone.weights=PATH) only
-            rows.append({"backbone": name, "model": None, "pretrained": None, "source": None, "file": None,
-                         "folder": None, "cached": None})
+            rows.append(empty)
             continue
         rows += [{"backbone": name, **row} for row in lister(model)]
     return rows
@@ -58,6 +65,9 @@ def weights(backbone: str | None, model: str | None, as_json: bool) -> None:
     for column in ("backbone", "model", "pretrained", "source", "cached"):
         table.add_column(column, overflow="fold")
     for row in rows:
+        if row.get("error"):
+            table.add_row(row["backbone"], "-", "-", f"FAILED: {row['error']}", "-")
+            continue
         if row["pretrained"] is None:
             table.add_row(row["backbone"], "-", "-", "random start (or backbone.weights=PATH)", "-")
             continue

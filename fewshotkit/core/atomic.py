@@ -11,7 +11,7 @@ import errno
 import glob
 import os
 import re
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,16 +20,24 @@ from fewshotkit.core.errors import DataError, FewshotkitError
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")  # how HDF5 reports a failed write
+_NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"  # as tempfile's; remove_stale_temporaries matches them
 
 
 def temporary_path(target: Path, suffix: str = ".tmp") -> Path:
-    """A fresh hidden file name next to ``target`` (same filesystem, so os.replace is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; the final file should get the usual mode
-    return Path(name)
+    """A fresh hidden file name next to ``target`` (same filesystem, so os.replace is atomic).
+
+    The file is created with mode 0o666 less the umask, as the final file would be; reading the
+    umask with ``os.umask`` would change it for every thread for a moment.
+    """
+    for _ in range(100):
+        name = "".join(secrets.choice(_NAME_CHARACTERS) for _ in range(8))
+        path = target.parent / f".{target.name}.{name}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, f"no free temporary file name beside '{target}'")
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -67,6 +75,20 @@ def disk_full_error(target: str | os.PathLike) -> DataError:
                      "(nothing was replaced)")
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some filesystems cannot sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path to write; it replaces ``target`` only if the block succeeds.
@@ -80,6 +102,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         tmp = temporary_path(target, suffix)
         yield tmp
         os.replace(tmp, target)
+        _fsync_folder(target.parent)
     except Exception as exc:
         # a user error raised inside the block (another file's full disk, named already) stays as it is:
         # this target was not written, so the message must not name it
@@ -92,7 +115,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` atomically and durably (fsync before the rename)."""
+    """Write ``data`` atomically and durably (the file synced before the rename, its folder after)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

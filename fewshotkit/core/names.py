@@ -15,7 +15,16 @@ def safe_name(text: str) -> str:
 
 def unique_safe_names(texts: dict[Any, str]) -> dict[Any, str]:
     """key -> :func:`safe_name` of its text, distinct per key: texts whose safe names collide
-    ("right kidney", "right-kidney") get ``-<key>`` appended."""
+    ("right kidney", "right-kidney") get ``-<key>`` appended; a name that still collides (texts "a",
+    "a" and "a-1" under keys 0, 1, 2) gets ``-2``, ``-3``, ... in key order after its first holder."""
     safe = {key: safe_name(text) for key, text in texts.items()}
     counts = Counter(safe.values())
-    return {key: f"{name}-{safe_name(str(key))}" if counts[name] > 1 else name for key, name in safe.items()}
+    named = {key: f"{name}-{safe_name(str(key))}" if counts[name] > 1 else name for key, name in safe.items()}
+    out: dict[Any, str] = {}
+    for key, name in named.items():
+        unique, number = name, 1
+        while unique in out.values():
+            number += 1
+            unique = f"{name}-{number}"
+        out[key] = unique
+    return out

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fewshotkit.method.spec import load_spec, preset_spec
+from fewshotkit.method.spec import preset_spec
+from fewshotkit.method.build import load_spec
 
 
 def test_preset_round_trip(run_cli, tmp_path):

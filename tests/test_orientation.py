@@ -154,7 +154,8 @@ def test_estimated_range_search_never_reads_the_querys_label(monkeypatch):
 
 def test_spec_option_and_inference_override():
     from fewshotkit.method.overrides import apply_inference_overrides
-    from fewshotkit.method.spec import dump_spec, parse_spec, preset_spec
+    from fewshotkit.method.spec import dump_spec, preset_spec
+    from fewshotkit.method.build import parse_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     assert spec.support_orientation == "as-is" and "support_orientation" not in spec.to_dict()

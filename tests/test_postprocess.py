@@ -138,7 +138,8 @@ def test_pipeline_applies_slice_presence_then_post_processors_in_order(fresh_hos
 
 def test_spec_postprocess_list_round_trips_and_is_validated(fresh_host):
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import dump_spec, parse_spec, preset_spec
+    from fewshotkit.method.spec import dump_spec, preset_spec
+    from fewshotkit.method.build import parse_spec
 
     spec = apply_overrides(preset_spec("ssl-alpnet-cpu"),
                            ['postprocess=[{type="min-size", min_size=500, unit="mm3"}, "z-continuity"]'])
@@ -163,7 +164,7 @@ def test_compose_postprocess_option(run_cli, tmp_path):
     result = run_cli("compose", "--preset", "ssl-alpnet-cpu", "--postprocess", "largest-component",
                      "--postprocess", "z-continuity", "-o", str(out))
     assert result.exit_code == 0, result.output
-    from fewshotkit.method.spec import load_spec
+    from fewshotkit.method.build import load_spec
 
     assert [t["type"] for t in load_spec(out).postprocess] == ["largest-component", "z-continuity"]
 

@@ -136,7 +136,7 @@ def test_a_composed_spec_builds_without_fingerprinting_the_core(fresh_host):
 @pytest.mark.parametrize("method", ["alpnet", "panet", "adnet", "qnet", "regional"])
 def test_old_method_names_build_the_composed_method(fresh_host, method):
     from fewshotkit.method.composed import ComposedPrototypeMethod
-    from fewshotkit.method.spec import parse_spec
+    from fewshotkit.method.build import parse_spec
     from fewshotkit.method.build import build_method
 
     spec = parse_spec(f'method = "{method}"\n[backbone]\ntype = "light"\nwidth = 8\n[pooler]\ntype = "masked-avg"\n'

@@ -8,7 +8,8 @@ from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.host.plugin_host import plugin_versions
 from fewshotkit.method.overrides import apply_overrides
 from fewshotkit.method.build import build_method, validate_spec
-from fewshotkit.method.spec import PRESETS, MethodSpec, load_spec, preset_spec, save_spec
+from fewshotkit.method.spec import PRESETS, MethodSpec, preset_spec, save_spec
+from fewshotkit.method.build import load_spec
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -178,7 +178,8 @@ def test_the_first_metrics_record_after_a_resume_times_its_whole_window(store, t
     assert (first["step"], second["step"]) == (4, 8)
     window_s = second["train_s"] - first["train_s"]  # 4 steps, each >= 0.1 s
     assert 4 * (second["data_s"] + second["model_s"]) == pytest.approx(window_s, abs=0.03)
-    assert second["steps_per_s"] <= 4 / window_s  # wall time holds the training time
+    # wall time holds the training time (train_s is logged to 0.01 s, hence the margin)
+    assert second["steps_per_s"] <= 4 / (window_s - 0.02)
 
 
 def test_the_episode_log_is_on_disk_after_every_step(store, tmp_path, fresh_host):

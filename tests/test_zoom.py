@@ -108,7 +108,8 @@ def test_a_bare_predictor_stays_one_class_at_a_time_when_zoomed():
 def test_spec_option_inference_override_and_predictor():
     from fewshotkit.evaluation.inference import MethodPredictor, predictor_for
     from fewshotkit.method.overrides import apply_inference_overrides
-    from fewshotkit.method.spec import dump_spec, parse_spec, preset_spec
+    from fewshotkit.method.spec import dump_spec, preset_spec
+    from fewshotkit.method.build import parse_spec
 
     spec = preset_spec("ssl-alpnet-cpu")
     assert spec.support_zoom is None and "support_zoom" not in spec.to_dict()

@@ -61,7 +61,7 @@ def default_labels(runs: list[Path]) -> list[str]:
     """Each run's legend label: its preset's table name (``ADNet (CPU recipe)``), else its folder's
     name; runs that would share one get their folder's name added."""
     from fewshotkit.apps.bench.config import METHOD_LABELS
-    from fewshotkit.method.spec import load_spec
+    from fewshotkit.method.build import load_spec
 
     def label(run: Path) -> str:
         try:

@@ -77,7 +77,8 @@ def train(spec_path: str | None, preset: str | None, store_path: str | None, out
     torchrun --nproc_per_node 4 -m fewshotkit train --preset ssl-alpnet --store ... --out ...
     """
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import load_spec, preset_spec
+    from fewshotkit.method.spec import preset_spec
+    from fewshotkit.method.build import load_spec
     from fewshotkit.method.build import validate_spec
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
     from fewshotkit.training.loop import train as run_training

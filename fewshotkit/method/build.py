@@ -1,13 +1,20 @@
-"""Building a method from its spec: every registered name and option checked against the live
-registry first, then the parts created and handed to the method factory."""
+"""Method specs against the live registry: read from TOML and checked (every registered name and
+option), or built (the parts created and handed to the method factory)."""
 
 from __future__ import annotations
 
 import inspect
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.method.spec import PART_KINDS, MethodSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from fewshotkit.interfaces.method import Method
@@ -75,3 +82,29 @@ def build_method(spec: MethodSpec) -> "Method":
         for kind, table in spec.parts.items()
     }
     return registry.get("method", spec.method).load()(**parts, **spec.options)
+
+
+def load_spec(path: str | Path) -> MethodSpec:
+    """Read and validate a TOML spec; any problem raises FewshotkitError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FewshotkitError(f"method spec '{path}' does not exist (write one with: fewshotkit compose)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FewshotkitError(f"method spec '{path}' cannot be read: {exc}") from exc
+    return parse_spec(text, source=f"method spec '{path}'")
+
+
+def parse_spec(text: str, source: str = "method spec") -> MethodSpec:
+    """A validated spec from TOML text; errors start with ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FewshotkitError(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        spec = MethodSpec.from_dict(data)
+        validate_spec(spec)
+    except FewshotkitError as exc:
+        raise FewshotkitError(f"{source}: {exc}") from exc
+    return spec

@@ -121,7 +121,7 @@ def spec_to_toml(spec: "MethodSpec") -> str:
 
 
 def spec_from_toml(text: str, source: Path) -> "MethodSpec":
-    from fewshotkit.method.spec import parse_spec
+    from fewshotkit.method.build import parse_spec
 
     return parse_spec(text, source=f"checkpoint '{source}': its stored spec")
 

@@ -32,7 +32,6 @@ registry and building it, in :mod:`fewshotkit.method.build`.
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +39,9 @@ from typing import Any
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.method.presets import PAPER_STEPS, PRESETS
 
-__all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "load_spec", "parse_spec", "dump_spec",
+__all__ = ["PAPER_STEPS", "PRESETS", "MethodSpec", "preset_spec", "dump_spec",
            "save_spec"]
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 PART_KINDS: tuple[str, ...] = ("backbone", "pooler", "classifier")
 _TOP_LEVEL = ("method", "preset", "image_size", "support_orientation", "support_zoom", "test_mirror", "fg_threshold",
@@ -218,34 +213,6 @@ def preset_spec(name: str) -> MethodSpec:
 
 
 # -- files --------------------------------------------------------------------------------------
-def load_spec(path: str | Path) -> MethodSpec:
-    """Read and validate a TOML spec; any problem raises FewshotkitError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FewshotkitError(f"method spec '{path}' does not exist (write one with: fewshotkit compose)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FewshotkitError(f"method spec '{path}' cannot be read: {exc}") from exc
-    return parse_spec(text, source=f"method spec '{path}'")
-
-
-def parse_spec(text: str, source: str = "method spec") -> MethodSpec:
-    """A validated spec from TOML text; errors start with ``source``."""
-    from fewshotkit.method.build import validate_spec
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FewshotkitError(f"{source} is not valid TOML: {exc}") from exc
-    try:
-        spec = MethodSpec.from_dict(data)
-        validate_spec(spec)
-    except FewshotkitError as exc:
-        raise FewshotkitError(f"{source}: {exc}") from exc
-    return spec
-
-
 def dump_spec(spec: MethodSpec) -> str:
     """The spec as TOML text."""
     import tomli_w

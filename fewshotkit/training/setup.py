@@ -126,7 +126,7 @@ def prepare_run(spec: "MethodSpec | None", store_path: Path | str | None, out_di
 
 def _read_run(paths: RunDir) -> tuple["MethodSpec", dict[str, Any]]:
     """(the spec, the run.json) of the run directory to resume."""
-    from fewshotkit.method.spec import load_spec
+    from fewshotkit.method.build import load_spec
 
     if not (paths / RUN_JSON).is_file() or not (paths / SPEC_TOML).is_file():
         raise FewshotkitError(f"--resume: '{paths.root}' is not a run directory (no {RUN_JSON} / {SPEC_TOML})")

@@ -330,7 +330,8 @@ def method_spec(name: str, recipe: str | None = None, overrides: list[str] | tup
     """The spec of a preset name or spec file in the recipe's form (backbone, size and training
     table: :func:`fewshotkit.method.presets.cpu_form`), with ``overrides``."""
     from fewshotkit.method.overrides import apply_overrides
-    from fewshotkit.method.spec import MethodSpec, load_spec, preset_spec
+    from fewshotkit.method.spec import MethodSpec, preset_spec
+    from fewshotkit.method.build import load_spec
 
     spec = load_spec(name) if name.endswith(".toml") else preset_spec(name)
     if recipe is not None:

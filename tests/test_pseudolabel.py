@@ -128,12 +128,16 @@ def register_pseudolabelers(register):
 '''
 
 
-def test_3d_pseudolabeler_gets_volumes(tmp_path, run_cli):
+def _plugin_and_store(tmp_path, source: str):
+    """A plugins folder holding ``source`` as one loose plugin, and a synthetic store of 2 volumes of 8 slices."""
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    (plugins / "blocks_plugin.py").write_text(PLUGIN_3D)
-    store = tmp_path / "demo.h5"
-    ingest_synthetic(store, volumes=2, slices=8, size=32, quiet=True)
+    (plugins / "test_plugin.py").write_text(source)
+    return plugins, ingest_synthetic(tmp_path / "demo.h5", volumes=2, slices=8, size=32, quiet=True)
+
+
+def test_3d_pseudolabeler_gets_volumes(tmp_path, run_cli):
+    plugins, store = _plugin_and_store(tmp_path, PLUGIN_3D)
     result = run_cli("--plugins-dir", str(plugins), "pseudolabel", str(store), "--with", "blocks3d",
                      "--set", "size=8", "--jobs", "1")
     assert result.exit_code == 0, result.output
@@ -180,10 +184,7 @@ def register_pseudolabelers(register):
 
 
 def test_a_3d_pseudolabeler_must_label_every_slice_of_a_volume(tmp_path, run_cli):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "short_plugin.py").write_text(PLUGIN_SHORT_3D)
-    store = ingest_synthetic(tmp_path / "demo.h5", volumes=2, slices=8, size=32, quiet=True)
+    plugins, store = _plugin_and_store(tmp_path, PLUGIN_SHORT_3D)
     before = store.read_bytes()
     result = run_cli("--plugins-dir", str(plugins), "pseudolabel", str(store), "--with", "short3d", "--jobs", "1")
     assert result.exit_code == 1

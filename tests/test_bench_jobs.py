@@ -76,7 +76,7 @@ def test_a_plan_takes_the_pace_of_models_under_way_when_no_cell_of_their_row_has
     """A study's first fold still training: the other folds' cells take the pace its metrics log records."""
     import json
 
-    from fewshotkit.apps.bench.config import method_label
+    from fewshotkit.apps.bench.methods import method_label
     from fewshotkit.core.names import safe_name
 
     config = tmp_path / "study.toml"

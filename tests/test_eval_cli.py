@@ -388,7 +388,7 @@ def test_a_spec_without_steps_trains_for_the_bench_s_steps(tmp_path, store_path)
 def test_a_published_setting_2_figure_is_shown_under_its_own_exclusion_rule():
     """The ADNet lineage's setting-2 figures drop a slice only when it shows every test class
     (``all``), SSL-ALPNet's when it shows any: a figure is shown beside a row only under its rule."""
-    from fewshotkit.apps.bench.config import published_dice
+    from fewshotkit.apps.bench.methods import published_dice
 
     assert published_dice("ssl-qnet-cpu", "chaos-t2", 1) == 81.02
     assert published_dice("ssl-qnet-cpu", "chaos-t2", 2, "any") is None
@@ -402,12 +402,12 @@ def test_a_published_setting_2_figure_is_shown_under_its_own_exclusion_rule():
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
     import importlib.util
 
-    from fewshotkit.apps.bench import config as bench_config
+    from fewshotkit.apps.bench import methods as bench_methods
     from fewshotkit.data.store.reader import SliceStore
 
     with SliceStore(store_path) as store:
         preset = store.preset
-    monkeypatch.setitem(bench_config.PUBLISHED, preset, {"ssl-alpnet": (71.5, 60.25)})
+    monkeypatch.setitem(bench_methods.PUBLISHED, preset, {"ssl-alpnet": (71.5, 60.25)})
     out = tmp_path / "bench_pub"
     args = ["bench", "--store", str(store_path), "--method", "ssl-alpnet-cpu", "--method", "alpnet-init-cpu",
             "--steps", "2", "--device", "cpu", "--fold", "0", "-o", str(out)]

@@ -172,7 +172,7 @@ def test_the_cpu_two_level_presets_use_the_fourth_stage_and_the_earlier_form_sti
 
 @pytest.mark.parametrize("preset", ("ssl-qnet", "ssl-rpt", "ssl-gmrd"))
 def test_the_cpu_recipe_of_a_paper_preset_is_its_cpu_preset(preset):
-    from fewshotkit.apps.bench.config import method_spec
+    from fewshotkit.apps.bench.methods import method_spec
     from fewshotkit.method.presets import PRESETS
     from fewshotkit.method.spec import preset_spec
 

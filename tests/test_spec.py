@@ -35,7 +35,8 @@ def test_bf16_preset_is_the_measured_study():
     import dataclasses
     from pathlib import Path
 
-    from fewshotkit.apps.bench.config import BenchConfig, method_spec
+    from fewshotkit.apps.bench.config import BenchConfig
+    from fewshotkit.apps.bench.methods import method_spec
 
     study = BenchConfig.from_toml(Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "chaos_recipe_3000.toml")
     measured = method_spec(study.methods[0], study.recipe, study.overrides)

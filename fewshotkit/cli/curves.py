@@ -60,7 +60,7 @@ def curves(runs: tuple[str, ...], labels: tuple[str, ...], protocols: tuple[str,
 def default_labels(runs: list[Path]) -> list[str]:
     """Each run's legend label: its preset's table name (``ADNet (CPU recipe)``), else its folder's
     name; runs that would share one get their folder's name added."""
-    from fewshotkit.apps.bench.config import METHOD_LABELS
+    from fewshotkit.apps.bench.methods import METHOD_LABELS
     from fewshotkit.method.build import load_spec
 
     def label(run: Path) -> str:

@@ -38,7 +38,8 @@ from typing import Any
 from fewshotkit.apps.bench.cache import digest as _digest
 from fewshotkit.apps.bench.cache import evaluation_key, training_key, variant_suffix
 from fewshotkit.apps.bench.cells import CellRef, CellSite
-from fewshotkit.apps.bench.config import BenchConfig, method_label, method_spec
+from fewshotkit.apps.bench.config import BenchConfig
+from fewshotkit.apps.bench.methods import method_label, method_spec
 from fewshotkit.apps.bench.models import score_model, trained_model
 from fewshotkit.apps.bench.report import model_timing
 from fewshotkit.apps.bench.result import BenchResult

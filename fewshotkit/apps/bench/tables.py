@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from fewshotkit.apps.bench.config import BenchConfig, published_dice
+from fewshotkit.apps.bench.config import BenchConfig
+from fewshotkit.apps.bench.methods import published_dice
 from fewshotkit.evaluation.protocol import FoldScores
 from fewshotkit.evaluation.results import ScoreTable, summarize
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fewshotkit.core.errors import PluginError
-from fewshotkit.host import plugin_host
+from fewshotkit.host import plugin_loading
 from fewshotkit.host.plugin_host import PluginHost
 
 FAILS_FIRST = textwrap.dedent(
@@ -101,7 +101,7 @@ def test_a_plugin_naming_one_component_twice_fails(tmp_path):
 def test_one_module_under_two_entry_points_fails_the_second_only(monkeypatch):
     eps = [importlib.metadata.EntryPoint(name, "fewshotkit.host.core_components", "fewshotkit")
            for name in ("again", "twice")]
-    monkeypatch.setattr(plugin_host, "entry_points", lambda group: eps)
+    monkeypatch.setattr(plugin_loading, "entry_points", lambda group: eps)
     with pytest.warns(RuntimeWarning, match="already loaded as plugin 'fewshotkit'"):
         host = PluginHost()
     assert host.plugins["again"].error and host.plugins["twice"].error

@@ -128,7 +128,7 @@ def evaluate_checkpoint(
     from fewshotkit.evaluation.inference import predictor_for
     from fewshotkit.method.checkpoint import load_method
 
-    config = ProtocolConfig(protocol, options.chunks, options.shots)
+    config = ProtocolConfig(protocol, options.chunks, options.shots, options.chunk_rule)
     torch_device = resolve_device(run.device)
     seed_everything(run.seed)
     loaded = load_method(checkpoint, torch_device, options.method_overrides())

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.evaluation.postprocess import ScanPostprocess, build_postprocess
+from fewshotkit.evaluation.query_range import CHUNK_RULES
 
 #: spec keys whose ``--set KEY=VALUE`` is an alias of the field of the same name
 SPEC_FIELDS = ("postprocess", "drop_absent", "support_orientation", "support_zoom", "test_mirror", "fg_threshold")
@@ -29,7 +30,7 @@ SPEC_FIELDS = ("postprocess", "drop_absent", "support_orientation", "support_zoo
 MODEL_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold")
 #: field -> how the command line spells it (for messages)
 _FLAGS = {"shots": "--shots", "chunks": "--chunks", "batch_size": "--batch-size", "query_range": "--query-range",
-          "drop_absent": "--drop-absent", "postprocess": "--postprocess"}
+          "drop_absent": "--drop-absent", "postprocess": "--postprocess", "chunk_rule": "--chunk-rule"}
 
 
 def _is_int(value: Any) -> bool:
@@ -46,7 +47,8 @@ class InferenceOptions:
     """How a trained model segments a query; see the module docstring and ``docs/inference-options.md``.
 
     ``shots``: support slices per chunk (k-shot); ``chunks``: C, chunks per query volume;
-    ``batch_size``: query slices per forward pass; ``query_range``: (first, last) query slice to
+    ``chunk_rule``: how a query's range is cut into them (``even``, ``ssl-alpnet``, ``qnet``:
+    :mod:`fewshotkit.evaluation.query_range`); ``batch_size``: query slices per forward pass; ``query_range``: (first, last) query slice to
     segment, None to estimate it from the support (``segment`` and the API); ``all_slices``: segment
     every query slice; ``joint``: one N-way pass per chunk for several classes when the method
     allows; ``postprocess``: post-processor tables (names are accepted: ``"a,b"``, ``["a"]``,
@@ -56,6 +58,7 @@ class InferenceOptions:
 
     shots: int = 1
     chunks: int = 3
+    chunk_rule: str = "even"
     batch_size: int = 16
     query_range: tuple[int, int] | None = None
     all_slices: bool = False
@@ -72,6 +75,9 @@ class InferenceOptions:
         for name in ("shots", "chunks", "batch_size"):
             _check_count(name, getattr(self, name))
             object.__setattr__(self, name, int(getattr(self, name)))
+        if self.chunk_rule not in CHUNK_RULES:
+            raise FewshotkitError(f"chunk_rule (--chunk-rule) must be one of {', '.join(CHUNK_RULES)}, "
+                                  f"got {self.chunk_rule!r}")
         for name in ("all_slices", "joint"):
             if not isinstance(getattr(self, name), bool):
                 raise FewshotkitError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -11,9 +11,8 @@ For every evaluated class and fold:
 2. **Query chunks.** In each query scan the slices from the first to the last slice containing the
    class (inclusive, gaps included) are split into C chunks the way ``np.array_split`` splits:
    contiguous runs whose lengths differ by at most one, the longer ones first
-   (11 slices -> 4, 4, 3). Chunk i is segmented with support slice(s) i. (SSL-ALPNet's code
-   assigns slice z of z0..z1 to chunk ``min((z - z0) // ((z1 - z0) / C), C - 1)`` instead:
-   11 slices -> 4, 3, 4.)
+   (11 slices -> 4, 4, 3). Chunk i is segmented with support slice(s) i. ``chunk_rule`` selects
+   SSL-ALPNet's cut (4, 3, 4) or Q-Net's (3, 4, 4) instead (:mod:`fewshotkit.evaluation.query_range`).
 3. **Scoring.** ``roy``: only those slices are scored, so false positives outside the organ's
    z-range are never counted. ``estimated-range``: the query has no label, so the range of step 2
    is estimated from the support's class range by relative position, exactly as ``fewshotkit
@@ -43,13 +42,18 @@ from fewshotkit.evaluation.fold_scores import FoldScores
 from fewshotkit.evaluation.metrics import confusion
 from fewshotkit.evaluation.options import InferenceOptions
 from fewshotkit.evaluation.orientation import SEARCH, require_probabilities, search_turns, turn
-from fewshotkit.evaluation.query_range import PROTOCOLS, assign_chunks, plan_query, query_chunks
+from fewshotkit.evaluation.query_range import CHUNK_RULES, PROTOCOLS, assign_chunks, plan_query, query_chunks
 from fewshotkit.evaluation.support_slices import select_support, slices_with_class, support_plan, support_positions
 from fewshotkit.method.spec import check_orientation
 
 __all__ = ["PROTOCOLS", "FoldLike", "FoldScores", "PredictionSink", "Predictor", "ProtocolConfig", "StoreLike",
            "assign_chunks", "evaluate_fold", "query_chunks", "resolve_classes", "select_support", "support_positions"]
 
+_CUTS = {
+    "even": "first..last class slice split like np.array_split into C runs",
+    "ssl-alpnet": "first..last class slice, slice z in chunk min(floor((z - z0) / ((z1 - z0) / C)), C - 1)",
+    "qnet": "the class slices cut at np.linspace(0, n, C + 1) truncated",
+}
 _SCORED = {
     "roy": "class z-range only (from the query's ground truth)",
     "estimated-range": "every slice; segmented: the support's class range mapped to the query by relative position",
@@ -99,11 +103,13 @@ class FoldLike(Protocol):
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """Which protocol: ``name`` roy | estimated-range | full-volume, C = ``chunks``, k = ``shots``."""
+    """Which protocol: ``name`` roy | estimated-range | full-volume, C = ``chunks``, k = ``shots``,
+    the query range cut into chunks by ``chunk_rule``."""
 
     name: str = "roy"
     chunks: int = 3
     shots: int = 1
+    chunk_rule: str = "even"
 
     def __post_init__(self) -> None:
         if self.name not in PROTOCOLS:
@@ -112,6 +118,8 @@ class ProtocolConfig:
             raise FewshotkitError(f"--chunks must be >= 1, got {self.chunks}")
         if self.shots < 1:
             raise FewshotkitError(f"--shots must be >= 1, got {self.shots}")
+        if self.chunk_rule not in CHUNK_RULES:
+            raise FewshotkitError(f"--chunk-rule: unknown rule '{self.chunk_rule}'; use one of {', '.join(CHUNK_RULES)}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,7 +127,8 @@ class ProtocolConfig:
             "chunks": self.chunks,
             "shots": self.shots,
             "support_position": "sorted class slices zs, chunk i -> zs[int(n*(2i+1)/(2C))]; k-shot: k nearest positions",
-            "query_chunks": "first..last class slice split like np.array_split into C runs",
+            "chunk_rule": self.chunk_rule,
+            "query_chunks": _CUTS[self.chunk_rule],
             "scored_slices": _SCORED[self.name],
             "dice": "3D per query scan, mean over scans, then over classes, in percent",
         }
@@ -163,7 +172,7 @@ def evaluate_fold(
     ``probabilities(support_images, support_masks, query_images) -> (Q, H, W) float`` method; the
     foreground is then where the probability exceeds 0.5.
     """
-    config = ProtocolConfig(protocol, options.chunks, options.shots)
+    config = ProtocolConfig(protocol, options.chunks, options.shots, options.chunk_rule)
     cleanup = options.cleanup()
     soft = _soft(predictor, cleanup.needs_probabilities)
     search = check_orientation(options.orientation) == SEARCH
@@ -191,7 +200,7 @@ def evaluate_fold(
             scores.skipped.append((scan, name))
             continue
         assignment, scored = plan_query(config.name, query.image.shape[0], zs, plan[1][name],
-                                        support[0].shape[0], config.chunks)
+                                        support[0].shape[0], config.chunks, config.chunk_rule)
         prediction, probabilities = _Episode(predictor, query.support_image, query.support_label == value,
                                              query.image, soft).predict(assignment, plan[0][name], query.found(value))
         if cleanup:
@@ -295,7 +304,7 @@ def _support_turns(predictor: Any, query: tuple[np.ndarray, np.ndarray], support
         if not zs and config.name != "estimated-range":
             continue
         assignment, _ = plan_query(config.name, image.shape[0], zs, support_range[name], support_image.shape[0],
-                                   config.chunks)
+                                   config.chunks, config.chunk_rule)
         for i, slices in enumerate(support_z[name]):
             query_z = np.flatnonzero(assignment == i)
             if query_z.size:

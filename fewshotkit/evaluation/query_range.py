@@ -11,6 +11,17 @@ The three protocols differ only here:
   organ slices outside the estimate are false negatives.
 - ``full-volume``: every slice is segmented and scored; slices below the true range use chunk 0,
   slices above it chunk C - 1.
+
+How a range is cut into C chunks (``chunk_rule``) differs between the field's public codes, only
+in which chunk a slice at a boundary joins (11 slices, C = 3):
+
+- ``even`` (the default): first..last split like ``np.array_split``, the longer runs first: 4, 4, 3;
+- ``ssl-alpnet``: SSL-ALPNet's test code, slice z of z0..z1 in chunk
+  ``min(floor((z - z0) / ((z1 - z0) / C)), C - 1)``: 4, 3, 4;
+- ``qnet``: Q-Net's, RPT's and GMRD's test scripts, which keep only the n slices showing the class
+  and cut them at ``np.linspace(0, n, C + 1)`` truncated: 3, 4, 4. A slice inside the range that
+  does not show the class is not segmented (nor scored under ``roy``); under ``full-volume`` it
+  takes the chunk of the class slice before it.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from typing import Sequence
 import numpy as np
 
 PROTOCOLS = ("roy", "estimated-range", "full-volume")
+#: how a query's range is cut into chunks (module docstring)
+CHUNK_RULES = ("even", "ssl-alpnet", "qnet")
 
 
 def estimate_range(support_range: tuple[int, int], support_depth: int, query_depth: int) -> tuple[int, int]:
@@ -46,38 +59,56 @@ def estimated_query_range(support_class_slices: Sequence[int], support_depth: in
     return estimate_range((zs[0], zs[-1]), support_depth, query_depth)
 
 
-def query_chunks(class_slices: Sequence[int], chunks: int = 3) -> list[np.ndarray]:
-    """The z-range first..last of ``class_slices`` (inclusive) split into ``chunks`` runs like np.array_split."""
+def query_chunks(class_slices: Sequence[int], chunks: int = 3, rule: str = "even") -> list[np.ndarray]:
+    """The slices of each of ``chunks`` chunks (C arrays of z, ascending) of the range of
+    ``class_slices`` cut by ``rule`` (:data:`CHUNK_RULES`, module docstring)."""
     zs = np.asarray(sorted(class_slices), dtype=np.int64)
     if zs.size == 0:
         raise ValueError("the query scan has no slice with the class")
-    return list(np.array_split(np.arange(zs[0], zs[-1] + 1), chunks))
+    if rule == "qnet":
+        cuts = np.linspace(0, zs.size, chunks + 1).astype(np.int64)
+        return [zs[cuts[i]:cuts[i + 1]] for i in range(chunks)]
+    span = np.arange(zs[0], zs[-1] + 1)
+    if rule == "ssl-alpnet":
+        width = (zs[-1] - zs[0]) / chunks
+        index = np.zeros(span.size, dtype=np.int64) if width == 0 else np.minimum(
+            np.floor((span - zs[0]) / width).astype(np.int64), chunks - 1)
+        return [span[index == i] for i in range(chunks)]
+    if rule != "even":
+        raise ValueError(f"unknown chunk rule '{rule}'; use one of {', '.join(CHUNK_RULES)}")
+    return list(np.array_split(span, chunks))
 
 
-def assign_chunks(depth: int, class_slices: Sequence[int], chunks: int = 3, protocol: str = "roy") -> np.ndarray:
+def assign_chunks(depth: int, class_slices: Sequence[int], chunks: int = 3, protocol: str = "roy",
+                  rule: str = "even") -> np.ndarray:
     """Chunk index (Z,) per slice of a scan of ``depth`` slices over the range of ``class_slices``.
 
     -1 marks slices that are not segmented; with ``protocol="full-volume"`` slices below the range
-    get chunk 0 and slices above it chunk C - 1, so every slice is segmented.
+    get chunk 0, slices above it chunk C - 1 and a slice inside it that ``rule`` leaves out the
+    chunk of the slice before it, so every slice is segmented.
     """
     assignment = np.full(depth, -1, dtype=np.int64)
-    for i, run in enumerate(query_chunks(class_slices, chunks)):
+    for i, run in enumerate(query_chunks(class_slices, chunks, rule)):
         assignment[run] = i
     if protocol == "full-volume":
         first, last = min(class_slices), max(class_slices)
         assignment[:first] = 0
         assignment[last + 1 :] = chunks - 1
+        for z in range(first + 1, last):
+            if assignment[z] < 0:
+                assignment[z] = assignment[z - 1]
     return assignment
 
 
 def plan_query(protocol: str, depth: int, truth_slices: Sequence[int], support_slices: Sequence[int],
-               support_depth: int, chunks: int = 3) -> tuple[np.ndarray, np.ndarray]:
+               support_depth: int, chunks: int = 3, rule: str = "even") -> tuple[np.ndarray, np.ndarray]:
     """(chunk index (Z,) with -1 = not segmented, scored (Z,) bool) for one query scan and class.
 
-    ``truth_slices``: the query's class slices (ground truth); ``support_slices``: the support's.
+    ``truth_slices``: the query's class slices (ground truth); ``support_slices``: the support's;
+    ``rule``: how the range is cut into chunks (:data:`CHUNK_RULES`).
     """
     if protocol == "estimated-range":
         lo, hi = estimated_query_range(support_slices, support_depth, depth)
-        return assign_chunks(depth, [lo, hi], chunks, "roy"), np.ones(depth, dtype=bool)
-    assignment = assign_chunks(depth, truth_slices, chunks, protocol)
+        return assign_chunks(depth, list(range(lo, hi + 1)), chunks, "roy", rule), np.ones(depth, dtype=bool)
+    assignment = assign_chunks(depth, truth_slices, chunks, protocol, rule)
     return assignment, (assignment >= 0) if protocol == "roy" else np.ones(depth, dtype=bool)

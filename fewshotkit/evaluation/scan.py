@@ -71,7 +71,8 @@ def _plan(value: int, name: str, support_label: np.ndarray, depth: int, options:
     if options.query_range is not None:
         check_query_range(options.query_range, depth)
     lo, hi = options.query_range or estimated_query_range(zs, support_label.shape[0], depth)
-    assignment = assign_chunks(depth, [lo, hi], chunks, "full-volume" if options.all_slices else "roy")
+    assignment = assign_chunks(depth, list(range(lo, hi + 1)), chunks, "full-volume" if options.all_slices else "roy",
+                               options.chunk_rule)
     return ClassSegment(value, name, select_support(zs, chunks, shots), (lo, hi)), assignment
 
 
@@ -159,8 +160,8 @@ def _joint_pass(predictor: Any, support_image: np.ndarray, support_label: np.nda
     """One N-way pass per chunk of the classes' union range; fills (probabilities, masks), each (N, Z, H, W)."""
     probs, masks = out
     union = (min(p.query_range[0] for p, _ in plans), max(p.query_range[1] for p, _ in plans))
-    assignment = assign_chunks(query_image.shape[0], list(union), options.chunks,
-                               "full-volume" if options.all_slices else "roy")
+    assignment = assign_chunks(query_image.shape[0], list(range(union[0], union[1] + 1)), options.chunks,
+                               "full-volume" if options.all_slices else "roy", options.chunk_rule)
     for i in range(options.chunks):
         query_z = np.flatnonzero(assignment == i)
         if not query_z.size:

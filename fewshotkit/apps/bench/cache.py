@@ -13,7 +13,7 @@ A finished (store, method, fold) cell is reused only when all of these are uncha
   post-processors): an installed plugin's version, plus a hash of its module files when it is
   installed in editable mode or has a ``.dev`` version; a loose ``--plugins-dir`` file's hash.
   Editing a plugin therefore retrains and re-evaluates what uses it, and nothing else;
-- for the cell itself, the protocol (shots, protocol name, chunks) and the evaluation
+- for the cell itself, the protocol (shots, protocol name, chunks and their rule) and the evaluation
   (:func:`evaluation_key`: the split scored, post-processing, slice presence, inference options).
 """
 
@@ -82,6 +82,8 @@ def evaluation_key(cfg: BenchConfig, spec: Any) -> tuple[InferenceOptions, dict[
     tables = spec.postprocess if given is None else given
     absent = cfg.drop_absent if cfg.drop_absent is not None else spec.drop_absent
     key: dict[str, Any] = {"shots": options.shots, "chunks": options.chunks}
+    if options.chunk_rule != "even":  # keyed only when not the rule every earlier cell was scored with
+        key["chunk_rule"] = options.chunk_rule
     if cfg.split != "test":
         key["split"] = cfg.split
     if tables:

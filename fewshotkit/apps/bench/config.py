@@ -50,6 +50,7 @@ class BenchConfig:
     shots: int = 1
     protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
     chunks: int = 3
+    chunk_rule: str = "even"  # how a query's range is cut into the chunks (fewshotkit.evaluation.query_range)
     recipe: str | None = None
     overrides: list[str] = field(default_factory=list)
     eval_overrides: list[str] = field(default_factory=list)  # inference options: same models, own cells
@@ -92,7 +93,7 @@ class BenchConfig:
         self._check_overrides()
         options = self.inference_options()  # checked here, before anything trains
         for name in self.protocol:
-            ProtocolConfig(name, options.chunks, options.shots)
+            ProtocolConfig(name, options.chunks, options.shots, options.chunk_rule)
         self._check_readings()
 
     def _normalise(self) -> None:
@@ -172,8 +173,8 @@ class BenchConfig:
                 raise FewshotkitError(f"bench: readings '{seen[same]}' and '{name}' give the same options; keep one")
             seen[same] = name
             self.readings[name] = list(listed)
-            InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, batch_size=self.batch_size,
-                                         postprocess=self.postprocess, drop_absent=self.drop_absent,
+            InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, chunk_rule=self.chunk_rule,
+                                         batch_size=self.batch_size, postprocess=self.postprocess, drop_absent=self.drop_absent,
                                          overrides=[*self.eval_overrides, *listed])
 
     def _check_reading_item(self, name: str, item: str) -> None:
@@ -201,11 +202,11 @@ class BenchConfig:
                                   f"methods ({', '.join(self.methods)})")
 
     def inference_options(self) -> InferenceOptions:
-        """The inference options every method is evaluated with: ``shots``, ``chunks``,
+        """The inference options every method is evaluated with: ``shots``, ``chunks``, ``chunk_rule``,
         ``batch_size``, ``postprocess`` and ``drop_absent`` (None: each method's own) and
         ``eval_overrides`` (whose ``postprocess=`` / ``drop_absent=`` are aliases of those keys)."""
-        return InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, batch_size=self.batch_size,
-                                            postprocess=self.postprocess, drop_absent=self.drop_absent,
+        return InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, chunk_rule=self.chunk_rule,
+                                            batch_size=self.batch_size, postprocess=self.postprocess, drop_absent=self.drop_absent,
                                             overrides=self.eval_overrides)
 
     @classmethod
@@ -243,7 +244,7 @@ class BenchConfig:
 def inference_keys(values: dict[str, Any]) -> dict[str, Any]:
     """Config keys (None: not given) from the values of the shared inference options on the command
     line (:func:`fewshotkit.cli.options.inference_options`; ``--eval-set`` -> ``eval_overrides``)."""
-    keys = {"shots": "shots", "chunks": "chunks", "batch_size": "batch_size", "postprocess": "postprocess",
+    keys = {"shots": "shots", "chunks": "chunks", "chunk_rule": "chunk_rule", "batch_size": "batch_size", "postprocess": "postprocess",
             "drop_absent": "drop_absent", "overrides": "eval_overrides"}
     return {key: (list(values[name]) if name in ("overrides", "postprocess") else values[name])
             if name in values else None for name, key in keys.items()}

@@ -53,17 +53,19 @@ def held_folds(scores: Sequence[FoldScores]) -> str:
 
 
 def table_title(cfg: BenchConfig, store_path: str, setting: int) -> str:
-    """``STORE: Dice (%), setting S [(exclusion R)], K-shot, PROTOCOLS, folds F[; split][; inference]``."""
+    """``STORE: Dice (%), setting S [(exclusion R)], K-shot, PROTOCOLS [(chunks cut as RULE)], folds F[; split][;
+    inference]``."""
     grouped = len(cfg.protocol) > 1
     inference = [*cfg.eval_overrides,
                  *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent"))),
                  *given_cleanup(cfg)]
     rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
+    cut = f" (chunks cut as {cfg.chunk_rule})" if cfg.chunk_rule != "even" else ""
     held = (f"; the validation scans ({cfg.val_scans} held out of each fold's training scans)"
             if cfg.split == "validation" else f"; trained without {cfg.val_scans} validation scans"
             if cfg.val_scans else "")
     return (f"{Path(store_path).stem}: Dice (%), setting {setting}{rule}, {cfg.shots}-shot, "
-            f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}, "
+            f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}{cut}, "
             f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
             + held + (f"; inference {', '.join(inference)}" if inference else ""))
 

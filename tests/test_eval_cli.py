@@ -386,7 +386,7 @@ def test_a_spec_without_steps_trains_for_the_bench_s_steps(tmp_path, store_path)
 
 
 def test_a_published_setting_2_figure_is_shown_under_its_own_exclusion_rule():
-    """The ADNet lineage's setting-2 figures drop a slice only when it shows every test class
+    """Q-Net's, RPT's and GMRD's setting-2 figures drop a slice only when it shows every test class
     (``all``), SSL-ALPNet's when it shows any: a figure is shown beside a row only under its rule."""
     from fewshotkit.apps.bench.methods import published_dice
 

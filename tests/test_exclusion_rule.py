@@ -1,4 +1,4 @@
-"""Setting 2's two exclusion rules: SSL-ALPNet's ``any`` and the ADNet lineage's ``all``."""
+"""Setting 2's two exclusion rules: SSL-ALPNet's ``any`` and Q-Net's, RPT's and GMRD's ``all``."""
 
 from __future__ import annotations
 

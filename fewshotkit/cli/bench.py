@@ -40,7 +40,7 @@ from fewshotkit.method.spec import PRESETS
                    "and inference options are chosen.")
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every training slice showing any excluded "
-                   "class; 'all' (the ADNet lineage's code) only slices showing all of them.")
+                   "class; 'all' (Q-Net's, RPT's and GMRD's code) only slices showing all of them.")
 @click.option("--protocol", "protocols", multiple=True, type=click.Choice(PROTOCOL_CHOICES),
               help="Protocol (repeatable: one column group per protocol; default roy).")
 @click.option("--recipe", type=click.Choice(["cpu"]), default=None,

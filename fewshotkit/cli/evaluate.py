@@ -95,7 +95,8 @@ def eval_command(run_or_checkpoint: str, store_path: str, fold: int | None, all_
     trained = (document.get("training") or {}).get("run") or {}
     setting = f", setting 2 (exclusion {trained.get('exclusion', 'any')})" if trained.get("setting") == 2 else ""
     setting += ", the run's validation scans" if split == "validation" else ""
-    _print_tables(outputs.folds, title=f"{_method_title(document)}{setting}, {protocol}, {inference.shots}-shot"
+    cut = f" (chunks cut as {inference.chunk_rule})" if inference.chunk_rule != "even" else ""
+    _print_tables(outputs.folds, title=f"{_method_title(document)}{setting}, {protocol}{cut}, {inference.shots}-shot"
                   + (f"; {cleanup}" if cleanup else "") + "".join(f"; {item}" for item in shown))
     if output:
         write_json(output, document)

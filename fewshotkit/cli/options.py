@@ -16,8 +16,8 @@ import click
 PROTOCOL_CHOICES = ("roy", "estimated-range", "full-volume")  # fewshotkit.evaluation.query_range.PROTOCOLS
 CHUNK_RULE_CHOICES = ("even", "ssl-alpnet", "qnet")  # fewshotkit.evaluation.query_range.CHUNK_RULES
 _CHUNK_RULE_HELP = ("How a query's range is cut into the chunks: even (np.array_split, 11 slices -> 4, 4, 3), "
-                    "ssl-alpnet (SSL-ALPNet's test code: 4, 3, 4) or qnet (Q-Net's, RPT's and GMRD's: the class "
-                    "slices only, 3, 4, 4).")
+                    "ssl-alpnet (SSL-ALPNet's test code: 4, 3, 4) or qnet (Q-Net's, RPT's, GMRD's and ADNet's EP1: "
+                    "the class slices only, 3, 4, 4).")
 _POSTPROCESS_HELP = ("Post-processors for each query scan, replacing the spec's [postprocess] list (repeatable; "
                      "'none' for none; see `fewshotkit components postprocessor`). Alias: --set postprocess=NAMES.")
 _DROP_ABSENT_HELP = ("Slice presence: clear slices whose predicted foreground's probability mass is below FRACTION x "
@@ -72,8 +72,8 @@ def inference_options(*, scan: bool = False, bench: bool = False) -> Callable[[C
     decorators = [
         _count("--shots", default(1), "Support slices per chunk (k-shot: the k slices nearest each chunk's position)"),
         _count("--chunks", default(3), "C, chunks per query scan, each with its own support slices"),
-        click.option("--chunk-rule", type=click.Choice(CHUNK_RULE_CHOICES), default=default("even"),
-                     help=_CHUNK_RULE_HELP + ("" if bench else " [default: even]")),
+        click.option("--chunk-rule", type=click.Choice(CHUNK_RULE_CHOICES), default=None,
+                     help=_CHUNK_RULE_HELP + " Default: even. Alias: --set chunk_rule=RULE."),
         _count("--batch-size", default(16), "Query slices per forward pass"),
         click.option("--postprocess", multiple=True, metavar="NAME[,NAME]", help=_POSTPROCESS_HELP),
         click.option("--drop-absent", type=float, default=None, metavar="FRACTION", help=_DROP_ABSENT_HELP),

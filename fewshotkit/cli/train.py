@@ -47,7 +47,7 @@ def _fixed_by_the_run(ctx: click.Context) -> list[str]:
               help=VAL_FROM_HELP)
 @click.option("--exclusion", type=click.Choice(["any", "all"]), default=None,
               help="Setting 2's rule: 'any' (default, SSL-ALPNet's) drops every slice showing any excluded class; "
-                   "'all' (the ADNet lineage's code) only slices showing all of them.")
+                   "'all' (Q-Net's, RPT's and GMRD's code) only slices showing all of them.")
 @click.option("--fold", type=int, default=0, show_default=True, help="Cross-validation fold (its test scans are never trained on).")
 @click.option("--n-folds", type=click.IntRange(min=2), default=None,
               help="Folds over the store's scans (default 5); the store needs at least this many patients.")

@@ -26,6 +26,8 @@ from fewshotkit.evaluation.query_range import CHUNK_RULES
 
 #: spec keys whose ``--set KEY=VALUE`` is an alias of the field of the same name
 SPEC_FIELDS = ("postprocess", "drop_absent", "support_orientation", "support_zoom", "test_mirror", "fg_threshold")
+#: protocol keys whose ``--set KEY=VALUE`` is an alias of the field (a reading of bench can compare them)
+PROTOCOL_FIELDS = ("chunk_rule",)
 #: spec keys passed to the model as overrides when set (the others act after the model)
 MODEL_KEYS = ("support_orientation", "support_zoom", "test_mirror", "fg_threshold")
 #: field -> how the command line spells it (for messages)
@@ -47,18 +49,17 @@ class InferenceOptions:
     """How a trained model segments a query; see the module docstring and ``docs/inference-options.md``.
 
     ``shots``: support slices per chunk (k-shot); ``chunks``: C, chunks per query volume;
-    ``chunk_rule``: how a query's range is cut into them (``even``, ``ssl-alpnet``, ``qnet``:
-    :mod:`fewshotkit.evaluation.query_range`); ``batch_size``: query slices per forward pass; ``query_range``: (first, last) query slice to
+    ``batch_size``: query slices per forward pass; ``query_range``: (first, last) query slice to
     segment, None to estimate it from the support (``segment`` and the API); ``all_slices``: segment
     every query slice; ``joint``: one N-way pass per chunk for several classes when the method
     allows; ``postprocess``: post-processor tables (names are accepted: ``"a,b"``, ``["a"]``,
     ``"none"``), or a built :class:`ScanPostprocess`; ``overrides``: other ``KEY=VALUE`` inference
-    options of the trained method (``pooler.test_window=1``).
+    options of the trained method (``pooler.test_window=1``); ``chunk_rule``: how a query's range
+    is cut into the chunks (``even``, ``ssl-alpnet``, ``qnet``: :mod:`fewshotkit.evaluation.query_range`).
     """
 
     shots: int = 1
     chunks: int = 3
-    chunk_rule: str = "even"
     batch_size: int = 16
     query_range: tuple[int, int] | None = None
     all_slices: bool = False
@@ -70,6 +71,7 @@ class InferenceOptions:
     test_mirror: bool | None = None
     fg_threshold: float | None = None
     overrides: tuple[str, ...] = ()
+    chunk_rule: str = "even"
 
     def __post_init__(self) -> None:
         for name in ("shots", "chunks", "batch_size"):
@@ -100,9 +102,9 @@ class InferenceOptions:
     def from_values(cls, overrides: Sequence[str] = (), **values: Any) -> "InferenceOptions":
         """Options from loose values as the command line, the API or a bench config give them.
 
-        ``overrides`` (``--set``) items for :data:`SPEC_FIELDS` become those fields (aliases; a later
-        one wins, and the field given as itself, ``--drop-absent``, wins over its alias). An unknown
-        keyword is a one-line error.
+        ``overrides`` (``--set``) items for :data:`SPEC_FIELDS` and :data:`PROTOCOL_FIELDS` become those
+        fields (aliases; a later one wins, and the field given as itself, ``--drop-absent``, wins over
+        its alias). An unknown keyword is a one-line error; ``chunk_rule=None`` is not given.
         """
         from fewshotkit.core.userinput import parse_assignment
 
@@ -113,7 +115,7 @@ class InferenceOptions:
         kept: list[str] = []
         for item in overrides:
             key, value = parse_assignment(item, "pooler.test_window=1")
-            if key in SPEC_FIELDS and (value is not None or key == "postprocess"):
+            if (key in SPEC_FIELDS and (value is not None or key == "postprocess")) or key in PROTOCOL_FIELDS:
                 aliased[key] = "none" if value is None else value
                 kept = [k for k in kept if k.partition("=")[0].strip() != key]
             else:
@@ -122,6 +124,8 @@ class InferenceOptions:
         for key, value in aliased.items():
             if values.get(key) is None:  # the option itself wins over its --set alias
                 values[key] = value
+        if values.get("chunk_rule", "") is None:  # not given: the field's default
+            del values["chunk_rule"]
         return cls(overrides=tuple(kept), **values)
 
     def replace(self, **changes: Any) -> "InferenceOptions":

@@ -122,7 +122,7 @@ def evaluate_fold(
 ) -> FoldScores:
     """Run one fold of ``protocol`` with ``predictor``; see the module docstring.
 
-    ``options``: chunks, shots, the post-processing (a built one, or tables; None: none) and the
+    ``options``: chunks and their rule, shots, the post-processing (a built one, or tables; None: none) and the
     support orientation. With post-processing that needs probabilities (slice presence) or
     ``support_orientation="search"`` (:mod:`fewshotkit.evaluation.orientation`: per query scan, the
     support turned as the model finds most consistent), ``predictor`` must have a

@@ -12,8 +12,8 @@ from fewshotkit.evaluation.query_range import CHUNK_RULES, PROTOCOLS
 
 _CUTS = {
     "even": "first..last class slice split like np.array_split into C runs",
-    "ssl-alpnet": "first..last class slice, slice z in chunk min(floor((z - z0) / ((z1 - z0) / C)), C - 1)",
-    "qnet": "the class slices cut at np.linspace(0, n, C + 1) truncated",
+    "ssl-alpnet": "first..last class slice, slice z in chunk min((z - z0) // ((z1 - z0) / C), C - 1)",
+    "qnet": "the class slices (every slice of an estimated range) cut at np.linspace(0, n, C + 1) truncated",
 }
 _SCORED = {
     "roy": "class z-range only (from the query's ground truth)",
@@ -40,14 +40,16 @@ class ProtocolConfig:
         if self.shots < 1:
             raise FewshotkitError(f"--shots must be >= 1, got {self.shots}")
         if self.chunk_rule not in CHUNK_RULES:
-            raise FewshotkitError(f"--chunk-rule: unknown rule '{self.chunk_rule}'; use one of {', '.join(CHUNK_RULES)}")
+            raise FewshotkitError(f"--chunk-rule: unknown rule '{self.chunk_rule}'; "
+                                  f"use one of {', '.join(CHUNK_RULES)}")
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "chunks": self.chunks,
             "shots": self.shots,
-            "support_position": "sorted class slices zs, chunk i -> zs[int(n*(2i+1)/(2C))]; k-shot: k nearest positions",
+            "support_position": ("sorted class slices zs, chunk i -> zs[int(n*(2i+1)/(2C))]; "
+                                 "k-shot: k nearest positions"),
             "chunk_rule": self.chunk_rule,
             "query_chunks": _CUTS[self.chunk_rule],
             "scored_slices": _SCORED[self.name],

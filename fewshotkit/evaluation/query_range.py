@@ -12,16 +12,17 @@ The three protocols differ only here:
 - ``full-volume``: every slice is segmented and scored; slices below the true range use chunk 0,
   slices above it chunk C - 1.
 
-How a range is cut into C chunks (``chunk_rule``) differs between the field's public codes, only
-in which chunk a slice at a boundary joins (11 slices, C = 3):
+How a range is cut into C chunks (``chunk_rule``) differs between the field's public codes
+(11 slices, C = 3):
 
 - ``even`` (the default): first..last split like ``np.array_split``, the longer runs first: 4, 4, 3;
 - ``ssl-alpnet``: SSL-ALPNet's test code, slice z of z0..z1 in chunk
-  ``min(floor((z - z0) / ((z1 - z0) / C)), C - 1)``: 4, 3, 4;
-- ``qnet``: Q-Net's, RPT's and GMRD's test scripts, which keep only the n slices showing the class
-  and cut them at ``np.linspace(0, n, C + 1)`` truncated: 3, 4, 4. A slice inside the range that
-  does not show the class is not segmented (nor scored under ``roy``); under ``full-volume`` it
-  takes the chunk of the class slice before it.
+  ``min((z - z0) // ((z1 - z0) / C), C - 1)``: 4, 3, 4;
+- ``qnet``: the test scripts of Q-Net, RPT, GMRD and ADNet's EP1 protocol, which keep only the n
+  slices showing the class and cut them at ``np.linspace(0, n, C + 1)`` truncated: 3, 4, 4. A slice inside the
+  range that does not show the class is not segmented (nor scored under ``roy``); under
+  ``full-volume`` it takes the chunk of the class slice before it. Without the query's label
+  (``estimated-range``, ``segment``) every slice of the range counts.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def query_chunks(class_slices: Sequence[int], chunks: int = 3, rule: str = "even
     span = np.arange(zs[0], zs[-1] + 1)
     if rule == "ssl-alpnet":
         width = (zs[-1] - zs[0]) / chunks
+        # (z - z0) // width as Python floats divide: floor((z - z0) / width) rounds some quotients up
+        # to a whole number first (11 slices, C = 6), and SSL-ALPNet's code floor-divides
         index = np.zeros(span.size, dtype=np.int64) if width == 0 else np.minimum(
-            np.floor((span - zs[0]) / width).astype(np.int64), chunks - 1)
+            ((span - zs[0]) // width).astype(np.int64), chunks - 1)
         return [span[index == i] for i in range(chunks)]
     if rule != "even":
         raise ValueError(f"unknown chunk rule '{rule}'; use one of {', '.join(CHUNK_RULES)}")

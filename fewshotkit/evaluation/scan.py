@@ -95,7 +95,7 @@ def segment_volume(
     ``predictor``: a :class:`~fewshotkit.evaluation.inference.MethodPredictor` (or anything with
     its ``probabilities`` / ``class_probabilities`` / ``multiway``); ``support_image`` (Zs, H', W')
     float, ``support_label`` (Zs, H', W') int; support and query slices may differ in size when the
-    predictor resizes them. ``options``: chunks, shots, query range, all slices, joint, the
+    predictor resizes them. ``options``: chunks and their rule, shots, query range, all slices, joint, the
     post-processing and the support orientation (``"search"`` first turns the support as the model
     finds most consistent with this query, :mod:`fewshotkit.evaluation.orientation`); a model's
     own values are filled in by :meth:`~fewshotkit.evaluation.options.InferenceOptions.for_spec`.

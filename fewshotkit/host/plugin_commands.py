@@ -26,7 +26,8 @@ class PluginCommands:
     def add(self, cli: Any, reserved: Iterable[str] = ()) -> Iterator[tuple[str, Exception]]:
         """Let each plugin's hook add click commands to the group ``cli`` (``reserved``: the built-in
         command names). A hook that raises leaves ``cli.commands`` as it found them and is yielded
-        as (plugin, error), for the caller to record as a failed plugin."""
+        as (plugin, error), for the caller to record as a failed plugin; a generator, so no command
+        is added until the caller iterates it to the end."""
         for impl in self.pm.hook.register_commands.get_hookimpls():
             name = str(self.pm.get_name(impl.plugin))
             before = dict(cli.commands)

@@ -34,7 +34,8 @@ def fill_registries(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo], re
     """Run the register hooks of each plugin registered with ``pm``, in the order of ``plugins`` (the
     core's first), and add their components to ``registry``; each name an earlier plugin holds adds
     a message to ``conflicts``. A plugin whose hooks raise is unregistered and yielded with its error,
-    for the caller to record as a failed plugin."""
+    for the caller to record as a failed plugin before the next plugin runs; a generator, so nothing
+    is filled until the caller iterates it to the end."""
     for name in [n for n in plugins if pm.get_plugin(n) is not None]:
         info, module = plugins[name], pm.get_plugin(name)
         try:

@@ -65,7 +65,7 @@ def train(
     ``regime`` ("ssl" / "supervised"), ``steps``, ``amp`` and ``log_episodes`` override
     ``spec.training``. Setting 2 drops the training slices showing the ``exclude`` classes, by
     the ``exclusion`` rule (``any``: slices showing any of them; ``all``: slices showing all of
-    them, as the ADNet lineage's code does); the supervised regime never trains on ``exclude`` classes. With
+    them, as Q-Net's, RPT's and GMRD's code does); the supervised regime never trains on ``exclude`` classes. With
     ``resume=True`` ``out_dir`` is an existing run: spec, store and settings come from it
     (``spec``/``store_path`` may be None), ``steps`` may raise its target (a cosine schedule
     then stretches over the new target, so the run differs from one planned for it from the

@@ -73,8 +73,9 @@ def evaluation_key(cfg: BenchConfig, spec: Any) -> tuple[InferenceOptions, dict[
     Post-processing and ``drop_absent`` come from the inference options (``--postprocess``,
     ``--drop-absent``, their ``--eval-set`` aliases), else from the spec (``--set``). The key
     records ``--set``'s and ``--drop-absent``'s slice presence, and ``--eval-set`` as given
-    but for its post-processing, which the tables record, so every spelling of one
-    post-processing shares its cells."""
+    but for its post-processing and chunk rule, which the key records as such, so every spelling of
+    one post-processing or rule shares its cells."""
+    from fewshotkit.evaluation.options import PROTOCOL_FIELDS
     from fewshotkit.method.provenance import plugin_fingerprints
 
     options = cfg.inference_options()
@@ -82,7 +83,7 @@ def evaluation_key(cfg: BenchConfig, spec: Any) -> tuple[InferenceOptions, dict[
     tables = spec.postprocess if given is None else given
     absent = cfg.drop_absent if cfg.drop_absent is not None else spec.drop_absent
     key: dict[str, Any] = {"shots": options.shots, "chunks": options.chunks}
-    if options.chunk_rule != "even":  # keyed only when not the rule every earlier cell was scored with
+    if options.chunk_rule != "even":  # the default rule stays out of the key: cells keyed without one keep their keys
         key["chunk_rule"] = options.chunk_rule
     if cfg.split != "test":
         key["split"] = cfg.split
@@ -91,7 +92,7 @@ def evaluation_key(cfg: BenchConfig, spec: Any) -> tuple[InferenceOptions, dict[
                               "plugins": plugin_fingerprints(dataclasses.replace(spec, postprocess=tables))}
     if absent is not None:
         key["drop_absent"] = absent
-    inference = [o for o in cfg.eval_overrides if o.partition("=")[0].strip() != "postprocess"]
+    inference = [o for o in cfg.eval_overrides if o.partition("=")[0].strip() not in ("postprocess", *PROTOCOL_FIELDS)]
     if inference:
         key["inference"] = inference
     chosen = options.drop_absent if options.drop_absent is not None else absent
@@ -99,8 +100,9 @@ def evaluation_key(cfg: BenchConfig, spec: Any) -> tuple[InferenceOptions, dict[
 
 
 def variant_suffix(key: dict[str, Any]) -> str:
-    """The cell file's suffix for an evaluation variant (post-processing, slice presence, --eval-set)."""
+    """The cell file's suffix for an evaluation variant (post-processing, slice presence, chunk rule, --eval-set)."""
     tables = key.get("postprocess", {}).get("tables", [])
     variant = "_" + "+".join(str(p["type"]) for p in tables) + "-" + digest(key["postprocess"])[:6] if tables else ""
     variant += f"_drop-absent-{key['drop_absent']:g}" if "drop_absent" in key else ""
+    variant += f"_chunks-{key['chunk_rule']}" if "chunk_rule" in key else ""
     return variant + (f"_set-{digest(key['inference'])[:6]}" if "inference" in key else "")

@@ -20,7 +20,7 @@ from fewshotkit.apps.bench.methods import RECIPES
 from fewshotkit.apps.bench.readings_table import NAME_BREAKERS
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.data.episodes.folds import VAL_FROM
-from fewshotkit.evaluation.options import MODEL_KEYS, InferenceOptions
+from fewshotkit.evaluation.options import MODEL_KEYS, PROTOCOL_FIELDS, InferenceOptions
 from fewshotkit.evaluation.protocol import ProtocolConfig
 
 #: folds over a store's scans unless ``n_folds`` (``--n-folds``) says otherwise; a store needs at
@@ -43,14 +43,14 @@ class BenchConfig:
     seed: int = 0
     steps: int | dict[str, int] | None = None  # shared, or per method (a table: method -> steps)
     setting: list[int] = field(default_factory=lambda: [1])  # 1, 2 or [1, 2]: one table per setting
-    exclusion: str = "any"  # setting 2's rule: "any" (SSL-ALPNet) or "all" (the ADNet lineage)
+    exclusion: str = "any"  # setting 2's rule: "any" (SSL-ALPNet) or "all" (Q-Net, RPT, GMRD)
     val_scans: int = 0  # training scans held out of every fold's training side (whole patients)
     val_from: str = "next-fold"  # which patients: the next fold's block, or ("end") the training list's end
     split: str = "test"  # score the folds' test scans, or ("validation") their held-out validation scans
     shots: int = 1
     protocol: list[str] = field(default_factory=lambda: ["roy"])  # a name or a list: one column group each
     chunks: int = 3
-    chunk_rule: str = "even"  # how a query's range is cut into the chunks (fewshotkit.evaluation.query_range)
+    chunk_rule: str | None = None  # how a query's range is cut into the chunks (None: even; evaluation.query_range)
     recipe: str | None = None
     overrides: list[str] = field(default_factory=list)
     eval_overrides: list[str] = field(default_factory=list)  # inference options: same models, own cells
@@ -142,7 +142,7 @@ class BenchConfig:
     def _check_overrides(self) -> None:
         """``--set`` changes the models and ``--eval-set`` only how they are read: each refuses the other's keys."""
         for item in self.overrides:
-            if item.partition("=")[0].strip() in MODEL_KEYS:
+            if item.partition("=")[0].strip() in (*MODEL_KEYS, *PROTOCOL_FIELDS):
                 raise FewshotkitError(f"bench --set '{item}': an inference option; give it with --eval-set to score "
                                       "the same models (--set would train new ones)")
         for item in self.eval_overrides:
@@ -174,7 +174,8 @@ class BenchConfig:
             seen[same] = name
             self.readings[name] = list(listed)
             InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, chunk_rule=self.chunk_rule,
-                                         batch_size=self.batch_size, postprocess=self.postprocess, drop_absent=self.drop_absent,
+                                         batch_size=self.batch_size, postprocess=self.postprocess,
+                                         drop_absent=self.drop_absent,
                                          overrides=[*self.eval_overrides, *listed])
 
     def _check_reading_item(self, name: str, item: str) -> None:
@@ -183,7 +184,7 @@ class BenchConfig:
         if key.startswith("training."):
             raise FewshotkitError(f"bench: reading '{name}': '{item}' is a training option; a reading only "
                                   "changes how the trained models are read")
-        given = {"postprocess": self.postprocess, "drop_absent": self.drop_absent}
+        given = {"postprocess": self.postprocess, "drop_absent": self.drop_absent, "chunk_rule": self.chunk_rule}
         if given.get(key) is not None:
             raise FewshotkitError(f"bench: reading '{name}': '{item}' would be overridden by the study's own "
                                   f"--{key.replace('_', '-')}; leave that out or drop it from the reading")
@@ -206,7 +207,8 @@ class BenchConfig:
         ``batch_size``, ``postprocess`` and ``drop_absent`` (None: each method's own) and
         ``eval_overrides`` (whose ``postprocess=`` / ``drop_absent=`` are aliases of those keys)."""
         return InferenceOptions.from_values(shots=self.shots, chunks=self.chunks, chunk_rule=self.chunk_rule,
-                                            batch_size=self.batch_size, postprocess=self.postprocess, drop_absent=self.drop_absent,
+                                            batch_size=self.batch_size, postprocess=self.postprocess,
+                                            drop_absent=self.drop_absent,
                                             overrides=self.eval_overrides)
 
     @classmethod
@@ -244,7 +246,7 @@ class BenchConfig:
 def inference_keys(values: dict[str, Any]) -> dict[str, Any]:
     """Config keys (None: not given) from the values of the shared inference options on the command
     line (:func:`fewshotkit.cli.options.inference_options`; ``--eval-set`` -> ``eval_overrides``)."""
-    keys = {"shots": "shots", "chunks": "chunks", "chunk_rule": "chunk_rule", "batch_size": "batch_size", "postprocess": "postprocess",
-            "drop_absent": "drop_absent", "overrides": "eval_overrides"}
+    keys = {"shots": "shots", "chunks": "chunks", "chunk_rule": "chunk_rule", "batch_size": "batch_size",
+            "postprocess": "postprocess", "drop_absent": "drop_absent", "overrides": "eval_overrides"}
     return {key: (list(values[name]) if name in ("overrides", "postprocess") else values[name])
             if name in values else None for name, key in keys.items()}

@@ -52,7 +52,7 @@ PUBLISHED: dict[str, dict[str, tuple[float | None, float | None]]] = {
 }
 
 
-#: the setting-2 rule of each published setting-2 figure: the ADNet lineage's code drops a training
+#: the setting-2 rule of each published setting-2 figure: Q-Net's, RPT's and GMRD's code drops a training
 #: slice only when it shows all the test classes; SSL-ALPNet's (and its baselines') any of them
 PUBLISHED_RULE: dict[str, str] = {"ssl-qnet": "all", "ssl-rpt": "all", "ssl-gmrd": "all"}
 
@@ -65,6 +65,7 @@ def published_dice(method: str, store_preset: str | None, setting: int, exclusio
     if entry is None or (setting == 2 and PUBLISHED_RULE.get(family, "any") != exclusion):
         return None
     return entry[setting - 1]
+
 
 #: recipes that put every method at one budget (``--recipe cpu``: what its ``-cpu`` preset is)
 RECIPES = {"cpu": cpu_form}

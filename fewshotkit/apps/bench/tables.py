@@ -60,7 +60,7 @@ def table_title(cfg: BenchConfig, store_path: str, setting: int) -> str:
                  *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent"))),
                  *given_cleanup(cfg)]
     rule = f" (exclusion {cfg.exclusion})" if setting == 2 else ""
-    cut = f" (chunks cut as {cfg.chunk_rule})" if cfg.chunk_rule != "even" else ""
+    cut = f" (chunks cut as {cfg.chunk_rule})" if cfg.chunk_rule not in (None, "even") else ""
     held = (f"; the validation scans ({cfg.val_scans} held out of each fold's training scans)"
             if cfg.split == "validation" else f"; trained without {cfg.val_scans} validation scans"
             if cfg.val_scans else "")

@@ -1,8 +1,8 @@
 """Setting-2 slice filters: drop the training slices that show the excluded (test) classes.
 
 Two rules are in use in the literature (:data:`EXCLUSION_RULES`): ``any`` (SSL-ALPNet's, the
-default) drops every slice that shows any excluded class; ``all`` (the rule of the ADNet lineage's
-code: Q-Net, RPT, GMRD) drops only slices that show every excluded class at once, which keeps far
+default) drops every slice that shows any excluded class; ``all`` (the rule of Q-Net's, RPT's and
+GMRD's code) drops only slices that show every excluded class at once, which keeps far
 more slices (on CHAOS-T2 with all four organs excluded: 88 of 718 slices dropped instead of 558).
 With one excluded class the two rules are the same.
 """
@@ -50,7 +50,7 @@ def check_rule(rule: str) -> str:
     """``rule`` if it is an exclusion rule, else a one-line error naming ``--exclusion``."""
     if rule not in EXCLUSION_RULES:
         raise FewshotkitError(f"--exclusion must be one of {', '.join(EXCLUSION_RULES)} "
-                              f"(any: SSL-ALPNet's rule; all: the ADNet lineage's), got '{rule}'")
+                              f"(any: SSL-ALPNet's rule; all: Q-Net's, RPT's and GMRD's), got '{rule}'")
     return rule
 
 

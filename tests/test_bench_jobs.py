@@ -23,7 +23,8 @@ def store(tmp_path_factory) -> Path:
 
 def test_bench_help_shows_the_launcher_options(run_cli):
     result = run_cli("bench", "--help")
-    for option in ("--launcher", "--jobs", "--partition", "--time", "--gpus-per-cell", "--cpus-per-cell", "--plan"):
+    for option in ("--launcher", "--jobs", "--order", "--partition", "--time", "--gpus-per-cell", "--cpus-per-cell",
+                   "--plan"):
         assert option in result.output
 
 
@@ -384,3 +385,25 @@ def test_figures_of_two_readings_of_one_row_keep_names_of_their_own(run_cli, sto
         assert run_cli("bench", "--config", str(study), "--device", "cpu", *flags).exit_code == 0
     overlays = sorted(p.name for p in (tmp_path / "o" / "figures").glob("*_overlay.png"))
     assert len(overlays) == 2 and all(name.startswith("syn_") for name in overlays), overlays
+
+
+def test_jobs_start_fold_by_fold_unless_the_study_asks_for_methods_first(store, tmp_path):
+    from fewshotkit.apps.bench.config import BenchConfig
+    from fewshotkit.apps.bench.launch import LaunchOptions, job_groups
+    from fewshotkit.apps.bench.study import Bench
+    from fewshotkit.core.errors import FewshotkitError
+
+    config = BenchConfig(stores=[str(store)], methods=["alpnet-init", "ssl-alpnet-cpu"], folds=[0, 1, 2],
+                         protocol=["roy", "full-volume"], recipe="cpu", device="cpu", out=str(tmp_path))
+    bench = Bench(config)
+
+    def started(order: str) -> list[tuple[str, int]]:
+        groups = job_groups(bench, bench.refs(), LaunchOptions(order=order).order)
+        assert all(len({(r.method, r.fold) for r in cells}) == 1 and len(cells) == 2 for cells in groups), \
+            "a job holds one model's cells, every protocol"
+        return [(cells[0].method, cells[0].fold) for cells in groups]
+
+    assert started("folds") == [(m, f) for f in (0, 1, 2) for m in ("alpnet-init", "ssl-alpnet-cpu")]
+    assert started("methods") == [(m, f) for m in ("alpnet-init", "ssl-alpnet-cpu") for f in (0, 1, 2)]
+    with pytest.raises(FewshotkitError, match="--order must be one of folds, methods"):
+        LaunchOptions(order="random")

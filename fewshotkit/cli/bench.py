@@ -63,6 +63,9 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Jobs at once (local default 1: one cell after another in this process; slurm: jobs queued "
                    "at once, default all).")
+@click.option("--order", "job_order", type=click.Choice(["folds", "methods"]), default=None,
+              help="Which jobs start first: folds (default), every method's fold 0, then fold 1, ...; methods, "
+                   "every fold of the first method, then the next method.")
 @click.option("--partition", default=None, help="slurm: the partition of every job.")
 @click.option("--time", "time_limit", default=None, metavar="MINUTES|H:MM:SS",
               help="Time limit of each job (slurm: its --time).")
@@ -84,7 +87,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
           val_scans: int | None, val_from: str | None, split: str | None, exclusion: str | None,
           protocols: tuple[str, ...], recipe: str | None, overrides: tuple[str, ...], inference: dict[str, Any],
           pseudolabels: tuple[str, ...], seed: int | None, device: str | None, out: str | None,
-          launcher: str | None, jobs: int | None, partition: str | None, time_limit: str | None,
+          launcher: str | None, jobs: int | None, job_order: str | None, partition: str | None, time_limit: str | None,
           gpus_per_cell: int | None, cpus_per_cell: int | None, readings_mode: str | None, show_plan: bool,
           cached_only: bool) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
@@ -112,8 +115,9 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     check_outputs([Output(config.out, "-o", FOLDER)],
                   {"--store": config.stores, "--method": [m for m in config.methods if m.endswith(".toml")],
                    "--config": config_path})
-    options = LaunchOptions.from_sources(config.launcher, launcher=launcher, jobs=jobs, partition=partition,
-                                         time=time_limit, gpus=gpus_per_cell, cpus=cpus_per_cell)
+    options = LaunchOptions.from_sources(config.launcher, launcher=launcher, jobs=jobs, order=job_order,
+                                         partition=partition, time=time_limit, gpus=gpus_per_cell,
+                                         cpus=cpus_per_cell)
     if show_plan:
         _print_plans(config, readings_mode, options)
         return

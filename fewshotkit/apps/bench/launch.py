@@ -28,6 +28,9 @@ from fewshotkit.apps.bench.study import Bench
 from fewshotkit.core.errors import FewshotkitError
 
 LAUNCHERS = ("local", "slurm")
+#: the order jobs start in: every method's fold 0 first (a study stopped part way has whole folds to
+#: compare), or every fold of the first method first
+JOB_ORDERS = ("folds", "methods")
 #: the submitit executor of each launcher
 CLUSTERS = {"local": "local", "slurm": "slurm"}
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?$")
@@ -65,6 +68,7 @@ class LaunchOptions:
     cpus: int | None = None  # per job (local: default the cores split between the jobs)
     setup: list[str] | None = None  # slurm: shell lines run before each job (module load, conda activate)
     folder: str | None = None  # the jobs' logs; default OUT/jobs
+    order: str = "folds"  # which jobs start first (JOB_ORDERS)
 
     def __post_init__(self) -> None:
         if self.launcher not in LAUNCHERS:
@@ -74,6 +78,8 @@ class LaunchOptions:
             if value is not None and (not isinstance(value, int) or value < (1 if name != "gpus" else 0)):
                 raise FewshotkitError(f"bench launcher option '{name}' must be a {'non-negative' if name == 'gpus' else 'positive'} "
                                       f"integer, got {value!r}")
+        if self.order not in JOB_ORDERS:
+            raise FewshotkitError(f"bench --order must be one of {', '.join(JOB_ORDERS)}, got {self.order!r}")
         if self.time is not None:
             parse_minutes(self.time)
         for name in ("partition", "folder"):
@@ -114,14 +120,16 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def job_groups(bench: Bench, refs: list[CellRef]) -> list[list[CellRef]]:
-    """The cells not cached yet, grouped into jobs: cells sharing trained models run in one job."""
+def job_groups(bench: Bench, refs: list[CellRef], order: str = "folds") -> list[list[CellRef]]:
+    """The cells not cached yet, grouped into jobs (cells sharing trained models run in one job), in
+    ``order``: ``folds``, every method's fold 0, then fold 1, ...; ``methods``, the order of ``refs``."""
     groups: dict[Path, list[CellRef]] = {}
     for ref in refs:
         site = bench.locate(ref)
         if bench.cached(site) is None:
             groups.setdefault(site.run_root, []).append(ref)
-    return list(groups.values())
+    jobs = list(groups.values())
+    return sorted(jobs, key=lambda cells: cells[0].fold) if order == "folds" else jobs
 
 
 def run_job(config: BenchConfig, refs: list[CellRef], threads: int | None, plugins: dict[str, Any]) -> list[str]:
@@ -304,7 +312,7 @@ def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], 
     (``METHOD [+ POOLER] [+ SET]``). Returns the :class:`BenchResult`."""
     bench = Bench(config, log=log, command=command, cached_only=cached_only, only=entries)
     if options.parallel and not cached_only:
-        groups = job_groups(bench, bench.refs())
+        groups = job_groups(bench, bench.refs(), options.order)
         if groups:
             threads = options.threads()
             log(f"{sum(map(len, groups))} cells to run in {len(groups)} jobs, {options.jobs or 'all'} at once "

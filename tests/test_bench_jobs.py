@@ -393,17 +393,17 @@ def test_jobs_start_fold_by_fold_unless_the_study_asks_for_methods_first(store, 
     from fewshotkit.apps.bench.study import Bench
     from fewshotkit.core.errors import FewshotkitError
 
-    config = BenchConfig(stores=[str(store)], methods=["alpnet-init", "ssl-alpnet-cpu"], folds=[0, 1, 2],
+    config = BenchConfig(stores=[str(store)], methods=["alpnet-init", "ssl-alpnet-cpu"], folds=[2, 0, 1],
                          protocol=["roy", "full-volume"], recipe="cpu", device="cpu", out=str(tmp_path))
     bench = Bench(config)
 
     def started(order: str) -> list[tuple[str, int]]:
-        groups = job_groups(bench, bench.refs(), LaunchOptions(order=order).order)
+        groups = job_groups(bench, bench.refs(), LaunchOptions.from_sources({"order": order}).order)
         assert all(len({(r.method, r.fold) for r in cells}) == 1 and len(cells) == 2 for cells in groups), \
             "a job holds one model's cells, every protocol"
         return [(cells[0].method, cells[0].fold) for cells in groups]
 
-    assert started("folds") == [(m, f) for f in (0, 1, 2) for m in ("alpnet-init", "ssl-alpnet-cpu")]
-    assert started("methods") == [(m, f) for m in ("alpnet-init", "ssl-alpnet-cpu") for f in (0, 1, 2)]
+    assert started("folds") == [(m, f) for f in (2, 0, 1) for m in ("alpnet-init", "ssl-alpnet-cpu")]
+    assert started("methods") == [(m, f) for m in ("alpnet-init", "ssl-alpnet-cpu") for f in (2, 0, 1)]
     with pytest.raises(FewshotkitError, match="--order must be one of folds, methods"):
         LaunchOptions(order="random")

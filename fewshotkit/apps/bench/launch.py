@@ -122,14 +122,16 @@ def _cores() -> int:
 
 def job_groups(bench: Bench, refs: list[CellRef], order: str = "folds") -> list[list[CellRef]]:
     """The cells not cached yet, grouped into jobs (cells sharing trained models run in one job), in
-    ``order``: ``folds``, every method's fold 0, then fold 1, ...; ``methods``, the order of ``refs``."""
+    ``order``: ``folds``, every method's first fold (in the study's order), then the next; ``methods``,
+    the order of ``refs``."""
     groups: dict[Path, list[CellRef]] = {}
     for ref in refs:
         site = bench.locate(ref)
         if bench.cached(site) is None:
             groups.setdefault(site.run_root, []).append(ref)
     jobs = list(groups.values())
-    return sorted(jobs, key=lambda cells: cells[0].fold) if order == "folds" else jobs
+    folds = bench.config.folds
+    return sorted(jobs, key=lambda cells: folds.index(cells[0].fold)) if order == "folds" else jobs
 
 
 def run_job(config: BenchConfig, refs: list[CellRef], threads: int | None, plugins: dict[str, Any]) -> list[str]:

@@ -205,7 +205,8 @@ def test_cached_tables_of_a_study_under_way(run_cli, store, tmp_path):
 def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):
     import submitit.slurm.slurm as slurm
 
-    from fewshotkit.apps.bench.launch import LaunchOptions, make_executor
+    from fewshotkit.apps.bench.launch import make_executor
+    from fewshotkit.apps.bench.launch_options import LaunchOptions
 
     monkeypatch.setattr(slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # as if srun were there
     options = LaunchOptions(launcher="slurm", partition="gpu", time="1:30:00", gpus=1, cpus=8,
@@ -219,7 +220,8 @@ def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):
 def test_job_time_limits(tmp_path, monkeypatch):
     import submitit.slurm.slurm as slurm
 
-    from fewshotkit.apps.bench.launch import NO_LIMIT_MIN, LaunchOptions, make_executor
+    from fewshotkit.apps.bench.launch import NO_LIMIT_MIN, make_executor
+    from fewshotkit.apps.bench.launch_options import LaunchOptions
     from fewshotkit.core.errors import FewshotkitError
 
     local = make_executor(LaunchOptions(jobs=2), tmp_path / "local", "cpu")._executor.parameters
@@ -233,7 +235,7 @@ def test_job_time_limits(tmp_path, monkeypatch):
 
 def test_launcher_section_flags_and_bad_values(tmp_path, store):
     from fewshotkit.apps.bench.config import BenchConfig
-    from fewshotkit.apps.bench.launch import LaunchOptions, parse_minutes
+    from fewshotkit.apps.bench.launch_options import LaunchOptions, parse_minutes
     from fewshotkit.core.errors import FewshotkitError
 
     path = tmp_path / "b.toml"
@@ -389,7 +391,8 @@ def test_figures_of_two_readings_of_one_row_keep_names_of_their_own(run_cli, sto
 
 def test_jobs_start_fold_by_fold_unless_the_study_asks_for_methods_first(store, tmp_path):
     from fewshotkit.apps.bench.config import BenchConfig
-    from fewshotkit.apps.bench.launch import LaunchOptions, job_groups
+    from fewshotkit.apps.bench.launch import job_groups
+    from fewshotkit.apps.bench.launch_options import LaunchOptions
     from fewshotkit.apps.bench.study import Bench
     from fewshotkit.core.errors import FewshotkitError
 

@@ -97,7 +97,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
     failed one does not stop the others.
     """
     from fewshotkit.apps.bench.config import inference_keys
-    from fewshotkit.apps.bench.launch import LaunchOptions
+    from fewshotkit.apps.bench.launch_options import LaunchOptions
     from fewshotkit.core.outputs import FOLDER, Output, check_outputs
     from fewshotkit.core.stop import terminate_cleanly
 

@@ -60,7 +60,7 @@ class BenchConfig:
     figures: bool = False
     n_folds: int = N_FOLDS
     poolers: list[str] = field(default_factory=list)
-    launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: how cells run (bench.launch)
+    launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: how cells run (bench.launch_options)
     postprocess: list[Any] | str | None = None  # replaces every method's [postprocess] list (evaluation only)
     drop_absent: float | None = None  # replaces every method's drop_absent (evaluation only)
     readings: dict[str, list[str]] = field(default_factory=dict)  # name -> inference options (bench.readings)

@@ -25,7 +25,8 @@ from typing import Any
 from pathlib import Path
 
 from fewshotkit.apps.bench.config import BenchConfig
-from fewshotkit.apps.bench.launch import LaunchOptions, run_study
+from fewshotkit.apps.bench.launch import run_study
+from fewshotkit.apps.bench.launch_options import LaunchOptions
 from fewshotkit.apps.bench.readings_table import CHOSEN, ReadingsTable, best_reading, reading_options
 from fewshotkit.apps.bench.report import method_times, timing_note
 from fewshotkit.apps.bench.result import BenchResult

@@ -410,3 +410,20 @@ def test_jobs_start_fold_by_fold_unless_the_study_asks_for_methods_first(store, 
     assert started("methods") == [(m, f) for m in ("alpnet-init", "ssl-alpnet-cpu") for f in (2, 0, 1)]
     with pytest.raises(FewshotkitError, match="--order must be one of folds, methods"):
         LaunchOptions(order="random")
+
+
+def test_one_cell_after_another_goes_fold_by_fold_too(run_cli, store, tmp_path):
+    flags = ["bench", "--store", str(store), "--method", "alpnet-init", "--method", "ssl-alpnet-cpu",
+             "--steps", "0", "--fold", "0", "--fold", "1", "--recipe", "cpu", "--device", "cpu",
+             "-o", str(tmp_path / "o")]
+    first = run_cli(*flags)
+    assert first.exit_code == 0, first.output
+    ran = [line.split(": ", 1)[1] for line in first.output.splitlines() if " to run: " in line]
+    assert [(r.split(",")[0], r.split(",")[1].strip()) for r in ran] == [
+        ("alpnet-init", "fold 0"), ("ssl-alpnet-cpu", "fold 0"),
+        ("alpnet-init", "fold 1"), ("ssl-alpnet-cpu", "fold 1")]
+    assert "cached:" not in first.output, "cells this run wrote are not reported as cached"
+    methods_first = run_cli(*flags[:-2], "-o", str(tmp_path / "m"), "--order", "methods")
+    assert methods_first.exit_code == 0 and " to run: " not in methods_first.output, "the serial run's own order"
+    again = run_cli(*flags)
+    assert again.exit_code == 0 and again.output.count("cached:") == 4 and " to run: " not in again.output

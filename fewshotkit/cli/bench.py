@@ -64,8 +64,8 @@ from fewshotkit.method.spec import PRESETS
               help="Jobs at once (local default 1: one cell after another in this process; slurm: jobs queued "
                    "at once, default all).")
 @click.option("--order", "job_order", type=click.Choice(["folds", "methods"]), default=None,
-              help="With --jobs N or slurm, which jobs start first: folds (default), every method's first fold, "
-                   "then the next; methods, every fold of the first method, then the next method.")
+              help="Which cells run first: folds (default), every method's first fold, then the next; methods, "
+                   "every fold of the first method, then the next method.")
 @click.option("--partition", default=None, help="slurm: the partition of every job.")
 @click.option("--time", "time_limit", default=None, metavar="MINUTES|H:MM:SS",
               help="Time limit of each job (slurm: its --time).")

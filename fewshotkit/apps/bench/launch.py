@@ -219,12 +219,15 @@ def _visible_gpus() -> list[int]:
 def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], None],
               command: str | None = None, cached_only: bool = False, report: bool = True,
               entries: Collection[str] | None = None) -> BenchResult:
-    """Run a study: its missing cells as jobs when ``options`` asks for it, then its tables from the
-    cache (a serial run's, cell for cell); with ``cached_only``, just the tables of the cells cached so
-    far; with ``report``, its table files, ``bench.json`` and ``results.md`` written too; with ``entries``, only those rows
+    """Run a study: its missing cells as jobs when ``options`` asks for it, else one after another in
+    this process, in ``options.order``; then its tables from the cache (a serial run's, cell for cell).
+    With ``cached_only``, just the tables of the cells cached so far; with ``report``, its table files,
+    ``bench.json`` and ``results.md`` written too; with ``entries``, only those rows
     (``METHOD [+ POOLER] [+ SET]``). Returns the :class:`BenchResult`."""
     bench = Bench(config, log=log, command=command, cached_only=cached_only, only=entries)
-    if options.parallel and not cached_only:
+    if not options.parallel and not cached_only and options.order == "folds":
+        _run_in_order(bench, job_groups(bench, bench.refs(), options.order), log)
+    elif options.parallel and not cached_only:
         groups = job_groups(bench, bench.refs(), options.order)
         if groups:
             threads = options.threads()
@@ -236,3 +239,12 @@ def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], 
                 f"bench: {len(failures)} of {len(groups)} jobs failed (each listed above with its log, first: "
                 f"{failures[0].log}); the finished cells are cached: fix the cause and re-run the same command")
     return bench.run(report)
+
+
+def _run_in_order(bench: Bench, groups: list[list[CellRef]], log: Callable[[str], None]) -> None:
+    """Run the cells of ``groups`` in this process, group after group (the tables then read them
+    from the cache, as after jobs)."""
+    total = sum(map(len, groups))
+    for done, ref in enumerate((ref for cells in groups for ref in cells), start=1):
+        log(f"cell {done}/{total} to run: {ref.describe()}")
+        bench.run_cell(ref)

@@ -94,6 +94,7 @@ class Bench:
         self.command = command
         self._timings: list[dict[str, Any]] = []  # the cells of the table being built
         self._done, self._total = 0, 0  # cells visited / in the whole run (the log's progress)
+        self._ran: set[Path] = set()  # cell files this process wrote: read back, they are not "cached"
         self._rows: list[tuple[str, str | None, str | None, str]] = []
 
     def _budget(self, method: str, spec: Any) -> tuple[int, str]:
@@ -187,7 +188,8 @@ class Bench:
         hit = self.cached(site)
         if hit is None:
             return None
-        self.log(f"cached: {site.shown} fold {site.ref.fold} on {Path(site.ref.store).stem} ({site.ref.protocol})")
+        if site.path not in self._ran and site.keyed not in self._ran:
+            self.log(f"cached: {site.shown} fold {site.ref.fold} on {Path(site.ref.store).stem} ({site.ref.protocol})")
         self._record(site, hit[1])
         return hit[0]
 
@@ -219,6 +221,7 @@ class Bench:
         timing = {"steps": site.steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
         path = site.keyed if _holds_other_key(site.path, site.digest) else site.path
         write_json(path, {"key": site.digest, "settings": site.key, "scores": scores.to_json(), "timing": timing})
+        self._ran.add(path)
         self._record(site, timing)
         return scores
 

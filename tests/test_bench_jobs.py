@@ -57,6 +57,7 @@ def test_two_cells_as_local_jobs_give_the_serial_tables_and_a_rerun_computes_not
     parallel = run_cli("bench", "--config", str(config), "--cpus-per-cell", threads)
     assert parallel.exit_code == 0, parallel.output
     assert parallel.output.count("started") == 2 and "2 cells to run in 2 jobs, 2 at once" in parallel.output
+    assert "cached:" not in parallel.output, "the cells its jobs wrote are this run's, not cached ones"
     for name in TABLES:
         assert (tmp_path / "jobs" / name).read_text() == (tmp_path / "serial" / name).read_text(), name
     logs = sorted((tmp_path / "jobs" / "jobs").glob("*_log.out"))

@@ -176,6 +176,8 @@ def run_jobs(bench: Bench, groups: list[list[CellRef]], options: LaunchOptions,
                     try:
                         job.result()
                         log(f"job {job.job_id} done: {len(cells)} cell{'s' if len(cells) > 1 else ''}")
+                        for ref in cells:
+                            bench.written_by_this_run(ref)
                     except Exception as exc:  # the job's own error, any type: reported, the others go on
                         failures.append(JobFailure(cells, _error_line(exc), Path(job.paths.stderr)))
                         log(failures[-1].describe())

@@ -183,6 +183,11 @@ class Bench:
         self._timings.append({"method": site.label, "fold": site.ref.fold, "protocol": site.ref.protocol,
                               "pseudolabels": site.named[1:], **timing})
 
+    def written_by_this_run(self, ref: CellRef) -> None:
+        """Note a cell a job of this run wrote: read back for the tables, it is not logged as cached."""
+        site = self.locate(ref)
+        self._ran.update((site.path, site.keyed))
+
     def _from_cache(self, site: CellSite) -> FoldScores | None:
         """The cell ``site``'s scores from its file (its timing recorded), else None."""
         hit = self.cached(site)

@@ -417,6 +417,9 @@ def test_one_cell_after_another_goes_fold_by_fold_too(run_cli, store, tmp_path):
     flags = ["bench", "--store", str(store), "--method", "alpnet-init", "--method", "ssl-alpnet-cpu",
              "--steps", "0", "--fold", "0", "--fold", "1", "--recipe", "cpu", "--device", "cpu",
              "-o", str(tmp_path / "o")]
+    planned = run_cli(*flags, "--plan")
+    rows = [line.split("\t") for line in planned.output.splitlines() if "\t" in line][1:]
+    assert [row[3] for row in rows] == ["0", "0", "1", "1"], "the plan lists the cells in the order they run"
     first = run_cli(*flags)
     assert first.exit_code == 0, first.output
     ran = [line.split(": ", 1)[1] for line in first.output.splitlines() if " to run: " in line]

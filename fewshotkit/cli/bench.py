@@ -196,7 +196,7 @@ def _print_plan(bench: Any, options: Any) -> None:
     from fewshotkit.core.console import print_table
 
     config = bench.config
-    planned = plan(bench)
+    planned = plan(bench, options.order)
     rows = []
     for cell in planned:
         estimate = "-" if cell.cached else ("unknown" if cell.seconds is None else duration(cell.seconds))

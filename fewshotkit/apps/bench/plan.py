@@ -133,11 +133,15 @@ def _cell_pace(site: CellSite, finished: dict[str, list[dict[str, Any]]], rows: 
     return per_step, per_eval
 
 
-def plan(bench: Bench) -> list[PlannedCell]:
-    """Every cell of ``bench``'s study in run order, with its cache state and cost."""
+def plan(bench: Bench, order: str = "folds") -> list[PlannedCell]:
+    """Every cell of ``bench``'s study in the order they run (``order``: ``folds``, every method's
+    first fold first, or ``methods``), with its cache state and cost."""
     from fewshotkit.data.store.reader import SliceStore
 
-    sites = [bench.locate(ref) for ref in bench.refs()]
+    refs = bench.refs()
+    if order == "folds":
+        refs = sorted(refs, key=lambda ref: bench.config.folds.index(ref.fold))
+    sites = [bench.locate(ref) for ref in refs]
     finished: dict[str, list[dict[str, Any]]] = {}
     cached: dict[Path, bool] = {}
     for site in sites:

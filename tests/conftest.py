@@ -5,8 +5,10 @@ fixed-weight model shared by the whole test run."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -24,6 +26,16 @@ def data_root() -> Path:
     if value:
         return Path(value).expanduser().resolve()
     return (REPO / DEFAULT_DATA).resolve()
+
+
+def benchmark_script(relative: str) -> ModuleType:
+    """A script of benchmarks/ (``"studies/headline.py"``) loaded as a module, to test its functions."""
+    path = REPO / "benchmarks" / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

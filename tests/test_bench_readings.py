@@ -3,7 +3,6 @@ best chosen on the validation scans and carried to the test scans."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import textwrap
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pseudolabelled_store
+from conftest import benchmark_script, pseudolabelled_store
 from fewshotkit.apps.bench.config import BenchConfig
 from fewshotkit.apps.bench.readings import ReadingsTable, best_reading
 from fewshotkit.core.errors import FewshotkitError
@@ -45,12 +44,7 @@ def _config(tmp_path: Path, store: Path, readings: dict[str, list[str]] = READIN
 
 
 def _headline():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "headline.py"
-    spec = importlib.util.spec_from_file_location("headline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("studies/headline.py")
 
 
 def _means(path: Path) -> dict[str, float]:

@@ -3,14 +3,13 @@ the GPU check; without them a test skips with a reason that names the setting.""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ACDC_SUBDIR, CHAOS_SUBDIR, REPO, data_root, require_data
+from conftest import ACDC_SUBDIR, CHAOS_SUBDIR, REPO, benchmark_script, data_root, require_data
 
 
 def test_the_setting_points_at_a_copy_of_the_scans(monkeypatch, tmp_path):
@@ -40,10 +39,7 @@ def test_missing_scans_skip_with_a_reason_naming_the_setting(monkeypatch, tmp_pa
 
 
 def test_the_gpu_check_reads_the_same_setting(monkeypatch, tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    assert spec is not None and spec.loader is not None
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = benchmark_script("gpu_check.py")
     monkeypatch.setenv("FEWSHOTKIT_DATA", str(tmp_path))
     assert gpu_check.default_chaos_dir() == Path(tmp_path) / CHAOS_SUBDIR
     monkeypatch.delenv("FEWSHOTKIT_DATA")

@@ -400,8 +400,7 @@ def test_a_published_setting_2_figure_is_shown_under_its_own_exclusion_rule():
 
 @pytest.mark.slow
 def test_bench_published_column_report_and_readme_section(run_cli, store_path, tmp_path, monkeypatch):
-    import importlib.util
-
+    from conftest import benchmark_script
     from fewshotkit.apps.bench import methods as bench_methods
     from fewshotkit.data.store.reader import SliceStore
 
@@ -430,9 +429,7 @@ def test_bench_published_column_report_and_readme_section(run_cli, store_path, t
                   and report.index(line) > report.index("roy: precision"))
     assert f"{recall['mean']:.2f}" in pr_row
 
-    spec = importlib.util.spec_from_file_location("to_readme", STUDIES / "to_readme.py")
-    to_readme = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(to_readme)
+    to_readme = benchmark_script("studies/to_readme.py")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- bench:bench_pub -->\nSTALE TABLE\n<!-- /bench:bench_pub -->\ntail\n")
     assert to_readme.main([str(out), "--readme", str(readme)]) == 0

@@ -3,10 +3,7 @@ made, the exclusion rule, a row missing folds and each method's own CPU time."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import benchmark_script
 
 SECTION = """<!-- bench:zoo -->
 ```console
@@ -28,11 +25,7 @@ CPU time per model, mean over folds: A (CPU recipe) 19.0 min; B (CPU recipe) 39.
 
 
 def _headline():
-    spec = importlib.util.spec_from_file_location("headline", ROOT / "benchmarks" / "studies" / "headline.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("studies/headline.py")
 
 
 def test_rows_say_where_choices_were_made_and_each_method_its_own_time():

@@ -3,7 +3,6 @@ walk-through "On your own scans" runs as written on small synthetic NIfTI scans.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import benchmark_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -50,10 +51,7 @@ def test_every_relative_link_resolves():
 
 @pytest.mark.parametrize("page", [README, ROOT / "docs" / "results.md"])
 def test_regenerating_the_headline_table_changes_nothing(page):
-    spec = importlib.util.spec_from_file_location("headline", ROOT / "benchmarks" / "studies" / "headline.py")
-    assert spec is not None and spec.loader is not None
-    headline = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(headline)
+    headline = benchmark_script("studies/headline.py")
     text = page.read_text(encoding="utf-8")
     assert headline.update(text, (ROOT / "docs" / "results.md").read_text(encoding="utf-8")) == text
     assert "| **" in text.split("<!-- headline:")[1].split("<!-- /headline -->")[0]

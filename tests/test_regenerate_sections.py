@@ -3,25 +3,17 @@ cached cells, a changed table found by ``--check``, and a section without cells 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import pseudolabelled_store
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import benchmark_script, pseudolabelled_store
 
 
 def _regenerate():
-    spec = importlib.util.spec_from_file_location("regenerate", ROOT / "benchmarks" / "studies" / "regenerate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("studies/regenerate.py")
 
 
 def test_the_command_of_a_section_is_read_with_cached_added():

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from conftest import benchmark_script
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def _module():
-    spec = importlib.util.spec_from_file_location("swap_encoder", ROOT / "benchmarks" / "studies" / "swap_encoder.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("studies/swap_encoder.py")
 
 
 def _trained(preset: str, store: Path, out: Path) -> Path:

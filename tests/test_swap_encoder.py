@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import benchmark_script
-import torch
+
 
 def _module():
     return benchmark_script("studies/swap_encoder.py")

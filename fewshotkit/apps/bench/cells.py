@@ -8,6 +8,12 @@ from pathlib import Path
 from typing import Any
 
 
+def in_run_order(refs: list["CellRef"], folds: list[int], order: str) -> list["CellRef"]:
+    """``refs`` (a study's cells, method by method) in the order they run: ``folds``, every method's
+    first fold of ``folds`` first, then the next (a stable sort); ``methods``, as given."""
+    return sorted(refs, key=lambda ref: folds.index(ref.fold)) if order == "folds" else refs
+
+
 @dataclass(frozen=True)
 class CellRef:
     """One cell: ``method`` (with ``pooler``, trained on the ``pseudolabels`` set) on ``fold`` of

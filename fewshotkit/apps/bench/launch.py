@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fewshotkit.apps.bench.cells import CellRef
+from fewshotkit.apps.bench.cells import CellRef, in_run_order
 from fewshotkit.apps.bench.config import BenchConfig
 from fewshotkit.apps.bench.launch_options import LaunchOptions, available_cores, parse_minutes
 from fewshotkit.apps.bench.result import BenchResult
@@ -36,13 +36,11 @@ def job_groups(bench: Bench, refs: list[CellRef], order: str = "folds") -> list[
     ``order``: ``folds``, every method's first fold (in the study's order), then the next; ``methods``,
     the order of ``refs``."""
     groups: dict[Path, list[CellRef]] = {}
-    for ref in refs:
+    for ref in in_run_order(refs, bench.config.folds, order):
         site = bench.locate(ref)
         if bench.cached(site) is None:
             groups.setdefault(site.run_root, []).append(ref)
-    jobs = list(groups.values())
-    folds = bench.config.folds
-    return sorted(jobs, key=lambda cells: folds.index(cells[0].fold)) if order == "folds" else jobs
+    return list(groups.values())
 
 
 def run_job(config: BenchConfig, refs: list[CellRef], threads: int | None, plugins: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fewshotkit.apps.bench.cells import CellRef, CellSite
+from fewshotkit.apps.bench.cells import CellRef, CellSite, in_run_order
 from fewshotkit.apps.bench.study import Bench
 
 
@@ -138,10 +138,7 @@ def plan(bench: Bench, order: str = "folds") -> list[PlannedCell]:
     first fold first, or ``methods``), with its cache state and cost."""
     from fewshotkit.data.store.reader import SliceStore
 
-    refs = bench.refs()
-    if order == "folds":
-        refs = sorted(refs, key=lambda ref: bench.config.folds.index(ref.fold))
-    sites = [bench.locate(ref) for ref in refs]
+    sites = [bench.locate(ref) for ref in in_run_order(bench.refs(), bench.config.folds, order)]
     finished: dict[str, list[dict[str, Any]]] = {}
     cached: dict[Path, bool] = {}
     for site in sites:

@@ -167,14 +167,14 @@ def test_spec_option_and_inference_override():
 
 
 def test_bench_keeps_the_turns_when_it_merges_class_groups():
-    from fewshotkit.apps.bench.study import _merge
+    from fewshotkit.apps.bench.cell_file import merge_groups
     from fewshotkit.evaluation.protocol import FoldScores
 
     parts = [FoldScores(0, "s", ("a", "b"), ["RV"], support_turns={"a": 1, "b": 0}),
              FoldScores(0, "s", ("a", "b"), ["LV"], support_turns={"a": 1, "b": 3})]
-    merged = _merge(parts, ["RV", "LV"], ["upper", "lower"])  # setting 2: one model, one search per group
+    merged = merge_groups(parts, ["RV", "LV"], ["upper", "lower"])  # setting 2: one model, one search per group
     assert merged.support_turns == {"a (upper)": 1, "b (upper)": 0, "a (lower)": 1, "b (lower)": 3}
-    assert _merge(parts[1:], ["LV"], ["all"]).support_turns == {"a": 1, "b": 3}  # one model: the scans alone
+    assert merge_groups(parts[1:], ["LV"], ["all"]).support_turns == {"a": 1, "b": 3}  # one model: the scans alone
 
 
 def test_segment_volume_reuses_the_searchs_prediction(monkeypatch):

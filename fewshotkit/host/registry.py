@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Union
 
 from fewshotkit.core.errors import FewshotkitError, PluginError, UnknownComponentError
 from fewshotkit.core.userinput import did_you_mean
+from fewshotkit.host.option_docs import OptionInfo, annotation_text, doc_entries
 
 KINDS: tuple[str, ...] = ("backbone", "pseudolabeler", "pooler", "classifier", "method", "postprocessor")
 
@@ -25,62 +26,8 @@ _INHERITED_INITS = ("object.__init__", "Module.__init__")
 PROVENANCE = "_fewshotkit_component"
 #: how an unknown name may be explained: its plugin is not loaded
 PLUGIN_HINT = "Is the plugin that provides '{name}' installed, or loaded with --plugins-dir?"
-_SECTION = re.compile(r"^(Args|Arguments|Parameters|Options|Keyword [Aa]rgs|Keyword [Aa]rguments):\s*$")
-_GOOGLE_ITEM = re.compile(r"^(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
-_SPHINX_ITEM = re.compile(r"^:param\s+(?:[\w\[\], |]+\s+)?(\w+):\s*(.*)$")
-_INLINE_ITEM = re.compile(r"^(?:[-*]\s+)?``(\w+)``\s*:\s*(.*)$")
 #: a component name or alias: it becomes file names, HDF5 groups and command-line words
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class OptionInfo:
-    """One keyword option of a component: from the factory's signature and docstring."""
-
-    name: str
-    default: Any  # inspect.Parameter.empty when required
-    type: str  # the annotation as written ("" when there is none)
-    description: str  # first line of its docstring entry ("" when undocumented)
-
-    @property
-    def required(self) -> bool:
-        return self.default is inspect.Parameter.empty
-
-    def to_json(self) -> dict[str, Any]:
-        default = None if self.required else self.default
-        if not isinstance(default, (str, int, float, bool, type(None), list, tuple, dict)):
-            default = repr(default)
-        return {"name": self.name, "default": default, "required": self.required, "type": self.type,
-                "description": self.description}
-
-
-def _doc_entries(doc: str) -> dict[str, str]:
-    """Option name -> one-line description, from Google (``Args:``), Sphinx (``:param x:``) or
-    ``- ``x``: ...`` entries of a docstring."""
-    entries: dict[str, str] = {}
-    in_section = False
-    section_indent = 0
-    for raw in doc.splitlines():
-        line = raw.strip()
-        indent = len(raw) - len(raw.lstrip())
-        if _SECTION.match(line):
-            in_section, section_indent = True, indent
-            continue
-        if in_section and line and indent <= section_indent:
-            in_section = False
-        for pattern, active in ((_GOOGLE_ITEM, in_section), (_SPHINX_ITEM, True), (_INLINE_ITEM, True)):
-            match = pattern.match(line) if active else None
-            if match and match.group(1) not in entries:
-                entries[match.group(1)] = match.group(2).strip()
-                break
-    return entries
-
-
-def _annotation(param: inspect.Parameter) -> str:
-    annotation = param.annotation
-    if annotation is inspect.Parameter.empty:
-        return "" if param.default in (inspect.Parameter.empty, None) else type(param.default).__name__
-    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
 @dataclass
@@ -148,9 +95,9 @@ class Component:
     def option_info(self) -> list[OptionInfo]:
         """Every keyword option with its default, annotation and docstring line, in signature order."""
         params = self._parameters()
-        described = _doc_entries(self.docstring())
+        described = doc_entries(self.docstring())
         return [
-            OptionInfo(name, p.default, _annotation(p), described.get(name, ""))
+            OptionInfo(name, p.default, annotation_text(p), described.get(name, ""))
             for name, p in params.items()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         ]

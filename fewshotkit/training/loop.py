@@ -26,6 +26,7 @@ from fewshotkit.method.checkpoint import spec_to_toml
 from fewshotkit.training import distributed as ddp
 from fewshotkit.training.config import TrainingConfig
 from fewshotkit.training.hooks import Checkpointer, EpisodeLogger, MetricsLogger, PeriodicCheckpoint, StepCallback, now
+from fewshotkit.training.run_fields import run_fields
 from fewshotkit.training.rundir import EPISODES, LOSS_PNG, METRICS, RUN_JSON, SPEC_TOML, RunRecord, run_lock
 from fewshotkit.training.setup import Run, RunChoices, prepare_run
 from fewshotkit.training.trainer import HookBase, Trainer
@@ -105,7 +106,7 @@ def _train(run: Run, extra_hooks: Sequence[HookBase], show_progress: bool) -> Pa
     from fewshotkit.training.logs import trim_log
 
     trainer, groups = _build_trainer(run)
-    record = RunRecord(run.paths / RUN_JSON, _run_fields(run, trainer, groups), write=run.info.is_main)
+    record = RunRecord(run.paths / RUN_JSON, run_fields(run, trainer, groups), write=run.info.is_main)
     spec_text = spec_to_toml(run.spec)
     checkpointer = Checkpointer(run.paths.checkpoints, run.info, run.config.keep_checkpoints, lambda step: {
         "spec_toml": spec_text, "plugin_versions": record.fields["plugin_versions"],
@@ -226,60 +227,6 @@ def _resume(trainer: Trainer, run: Any) -> None:
         raise FewshotkitError(f"--resume: the weights of '{run.checkpoint.get('path', run.paths.last_checkpoint)}' do "
                               f"not fit the method '{run.paths / SPEC_TOML}' builds ({first}); the spec was changed "
                               "since the run was saved: restore it, or start a new run") from None
-
-
-#: run.json keys that say how a training ended: a resumed run starts without its previous outcome
-OUTCOME_KEYS = ("error", "updated", "finished", "train_seconds", "train_cpu_seconds", "rank_weight_sha256")
-
-
-def _run_fields(run: Run, trainer: Trainer, groups: list[dict[str, Any]]) -> dict[str, Any]:
-    """What run.json records: the data, the settings, the devices and the software (status "running")."""
-    from fewshotkit.core.device import describe_cpu, describe_device
-    from fewshotkit.core.git import git_commit
-    from fewshotkit.data.store.axes import scans_orientation
-    from fewshotkit.data.store.fingerprint import store_fingerprint
-    from fewshotkit.host.plugin_host import plugin_versions
-    from fewshotkit.interfaces.backbone import weights_sources
-    from fewshotkit.method.provenance import plugin_providers
-
-    config, info, dev, store, fold = run.config, run.info, run.device, run.store, run.fold
-    return {
-        **{key: value for key, value in run.previous.items() if key not in OUTCOME_KEYS},
-        "store": str(Path(store.path).resolve()),
-        "store_fingerprint": store_fingerprint(store, run.sampler_info.get("pseudolabel_set")),
-        "fold": fold.index,
-        "n_folds": run.n_folds,
-        "setting": run.setting,
-        "exclude": [store.classes[c] for c in run.excluded],
-        "regime": config.regime,
-        "seed": run.seed,
-        "steps": config.steps,
-        "batch_size": config.batch_size,
-        "world_size": info.world_size,
-        "process_group": torch.distributed.get_backend() if info.enabled else None,
-        "effective_batch_size": config.batch_size * info.world_size,
-        "optimizer_groups": groups,
-        "device": str(dev),
-        "device_name": describe_device() if dev.type == "cuda" else "cpu",
-        "cpu": describe_cpu(),  # float32 sums, and so the weights, differ between CPUs
-        "threads": torch.get_num_threads(),
-        "amp": str(trainer.amp_dtype).removeprefix("torch.") if trainer.use_amp else False,
-        "orientation": scans_orientation(store, fold.train),  # what segment brings new scans to
-        "modality": store.modality,  # segment warns when a query looks like another
-        "fold_queries": list(fold.queries),
-        "fold_support": fold.support,
-        "fold_train": list(fold.train),
-        **({"val_scans": run.val_scans, "val_from": run.val_from, "fold_validation": list(fold.validation),
-            "fold_validation_queries": list(fold.validation_queries)} if fold.validation else {}),
-        **run.sampler_info,
-        "plugin_versions": plugin_versions(),
-        "plugin_providers": plugin_providers(run.spec),
-        "backbone_weights": weights_sources(trainer.method),  # where pretrained weights came from, with their sha256
-        "git_commit": git_commit(),
-        "torch_version": str(torch.__version__),
-        "status": "running",
-        "started": run.previous.get("started", now()),
-    }
 
 
 def _finish(run: Run, trainer: Trainer, record: RunRecord, last: Path, last_loss: float) -> None:

@@ -29,7 +29,6 @@ pooler.test_window=1``): inference options applied to the trained models when th
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 
 from fewshotkit.apps.bench.cache import digest as _digest
 from fewshotkit.apps.bench.cache import evaluation_key, training_key, variant_suffix
+from fewshotkit.apps.bench.cell_file import merge_groups, read_cell, write_cell
 from fewshotkit.apps.bench.cells import CellRef, CellSite
 from fewshotkit.apps.bench.config import BenchConfig
 from fewshotkit.apps.bench.methods import method_label, method_spec
@@ -48,33 +48,8 @@ from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.names import safe_name
 from fewshotkit.data.episodes.filters import class_groups
 from fewshotkit.evaluation.protocol import FoldScores
-from fewshotkit.evaluation.results import write_json
 from fewshotkit.method.overrides import apply_inference_overrides
 from fewshotkit.method.build import validate_spec
-
-
-def _holds_other_key(path: Path, digest: str) -> bool:
-    """Whether the cell file ``path`` holds a readable cell of other settings than ``digest``."""
-    try:
-        key = json.loads(path.read_text(encoding="utf-8")).get("key")
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(key, str) and key != digest
-
-
-def _merge(parts: list[FoldScores], class_order: list[str], groups: list[str]) -> FoldScores:
-    """One fold's scores from those of its class groups' models (setting 2: one model per group)."""
-    first = parts[0]
-    merged = FoldScores(first.fold, first.support, first.queries, [])
-    for group, p in zip(groups, parts):
-        merged.counts.update(p.counts)
-        merged.support_slices.update(p.support_slices)
-        # each group's model searched the support's turn for itself: "scan (group)" keeps every one
-        merged.support_turns.update({scan if len(parts) == 1 else f"{scan} ({group})": k
-                                     for scan, k in p.support_turns.items()})
-        merged.skipped += p.skipped
-    merged.classes = [c for c in class_order if any(c in p.classes for p in parts)]
-    return merged
 
 
 class NothingCached(FewshotkitError):
@@ -109,20 +84,6 @@ class Bench:
         return steps, spec.training.get("regime", "ssl")
 
     # -- one cell -----------------------------------------------------------------------------
-    def _cached(self, path: Path, digest: str) -> tuple[FoldScores, dict[str, Any]] | None:
-        """(scores, timing) of the cell file ``path`` when it was written for ``digest``; None when it is
-        missing, for other settings, or unreadable (a damaged cell is computed again and replaced)."""
-        if not path.is_file():
-            return None
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(cached, dict) or cached.get("key") != digest:
-                return None
-            return FoldScores.from_json(cached["scores"]), dict(cached.get("timing") or {})
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            self.log(f"the saved cell {path} is unreadable ({type(exc).__name__}); computing it again")
-            return None
-
     def locate(self, ref: CellRef) -> CellSite:
         """Where the cell ``ref`` is cached, with the key that decides a hit (nothing is trained)."""
         cfg = self.config
@@ -166,7 +127,7 @@ class Bench:
         sets were named, or its keyed file: :attr:`CellSite.keyed`), in the output folder, else in the
         study's kept cells (``cells``, read only), or None."""
         for path in self.cell_files(site):
-            hit = self._cached(path, site.digest)
+            hit = read_cell(path, site.digest, self.log)
             if hit is not None:
                 return hit
         return None
@@ -222,10 +183,9 @@ class Bench:
             parts.append(score_model(self.config, site, checkpoint, store, classes, prefix))
             eval_seconds += time.perf_counter() - t0
         all_classes = [store.classes[v] for v in sorted(store.classes)]
-        scores = _merge(parts, all_classes, [group for group, _, _ in plan])
+        scores = merge_groups(parts, all_classes, [group for group, _, _ in plan])
         timing = {"steps": site.steps, "models": models, "eval_seconds": round(eval_seconds, 2)}
-        path = site.keyed if _holds_other_key(site.path, site.digest) else site.path
-        write_json(path, {"key": site.digest, "settings": site.key, "scores": scores.to_json(), "timing": timing})
+        path = write_cell(site, scores, timing)
         self._ran.add(path)
         self._record(site, timing)
         return scores

@@ -228,27 +228,6 @@ def test_rpt_fused_prototype_is_the_mean_region_plus_the_global_one():
     assert fused.tolist() == [[2.0 + 5.0, 2.0 + 5.0]]  # mean of the regions (1, 3) + g
 
 
-
-class ImageShifted(FixedLevels):
-    """FixedLevels plus each image's mean intensity, so supports and queries differ."""
-
-    def forward_levels(self, images: torch.Tensor, levels: Sequence[int]) -> list[torch.Tensor]:
-        shift = images.mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
-        return [m + shift for m in super().forward_levels(images, levels)]
-
-
-def test_rpt_logs_the_queries_threshold_not_the_supports():
-    from fewshotkit_threshold.rpt import RPTMethod
-
-    fine = torch.tensor([[[0.0, 1.0, 2.0, 3.0]]]).repeat(2, 1, 1)
-    method = RPTMethod(ImageShifted([fine, fine[:, :, :1]], [1, 4]), regions=2, hidden=1).eval()
-    with torch.no_grad():  # T = the sum of the deepest level's pooled channels
-        method.head.fc1.weight.fill_(1.0), method.head.fc1.bias.zero_()
-        method.head.fc2.weight.fill_(1.0), method.head.fc2.bias.zero_()
-        episode = one_way_episode(torch.ones(1, 4))
-        method(Episode(episode.support_images, episode.support_masks, torch.ones_like(episode.query_images)))
-    assert method.head.monitored()["threshold"].item() == pytest.approx(2 * (0.0 + 1.0))  # the query's, not 0
-
 def test_rpt_periphery_ring_and_loss_by_hand():
     from fewshotkit_threshold.rpt_losses import dilate, periphery_loss
 
@@ -291,26 +270,6 @@ def test_rpt_prototype_and_self_query_losses_by_hand():
     loss = self_query_loss(feats, own, labels, torch.tensor([-10.0]), 20.0)
     assert loss.item() == pytest.approx(math.log(1 + math.exp(-5)), rel=1e-4)
 
-
-
-def test_rpt_prototype_and_self_query_losses_take_each_query_on_its_own():
-    from fewshotkit_threshold.rpt_losses import prototype_loss, self_query_loss
-
-    # the second query predicts no foreground: it adds no term (not a zero prototype)
-    query = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1).expand(2, 2, 3, 3).contiguous()
-    predicted = torch.zeros(2, 2, 3, 3)
-    predicted[:, 0] = 1
-    predicted[0, 1, 0, 0], predicted[0, 0, 0, 0] = 1, 0
-    assert prototype_loss(query, predicted, torch.zeros(2, 2)).item() == pytest.approx((1 + 4) / 2, rel=1e-4)
-    # the two queries' structures lie on opposite feature axes: each is segmented by its own prototype
-    labels = torch.zeros(2, 3, 3, dtype=torch.long)
-    labels[:, :2, :2] = 1
-    feats = torch.zeros(2, 2, 3, 3)
-    for q, axis in enumerate((0, 1)):
-        feats[q, axis][labels[q] == 1], feats[q, 1 - axis][labels[q] == 0] = 1.0, 1.0
-    own = torch.stack([labels == 0, labels == 1], dim=1).float()
-    loss = self_query_loss(feats, own, labels, torch.tensor([-10.0, -10.0]), 20.0)
-    assert loss.item() == pytest.approx(math.log(1 + math.exp(-5)), rel=1e-4)
 
 # -- GMRD ------------------------------------------------------------------------------------------
 def test_gmrd_fills_the_outside_from_the_inside_in_raster_order():

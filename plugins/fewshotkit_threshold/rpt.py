@@ -157,8 +157,8 @@ class RPTMethod(LevelMethod):
         B, S = sup_deep.shape[:2]
         Q = qry_deep.shape[1]
         size = masks.shape[-2:]
+        t_query = self.head(qry_deep.flatten(0, 1)).view(B, Q)
         t_support = self.head(sup_deep.flatten(0, 1)).view(B, S)
-        t_query = self.head(qry_deep.flatten(0, 1)).view(B, Q)  # last, so the head logs the queries' T
         with_losses = self.training and episode.query_labels is not None
         logits, terms = [], []
         for b in range(B):
@@ -199,7 +199,6 @@ class RPTMethod(LevelMethod):
             terms["align"] = self.align_weight * threshold_alignment(
                 (support,), (query,), probs, masks, t_query.mean(), self.scale, (1.0,))
         if self.weights["periphery"] > 0:
-            # the first shot's ring only, as RPT
             terms["periphery"] = self.weights["periphery"] * periphery_loss(support[:1], masks[:1], glob[1:],
                                                                             t_support[0], self.scale)
         if self.weights["prototype"] > 0:

@@ -45,33 +45,28 @@ def periphery_loss(support: torch.Tensor, masks: torch.Tensor, prototypes: torch
 
 
 def prototype_loss(query: torch.Tensor, predicted: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """MSE between each query's prototype of a foreground class (pooled under that query's predicted
-    mask) and the class's global support prototype, averaged over the (query, class) pairs predicted
-    somewhere; 0 when no query predicts any foreground.
+    """MSE between each foreground class's query prototype (pooled under the query's predicted mask)
+    and its global support prototype; classes predicted nowhere are skipped (0 when all are).
 
     Args:
         query: (Q, C, h, w); predicted: one-hot (Q, N + 1, H, W); prototypes: (N + 1, C).
     """
-    terms = []
-    for q in range(query.shape[0]):
-        own = pool_upsampled(query[q : q + 1], predicted[q : q + 1])  # (N + 1, C)
-        terms += [F.mse_loss(own[c], prototypes[c]) for c in range(1, predicted.shape[1])
-                  if bool(predicted[q, c].any())]
-    if not terms:
+    own = pool_upsampled(query, predicted)
+    present = [c for c in range(1, predicted.shape[1]) if bool(predicted[:, c].any())]
+    if not present:
         return query.sum() * 0.0
-    return torch.stack(terms).mean()
+    return torch.stack([F.mse_loss(own[c], prototypes[c]) for c in present]).mean()
 
 
 def self_query_loss(query: torch.Tensor, own: torch.Tensor, labels: torch.Tensor, threshold: torch.Tensor,
                     scale: float) -> torch.Tensor:
-    """Each query segmented by prototypes of its own labelled structures (unweighted NLL).
+    """The query segmented by prototypes of its own labelled structure (unweighted NLL).
 
     Args:
-        query: (Q, C, h, w); own: the queries' one-hot labels (Q, N + 1, H, W); labels: (Q, H, W)
+        query: (Q, C, h, w); own: the query's one-hot labels (Q, N + 1, H, W); labels: (Q, H, W)
         with 255 ignored; threshold: the queries' T (Q,).
     """
-    prototypes = torch.stack([pool_upsampled(query[q : q + 1], own[q : q + 1])[1:]
-                              for q in range(query.shape[0])])  # (Q, N, C)
+    prototypes = pool_upsampled(query, own)[1:]  # (N, C)
     probs = upsample(threshold_probabilities(query, prototypes, threshold, scale), labels.shape[-2:])
     labels = labels.long()
     if not bool((labels != IGNORE_INDEX).any()):

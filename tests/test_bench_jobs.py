@@ -234,6 +234,28 @@ def test_job_time_limits(tmp_path, monkeypatch):
         make_executor(LaunchOptions(launcher="slurm", partition="gpu"), tmp_path / "slurm", "cpu")
 
 
+def test_a_spec_file_named_in_a_study_file_is_found_beside_it(tmp_path, store, monkeypatch):
+    from fewshotkit.apps.bench.config import BenchConfig
+    from fewshotkit.apps.bench.methods import method_label
+    from fewshotkit.method.checkpoint import spec_to_toml
+    from fewshotkit.method.spec import preset_spec
+
+    studies = tmp_path / "studies"
+    (studies / "specs").mkdir(parents=True)
+    (studies / "specs" / "mine.toml").write_text(spec_to_toml(preset_spec("alpnet-init-cpu")))
+    study = studies / "s.toml"
+    study.write_text(f'stores = ["{store}"]\nmethods = ["alpnet-init", "specs/mine.toml"]\nout = "x"\n'
+                     'steps = { "specs/mine.toml" = 3 }\n')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = BenchConfig.from_toml(study)
+    beside = str(studies / "specs" / "mine.toml")
+    assert config.methods == ["alpnet-init", beside] and config.steps == {beside: 3}
+    assert method_label(beside, None, config.methods) == "mine"
+    # methods given on the command line are as the user typed them (relative to where bench runs)
+    (tmp_path / "elsewhere" / "mine.toml").write_text(spec_to_toml(preset_spec("alpnet-init-cpu")))
+    assert BenchConfig.from_toml(study, methods=["mine.toml"], steps=2).methods == ["mine.toml"]
+
 def test_launcher_section_flags_and_bad_values(tmp_path, store):
     from fewshotkit.apps.bench.config import BenchConfig
     from fewshotkit.apps.bench.launch_options import LaunchOptions, parse_minutes

@@ -214,7 +214,8 @@ class BenchConfig:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, **flags: Any) -> "BenchConfig":
         """Read a TOML config; non-None ``flags`` override its keys, except ``overrides`` and
-        ``eval_overrides``, which are added after the file's. Unknown keys are errors."""
+        ``eval_overrides``, which are added after the file's. Unknown keys are errors. ``cells`` and
+        the file's relative spec files (methods ending ``.toml``) are found beside the file."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -234,6 +235,10 @@ class BenchConfig:
         data.setdefault("methods", [])
         if isinstance(data.get("cells"), str):  # kept beside the study file, wherever bench runs
             data["cells"] = str(path.parent / data["cells"])
+        if flags.get("methods") is None and isinstance(data["methods"], list):  # spec files, likewise
+            data["methods"] = [_beside(path, m) for m in data["methods"]]
+            if isinstance(data.get("steps"), dict) and flags.get("steps") is None:
+                data["steps"] = {_beside(path, m): n for m, n in data["steps"].items()}
         try:
             return cls(**data)
         except TypeError as exc:
@@ -241,6 +246,13 @@ class BenchConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _beside(study: Path, method: Any) -> Any:
+    """A relative spec-file ``method`` named in the study file ``study``, as found beside that file."""
+    if isinstance(method, str) and method.endswith(".toml") and not Path(method).is_absolute():
+        return str(study.parent / method)
+    return method
 
 
 def inference_keys(values: dict[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,8 @@ def check_values(spec: "MethodSpec") -> None:
 
 
 @click.command()
-@click.option("--preset", metavar="NAME", help="Start from a built-in preset (ssl-alpnet, ssl-panet, alpnet, "
-              "panet, senet, alpnet-init, ssl-alpnet-cpu).")
+@click.option("--preset", metavar="NAME", help="Start from a preset (ssl-alpnet, ssl-adnet-cpu, ...: "
+              "--list-presets names them all).")
 @click.option("--method", metavar="NAME", help="Registered method (default: the preset's, else composed).")
 @click.option("--backbone", metavar="NAME", help="Registered backbone type (its options reset to defaults).")
 @click.option("--pooler", metavar="NAME", help="Registered pooler type (its options reset to defaults).")

@@ -1,0 +1,136 @@
+"""Encoder or head, over a study's folds: one method's encoders under another method's heads,
+scored beside both methods as trained.
+
+    python benchmarks/studies/swap_table.py ENCODER_RUNS HEAD_RUNS --store chaos.h5 --split validation
+
+ENCODER_RUNS and HEAD_RUNS are the run folders of two methods in one bench study
+(``OUT/runs/STORE/LABEL``, holding ``foldN-KEY/GROUP``). Every fold and class group that both hold
+is swapped as ``swap_encoder.py`` does and scored on the classes its model is scored on in the
+study (setting 2: the group it was trained without; setting 1: every class). Prints a Markdown
+table: per fold the mean Dice over classes, then the mean ± std over folds and the mean precision /
+recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: per fold, per class: (Dice, precision, recall) in %
+FoldScores = dict[int, dict[str, tuple[float, float, float]]]
+
+
+def _swap_encoder() -> Any:
+    """The sibling script ``swap_encoder.py`` as a module (this folder is not a package)."""
+    path = Path(__file__).with_name("swap_encoder.py")
+    spec = importlib.util.spec_from_file_location("swap_encoder", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def runs_by_fold(folder: Path) -> dict[int, Path]:
+    """Fold -> its ``foldN-KEY`` folder in ``folder``; ValueError when a fold has two (other settings)."""
+    found: dict[int, Path] = {}
+    for path in sorted(folder.glob("fold*-*")):
+        match = re.fullmatch(r"fold(\d+)-\w+", path.name)
+        if match is None or not path.is_dir():
+            continue
+        fold = int(match.group(1))
+        if fold in found:
+            raise ValueError(f"fold {fold} has two runs in '{folder}' ({found[fold].name}, {path.name}): "
+                             "keep the one of the study's settings")
+        found[fold] = path
+    if not found:
+        raise ValueError(f"'{folder}' holds no foldN-KEY run folders (give OUT/runs/STORE/LABEL of a bench study)")
+    return found
+
+
+def pairs(encoders: Path, heads: Path) -> list[tuple[int, str, Path, Path]]:
+    """(fold, class group, encoder run, head run) for every fold and group both folders hold."""
+    mine, theirs = runs_by_fold(encoders), runs_by_fold(heads)
+    found = []
+    for fold in sorted(set(mine) & set(theirs)):
+        groups = sorted(p.name for p in mine[fold].iterdir() if (p / "run.json").is_file())
+        found += [(fold, g, mine[fold] / g, theirs[fold] / g) for g in groups if (theirs[fold] / g / "run.json").is_file()]
+    if not found:
+        raise ValueError(f"'{encoders}' and '{heads}' share no fold and class group")
+    return found
+
+
+def scored(checkpoint: Path, store: str, classes: list[str] | None, split: str, protocol: str) -> dict[str, tuple]:
+    """Class -> (Dice, precision, recall) of ``checkpoint`` on its fold's ``split`` scans."""
+    from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
+
+    document, _ = evaluate_checkpoint(checkpoint, store, protocol=protocol, classes=classes,
+                                      run=EvalRun(device="cpu", split=split))
+    summary = document["summary"]
+    return {c: tuple(summary[m][c]["mean"] for m in ("dice", "precision", "recall"))
+            for c in summary["dice"] if c != "mean"}
+
+
+def table(rows: list[tuple[str, str, FoldScores]]) -> str:
+    """Markdown: one row per (encoder, head) with each fold's mean Dice over its classes."""
+    folds = sorted({fold for _, _, scores in rows for fold in scores})
+    lines = ["| encoder | head | " + " | ".join(f"fold {f}" for f in folds) + " | mean | precision / recall |",
+             "|---|---|" + "---:|" * (len(folds) + 2)]
+    for encoder, head, scores in rows:
+        per_fold = [statistics.mean(v[0] for v in scores[f].values()) for f in folds]
+        precision = statistics.mean(statistics.mean(v[1] for v in scores[f].values()) for f in folds)
+        recall = statistics.mean(statistics.mean(v[2] for v in scores[f].values()) for f in folds)
+        spread = statistics.stdev(per_fold) if len(per_fold) > 1 else 0.0
+        lines.append(f"| {encoder} | {head} | " + " | ".join(f"{d:.2f}" for d in per_fold)
+                     + f" | {statistics.mean(per_fold):.2f} ± {spread:.2f} | {precision:.2f} / {recall:.2f} |")
+    return "\n".join(lines)
+
+
+def swap_rows(encoders: Path, heads: Path, store: str, split: str, protocol: str) -> list[tuple[str, str, FoldScores]]:
+    """The encoder method as trained, the head method as trained and the swap, fold by fold."""
+    from fewshotkit.method.checkpoint import read_checkpoint, save_checkpoint
+
+    swap = _swap_encoder()
+    found: dict[str, FoldScores] = {"encoder": {}, "head": {}, "swap": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        for fold, group, encoder_run, head_run in pairs(encoders, heads):
+            record = json.loads((head_run / "run.json").read_text(encoding="utf-8"))
+            classes = list(record.get("exclude") or []) or None  # setting 2: the group's classes
+            encoder, head = read_checkpoint(encoder_run), read_checkpoint(head_run)
+            swap.check_compatible(encoder, head)
+            swapped = Path(folder) / f"fold{fold}_{group}.pt"
+            save_checkpoint(swapped, swap.swapped(encoder, head))
+            for kind, checkpoint in (("encoder", encoder_run), ("head", head_run), ("swap", swapped)):
+                found[kind].setdefault(fold, {}).update(scored(checkpoint, store, classes, split, protocol))
+            print(f"fold {fold} {group}: scored", file=sys.stderr)
+    a, b = encoders.name, heads.name
+    return [(b, b, found["head"]), (a, a, found["encoder"]), (a, b, found["swap"])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fewshotkit.core.errors import FewshotkitError
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("encoder_runs", type=Path, help="OUT/runs/STORE/LABEL of the method whose encoders are used")
+    parser.add_argument("head_runs", type=Path, help="OUT/runs/STORE/LABEL of the method whose heads are used")
+    parser.add_argument("--store", required=True, help="the slice store the runs trained on")
+    parser.add_argument("--split", choices=["test", "validation"], default="validation")
+    parser.add_argument("--protocol", choices=["roy", "full-volume"], default="roy")
+    args = parser.parse_args(argv)
+    try:
+        rows = swap_rows(args.encoder_runs, args.head_runs, args.store, args.split, args.protocol)
+    except (FewshotkitError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -43,6 +43,11 @@ def test_under_a_head_without_weights_the_swap_scores_as_the_encoder_run(synthet
     assert set(by_pair) == {("Trained", "Trained"), ("Fixed", "Fixed"), ("Fixed", "Trained")}
     assert by_pair["Fixed", "Trained"] == by_pair["Fixed", "Fixed"]
     assert by_pair["Trained", "Trained"] != by_pair["Fixed", "Fixed"]
+    # --set reads every model with that inference option: global prototypes score otherwise
+    assert _module().main([str(encoders), str(heads), "--store", str(synthetic_store), "--split", "test",
+                           "--set", "pooler.type=masked-avg"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| Fixed")]
+    assert [c.strip() for c in rows[0][2:]] != by_pair["Fixed", "Fixed"]
 
 
 def test_the_table_takes_each_folds_mean_over_its_classes():

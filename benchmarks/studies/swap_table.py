@@ -6,9 +6,10 @@ scored beside both methods as trained.
 ENCODER_RUNS and HEAD_RUNS are the run folders of two methods in one bench study
 (``OUT/runs/STORE/LABEL``, holding ``foldN-KEY/GROUP``). Every fold and class group that both hold
 is swapped as ``swap_encoder.py`` does and scored on the classes its model is scored on in the
-study (setting 2: the group it was trained without; setting 1: every class). Prints a Markdown
-table: per fold the mean Dice over classes, then the mean ± std over folds and the mean precision /
-recall.
+study (setting 2: the group it was trained without; setting 1: every class). ``--set KEY=VALUE``
+reads every model with that inference option (``pooler.type=masked-avg``: global prototypes in
+place of local ones). Prints a Markdown table: per fold the mean Dice over classes, then the
+mean ± std over folds and the mean precision / recall.
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ def pairs(encoders: Path, heads: Path) -> list[tuple[int, str, Path, Path]]:
     return found
 
 
-def scored(checkpoint: Path, store: str, classes: list[str] | None, split: str, protocol: str) -> dict[str, tuple]:
+def scored(checkpoint: Path, store: str, classes: list[str] | None, split: str, protocol: str,
+           overrides: tuple[str, ...] = ()) -> dict[str, tuple]:
     """Class -> (Dice, precision, recall) of ``checkpoint`` on its fold's ``split`` scans."""
     from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
+    from fewshotkit.evaluation.options import InferenceOptions
 
     document, _ = evaluate_checkpoint(checkpoint, store, protocol=protocol, classes=classes,
+                                      options=InferenceOptions(overrides=overrides),
                                       run=EvalRun(device="cpu", split=split))
     summary = document["summary"]
     return {c: tuple(summary[m][c]["mean"] for m in ("dice", "precision", "recall"))
@@ -92,7 +96,8 @@ def table(rows: list[tuple[str, str, FoldScores]]) -> str:
     return "\n".join(lines)
 
 
-def swap_rows(encoders: Path, heads: Path, store: str, split: str, protocol: str) -> list[tuple[str, str, FoldScores]]:
+def swap_rows(encoders: Path, heads: Path, store: str, split: str, protocol: str,
+              overrides: tuple[str, ...] = ()) -> list[tuple[str, str, FoldScores]]:
     """The encoder method as trained, the head method as trained and the swap, fold by fold."""
     from fewshotkit.method.checkpoint import read_checkpoint, save_checkpoint
 
@@ -107,7 +112,7 @@ def swap_rows(encoders: Path, heads: Path, store: str, split: str, protocol: str
             swapped = Path(folder) / f"fold{fold}_{group}.pt"
             save_checkpoint(swapped, swap.swapped(encoder, head))
             for kind, checkpoint in (("encoder", encoder_run), ("head", head_run), ("swap", swapped)):
-                found[kind].setdefault(fold, {}).update(scored(checkpoint, store, classes, split, protocol))
+                found[kind].setdefault(fold, {}).update(scored(checkpoint, store, classes, split, protocol, overrides))
             print(f"fold {fold} {group}: scored", file=sys.stderr)
     a, b = encoders.name, heads.name
     return [(b, b, found["head"]), (a, a, found["encoder"]), (a, b, found["swap"])]
@@ -122,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="the slice store the runs trained on")
     parser.add_argument("--split", choices=["test", "validation"], default="validation")
     parser.add_argument("--protocol", choices=["roy", "full-volume"], default="roy")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="an inference option every model is read with (repeatable)")
     args = parser.parse_args(argv)
     try:
-        rows = swap_rows(args.encoder_runs, args.head_runs, args.store, args.split, args.protocol)
+        rows = swap_rows(args.encoder_runs, args.head_runs, args.store, args.split, args.protocol,
+                         tuple(args.overrides))
     except (FewshotkitError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

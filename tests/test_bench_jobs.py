@@ -237,6 +237,7 @@ def test_job_time_limits(tmp_path, monkeypatch):
 def test_a_spec_file_named_in_a_study_file_is_found_beside_it(tmp_path, store, monkeypatch):
     from fewshotkit.apps.bench.config import BenchConfig
     from fewshotkit.apps.bench.methods import method_label
+    from fewshotkit.core.errors import FewshotkitError
     from fewshotkit.method.checkpoint import spec_to_toml
     from fewshotkit.method.spec import preset_spec
 
@@ -252,9 +253,20 @@ def test_a_spec_file_named_in_a_study_file_is_found_beside_it(tmp_path, store, m
     beside = str(studies / "specs" / "mine.toml")
     assert config.methods == ["alpnet-init", beside] and config.steps == {beside: 3}
     assert method_label(beside, None, config.methods) == "mine"
-    # methods given on the command line are as the user typed them (relative to where bench runs)
+    # methods given on the command line are as the user typed them (relative to where bench runs), and
+    # the file's steps table finds a spec file however it is named
     (tmp_path / "elsewhere" / "mine.toml").write_text(spec_to_toml(preset_spec("alpnet-init-cpu")))
     assert BenchConfig.from_toml(study, methods=["mine.toml"], steps=2).methods == ["mine.toml"]
+    typed = "../studies/specs/mine.toml"
+    assert BenchConfig.from_toml(study, methods=[typed]).steps == {typed: 3}
+    # one method as a string; two names of one file in the steps table
+    study.write_text(f'stores = ["{store}"]\nmethods = "specs/mine.toml"\nout = "x"\n'
+                     'steps = { "specs/mine.toml" = 3, "./specs/mine.toml" = 4 }\n')
+    with pytest.raises(FewshotkitError, match="names one spec file twice"):
+        BenchConfig.from_toml(study)
+    study.write_text(f'stores = ["{store}"]\nmethods = "specs/mine.toml"\nout = "x"\n')
+    assert BenchConfig.from_toml(study).methods == [beside]
+
 
 def test_launcher_section_flags_and_bad_values(tmp_path, store):
     from fewshotkit.apps.bench.config import BenchConfig

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 
 from conftest import benchmark_script
 
@@ -48,22 +47,34 @@ def test_under_a_head_without_weights_the_swap_scores_as_the_encoder_run(synthet
                            "--set", "pooler.type=masked-avg"]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| Fixed")]
     assert [c.strip() for c in rows[0][2:]] != by_pair["Fixed", "Fixed"]
+    # one folder twice: its models as trained, one row
+    assert _module().main([str(heads), str(heads), "--store", str(synthetic_store), "--split", "test"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Trained")]
+    assert len(rows) == 1 and [c.strip() for c in rows[0].split("|")[3:-1]] == by_pair["Trained", "Trained"]
 
 
 def test_the_table_takes_each_folds_mean_over_its_classes():
-    scores = {0: {"a": (80.0, 70.0, 90.0), "b": (60.0, 50.0, 70.0)}, 1: {"a": (50.0, 40.0, 60.0), "b": (50.0, 40.0, 60.0)}}
+    scores = {0: {"a": (80.0, 70.0, 90.0), "b": (60.0, 50.0, 70.0)},
+              1: {"a": (50.0, 40.0, 60.0), "b": (50.0, 40.0, 60.0)}}
     lines = _module().table([("E", "H", scores)]).splitlines()
     assert lines[0] == "| encoder | head | fold 0 | fold 1 | mean | precision / recall |"
     assert lines[2] == "| E | H | 70.00 | 50.00 | 60.00 ± 14.14 | 50.00 / 70.00 |"
 
 
-def test_two_runs_of_one_fold_or_no_runs_are_one_line_errors(tmp_path, capsys):
-    swap = _module()
-    (tmp_path / "A" / "fold0-aaaa").mkdir(parents=True)
-    (tmp_path / "A" / "fold0-bbbb").mkdir()
-    (tmp_path / "B").mkdir()
-    with pytest.raises(ValueError, match="fold 0 has two runs"):
-        swap.runs_by_fold(tmp_path / "A")
-    assert swap.main([str(tmp_path / "B"), str(tmp_path / "A"), "--store", "x.h5"]) == 1
+def _one_line_error(swap, capsys, *folders: Path) -> str:
+    assert swap.main([*map(str, folders), "--store", "x.h5"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "holds no foldN-KEY run folders" in err and "\n" not in err
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def test_runs_that_do_not_pair_up_are_one_line_errors(tmp_path, capsys):
+    swap = _module()
+    for run in ("A/fold0-aaaa/all", "A/fold0-bbbb/all", "B/fold0-cccc/upper", "C/fold0-dddd/lower", "D/fold1-eeee/upper"):
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "run.json").write_text("{}")
+    (tmp_path / "E").mkdir()
+    assert "fold 0 has two runs" in _one_line_error(swap, capsys, tmp_path / "A", tmp_path / "B")
+    assert "holds no foldN-KEY run folders" in _one_line_error(swap, capsys, tmp_path / "E", tmp_path / "B")
+    assert "holds the groups ['upper']" in _one_line_error(swap, capsys, tmp_path / "B", tmp_path / "C")
+    assert "holds folds [0]" in _one_line_error(swap, capsys, tmp_path / "B", tmp_path / "D")

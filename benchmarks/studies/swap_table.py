@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import re
 import statistics
 import sys
@@ -55,27 +54,40 @@ def runs_by_fold(folder: Path) -> dict[int, Path]:
     return found
 
 
+def _groups(fold_folder: Path) -> list[str]:
+    """The class groups (``all``, ``upper``, ...) of one fold's runs."""
+    return sorted(p.name for p in fold_folder.iterdir() if (p / "run.json").is_file())
+
+
 def pairs(encoders: Path, heads: Path) -> list[tuple[int, str, Path, Path]]:
-    """(fold, class group, encoder run, head run) for every fold and group both folders hold."""
+    """(fold, class group, encoder run, head run) for every fold and group; ValueError when the two
+    folders do not hold the same folds and groups (a fold's mean would cover other classes)."""
     mine, theirs = runs_by_fold(encoders), runs_by_fold(heads)
+    if sorted(mine) != sorted(theirs):
+        raise ValueError(f"'{encoders}' holds folds {sorted(mine)}, '{heads}' folds {sorted(theirs)}: "
+                         "give two methods of the same study")
     found = []
-    for fold in sorted(set(mine) & set(theirs)):
-        groups = sorted(p.name for p in mine[fold].iterdir() if (p / "run.json").is_file())
-        found += [(fold, g, mine[fold] / g, theirs[fold] / g) for g in groups if (theirs[fold] / g / "run.json").is_file()]
-    if not found:
-        raise ValueError(f"'{encoders}' and '{heads}' share no fold and class group")
+    for fold in sorted(mine):
+        groups = _groups(mine[fold])
+        if groups != _groups(theirs[fold]):
+            raise ValueError(f"fold {fold}: '{mine[fold]}' holds the groups {groups}, '{theirs[fold]}' "
+                             f"{_groups(theirs[fold])}: give two methods of the same study and setting")
+        found += [(fold, g, mine[fold] / g, theirs[fold] / g) for g in groups]
     return found
 
 
-def scored(checkpoint: Path, store: str, classes: list[str] | None, split: str, protocol: str,
-           overrides: tuple[str, ...] = ()) -> dict[str, tuple]:
-    """Class -> (Dice, precision, recall) of ``checkpoint`` on its fold's ``split`` scans."""
+def scored(checkpoint: Path, record: dict[str, Any], read: argparse.Namespace) -> dict[str, tuple]:
+    """Class -> (Dice, precision, recall) of ``checkpoint`` on its fold's ``read.split`` scans, with
+    ``read.protocol``, ``read.device`` and the inference options ``read.overrides``; the classes and
+    folds as its run ``record`` says (setting 2: the group it was trained without)."""
     from fewshotkit.evaluation.evaluate import EvalRun, evaluate_checkpoint
     from fewshotkit.evaluation.options import InferenceOptions
 
-    document, _ = evaluate_checkpoint(checkpoint, store, protocol=protocol, classes=classes,
-                                      options=InferenceOptions(overrides=overrides),
-                                      run=EvalRun(device="cpu", split=split))
+    classes = list(record.get("exclude") or []) or None
+    document, _ = evaluate_checkpoint(checkpoint, read.store, n_folds=int(record.get("n_folds", 5)),
+                                      protocol=read.protocol, classes=classes,
+                                      options=InferenceOptions(overrides=tuple(read.overrides)),
+                                      run=EvalRun(device=read.device, split=read.split))
     summary = document["summary"]
     return {c: tuple(summary[m][c]["mean"] for m in ("dice", "precision", "recall"))
             for c in summary["dice"] if c != "mean"}
@@ -96,26 +108,28 @@ def table(rows: list[tuple[str, str, FoldScores]]) -> str:
     return "\n".join(lines)
 
 
-def swap_rows(encoders: Path, heads: Path, store: str, split: str, protocol: str,
-              overrides: tuple[str, ...] = ()) -> list[tuple[str, str, FoldScores]]:
-    """The encoder method as trained, the head method as trained and the swap, fold by fold."""
+def swap_rows(encoders: Path, heads: Path, read: argparse.Namespace) -> list[tuple[str, str, FoldScores]]:
+    """The head method as trained, the encoder method as trained and the swap, fold by fold (the
+    head method alone when both folders are one)."""
     from fewshotkit.method.checkpoint import read_checkpoint, save_checkpoint
 
     swap = _swap_encoder()
+    alone = encoders.resolve() == heads.resolve()
     found: dict[str, FoldScores] = {"encoder": {}, "head": {}, "swap": {}}
     with tempfile.TemporaryDirectory() as folder:
         for fold, group, encoder_run, head_run in pairs(encoders, heads):
-            record = json.loads((head_run / "run.json").read_text(encoding="utf-8"))
-            classes = list(record.get("exclude") or []) or None  # setting 2: the group's classes
             encoder, head = read_checkpoint(encoder_run), read_checkpoint(head_run)
             swap.check_compatible(encoder, head)
             swapped = Path(folder) / f"fold{fold}_{group}.pt"
-            save_checkpoint(swapped, swap.swapped(encoder, head))
-            for kind, checkpoint in (("encoder", encoder_run), ("head", head_run), ("swap", swapped)):
-                found[kind].setdefault(fold, {}).update(scored(checkpoint, store, classes, split, protocol, overrides))
+            runs = [("head", head_run)]
+            if not alone:
+                save_checkpoint(swapped, swap.swapped(encoder, head))
+                runs += [("encoder", encoder_run), ("swap", swapped)]
+            for kind, checkpoint in runs:
+                found[kind].setdefault(fold, {}).update(scored(checkpoint, head.get("run") or {}, read))
             print(f"fold {fold} {group}: scored", file=sys.stderr)
     a, b = encoders.name, heads.name
-    return [(b, b, found["head"]), (a, a, found["encoder"]), (a, b, found["swap"])]
+    return [(b, b, found["head"])] if alone else [(b, b, found["head"]), (a, a, found["encoder"]), (a, b, found["swap"])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,17 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("head_runs", type=Path, help="OUT/runs/STORE/LABEL of the method whose heads are used")
     parser.add_argument("--store", required=True, help="the slice store the runs trained on")
     parser.add_argument("--split", choices=["test", "validation"], default="validation")
-    parser.add_argument("--protocol", choices=["roy", "full-volume"], default="roy")
+    parser.add_argument("--protocol", choices=["roy", "estimated-range", "full-volume"], default="roy")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="an inference option every model is read with (repeatable)")
     args = parser.parse_args(argv)
     try:
-        rows = swap_rows(args.encoder_runs, args.head_runs, args.store, args.split, args.protocol,
-                         tuple(args.overrides))
+        print(table(swap_rows(args.encoder_runs, args.head_runs, args)))
     except (FewshotkitError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(table(rows))
     return 0
 
 

@@ -192,6 +192,8 @@ class BenchConfig:
     def _check_steps(self) -> None:
         """``steps``: None, a count, or a table giving methods of this bench their own count (equal
         training time for methods whose steps cost differently); the others keep their preset's."""
+        if isinstance(self.steps, dict):
+            self.steps = self._steps_by_method(self.steps)
         table = self.steps if isinstance(self.steps, dict) else {}
         counts = table.items() if table else [("every method", self.steps)]
         for method, count in counts:
@@ -201,6 +203,18 @@ class BenchConfig:
         if unknown:
             raise FewshotkitError(f"bench: the steps table names '{unknown[0]}', which is not one of the bench's "
                                   f"methods ({', '.join(self.methods)})")
+
+    def _steps_by_method(self, table: dict[str, Any]) -> dict[str, Any]:
+        """The steps table keyed as :attr:`methods` names its entries: a spec file may be named by
+        another path to the same file (beside the study file there, from where bench runs here)."""
+        files = {os.path.realpath(m): m for m in self.methods if isinstance(m, str) and m.endswith(".toml")}
+        keyed: dict[str, Any] = {}
+        for key, count in table.items():
+            name = files.get(os.path.realpath(key), key) if isinstance(key, str) and key.endswith(".toml") else key
+            if name in keyed:
+                raise FewshotkitError(f"bench: the steps table names '{name}' twice (as '{key}' too); keep one")
+            keyed[name] = count
+        return keyed
 
     def inference_options(self) -> InferenceOptions:
         """The inference options every method is evaluated with: ``shots``, ``chunks``, ``chunk_rule``,
@@ -229,16 +243,21 @@ class BenchConfig:
             if flags.get(key) is not None:
                 listed = data.get(key, [])
                 flags[key] = [*([listed] if isinstance(listed, str) else listed), *flags[key]]
+        # kept beside the study file, wherever bench runs: its cells and its spec files
+        if isinstance(data.get("cells"), str):
+            data["cells"] = str(path.parent / data["cells"])
+        if isinstance(data.get("methods"), (str, list)):
+            methods = data["methods"]
+            data["methods"] = [_beside(path, m) for m in ([methods] if isinstance(methods, str) else methods)]
+        if isinstance(data.get("steps"), dict):
+            steps = {_beside(path, m): n for m, n in data["steps"].items()}
+            if len(steps) < len(data["steps"]):
+                raise FewshotkitError(f"bench config '{path}': the steps table names one spec file twice; keep one")
+            data["steps"] = steps
         data.update({k: v for k, v in flags.items() if v is not None})
         data.setdefault("out", "bench_out")
         data.setdefault("stores", [])
         data.setdefault("methods", [])
-        if isinstance(data.get("cells"), str):  # kept beside the study file, wherever bench runs
-            data["cells"] = str(path.parent / data["cells"])
-        if flags.get("methods") is None and isinstance(data["methods"], list):  # spec files, likewise
-            data["methods"] = [_beside(path, m) for m in data["methods"]]
-            if isinstance(data.get("steps"), dict) and flags.get("steps") is None:
-                data["steps"] = {_beside(path, m): n for m, n in data["steps"].items()}
         try:
             return cls(**data)
         except TypeError as exc:

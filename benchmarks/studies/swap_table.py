@@ -8,8 +8,8 @@ ENCODER_RUNS and HEAD_RUNS are the run folders of two methods in one bench study
 is swapped as ``swap_encoder.py`` does and scored on the classes its model is scored on in the
 study (setting 2: the group it was trained without; setting 1: every class). ``--set KEY=VALUE``
 reads every model with that inference option (``pooler.type=masked-avg``: global prototypes in
-place of local ones). Prints a Markdown table: per fold the mean Dice over classes, then the
-mean ± std over folds and the mean precision / recall.
+place of local ones); the same folder twice reads one method's models so. Prints a Markdown table:
+per fold the mean Dice over classes, then the mean ± std over folds and the mean precision / recall.
 """
 
 from __future__ import annotations

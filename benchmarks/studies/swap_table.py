@@ -95,6 +95,8 @@ def scored(checkpoint: Path, record: dict[str, Any], read: argparse.Namespace) -
 
 def table(rows: list[tuple[str, str, FoldScores]]) -> str:
     """Markdown: one row per (encoder, head) with each fold's mean Dice over its classes."""
+    from fewshotkit.evaluation.results import mean_std
+
     folds = sorted({fold for _, _, scores in rows for fold in scores})
     lines = ["| encoder | head | " + " | ".join(f"fold {f}" for f in folds) + " | mean | precision / recall |",
              "|---|---|" + "---:|" * (len(folds) + 2)]
@@ -102,9 +104,9 @@ def table(rows: list[tuple[str, str, FoldScores]]) -> str:
         per_fold = [statistics.mean(v[0] for v in scores[f].values()) for f in folds]
         precision = statistics.mean(statistics.mean(v[1] for v in scores[f].values()) for f in folds)
         recall = statistics.mean(statistics.mean(v[2] for v in scores[f].values()) for f in folds)
-        spread = statistics.stdev(per_fold) if len(per_fold) > 1 else 0.0
+        mean, spread = mean_std(per_fold)  # as bench's tables: the sample std, 0 for one fold
         lines.append(f"| {encoder} | {head} | " + " | ".join(f"{d:.2f}" for d in per_fold)
-                     + f" | {statistics.mean(per_fold):.2f} ± {spread:.2f} | {precision:.2f} / {recall:.2f} |")
+                     + f" | {mean:.2f} ± {spread:.2f} | {precision:.2f} / {recall:.2f} |")
     return "\n".join(lines)
 
 

@@ -212,7 +212,8 @@ class BenchConfig:
         for key, count in table.items():
             name = files.get(os.path.realpath(key), key) if isinstance(key, str) and key.endswith(".toml") else key
             if name in keyed:
-                raise FewshotkitError(f"bench: the steps table names '{name}' twice (as '{key}' too); keep one")
+                raise FewshotkitError(f"bench: the steps table names one spec file twice ('{name}', also as "
+                                      f"'{key}'); keep one")
             keyed[name] = count
         return keyed
 
@@ -250,10 +251,7 @@ class BenchConfig:
             methods = data["methods"]
             data["methods"] = [_beside(path, m) for m in ([methods] if isinstance(methods, str) else methods)]
         if isinstance(data.get("steps"), dict):
-            steps = {_beside(path, m): n for m, n in data["steps"].items()}
-            if len(steps) < len(data["steps"]):
-                raise FewshotkitError(f"bench config '{path}': the steps table names one spec file twice; keep one")
-            data["steps"] = steps
+            data["steps"] = {_beside(path, m): n for m, n in data["steps"].items()}
         data.update({k: v for k, v in flags.items() if v is not None})
         data.setdefault("out", "bench_out")
         data.setdefault("stores", [])
@@ -270,7 +268,7 @@ class BenchConfig:
 def _beside(study: Path, method: Any) -> Any:
     """A relative spec-file ``method`` named in the study file ``study``, as found beside that file."""
     if isinstance(method, str) and method.endswith(".toml") and not Path(method).is_absolute():
-        return str(study.parent / method)
+        return os.path.join(study.parent, method)  # unnormalised: two names of one file stay two keys
     return method
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import textwrap
 from pathlib import Path
 from types import ModuleType
 
@@ -27,6 +28,32 @@ def data_root() -> Path:
         return Path(value).expanduser().resolve()
     return (REPO / DEFAULT_DATA).resolve()
 
+
+#: a loose plugin file: the pooler ``scaled-mean`` (the masked average times ``gain``)
+POOLER_PLUGIN = textwrap.dedent(
+    """
+    from fewshotkit import hookimpl
+    from fewshotkit.method.composed import masked_average, resize_masks
+    from fewshotkit.interfaces.pooler import PrototypePooler
+
+    SCALE = 1.0
+
+
+    class ScaledMean(PrototypePooler):
+        def __init__(self, gain: float = SCALE):
+            super().__init__()
+            self.gain = gain
+
+        def forward(self, features, masks):
+            masks = resize_masks(masks, tuple(features.shape[-2:]))
+            return list(self.gain * masked_average(features, masks)[:, None, :])
+
+
+    @hookimpl
+    def register_poolers(register):
+        register("scaled-mean", ScaledMean, description="masked average times a gain")
+    """
+)
 
 def benchmark_script(relative: str) -> ModuleType:
     """A script of benchmarks/ (``"studies/headline.py"``) loaded as a module, to test its functions."""

@@ -17,37 +17,12 @@ import torch
 
 from fewshotkit.core.errors import FewshotkitError
 
-from conftest import pseudolabelled_store
+from conftest import POOLER_PLUGIN, pseudolabelled_store
 
 REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO / "docs" / "writing-plugins.md"
 SMALL = ["image_size=64", "backbone.width=8", "backbone.out_channels=16", "training.batch_size=1",
          "training.log_every=1"]
-
-POOLER_PLUGIN = textwrap.dedent(
-    """
-    from fewshotkit import hookimpl
-    from fewshotkit.method.composed import masked_average, resize_masks
-    from fewshotkit.interfaces.pooler import PrototypePooler
-
-    SCALE = 1.0
-
-
-    class ScaledMean(PrototypePooler):
-        def __init__(self, gain: float = SCALE):
-            super().__init__()
-            self.gain = gain
-
-        def forward(self, features, masks):
-            masks = resize_masks(masks, tuple(features.shape[-2:]))
-            return list(self.gain * masked_average(features, masks)[:, None, :])
-
-
-    @hookimpl
-    def register_poolers(register):
-        register("scaled-mean", ScaledMean, description="masked average times a gain")
-    """
-)
 
 BROKEN_PARTS = textwrap.dedent(
     """
@@ -185,16 +160,21 @@ def test_bench_retrains_after_a_loose_plugin_changes(fresh_host, small_store, tm
 
 
 def test_plugin_fingerprints(fresh_host, tmp_path):
+    """A loose file's fingerprint hashes its code: comments and docstrings leave it, code changes it."""
     plugin = write(tmp_path, "gainpool", POOLER_PLUGIN)
-    fresh_host.configure(plugins_dirs=[str(tmp_path)])
-    host = fresh_host.get_host()
-    loose = host.fingerprint("gainpool")
-    assert loose.startswith("sha256:")
-    assert host.fingerprint("alp").startswith(host.plugins["alp"].version)  # an installed plugin: its version
-    plugin.write_text(POOLER_PLUGIN + "\n# edited\n")
-    fresh_host.reset()
-    fresh_host.configure(plugins_dirs=[str(tmp_path)])
-    assert fresh_host.get_host().fingerprint("gainpool") != loose
+
+    def fingerprint() -> str:
+        fresh_host.reset()
+        fresh_host.configure(plugins_dirs=[str(tmp_path)])
+        return fresh_host.get_host().fingerprint("gainpool")
+
+    loose = fingerprint()
+    assert re.fullmatch(r"code:[0-9a-f]{16}", loose)
+    assert fresh_host.get_host().fingerprint("alp").startswith(fresh_host.get_host().plugins["alp"].version)
+    plugin.write_text('"""A pooler."""\n' + POOLER_PLUGIN.replace("SCALE = 1.0", "SCALE = 1.0  # the gain") + "\n\n# edited\n")
+    assert fingerprint() == loose
+    plugin.write_text(POOLER_PLUGIN.replace("SCALE = 1.0", "SCALE = 2.0"))
+    assert fingerprint() != loose
 
 
 def test_bench_options_and_help(run_cli):

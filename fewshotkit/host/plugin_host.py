@@ -15,9 +15,10 @@ shows it) and :func:`get_registry` refuses to hand out a registry until one plug
 run never silently uses a different component than the one asked for.
 
 Each plugin has a *fingerprint* (:meth:`PluginHost.fingerprint`) that changes when its code does:
-a loose file's is the hash of the file; an installed plugin's is its version, plus a hash of its
-module files when its code may change without the version: an editable (development) install, code
-outside any site-packages directory (a source checkout), or a ``.dev`` version.
+a loose file's is a hash of the file's code (comments and docstrings left out, so editing prose keeps
+it); an installed plugin's is its version, plus a hash of its modules' code when that code may change
+without the version: an editable (development) install, code outside any site-packages directory (a
+source checkout), or a ``.dev`` version.
 
 :class:`PluginHost` puts together :mod:`~fewshotkit.host.plugin_loading` (finding and loading plugins,
 recording the ones that fail), :mod:`~fewshotkit.host.registry_fill` (their components into the
@@ -39,7 +40,7 @@ from fewshotkit.host import core_components
 from fewshotkit.host.core_components import CORE
 from fewshotkit.host.plugin_commands import PluginCommands
 from fewshotkit.host.plugin_loading import ENTRY_POINT_GROUP, PluginInfo, PluginLoader
-from fewshotkit.host.provenance import missing_plugin_hint, source_hash
+from fewshotkit.host.provenance import code_fingerprint, missing_plugin_hint
 from fewshotkit.host.registry import Registry
 from fewshotkit.host.registry_fill import HOOK_TO_KIND, fill_registries
 
@@ -107,13 +108,14 @@ class PluginHost(PluginLoader):
 
     def fingerprint(self, name: str) -> str | None:
         """What identifies the code of plugin ``name`` (see the module docstring): ``"1.0"``,
-        ``"1.0+sha256:<hex>"`` (editable/dev installs) or ``"sha256:<hex>"`` (a loose file)."""
+        ``"1.0+code:<hex>"`` (editable/dev installs) or ``"code:<hex>"`` (a loose file), where ``<hex>``
+        hashes the code without comments and docstrings (:func:`~fewshotkit.host.provenance.code_fingerprint`)."""
         if name not in self._fingerprints:
             info = self.plugins[name]
             version = info.version
             hashed = info.source == "file" or info.editable or (version is not None and "dev" in version)
             if hashed and info.files is not None and info.files.exists():
-                digest = f"sha256:{source_hash(info.files)}"
+                digest = code_fingerprint(info.files)
                 version = digest if info.source == "file" or version is None else f"{version}+{digest}"
             self._fingerprints[name] = version
         return self._fingerprints[name]

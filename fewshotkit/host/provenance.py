@@ -4,8 +4,12 @@ one method spec uses is :mod:`fewshotkit.method.provenance`."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import io
+import itertools
 import json
+import tokenize
 from importlib.metadata import Distribution
 from pathlib import Path
 from types import ModuleType
@@ -43,14 +47,54 @@ def is_editable(dist: Distribution | None, files: Path | None = None) -> bool:
     return bool(direct.get("dir_info", {}).get("editable"))
 
 
+def code_fingerprint(path: Path) -> str:
+    """``code:<hex>``: what identifies the code of a plugin's file or package folder (:func:`source_hash`)."""
+    return f"code:{source_hash(path)}"
+
+
 def source_hash(path: Path) -> str:
-    """SHA-256 (16 hex digits) of a file, or of every ``*.py`` file under a directory (names too)."""
+    """SHA-256 (16 hex digits) of the code of a file, or of every ``*.py`` file under a directory
+    (names too): the source without comments, docstrings and blank lines (:func:`code_text`), so
+    editing a plugin's prose keeps its fingerprint and the results cached under it."""
     digest = hashlib.sha256()
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        digest.update(file.read_bytes())
+        digest.update(code_text(file.read_bytes()).encode())
     return digest.hexdigest()[:16]
+
+
+def code_text(source: bytes) -> str:
+    """Python source without its comments, docstrings, trailing spaces and blank lines.
+
+    Positions come from :mod:`ast` (docstrings) and :mod:`tokenize` (comments), which agree across
+    Python versions, unlike a dump of the tree. Source that does not parse is returned whole.
+    """
+    try:
+        text = source.decode("utf-8")
+        tree = ast.parse(text)
+        comments = [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT]
+    except (UnicodeDecodeError, SyntaxError, ValueError, tokenize.TokenError):
+        return source.decode("utf-8", errors="replace")
+    lines = text.splitlines(keepends=True)
+    starts = list(itertools.accumulate((len(line) for line in lines), initial=0))
+
+    def offset(row: int, byte_col: int) -> int:  # ast's columns count UTF-8 bytes
+        return starts[row - 1] + len(lines[row - 1].encode("utf-8")[:byte_col].decode("utf-8"))
+
+    spans = [(starts[t.start[0] - 1] + t.start[1], starts[t.end[0] - 1] + t.end[1]) for t in comments]
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                spans.append((offset(first.lineno, first.col_offset),
+                              offset(first.end_lineno or first.lineno, first.end_col_offset or 0)))
+    kept, end = [], 0
+    for start, stop in sorted(spans):
+        kept.append(text[end:start])
+        end = max(end, stop)
+    kept.append(text[end:])
+    return "".join(line.rstrip() + "\n" for line in "".join(kept).splitlines() if line.strip())
 
 
 def missing_plugin_hint(loaded: dict[str, str | None], kind: str, name: str, versions: dict[str, Any] | None,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SUPPRESSED = -10000.0  # the logit RPT gives regions below the affinity cut
+SUPPRESSED = -10000.0  # what RPT adds to the affinity of regions below the cut
 
 
 def search_and_weight(regions: torch.Tensor, query: torch.Tensor) -> torch.Tensor:

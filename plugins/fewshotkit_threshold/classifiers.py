@@ -131,8 +131,9 @@ class QueryThresholdClassifier(_ThresholdClassifier):
     The head is one linear map on the globally average-pooled features (Q-Net's two stacked fully
     connected layers on the pooled encoder output compose to one affine map). It starts as ADNet:
     w = 0, b = ``init_threshold``. No threshold regulariser (Q-Net trains without one).
-    ``refine_steps`` > 0 turns on Q-Net's test-time prototype refinement (eval mode only; Q-Net's
-    test script uses 30 Adam steps at ``refine_lr`` 2e-3).
+    ``refine_steps`` > 0 turns on a test-time prototype refinement in the classifier's cosine
+    form (eval mode only; Q-Net's test script used 30 Adam steps at 2e-3 until 2022-10, 7 at 0.01
+    with a BCE objective since: the ``qnet`` method's refinement).
     """
 
     def __init__(self, scale: float = 20.0, init_threshold: float = ADNET_THRESHOLD, refine_steps: int = 0,

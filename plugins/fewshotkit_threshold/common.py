@@ -133,7 +133,8 @@ class ThresholdHead(Trainable, nn.Module):
     no non-linearity between them (Q-Net: the pooled last stage through ResNet's fc and a 1000 -> 1
     layer). ``init_threshold`` None keeps PyTorch's default initialisation (Q-Net's); a number starts
     the head at that constant (fc2's weight 0, its bias the number: ADNet's -10). It trains in the
-    ``threshold`` parameter group without weight decay, as the threshold classifiers' heads do."""
+    ``threshold`` parameter group (the training's rate and weight decay unless
+    ``training.groups.threshold`` sets others), as the threshold classifiers' heads do."""
 
     def __init__(self, channels: int, hidden: int = 1000, init_threshold: float | None = None) -> None:
         super().__init__()
@@ -151,7 +152,7 @@ class ThresholdHead(Trainable, nn.Module):
         return threshold
 
     def parameter_groups(self) -> dict[str, ParameterGroup]:
-        """The head's trainable parameters as the group ``threshold`` (no weight decay)."""
+        """The head's trainable parameters as the group ``threshold``."""
         return {"threshold": ParameterGroup([p for p in self.parameters() if p.requires_grad])}
 
     def monitored(self) -> dict[str, torch.Tensor]:

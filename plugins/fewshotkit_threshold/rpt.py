@@ -199,6 +199,7 @@ class RPTMethod(LevelMethod):
             terms["align"] = self.align_weight * threshold_alignment(
                 (support,), (query,), probs, masks, t_query.mean(), self.scale, (1.0,))
         if self.weights["periphery"] > 0:
+            # the first shot's ring only, as RPT
             terms["periphery"] = self.weights["periphery"] * periphery_loss(support[:1], masks[:1], glob[1:],
                                                                             t_support[0], self.scale)
         if self.weights["prototype"] > 0:

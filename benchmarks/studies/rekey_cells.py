@@ -1,0 +1,184 @@
+"""Carry bench cells and trained models over to plugin fingerprints that hash code, not bytes.
+
+A plugin's fingerprint (part of every bench cache key) was a SHA-256 of its files' bytes
+(``0.1.0+sha256:<hex>``); it is now a SHA-256 of their code without comments and docstrings
+(``0.1.0+code:<hex>``). Cells and model folders made before then miss under the new key although
+nothing they depend on changed. This script rewrites them in place, for the plugin sources they
+were computed with::
+
+    python benchmarks/studies/rekey_cells.py ~/studies/bench/chaos_zoo benchmarks/studies/cells/chaos_zoo \\
+        --source plugins
+
+``--source`` names the plugins (a folder of them as ``plugins/``, a package folder or a module
+file; repeated for several) in the state the cells were computed from; only fingerprints whose byte hash matches one of them are
+rewritten, to the code hash of the same files. A folder is a bench output folder (``cells/`` and
+``runs/`` inside) or a study's kept cells. For each cell: its ``settings`` get the new fingerprints,
+its ``key`` their digest, its file name the new digests (of its post-processing, and a
+``_key-<digest>`` where it has one); a model folder
+``runs/STORE/LABEL/foldN-<digest>`` the new digest of the cell's training settings. A cell whose
+key does not match its settings, or that names a plugin hash not among the sources, is left as it
+is and listed. Running it twice changes nothing the second time. Stop every bench writing to a
+folder before rekeying it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fewshotkit.apps.bench.cache import digest, variant_suffix
+from fewshotkit.evaluation.results import write_json
+from fewshotkit.host.provenance import source_hash
+
+#: the cell key's fields that are not the trained models' (the rest is ``training_key``'s)
+EVALUATION_FIELDS = ("protocol", "shots", "chunks", "chunk_rule", "split", "postprocess", "drop_absent", "inference")
+KEYED = re.compile(r"_key-[0-9a-f]{8}$")
+
+
+def byte_hash(path: Path) -> str:
+    """The fingerprints' former hash: SHA-256 (16 hex digits) of a file's bytes, or of every ``*.py``
+    file's under a folder (relative names too)."""
+    digest_ = hashlib.sha256()
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    for file in files:
+        digest_.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        digest_.update(file.read_bytes())
+    return digest_.hexdigest()[:16]
+
+
+def hash_map(sources: list[Path]) -> dict[str, str]:
+    """Byte hash -> code hash of each plugin in ``sources``: package folders, module files, and
+    folders of those (as ``plugins/``)."""
+    plugins: list[Path] = []
+    for source in sources:
+        if source.is_file() or (source / "__init__.py").is_file():
+            plugins.append(source)
+        else:
+            plugins += [p for p in sorted(source.iterdir())
+                        if (p.is_dir() and (p / "__init__.py").is_file()) or (p.is_file() and p.suffix == ".py")]
+    return {byte_hash(p): source_hash(p) for p in plugins}
+
+
+def rekeyed(fingerprints: dict[str, str | None], hashes: dict[str, str]) -> tuple[dict[str, str | None], list[str]]:
+    """(``fingerprints`` with every known ``sha256:<byte hash>`` as ``code:<code hash>``, the unknown ones)."""
+    out: dict[str, str | None] = {}
+    unknown = []
+    for name, value in fingerprints.items():
+        head, found, old = (value or "").rpartition("sha256:")
+        if found and old in hashes:
+            value = f"{head}code:{hashes[old]}"
+        elif found:
+            unknown.append(f"{name} {value}")
+        out[name] = value
+    return out, unknown
+
+
+def new_settings(settings: dict[str, Any], hashes: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """A cell's settings with rekeyed plugin fingerprints (its own and its post-processors'), and the
+    fingerprints no source matches."""
+    settings = json.loads(json.dumps(settings))
+    settings["plugins"], unknown = rekeyed(settings.get("plugins") or {}, hashes)
+    post = settings.get("postprocess")
+    if isinstance(post, dict) and isinstance(post.get("plugins"), dict):
+        post["plugins"], more = rekeyed(post["plugins"], hashes)
+        unknown += more
+    return settings, unknown
+
+
+def training_digest(settings: dict[str, Any]) -> str:
+    """The digest naming a cell's model folder (``foldN-<digest>``)."""
+    return digest({k: v for k, v in settings.items() if k not in EVALUATION_FIELDS})
+
+
+def cell_files(folder: Path) -> Iterator[Path]:
+    cells = folder / "cells" if (folder / "cells").is_dir() else folder
+    yield from sorted(cells.rglob("*.json"))
+
+
+def renamed(name: str, settings: dict[str, Any], settings_new: dict[str, Any], key: str) -> str:
+    """A cell's file name under new settings: its evaluation variant (which names a digest of the
+    post-processors and their plugins' fingerprints) and its ``_key-<digest>`` if it has one."""
+    stem, suffix = name.removesuffix(".json"), ".json"
+    keyed = KEYED.search(stem)
+    if keyed:
+        stem = stem[: keyed.start()]
+    old, new = variant_suffix(settings), variant_suffix(settings_new)
+    if old and stem.endswith(old):
+        stem = stem.removesuffix(old) + new
+    return stem + (f"_key-{key[:8]}" if keyed else "") + suffix
+
+
+def rekey_cell(path: Path, hashes: dict[str, str]) -> tuple[str, tuple[str, str] | None]:
+    """Rewrite one cell file: (what happened, (old, new) training digest or None)."""
+    try:
+        cell = json.loads(path.read_text(encoding="utf-8"))
+        settings = cell["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "skipped (not a bench cell)", None
+    if cell.get("key") != digest(settings):
+        return "skipped (its key does not match its settings)", None
+    settings_new, unknown = new_settings(settings, hashes)
+    if unknown:
+        return f"skipped (no source has the code of {', '.join(unknown)})", None
+    if settings_new == settings:
+        return "unchanged", None
+    cell["settings"], cell["key"] = settings_new, digest(settings_new)
+    target = path.with_name(renamed(path.name, settings, settings_new, cell["key"]))
+    write_json(target, cell)
+    if target != path:
+        path.unlink()
+    return "rekeyed", (training_digest(settings), training_digest(settings_new))
+
+
+def rekey_runs(folder: Path, renames: dict[str, str]) -> int:
+    """Rename ``runs/STORE/LABEL/foldN-<old>`` to ``-<new>``; the number renamed."""
+    done = 0
+    for run in sorted(folder.glob("runs/*/*/fold*-*")):
+        fold, _, old = run.name.rpartition("-")
+        if old in renames and not (target := run.with_name(f"{fold}-{renames[old]}")).exists():
+            run.rename(target)
+            done += 1
+    return done
+
+
+def rekey(folder: Path, hashes: dict[str, str], say=print) -> dict[str, int]:
+    """Rekey every cell in ``folder`` and the model folders of its cells; counts of what happened."""
+    counts: dict[str, int] = {}
+    renames: dict[str, str] = {}
+    for path in cell_files(folder):
+        what, training = rekey_cell(path, hashes)
+        counts[what.partition(" (")[0]] = counts.get(what.partition(" (")[0], 0) + 1
+        if what.startswith("skipped"):
+            say(f"{path}: {what}")
+        if training is not None:
+            renames[training[0]] = training[1]
+    counts["model folders renamed"] = rekey_runs(folder, renames)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="bench output folders or kept-cell folders")
+    parser.add_argument("--source", type=Path, action="append", required=True,
+                        help="the plugins the cells were computed with: a folder of them (e.g. plugins), a "
+                             "package folder or a module file; repeat for several")
+    args = parser.parse_args(argv)
+    for path in [*args.source, *args.folders]:
+        if not path.exists() or (path in args.folders and not path.is_dir()):
+            print(f"rekey_cells: {path} is not a folder", file=sys.stderr)
+            return 2
+    hashes = hash_map(args.source)
+    for folder in args.folders:
+        counts = rekey(folder, hashes)
+        print(f"{folder}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

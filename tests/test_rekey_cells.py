@@ -1,0 +1,117 @@
+"""Plugin fingerprints hash code, not bytes; benchmarks/studies/rekey_cells.py carries cells over."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from conftest import POOLER_PLUGIN, benchmark_script, pseudolabelled_store
+
+from fewshotkit.host.provenance import code_text, source_hash
+
+def test_code_text_leaves_out_comments_docstrings_and_blank_lines_only():
+    source = textwrap.dedent(
+        '''
+        """Module."""
+        import os  # why
+
+
+        class A:
+            """Doc,
+            on two lines: é."""
+
+            def f(self, x="# not a comment"):
+                """Only a docstring."""
+
+            def g(self):
+                s = """a string, not a docstring"""
+                return s
+        '''
+    ).encode()
+    assert code_text(source) == textwrap.dedent(
+        '''\
+        import os
+        class A:
+            def f(self, x="# not a comment"):
+            def g(self):
+                s = """a string, not a docstring"""
+                return s
+        '''
+    )
+    assert code_text(b"def f(:\n  # broken\n") == "def f(:\n  # broken\n"  # not Python: hashed whole
+
+
+def test_source_hash_follows_code_in_a_package(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    first = source_hash(package)
+    (package / "__init__.py").write_text('"""The package."""\n\nX = 1  # one\n')
+    assert source_hash(package) == first
+    (package / "more.py").write_text("# only a comment\n")
+    assert source_hash(package) != first  # a new module is a new name in the package
+
+
+def _bench(store: Path, plugins: Path, out: Path, fresh_host) -> list[str]:
+    from fewshotkit.apps.bench.study import Bench, BenchConfig
+
+    fresh_host.reset()
+    fresh_host.configure(plugins_dirs=[str(plugins)])
+    logs: list[str] = []
+    config = BenchConfig(stores=[str(store)], methods=["ssl-alpnet-cpu"], poolers=["scaled-mean"], out=str(out),
+                         steps=1, n_folds=3, device="cpu", chunks=1,
+                         overrides=["image_size=64", "backbone.width=8", "backbone.out_channels=16",
+                                    "training.batch_size=1", "postprocess=largest-component"])
+    Bench(config, log=logs.append).run()
+    return logs
+
+
+def test_cells_of_byte_fingerprints_are_served_again_after_rekeying(fresh_host, monkeypatch, tmp_path):
+    """A study computed when fingerprints hashed bytes: after rekey_cells its cells and models are
+    found under today's keys (nothing is trained or scored again); a second rekey changes nothing."""
+    import fewshotkit.host.plugin_host as plugin_host
+
+    rekey = benchmark_script("studies/rekey_cells.py")
+    store = pseudolabelled_store(tmp_path / "three.h5", min_size=100, volumes=3, seed=0, slices=10, size=64)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gainmean.py").write_text(POOLER_PLUGIN)
+    out = tmp_path / "bench"
+    with monkeypatch.context() as former:
+        former.setattr(plugin_host, "code_fingerprint", lambda path: f"sha256:{rekey.byte_hash(path)}")
+        assert any(m.startswith("training") for m in _bench(store, plugins, out, fresh_host))
+    cells = sorted((out / "cells").rglob("*.json"))
+    assert cells and all("sha256:" in json.dumps(json.loads(p.read_text())["settings"]) for p in cells)
+    assert all("largest-component-" in p.name for p in cells)  # a file name with the post-processors' digest
+    before = sorted(p.name for p in out.glob("runs/*/*/*"))
+
+    host = fresh_host.get_host()
+    sources = [str(host.plugins[name].files) for name in host.plugins if ":" in (host.fingerprint(name) or "")]
+    assert rekey.main([str(out), *(f"--source={source}" for source in sources)]) == 0
+    after = sorted(p.name for p in out.glob("runs/*/*/*"))
+    assert len(after) == len(before) and not set(after) & set(before)
+    (plugins / "gainmean.py").write_text('"""A pooler."""\n' + POOLER_PLUGIN + "# edited\n")  # prose only
+    logs = _bench(store, plugins, out, fresh_host)
+    assert any(m.startswith("cached") for m in logs) and not any(m.startswith(("training", "evaluating")) for m in logs)
+
+    counts = rekey.rekey(out, rekey.hash_map([Path(s) for s in sources]), say=lambda line: None)
+    assert counts == {"unchanged": len(cells), "model folders renamed": 0}
+
+
+def test_rekey_leaves_cells_of_other_code_and_names_them(tmp_path, capsys):
+    from fewshotkit.apps.bench.cache import digest
+
+    rekey = benchmark_script("studies/rekey_cells.py")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gainmean.py").write_text(POOLER_PLUGIN)
+    settings = {"spec": {}, "plugins": {"gainmean": "sha256:0123456789abcdef"}, "protocol": "roy"}
+    cell = tmp_path / "cells" / "three" / "Row" / "fold0_key-00000000.json"
+    cell.parent.mkdir(parents=True)
+    cell.write_text(json.dumps({"key": digest(settings), "settings": settings}))
+    assert rekey.main([str(tmp_path), "--source", str(plugins)]) == 0
+    out = capsys.readouterr().out
+    assert "no source has the code of gainmean sha256:0123456789abcdef" in out and "1 skipped" in out
+    assert json.loads(cell.read_text())["settings"] == settings
+    assert rekey.main([str(tmp_path / "absent"), "--source", str(plugins)]) == 2

@@ -43,10 +43,14 @@ def test_the_kept_cells_are_of_the_plugin_code_here():
     plugins = get_host().plugins
     here = {name: source_hash(info.files) for name, info in plugins.items() if info.files is not None}
     stale: dict[str, list[str]] = {}
+    byte_keyed: list[str] = []
     for path in CELLS:
         for name, fingerprint in json.loads(path.read_text())["settings"]["plugins"].items():
-            hashed = ":" in (fingerprint or "")
-            if hashed and name in here and not fingerprint.endswith(f"code:{here[name]}"):
+            if "sha256:" in (fingerprint or ""):
+                byte_keyed.append(str(path.relative_to(STUDIES)))
+            elif ":" in (fingerprint or "") and name in here and not fingerprint.endswith(f"code:{here[name]}"):
                 stale.setdefault(name, []).append(str(path.relative_to(STUDIES)))
+    assert not byte_keyed, (f"{len(byte_keyed)} kept cells (e.g. {byte_keyed[0]}) are keyed on plugin bytes: "
+                            "rekey them with benchmarks/studies/rekey_cells.py")
     assert not stale, "; ".join(f"plugin '{name}' changed since {len(paths)} kept cells were computed "
                                 f"(e.g. {paths[0]})" for name, paths in stale.items())

@@ -42,6 +42,18 @@ def test_code_text_leaves_out_comments_docstrings_and_blank_lines_only():
     assert code_text(b"def f(:\n  # broken\n") == "def f(:\n  # broken\n"  # not Python: hashed whole
 
 
+def test_code_text_keeps_what_python_reads():
+    """Line breaks that only str.splitlines sees, lines inside string literals, encodings."""
+    assert code_text(b'"""Doc."""\n\x0c\ndef f():\n    return 1  # c\n') == "def f():\n    return 1\n"
+    assert code_text('x = "a\u2028b"  # c\ny = 1\n'.encode()) == 'x = "a\u2028b"\ny = 1\n'
+    texts = {code_text(source) for source in (b'x = """a\n\nb"""\n', b'x = """a\nb"""\n', b'x = """a   \nb"""\n',
+                                              b'x = f"""{1}\n\n{2}"""\n', b'x = f"""{1}\n{2}"""\n')}
+    assert len(texts) == 5  # blank lines and trailing spaces inside a literal are its text
+    assert code_text(b"\xef\xbb\xbf# c\nx = 1\n") == code_text(b"x = 1\r\n") == "x = 1\n"
+    latin = b"# -*- coding: latin-1 -*-\nx = '\xe9'\n"
+    assert code_text(latin) == "x = '\u00e9'\n" != code_text(latin.replace(b"\xe9", b"\xe8"))
+
+
 def test_source_hash_follows_code_in_a_package(tmp_path):
     package = tmp_path / "pkg"
     package.mkdir()
@@ -95,8 +107,46 @@ def test_cells_of_byte_fingerprints_are_served_again_after_rekeying(fresh_host, 
     logs = _bench(store, plugins, out, fresh_host)
     assert any(m.startswith("cached") for m in logs) and not any(m.startswith(("training", "evaluating")) for m in logs)
 
-    counts = rekey.rekey(out, rekey.hash_map([Path(s) for s in sources]), say=lambda line: None)
+    counts = rekey.rekey([out], rekey.hash_map([Path(s) for s in sources]), say=lambda line: None)
     assert counts == {"unchanged": len(cells), "model folders renamed": 0}
+
+
+def _cell(folder: Path, name: str, fingerprint: str, **settings) -> Path:
+    from fewshotkit.apps.bench.cache import digest
+
+    settings = {"spec": {}, "fold": 0, "plugins": {"gainmean": fingerprint}, "protocol": "roy", **settings}
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": digest(settings), "settings": settings}))
+    return path
+
+
+def test_rekey_names_files_anew_and_keeps_a_cell_of_other_settings(tmp_path):
+    """The digests in a file name follow the key; a new name that holds another cell is not overwritten."""
+    from fewshotkit.apps.bench.cache import variant_suffix
+
+    rekey = benchmark_script("studies/rekey_cells.py")
+    plugin = tmp_path / "plugins" / "gainmean.py"
+    plugin.parent.mkdir()
+    plugin.write_text(POOLER_PLUGIN)
+    old, new = f"sha256:{rekey.byte_hash(plugin)}", f"code:{source_hash(plugin)}"
+    cells = tmp_path / "cells" / "three" / "Row"
+    keyed = _cell(cells, "fold1_key-00000000.json", old, fold=1)
+    post = {"postprocess": {"tables": [{"type": "lcc"}], "plugins": {"gainmean": old}}}
+    before = _cell(cells, f"fold0{variant_suffix(post)}.json", old, **post)
+    post_new = {"postprocess": {"tables": [{"type": "lcc"}], "plugins": {"gainmean": new}}}
+    other = _cell(cells, f"fold0{variant_suffix(post_new)}.json", new, steps=5, **post_new)
+
+    counts = rekey.rekey([tmp_path], rekey.hash_map([plugin]), say=lambda line: None)
+    assert counts == {"unchanged": 1, "rekeyed": 2, "model folders renamed": 0}
+    written = {p.name: json.loads(p.read_text()) for p in cells.iterdir()}
+    fold0, fold1 = (next(c for c in written.values() if c["settings"]["fold"] == f and "steps" not in c["settings"])
+                    for f in (0, 1))
+    assert sorted(written) == sorted([other.name, f"fold1_key-{fold1['key'][:8]}.json",
+                                      f"fold0{variant_suffix(post_new)}_key-{fold0['key'][:8]}.json"])
+    assert fold0["settings"]["postprocess"] == post_new["postprocess"]
+    assert json.loads(other.read_text())["settings"]["steps"] == 5  # the other cell is kept
+    assert not keyed.exists() and not before.exists()
 
 
 def test_rekey_leaves_cells_of_other_code_and_names_them(tmp_path, capsys):

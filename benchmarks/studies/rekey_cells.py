@@ -10,15 +10,19 @@ were computed with::
         --source plugins
 
 ``--source`` names the plugins (a folder of them as ``plugins/``, a package folder or a module
-file; repeated for several) in the state the cells were computed from; only fingerprints whose byte hash matches one of them are
-rewritten, to the code hash of the same files. A folder is a bench output folder (``cells/`` and
-``runs/`` inside) or a study's kept cells. For each cell: its ``settings`` get the new fingerprints,
-its ``key`` their digest, its file name the new digests (of its post-processing, and a
-``_key-<digest>`` where it has one); a model folder
-``runs/STORE/LABEL/foldN-<digest>`` the new digest of the cell's training settings. A cell whose
-key does not match its settings, or that names a plugin hash not among the sources, is left as it
-is and listed. Running it twice changes nothing the second time. Stop every bench writing to a
-folder before rekeying it.
+file; repeated for several) in the state the cells were computed from; only fingerprints whose
+byte hash matches one of them are rewritten, to the code hash of the same files. A folder is a
+bench output folder (``cells/`` and ``runs/`` inside) or a study's kept cells: name a study's
+output folder and its kept cells in one call, so its model folders are found from either.
+
+For each cell: its ``settings`` get the new fingerprints, its ``key`` their digest, its file name
+the new digests (of its post-processing, and a ``_key-<digest>`` where it had one, or where the
+new name holds a cell of other settings); each model folder ``runs/STORE/LABEL/foldN-<digest>``
+of a cell gets the new digest of the cell's training settings. Model folders without a cell (a
+training under way) keep their names: rekey a study once its trainings are done. A cell whose key
+does not match its settings, or that names a plugin hash not among the sources, is left as it is
+and listed. Running it again changes nothing more. Stop every bench writing to a folder before
+rekeying it.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fewshotkit.apps.bench.cache import digest, variant_suffix
+from fewshotkit.apps.bench.cell_file import holds_other_key
 from fewshotkit.evaluation.results import write_json
 from fewshotkit.host.provenance import source_hash
 
@@ -101,64 +107,98 @@ def cell_files(folder: Path) -> Iterator[Path]:
     yield from sorted(cells.rglob("*.json"))
 
 
-def renamed(name: str, settings: dict[str, Any], settings_new: dict[str, Any], key: str) -> str:
+def renamed(name: str, settings: dict[str, Any], settings_new: dict[str, Any], key: str | None) -> str:
     """A cell's file name under new settings: its evaluation variant (which names a digest of the
-    post-processors and their plugins' fingerprints) and its ``_key-<digest>`` if it has one."""
-    stem, suffix = name.removesuffix(".json"), ".json"
-    keyed = KEYED.search(stem)
-    if keyed:
-        stem = stem[: keyed.start()]
+    post-processors and their plugins' fingerprints) anew, with ``_key-<key>`` when ``key`` is given."""
+    stem = KEYED.sub("", name.removesuffix(".json"))
     old, new = variant_suffix(settings), variant_suffix(settings_new)
     if old and stem.endswith(old):
         stem = stem.removesuffix(old) + new
-    return stem + (f"_key-{key[:8]}" if keyed else "") + suffix
+    return stem + (f"_key-{key[:8]}" if key else "") + ".json"
 
 
-def rekey_cell(path: Path, hashes: dict[str, str]) -> tuple[str, tuple[str, str] | None]:
-    """Rewrite one cell file: (what happened, (old, new) training digest or None)."""
+@dataclass
+class Rewrite:
+    """One cell to write anew: its file, its new content and the model folders' digests (old, new)."""
+
+    path: Path
+    cell: dict[str, Any]
+    settings: dict[str, Any]  # as the cell had them
+    models: tuple[str, str]
+
+
+def plan_cell(path: Path, hashes: dict[str, str]) -> Rewrite | str:
+    """The rewrite of one cell file, or why there is none ("unchanged", "skipped (...)")."""
     try:
         cell = json.loads(path.read_text(encoding="utf-8"))
         settings = cell["settings"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "skipped (not a bench cell)", None
+        return "skipped (not a bench cell)"
     if cell.get("key") != digest(settings):
-        return "skipped (its key does not match its settings)", None
+        return "skipped (its key does not match its settings)"
     settings_new, unknown = new_settings(settings, hashes)
     if unknown:
-        return f"skipped (no source has the code of {', '.join(unknown)})", None
+        return f"skipped (no source has the code of {', '.join(unknown)})"
     if settings_new == settings:
-        return "unchanged", None
-    cell["settings"], cell["key"] = settings_new, digest(settings_new)
-    target = path.with_name(renamed(path.name, settings, settings_new, cell["key"]))
-    write_json(target, cell)
-    if target != path:
-        path.unlink()
-    return "rekeyed", (training_digest(settings), training_digest(settings_new))
+        return "unchanged"
+    return Rewrite(path, {**cell, "settings": settings_new, "key": digest(settings_new)}, settings,
+                   (training_digest(settings), training_digest(settings_new)))
 
 
-def rekey_runs(folder: Path, renames: dict[str, str]) -> int:
-    """Rename ``runs/STORE/LABEL/foldN-<old>`` to ``-<new>``; the number renamed."""
+def write(rewrite: Rewrite) -> str:
+    """Write a cell anew under its new name; where that file holds a cell of other settings, under
+    the name with the key's digest (as bench keeps both). What happened."""
+    key = rewrite.cell["key"]
+    target = rewrite.path.with_name(renamed(rewrite.path.name, rewrite.settings, rewrite.cell["settings"],
+                                            key if KEYED.search(rewrite.path.stem) else None))
+    if target != rewrite.path and holds_other_key(target, key):
+        target = rewrite.path.with_name(renamed(rewrite.path.name, rewrite.settings, rewrite.cell["settings"], key))
+        if target != rewrite.path and holds_other_key(target, key):
+            return f"skipped ({target.name} holds another cell)"
+    write_json(target, rewrite.cell)
+    if target != rewrite.path:
+        rewrite.path.unlink()
+    return "rekeyed"
+
+
+def rename_models(folders: list[Path], renames: dict[str, str], say) -> int:
+    """Rename every ``runs/STORE/LABEL/foldN-<old>`` to ``-<new>``; the number renamed."""
     done = 0
-    for run in sorted(folder.glob("runs/*/*/fold*-*")):
+    for run in sorted(r for folder in folders for r in folder.glob("runs/*/*/fold*-*")):
         fold, _, old = run.name.rpartition("-")
-        if old in renames and not (target := run.with_name(f"{fold}-{renames[old]}")).exists():
-            run.rename(target)
-            done += 1
+        if old not in renames:
+            continue
+        target = run.with_name(f"{fold}-{renames[old]}")
+        if target.exists():
+            say(f"{run}: left as it is ({target.name} exists)")
+            continue
+        run.rename(target)
+        done += 1
     return done
 
 
-def rekey(folder: Path, hashes: dict[str, str], say=print) -> dict[str, int]:
-    """Rekey every cell in ``folder`` and the model folders of its cells; counts of what happened."""
+def rekey(folders: list[Path], hashes: dict[str, str], say=print) -> dict[str, int]:
+    """Rekey every cell in ``folders`` and the model folders of those cells; counts of what happened.
+
+    The model folders are renamed before any cell is written: a rekey stopped part way and run
+    again still finds every model folder's old digest in a cell not yet written."""
     counts: dict[str, int] = {}
-    renames: dict[str, str] = {}
-    for path in cell_files(folder):
-        what, training = rekey_cell(path, hashes)
+    planned: list[Rewrite] = []
+
+    def count(path: Path, what: str) -> None:
         counts[what.partition(" (")[0]] = counts.get(what.partition(" (")[0], 0) + 1
         if what.startswith("skipped"):
             say(f"{path}: {what}")
-        if training is not None:
-            renames[training[0]] = training[1]
-    counts["model folders renamed"] = rekey_runs(folder, renames)
+
+    for path in (p for folder in folders for p in cell_files(folder)):
+        outcome = plan_cell(path, hashes)
+        if isinstance(outcome, Rewrite):
+            planned.append(outcome)
+        else:
+            count(path, outcome)
+    counts["model folders renamed"] = rename_models(folders, dict(r.models for r in planned), say)
+    for rewrite in planned:
+        count(rewrite.path, write(rewrite))
     return counts
 
 
@@ -173,10 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists() or (path in args.folders and not path.is_dir()):
             print(f"rekey_cells: {path} is not a folder", file=sys.stderr)
             return 2
-    hashes = hash_map(args.source)
-    for folder in args.folders:
-        counts = rekey(folder, hashes)
-        print(f"{folder}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    counts = rekey(args.folders, hash_map(args.source))
+    print(", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
 
 

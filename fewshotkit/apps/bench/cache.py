@@ -10,9 +10,10 @@ A finished (store, method, fold) cell is reused only when all of these are uncha
   or regenerating that set retrains, while adding another set does not. Its path is left out:
   a study's ``cells/`` copied to another machine with the same store rebuilds the same tables;
 - the fingerprint of every plugin providing a component of the spec (its method, parts and
-  post-processors): an installed plugin's version, plus a hash of its module files when it is
-  installed in editable mode or has a ``.dev`` version; a loose ``--plugins-dir`` file's hash.
-  Editing a plugin therefore retrains and re-evaluates what uses it, and nothing else;
+  post-processors): an installed plugin's version, plus a hash of its modules' code (comments and
+  docstrings left out) when it is installed in editable mode or has a ``.dev`` version; a loose
+  ``--plugins-dir`` file's code hash. Changing a plugin's code therefore retrains and re-evaluates
+  what uses it, and nothing else;
 - for the cell itself, the protocol (shots, protocol name, chunks and their rule) and the evaluation
   (:func:`evaluation_key`: the split scored, post-processing, slice presence, inference options).
 """

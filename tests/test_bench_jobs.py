@@ -386,6 +386,11 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     kept_cell.write_text(json.dumps(cell))
     stale = run_cli("bench", "--config", str(study), "--device", "cpu", "--plan")
     assert stale.exit_code == 0 and f"plugin code changed: {plugin}" in " ".join(stale.output.split()), stale.output
+    cell["settings"]["plugins"][plugin] = "0.1.0+sha256:0123456789abcdef"  # keyed before fingerprints hashed code
+    cell["key"] = digest(cell["settings"])
+    kept_cell.write_text(json.dumps(cell))
+    bytes_keyed = run_cli("bench", "--config", str(study), "--device", "cpu", "--plan")
+    assert f"keyed on the bytes of plugins {plugin}" in " ".join(bytes_keyed.output.split()), bytes_keyed.output
 
     study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
     missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")

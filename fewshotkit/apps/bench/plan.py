@@ -50,6 +50,9 @@ def other_settings(bench: Bench, site: CellSite) -> str | None:
         if differ == ["plugins"]:
             old, new = settings.get("plugins") or {}, site.key.get("plugins") or {}
             changed = sorted(name for name in {*old, *new} if old.get(name) != new.get(name))
+            if all("sha256:" in str(old.get(name)) and "code:" in str(new.get(name)) for name in changed):
+                return ("keyed on the bytes of plugins " + ", ".join(changed) + " (before fingerprints hashed code): "
+                        "benchmarks/studies/rekey_cells.py rekeys it")
             return f"plugin code changed: {', '.join(changed)}"
         return f"other {', '.join(differ)}"
     return None

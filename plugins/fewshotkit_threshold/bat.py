@@ -16,7 +16,7 @@ def search_and_weight(regions: torch.Tensor, query: torch.Tensor) -> torch.Tenso
     """RPT's search-and-weight step, before its LayerNorm: P_i + a_i q.
 
     A = P q (a raw dot product per region); regions with A below floor((min A + mean A) / 2) get
-    the logit -10000; a = softmax of A over the regions.
+    -10000 added to their affinity; a = softmax of A over the regions.
 
     Args:
         regions: (Q, R, C) regional prototypes; query: (Q, C) coarse query prototypes.

@@ -73,12 +73,15 @@ class _ThresholdClassifier(ScaledCosineClassifier):
 
     def parameter_groups(self) -> dict[str, ParameterGroup]:
         """T and its head train in group ``threshold`` (with the papers' settings by default: the
-        training table's rate and weight decay; the CPU presets set their own)."""
+        training table's rate and weight decay; of the CPU presets only ``ssl-adnet-cpu``, a scalar
+        T, sets its own: 10 x lr, no weight decay)."""
         params = [p for p in self.threshold_parameters() if p.requires_grad]
         return {"threshold": ParameterGroup(params)} if params else {}
 
     def monitored(self) -> dict[str, torch.Tensor]:
-        """``threshold``: T of the last forward pass (its mean over the queries for a per-query T)."""
+        """``threshold``: the mean T of the last forward pass: at evaluation over the queries; in
+        training with alignment over the last episode's supports (the alignment loss calls the
+        classifier on them after the queries)."""
         return {"threshold": self.last_threshold} if self.last_threshold is not None else {}
 
     def forward(self, features: torch.Tensor, prototypes: list[torch.Tensor]) -> torch.Tensor:
@@ -133,7 +136,7 @@ class QueryThresholdClassifier(_ThresholdClassifier):
     w = 0, b = ``init_threshold``. No threshold regulariser (Q-Net trains without one).
     ``refine_steps`` > 0 turns on a test-time prototype refinement in the classifier's cosine
     form (eval mode only; Q-Net's test script used 30 Adam steps at 2e-3 until 2022-10, 7 at 0.01
-    with a BCE objective since: the ``qnet`` method's refinement).
+    with a BCE objective since: the ``qnet-dual`` method's refinement).
     """
 
     def __init__(self, scale: float = 20.0, init_threshold: float = ADNET_THRESHOLD, refine_steps: int = 0,

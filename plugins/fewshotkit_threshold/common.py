@@ -203,8 +203,9 @@ class LevelMethod(Method):
 def threshold_alignment(support_levels: Sequence[torch.Tensor], query_levels: Sequence[torch.Tensor],
                         query_probs: torch.Tensor, support_masks: torch.Tensor, threshold: torch.Tensor,
                         scale: float, weights: Sequence[float]) -> torch.Tensor:
-    """ADNet's and Q-Net's alignment loss: the query's predicted mask pools query prototypes (per
-    level) that must segment the supports under the query's threshold; levels fused by ``weights``.
+    """Q-Net's (and RPT's) alignment loss: the query's predicted mask, at image resolution, pools
+    query prototypes (per level, features upsampled) that must segment the supports under the
+    query's threshold; levels fused by ``weights``. ADNet's pools at feature resolution instead.
 
     Args:
         support_levels: per level (S, C, h, w); query_levels: per level (Q, C, h, w);

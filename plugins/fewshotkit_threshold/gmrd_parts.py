@@ -49,7 +49,7 @@ class DescriptorMLP(nn.Module, Trainable):
     rate whatever the size of its gradient, and this layer sums G^2 of them into each descriptor: on
     a synthetic episode at the CPU recipe's grid (128), one AdamW step at lr 1e-3 from
     initialisation changes the foreground descriptors by about 19 times their size, and by about
-    their own size at 0.05 x lr (tests/test_parameter_groups.py).
+    their own size at 0.05 x lr (tests/test_parameter_groups.py bounds these: > 5 and < a fifth of it).
     ``training.groups.descriptors.lr_scale`` slows this layer alone.
     """
 

@@ -67,7 +67,9 @@ def soft_average(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class RPTSettings:
-    """RPT's ``regions`` per support slice, BaT ``iterations`` and ``heads``, cosine ``scale``."""
+    """RPT's ``regions`` per support slice, BaT ``iterations`` and ``heads``, cosine ``scale``.
+    ``regions`` defaults to 10, the count of RPT's code before 2024-03; ``ssl-rpt`` sets 100, the
+    count of its code since then, whose fusion and losses this method follows."""
 
     regions: int = 10
     iterations: int = 3

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from conftest import POOLER_PLUGIN, benchmark_script, pseudolabelled_store
 
-from fewshotkit.host.provenance import code_text, source_hash
+from fewshotkit.host.code_text import code_text
+from fewshotkit.host.provenance import source_hash
 
 def test_code_text_leaves_out_comments_docstrings_and_blank_lines_only():
     source = textwrap.dedent(

@@ -1,4 +1,4 @@
-"""Adaptive local prototype pooling (ALP, Ouyang et al. 2020, Sec. 3.3)."""
+"""Adaptive local prototype pooling (ALP, Ouyang et al. 2020, Sec. 3.2, Eq. 1-3)."""
 
 from __future__ import annotations
 

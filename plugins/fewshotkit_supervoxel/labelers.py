@@ -23,7 +23,7 @@ from fewshotkit.interfaces.pseudolabeler import PseudoLabeler
 
 from fewshotkit_supervoxel.body_mask import body_mask_3d
 
-DEFAULT_SIZE_MM3 = 60_000.0  # ~5000 voxels at 1.25 x 1.25 x 7.7 mm: ADNet's abdominal supervoxel size
+DEFAULT_SIZE_MM3 = 60_000.0  # a mean of ~5000 voxels at 1.25 x 1.25 x 7.7 mm: ADNet's abdominal minimum size
 
 
 def _number(name: str, value: Any, *, minimum: float, strict: bool, example: str) -> float:

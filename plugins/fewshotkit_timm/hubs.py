@@ -2,9 +2,10 @@
 torchvision find them.
 
 - timm's weights come from the Hugging Face Hub (``timm/MODEL.TAG``, file ``model.safetensors``) and
-  live in its cache: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``;
+  live in its cache: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub``
+  (``XDG_CACHE_HOME`` defaulting to ``~/.cache``);
 - torchvision's come from download.pytorch.org and live in the torch hub cache:
-  ``TORCH_HOME/hub/checkpoints``, else ``~/.cache/torch/hub/checkpoints``.
+  ``TORCH_HOME/hub/checkpoints``, else ``$XDG_CACHE_HOME/torch/hub/checkpoints``.
 
 ``HF_HUB_OFFLINE=1`` turns downloads off for both: a file not in its cache is then an error naming
 the file, where to get it and the folder to put it in.

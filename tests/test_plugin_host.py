@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -85,6 +86,9 @@ def test_plugins_json_lists_builtin_components(run_cli):
     plugins = {p["name"]: p for p in json.loads(result.output)}
     assert set(plugins["superpixel"]["components"]["pseudolabeler"]) == {"felzenszwalb", "slic"}
     assert plugins["superpixel"]["version"]
+    # an editable plugin: bench keys its results on the version and a hash of its code
+    assert re.fullmatch(re.escape(plugins["superpixel"]["version"]) + r"\+code:[0-9a-f]{16}", plugins["superpixel"]["fingerprint"])
+    assert plugins["fewshotkit"]["fingerprint"] == plugins["fewshotkit"]["version"]  # the core is not hashed
 
 
 def test_components_filters_by_kind_and_glob(run_cli):

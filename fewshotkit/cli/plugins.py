@@ -21,6 +21,9 @@ from fewshotkit.host.registry import KINDS
 def plugins(ctx: click.Context, as_json: bool) -> None:
     """List the loaded plugins: name, version, hooks, components, load failures and name conflicts.
 
+    The version is shown as bench's cache keys hold it: with a hash of the plugin's code
+    (``+code:...``) where that code may change without the version (editable installs, loose files).
+
     `fewshotkit plugins new KIND NAME` writes a new plugin package.
     """
     if ctx.invoked_subcommand is not None:
@@ -32,8 +35,10 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     if add_commands is not None:  # so a plugin command's clash or failure is listed too
         add_commands()
     infos = [host.plugins[name] for name in sorted(host.plugins)]
+    # what bench keys its cached results on: the version, with a hash of the code where it may change
+    prints = {i.name: host.fingerprint(i.name) if i.error is None else i.version for i in infos}
     if as_json:
-        click.echo(json.dumps([i.to_json() for i in infos], indent=2))
+        click.echo(json.dumps([{**i.to_json(), "fingerprint": prints[i.name]} for i in infos], indent=2))
         return
     from rich.markup import escape
     from rich.table import Table
@@ -41,7 +46,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     from fewshotkit.core.console import console
 
     table = Table(title="fewshotkit plugins")
-    for column in ("plugin", "version", "source", "hooks", "components / error"):
+    for column in ("plugin", "version (fingerprint)", "source", "hooks", "components / error"):
         table.add_column(column, overflow="fold")  # identifiers wrap, never cut
     for info in infos:
         if info.error:
@@ -50,7 +55,8 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             detail = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.components.items())
             if info.conflicts:
                 detail += f"\n[red]CONFLICT, not registered: {escape(', '.join(info.conflicts))}[/red]"
-        table.add_row(info.name, info.version or "-", info.source, ", ".join(info.hooks), detail)
+        shown = (prints[info.name] or "-").replace("+", "\n+")  # the hash on a line of its own
+        table.add_row(info.name, shown, info.source, ", ".join(info.hooks), detail)
     console.print(table)
     for message in host.conflicts:
         console.print(f"[red]conflict:[/red] {escape(message)}")

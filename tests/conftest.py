@@ -56,6 +56,7 @@ POOLER_PLUGIN = textwrap.dedent(
     """
 )
 
+
 def benchmark_script(relative: str) -> ModuleType:
     """A script of benchmarks/ (``"studies/headline.py"``) loaded as a module, to test its functions."""
     path = REPO / "benchmarks" / relative

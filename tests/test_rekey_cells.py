@@ -11,6 +11,7 @@ from conftest import POOLER_PLUGIN, benchmark_script, pseudolabelled_store
 from fewshotkit.host.code_text import code_text
 from fewshotkit.host.provenance import source_hash
 
+
 def test_code_text_leaves_out_comments_docstrings_and_blank_lines_only():
     source = textwrap.dedent(
         '''
@@ -50,6 +51,8 @@ def test_code_text_keeps_what_python_reads():
     texts = {code_text(source) for source in (b'x = """a\n\nb"""\n', b'x = """a\nb"""\n', b'x = """a   \nb"""\n',
                                               b'x = f"""{1}\n\n{2}"""\n', b'x = f"""{1}\n{2}"""\n')}
     assert len(texts) == 5  # blank lines and trailing spaces inside a literal are its text
+    joined = b'x = ("a"\n "b")\n'  # two literals on two rows: what lies between them is not text
+    assert code_text(b'x = ("a"\n  # why\n\n "b")\n') == code_text(joined) == 'x = ("a"\n "b")\n'
     assert code_text(b"\xef\xbb\xbf# c\nx = 1\n") == code_text(b"x = 1\r\n") == "x = 1\n"
     latin = b"# -*- coding: latin-1 -*-\nx = '\xe9'\n"
     assert code_text(latin) == "x = '\u00e9'\n" != code_text(latin.replace(b"\xe9", b"\xe8"))
@@ -166,3 +169,5 @@ def test_rekey_leaves_cells_of_other_code_and_names_them(tmp_path, capsys):
     assert "no source has the code of gainmean sha256:0123456789abcdef" in out and "1 skipped" in out
     assert json.loads(cell.read_text())["settings"] == settings
     assert rekey.main([str(tmp_path / "absent"), "--source", str(plugins)]) == 2
+    assert rekey.main([str(tmp_path), "--source", str(tmp_path / "absent")]) == 2
+    assert "--source" in capsys.readouterr().err

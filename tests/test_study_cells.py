@@ -45,7 +45,9 @@ def test_the_kept_cells_are_of_the_plugin_code_here():
     stale: dict[str, list[str]] = {}
     byte_keyed: list[str] = []
     for path in CELLS:
-        for name, fingerprint in json.loads(path.read_text())["settings"]["plugins"].items():
+        settings = json.loads(path.read_text())["settings"]
+        used = [*settings["plugins"].items(), *settings.get("postprocess", {}).get("plugins", {}).items()]
+        for name, fingerprint in used:
             if "sha256:" in (fingerprint or ""):
                 byte_keyed.append(str(path.relative_to(STUDIES)))
             elif ":" in (fingerprint or "") and name in here and not fingerprint.endswith(f"code:{here[name]}"):

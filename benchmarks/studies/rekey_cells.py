@@ -32,7 +32,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ def training_digest(settings: dict[str, Any]) -> str:
 
 
 def cell_files(folder: Path) -> Iterator[Path]:
+    """The cell files of a bench output folder (under ``cells/``) or of a kept-cells folder."""
     cells = folder / "cells" if (folder / "cells").is_dir() else folder
     yield from sorted(cells.rglob("*.json"))
 
@@ -161,7 +162,7 @@ def write(rewrite: Rewrite) -> str:
     return "rekeyed"
 
 
-def rename_models(folders: list[Path], renames: dict[str, str], say) -> int:
+def rename_models(folders: list[Path], renames: dict[str, str], say: Callable[[str], None]) -> int:
     """Rename every ``runs/STORE/LABEL/foldN-<old>`` to ``-<new>``; the number renamed."""
     done = 0
     for run in sorted(r for folder in folders for r in folder.glob("runs/*/*/fold*-*")):
@@ -177,7 +178,7 @@ def rename_models(folders: list[Path], renames: dict[str, str], say) -> int:
     return done
 
 
-def rekey(folders: list[Path], hashes: dict[str, str], say=print) -> dict[str, int]:
+def rekey(folders: list[Path], hashes: dict[str, str], say: Callable[[str], None] = print) -> dict[str, int]:
     """Rekey every cell in ``folders`` and the model folders of those cells; counts of what happened.
 
     The model folders are renamed before any cell is written: a rekey stopped part way and run
@@ -209,9 +210,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the plugins the cells were computed with: a folder of them (e.g. plugins), a "
                              "package folder or a module file; repeat for several")
     args = parser.parse_args(argv)
-    for path in [*args.source, *args.folders]:
-        if not path.exists() or (path in args.folders and not path.is_dir()):
-            print(f"rekey_cells: {path} is not a folder", file=sys.stderr)
+    for source in args.source:
+        if not source.exists():
+            print(f"rekey_cells: --source {source} does not exist: give the plugins folder the cells were "
+                  "computed with", file=sys.stderr)
+            return 2
+    for folder in args.folders:
+        if not folder.is_dir():
+            print(f"rekey_cells: {folder} is not a folder: give bench output folders or kept-cell folders",
+                  file=sys.stderr)
             return 2
     counts = rekey(args.folders, hash_map(args.source))
     print(", ".join(f"{n} {what}" for what, n in counts.items()))

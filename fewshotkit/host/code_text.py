@@ -14,13 +14,13 @@ def code_text(source: bytes) -> str:
     """Python source without its comments, docstrings, trailing spaces and blank lines (lines inside
     other string literals are kept as they are: they are data).
 
-    Positions come from :mod:`ast` (docstrings, literals) and :mod:`tokenize` (comments), which agree
-    across Python versions, unlike a dump of the tree. Source that does not parse is returned whole.
+    Positions come from :mod:`ast` (docstrings) and :mod:`tokenize` (comments, string tokens), which
+    agree across Python versions, unlike a dump of the tree. Source that does not parse is returned whole.
     """
     try:
         text = source.decode(tokenize.detect_encoding(io.BytesIO(source).readline)[0]).removeprefix("\ufeff")
         tree = ast.parse(text)
-        comments = [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT]
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (UnicodeDecodeError, LookupError, SyntaxError, ValueError, tokenize.TokenError):
         return source.decode("latin-1")
     lines = io.StringIO(text, newline="").readlines()  # the line breaks ast and tokenize count
@@ -29,14 +29,15 @@ def code_text(source: bytes) -> str:
     def offset(row: int, byte_col: int) -> int:  # ast's columns count UTF-8 bytes
         return starts[row - 1] + len(lines[row - 1].encode("utf-8")[:byte_col].decode("utf-8"))
 
-    spans = [(starts[t.start[0] - 1] + t.start[1], starts[t.end[0] - 1] + t.end[1]) for t in comments]
+    spans = [(starts[t.start[0] - 1] + t.start[1], starts[t.end[0] - 1] + t.end[1])
+             for t in tokens if t.type == tokenize.COMMENT]
     docs = docstrings(tree)
     spans += [(offset(d.lineno, d.col_offset), offset(d.end_lineno or d.lineno, d.end_col_offset or 0)) for d in docs]
     removed = bytearray(len(text))
     for start, stop in spans:
         removed[start:stop] = b"\1" * (stop - start)
     kept = "".join(c for c, gone in zip(text, removed) if not gone or c in "\r\n")
-    literal = literal_lines(tree, docs)
+    literal = literal_lines(tokens, [(d.lineno, d.end_lineno or d.lineno) for d in docs])
     out = []
     for row, line in enumerate(io.StringIO(kept, newline="").readlines(), start=1):
         line = line.rstrip("\r\n")
@@ -58,16 +59,24 @@ def docstrings(tree: ast.AST) -> list[ast.Expr]:
     return found
 
 
-def literal_lines(tree: ast.AST, skip: list[ast.Expr]) -> set[int]:
-    """The rows (1-based) at which a string or bytes literal other than ``skip``'s continues onto the
-    next row: their ends, blank or not, are the literal's text."""
-    skipped = {id(d.value) for d in skip}
-    parts = {id(c) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for c in ast.walk(node) if c is not node}
+def literal_lines(tokens: list[tokenize.TokenInfo], docstring_rows: list[tuple[int, int]]) -> set[int]:
+    """The rows (1-based) at which a string token, other than a docstring's, continues onto the next
+    row: their ends, blank or not, are the literal's text. An f-string is one token before Python
+    3.12 and a start, middle and end token since."""
+    start_type, end_type = getattr(tokenize, "FSTRING_START", None), getattr(tokenize, "FSTRING_END", None)
     rows: set[int] = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped or id(node) in parts:
+    opened: list[int] = []
+    for token in tokens:
+        if token.type == start_type:
+            opened.append(token.start[0])
             continue
-        if (isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)))) \
-                and node.end_lineno is not None and node.end_lineno > node.lineno:
-            rows.update(range(node.lineno, node.end_lineno))
+        if token.type == end_type and opened:
+            first = opened.pop()
+        elif token.type == tokenize.STRING:
+            first = token.start[0]
+        else:
+            continue
+        last = token.end[0]
+        if not any(top <= first and last <= bottom for top, bottom in docstring_rows):
+            rows.update(range(first, last))
     return rows

@@ -28,7 +28,6 @@ rekeying it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -48,14 +47,8 @@ KEYED = re.compile(r"_key-[0-9a-f]{8}$")
 
 
 def byte_hash(path: Path) -> str:
-    """The fingerprints' former hash: SHA-256 (16 hex digits) of a file's bytes, or of every ``*.py``
-    file's under a folder (relative names too)."""
-    digest_ = hashlib.sha256()
-    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    for file in files:
-        digest_.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        digest_.update(file.read_bytes())
-    return digest_.hexdigest()[:16]
+    """The fingerprints' former hash: that of the files' bytes, where today's hashes their code."""
+    return source_hash(path, content=lambda raw: raw)
 
 
 def hash_map(sources: list[Path]) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from importlib.metadata import Distribution
 from pathlib import Path
 from types import ModuleType
@@ -49,15 +50,17 @@ def code_fingerprint(path: Path) -> str:
     return f"code:{source_hash(path)}"
 
 
-def source_hash(path: Path) -> str:
+def source_hash(path: Path, content: Callable[[bytes], bytes] | None = None) -> str:
     """SHA-256 (16 hex digits) of the code of a file, or of every ``*.py`` file under a directory
     (names too): the source without comments, docstrings and blank lines (:func:`code_text`), so
-    editing a plugin's prose keeps its fingerprint and the results cached under it."""
+    editing a plugin's prose keeps its fingerprint and the results cached under it. ``content``
+    hashes another form of each file's bytes instead (the identity: the bytes themselves)."""
     digest = hashlib.sha256()
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        digest.update(code_text(file.read_bytes()).encode())
+        raw = file.read_bytes()
+        digest.update(content(raw) if content is not None else code_text(raw).encode())
     return digest.hexdigest()[:16]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import textwrap
 from pathlib import Path
@@ -431,7 +432,7 @@ def test_figures_of_two_readings_of_one_row_keep_names_of_their_own(run_cli, sto
 
 def test_jobs_start_fold_by_fold_unless_the_study_asks_for_methods_first(store, tmp_path):
     from fewshotkit.apps.bench.config import BenchConfig
-    from fewshotkit.apps.bench.launch import job_groups
+    from fewshotkit.apps.bench.jobs import job_groups
     from fewshotkit.apps.bench.launch_options import LaunchOptions
     from fewshotkit.apps.bench.study import Bench
     from fewshotkit.core.errors import FewshotkitError
@@ -470,3 +471,58 @@ def test_one_cell_after_another_goes_fold_by_fold_too(run_cli, store, tmp_path):
     assert methods_first.exit_code == 0 and " to run: " not in methods_first.output, "the serial run's own order"
     again = run_cli(*flags)
     assert again.exit_code == 0 and again.output.count("cached:") == 4 and " to run: " not in again.output
+
+
+def test_a_setting_2_cell_trains_its_models_side_by_side_then_evaluates_them(run_cli, store, tmp_path):
+    """Setting 2 trains a model per class group: each is a job of its own, the cell's job starts when
+    both have finished, and the tables are those of a serial run."""
+    flags = ["bench", "--store", str(store), "--method", "ssl-alpnet-cpu", "--setting", "2", "--steps", "2",
+             "--device", "cpu", "--protocol", "roy", "--protocol", "full-volume"]
+    serial = run_cli(*flags, "-o", str(tmp_path / "serial"))
+    assert serial.exit_code == 0, serial.output
+    threads = str(torch.get_num_threads())
+    parallel = run_cli(*flags, "-o", str(tmp_path / "jobs"), "--jobs", "2", "--cpus-per-cell", threads)
+    assert parallel.exit_code == 0, parallel.output
+    assert "2 cells to run in 3 jobs (2 of them train one model of a cell each), 2 at once" in parallel.output
+    started = [line.split("started: ")[1] for line in parallel.output.splitlines() if "started: " in line]
+    assert [s.split(" of ")[0] for s in started[:2]] == ["model upper", "model lower"], started
+    assert started[2].startswith("ssl-alpnet-cpu, fold 0, roy"), "the cell's job comes last"
+    finished = parallel.output.index("done: model lower"), parallel.output.index("done: model upper")
+    assert parallel.output.index(f"started: {started[2]}") > max(finished), "evaluated once both are trained"
+    for name in ("syn_setting2_comparison.md", "syn_setting2_comparison.csv"):
+        assert (tmp_path / "jobs" / name).read_text() == (tmp_path / "serial" / name).read_text(), name
+
+
+def test_a_cell_whose_model_failed_to_train_is_not_started(tmp_path):
+    from fewshotkit.apps.bench.cells import CellRef
+    from fewshotkit.apps.bench.jobs import Job
+    from fewshotkit.apps.bench.launch import _take_ready
+
+    cell, root = (CellRef("syn.h5", "ssl-alpnet-cpu", 0, setting=2),), tmp_path / "fold0"
+    upper, lower = Job(cell, root, "upper"), Job(cell, root, "lower")
+    evaluate = Job(cell, root, needs=frozenset({(root, "upper"), (root, "lower")}))
+    other = Job((CellRef("syn.h5", "alpnet-init", 0, setting=2),), tmp_path / "other")
+    logged: list[str] = []
+
+    pending, failures = [evaluate, other], []
+    assert _take_ready(pending, [upper], set(), failures, logged.append) is other, "waits for its model"
+    assert _take_ready(pending, [upper], set(), failures, logged.append) is None and pending == [evaluate]
+    assert _take_ready(pending, [], set(), failures, logged.append) is evaluate and not failures
+    pending = [lower, evaluate]
+    assert _take_ready(pending, [], {(root, "upper")}, failures, logged.append) is lower
+    assert _take_ready(pending, [], {(root, "upper")}, failures, logged.append) is None and pending == []
+    assert len(failures) == 1 and failures[0].job is evaluate and failures[0].log is None
+    assert logged == ["failed: ssl-alpnet-cpu, fold 0, roy, setting 2 on syn: not run: a model it needs failed to "
+                      "train"]
+
+
+def test_a_plans_wall_time_counts_the_models_of_a_setting_2_cell_as_jobs():
+    from fewshotkit.apps.bench.cells import CellRef
+    from fewshotkit.apps.bench.plan import PlannedCell, summary
+
+    ref = CellRef("syn.h5", "ssl-alpnet-cpu", 0, setting=2)
+    cell = PlannedCell(ref, "SSL-ALPNet", cached=False, models=2, steps_left=4000, seconds=7200.0)
+    assert "about 2.0 h of compute for 1 of them" in summary([cell], jobs=2)
+    assert "(1.0 h wall with 2 jobs at once, at best)" in summary([cell], jobs=2)
+    assert "(2.0 h wall with 2 jobs" in summary([dataclasses.replace(cell, models=1)], jobs=2)
+    assert "wall" not in summary([cell])

@@ -3,7 +3,8 @@
 The cell cache stays the only record of what is done. Every job runs cells through
 :meth:`Bench.run_cell`, which writes the cell's file when it is finished; cells that share trained
 models (the same method and fold under several protocols) go to one job, so no two jobs train the
-same model. When the jobs are over, the study is run as usual in this process: every cell is a
+same model. A cell that trains several models (setting 2) has them trained by jobs of their own, side
+by side, before its job evaluates them (:mod:`fewshotkit.apps.bench.jobs`). When the jobs are over, the study is run as usual in this process: every cell is a
 cache hit, so its tables are those of a serial run. A failed job is reported with its log and does
 not stop the others; re-running the same command runs only what is not cached yet.
 """
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fewshotkit.apps.bench.cells import CellRef, in_run_order
+from fewshotkit.apps.bench.cells import CellRef
 from fewshotkit.apps.bench.config import BenchConfig
-from fewshotkit.apps.bench.launch_options import LaunchOptions, available_cores, parse_minutes
+from fewshotkit.apps.bench.jobs import Job, job_groups, run_job, study_jobs
+from fewshotkit.apps.bench.launch_options import LaunchOptions, parse_minutes
 from fewshotkit.apps.bench.result import BenchResult
 from fewshotkit.apps.bench.study import Bench
 from fewshotkit.core.errors import FewshotkitError
@@ -31,44 +33,18 @@ from fewshotkit.core.errors import FewshotkitError
 CLUSTERS = {"local": "local", "slurm": "slurm"}
 
 
-def job_groups(bench: Bench, refs: list[CellRef], order: str = "folds") -> list[list[CellRef]]:
-    """The cells not cached yet, grouped into jobs (cells sharing trained models run in one job), in
-    ``order``: ``folds``, every method's first fold (in the study's order), then the next; ``methods``,
-    the order of ``refs``."""
-    groups: dict[Path, list[CellRef]] = {}
-    for ref in in_run_order(refs, bench.config.folds, order):
-        site = bench.locate(ref)
-        if bench.cached(site) is None:
-            groups.setdefault(site.run_root, []).append(ref)
-    return list(groups.values())
-
-
-def run_job(config: BenchConfig, refs: list[CellRef], threads: int | None, plugins: dict[str, Any]) -> list[str]:
-    """A job's body, in its own process: run ``refs`` one after another (each cached when done) with
-    ``threads`` torch threads (None: the job's cores)."""
-    import torch
-
-    from fewshotkit.host.plugin_host import configure
-
-    torch.set_num_threads(threads or available_cores())
-    configure(**plugins)
-    bench = Bench(config, log=lambda message: print(message, flush=True))
-    for ref in refs:
-        print(f"cell: {ref.describe()}", flush=True)
-        bench.run_cell(ref)
-    return [ref.describe() for ref in refs]
-
-
 @dataclass
 class JobFailure:
-    """A job that ended without finishing its cells."""
+    """A job that ended without finishing its cells (or, ``log`` None, did not start: a model it
+    needs failed)."""
 
-    cells: list[CellRef]
+    job: Job
     error: str  # the last line of its error
-    log: Path  # its stderr file
+    log: Path | None  # its stderr file
 
     def describe(self) -> str:
-        return f"failed: {'; '.join(r.describe() for r in self.cells)}: {self.error} (log: {self.log})"
+        where = f" (log: {self.log})" if self.log is not None else ""
+        return f"failed: {self.job.describe()}: {self.error}{where}"
 
 
 @contextmanager
@@ -142,45 +118,67 @@ def _error_line(exc: BaseException) -> str:
     return lines[-1] if len(parts) >= 3 else lines[0]
 
 
-def run_jobs(bench: Bench, groups: list[list[CellRef]], options: LaunchOptions,
+def _take_ready(pending: list[Job], running: list[Job], failed: set[tuple[Path, str]],
+                failures: list[JobFailure], log: Callable[[str], None]) -> Job | None:
+    """Remove from ``pending`` and return the first job whose model jobs have all finished (None: none
+    is ready yet); a job that needs a model whose job failed is dropped as a failure of its own."""
+    unfinished = {(job.run_root, job.model) for job in [*pending, *running] if job.model is not None}
+    for job in list(pending):
+        if job.needs & failed:
+            pending.remove(job)
+            failures.append(JobFailure(job, "not run: a model it needs failed to train", None))
+            log(failures[-1].describe())
+        elif not job.needs & unfinished:
+            pending.remove(job)
+            return job
+    return None
+
+
+def run_jobs(bench: Bench, jobs: list[Job], options: LaunchOptions,
              log: Callable[[str], None], poll_s: float = 1.0) -> list[JobFailure]:
-    """Run ``groups`` as jobs, at most ``options.jobs`` at once; returns the failed ones."""
+    """Run ``jobs`` (from :func:`~fewshotkit.apps.bench.jobs.study_jobs`), at most ``options.jobs`` at
+    once, each when the model jobs it needs have finished; returns the failed ones."""
     from fewshotkit.host.plugin_host import current_settings
 
     folder = Path(options.folder) if options.folder else bench.out / "jobs"
     executor = make_executor(options, folder, bench.config.device)
     gpus = int(executor.parameters.get("gpus_per_node") or 0) if options.launcher == "local" else 0
     visible = _visible_gpus() if gpus else []
-    pending, failures = list(groups), []
-    running: dict[int, tuple[Any, list[CellRef]]] = {}  # slot -> (job, its cells)
+    pending, failures, failed = list(jobs), list[JobFailure](), set[tuple[Path, str]]()
+    running: dict[int, tuple[Any, Job]] = {}  # slot -> (submitit job, what it runs)
     try:
         while pending or running:
-            for slot in (s for s in range(options.jobs or len(groups)) if s not in running):
-                if not pending:
+            for slot in (s for s in range(options.jobs or len(jobs)) if s not in running):
+                job = _take_ready(pending, [job for _, job in running.values()], failed, failures, log)
+                if job is None:
                     break
-                cells = pending.pop(0)
                 if visible:  # local jobs take turns on this machine's GPUs
                     first = slot * gpus % len(visible)
                     executor.update_parameters(local_visible_gpus=[visible[(first + k) % len(visible)]
                                                                    for k in range(gpus)])
                 with _thread_env(options.threads()):
-                    job = executor.submit(run_job, bench.config, cells, options.threads(), current_settings())
-                running[slot] = (job, cells)
-                log(f"job {job.job_id} started: {'; '.join(r.describe() for r in cells)} (log: {job.paths.stdout})")
+                    handle = executor.submit(run_job, bench.config, job, options.threads(), current_settings())
+                running[slot] = (handle, job)
+                log(f"job {handle.job_id} started: {job.describe()} (log: {handle.paths.stdout})")
             time.sleep(poll_s)
-            for slot, (job, cells) in list(running.items()):
-                if job.done():
+            for slot, (handle, job) in list(running.items()):
+                if handle.done():
                     del running[slot]
                     try:
-                        job.result()
-                        log(f"job {job.job_id} done: {len(cells)} cell{'s' if len(cells) > 1 else ''}")
-                        for ref in cells:
-                            bench.written_by_this_run(ref)
+                        handle.result()
                     except Exception as exc:  # the job's own error, any type: reported, the others go on
-                        failures.append(JobFailure(cells, _error_line(exc), Path(job.paths.stderr)))
+                        failures.append(JobFailure(job, _error_line(exc), Path(handle.paths.stderr)))
                         log(failures[-1].describe())
+                        if job.model is not None:
+                            failed.add((job.run_root, job.model))
+                        continue
+                    cells = len(job.cells)
+                    log(f"job {handle.job_id} done: " + (f"model {job.model}" if job.model is not None
+                                                         else f"{cells} cell{'s' if cells > 1 else ''}"))
+                    for ref in job.cells if job.model is None else ():
+                        bench.written_by_this_run(ref)
     except BaseException:  # Ctrl-C, SIGTERM or an error here: nothing keeps running unseen
-        _stop([job for job, _ in running.values()], options.launcher, log)
+        _stop([handle for handle, _ in running.values()], options.launcher, log)
         raise
     return failures
 
@@ -229,14 +227,16 @@ def run_study(config: BenchConfig, options: LaunchOptions, log: Callable[[str], 
         _run_in_order(bench, job_groups(bench, bench.refs(), options.order), log)
     elif options.parallel and not cached_only:
         groups = job_groups(bench, bench.refs(), options.order)
-        if groups:
-            threads = options.threads()
-            log(f"{sum(map(len, groups))} cells to run in {len(groups)} jobs, {options.jobs or 'all'} at once "
-                f"({options.launcher}; threads per job: {threads or 'its cores'})")
-        failures = run_jobs(bench, groups, options, log) if groups else []
+        jobs = study_jobs(bench, groups)
+        if jobs:
+            threads, models = options.threads(), sum(job.model is not None for job in jobs)
+            log(f"{sum(map(len, groups))} cells to run in {len(jobs)} jobs"
+                + (f" ({models} of them train one model of a cell each)" if models else "")
+                + f", {options.jobs or 'all'} at once ({options.launcher}; threads per job: {threads or 'its cores'})")
+        failures = run_jobs(bench, jobs, options, log) if jobs else []
         if failures:
             raise FewshotkitError(
-                f"bench: {len(failures)} of {len(groups)} jobs failed (each listed above with its log, first: "
+                f"bench: {len(failures)} of {len(jobs)} jobs failed (each listed above with its log, first: "
                 f"{failures[0].log}); the finished cells are cached: fix the cause and re-run the same command")
     return bench.run(report)
 

@@ -11,6 +11,14 @@ from fewshotkit.apps.bench.config import BenchConfig
 from fewshotkit.evaluation.protocol import FoldScores
 
 
+def model_finished(run_dir: Path, steps: int) -> bool:
+    """Whether the model in ``run_dir`` has a checkpoint of ``steps`` steps or more."""
+    from fewshotkit.method.checkpoint import LAST, read_checkpoint
+
+    last = run_dir / "checkpoints" / LAST
+    return last.is_file() and int(read_checkpoint(last)["step"]) >= steps
+
+
 def trained_model(cfg: BenchConfig, site: CellSite, run_dir: Path, exclude: list[str],
                   log: Callable[[str], None]) -> Path:
     """The checkpoint of the model in ``run_dir``: trained for ``site`` without the ``exclude`` classes,
@@ -19,11 +27,10 @@ def trained_model(cfg: BenchConfig, site: CellSite, run_dir: Path, exclude: list
     from fewshotkit.training.loop import train
 
     steps, last = site.steps, run_dir / "checkpoints" / LAST
+    if model_finished(run_dir, steps):
+        return last
     if last.is_file():
-        done = int(read_checkpoint(last)["step"])
-        if done >= steps:
-            return last
-        log(f"resuming {run_dir} at step {done}/{steps}")
+        log(f"resuming {run_dir} at step {int(read_checkpoint(last)['step'])}/{steps}")
         return train(None, None, run_dir, resume=True, steps=steps, device=cfg.device)
     log(f"training {run_dir.relative_to(Path(cfg.out))} ({steps} steps)")
     setting = site.ref.setting if exclude else 1

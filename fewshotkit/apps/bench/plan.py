@@ -194,8 +194,9 @@ def summary(planned: list[PlannedCell], jobs: int = 1) -> str:
     known = [c.seconds for c in todo if c.seconds is not None]
     if known:
         line += f"; about {duration(sum(known))} of compute for {len(known)} of them at this study's measured pace"
-        if jobs > 1:
-            line += f" ({duration(sum(known) / min(jobs, len(known)))} wall with {jobs} jobs at once, at best)"
+        if jobs > 1:  # a cell's models train as jobs of their own
+            units = sum(c.models if c.steps_left else 1 for c in todo if c.seconds is not None)
+            line += f" ({duration(sum(known) / min(jobs, units))} wall with {jobs} jobs at once, at best)"
     if len(known) < len(todo):
         line += f"; {len(todo) - len(known)} without a measured pace (no model of their row has trained yet)"
     return line

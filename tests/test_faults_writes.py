@@ -374,10 +374,12 @@ def test_8_bench_methods_with_one_stem_get_their_own_rows_and_cells(run_cli, sto
 
 @pytest.mark.slow
 def test_bench_cache_follows_the_store_and_the_set_and_recomputes_a_damaged_cell(run_cli, store_copy, tmp_path):
-    """A damaged cell file is computed again; a regenerated pseudolabel set or a re-ingested store
-    retrains; an unchanged one is read from the cache."""
+    """A damaged cell file is computed again; a set made again with the same labels is read from the
+    cache; other pseudolabels or a re-ingested store retrain."""
     from fewshotkit.data.ingest.synthetic import ingest_synthetic
     from fewshotkit.data.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.store import format as fmt
+    from fewshotkit.data.store.fingerprint import set_labels_sha256
 
     out = tmp_path / "bench"
     args = ["bench", "--store", str(store_copy), "--method", PRESET, "--recipe", "cpu", "--steps", "1",
@@ -395,7 +397,13 @@ def test_bench_cache_follows_the_store_and_the_set_and_recomputes_a_damaged_cell
     assert "unreadable" in again and "cached" not in again and json.loads(cell.read_text())["scores"]
     assert "cached" in bench()
     run_pseudolabeler(store_copy, "felzenszwalb", {}, jobs=1, force=True)  # the same set, made again
-    assert "training" in bench()
+    assert "cached" in bench(), "the same labels: the set's fingerprint is its labels' sha256"
+    with h5py.File(store_copy, "r+") as f:  # one label of the set changed (its sha256 recorded again)
+        group = next(iter(f[fmt.PSEUDOLABELS].values()))
+        first = sorted(group)[0]
+        group[first][0, 0, 0] += 1
+        group.attrs[fmt.SET_LABELS_SHA256] = set_labels_sha256(group, sorted(group))
+    assert "training" in bench(), "other labels"
     ingest_synthetic(store_copy, volumes=5, seed=2, slices=8, size=64, overwrite=True, quiet=True)
     run_pseudolabeler(store_copy, "felzenszwalb", {}, jobs=1)
     assert "training" in bench()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import h5py
 import numpy as np
@@ -13,6 +14,7 @@ from fewshotkit.data.pseudolabel import parse_set_options, set_name
 from fewshotkit.data.store.check import check_store
 from fewshotkit.data.store.reader import SliceStore
 
+from conftest import pseudolabelled_store
 from test_ingest import _kill_midway
 
 
@@ -60,6 +62,12 @@ def test_check_flags_bad_pseudolabels(tmp_path, run_cli):
     ingest_synthetic(store, volumes=2, slices=4, size=48, quiet=True)
     run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--jobs", "1")
     name = SliceStore(store).pseudolabel_sets[0]
+    assert check_store(store) == []
+    with h5py.File(store, "a") as f:
+        f[f"pseudolabels/{name}/1"][0, 0, 0] += 1
+    (changed,) = check_store(store)
+    assert changed.startswith(f"pseudolabel set '{name}': its labels differ from the sha256 recorded") and \
+        "--with felzenszwalb --force" in changed
     with h5py.File(store, "a") as f:
         del f[f"pseudolabels/{name}/2"]
     assert any("volume '2' missing" in p for p in check_store(store))
@@ -227,3 +235,46 @@ def test_a_set_recorded_with_nan_params_is_found_again():
     sets = {"blocks-1": Group({fmt.SET_COMPONENT: "blocks", fmt.SET_PARAMS: json.dumps({"scale": float("nan")})})}
     assert find_set(sets, "blocks", {"scale": float("nan")}) == "blocks-1"
     assert find_set(sets, "blocks", {"scale": 1.0}) is None
+
+
+def test_a_set_made_again_with_the_same_labels_keeps_the_fingerprint_and_other_labels_change_it(tmp_path):
+    """A set is named in the store's fingerprint by its labels' sha256, not by when it was made, so a
+    study's kept cells are found again on a store pseudolabelled anew; a set made before the sha256
+    was recorded keeps the fingerprint of its creation time."""
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.store import format as fmt
+    from fewshotkit.data.store.fingerprint import set_labels_sha256, store_fingerprint
+    from fewshotkit.data.store.reader import SliceStore
+
+    path = pseudolabelled_store(tmp_path / "s.h5", volumes=2, slices=4, size=32)
+
+    def fingerprint() -> tuple[str, str]:
+        with SliceStore(path) as store:
+            name = store.resolve_pseudolabel_set("felzenszwalb")
+            return name, store_fingerprint(store, name)
+
+    name, first = fingerprint()
+    with h5py.File(path, "r") as f:
+        created, recorded = (f[fmt.PSEUDOLABELS][name].attrs[k] for k in (fmt.ATTR_CREATED, fmt.SET_LABELS_SHA256))
+    time.sleep(1.1)  # the creation time's resolution
+    run_pseudolabeler(path, "felzenszwalb", {}, jobs=1, force=True)
+    with h5py.File(path, "r+") as f:
+        group = f[fmt.PSEUDOLABELS][name]
+        assert group.attrs[fmt.ATTR_CREATED] != created and group.attrs[fmt.SET_LABELS_SHA256] == recorded
+    assert fingerprint() == (name, first)
+
+    with h5py.File(path, "r+") as f:
+        group = f[fmt.PSEUDOLABELS][name]
+        vid = sorted(group)[0]
+        group[vid][0, 0, 0] += 1
+        assert set_labels_sha256(group, sorted(group)) != recorded
+        group.attrs[fmt.SET_LABELS_SHA256] = set_labels_sha256(group, sorted(group))
+    changed = fingerprint()[1]
+    assert changed != first and changed.split("/")[0] == first.split("/")[0], "the data part is the same"
+
+    with h5py.File(path, "r+") as f:  # a set made before the sha256 was recorded
+        del f[fmt.PSEUDOLABELS][name].attrs[fmt.SET_LABELS_SHA256]
+    legacy = fingerprint()[1]
+    with h5py.File(path, "r+") as f:
+        f[fmt.PSEUDOLABELS][name].attrs[fmt.ATTR_CREATED] = "2020-01-01T00:00:00+0000"
+    assert fingerprint()[1] not in (legacy, first, changed)

@@ -171,3 +171,43 @@ def test_rekey_leaves_cells_of_other_code_and_names_them(tmp_path, capsys):
     assert rekey.main([str(tmp_path / "absent"), "--source", str(plugins)]) == 2
     assert rekey.main([str(tmp_path), "--source", str(tmp_path / "absent")]) == 2
     assert "--source" in capsys.readouterr().err
+
+
+def test_rekey_gives_cells_of_a_set_made_again_its_labels_fingerprint(tmp_path, capsys):
+    """Cells keyed on a set's creation time, on the same scans and a set of the same name in the
+    store, get the store's fingerprint; a cell of other scans or another set is left as it is."""
+    from fewshotkit.apps.bench.cache import digest
+    from fewshotkit.data.store.fingerprint import store_fingerprint
+    from fewshotkit.data.store.reader import SliceStore
+
+    rekey = benchmark_script("studies/rekey_cells.py")
+    store = pseudolabelled_store(tmp_path / "s.h5", volumes=2, slices=4, size=32)
+    with SliceStore(store) as opened:
+        name = opened.resolve_pseudolabel_set("felzenszwalb")
+        now = store_fingerprint(opened, name)
+    data = now.split("/")[0]
+    cells = tmp_path / "out" / "cells" / "syn" / "Row"
+    runs = tmp_path / "out" / "runs" / "syn" / "Row"
+
+    def cell(fold: int, fingerprint: str, pseudolabels: str | None = name) -> Path:
+        settings = {"spec": {}, "fold": fold, "protocol": "roy", "plugins": {},
+                    "store": {"data": fingerprint, "pseudolabels": pseudolabels}}
+        (runs / f"fold{fold}-{rekey.training_digest(settings)}").mkdir(parents=True)
+        cells.mkdir(parents=True, exist_ok=True)
+        path = cells / f"fold{fold}.json"
+        path.write_text(json.dumps({"key": digest(settings), "settings": settings}))
+        return path
+
+    made_before = cell(0, f"{data}/{'0' * 64}")
+    other_scans = cell(1, f"v1:{'1' * 64}/{'0' * 64}")
+    other_set = cell(2, f"{data}/{'0' * 64}", "felzenszwalb-00000000")
+    untrained = cell(3, data, None)
+    assert rekey.main([str(tmp_path / "out"), "--store", str(store)]) == 0
+    assert "3 unchanged, 1 model folders renamed, 1 rekeyed" in capsys.readouterr().out
+    rewritten = json.loads(made_before.read_text())
+    assert rewritten["settings"]["store"]["data"] == now and rewritten["key"] == digest(rewritten["settings"])
+    assert (runs / f"fold0-{rekey.training_digest(rewritten['settings'])}").is_dir()
+    for path in (other_scans, other_set, untrained):
+        assert json.loads(path.read_text())["settings"]["store"]["data"] != now
+    assert rekey.main([str(tmp_path / "out")]) == 2 and "--store" in capsys.readouterr().err
+    assert rekey.main([str(tmp_path / "out"), "--store", str(tmp_path / "absent.h5")]) == 2

@@ -1,19 +1,27 @@
-"""Carry bench cells and trained models over to plugin fingerprints that hash code, not bytes.
+"""Carry bench cells and trained models over to fingerprints that name the same code and data anew.
 
-A plugin's fingerprint (part of every bench cache key) was a SHA-256 of its files' bytes
-(``0.1.0+sha256:<hex>``); it is now a SHA-256 of their code without comments and docstrings
-(``0.1.0+code:<hex>``). Cells and model folders made before then miss under the new key although
-nothing they depend on changed. This script rewrites them in place, for the plugin sources they
-were computed with::
+Two fingerprints in every bench cache key changed their form without what they describe changing:
 
-    python benchmarks/studies/rekey_cells.py ~/studies/bench/chaos_zoo benchmarks/studies/cells/chaos_zoo \\
-        --source plugins
+- a plugin's (``settings.plugins``) was a SHA-256 of its files' bytes (``0.1.0+sha256:<hex>``) and
+  is now one of their code without comments and docstrings (``0.1.0+code:<hex>``);
+- a pseudolabel set's, the ``/<hex>`` part of ``settings.store.data``, named the set by its creation
+  time and now by the SHA-256 of its labels, so a set made again with the same labels keeps it.
+
+Cells and model folders made before then miss under the new key. This script rewrites them in place::
+
+    python benchmarks/studies/rekey_cells.py ~/studies/bench/chaos_zoo benchmarks/studies/cells/chaos_zoo \
+        --source plugins --store ~/studies/chaos.h5
 
 ``--source`` names the plugins (a folder of them as ``plugins/``, a package folder or a module
 file; repeated for several) in the state the cells were computed from; only fingerprints whose
-byte hash matches one of them are rewritten, to the code hash of the same files. A folder is a
-bench output folder (``cells/`` and ``runs/`` inside) or a study's kept cells: name a study's
-output folder and its kept cells in one call, so its model folders are found from either.
+byte hash matches one of them are rewritten, to the code hash of the same files. ``--store`` names
+a store whose sets record their labels' SHA-256 (made by ``fewshotkit pseudolabel`` now): a cell
+trained on the same scans (the same data part of the fingerprint) with a set of the same name gets
+that set's fingerprint. A set's name carries its pseudolabeler's parameters, and the pseudolabelers
+are deterministic, so the set made again is the one the cell was trained with; check that on one
+cell (train it again) before carrying a study over. A folder is a bench output folder (``cells/``
+and ``runs/`` inside) or a study's kept cells: name a study's output folder and its kept cells in
+one call, so its model folders are found from either.
 
 For each cell: its ``settings`` get the new fingerprints, its ``key`` their digest, its file name
 the new digests (of its post-processing, and a ``_key-<digest>`` where it had one, or where the
@@ -64,6 +72,24 @@ def hash_map(sources: list[Path]) -> dict[str, str]:
     return {byte_hash(p): source_hash(p) for p in plugins}
 
 
+def store_map(stores: list[Path]) -> dict[tuple[str, str], str]:
+    """(data part, set name) -> the store's fingerprint with that set, for each set of ``stores`` that
+    records its labels' SHA-256."""
+    from fewshotkit.data.store import format as fmt
+    from fewshotkit.data.store.fingerprint import data_part, store_fingerprint
+    from fewshotkit.data.store.reader import SliceStore
+
+    out: dict[tuple[str, str], str] = {}
+    for path in stores:
+        with SliceStore(path) as store:
+            sets = store._h5()[fmt.PSEUDOLABELS]
+            for name in store.pseudolabel_sets:
+                if fmt.SET_LABELS_SHA256 in sets[name].attrs:
+                    fingerprint = store_fingerprint(store, name)
+                    out[(data_part(fingerprint), name)] = fingerprint
+    return out
+
+
 def rekeyed(fingerprints: dict[str, str | None], hashes: dict[str, str]) -> tuple[dict[str, str | None], list[str]]:
     """(``fingerprints`` with every known ``sha256:<byte hash>`` as ``code:<code hash>``, the unknown ones)."""
     out: dict[str, str | None] = {}
@@ -78,10 +104,16 @@ def rekeyed(fingerprints: dict[str, str | None], hashes: dict[str, str]) -> tupl
     return out, unknown
 
 
-def new_settings(settings: dict[str, Any], hashes: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """A cell's settings with rekeyed plugin fingerprints (its own and its post-processors'), and the
-    fingerprints no source matches."""
+def new_settings(settings: dict[str, Any], hashes: dict[str, str],
+                 stores: dict[tuple[str, str], str]) -> tuple[dict[str, Any], list[str]]:
+    """A cell's settings with rekeyed plugin fingerprints (its own and its post-processors') and store
+    fingerprint (see :func:`store_map`), and the plugin fingerprints no source matches."""
+    from fewshotkit.data.store.fingerprint import data_part
+
     settings = json.loads(json.dumps(settings))
+    store = settings.get("store")
+    if isinstance(store, dict) and isinstance(store.get("data"), str) and store.get("pseudolabels"):
+        store["data"] = stores.get((data_part(store["data"]), str(store["pseudolabels"])), store["data"])
     settings["plugins"], unknown = rekeyed(settings.get("plugins") or {}, hashes)
     post = settings.get("postprocess")
     if isinstance(post, dict) and isinstance(post.get("plugins"), dict):
@@ -121,7 +153,7 @@ class Rewrite:
     models: tuple[str, str]
 
 
-def plan_cell(path: Path, hashes: dict[str, str]) -> Rewrite | str:
+def plan_cell(path: Path, hashes: dict[str, str], stores: dict[tuple[str, str], str]) -> Rewrite | str:
     """The rewrite of one cell file, or why there is none ("unchanged", "skipped (...)")."""
     try:
         cell = json.loads(path.read_text(encoding="utf-8"))
@@ -130,7 +162,7 @@ def plan_cell(path: Path, hashes: dict[str, str]) -> Rewrite | str:
         return "skipped (not a bench cell)"
     if cell.get("key") != digest(settings):
         return "skipped (its key does not match its settings)"
-    settings_new, unknown = new_settings(settings, hashes)
+    settings_new, unknown = new_settings(settings, hashes, stores)
     if unknown:
         return f"skipped (no source has the code of {', '.join(unknown)})"
     if settings_new == settings:
@@ -171,7 +203,8 @@ def rename_models(folders: list[Path], renames: dict[str, str], say: Callable[[s
     return done
 
 
-def rekey(folders: list[Path], hashes: dict[str, str], say: Callable[[str], None] = print) -> dict[str, int]:
+def rekey(folders: list[Path], hashes: dict[str, str], say: Callable[[str], None] = print,
+          stores: dict[tuple[str, str], str] | None = None) -> dict[str, int]:
     """Rekey every cell in ``folders`` and the model folders of those cells; counts of what happened.
 
     The model folders are renamed before any cell is written: a rekey stopped part way and run
@@ -185,7 +218,7 @@ def rekey(folders: list[Path], hashes: dict[str, str], say: Callable[[str], None
             say(f"{path}: {what}")
 
     for path in (p for folder in folders for p in cell_files(folder)):
-        outcome = plan_cell(path, hashes)
+        outcome = plan_cell(path, hashes, stores or {})
         if isinstance(outcome, Rewrite):
             planned.append(outcome)
         else:
@@ -199,10 +232,20 @@ def rekey(folders: list[Path], hashes: dict[str, str], say: Callable[[str], None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="bench output folders or kept-cell folders")
-    parser.add_argument("--source", type=Path, action="append", required=True,
+    parser.add_argument("--source", type=Path, action="append", default=[],
                         help="the plugins the cells were computed with: a folder of them (e.g. plugins), a "
                              "package folder or a module file; repeat for several")
+    parser.add_argument("--store", type=Path, action="append", default=[],
+                        help="a store whose pseudolabel sets record their labels' SHA-256; repeat for several")
     args = parser.parse_args(argv)
+    if not args.source and not args.store:
+        print("rekey_cells: give --source (the plugins the cells were computed with), --store (a store "
+              "pseudolabelled anew) or both", file=sys.stderr)
+        return 2
+    for store in args.store:
+        if not store.is_file():
+            print(f"rekey_cells: --store {store} is not a file: give the store the cells' scans are in", file=sys.stderr)
+            return 2
     for source in args.source:
         if not source.exists():
             print(f"rekey_cells: --source {source} does not exist: give the plugins folder the cells were "
@@ -213,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rekey_cells: {folder} is not a folder: give bench output folders or kept-cell folders",
                   file=sys.stderr)
             return 2
-    counts = rekey(args.folders, hash_map(args.source))
+    counts = rekey(args.folders, hash_map(args.source), stores=store_map(args.store))
     print(", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
 

@@ -35,6 +35,7 @@ from fewshotkit.core.outputs import real_path
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.option_types import check_option_values
 from fewshotkit.data.store import format as fmt
+from fewshotkit.data.store.fingerprint import set_labels_sha256
 from fewshotkit.data.store.lock import store_lock
 from fewshotkit.data.store.reader import SliceStore
 from fewshotkit.data.store.sets import describe_set, find_set, set_name
@@ -193,6 +194,7 @@ def _write_set(store: SliceStore, path: Path, target: str, component: Any, label
         _describe_set(group, component, params, ndim)
         segments = _label_slices(store, group, component, labeler, tasks, max(1, jobs or os.cpu_count() or 1),
                                  description or f"pseudolabel {component.name}")
+        group.attrs[fmt.SET_LABELS_SHA256] = set_labels_sha256(group, store.volumes)
         out.close()
         fsync_path(tmp)
         stop.check()

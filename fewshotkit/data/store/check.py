@@ -17,6 +17,7 @@ import numpy as np
 
 from fewshotkit.core.errors import DataError
 from fewshotkit.data.store import format as fmt
+from fewshotkit.data.store.fingerprint import set_labels_sha256
 from fewshotkit.data.store.reader import MalformedStoreError, SliceStore
 from fewshotkit.data.store.writer import class_pixel_table, pixel_checksums
 
@@ -223,4 +224,9 @@ def _set_problems(store: SliceStore, group: h5py.Group, name: str) -> list[str]:
             problems.append(f"pseudolabel set '{name}', volume '{vol}': negative ids")
         if values.max() == 0:
             problems.append(f"pseudolabel set '{name}', volume '{vol}': no segments at all")
+    recorded = group.attrs.get(fmt.SET_LABELS_SHA256)
+    if recorded is not None and not problems and set_labels_sha256(group, store.volumes) != recorded:
+        problems.append(f"pseudolabel set '{name}': its labels differ from the sha256 recorded when it was made; "
+                        f"make it again with `fewshotkit pseudolabel {store.path} --with "
+                        f"{group.attrs.get(fmt.SET_COMPONENT)} --force` and the parameters `store info` lists")
     return problems

@@ -9,8 +9,8 @@ of each class per slice). Stores that recorded the sha256 of every volume's imag
 at ingest get a ``+<pixels>`` part hashing those (the same data part as before, so a run recorded
 before the sha256 existed still matches the same data re-ingested now: :func:`same_data` compares
 the pixels part where both fingerprints have one). With a pseudolabel set, also that set's
-pseudolabeler, parameters and creation time (a separate ``/`` part: ``eval`` compares only the
-data part). Nothing is read but
+pseudolabeler, parameters and the sha256 of its labels recorded when it was made (sets made before
+that was recorded: its creation time) in a separate ``/`` part (``eval`` compares only the data part). Nothing is read but
 metadata and the small per-volume index, so it takes milliseconds even for large stores; that the
 pixels still match what was recorded is checked where they are read
 (:func:`fewshotkit.data.store.check.require_valid_scans`). Runs record it in run.json; ``train --resume`` and ``eval``
@@ -58,11 +58,26 @@ def store_fingerprint(store: SliceStore, pseudolabel_set: str | None = None) -> 
         identity: list[Any] = [pseudolabel_set, "missing"]
         if pseudolabel_set in sets:
             attrs = sets[pseudolabel_set].attrs
-            identity = [pseudolabel_set, *(str(attrs.get(k, "")) for k in (fmt.SET_COMPONENT, fmt.SET_PARAMS, "created"))]
+            # a set that recorded its labels' sha256 is named by its content, so a set made again with
+            # the same labels keeps the fingerprint; older sets by their creation time
+            content = f"sha256:{attrs[fmt.SET_LABELS_SHA256]}" if fmt.SET_LABELS_SHA256 in attrs else str(
+                attrs.get(fmt.ATTR_CREATED, ""))
+            identity = [pseudolabel_set, *(str(attrs.get(k, "")) for k in (fmt.SET_COMPONENT, fmt.SET_PARAMS)), content]
         set_digest = hashlib.sha256()
         _add(set_digest, identity)
         out += "/" + set_digest.hexdigest()
     return out
+
+
+def set_labels_sha256(group: Any, volumes: list[str]) -> str:
+    """sha256 hex of a pseudolabel set's labels: per volume of ``volumes`` (store order), its id, shape
+    and int32 little-endian label bytes (Z, H, W), read from the set's ``group``."""
+    digest = hashlib.sha256()
+    for vid in volumes:
+        labels = np.ascontiguousarray(group[vid][()], dtype="<i4")
+        _add(digest, [vid, list(labels.shape)])
+        digest.update(labels.tobytes())
+    return digest.hexdigest()
 
 
 def _pixels_part(store: SliceStore) -> str | None:

@@ -13,7 +13,7 @@ Layout::
     /volumes/<vid>             attrs: see VOLUME_ATTRS
     /pseudolabels/<set>/<vid>  int32 (Z, H, W), chunks (1, H, W); 0 = unlabelled, 1..K
     /pseudolabels/<set>        attrs: plugin, component, params (JSON), plugin_version, ndim,
-                               created
+                               created, labels_sha256
 """
 
 from __future__ import annotations
@@ -69,3 +69,4 @@ SET_COMPONENT = "component"
 SET_PARAMS = "params"
 SET_PLUGIN_VERSION = "plugin_version"
 SET_NDIM = "ndim"
+SET_LABELS_SHA256 = "labels_sha256"  # sha256 of the set's labels (see fingerprint.set_labels_sha256)

@@ -55,3 +55,35 @@ def test_the_kept_cells_are_of_the_plugin_code_here():
                             "rekey them with benchmarks/studies/rekey_cells.py")
     assert not stale, "; ".join(f"plugin '{name}' changed since {len(paths)} kept cells were computed "
                                 f"(e.g. {paths[0]})" for name, paths in stale.items())
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["chaos-t2", "acdc"])
+def test_the_kept_cells_are_keyed_on_the_store_the_public_scans_make(dataset, request, run_cli, tmp_path):
+    """The scans ingested and pseudolabelled as the study files say give the very store every kept
+    cell of that dataset names, so a fresh checkout rebuilds the docs' tables with ``--cached``."""
+    from conftest import ACDC_SUBDIR, CHAOS_SUBDIR, require_data
+
+    from fewshotkit.data.pseudolabel import run_pseudolabeler
+    from fewshotkit.data.store.fingerprint import data_part, store_fingerprint
+    from fewshotkit.data.store.reader import SliceStore
+
+    stem = "chaos" if dataset == "chaos-t2" else "acdc"
+    source = require_data(CHAOS_SUBDIR if stem == "chaos" else ACDC_SUBDIR,
+                          request.config.getoption("--require-data"))
+    keys = {(s["data"], s["pseudolabels"]) for s in (json.loads(p.read_text())["settings"]["store"] for p in CELLS
+                                                    if p.relative_to(STUDIES / "cells").parts[1].startswith(stem))}
+    if not keys:
+        pytest.skip(f"no kept cell of {stem}")
+    path = tmp_path / f"{stem}.h5"
+    assert run_cli("ingest", dataset, str(source), "-o", str(path)).exit_code == 0
+    for name in sorted({name for _, name in keys if name}):
+        run_pseudolabeler(path, name.rpartition("-")[0], {}, jobs=2)
+    with SliceStore(path) as store:
+        made = {(store_fingerprint(store, name), name) for _, name in keys}
+    differ = keys - made
+    assert not differ, (f"{len(differ)} store keys of the kept {stem} cells are not the store "
+                        f"`fewshotkit ingest {dataset}` and `fewshotkit pseudolabel` make: "
+                        + "; ".join(f"{d} ({'same scans' if data_part(d) in {data_part(m) for m, _ in made} else 'other scans'})"
+                                    for d, _ in differ))

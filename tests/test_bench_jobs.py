@@ -380,7 +380,8 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     from fewshotkit.apps.bench.cache import digest
 
     (kept_cell,) = (studies / "cells").rglob("*.json")
-    cell = json.loads(kept_cell.read_text())
+    kept_cell_text = kept_cell.read_text()
+    cell = json.loads(kept_cell_text)
     plugin = sorted(cell["settings"]["plugins"])[0]
     cell["settings"]["plugins"][plugin] = "an older version"
     cell["key"] = digest(cell["settings"])
@@ -392,6 +393,12 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     kept_cell.write_text(json.dumps(cell))
     bytes_keyed = run_cli("bench", "--config", str(study), "--device", "cpu", "--plan")
     assert f"keyed on the bytes of plugins {plugin}" in " ".join(bytes_keyed.output.split()), bytes_keyed.output
+    cell["settings"]["plugins"][plugin] = json.loads(kept_cell_text)["settings"]["plugins"][plugin]
+    cell["settings"]["store"]["data"] = "v1:" + "0" * 64  # other scans
+    cell["key"] = digest(cell["settings"])
+    kept_cell.write_text(json.dumps(cell))
+    planned = run_cli("bench", "--config", str(study), "--device", "cpu", "--plan")
+    assert "to run (other store)" in " ".join(planned.output.split()), planned.output
 
     study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
     missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")
@@ -526,3 +533,17 @@ def test_a_plans_wall_time_counts_the_models_of_a_setting_2_cell_as_jobs():
     assert "(1.0 h wall with 2 jobs at once, at best)" in summary([cell], jobs=2)
     assert "(2.0 h wall with 2 jobs" in summary([dataclasses.replace(cell, models=1)], jobs=2)
     assert "wall" not in summary([cell])
+
+
+def test_the_plan_says_when_only_the_pseudolabels_of_a_kept_cell_differ():
+    """Same scans and set name, other labels (the set made again on a CPU that sorts ties otherwise):
+    the plan names the set instead of saying "other store"."""
+    from fewshotkit.apps.bench.plan import store_difference
+
+    scans = "v1:" + "a" * 64 + "+" + "b" * 64
+    kept = {"data": scans + "/" + "c" * 64, "pseudolabels": "felzenszwalb-0d755f88"}
+    assert store_difference(kept, {**kept, "data": scans + "/" + "d" * 64}) == (
+        "same scans, other labels in pseudolabel set felzenszwalb-0d755f88")
+    assert store_difference(kept, {"data": scans + "/" + "d" * 64, "pseudolabels": "slic-1"}) == "other pseudolabel set"
+    assert store_difference(kept, {**kept, "data": "v1:" + "e" * 64 + "/" + "c" * 64}) == "other store"
+    assert store_difference({"data": None}, kept) == "other store"

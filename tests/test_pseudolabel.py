@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from fewshotkit.core.device import numpy_simd
 from fewshotkit.data.ingest.synthetic import ingest_synthetic
 from fewshotkit.data.pseudolabel import parse_set_options, set_name
 from fewshotkit.data.store.check import check_store
@@ -39,6 +40,7 @@ def test_pseudolabel_check_show(tmp_path, run_cli):
     assert name == set_name("felzenszwalb", Felzenszwalb(min_size=100).params())
     attrs = s.pseudolabel_set_attrs(name)
     assert attrs["params"]["min_size"] == 100 and attrs["plugin"] == "superpixel" and attrs["plugin_version"]
+    assert attrs["made_with"] == f"numpy {np.__version__} ({numpy_simd()})"  # its sort's SIMD orders ties
     pl = s.pseudolabel("felzenszwalb", "2")
     assert pl.dtype == np.int32 and pl.shape == s.shape("2") and pl.max() >= 3
     assert pl[:, 0, 0].max() == 0  # outside the body is unlabelled
@@ -53,8 +55,30 @@ def test_pseudolabel_check_show(tmp_path, run_cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     info = json.loads(run_cli("store", "info", str(store), "--json").output)
     assert info["n_slices"] == 18 and name in info["pseudolabel_sets"]
+    assert {k: info["pseudolabel_sets"][name][k] for k in ("made_with", "labels_sha256")} == {
+        k: attrs[k] for k in ("made_with", "labels_sha256")}
+    assert "made with" in run_cli("store", "info", str(store)).output
     bad = run_cli("pseudolabel", str(store), "--with", "felzenszwalb", "--set", "min_sise=3")
     assert bad.exit_code == 1 and "min_size" in bad.output
+
+
+def test_numpy_simd_names_the_targets_numpy_dispatches_to():
+    """What a set records of the numpy that sorted for it: the dispatch targets in use, fewer when
+    ``NPY_DISABLE_CPU_FEATURES`` switches some off (read when numpy is imported)."""
+    import os
+    import subprocess
+    import sys
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    assert numpy_simd() == (" ".join(t for t in __cpu_dispatch__ if __cpu_features__[t]) or "baseline")
+    code = "from fewshotkit.core.device import numpy_simd; print(numpy_simd())"
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert off.stdout.strip() == "baseline"
 
 
 def test_check_flags_bad_pseudolabels(tmp_path, run_cli):

@@ -35,7 +35,8 @@ def store_summary(path: str) -> dict:
         for name in s.pseudolabel_sets:
             info = s.pseudolabel_set_attrs(name)
             sets[name] = {"component": info.get("component"), "params": info.get("params"),
-                          "plugin": info.get("plugin"), "plugin_version": info.get("plugin_version")}
+                          "plugin": info.get("plugin"), "plugin_version": info.get("plugin_version"),
+                          "labels_sha256": info.get("labels_sha256"), "made_with": info.get("made_with")}
         return {
             "path": str(s.path), "preset": s.preset, "modality": s.modality,
             "classes": {str(v): n for v, n in s.classes.items()}, "normalization": s.normalization,
@@ -75,11 +76,12 @@ def store_info(path: str, as_json: bool) -> None:
         console.print(f"[yellow]warning:[/yellow] {mixed}")
     if info["pseudolabel_sets"]:
         sets = Table(title="pseudolabel sets")
-        for col in ("set", "pseudolabeler", "parameters", "plugin", "version"):
+        for col in ("set", "pseudolabeler", "parameters", "plugin", "version", "made with"):
             sets.add_column(col, overflow="fold")
         for name, s in info["pseudolabel_sets"].items():
             params = " ".join(f"{k}={v}" for k, v in sorted((s["params"] or {}).items()))
-            sets.add_row(name, str(s["component"]), params, str(s["plugin"]), str(s["plugin_version"]))
+            sets.add_row(name, str(s["component"]), params, str(s["plugin"]), str(s["plugin_version"]),
+                         s["made_with"] or "-")
         console.print(sets)
     else:
         console.print(f"no pseudolabel sets (make one: fewshotkit pseudolabel {path} --with felzenszwalb)")

@@ -31,6 +31,7 @@ import numpy as np
 
 from fewshotkit.core import stop
 from fewshotkit.core.atomic import disk_full_error, is_disk_full, temporary_path
+from fewshotkit.core.device import numpy_simd
 from fewshotkit.core.outputs import real_path
 from fewshotkit.core.errors import FewshotkitError
 from fewshotkit.core.option_types import check_option_values
@@ -250,7 +251,8 @@ def _label_slices(store: SliceStore, group: h5py.Group, component: Any, labeler:
 
 
 def _describe_set(group: h5py.Group, component: Any, params: dict[str, Any], ndim: int) -> None:
-    """The set's provenance attributes: the plugin and component that made it, their parameters and version."""
+    """The set's provenance attributes: the plugin and component that made it, their parameters and
+    version, and the numpy that sorted for it (its SIMD targets decide the order of equal keys)."""
     from fewshotkit.host.plugin_host import get_host
 
     plugin_version = get_host().plugins.get(component.plugin)
@@ -259,6 +261,7 @@ def _describe_set(group: h5py.Group, component: Any, params: dict[str, Any], ndi
     group.attrs[fmt.SET_PARAMS] = json.dumps(params, default=str)
     group.attrs[fmt.SET_PLUGIN_VERSION] = (plugin_version.version if plugin_version else None) or ""
     group.attrs[fmt.SET_NDIM] = ndim
+    group.attrs[fmt.SET_MADE_WITH] = f"numpy {np.__version__} ({numpy_simd()})"
     group.attrs[fmt.ATTR_CREATED] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 

@@ -9,8 +9,9 @@ A finished (store, method, fold) cell is reused only when all of these are uncha
   volumes, labels and, for self-supervised training, the pseudolabel set used, named by its labels'
   SHA-256), so re-ingesting other scans or making the set with other labels retrains, while adding
   another set, or making the same set again, does not. Its path is left out: a study's ``cells/``
-  copied to another machine with the same scans, ingested and pseudolabelled there, rebuilds the
-  same tables;
+  copied to another machine with the same scans, ingested and pseudolabelled there into the same
+  labels, rebuilds the same tables (numpy's sort can order ties otherwise on another CPU: see
+  docs/store-format.md);
 - the fingerprint of every plugin providing a component of the spec (its method, parts and
   post-processors): an installed plugin's version, plus a hash of its modules' code (comments and
   docstrings left out) when it is installed in editable mode or has a ``.dev`` version; a loose

@@ -54,8 +54,28 @@ def other_settings(bench: Bench, site: CellSite) -> str | None:
                 return ("keyed on the bytes of plugins " + ", ".join(changed) + " (before fingerprints hashed code): "
                         "benchmarks/studies/rekey_cells.py rekeys it")
             return f"plugin code changed: {', '.join(changed)}"
+        if differ == ["store"]:
+            return store_difference(settings["store"], site.key["store"])
         return f"other {', '.join(differ)}"
     return None
+
+
+def store_difference(old: Any, new: Any) -> str:
+    """Why a cell keyed on store ``old`` ({"data": fingerprint, "pseudolabels": set name}) is not one on
+    ``new``: ``other store``, or, for the same scans, the pseudolabel set or its labels."""
+    from fewshotkit.data.store.fingerprint import same_data
+
+    try:
+        same_scans = same_data(new["data"], old["data"])
+        same_set = old["pseudolabels"] == new["pseudolabels"]
+    except (KeyError, TypeError, AttributeError):
+        return "other store"
+    if same_scans and not same_set:
+        return "other pseudolabel set"
+    if same_scans and new["pseudolabels"]:
+        # e.g. the set made again on a CPU where numpy sorts with other SIMD (docs/store-format.md)
+        return f"same scans, other labels in pseudolabel set {new['pseudolabels']}"
+    return "other store"
 
 
 def steps_done(run_dir: Path) -> int:

@@ -70,3 +70,4 @@ SET_PARAMS = "params"
 SET_PLUGIN_VERSION = "plugin_version"
 SET_NDIM = "ndim"
 SET_LABELS_SHA256 = "labels_sha256"  # sha256 of the set's labels (see fingerprint.set_labels_sha256)
+SET_MADE_WITH = "made_with"  # "numpy <version> (<SIMD targets>)": labels can depend on them (core.device.numpy_simd)

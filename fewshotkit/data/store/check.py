@@ -7,6 +7,7 @@ and refuses with the first problem named.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import numpy as np
 
 from fewshotkit.core.errors import DataError
 from fewshotkit.data.store import format as fmt
-from fewshotkit.data.store.fingerprint import set_labels_sha256
+from fewshotkit.data.store.fingerprint import add_set_volume
 from fewshotkit.data.store.reader import MalformedStoreError, SliceStore
 from fewshotkit.data.store.writer import class_pixel_table, pixel_checksums
 
@@ -207,6 +208,7 @@ def _record_problems(volumes: h5py.Group, vid: str, n_classes: int | None) -> li
 
 def _set_problems(store: SliceStore, group: h5py.Group, name: str) -> list[str]:
     problems: list[str] = []
+    digest = hashlib.sha256()  # of the labels as read for the checks below: each volume is read once
     for key in (fmt.SET_COMPONENT, fmt.SET_PARAMS, fmt.SET_NDIM):
         if key not in group.attrs:
             problems.append(f"pseudolabel set '{name}': attribute '{key}' missing")
@@ -220,12 +222,13 @@ def _set_problems(store: SliceStore, group: h5py.Group, name: str) -> list[str]:
                             f"expected {store.shape(vol)} int32")
             continue
         values = data[()]
+        add_set_volume(digest, vol, values)
         if values.min() < 0:
             problems.append(f"pseudolabel set '{name}', volume '{vol}': negative ids")
         if values.max() == 0:
             problems.append(f"pseudolabel set '{name}', volume '{vol}': no segments at all")
     recorded = group.attrs.get(fmt.SET_LABELS_SHA256)
-    if recorded is not None and not problems and set_labels_sha256(group, store.volumes) != recorded:
+    if recorded is not None and not problems and digest.hexdigest() != recorded:
         problems.append(f"pseudolabel set '{name}': its labels differ from the sha256 recorded when it was made; "
                         f"make it again with `fewshotkit pseudolabel {store.path} --with "
                         f"{group.attrs.get(fmt.SET_COMPONENT)} --force` and the parameters `store info` lists")

@@ -74,10 +74,16 @@ def set_labels_sha256(group: Any, volumes: list[str]) -> str:
     and int32 little-endian label bytes (Z, H, W), read from the set's ``group``."""
     digest = hashlib.sha256()
     for vid in volumes:
-        labels = np.ascontiguousarray(group[vid][()], dtype="<i4")
-        _add(digest, [vid, list(labels.shape)])
-        digest.update(labels.tobytes())
+        add_set_volume(digest, vid, group[vid][()])
     return digest.hexdigest()
+
+
+def add_set_volume(digest: Any, vid: str, labels: np.ndarray) -> None:
+    """Feed one volume's pseudolabels (Z, H, W) to a :func:`set_labels_sha256` digest (a ``hashlib.sha256()``),
+    for readers that hold the labels already."""
+    labels = np.ascontiguousarray(labels, dtype="<i4")
+    _add(digest, [vid, list(labels.shape)])
+    digest.update(labels.tobytes())
 
 
 def _pixels_part(store: SliceStore) -> str | None:

@@ -255,6 +255,9 @@ def test_env_reports_versions_and_device(run_cli):
     assert info["torch"] != "not installed" and info["timm"] != "not installed"
     assert info["device"] == "cpu" or info["device"].startswith("cuda: ")
     assert int(info["threads"]) >= 1
+    from fewshotkit.core.device import numpy_simd
+
+    assert info["numpy_simd"] == numpy_simd() and info["cpu"].endswith("bfloat16 units")
 
 
 def test_misspelt_hook_name_gets_a_suggestion(tmp_path):

@@ -173,7 +173,8 @@ def _version(dist: str) -> str:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def env(as_json: bool) -> None:
-    """Show versions of Python and the libraries, the compute device and thread count."""
+    """Show versions of Python and the libraries, the CPU, numpy's SIMD targets, the compute device and
+    thread count: what makes numbers differ between two machines."""
     from fewshotkit.core.version import __version__
 
     info = {"fewshotkit": __version__, "python": platform.python_version()}
@@ -181,8 +182,10 @@ def env(as_json: bool) -> None:
         info[dist] = _version(dist)
     import torch  # the device line is the one thing here that needs torch
 
-    from fewshotkit.core.device import describe_device
+    from fewshotkit.core.device import describe_cpu, describe_device, numpy_simd
 
+    info["numpy_simd"] = numpy_simd()  # decides how numpy's sort orders ties (pseudolabels)
+    info["cpu"] = describe_cpu()
     info["device"] = describe_device()
     info["threads"] = str(torch.get_num_threads())
     if as_json:

@@ -74,6 +74,9 @@ def test_numpy_simd_names_the_targets_numpy_dispatches_to():
     except ImportError:  # numpy 1.x
         from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
+    from fewshotkit.core.device import numpy_dispatch
+
+    assert numpy_dispatch() == {t: bool(__cpu_features__[t]) for t in __cpu_dispatch__}
     assert numpy_simd() == (" ".join(t for t in __cpu_dispatch__ if __cpu_features__[t]) or "baseline")
     code = "from fewshotkit.core.device import numpy_simd; print(numpy_simd())"
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}

@@ -82,11 +82,14 @@ def test_the_kept_cells_are_keyed_on_the_store_the_public_scans_make(dataset, re
         pytest.skip(f"no kept cell of {stem}")
     path = tmp_path / f"{stem}.h5"
     assert run_cli("ingest", dataset, str(source), "-o", str(path)).exit_code == 0
-    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(_avx512_targets())}
+    from fewshotkit.core.device import numpy_dispatch
+
+    avx512 = [t for t in numpy_dispatch() if "AVX512" in t or t == "X86_V4"]  # X86_V4, AVX512_ICL, ... (numpy 2.4)
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(avx512)}
     for name in sorted({name for _, name in keys if name}):
-        made = subprocess.run([sys.executable, "-m", "fewshotkit", "pseudolabel", str(path), "--with",
-                               name.rpartition("-")[0], "--jobs", "2"], env=env, capture_output=True, text=True)
-        assert made.returncode == 0, made.stderr
+        run = subprocess.run([sys.executable, "-m", "fewshotkit", "pseudolabel", str(path), "--with",
+                              name.rpartition("-")[0], "--jobs", "2"], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
     with SliceStore(path) as store:
         made = {(store_fingerprint(store, name), name) for _, name in keys}
     differ = keys - made
@@ -95,11 +98,3 @@ def test_the_kept_cells_are_keyed_on_the_store_the_public_scans_make(dataset, re
                         + "; ".join(f"{d} ({'same scans' if data_part(d) in {data_part(m) for m, _ in made} else 'other scans'})"
                                     for d, _ in differ))
 
-
-def _avx512_targets() -> list[str]:
-    """numpy's dispatch targets that use AVX-512 (``X86_V4``, ``AVX512_ICL``, ... in numpy 2.4)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_dispatch__
-    except ImportError:  # numpy 1.x
-        from numpy.core._multiarray_umath import __cpu_dispatch__
-    return [t for t in __cpu_dispatch__ if "AVX512" in t or t == "X86_V4"]

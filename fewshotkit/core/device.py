@@ -45,21 +45,27 @@ def describe_cpu() -> str:
     return f"{name}, {'bfloat16 units' if cpu_bf16_supported() else 'no bfloat16 units'}"
 
 
-def numpy_simd() -> str:
-    """The SIMD targets numpy dispatches to on this CPU, e.g. ``"X86_V3 X86_V4 AVX512_ICL"`` (``"baseline"``
-    when none): its default sort orders equal keys differently on each, so what sorts ties, such as
-    Felzenszwalb's edge queue, can give other results on another CPU. ``NPY_DISABLE_CPU_FEATURES``,
-    read when numpy is imported, removes targets."""
+def numpy_dispatch() -> dict[str, bool]:
+    """numpy's SIMD dispatch targets in its order, each with whether it is in use on this CPU (``{}``
+    where numpy does not say). ``NPY_DISABLE_CPU_FEATURES``, read when numpy is imported, turns
+    targets off."""
     import importlib
 
     for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, numpy 1
         try:
             umath = importlib.import_module(name)
-            dispatch, features = umath.__cpu_dispatch__, umath.__cpu_features__
+            return {t: bool(umath.__cpu_features__.get(t)) for t in umath.__cpu_dispatch__}
         except (ImportError, AttributeError):
             continue
-        return " ".join(t for t in dispatch if features.get(t)) or "baseline"
-    return "unknown"
+    return {}
+
+
+def numpy_simd() -> str:
+    """The SIMD targets numpy dispatches to on this CPU, e.g. ``"X86_V3 X86_V4 AVX512_ICL"`` (``"baseline"``
+    when none, ``"unknown"`` where numpy does not say): its default sort orders equal keys differently
+    on each, so what sorts ties, such as Felzenszwalb's edge queue, can give other results on another CPU."""
+    targets = numpy_dispatch()
+    return " ".join(t for t, used in targets.items() if used) or ("baseline" if targets else "unknown")
 
 
 def describe_device() -> str:

@@ -1,5 +1,6 @@
 """benchmarks/studies/regenerate.py: a page's bench section rebuilt from its own command and the
-cached cells, a changed table found by ``--check``, and a section without cells left alone."""
+cached cells, a changed table found by ``--check``, and a section without cells or kept as printed
+left alone."""
 
 from __future__ import annotations
 
@@ -52,3 +53,9 @@ def test_a_section_rebuilds_from_its_cells_and_a_changed_table_is_found(tmp_path
     assert regenerate.main(["demo", "gone", *args]) == 0
     assert page.read_text() == original, "the changed table rebuilt, the section without cells left as it was"
     assert regenerate.main(["nothing", *args]) == 1
+
+    printed = original.replace(row, tampered, 1).replace("<!-- bench:demo -->\n", "<!-- bench:demo -->\n<!-- printed -->\n")
+    page.write_text(printed)
+    assert regenerate.main(["--all", "--check", *args]) == 0, "a table kept as printed is not checked against the cells"
+    assert regenerate.main(["demo", *args]) == 0
+    assert page.read_text() == printed, "nor rebuilt from them"

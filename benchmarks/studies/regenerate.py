@@ -9,7 +9,9 @@ the command that made it (``$ fewshotkit bench ...``). That command runs again i
 ``--cached`` added, so nothing trains or is evaluated, and the ``results.md`` it writes replaces the
 section (:mod:`to_readme`), its command as written. ``--check`` changes nothing: it lists the sections whose tables differ
 from what their cells give now, and exits 1 if any does. A section whose command finds no cached
-cell is reported and left as it is.
+cell is reported and left as it is, and so is one that holds the line ``<!-- printed -->``: a table
+kept as its run printed it after its cells were lost, whose command now finds the cells of a later
+run (delete the line to rebuild it from them).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fewshotkit.core.atomic import write_text  # noqa: E402
 
 SECTION = re.compile(r"<!-- bench:([\w.-]+) -->\n(.*?)<!-- /bench:\1 -->", re.S)
 COMMAND = re.compile(r"^\$ (fewshotkit bench .+)$", re.M)
+PRINTED = "<!-- printed -->"
 
 
 def sections(page: str) -> dict[str, str]:
@@ -83,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     differ = []
     for name in names:
+        if PRINTED in found[name].splitlines():
+            print(f"{name}: left as it is (kept as printed)")
+            continue
         command = command_of(found[name])
         body = None if command is None else rebuilt(command, args.folder.expanduser())
         if body is not None:

@@ -45,6 +45,24 @@ def test_eval_every_writes_a_curve_and_excludes_evaluation_time(store, tmp_path,
     assert (tmp_path / "c.png").stat().st_size > 0 and "last step 8" in result.output
 
 
+@pytest.mark.parametrize("clock, title", [("cpu", "training time (CPU min, evaluation excluded)"),
+                                          ("wall", "training time (min, evaluation excluded)")])
+def test_the_monitored_panel_shares_the_dice_panels_clock(clock, title, monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    from fewshotkit.training import curves
+
+    records = [{"step": s, "train_min": 2.0 * s, "train_cpu_min": float(s), "roy": {"dice": 10.0 * s},
+                "monitored": {"threshold": -10.0 - s}} for s in range(3)]
+    figures: list = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figures.append(self))
+    curves.plot_dice_curves([("ADNet", records)], tmp_path / "c.png", protocols=("roy",), clock=clock)
+    dice, _, monitored = figures[0].axes
+    assert dice.get_xlabel() == monitored.get_xlabel() == title
+    times = {"cpu": [0.0, 1.0, 2.0], "wall": [0.0, 2.0, 4.0]}[clock]
+    assert list(monitored.lines[0].get_xdata()) == list(dice.lines[0].get_xdata()) == times
+
+
 def test_curves_are_labelled_by_method(tmp_path):
     from fewshotkit.cli.curves import default_labels
     from fewshotkit.method.spec import preset_spec, save_spec

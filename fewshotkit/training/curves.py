@@ -87,24 +87,38 @@ def plot_dice_curves(series: Sequence[tuple[str, list[dict]]], out_path: Path,
             dice = [r[protocol]["dice"] for r in points]
             axes[0].plot([r.get(time_key, float("nan")) for r in points], dice, styles[p % 4], color=colour, marker=".", label=name)
             axes[1].plot([r["step"] for r in points], dice, styles[p % 4], color=colour, marker=".")
+    time_label = f"training time ({'CPU ' if clock == 'cpu' else ''}min, evaluation excluded)"
     if monitored:
-        _plot_monitored(axes[2], series, monitored, time_key)
-    axes[0].set_xlabel(f"training time ({'CPU ' if clock == 'cpu' else ''}min, evaluation excluded)")
+        _plot_monitored(axes[2], series, monitored, time_key, time_label)
+    axes[0].set_xlabel(time_label)
     axes[1].set_xlabel("step")
     axes[0].set_ylabel("mean Dice (%)")
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title or "Dice on the held-out fold during training")
-    fig.tight_layout()
+    _legend_below(fig, axes[0], columns=min(len(series), 5))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     write_bytes(out_path, buffer.getvalue())
     return out_path
 
 
-def _plot_monitored(ax: Any, series: Sequence[tuple[str, list[dict]]], names: list[str], time_key: str) -> None:
-    """Monitored scalars (e.g. a learned threshold T) against training time, one colour per run."""
+def _legend_below(fig: Any, ax: Any, columns: int) -> None:
+    """``ax``'s legend under the panels, a column per run where there are at most ``columns`` runs
+    (inside a panel it would hide the curves of some run), the figure grown to hold it."""
+    handles, labels = ax.get_legend_handles_labels()
+    rows = -(-len(labels) // columns)
+    width, height = fig.get_size_inches()
+    below = 0.2 * rows + 0.15
+    fig.set_size_inches(width, height + below)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, below / (height + below), 1, 1))
+
+
+def _plot_monitored(ax: Any, series: Sequence[tuple[str, list[dict]]], names: list[str], time_key: str,
+                    time_label: str) -> None:
+    """Monitored scalars (e.g. a learned threshold T) against the Dice panel's clock (``time_key``,
+    axis title ``time_label``), one colour per run."""
     styles = ["-", "--", ":", "-."]
     for index, (label, records) in enumerate(series):
         for n, name in enumerate(names):
@@ -112,7 +126,7 @@ def _plot_monitored(ax: Any, series: Sequence[tuple[str, list[dict]]], names: li
             if points:
                 ax.plot([r.get(time_key, float("nan")) for r in points], [r["monitored"][name] for r in points],
                         styles[n % 4], color=f"C{index}", marker=".", label=f"{label} {name}".strip())
-    ax.set_xlabel("training time (min)")
+    ax.set_xlabel(time_label)
     ax.set_ylabel(", ".join(names))
     ax.set_title("monitored during training", fontsize=10)
     ax.grid(alpha=0.3)

@@ -192,6 +192,7 @@ def test_cached_tables_of_a_study_under_way(run_cli, store, tmp_path):
     assert sorted((out / "cells").rglob("*.json")) == cells, "--cached computes no cell"
     table = (out / "syn_comparison.md").read_text().splitlines()
     assert {line.split(" | ")[0] for line in table[4:]} == {"| ALPNet-init", "| SSL-ALPNet (CPU recipe) (fold 0)"}, table
+    assert "folds 0,1" in table[0], table
     assert bench(("ssl-panet-cpu",), (0, 1), "--cached").exit_code == 1, "no row has a cached cell"
 
     # cells are keyed by the store's content, not its path: copied elsewhere, they build the same table
@@ -202,6 +203,13 @@ def test_cached_tables_of_a_study_under_way(run_cli, store, tmp_path):
                     "--fold=1", "--recipe", "cpu", "--steps", "2", "--device", "cpu", "-o", str(elsewhere / "o"), "--cached")
     assert moved.exit_code == 0, moved.output
     assert (elsewhere / "o" / "syn_comparison.md").read_text() == (out / "syn_comparison.md").read_text()
+
+    # every row holds fold 0 alone: the title names it, no row repeats it
+    alone = bench(("ssl-alpnet-cpu",), (0, 1), "--cached")
+    assert alone.exit_code == 0, alone.output
+    table = (out / "syn_comparison.md").read_text().splitlines()
+    assert "fold 0" in table[0] and "folds" not in table[0], "the rows' common folds name the table"
+    assert [line.split(" | ")[0] for line in table[4:] if line.startswith("| SSL")] == ["| SSL-ALPNet (CPU recipe)"], table
 
 
 def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ std over folds, per protocol, and the published mean where a paper reports one."
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -72,8 +73,9 @@ def table_title(cfg: BenchConfig, store_path: str, setting: int) -> str:
 
 def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Mapping[str, str],
                      cells: Cells) -> ScoreTable:
-    """The table of ``cells`` (every entry of ``labels``, row label per entry). A row that holds fewer
-    folds than the study names them in its label (``ROW (folds 0,1)``): a study still under way."""
+    """The table of ``cells`` (every entry of ``labels``, row label per entry). Its title names the
+    study's folds, or the folds every row holds where they hold the same ones (a study still under
+    way); a row that holds fewer than the title names them in its label (``ROW (folds 0,1)``)."""
     first = cells[cfg.protocol[0]]
     classes = [*next(iter(first.values()))[0].classes, "mean"]
     for scores in first.values():
@@ -89,7 +91,10 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
                  for entry in labels}
     if "roy" in cfg.protocol and any(v is not None for v in published.values()):
         columns.append(PUBLISHED_COLUMN)
-    table = ScoreTable(table_title(cfg, store_path, setting), columns)
+    held = {entry: [f.fold for f in cells[cfg.protocol[0]][entry]] for entry in labels}
+    common = {tuple(folds) for folds in held.values()}
+    shown = dataclasses.replace(cfg, folds=list(common.pop())) if len(common) == 1 else cfg
+    table = ScoreTable(table_title(shown, store_path, setting), columns)
     for entry, label in labels.items():
         row = {}
         for protocol in cfg.protocol:
@@ -98,6 +103,6 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
                 row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
         value = published[entry]
         row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
-        held = cells[cfg.protocol[0]][entry]
-        table.add(label if len(held) == len(cfg.folds) else f"{label} ({held_folds(held)})", row)
+        folds = cells[cfg.protocol[0]][entry]
+        table.add(label if len(folds) == len(shown.folds) else f"{label} ({held_folds(folds)})", row)
     return table

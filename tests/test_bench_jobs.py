@@ -378,6 +378,9 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     assert (tmp_path / "fresh" / "syn_comparison.md").read_text() == (first / "syn_comparison.md").read_text()
     assert sorted((studies / "cells").rglob("*")) == kept, "the kept cells are read, never written"
     assert not (tmp_path / "fresh" / "cells").exists() or not any((tmp_path / "fresh" / "cells").rglob("*.json"))
+    # --no-kept-cells: the kept cells are not read, so this output folder has every cell to compute
+    ignored = run_cli("bench", "--config", str(study), "--device", "cpu", "--no-kept-cells", "--plan")
+    assert ignored.exit_code == 0 and "0 cached, 1 to run" in ignored.output, ignored.output
     # another reading of the same row: its pace comes from the kept cells
     plan = run_cli("bench", "--config", str(study), "--device", "cpu", "--eval-set", "fg_threshold=0.9", "--plan")
     assert plan.exit_code == 0 and "1 to run" in plan.output and "at this study's measured pace" in plan.output, plan.output
@@ -407,6 +410,12 @@ def test_a_study_reads_the_cells_kept_beside_its_file(run_cli, store, tmp_path):
     kept_cell.write_text(json.dumps(cell))
     planned = run_cli("bench", "--config", str(study), "--device", "cpu", "--plan")
     assert "to run (other store)" in " ".join(planned.output.split()), planned.output
+
+    # --no-kept-cells computes the cell in the output folder and leaves the kept one as it is
+    kept_text = kept_cell.read_text()
+    own = run_cli("bench", "--config", str(study), "--device", "cpu", "--no-kept-cells")
+    assert own.exit_code == 0 and any((tmp_path / "fresh" / "cells").rglob("*.json")), own.output
+    assert kept_cell.read_text() == kept_text
 
     study.write_text(study.read_text().replace('cells = "cells/mine"', 'cells = "cells/theirs"'))
     missing = run_cli("bench", "--config", str(study), "--device", "cpu", "--cached")

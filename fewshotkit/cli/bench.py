@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -82,6 +83,9 @@ from fewshotkit.method.spec import PRESETS
 @click.option("--cached", "cached_only", is_flag=True,
               help="Write the tables from the cells already cached (a study under way); train and evaluate "
                    "nothing. A row with fewer folds names them.")
+@click.option("--no-kept-cells", "no_kept_cells", is_flag=True,
+              help="Read no cell from the study file's kept cells ('cells'): compute every cell from models "
+                   "of the output folder (your own numbers where the kept ones came from another machine).")
 def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, ...], poolers: tuple[str, ...],
           folds: tuple[int, ...], all_folds: bool, n_folds: int | None, steps: int | None, settings: tuple[str, ...],
           val_scans: int | None, val_from: str | None, split: str | None, exclusion: str | None,
@@ -89,7 +93,7 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
           pseudolabels: tuple[str, ...], seed: int | None, device: str | None, out: str | None,
           launcher: str | None, jobs: int | None, job_order: str | None, partition: str | None, time_limit: str | None,
           gpus_per_cell: int | None, cpus_per_cell: int | None, readings_mode: str | None, show_plan: bool,
-          cached_only: bool) -> None:
+          cached_only: bool, no_kept_cells: bool) -> None:
     """Compare methods on the same folds, seeds and budget (tables like the paper's Tables 1-3).
 
     Finished (method, fold) cells and interrupted trainings are cached in the output folder:
@@ -112,6 +116,8 @@ def bench(config_path: str | None, stores: tuple[str, ...], methods: tuple[str, 
         "seed": seed, "device": device, "out": out, "n_folds": n_folds, "poolers": list(poolers) or None,
     }
     config = _config(config_path, flags)
+    if no_kept_cells:
+        config = dataclasses.replace(config, cells=None)
     check_outputs([Output(config.out, "-o", FOLDER)],
                   {"--store": config.stores, "--method": [m for m in config.methods if m.endswith(".toml")],
                    "--config": config_path})

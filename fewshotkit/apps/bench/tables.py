@@ -91,8 +91,8 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
                  for entry in labels}
     if "roy" in cfg.protocol and any(v is not None for v in published.values()):
         columns.append(PUBLISHED_COLUMN)
-    held = {entry: [f.fold for f in cells[cfg.protocol[0]][entry]] for entry in labels}
-    common = {tuple(folds) for folds in held.values()}
+    held = {entry: cells[cfg.protocol[0]][entry] for entry in labels}
+    common = {tuple(f.fold for f in scores) for scores in held.values()}
     shown = dataclasses.replace(cfg, folds=list(common.pop())) if len(common) == 1 else cfg
     table = ScoreTable(table_title(shown, store_path, setting), columns)
     for entry, label in labels.items():
@@ -103,6 +103,5 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
                 row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
         value = published[entry]
         row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
-        folds = cells[cfg.protocol[0]][entry]
-        table.add(label if len(folds) == len(shown.folds) else f"{label} ({held_folds(folds)})", row)
+        table.add(label if len(held[entry]) == len(shown.folds) else f"{label} ({held_folds(held[entry])})", row)
     return table

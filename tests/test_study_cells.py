@@ -97,4 +97,3 @@ def test_the_kept_cells_are_keyed_on_the_store_the_public_scans_make(dataset, re
                         f"`fewshotkit ingest {dataset}` and `fewshotkit pseudolabel` make: "
                         + "; ".join(f"{d} ({'same scans' if data_part(d) in {data_part(m) for m, _ in made} else 'other scans'})"
                                     for d, _ in differ))
-

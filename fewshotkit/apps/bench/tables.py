@@ -4,7 +4,6 @@ std over folds, per protocol, and the published mean where a paper reports one."
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -53,9 +52,10 @@ def held_folds(scores: Sequence[FoldScores]) -> str:
     return ("folds " if len(scores) > 1 else "fold ") + ",".join(str(f.fold) for f in scores)
 
 
-def table_title(cfg: BenchConfig, store_path: str, setting: int) -> str:
+def table_title(cfg: BenchConfig, store_path: str, setting: int, folds: Sequence[int] | None = None) -> str:
     """``STORE: Dice (%), setting S [(exclusion R)], K-shot, PROTOCOLS [(chunks cut as RULE)], folds F[; split][;
-    inference]``."""
+    inference]``; F: ``folds``, else the study's."""
+    folds = cfg.folds if folds is None else folds
     grouped = len(cfg.protocol) > 1
     inference = [*cfg.eval_overrides,
                  *(o.strip() for o in cfg.overrides if o.strip().startswith(("postprocess", "drop_absent"))),
@@ -67,7 +67,7 @@ def table_title(cfg: BenchConfig, store_path: str, setting: int) -> str:
             if cfg.val_scans else "")
     return (f"{Path(store_path).stem}: Dice (%), setting {setting}{rule}, {cfg.shots}-shot, "
             f"{' | '.join(cfg.protocol)} protocol{'s' if grouped else ''}{cut}, "
-            f"fold{'s' if len(cfg.folds) > 1 else ''} {','.join(map(str, cfg.folds))}"
+            f"fold{'s' if len(folds) > 1 else ''} {','.join(map(str, folds))}"
             + held + (f"; inference {', '.join(inference)}" if inference else ""))
 
 
@@ -93,8 +93,8 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
         columns.append(PUBLISHED_COLUMN)
     held = {entry: cells[cfg.protocol[0]][entry] for entry in labels}
     common = {tuple(f.fold for f in scores) for scores in held.values()}
-    shown = dataclasses.replace(cfg, folds=list(common.pop())) if len(common) == 1 else cfg
-    table = ScoreTable(table_title(shown, store_path, setting), columns)
+    shown = list(common.pop()) if len(common) == 1 else cfg.folds
+    table = ScoreTable(table_title(cfg, store_path, setting, shown), columns)
     for entry, label in labels.items():
         row = {}
         for protocol in cfg.protocol:
@@ -103,5 +103,5 @@ def comparison_table(cfg: BenchConfig, store_path: str, setting: int, labels: Ma
                 row[f"{protocol}: {c}" if grouped else c] = (m, None if len(folds) == 1 else sd)
         value = published[entry]
         row[PUBLISHED_COLUMN] = (float("nan") if value is None else value, None)
-        table.add(label if len(held[entry]) == len(shown.folds) else f"{label} ({held_folds(held[entry])})", row)
+        table.add(label if len(held[entry]) == len(shown) else f"{label} ({held_folds(held[entry])})", row)
     return table
